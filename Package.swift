@@ -1,0 +1,27 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Swift 6 language mode plus the three upcoming features Hummingbird uses.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Stator",
+    products: [
+        .executable(name: "stator", targets: ["stator"]),
+        .library(name: "StatorCore", targets: ["StatorCore"]),
+    ],
+    targets: [
+        // Syscalls Swift's Glibc module cannot see (recvmmsg, sendmmsg, CMSG parsing).
+        .target(name: "CStatorSys"),
+        // The pipeline: Receive -> Parse -> Aggregate -> Flush -> Sinks, plus HTTP and Config.
+        .target(name: "StatorCore", dependencies: ["CStatorSys"], swiftSettings: swiftSettings),
+        .executableTarget(name: "stator", dependencies: ["StatorCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "StatorCoreTests", dependencies: ["StatorCore"], swiftSettings: swiftSettings),
+        // Starts the real `stator` binary on loopback; needs it built (scripts/test does).
+        .testTarget(name: "StatorEndToEndTests", dependencies: ["StatorCore"], swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,38 @@
+#ifndef C_STATOR_SYS_H
+#define C_STATOR_SYS_H
+
+// Do not define _GNU_SOURCE here: Swift imports this header, and defining it
+// here breaks debug builds. shim.c defines it and calls the real functions.
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/// Same layout as glibc's `struct mmsghdr` (checked by _Static_assert in shim.c).
+typedef struct CStatorSys_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+} CStatorSys_mmsghdr;
+
+/// recvmmsg(2). Returns the number of messages received or -1 with errno set.
+int CStatorSys_recvmmsg(int fd, CStatorSys_mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout);
+
+/// sendmmsg(2). Returns the number of messages sent or -1 with errno set.
+int CStatorSys_sendmmsg(int fd, CStatorSys_mmsghdr *vec, unsigned int vlen, int flags);
+
+/// MSG_WAITFORONE, which needs _GNU_SOURCE.
+extern const int CStatorSys_MSG_WAITFORONE;
+
+/// SO_RXQ_OVFL: ask the kernel to attach the socket's drop counter to each datagram.
+extern const int CStatorSys_SO_RXQ_OVFL;
+
+/// Bytes of control buffer needed per message for the SO_RXQ_OVFL counter.
+extern const int CStatorSys_RXQ_OVFL_CONTROL_BYTES;
+
+/// Reads the SO_RXQ_OVFL drop counter from a received message's control data.
+/// Returns 1 and stores the counter in *drops when present, 0 otherwise.
+int CStatorSys_rxq_ovfl(const struct msghdr *msg, uint32_t *drops);
+
+/// pthread_setname_np for the calling thread (needs _GNU_SOURCE). Names over 15 bytes are cut.
+void CStatorSys_set_thread_name(const char *name);
+
+#endif

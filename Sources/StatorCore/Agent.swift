@@ -1,0 +1,94 @@
+/// Wires the pipeline: receive -> parse -> aggregate -> flush -> sinks, plus
+/// the HTTP server. Binding happens in `init`, so a port in use is reported
+/// before anything is served.
+public final class Agent: Sendable {
+    public let configuration: StatorConfiguration
+    private let logger: Logger
+    private let metrics: SelfMetrics
+    private let table: ShardedTable
+    private let receiver: Receiver
+    private let fanout: SinkFanout
+    private let flusher: Flusher
+    private let http: HTTPServer
+
+    /// The bound UDP address (its real port when 0 was configured).
+    public var udpAddress: String { receiver.boundAddress }
+    /// The bound HTTP address.
+    public var httpAddress: String { http.boundAddress }
+
+    /// Builds every stage and binds the sockets.
+    /// - Parameters:
+    ///   - configuration: the effective configuration.
+    ///   - extraSinks: sinks of your own, after the built-in ones.
+    /// - Throws: `ConfigError` or `SystemError` (address in use, ...).
+    public init(configuration: StatorConfiguration, logger: Logger, extraSinks: [any Sink] = []) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let metrics = SelfMetrics(readers: configuration.udp.readers)
+        self.metrics = metrics
+        let table = ShardedTable(configuration: configuration.aggregation)
+        self.table = table
+        receiver = try Receiver(configuration: configuration.udp, table: table, metrics: metrics,
+                                logger: logger.child("stator.receive"))
+        var sinks: [any Sink] = []
+        if !configuration.json.path.isEmpty { sinks.append(JSONLinesSink(configuration: configuration.json)) }
+        sinks.append(contentsOf: extraSinks)
+        let fanout = SinkFanout(sinks: sinks, metrics: metrics, logger: logger.child("stator.sinks"))
+        self.fanout = fanout
+        flusher = Flusher(table: table, configuration: configuration.flush, startMillis: WallClock.nowMillis(),
+                          metrics: metrics) { fanout.publish($0) }
+        let page = SelfMetricsPage(metrics: metrics, table: table)
+        http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http")) { head in
+            Agent.route(head, page: page)
+        }
+    }
+
+    /// The HTTP routes: `/healthz`, `/metrics`.
+    static func route(_ head: HTTPRequestHead, page: SelfMetricsPage) -> HTTPResponse {
+        let known = ["/healthz", "/metrics"]
+        guard known.contains(head.path) else { return .text(404, "not found\n") }
+        guard head.method == "GET" || head.method == "HEAD" else {
+            return .text(405, "method not allowed\n", headers: [("Allow", "GET, HEAD")])
+        }
+        if head.path == "/healthz" { return .text(200, "ok\n") }
+        return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                            body: Array(page.render().utf8))
+    }
+
+    /// Starts reading, flushing and serving; returns at once.
+    public func start() -> AgentHandle {
+        receiver.start()
+        http.start()
+        let flusher = self.flusher
+        let thread = WorkerThread(name: "flusher") { flusher.runLoop() }
+        logger.info("stator started", metadata: [("udp.address", udpAddress), ("http.address", httpAddress),
+                                                 ("flush_interval", ConfigDuration.format(configuration.flush.intervalMillis))])
+        return AgentHandle(agent: self, flushThread: thread)
+    }
+
+    /// Reopens the sinks' files (SIGHUP).
+    public func reopen() {
+        logger.info("reopening sink files")
+        fanout.reopen()
+    }
+
+    fileprivate func shutdown(flushThread: WorkerThread) {
+        logger.info("shutting down: draining sockets and flushing the last interval")
+        receiver.stop()
+        flusher.stop()
+        flushThread.join()
+        flusher.flush(at: WallClock.nowMillis())
+        fanout.shutdown(deadline: WallClock.monotonicSeconds() + 10)
+        http.stop()
+        logger.info("stator stopped")
+    }
+}
+
+/// A running agent; `shutdown()` stops it.
+public struct AgentHandle: Sendable {
+    public let agent: Agent
+    let flushThread: WorkerThread
+
+    /// Stops reading after draining the sockets, flushes the partial interval to every sink, stops serving.
+    public func shutdown() { agent.shutdown(flushThread: flushThread) }
+}

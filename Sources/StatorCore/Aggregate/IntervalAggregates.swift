@@ -1,0 +1,97 @@
+/// A counter's interval: the rate-scaled sum.
+struct CounterAggregate {
+    var key: MetricKey
+    var sum: Double
+}
+
+/// A gauge's interval as composed operations: the last absolute value set
+/// (plus deltas after it), or only deltas to add to the previous value.
+struct GaugeAggregate {
+    var key: MetricKey
+    var hasSet: Bool
+    var value: Double
+    var delta: Double
+
+    /// The gauge after this interval, given its value before it.
+    func resolve(previous: Double) -> Double { hasSet ? value : previous + delta }
+}
+
+/// A set's interval: hashes of the distinct members (64-bit, seeded).
+struct SetAggregate {
+    var key: MetricKey
+    var members: Set<UInt64>
+}
+
+/// A timer's, histogram's or distribution's interval.
+///
+/// `values` holds every sample up to `maxSamples`; past that it is a uniform
+/// reservoir (algorithm R) and `mean`/`m2` switch to Welford's running form,
+/// so count, samples, sum, min, max, mean and stddev stay exact.
+struct SampleAggregate {
+    var key: MetricKey
+    /// Rate-weighted count.
+    var count: Double = 0
+    /// Raw number of values.
+    var samples: Int = 0
+    var sum: Double = 0
+    var min: Double = .infinity
+    var max: Double = -.infinity
+    /// Running mean and sum of squared deviations, kept once the reservoir is in use.
+    var mean: Double = 0
+    var m2: Double = 0
+    var values: [Double] = []
+
+    init(key: MetricKey) { self.key = key }
+
+    @inline(__always)
+    mutating func add(_ x: Double, weight: Double, maxSamples: Int, rng: inout SplitMix64) {
+        count += weight
+        samples &+= 1
+        sum += x
+        if x < min { min = x }
+        if x > max { max = x }
+        if samples <= maxSamples {
+            values.append(x)
+            return
+        }
+        if samples == maxSamples &+ 1 {
+            // Switch to running moments: seed them from the exact values so far.
+            var m = 0.0
+            for v in values { m += v }
+            m /= Double(values.count)
+            var s = 0.0
+            for v in values { s += (v - m) * (v - m) }
+            mean = m
+            m2 = s
+        }
+        let d = x - mean
+        mean += d / Double(samples)
+        m2 += d * (x - mean)
+        let j = Int(rng.next() % UInt64(samples))
+        if j < maxSamples { values[j] = x }
+    }
+
+    /// Whether `values` is a reservoir rather than every sample.
+    var isSampled: Bool { samples > values.count }
+}
+
+/// Everything recorded in one shard during one interval, by type.
+struct IntervalAggregates {
+    var counters: [CounterAggregate] = []
+    var gauges: [GaugeAggregate] = []
+    var sets: [SetAggregate] = []
+    var samples: [SampleAggregate] = []
+}
+
+/// A small, fast PRNG (splitmix64) for reservoir sampling.
+struct SplitMix64 {
+    var state: UInt64
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,68 @@
+/// The owned identity of one series: type, name and its sorted, de-duplicated tags.
+///
+/// Encoded as bytes so that a reader thread can look a series up by comparing
+/// bytes it built in scratch space, and allocate a `MetricKey` only on insert:
+/// `[type][u16 name length][name]` then, per tag in key order,
+/// `[u16 key length][key][u16 value length][value]` (lengths little-endian).
+public struct MetricKey: Hashable, Sendable, CustomStringConvertible {
+    /// The encoded key.
+    public let bytes: [UInt8]
+    /// The seeded 64-bit hash of `bytes`, computed once.
+    public let hash: UInt64
+
+    init(bytes: [UInt8], hash: UInt64) {
+        self.bytes = bytes
+        self.hash = hash
+    }
+
+    /// Builds a key from Swift values (for tests and tools; the hot path uses `SeriesKeyBuilder`).
+    public init(type: MetricType, name: String, tags: [(String, String)] = []) {
+        var builder = SeriesKeyBuilder(seed: 0)
+        self = builder.makeKey(type: type, name: name, tags: tags)
+    }
+
+    public static func == (a: MetricKey, b: MetricKey) -> Bool { a.hash == b.hash && a.bytes == b.bytes }
+    public func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+
+    /// The series' type.
+    public var type: MetricType { MetricType(rawValue: bytes[0]) ?? .counter }
+
+    /// Calls `body` with the name's bytes.
+    public func withName<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        bytes.withUnsafeBytes { raw in
+            let n = Int(raw[1]) | Int(raw[2]) << 8
+            return body(UnsafeRawBufferPointer(rebasing: raw[3..<(3 + n)]))
+        }
+    }
+
+    /// Calls `body` with each tag's key and value bytes, in key order.
+    public func forEachTag(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
+        bytes.withUnsafeBytes { raw in
+            var i = 3 + (Int(raw[1]) | Int(raw[2]) << 8)
+            while i < raw.count {
+                let kl = Int(raw[i]) | Int(raw[i + 1]) << 8
+                let k = UnsafeRawBufferPointer(rebasing: raw[(i + 2)..<(i + 2 + kl)])
+                i += 2 + kl
+                let vl = Int(raw[i]) | Int(raw[i + 1]) << 8
+                let v = UnsafeRawBufferPointer(rebasing: raw[(i + 2)..<(i + 2 + vl)])
+                i += 2 + vl
+                body(k, v)
+            }
+        }
+    }
+
+    /// The name as a String.
+    public var name: String { withName { String(decoding: $0, as: UTF8.self) } }
+
+    /// The tags as Strings, in key order.
+    public var tags: [(key: String, value: String)] {
+        var result: [(key: String, value: String)] = []
+        forEachTag { k, v in result.append((String(decoding: k, as: UTF8.self), String(decoding: v, as: UTF8.self))) }
+        return result
+    }
+
+    public var description: String {
+        let t = tags.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        return "\(type) \(name){\(t)}"
+    }
+}

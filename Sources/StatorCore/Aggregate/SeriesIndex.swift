@@ -1,0 +1,121 @@
+import Glibc
+
+/// One tracked series in a shard: its key and where its current-interval
+/// aggregate lives.
+struct SeriesSlot {
+    var key: MetricKey
+    /// The last flush generation in which the series received data.
+    var lastGeneration: UInt32
+    /// Index into the interval's array for the key's type, valid while
+    /// `lastGeneration` is the shard's current generation.
+    var position: Int32
+    var isLive: Bool
+}
+
+/// An open-addressing (linear probing) map from key bytes to series slots.
+///
+/// Lookups compare the caller's scratch bytes against stored keys, so finding
+/// an existing series allocates nothing. Deletion shifts entries back, so
+/// there are no tombstones.
+struct SeriesIndex {
+    private struct Bucket {
+        /// Low 32 bits of the key hash; also gives the home bucket.
+        var tag: UInt32
+        /// Slot id, or -1 when empty.
+        var slot: Int32
+    }
+
+    private var buckets: [Bucket]
+    private var mask: Int
+    private(set) var slots: [SeriesSlot] = []
+    private var freeSlots: [Int32] = []
+    private(set) var count = 0
+
+    init(initialBuckets: Int = 64) {
+        var n = 16
+        while n < initialBuckets { n <<= 1 }
+        buckets = Array(repeating: Bucket(tag: 0, slot: -1), count: n)
+        mask = n - 1
+    }
+
+    /// Finds the slot whose key equals `key` (with hash `hash`).
+    @inline(__always)
+    func find(_ key: UnsafeRawBufferPointer, hash: UInt64) -> Int32? {
+        let tag = UInt32(truncatingIfNeeded: hash)
+        var i = Int(tag) & mask
+        while true {
+            let b = buckets[i]
+            if b.slot < 0 { return nil }
+            if b.tag == tag, Self.equal(slots[Int(b.slot)].key, key) { return b.slot }
+            i = (i &+ 1) & mask
+        }
+    }
+
+    @inline(__always)
+    private static func equal(_ stored: MetricKey, _ key: UnsafeRawBufferPointer) -> Bool {
+        stored.bytes.withUnsafeBytes { s in
+            guard s.count == key.count, let a = s.baseAddress, let b = key.baseAddress else { return false }
+            return memcmp(a, b, key.count) == 0
+        }
+    }
+
+    /// Inserts a new series (the caller checked it is absent).
+    /// - Returns: its slot id.
+    mutating func insert(_ key: MetricKey, generation: UInt32) -> Int32 {
+        if (count + 1) * 2 > buckets.count { grow() }
+        let slot = SeriesSlot(key: key, lastGeneration: generation, position: -1, isLive: true)
+        let id: Int32
+        if let free = freeSlots.popLast() {
+            id = free
+            slots[Int(id)] = slot
+        } else {
+            id = Int32(slots.count)
+            slots.append(slot)
+        }
+        place(Bucket(tag: UInt32(truncatingIfNeeded: key.hash), slot: id))
+        count += 1
+        return id
+    }
+
+    private mutating func place(_ bucket: Bucket) {
+        var i = Int(bucket.tag) & mask
+        while buckets[i].slot >= 0 { i = (i &+ 1) & mask }
+        buckets[i] = bucket
+    }
+
+    private mutating func grow() {
+        let old = buckets
+        buckets = Array(repeating: Bucket(tag: 0, slot: -1), count: old.count * 2)
+        mask = buckets.count - 1
+        for b in old where b.slot >= 0 { place(b) }
+    }
+
+    /// Accesses a slot.
+    subscript(id: Int32) -> SeriesSlot {
+        get { slots[Int(id)] }
+        _modify { yield &slots[Int(id)] }
+    }
+
+    /// Removes the series in slot `id`.
+    mutating func remove(_ id: Int32) {
+        let key = slots[Int(id)].key
+        var i = Int(UInt32(truncatingIfNeeded: key.hash)) & mask
+        while buckets[i].slot != id { i = (i &+ 1) & mask }
+        // Backward-shift deletion.
+        var j = i
+        while true {
+            j = (j &+ 1) & mask
+            let b = buckets[j]
+            if b.slot < 0 { break }
+            let home = Int(b.tag) & mask
+            let stays = i <= j ? (i < home && home <= j) : (i < home || home <= j)
+            if stays { continue }
+            buckets[i] = b
+            i = j
+        }
+        buckets[i] = Bucket(tag: 0, slot: -1)
+        slots[Int(id)] = SeriesSlot(key: MetricKey(bytes: [], hash: 0), lastGeneration: 0, position: -1, isLive: false)
+        freeSlots.append(id)
+        count -= 1
+    }
+}

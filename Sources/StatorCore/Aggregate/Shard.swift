@@ -1,0 +1,132 @@
+import Synchronization
+
+/// One lock's worth of series: the index of tracked series plus the current
+/// interval's aggregates. Flushing swaps the aggregates out, so the lock is
+/// held for O(1) (statsite's approach).
+final class Shard: Sendable {
+    struct State {
+        var generation: UInt32 = 1
+        var index = SeriesIndex()
+        var interval = IntervalAggregates()
+        var rng: SplitMix64
+        /// Where the next expiry sweep continues.
+        var sweepCursor = 0
+    }
+
+    private let state: Mutex<State>
+
+    init(seed: UInt64) {
+        state = Mutex(State(rng: SplitMix64(state: seed)))
+    }
+
+    /// Records one group of a parsed line.
+    /// - Parameters:
+    ///   - key: the encoded key in scratch space; copied only if the series is new.
+    ///   - hash: its hash.
+    ///   - builder: owns `key`; gives the owned copy on insert.
+    ///   - group: the group to record; its values are `line.values[group.valueStart..<group.valueEnd]`.
+    ///   - budget: admits new series up to `max_series`.
+    /// - Returns: `false` when the series is new and the budget is exhausted.
+    func record(
+        key: UnsafeRawBufferPointer, hash: UInt64, builder: borrowing SeriesKeyBuilder,
+        group: SampleGroup, line: borrowing ParsedLine, src: UnsafeRawBufferPointer,
+        budget: SeriesBudget, maxSamples: Int, memberSeed: UInt64
+    ) -> Bool {
+        state.withLock { s in
+            let id: Int32
+            if let found = s.index.find(key, hash: hash) {
+                id = found
+            } else {
+                guard budget.admit() else { return false }
+                id = s.index.insert(builder.ownedKey(hash: hash), generation: s.generation)
+            }
+            let generation = s.generation
+            var position = Int(s.index[id].position)
+            let fresh = s.index[id].lastGeneration != generation || position < 0
+            switch group.type {
+            case .counter:
+                if fresh {
+                    position = s.interval.counters.count
+                    s.interval.counters.append(CounterAggregate(key: s.index[id].key, sum: 0))
+                }
+                var sum = s.interval.counters[position].sum
+                for v in group.valueStart..<group.valueEnd { sum += line.values[v].value / group.rate }
+                s.interval.counters[position].sum = sum
+            case .gauge:
+                if fresh {
+                    position = s.interval.gauges.count
+                    s.interval.gauges.append(GaugeAggregate(key: s.index[id].key, hasSet: false, value: 0, delta: 0))
+                }
+                for v in group.valueStart..<group.valueEnd {
+                    let parsed = line.values[v]
+                    if !parsed.isDelta {
+                        s.interval.gauges[position].hasSet = true
+                        s.interval.gauges[position].value = parsed.value
+                    } else if s.interval.gauges[position].hasSet {
+                        s.interval.gauges[position].value += parsed.value
+                    } else {
+                        s.interval.gauges[position].delta += parsed.value
+                    }
+                }
+            case .set:
+                if fresh {
+                    position = s.interval.sets.count
+                    s.interval.sets.append(SetAggregate(key: s.index[id].key, members: []))
+                }
+                let member = SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: src[group.member]), seed: memberSeed)
+                s.interval.sets[position].members.insert(member)
+            case .timer, .histogram, .distribution:
+                if fresh {
+                    position = s.interval.samples.count
+                    s.interval.samples.append(SampleAggregate(key: s.index[id].key))
+                }
+                let weight = 1 / group.rate
+                for v in group.valueStart..<group.valueEnd {
+                    s.interval.samples[position].add(
+                        line.values[v].value, weight: weight, maxSamples: maxSamples, rng: &s.rng)
+                }
+            }
+            if fresh {
+                s.index[id].position = Int32(position)
+                s.index[id].lastGeneration = generation
+            }
+            return true
+        }
+    }
+
+    /// Swaps out the interval's aggregates and starts `nextGeneration`.
+    func drain(nextGeneration: UInt32) -> IntervalAggregates {
+        state.withLock { s in
+            var taken = IntervalAggregates()
+            swap(&taken, &s.interval)
+            s.generation = nextGeneration
+            return taken
+        }
+    }
+
+    /// Forgets series whose last data came in generation `cutoff` or earlier,
+    /// visiting at most `limit` slots under the lock.
+    /// - Returns: the forgotten keys and whether the sweep reached the end of the shard.
+    func sweep(cutoff: UInt32, limit: Int, budget: SeriesBudget) -> (removed: [MetricKey], done: Bool) {
+        state.withLock { s in
+            var removed: [MetricKey] = []
+            let end = min(s.index.slots.count, s.sweepCursor + limit)
+            var id = s.sweepCursor
+            while id < end {
+                let slot = s.index.slots[id]
+                if slot.isLive, slot.lastGeneration <= cutoff {
+                    removed.append(slot.key)
+                    s.index.remove(Int32(id))
+                    budget.release()
+                }
+                id += 1
+            }
+            let done = end >= s.index.slots.count
+            s.sweepCursor = done ? 0 : end
+            return (removed, done)
+        }
+    }
+
+    /// The number of series tracked by this shard.
+    var seriesCount: Int { state.withLock { $0.index.count } }
+}

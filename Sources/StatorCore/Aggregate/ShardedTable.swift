@@ -1,0 +1,89 @@
+/// Configuration of the aggregation stage.
+public struct AggregationConfiguration: Sendable {
+    /// Number of lock shards, a power of two.
+    public var shards: Int = 64
+    /// Cap on tracked series (`max_series`).
+    public var maxSeries: Int = 1_000_000
+    /// Exact samples kept per series per interval before the reservoir (`max_samples_per_series`).
+    public var maxSamplesPerSeries: Int = 10_000
+
+    public init(shards: Int = 64, maxSeries: Int = 1_000_000, maxSamplesPerSeries: Int = 10_000) {
+        self.shards = shards
+        self.maxSeries = maxSeries
+        self.maxSamplesPerSeries = maxSamplesPerSeries
+    }
+}
+
+/// The aggregation stage: series tables sharded by a hash of the series key,
+/// each shard behind its own lock, updated concurrently by the reader threads.
+public final class ShardedTable: Sendable {
+    private let shards: [Shard]
+    private let shardShift: UInt64
+    let budget: SeriesBudget
+    let configuration: AggregationConfiguration
+    /// Seeds the key hash (per process, against crafted collisions).
+    let seed: UInt64
+    private let memberSeed: UInt64
+
+    /// Creates the table.
+    /// - Parameters:
+    ///   - configuration: shards, limits.
+    ///   - seed: hash seed; random by default.
+    public init(configuration: AggregationConfiguration, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
+        precondition(configuration.shards > 0 && configuration.shards & (configuration.shards - 1) == 0,
+                     "shards must be a power of two")
+        self.configuration = configuration
+        self.seed = seed
+        var rng = SplitMix64(state: seed)
+        memberSeed = rng.next()
+        shards = (0..<configuration.shards).map { _ in Shard(seed: rng.next()) }
+        shardShift = UInt64(64 - configuration.shards.trailingZeroBitCount)
+        budget = SeriesBudget(limit: configuration.maxSeries)
+    }
+
+    /// Makes the per-thread scratch for `record(_:_:scratch:)`.
+    func makeKeyBuilder() -> SeriesKeyBuilder { SeriesKeyBuilder(seed: seed) }
+
+    /// Records every group of a parsed line.
+    /// - Returns: `false` if some group was dropped because `max_series` was reached.
+    @inline(__always)
+    func record(_ line: borrowing ParsedLine, _ src: UnsafeRawBufferPointer, scratch: inout SeriesKeyBuilder) -> Bool {
+        scratch.prepare(line, src)
+        var ok = true
+        for group in line.groups {
+            let hash = scratch.build(type: group.type)
+            // High bits pick the shard; the index uses the low bits.
+            let shard = shards[shardShift == 64 ? 0 : Int(hash >> shardShift)]
+            let admitted = scratch.bytes.withUnsafeBytes { key in
+                shard.record(
+                    key: key, hash: hash, builder: scratch, group: group, line: line, src: src,
+                    budget: budget, maxSamples: configuration.maxSamplesPerSeries, memberSeed: memberSeed)
+            }
+            ok = ok && admitted
+        }
+        return ok
+    }
+
+    /// Swaps out every shard's interval and starts `nextGeneration`.
+    func drainAll(nextGeneration: UInt32) -> [IntervalAggregates] {
+        shards.map { $0.drain(nextGeneration: nextGeneration) }
+    }
+
+    /// Forgets every series whose last data came in generation `cutoff` or
+    /// earlier, in chunks so that no lock is held for long.
+    /// - Returns: the forgotten keys.
+    func expire(cutoff: UInt32, chunk: Int = 4096) -> [MetricKey] {
+        var removed: [MetricKey] = []
+        for shard in shards {
+            while true {
+                let (keys, done) = shard.sweep(cutoff: cutoff, limit: chunk, budget: budget)
+                removed.append(contentsOf: keys)
+                if done { break }
+            }
+        }
+        return removed
+    }
+
+    /// Series currently tracked (`stator_series_active`).
+    public var activeSeries: Int { budget.current }
+}

@@ -1,0 +1,125 @@
+public import Foundation
+
+/// What the command line asks for.
+public enum Command: Sendable {
+    /// Run the agent.
+    case run(StatorConfiguration)
+    /// Print the effective configuration and exit.
+    case checkConfig(StatorConfiguration)
+    /// Print usage.
+    case help
+    /// Print the version.
+    case version
+}
+
+/// The version printed by `stator version`.
+public let statorVersion = "0.1.0"
+
+/// Turns arguments and the environment into a `Command`, applying the sources
+/// in precedence order: defaults < `--config FILE` < `STATOR_*` variables < flags.
+public enum CommandLineParser {
+    /// The result of parsing.
+    public struct Parsed: Sendable {
+        public var command: Command
+        /// Things worth a warning but not an error (unknown `STATOR_*` variables).
+        public var warnings: [String]
+    }
+
+    /// - Parameters:
+    ///   - arguments: without the program name.
+    ///   - environment: the process environment.
+    ///   - readFile: reads the `--config` file (injectable for tests).
+    /// - Throws: `ConfigError` with a one-line message.
+    public static func parse(
+        _ arguments: [String], environment: [String: String],
+        readFile: (String) throws -> Data = { try Data(contentsOf: URL(fileURLWithPath: $0)) }
+    ) throws(ConfigError) -> Parsed {
+        var args = arguments[...]
+        var mode = "run"
+        if let first = args.first, !first.hasPrefix("-") {
+            switch first {
+            case "run", "check-config", "version", "help": mode = first
+            default: throw ConfigError("unknown command \"\(first)\" (try stator --help)")
+            }
+            args = args.dropFirst()
+        }
+        var configPath: String?
+        var flags: [(ConfigKey, String)] = []
+        while let arg = args.popFirst() {
+            if arg == "-h" || arg == "--help" { return Parsed(command: .help, warnings: []) }
+            if arg == "--version" { return Parsed(command: .version, warnings: []) }
+            guard arg.hasPrefix("--") else { throw ConfigError("unexpected argument \"\(arg)\" (try stator --help)") }
+            var name = String(arg.dropFirst(2))
+            var value: String?
+            if let eq = name.firstIndex(of: "=") {
+                value = String(name[name.index(after: eq)...])
+                name = String(name[..<eq])
+            }
+            let key = ConfigKeys.key(name)
+            guard name == "config" || key != nil else { throw ConfigError("unknown flag --\(name) (try stator --help)") }
+            if value == nil {
+                guard let next = args.popFirst() else { throw ConfigError("flag --\(name) needs a value") }
+                value = next
+            }
+            if let key, let value { flags.append((key, value)) } else { configPath = value }
+        }
+        switch mode {
+        case "version": return Parsed(command: .version, warnings: [])
+        case "help": return Parsed(command: .help, warnings: [])
+        default: break
+        }
+
+        var configuration = StatorConfiguration()
+        if let configPath {
+            let data: Data
+            do {
+                data = try readFile(configPath)
+            } catch {
+                throw ConfigError("cannot read configuration file \(configPath): \((error as NSError).localizedDescription)")
+            }
+            try ConfigKeys.apply(try JSONValue.parse(data, source: configPath), to: &configuration, source: configPath)
+        }
+        var warnings: [String] = []
+        for (name, text) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("STATOR_") {
+            guard let key = ConfigKeys.all.first(where: { $0.environmentName == name }) else {
+                warnings.append("unknown environment variable \(name) ignored")
+                continue
+            }
+            try set(key, text, source: name, &configuration)
+        }
+        for (key, text) in flags { try set(key, text, source: key.flag, &configuration) }
+        return Parsed(command: mode == "check-config" ? .checkConfig(configuration) : .run(configuration), warnings: warnings)
+    }
+
+    private static func set(_ key: ConfigKey, _ text: String, source: String, _ c: inout StatorConfiguration) throws(ConfigError) {
+        do {
+            try key.write(&c, try key.value(fromText: text, source: source))
+        } catch {
+            throw ConfigError(error.message.hasPrefix(source) ? error.message : "\(source): \(error.message)")
+        }
+    }
+
+    /// The text of `stator --help`.
+    public static var usage: String {
+        var text = """
+            stator \(statorVersion): a statsd-compatible UDP aggregation agent.
+
+            Usage:
+              stator [--config FILE] [--KEY VALUE ...]               run the agent
+              stator check-config [--config FILE] [--KEY VALUE ...]  print the effective configuration
+              stator version                                         print the version
+              stator --help                                          this text
+
+            Sources, lowest to highest precedence: defaults, --config FILE (JSON),
+            STATOR_* environment variables, --KEY VALUE flags (also --KEY=VALUE).
+            Durations: 250ms, 10s, 5m, 1h (0 where it means never). Lists as JSON.
+
+            Keys (flag / environment variable / default):
+
+            """
+        for key in ConfigKeys.all {
+            text += "  \(key.flag)  \(key.environmentName)  default \(key.defaultText)\n      \(key.help)\n"
+        }
+        return text
+    }
+}

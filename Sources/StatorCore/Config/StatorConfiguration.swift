@@ -1,0 +1,48 @@
+/// Everything the agent can be told (SPEC section 7). Every field has a default;
+/// `ConfigKeys.all` maps each to its JSON key, environment variable and flag.
+public struct StatorConfiguration: Sendable {
+    /// UDP receive stage (`udp.*`).
+    public var udp = ReceiverConfiguration()
+    /// HTTP server (`http.*`).
+    public var http = HTTPServerConfiguration()
+    /// Flush interval and series expiry (`flush_interval`, `series_ttl`, `percentiles`).
+    public var flush = FlushConfiguration()
+    /// Shards and limits (`shards`, `max_series`, `max_samples_per_series`).
+    public var aggregation = AggregationConfiguration()
+    /// JSON-lines sink (`sinks.json.*`).
+    public var json = JSONLinesConfiguration()
+    /// Log level (`log.level`).
+    public var logLevel: Logger.Level = .info
+
+    public init() {}
+}
+
+/// Durations in configuration: `250ms`, `10s`, `5m`, `1h`, or `0`.
+public enum ConfigDuration {
+    /// Parses a duration.
+    /// - Returns: milliseconds, or `nil` when the text is not a duration.
+    public static func parseMillis(_ text: String) -> Int64? {
+        if text == "0" { return 0 }
+        let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        for (unit, scale) in units where text.hasSuffix(unit) {
+            let number = text.dropLast(unit.count)
+            // "5m" must not be read as "5" + "m" of "ms"; digits and one dot only.
+            guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+                  let value = Double(number), value.isFinite, value >= 0
+            else { continue }
+            let millis = (value * scale).rounded()
+            guard millis < 1e15 else { return nil }
+            return Int64(millis)
+        }
+        return nil
+    }
+
+    /// Formats milliseconds in the largest whole unit: `10s`, `5m`, `250ms`, `0`.
+    public static func format(_ millis: Int64) -> String {
+        if millis == 0 { return "0" }
+        if millis % 3_600_000 == 0 { return "\(millis / 3_600_000)h" }
+        if millis % 60_000 == 0 { return "\(millis / 60_000)m" }
+        if millis % 1000 == 0 { return "\(millis / 1000)s" }
+        return "\(millis)ms"
+    }
+}

@@ -1,0 +1,89 @@
+/// A configured percentile: its value and its label as configured (`90`, `99.9`).
+public struct Percentile: Sendable, Equatable {
+    /// In (0, 100].
+    public let value: Double
+    /// The JSON key is `p` + label.
+    public let label: String
+
+    /// Creates a percentile; the label is the shortest form of `value`.
+    public init(_ value: Double) {
+        self.value = value
+        label = value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : value.description
+    }
+}
+
+/// A counter's interval.
+public struct CounterSummary: Sendable {
+    public let key: MetricKey
+    /// The rate-scaled sum.
+    public let value: Double
+    /// `value` per second of the interval.
+    public let rate: Double
+}
+
+/// A gauge's value after the interval (gauges repeat every flush until they expire).
+public struct GaugeSummary: Sendable {
+    public let key: MetricKey
+    public let value: Double
+}
+
+/// A set's interval: the number of distinct members.
+public struct SetSummary: Sendable {
+    public let key: MetricKey
+    public let value: Double
+}
+
+/// A timer's, histogram's or distribution's interval (SPEC section 2).
+public struct SampleSummary: Sendable {
+    public let key: MetricKey
+    /// Rate-weighted count.
+    public let count: Double
+    /// Raw number of values.
+    public let samples: Int
+    public let rate: Double
+    public let sum: Double
+    public let min: Double
+    public let max: Double
+    public let mean: Double
+    public let median: Double
+    /// Population standard deviation.
+    public let stddev: Double
+    /// One value per configured percentile, in the batch's `percentiles` order.
+    public let percentiles: [Double]
+    /// The values the percentiles came from, ascending: every sample, or the
+    /// reservoir when `samples` exceeded `max_samples_per_series`.
+    public let sortedValues: [Double]
+}
+
+/// One interval's aggregates: immutable, built once per flush and handed to every sink.
+public struct FlushBatch: Sendable {
+    /// The flush time (a boundary, or the shutdown time for the last batch).
+    public let timestamp: EpochMillis
+    /// Seconds since the previous batch (since start for the first).
+    public let interval: Double
+    /// The configured percentiles, in order.
+    public let percentiles: [Percentile]
+    public let counters: [CounterSummary]
+    public let gauges: [GaugeSummary]
+    public let sets: [SetSummary]
+    public let samples: [SampleSummary]
+    /// Series forgotten at this flush through `series_ttl`; sinks holding state drop them.
+    public let expired: [MetricKey]
+
+    public init(
+        timestamp: EpochMillis, interval: Double, percentiles: [Percentile], counters: [CounterSummary] = [],
+        gauges: [GaugeSummary] = [], sets: [SetSummary] = [], samples: [SampleSummary] = [], expired: [MetricKey] = []
+    ) {
+        self.timestamp = timestamp
+        self.interval = interval
+        self.percentiles = percentiles
+        self.counters = counters
+        self.gauges = gauges
+        self.sets = sets
+        self.samples = samples
+        self.expired = expired
+    }
+
+    /// Number of series in the batch.
+    public var seriesCount: Int { counters.count + gauges.count + sets.count + samples.count }
+}

@@ -1,0 +1,137 @@
+import Synchronization
+
+/// Configuration of the flush stage.
+public struct FlushConfiguration: Sendable {
+    /// Milliseconds between flushes (`flush_interval`).
+    public var intervalMillis: Int64 = 10_000
+    /// Milliseconds without data before a series is forgotten (`series_ttl`); 0 = never.
+    public var seriesTTLMillis: Int64 = 300_000
+    /// Percentiles for timers, histograms and distributions.
+    public var percentiles: [Percentile] = [Percentile(90), Percentile(95), Percentile(99)]
+
+    public init(intervalMillis: Int64 = 10_000, seriesTTLMillis: Int64 = 300_000,
+                percentiles: [Percentile] = [Percentile(90), Percentile(95), Percentile(99)]) {
+        self.intervalMillis = intervalMillis
+        self.seriesTTLMillis = seriesTTLMillis
+        self.percentiles = percentiles
+    }
+}
+
+/// Closes intervals: at each wall-clock multiple of `flush_interval` it swaps
+/// out every shard, builds one immutable `FlushBatch`, and publishes it.
+public final class Flusher: Sendable {
+    private struct State {
+        var generation: UInt32 = 1
+        var previousFlush: EpochMillis
+        /// Current value of every live gauge (gauges repeat until they expire).
+        var gauges: [MetricKey: Double] = [:]
+        /// (generation, end time) of recent intervals, oldest first, for `series_ttl`.
+        var generationEnds: [(UInt32, EpochMillis)] = []
+    }
+
+    private let table: ShardedTable
+    private let configuration: FlushConfiguration
+    private let publish: @Sendable (FlushBatch) -> Void
+    private let metrics: SelfMetrics
+    private let state: Mutex<State>
+    private let wake = ConditionLock()
+    private let stopping = Atomic<Bool>(false)
+
+    /// - Parameters:
+    ///   - table: the aggregation stage to drain.
+    ///   - startMillis: when ingestion started (the first batch's interval counts from it).
+    ///   - publish: receives each batch (normally `SinkFanout.publish`).
+    public init(
+        table: ShardedTable, configuration: FlushConfiguration, startMillis: EpochMillis,
+        metrics: SelfMetrics, publish: @escaping @Sendable (FlushBatch) -> Void
+    ) {
+        self.table = table
+        self.configuration = configuration
+        self.publish = publish
+        self.metrics = metrics
+        state = Mutex(State(previousFlush: startMillis))
+    }
+
+    /// The next wall-clock multiple of the interval strictly after `now`.
+    public static func nextBoundary(after now: EpochMillis, intervalMillis: Int64) -> EpochMillis {
+        (now.floorDiv(intervalMillis) + 1) * intervalMillis
+    }
+
+    /// Flushes at every boundary until `stop()`; run it on a dedicated thread.
+    public func runLoop() {
+        var boundary = Flusher.nextBoundary(after: WallClock.nowMillis(), intervalMillis: configuration.intervalMillis)
+        while !stopping.load(ordering: .acquiring) {
+            let now = WallClock.nowMillis()
+            if now < boundary {
+                let deadline = WallClock.monotonicSeconds() + Double(boundary - now) / 1000
+                wake.withLock {
+                    if !stopping.load(ordering: .acquiring) { wake.wait(until: deadline) }
+                }
+                continue
+            }
+            flush(at: boundary)
+            // If a flush ran long (or the clock jumped), skip to the next boundary still ahead.
+            boundary = Flusher.nextBoundary(after: max(boundary, WallClock.nowMillis()),
+                                            intervalMillis: configuration.intervalMillis)
+        }
+    }
+
+    /// Makes `runLoop()` return promptly.
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        wake.withLock { wake.broadcast() }
+    }
+
+    /// Closes the interval ending at `timestamp` and publishes its batch.
+    /// - Returns: the batch (also handed to `publish`).
+    @discardableResult
+    public func flush(at timestamp: EpochMillis) -> FlushBatch {
+        let started = WallClock.monotonicSeconds()
+        let batch = state.withLock { s -> FlushBatch in
+            let interval = Double(timestamp - s.previousFlush) / 1000
+            s.previousFlush = timestamp
+            let closing = s.generation
+            s.generation &+= 1
+            let parts = table.drainAll(nextGeneration: s.generation)
+            s.generationEnds.append((closing, timestamp))
+
+            var counters: [CounterSummary] = []
+            var sets: [SetSummary] = []
+            var samples: [SampleSummary] = []
+            for part in parts {
+                for c in part.counters {
+                    counters.append(CounterSummary(key: c.key, value: c.sum, rate: interval > 0 ? c.sum / interval : 0))
+                }
+                for g in part.gauges { s.gauges[g.key] = g.resolve(previous: s.gauges[g.key] ?? 0) }
+                for set in part.sets { sets.append(SetSummary(key: set.key, value: Double(set.members.count))) }
+                for t in part.samples {
+                    samples.append(SampleStatistics.summarize(t, percentiles: configuration.percentiles, interval: interval))
+                }
+            }
+
+            // series_ttl: forget series whose last data is older than the TTL.
+            var expired: [MetricKey] = []
+            if configuration.seriesTTLMillis > 0 {
+                var cutoff: UInt32 = 0
+                while let first = s.generationEnds.first, first.1 + configuration.seriesTTLMillis <= timestamp {
+                    cutoff = first.0
+                    s.generationEnds.removeFirst()
+                }
+                if cutoff > 0 {
+                    expired = table.expire(cutoff: cutoff)
+                    for key in expired where key.type == .gauge { s.gauges[key] = nil }
+                }
+            } else {
+                s.generationEnds.removeAll()
+            }
+            let gauges = s.gauges.map { GaugeSummary(key: $0.key, value: $0.value) }
+            return FlushBatch(
+                timestamp: timestamp, interval: interval, percentiles: configuration.percentiles,
+                counters: counters, gauges: gauges, sets: sets, samples: samples, expired: expired)
+        }
+        publish(batch)
+        metrics.flushes.add(1)
+        metrics.lastFlushDurationBits.store((WallClock.monotonicSeconds() - started).bitPattern)
+        return batch
+    }
+}

@@ -1,0 +1,111 @@
+/// A parsed HTTP/1.x request line and headers.
+public struct HTTPRequestHead: Sendable, Equatable {
+    public var method: String
+    /// The path, without the query string.
+    public var path: String
+    /// `1.0` -> 0, `1.1` -> 1.
+    public var minorVersion: Int
+    /// Header names lowercased, in the order received.
+    public var headers: [(name: String, value: String)]
+
+    public static func == (a: HTTPRequestHead, b: HTTPRequestHead) -> Bool {
+        a.method == b.method && a.path == b.path && a.minorVersion == b.minorVersion
+            && a.headers.map(\.name) == b.headers.map(\.name) && a.headers.map(\.value) == b.headers.map(\.value)
+    }
+
+    /// The first value of header `name` (lowercase).
+    public func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
+
+    /// Whether the connection stays open after the response.
+    public var keepAlive: Bool {
+        let connection = header("connection")?.lowercased() ?? ""
+        return minorVersion >= 1 ? !connection.contains("close") : connection.contains("keep-alive")
+    }
+
+    /// Whether the request announces a body (which this server does not read).
+    public var hasBody: Bool {
+        if header("transfer-encoding") != nil { return true }
+        if let length = header("content-length") { return Int(length) != 0 }
+        return false
+    }
+
+    /// Whether the client accepts a gzip-encoded body.
+    public var acceptsGzip: Bool {
+        guard let accept = header("accept-encoding")?.lowercased() else { return false }
+        return accept.split(separator: ",").contains { part in
+            let fields = part.split(separator: ";").map { $0.trimmingSpaces() }
+            guard fields.first == "gzip" else { return false }
+            return !fields.dropFirst().contains { field in
+                let t = String(field.filter { $0 != " " })
+                return t.hasPrefix("q=") && Double(t.dropFirst(2)) == 0
+            }
+        }
+    }
+
+    /// The outcome of looking for a request head at the start of a buffer.
+    public enum ParseResult: Sendable, Equatable {
+        /// A head, and how many bytes it took (including the blank line).
+        case complete(HTTPRequestHead, consumed: Int)
+        /// More bytes are needed.
+        case incomplete
+        /// The head exceeds the limit (answer 431).
+        case tooLarge
+        /// Not HTTP/1.x (answer 400).
+        case invalid
+    }
+
+    /// Parses a request head from `bytes`.
+    /// - Parameters:
+    ///   - bytes: what the connection has received so far.
+    ///   - limit: the largest head accepted, in bytes.
+    public static func parse(_ bytes: ArraySlice<UInt8>, limit: Int) -> ParseResult {
+        // Find the end of the head: CRLF CRLF (or LF LF).
+        var end = -1
+        var i = bytes.startIndex
+        let stop = min(bytes.endIndex, bytes.startIndex + limit)
+        while i < stop {
+            if bytes[i] == 0x0A {
+                if i + 1 < bytes.endIndex, bytes[i + 1] == 0x0A { end = i + 2; break }
+                if i + 2 < bytes.endIndex, bytes[i + 1] == 0x0D, bytes[i + 2] == 0x0A { end = i + 3; break }
+            }
+            i += 1
+        }
+        if end < 0 { return bytes.count >= limit ? .tooLarge : .incomplete }
+        if end - bytes.startIndex > limit { return .tooLarge }
+        var lines = bytes[bytes.startIndex..<end].split(separator: 0x0A, omittingEmptySubsequences: false).map { line in
+            line.last == 0x0D ? line.dropLast() : line
+        }
+        while lines.last?.isEmpty == true { lines.removeLast() }
+        guard let requestLine = lines.first else { return .invalid }
+        let parts = requestLine.split(separator: 0x20, omittingEmptySubsequences: true)
+        guard parts.count == 3, let version = String(validating: parts[2], as: UTF8.self),
+              version == "HTTP/1.1" || version == "HTTP/1.0",
+              let method = String(validating: parts[0], as: UTF8.self), !method.isEmpty,
+              method.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }),
+              let target = String(validating: parts[1], as: UTF8.self)
+        else { return .invalid }
+        var headers: [(name: String, value: String)] = []
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")),
+                  let name = String(validating: line[line.startIndex..<colon], as: UTF8.self), !name.isEmpty,
+                  !name.contains(" ")
+            else { return .invalid }
+            let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingSpaces()
+            headers.append((name.lowercased(), value))
+            if headers.count > 100 { return .tooLarge }
+        }
+        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+        let head = HTTPRequestHead(method: method, path: path, minorVersion: version == "HTTP/1.1" ? 1 : 0, headers: headers)
+        return .complete(head, consumed: end - bytes.startIndex)
+    }
+}
+
+extension StringProtocol {
+    /// Drops leading and trailing spaces and tabs.
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,124 @@
+import Glibc
+
+/// Renders the agent's own metrics (SPEC section 6) in the Prometheus text
+/// format, read live at scrape time.
+public struct SelfMetricsPage: Sendable {
+    let metrics: SelfMetrics
+    let table: ShardedTable
+
+    public init(metrics: SelfMetrics, table: ShardedTable) {
+        self.metrics = metrics
+        self.table = table
+    }
+
+    /// The page text.
+    public func render() -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+        func sample(_ series: String, _ value: Double) { out += "\(series) \(PrometheusNumber.format(value))\n" }
+        func sample(_ series: String, _ value: UInt64) { out += "\(series) \(value)\n" }
+
+        family("stator_packets_received_total", "counter", "UDP datagrams received.")
+        sample("stator_packets_received_total", metrics.packetsReceived.value)
+        family("stator_lines_received_total", "counter", "Non-empty statsd lines received.")
+        sample("stator_lines_received_total", metrics.linesReceived.value)
+        family("stator_lines_invalid_total", "counter", "Lines rejected, by reason.")
+        for reason in ParseFailure.allCases.sorted(by: { $0.description < $1.description }) {
+            sample("stator_lines_invalid_total{reason=\"\(reason)\"}", metrics.linesInvalid[Int(reason.rawValue)].value)
+        }
+        family("stator_events_received_total", "counter", "DogStatsD events and service checks received (not aggregated).")
+        sample("stator_events_received_total", metrics.eventsReceived.value)
+        family("stator_udp_kernel_drops_total", "counter", "Datagrams the kernel dropped on our sockets (receive buffer full).")
+        sample("stator_udp_kernel_drops_total", metrics.kernelDropsTotal)
+        family("stator_series_active", "gauge", "Series tracked (not yet expired through series_ttl).")
+        sample("stator_series_active", Double(table.activeSeries))
+        family("stator_flushes_total", "counter", "Flushes completed.")
+        sample("stator_flushes_total", metrics.flushes.value)
+        family("stator_flush_duration_seconds", "gauge", "Duration of the last flush (drain, summarise, hand to sinks).")
+        sample("stator_flush_duration_seconds", metrics.lastFlushDuration)
+
+        let labeled = metrics.labeledSnapshot()
+        for (name, type, help) in [
+            ("stator_sink_errors_total", "counter", "Batches a sink failed to take or write, by sink."),
+            ("stator_series_dropped_total", "counter", "Series a sink left out, by sink and reason."),
+        ] {
+            family(name, type, help)
+            for (series, value) in labeled where series.hasPrefix(name + "{") { sample(series, value) }
+        }
+
+        let process = ProcessStats.read()
+        family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.")
+        sample("process_cpu_seconds_total", process.cpuSeconds)
+        family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")
+        sample("process_resident_memory_bytes", Double(process.residentBytes))
+        family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.")
+        sample("process_virtual_memory_bytes", Double(process.virtualBytes))
+        family("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.")
+        sample("process_start_time_seconds", metrics.startTime)
+        family("process_open_fds", "gauge", "Number of open file descriptors.")
+        sample("process_open_fds", Double(process.openFDs))
+        family("process_max_fds", "gauge", "Maximum number of open file descriptors.")
+        sample("process_max_fds", Double(process.maxFDs))
+        return out
+    }
+}
+
+/// Formats sample values the way the text exposition format expects.
+public enum PrometheusNumber {
+    /// `+Inf`, `-Inf`, `NaN`, integers without a fraction, else the shortest round-trip form.
+    public static func format(_ v: Double) -> String {
+        if v.isNaN { return "NaN" }
+        if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
+        if v == v.rounded(.towardZero), abs(v) < 9_007_199_254_740_992 { return String(Int64(v)) }
+        return v.description
+    }
+}
+
+/// Figures about this process from `/proc/self`.
+struct ProcessStats {
+    var cpuSeconds: Double = 0
+    var residentBytes: Int = 0
+    var virtualBytes: Int = 0
+    var openFDs: Int = 0
+    var maxFDs: Int = 0
+
+    static func read() -> ProcessStats {
+        var s = ProcessStats()
+        var usage = rusage()
+        if getrusage(Int32(RUSAGE_SELF.rawValue), &usage) == 0 {
+            s.cpuSeconds = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+                + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        if let statm = readSmallFile("/proc/self/statm") {
+            let fields = statm.split(separator: " ")
+            if fields.count > 1 {
+                s.virtualBytes = (Int(fields[0]) ?? 0) * page
+                s.residentBytes = (Int(fields[1]) ?? 0) * page
+            }
+        }
+        if let dir = opendir("/proc/self/fd") {
+            while let entry = readdir(dir) {
+                if entry.pointee.d_name.0 != 0x2E { s.openFDs += 1 }  // skip . and ..
+            }
+            closedir(dir)
+            s.openFDs -= 1  // the directory handle itself
+        }
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 { s.maxFDs = Int(limit.rlim_cur) }
+        return s
+    }
+
+    /// Reads a small text file in one go (files in /proc report size 0).
+    static func readSmallFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n], as: UTF8.self)
+    }
+}

@@ -1,0 +1,52 @@
+/// Why a line was rejected. Each reason is counted in
+/// `stator_lines_invalid_total{reason="<name>"}`.
+public enum ParseFailure: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    /// No `:` between name and value.
+    case missingColon
+    /// Nothing before the `:`.
+    case emptyName
+    /// The name holds a `|` or NUL byte.
+    case invalidName
+    /// The name or a tag is not valid UTF-8.
+    case invalidUTF8
+    /// No `|<type>` after the value.
+    case missingType
+    /// A type other than `c`, `g`, `ms`, `h`, `d`, `s`.
+    case unknownType
+    /// A value that is not a finite decimal number (or an empty set member).
+    case invalidValue
+    /// A counter below zero.
+    case negativeCounter
+    /// `@rate` unparsable or outside 0 < rate <= 1.
+    case invalidSampleRate
+    /// Several values (`name:a:b|s`) for a set.
+    case multipleSetValues
+    /// Malformed InfluxDB/Librato/SignalFx name tags.
+    case invalidTags
+    /// Name tags and `|#` tags on the same line.
+    case mixedTags
+    /// An unknown, empty or repeated `|` field, or a bad `|T` timestamp.
+    case invalidField
+    /// The line would create a series past `max_series` (counted by the aggregator).
+    case seriesLimit
+
+    /// The reason label, e.g. `invalid_value`.
+    public var description: String {
+        switch self {
+        case .missingColon: "missing_colon"
+        case .emptyName: "empty_name"
+        case .invalidName: "invalid_name"
+        case .invalidUTF8: "invalid_utf8"
+        case .missingType: "missing_type"
+        case .unknownType: "unknown_type"
+        case .invalidValue: "invalid_value"
+        case .negativeCounter: "negative_counter"
+        case .invalidSampleRate: "invalid_sample_rate"
+        case .multipleSetValues: "multiple_set_values"
+        case .invalidTags: "invalid_tags"
+        case .mixedTags: "mixed_tags"
+        case .invalidField: "invalid_field"
+        case .seriesLimit: "series_limit"
+        }
+    }
+}

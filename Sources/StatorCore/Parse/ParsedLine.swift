@@ -1,0 +1,64 @@
+/// A tag as two byte ranges into the datagram.
+public struct TagRange: Sendable, Equatable {
+    public var key: Range<Int>
+    public var value: Range<Int>
+}
+
+/// One `value[:value...]|type[|@rate]` group of a line. Most lines have one;
+/// the etsy multi form `name:1|c:250|ms` has several.
+public struct SampleGroup: Sendable, Equatable {
+    public var type: MetricType
+    /// Sample rate, 1 when absent.
+    public var rate: Double
+    /// The group's values: `values[valueStart..<valueEnd]` of the `ParsedLine`.
+    public var valueStart: Int
+    public var valueEnd: Int
+    /// For sets: the member's bytes.
+    public var member: Range<Int>
+}
+
+/// One parsed value; `isDelta` marks a gauge value written with a sign.
+public struct ParsedValue: Sendable, Equatable {
+    public var value: Double
+    public var isDelta: Bool
+}
+
+/// What the parser found in one line, as ranges into the datagram.
+///
+/// One `ParsedLine` is owned by each reader thread and reused for every line:
+/// `reset()` keeps the arrays' capacity, so parsing allocates nothing once warm.
+public struct ParsedLine: Sendable {
+    /// The metric name, without name tags.
+    public var name: Range<Int> = 0..<0
+    /// Tags in the order written, duplicates included (the aggregator sorts and de-duplicates).
+    public var tags: [TagRange] = []
+    public var groups: [SampleGroup] = []
+    public var values: [ParsedValue] = []
+    /// Scratch: value ranges of the group being parsed.
+    var pendingValues: [Range<Int>] = []
+
+    public init() {
+        tags.reserveCapacity(16)
+        groups.reserveCapacity(4)
+        values.reserveCapacity(16)
+        pendingValues.reserveCapacity(16)
+    }
+
+    mutating func reset() {
+        name = 0..<0
+        tags.removeAll(keepingCapacity: true)
+        groups.removeAll(keepingCapacity: true)
+        values.removeAll(keepingCapacity: true)
+        pendingValues.removeAll(keepingCapacity: true)
+    }
+}
+
+/// The outcome of parsing one line.
+public enum ParseOutcome: Sendable, Equatable {
+    /// A metric line; the `ParsedLine` holds it.
+    case metric
+    /// A DogStatsD event (`_e{`) or service check (`_sc|`): counted, not aggregated.
+    case event
+    /// Rejected.
+    case failure(ParseFailure)
+}

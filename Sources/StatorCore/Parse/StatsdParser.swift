@@ -1,0 +1,236 @@
+/// Parses statsd / DogStatsD lines (SPEC section 1) from raw datagram bytes.
+///
+/// The parser never allocates once its `ParsedLine` is warm and never throws:
+/// a bad line comes back as `.failure(reason)`, which the receiver counts.
+public enum StatsdParser {
+    private static let colon = UInt8(ascii: ":")
+    private static let pipe = UInt8(ascii: "|")
+    private static let comma = UInt8(ascii: ",")
+    private static let equals = UInt8(ascii: "=")
+
+    /// Parses one line `name[tags]:value[:value...]|type[|@rate][|#tags][|c:id][|Tts]`.
+    /// - Parameters:
+    ///   - bytes: the whole datagram.
+    ///   - line: the line's range in `bytes`, without `\n` (and without a trailing `\r`).
+    ///   - out: reused scratch; on `.metric` it describes the line with ranges into `bytes`.
+    /// - Returns: `.metric`, `.event`, or `.failure` with the reason.
+    public static func parse(
+        _ bytes: UnsafeRawBufferPointer, _ line: Range<Int>, into out: inout ParsedLine
+    ) -> ParseOutcome {
+        out.reset()
+        let start = line.lowerBound
+        let end = line.upperBound
+        if isEvent(bytes, line) { return .event }
+
+        var colonIndex = start
+        while colonIndex < end, bytes[colonIndex] != colon { colonIndex &+= 1 }
+        guard colonIndex < end else { return .failure(.missingColon) }
+
+        // Name and InfluxDB / Librato / SignalFx name tags.
+        var hasNameTags = false
+        if let failure = parseNamePart(bytes, start..<colonIndex, &out, &hasNameTags) { return .failure(failure) }
+
+        // Sample groups: `v[:v...]|type[|@rate]`, further groups after `:` (etsy multi form).
+        var i = colonIndex &+ 1
+        var groupRateSeen = false
+        while true {
+            out.pendingValues.removeAll(keepingCapacity: true)
+            var valueStart = i
+            while true {
+                var j = valueStart
+                while j < end, bytes[j] != colon, bytes[j] != pipe { j &+= 1 }
+                out.pendingValues.append(valueStart..<j)
+                guard j < end else { return .failure(.missingType) }
+                if bytes[j] == pipe {
+                    i = j &+ 1
+                    break
+                }
+                valueStart = j &+ 1
+            }
+            let typeStart = i
+            while i < end, bytes[i] != pipe, bytes[i] != colon { i &+= 1 }
+            guard let type = parseType(bytes, typeStart..<i) else {
+                return .failure(i == typeStart ? .missingType : .unknownType)
+            }
+            var group = SampleGroup(
+                type: type, rate: 1, valueStart: out.values.count, valueEnd: out.values.count, member: 0..<0)
+            if i &+ 1 < end, bytes[i] == pipe, bytes[i &+ 1] == UInt8(ascii: "@") {
+                let rateStart = i &+ 2
+                i = rateStart
+                while i < end, bytes[i] != pipe, bytes[i] != colon { i &+= 1 }
+                guard let rate = parseRate(bytes, rateStart..<i) else { return .failure(.invalidSampleRate) }
+                group.rate = rate
+                groupRateSeen = true
+            }
+            if let failure = convertValues(bytes, &group, &out) { return .failure(failure) }
+            out.groups.append(group)
+            if i < end, bytes[i] == colon {
+                i &+= 1
+                continue
+            }
+            break
+        }
+
+        // Trailing fields, each `|...`; they apply to every group.
+        var seenRate = groupRateSeen
+        var seenTags = false
+        var seenContainer = false
+        var seenTimestamp = false
+        while i < end {
+            // bytes[i] is `|` here.
+            let fieldStart = i &+ 1
+            i = fieldStart
+            while i < end, bytes[i] != pipe { i &+= 1 }
+            let field = fieldStart..<i
+            guard !field.isEmpty else { return .failure(.invalidField) }
+            switch bytes[fieldStart] {
+            case UInt8(ascii: "@"):
+                guard !seenRate else { return .failure(.invalidField) }
+                seenRate = true
+                guard let rate = parseRate(bytes, (fieldStart &+ 1)..<i) else { return .failure(.invalidSampleRate) }
+                for k in out.groups.indices { out.groups[k].rate = rate }
+            case UInt8(ascii: "#"):
+                guard !seenTags else { return .failure(.invalidField) }
+                seenTags = true
+                guard !hasNameTags else { return .failure(.mixedTags) }
+                let tags = (fieldStart &+ 1)..<i
+                guard UTF8Validation.isValid(bytes, tags) else { return .failure(.invalidUTF8) }
+                appendTags(bytes, tags, separator: colon, &out)
+            case UInt8(ascii: "T"):
+                guard !seenTimestamp else { return .failure(.invalidField) }
+                seenTimestamp = true
+                guard NumberParsing.isUnsignedInteger(bytes, (fieldStart &+ 1)..<i) else {
+                    return .failure(.invalidField)
+                }
+            default:
+                // `c:<container>` or a newer extension `<letters>:<text>`: accepted and ignored.
+                var k = fieldStart
+                while k < i, isLetter(bytes[k]) { k &+= 1 }
+                guard k > fieldStart, k < i, bytes[k] == colon else { return .failure(.invalidField) }
+                if k == fieldStart &+ 1, bytes[fieldStart] == UInt8(ascii: "c") {
+                    guard !seenContainer else { return .failure(.invalidField) }
+                    seenContainer = true
+                }
+            }
+        }
+        return .metric
+    }
+
+    /// `_e{` starts an event, `_sc|` a service check.
+    @inline(__always)
+    private static func isEvent(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) -> Bool {
+        let s = line.lowerBound
+        guard line.count >= 3, bytes[s] == UInt8(ascii: "_") else { return false }
+        if bytes[s &+ 1] == UInt8(ascii: "e"), bytes[s &+ 2] == UInt8(ascii: "{") { return true }
+        return line.count >= 4 && bytes[s &+ 1] == UInt8(ascii: "s") && bytes[s &+ 2] == UInt8(ascii: "c")
+            && bytes[s &+ 3] == pipe
+    }
+
+    @inline(__always)
+    private static func isLetter(_ b: UInt8) -> Bool { (b | 0x20) &- UInt8(ascii: "a") < 26 }
+
+    /// Splits the text before the first `:` into the name and its name tags.
+    private static func parseNamePart(
+        _ bytes: UnsafeRawBufferPointer, _ part: Range<Int>, _ out: inout ParsedLine, _ hasNameTags: inout Bool
+    ) -> ParseFailure? {
+        var nameEnd = part.upperBound
+        var marker: UInt8 = 0
+        for k in part {
+            let b = bytes[k]
+            if b == pipe || b == 0 { return .invalidName }
+            if marker == 0, b == UInt8(ascii: "[") || b == UInt8(ascii: "#") || b == comma {
+                marker = b
+                nameEnd = k
+            }
+        }
+        guard nameEnd > part.lowerBound else { return .emptyName }
+        guard UTF8Validation.isValid(bytes, part) else { return .invalidUTF8 }
+        out.name = part.lowerBound..<nameEnd
+        guard marker != 0 else { return nil }
+        hasNameTags = true
+        var tags = (nameEnd &+ 1)..<part.upperBound
+        if marker == UInt8(ascii: "[") {
+            // SignalFx: name[k=v,k2=v2], the `]` last.
+            guard part.upperBound > nameEnd &+ 1, bytes[part.upperBound &- 1] == UInt8(ascii: "]") else {
+                return .invalidTags
+            }
+            tags = (nameEnd &+ 1)..<(part.upperBound &- 1)
+            for k in tags where bytes[k] == UInt8(ascii: "[") || bytes[k] == UInt8(ascii: "]") { return .invalidTags }
+        }
+        appendTags(bytes, tags, separator: equals, &out)
+        return nil
+    }
+
+    /// Appends `k<sep>v` pairs separated by `,`; pairs without the separator
+    /// (bare tags) or with an empty key are ignored.
+    private static func appendTags(
+        _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, separator: UInt8, _ out: inout ParsedLine
+    ) {
+        var i = range.lowerBound
+        let end = range.upperBound
+        while i < end {
+            let pairStart = i
+            var sep = -1
+            while i < end, bytes[i] != comma {
+                if sep < 0, bytes[i] == separator { sep = i }
+                i &+= 1
+            }
+            if sep > pairStart { out.tags.append(TagRange(key: pairStart..<sep, value: (sep &+ 1)..<i)) }
+            i &+= 1
+        }
+    }
+
+    @inline(__always)
+    private static func parseType(_ bytes: UnsafeRawBufferPointer, _ r: Range<Int>) -> MetricType? {
+        switch r.count {
+        case 1:
+            switch bytes[r.lowerBound] {
+            case UInt8(ascii: "c"): return .counter
+            case UInt8(ascii: "g"): return .gauge
+            case UInt8(ascii: "s"): return .set
+            case UInt8(ascii: "h"): return .histogram
+            case UInt8(ascii: "d"): return .distribution
+            default: return nil
+            }
+        case 2:
+            return bytes[r.lowerBound] == UInt8(ascii: "m") && bytes[r.lowerBound &+ 1] == UInt8(ascii: "s")
+                ? .timer : nil
+        default:
+            return nil
+        }
+    }
+
+    @inline(__always)
+    private static func parseRate(_ bytes: UnsafeRawBufferPointer, _ r: Range<Int>) -> Double? {
+        guard let rate = NumberParsing.parseDouble(bytes, r), rate > 0, rate <= 1 else { return nil }
+        return rate
+    }
+
+    /// Converts the group's pending value ranges by its type into `out.values` (or the set member).
+    private static func convertValues(
+        _ bytes: UnsafeRawBufferPointer, _ group: inout SampleGroup, _ out: inout ParsedLine
+    ) -> ParseFailure? {
+        if group.type == .set {
+            guard out.pendingValues.count == 1 else { return .multipleSetValues }
+            let member = out.pendingValues[0]
+            guard !member.isEmpty else { return .invalidValue }
+            group.member = member
+            return nil
+        }
+        for r in out.pendingValues {
+            guard let value = NumberParsing.parseDouble(bytes, r) else { return .invalidValue }
+            var isDelta = false
+            switch group.type {
+            case .counter:
+                if value < 0 { return .negativeCounter }
+            case .gauge:
+                isDelta = bytes[r.lowerBound] == UInt8(ascii: "+") || bytes[r.lowerBound] == UInt8(ascii: "-")
+            default:
+                break
+            }
+            out.values.append(ParsedValue(value: value, isDelta: isDelta))
+        }
+        group.valueEnd = out.values.count
+        return nil
+    }
+}

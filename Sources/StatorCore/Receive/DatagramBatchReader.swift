@@ -1,0 +1,77 @@
+import CStatorSys
+import Glibc
+
+/// Receives up to `capacity` datagrams per system call with `recvmmsg`, into
+/// a preallocated arena (64 KiB per datagram, so none is ever truncated).
+///
+/// Owned by one reader thread; not shared.
+final class DatagramBatchReader {
+    static let maxDatagram = 65_536
+    let capacity: Int
+    private let buffers: UnsafeMutableRawPointer
+    private let iovecs: UnsafeMutablePointer<iovec>
+    private let headers: UnsafeMutablePointer<CStatorSys_mmsghdr>
+    private let names: UnsafeMutablePointer<sockaddr_storage>
+    private let controls: UnsafeMutableRawPointer
+    private let controlBytes: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        buffers = .allocate(byteCount: capacity * Self.maxDatagram, alignment: 16)
+        iovecs = .allocate(capacity: capacity)
+        headers = .allocate(capacity: capacity)
+        names = .allocate(capacity: capacity)
+        controlBytes = Int(CStatorSys_RXQ_OVFL_CONTROL_BYTES) + 16
+        controls = .allocate(byteCount: capacity * controlBytes, alignment: 8)
+        for i in 0..<capacity {
+            iovecs[i] = iovec(iov_base: buffers + i * Self.maxDatagram, iov_len: Self.maxDatagram)
+        }
+    }
+
+    deinit {
+        buffers.deallocate()
+        iovecs.deallocate()
+        headers.deallocate()
+        names.deallocate()
+        controls.deallocate()
+    }
+
+    /// Reads a batch.
+    /// - Parameters:
+    ///   - fd: the socket.
+    ///   - wait: block for the first datagram (up to the socket's receive timeout), or not at all.
+    /// - Returns: the number of datagrams read; 0 when none was waiting.
+    /// - Throws: `SystemError` for failures other than `EINTR`/`EAGAIN`.
+    func read(from fd: Int32, wait: Bool) throws(SystemError) -> Int {
+        for i in 0..<capacity {
+            var msg = msghdr()
+            msg.msg_name = UnsafeMutableRawPointer(names + i)
+            msg.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            msg.msg_iov = iovecs + i
+            msg.msg_iovlen = 1
+            msg.msg_control = controls + i * controlBytes
+            msg.msg_controllen = controlBytes
+            headers[i] = CStatorSys_mmsghdr(msg_hdr: msg, msg_len: 0)
+        }
+        let flags = wait ? CStatorSys_MSG_WAITFORONE : Int32(MSG_DONTWAIT)
+        let n = try syscall("recvmmsg") { CStatorSys_recvmmsg(fd, headers, UInt32(capacity), flags, nil) }
+        return Int(n ?? 0)
+    }
+
+    /// The payload of datagram `i` of the last batch.
+    @inline(__always)
+    func payload(_ i: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: buffers + i * Self.maxDatagram, count: Int(headers[i].msg_len))
+    }
+
+    /// The sender of datagram `i`, formatted (for log lines only).
+    func sender(_ i: Int) -> String {
+        SocketAddress.format(UnsafeRawBufferPointer(start: names + i, count: Int(headers[i].msg_hdr.msg_namelen)))
+    }
+
+    /// The kernel's cumulative drop counter for the socket, as attached to datagram `i`.
+    func kernelDrops(_ i: Int) -> UInt32? {
+        var drops: UInt32 = 0
+        return withUnsafePointer(to: &headers[i].msg_hdr) { CStatorSys_rxq_ovfl($0, &drops) } == 1 ? drops : nil
+    }
+}

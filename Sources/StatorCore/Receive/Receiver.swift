@@ -1,0 +1,149 @@
+import Glibc
+import Synchronization
+
+/// Configuration of the receive stage (`udp.*`).
+public struct ReceiverConfiguration: Sendable {
+    /// Where to listen (`udp.address`).
+    public var address: String = "127.0.0.1:8125"
+    /// Reader threads, each with its own `SO_REUSEPORT` socket (`udp.readers`).
+    public var readers: Int = ReceiverConfiguration.defaultReaders
+    /// Receive buffer to ask the kernel for, per socket (`udp.receive_buffer_bytes`).
+    public var receiveBufferBytes: Int = 8 << 20
+    /// Datagrams per `recvmmsg` call.
+    public var batchSize: Int = 32
+
+    /// One reader per core.
+    public static var defaultReaders: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    public init() {}
+}
+
+/// The receive stage: reader threads that take datagrams off their sockets in
+/// batches and drive each line through parse -> aggregate.
+///
+/// One datagram's path: `DatagramBatchReader.read` -> `LineSplitter` ->
+/// `StatsdParser.parse` -> `ShardedTable.record`.
+public final class Receiver: Sendable {
+    private let sockets: [UDPSocket]
+    private let table: ShardedTable
+    private let metrics: SelfMetrics
+    private let logger: Logger
+    private let configuration: ReceiverConfiguration
+    private let stopping = Atomic<Bool>(false)
+    private let threads = Mutex<[WorkerThread]>([])
+    private let badLineLog = RateLimiter(period: 5)
+    /// The address the sockets are bound to.
+    public let boundAddress: String
+
+    /// Binds every reader's socket (so a port in use fails here, before serving).
+    /// - Throws: `ConfigError` for a bad address, `SystemError` when binding fails.
+    public init(configuration: ReceiverConfiguration, table: ShardedTable, metrics: SelfMetrics, logger: Logger) throws {
+        self.configuration = configuration
+        self.table = table
+        self.metrics = metrics
+        self.logger = logger
+        var address = try SocketAddress(parsing: configuration.address)
+        // SO_REUSEPORT would silently share a port with another agent of ours: probe without it first.
+        address = try UDPSocket.probe(address)
+        var sockets: [UDPSocket] = []
+        for _ in 0..<max(1, configuration.readers) {
+            sockets.append(try UDPSocket(address: address, receiveBuffer: configuration.receiveBufferBytes, reusePort: true))
+        }
+        self.sockets = sockets
+        boundAddress = sockets[0].localAddress()?.description ?? configuration.address
+        let granted = sockets[0].grantedReceiveBuffer
+        if granted < configuration.receiveBufferBytes {
+            logger.warning(
+                "kernel granted a smaller UDP receive buffer than configured; bursts may be dropped",
+                metadata: [("udp.receive_buffer_bytes", "\(configuration.receiveBufferBytes)"),
+                           ("granted_bytes", "\(granted)"),
+                           ("fix", "sysctl -w net.core.rmem_max=\(configuration.receiveBufferBytes)")])
+        }
+    }
+
+    /// Starts the reader threads.
+    public func start() {
+        threads.withLock { threads in
+            for (n, socket) in sockets.enumerated() {
+                threads.append(WorkerThread(name: "udp-reader-\(n)") { [self] in readLoop(socket, index: n) })
+            }
+        }
+    }
+
+    /// Stops reading: each thread drains what its socket already holds, then exits.
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        let all = threads.withLock { t in
+            let copy = t
+            t = []
+            return copy
+        }
+        for t in all { t.join() }
+    }
+
+    private func readLoop(_ socket: UDPSocket, index: Int) {
+        let reader = DatagramBatchReader(capacity: configuration.batchSize)
+        var line = ParsedLine()
+        var keys = table.makeKeyBuilder()
+        let errorLog = RateLimiter(period: 10)
+        while true {
+            let stop = stopping.load(ordering: .acquiring)
+            let n: Int
+            do {
+                n = try reader.read(from: socket.fd, wait: !stop)
+            } catch {
+                if let suppressed = errorLog.admit() {
+                    logger.error("recvmmsg failed", metadata: [("error", "\(error)"), ("suppressed", "\(suppressed)")])
+                }
+                if stop { return }
+                continue
+            }
+            if n == 0 {
+                if stop { return }  // drained after the stop request
+                continue
+            }
+            process(reader, count: n, line: &line, keys: &keys)
+            if let drops = reader.kernelDrops(n - 1) { metrics.kernelDrops[index].store(UInt64(drops)) }
+        }
+    }
+
+    /// Parses and records every line of the batch's datagrams.
+    private func process(_ reader: DatagramBatchReader, count: Int, line: inout ParsedLine, keys: inout SeriesKeyBuilder) {
+        var lines: UInt64 = 0
+        var events: UInt64 = 0
+        for i in 0..<count {
+            let bytes = reader.payload(i)
+            LineSplitter.forEachLine(in: bytes) { range in
+                lines &+= 1
+                switch StatsdParser.parse(bytes, range, into: &line) {
+                case .metric:
+                    if !table.record(line, bytes, scratch: &keys) {
+                        rejected(.seriesLimit, bytes, range, reader, i)
+                    }
+                case .event:
+                    events &+= 1
+                case .failure(let reason):
+                    rejected(reason, bytes, range, reader, i)
+                }
+            }
+        }
+        metrics.packetsReceived.add(UInt64(count))
+        metrics.linesReceived.add(lines)
+        if events > 0 { metrics.eventsReceived.add(events) }
+    }
+
+    private func rejected(
+        _ reason: ParseFailure, _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>,
+        _ reader: DatagramBatchReader, _ datagram: Int
+    ) {
+        metrics.invalid(reason)
+        guard let suppressed = badLineLog.admit() else { return }
+        let shown = range.lowerBound..<min(range.upperBound, range.lowerBound + 200)
+        var example = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[shown]), as: UTF8.self)
+        if shown.count < range.count { example += "..." }
+        logger.warning(
+            "invalid line dropped",
+            metadata: [("reason", reason.description), ("line", example), ("sender", reader.sender(datagram)),
+                       ("suppressed", "\(suppressed)")])
+    }
+}

@@ -1,0 +1,89 @@
+import CStatorSys
+import Glibc
+
+/// An IPv4 or IPv6 socket address parsed from `host:port` or `[v6]:port`.
+public struct SocketAddress: Sendable, CustomStringConvertible {
+    /// The raw address, as `bind` and `connect` take it.
+    var storage: sockaddr_storage
+    var length: socklen_t
+
+    /// Parses `host:port`, `[v6]:port` or `host` names that resolve (e.g. `localhost:8125`).
+    /// - Throws: `ConfigError` when the text is not an address.
+    public init(parsing text: String) throws(ConfigError) {
+        let host: String
+        let port: String
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                throw ConfigError("invalid address \"\(text)\": expected [IPv6]:port")
+            }
+            host = String(text[text.index(after: text.startIndex)..<close])
+            port = String(text[text.index(close, offsetBy: 2)...])
+        } else {
+            guard let colon = text.lastIndex(of: ":") else {
+                throw ConfigError("invalid address \"\(text)\": expected host:port")
+            }
+            host = String(text[..<colon])
+            port = String(text[text.index(after: colon)...])
+            if host.contains(":") { throw ConfigError("invalid address \"\(text)\": write IPv6 as [addr]:port") }
+        }
+        guard let portNumber = UInt16(port) else { throw ConfigError("invalid port in address \"\(text)\"") }
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+        hints.ai_flags = AI_PASSIVE
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host.isEmpty ? nil : host, String(portNumber), &hints, &result)
+        guard rc == 0, let info = result else {
+            throw ConfigError("invalid address \"\(text)\": \(String(cString: gai_strerror(rc)))")
+        }
+        defer { freeaddrinfo(result) }
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { dst in
+            dst.copyMemory(from: UnsafeRawBufferPointer(start: info.pointee.ai_addr, count: Int(info.pointee.ai_addrlen)))
+        }
+        self.storage = storage
+        self.length = info.pointee.ai_addrlen
+    }
+
+    init(storage: sockaddr_storage, length: socklen_t) {
+        self.storage = storage
+        self.length = length
+    }
+
+    /// `AF_INET` or `AF_INET6`.
+    var family: Int32 { Int32(storage.ss_family) }
+
+    /// The port.
+    public var port: UInt16 {
+        withUnsafeBytes(of: storage) { raw in
+            // sin_port and sin6_port sit at the same offset, in network order.
+            UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+        }
+    }
+
+    /// `1.2.3.4:5` or `[::1]:5`.
+    public var description: String {
+        withUnsafeBytes(of: storage) { raw in SocketAddress.format(raw) }
+    }
+
+    private static func cString(_ chars: [CChar]) -> String {
+        String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Formats a raw `sockaddr` (as received with a datagram).
+    static func format(_ raw: UnsafeRawBufferPointer) -> String {
+        guard raw.count >= 2, let base = raw.baseAddress else { return "?" }
+        let family = Int32(raw.load(as: sa_family_t.self))
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        let port = UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+        if family == AF_INET {
+            inet_ntop(AF_INET, base + 4, &text, socklen_t(text.count))
+            return "\(cString(text)):\(port)"
+        }
+        if family == AF_INET6 {
+            inet_ntop(AF_INET6, base + 8, &text, socklen_t(text.count))
+            return "[\(cString(text))]:\(port)"
+        }
+        return "?"
+    }
+}

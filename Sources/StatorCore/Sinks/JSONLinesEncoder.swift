@@ -1,0 +1,71 @@
+/// Writes SPEC section 3 objects: one per series, keys in a fixed order.
+public enum JSONLinesEncoder {
+    /// Encodes the whole batch as NDJSON (one object per line).
+    public static func encode(_ batch: FlushBatch) -> [UInt8] {
+        var w = JSONWriter(capacity: 64 + batch.seriesCount * 160)
+        forEachObject(batch, into: &w) { $0.raw(UInt8(ascii: "\n")) }
+        return w.bytes
+    }
+
+    /// Appends every series object of `batch`, calling `separator` after each one.
+    public static func forEachObject(_ batch: FlushBatch, into w: inout JSONWriter, separator: (inout JSONWriter) -> Void) {
+        var prefix = JSONWriter(capacity: 48)
+        prefix.raw("{\"ts\":\"")
+        WallClock.appendRFC3339(batch.timestamp, to: &prefix.bytes)
+        prefix.raw("\",\"interval\":")
+        prefix.number(batch.interval)
+        let head = prefix.bytes
+        let percentileKeys = batch.percentiles.map { Array(",\"p\($0.label)\":".utf8) }
+
+        func open(_ key: MetricKey) {
+            w.bytes.append(contentsOf: head)
+            w.raw(",\"name\":")
+            key.withName { w.string($0) }
+            w.raw(",\"type\":\"")
+            w.bytes.append(contentsOf: key.type.description.utf8)
+            w.raw("\",\"tags\":{")
+            var first = true
+            key.forEachTag { k, v in
+                if !first { w.raw(UInt8(ascii: ",")) }
+                first = false
+                w.string(k)
+                w.raw(UInt8(ascii: ":"))
+                w.string(v)
+            }
+            w.raw("}")
+        }
+        for c in batch.counters {
+            open(c.key)
+            w.raw(",\"value\":"); w.number(c.value)
+            w.raw(",\"rate\":"); w.number(c.rate)
+            w.raw("}"); separator(&w)
+        }
+        for g in batch.gauges {
+            open(g.key)
+            w.raw(",\"value\":"); w.number(g.value)
+            w.raw("}"); separator(&w)
+        }
+        for s in batch.sets {
+            open(s.key)
+            w.raw(",\"value\":"); w.number(s.value)
+            w.raw("}"); separator(&w)
+        }
+        for t in batch.samples {
+            open(t.key)
+            w.raw(",\"count\":"); w.number(t.count)
+            w.raw(",\"samples\":"); w.integer(Int64(t.samples))
+            w.raw(",\"rate\":"); w.number(t.rate)
+            w.raw(",\"sum\":"); w.number(t.sum)
+            w.raw(",\"min\":"); w.number(t.min)
+            w.raw(",\"max\":"); w.number(t.max)
+            w.raw(",\"mean\":"); w.number(t.mean)
+            w.raw(",\"median\":"); w.number(t.median)
+            w.raw(",\"stddev\":"); w.number(t.stddev)
+            for (k, p) in zip(percentileKeys, t.percentiles) {
+                w.bytes.append(contentsOf: k)
+                w.number(p)
+            }
+            w.raw("}"); separator(&w)
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import Synchronization
+
+/// A relaxed atomic counter that can live in an array.
+public final class AtomicCounter: Sendable {
+    private let storage = Atomic<UInt64>(0)
+
+    public init() {}
+
+    @inline(__always)
+    public func add(_ n: UInt64) { storage.wrappingAdd(n, ordering: .relaxed) }
+
+    @inline(__always)
+    public func store(_ n: UInt64) { storage.store(n, ordering: .relaxed) }
+
+    public var value: UInt64 { storage.load(ordering: .relaxed) }
+}
+
+/// The agent's own counters (SPEC section 6), updated lock-free by every
+/// stage and read live by `/metrics`. Reader threads add once per batch.
+public final class SelfMetrics: Sendable {
+    public let packetsReceived = AtomicCounter()
+    public let linesReceived = AtomicCounter()
+    public let eventsReceived = AtomicCounter()
+    /// Indexed by `ParseFailure.rawValue`.
+    public let linesInvalid: [AtomicCounter] = ParseFailure.allCases.map { _ in AtomicCounter() }
+    /// Per reader socket: the kernel's drop counter as last reported (SO_RXQ_OVFL).
+    public let kernelDrops: [AtomicCounter]
+    public let flushes = AtomicCounter()
+    /// Bit pattern of the last flush's duration in seconds.
+    public let lastFlushDurationBits = AtomicCounter()
+    private let labeled = Mutex<[String: UInt64]>([:])
+    /// The process start time, seconds since the epoch.
+    public let startTime: Double
+
+    public init(readers: Int) {
+        kernelDrops = (0..<max(readers, 1)).map { _ in AtomicCounter() }
+        startTime = WallClock.nowSeconds()
+    }
+
+    /// Counts one rejected line.
+    @inline(__always)
+    public func invalid(_ reason: ParseFailure, _ n: UInt64 = 1) { linesInvalid[Int(reason.rawValue)].add(n) }
+
+    /// Datagrams dropped by the kernel on all our sockets.
+    public var kernelDropsTotal: UInt64 { kernelDrops.reduce(0) { $0 &+ $1.value } }
+
+    /// Adds to a counter identified by its full series text, e.g.
+    /// `stator_sink_errors_total{sink="json"}`. For rare events only.
+    public func addLabeled(_ series: String, _ n: UInt64 = 1) {
+        labeled.withLock { $0[series, default: 0] &+= n }
+    }
+
+    /// Registers a labeled counter at 0 so that it shows before its first event.
+    public func registerLabeled(_ series: String) {
+        labeled.withLock { if $0[series] == nil { $0[series] = 0 } }
+    }
+
+    /// A labeled counter's value.
+    public func labeledValue(_ series: String) -> UInt64 { labeled.withLock { $0[series] ?? 0 } }
+
+    /// All labeled counters, sorted by series text.
+    public func labeledSnapshot() -> [(String, UInt64)] {
+        labeled.withLock { $0.sorted { $0.key < $1.key } }
+    }
+
+    /// The last flush's duration in seconds.
+    public var lastFlushDuration: Double { Double(bitPattern: lastFlushDurationBits.value) }
+
+    /// `stator_sink_errors_total{sink=...}` series text.
+    public static func sinkErrors(_ sink: String) -> String { "stator_sink_errors_total{sink=\"\(sink)\"}" }
+
+    /// `stator_series_dropped_total{sink=...,reason=...}` series text.
+    public static func seriesDropped(_ sink: String, _ reason: String) -> String {
+        "stator_series_dropped_total{reason=\"\(reason)\",sink=\"\(sink)\"}"
+    }
+}

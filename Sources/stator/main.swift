@@ -1,0 +1,81 @@
+import Glibc
+import StatorCore
+
+// argv -> configuration -> Agent; then wait for signals on this thread.
+// SIGTERM/SIGINT: drain, flush the partial interval, exit 0. SIGHUP: reopen files.
+
+let environment: [String: String] = {
+    var result: [String: String] = [:]
+    var p = environ
+    while let entry = p.pointee {
+        let text = String(cString: entry)
+        if let eq = text.firstIndex(of: "=") { result[String(text[..<eq])] = String(text[text.index(after: eq)...]) }
+        p += 1
+    }
+    return result
+}()
+
+func fail(_ message: String) -> Never {
+    FileHandleStderr.write("stator: \(message)\n")
+    exit(2)
+}
+
+enum FileHandleStderr {
+    static func write(_ text: String) {
+        var copy = text
+        copy.withUTF8 { buf in _ = Glibc.write(2, buf.baseAddress, buf.count) }
+    }
+}
+
+func printOut(_ text: String) {
+    var copy = text
+    copy.withUTF8 { buf in _ = Glibc.write(1, buf.baseAddress, buf.count) }
+}
+
+let parsed: CommandLineParser.Parsed
+do {
+    parsed = try CommandLineParser.parse(Array(CommandLine.arguments.dropFirst()), environment: environment)
+} catch {
+    fail(error.message)
+}
+
+switch parsed.command {
+case .help:
+    printOut(CommandLineParser.usage)
+    exit(0)
+case .version:
+    printOut("stator \(statorVersion)\n")
+    exit(0)
+case .checkConfig(let configuration):
+    for warning in parsed.warnings { FileHandleStderr.write("stator: warning: \(warning)\n") }
+    printOut(ConfigKeys.render(configuration))
+    exit(0)
+case .run(let configuration):
+    // Block the signals we handle before any thread starts, so every thread inherits the mask
+    // and this thread alone takes them with sigwait.
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, s) }
+    pthread_sigmask(SIG_BLOCK, &signals, nil)
+    signal(SIGPIPE, SIG_IGN)
+
+    let logger = Logger(label: "stator", level: configuration.logLevel)
+    for warning in parsed.warnings { logger.warning(warning) }
+    let agent: Agent
+    do {
+        agent = try Agent(configuration: configuration, logger: logger)
+    } catch {
+        fail("\(error)")
+    }
+    let running = agent.start()
+    while true {
+        var received: Int32 = 0
+        guard sigwait(&signals, &received) == 0 else { continue }
+        if received == SIGHUP {
+            agent.reopen()
+            continue
+        }
+        running.shutdown()
+        exit(0)
+    }
+}
