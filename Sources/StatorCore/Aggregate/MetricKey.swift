@@ -21,8 +21,9 @@ public struct MetricKey: Hashable, Sendable, CustomStringConvertible {
         self = builder.makeKey(type: type, name: name, tags: tags)
     }
 
-    public static func == (a: MetricKey, b: MetricKey) -> Bool { a.hash == b.hash && a.bytes == b.bytes }
-    public func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+    /// Keys are equal when their bytes are; `hash` depends on the table's seed, so it is not compared.
+    public static func == (a: MetricKey, b: MetricKey) -> Bool { a.bytes == b.bytes }
+    public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
 
     /// The series' type.
     public var type: MetricType { MetricType(rawValue: bytes[0]) ?? .counter }

@@ -1,0 +1,246 @@
+import Testing
+@testable import StatorCore
+
+/// A table plus a flusher whose clock starts at 0, so that `flush(at: 10_000)`
+/// closes a 10 s interval.
+struct Harness {
+    let table: ShardedTable
+    let flusher: Flusher
+
+    init(shards: Int = 4, maxSeries: Int = 1000, maxSamples: Int = 10_000, ttlMillis: Int64 = 300_000,
+         percentiles: [Double] = [90, 95, 99]) {
+        table = ShardedTable(configuration: AggregationConfiguration(
+            shards: shards, maxSeries: maxSeries, maxSamplesPerSeries: maxSamples), seed: 42)
+        flusher = Flusher(
+            table: table,
+            configuration: FlushConfiguration(intervalMillis: 10_000, seriesTTLMillis: ttlMillis,
+                                              percentiles: percentiles.map(Percentile.init)),
+            startMillis: 0, metrics: SelfMetrics(readers: 1)) { _ in }
+    }
+
+    @discardableResult
+    func send(_ lines: String...) -> [String] { ingest(table, lines) }
+
+    func flush(at ms: EpochMillis) -> FlushBatch { flusher.flush(at: ms) }
+}
+
+extension FlushBatch {
+    func counter(_ name: String, _ tags: [(String, String)] = []) -> CounterSummary? {
+        let key = MetricKey(type: .counter, name: name, tags: tags)
+        return counters.first { $0.key == key }
+    }
+    func gauge(_ name: String) -> Double? { gauges.first { $0.key == MetricKey(type: .gauge, name: name) }?.value }
+    func set(_ name: String) -> Double? { sets.first { $0.key == MetricKey(type: .set, name: name) }?.value }
+    func sample(_ name: String, _ type: MetricType = .timer) -> SampleSummary? {
+        samples.first { $0.key == MetricKey(type: type, name: name) }
+    }
+}
+
+@Test func countersAreRateScaledSums() throws {
+    let h = Harness()
+    h.send("c:1|c", "c:2|c|@0.5", "c:3|c|@0.1", "c:1:1|c")
+    let batch = h.flush(at: 10_000)
+    let c = try #require(batch.counter("c"))
+    #expect(c.value == 1 + 4 + 30 + 2)
+    #expect(c.rate == 3.7)
+    #expect(batch.interval == 10)
+}
+
+@Test func countersAppearOnlyInIntervalsWithData() throws {
+    let h = Harness()
+    h.send("c:1|c")
+    #expect(h.flush(at: 10_000).counters.count == 1)
+    #expect(h.flush(at: 20_000).counters.isEmpty)
+    h.send("c:5|c")
+    #expect(try #require(h.flush(at: 30_000).counter("c")).value == 5)
+}
+
+@Test func gaugesSetAddAndRepeat() {
+    let h = Harness()
+    h.send("g:+3|g")  // new series: delta from 0
+    #expect(h.flush(at: 10_000).gauge("g") == 3)
+    h.send("g:-1|g", "g:+10|g")
+    #expect(h.flush(at: 20_000).gauge("g") == 12)
+    #expect(h.flush(at: 30_000).gauge("g") == 12)  // repeated while alive
+    h.send("g:+1|g", "g:5|g", "g:+2|g")  // the set wins over the earlier delta; later deltas add
+    #expect(h.flush(at: 40_000).gauge("g") == 7)
+    h.send("g:-0|g", "g:4|g|@0.5")  // the rate is ignored for gauges
+    #expect(h.flush(at: 50_000).gauge("g") == 4)
+}
+
+@Test func setsCountDistinctMembersPerInterval() {
+    let h = Harness()
+    h.send("u:alice|s", "u:bob|s", "u:alice|s", "u:carol|s|@0.5", "u:bob|s")
+    #expect(h.flush(at: 10_000).set("u") == 3)
+    #expect(h.flush(at: 20_000).set("u") == nil)
+    h.send("u:alice|s")
+    #expect(h.flush(at: 30_000).set("u") == 1)
+}
+
+@Test func timerStatisticsEvenCount() throws {
+    let h = Harness()
+    h.send("t:" + (1...10).map(String.init).joined(separator: ":") + "|ms")
+    let t = try #require(h.flush(at: 10_000).sample("t"))
+    #expect(t.count == 10)
+    #expect(t.samples == 10)
+    #expect(t.rate == 1)
+    #expect(t.sum == 55)
+    #expect(t.min == 1)
+    #expect(t.max == 10)
+    #expect(t.mean == 5.5)
+    #expect(t.median == 5.5)
+    #expect(t.stddev == 8.25.squareRoot())
+    // etsy ranks: p90 -> floor(9.5) = 9, p95 -> floor(10) = 10, p99 -> floor(10.4) = 10
+    #expect(t.percentiles == [9, 10, 10])
+}
+
+@Test func timerStatisticsOddCount() throws {
+    let h = Harness(percentiles: [50, 75, 99.9])
+    h.send("t:3|ms", "t:1|ms", "t:2|ms", "t:10|ms", "t:4|ms")
+    let batch = h.flush(at: 10_000)
+    let t = try #require(batch.sample("t"))
+    #expect(t.median == 3)
+    #expect(t.mean == 4)
+    #expect(t.stddev == 10.0.squareRoot())  // deviations 1,9,4,36,0 -> 50/5
+    // p50: floor(2.5+0.5)=3 -> 3; p75: floor(3.75+0.5)=4 -> 4; p99.9: floor(4.995+0.5)=5 -> 10
+    #expect(t.percentiles == [3, 4, 10])
+    #expect(batch.percentiles.map(\.label) == ["50", "75", "99.9"])
+}
+
+@Test func singleSamplePercentilesClampToRankOne() throws {
+    let h = Harness(percentiles: [1, 50, 100])
+    h.send("t:7|ms")
+    let t = try #require(h.flush(at: 10_000).sample("t"))
+    #expect(t.percentiles == [7, 7, 7])
+    #expect(t.median == 7)
+    #expect(t.stddev == 0)
+}
+
+@Test func sampleRatesWeighCountButNotStatistics() throws {
+    let h = Harness()
+    h.send("t:10|ms|@0.1", "t:20|ms|@0.5", "t:30|ms")
+    let t = try #require(h.flush(at: 10_000).sample("t"))
+    #expect(t.count == 13)
+    #expect(t.samples == 3)
+    #expect(t.rate == 1.3)
+    #expect(t.sum == 60)
+    #expect(t.mean == 20)
+}
+
+@Test func histogramsAndDistributionsAreSeparateSeriesFromTimers() throws {
+    let h = Harness()
+    h.send("x:1|ms", "x:2|h", "x:3|d", "x:4|c")
+    let batch = h.flush(at: 10_000)
+    #expect(try #require(batch.sample("x", .timer)).sum == 1)
+    #expect(try #require(batch.sample("x", .histogram)).sum == 2)
+    #expect(try #require(batch.sample("x", .distribution)).sum == 3)
+    #expect(try #require(batch.counter("x")).value == 4)
+}
+
+@Test func reservoirKeepsExactMomentsAndBoundsMemory() throws {
+    let h = Harness(maxSamples: 100)
+    for chunk in stride(from: 1, through: 1000, by: 50) {
+        h.send("t:" + (chunk..<(chunk + 50)).map(String.init).joined(separator: ":") + "|ms")
+    }
+    let t = try #require(h.flush(at: 10_000).sample("t"))
+    #expect(t.count == 1000)
+    #expect(t.samples == 1000)
+    #expect(t.sum == 500_500)
+    #expect(t.min == 1)
+    #expect(t.max == 1000)
+    #expect(t.mean == 500.5)
+    #expect(abs(t.stddev - 83_333.25.squareRoot()) < 1e-9)
+    #expect(t.sortedValues.count == 100)
+    #expect(Set(t.sortedValues).count == 100)
+    #expect(t.sortedValues.allSatisfy { (1...1000).contains($0) })
+    // A uniform reservoir of 1..1000 has its median near 500.
+    #expect((250...750).contains(t.median))
+}
+
+@Test func tagOrderAndSyntaxDoNotSplitASeries() throws {
+    let h = Harness()
+    h.send("a:1|c|#x:1,y:2", "a:1|c|#y:2,x:1", "a,x=1,y=2:1|c", "a#y=2,x=1:1|c", "a[x=1,y=2]:1|c")
+    let batch = h.flush(at: 10_000)
+    #expect(batch.counters.count == 1)
+    #expect(try #require(batch.counter("a", [("x", "1"), ("y", "2")])).value == 5)
+}
+
+@Test func duplicateTagKeysKeepTheLastValue() throws {
+    let h = Harness()
+    h.send("a:1|c|#k:1,k:2", "a:1|c|#k:2", "b:1|c|#k:1,bare,j:0,k:3")
+    let batch = h.flush(at: 10_000)
+    #expect(try #require(batch.counter("a", [("k", "2")])).value == 2)
+    let b = try #require(batch.counter("b", [("j", "0"), ("k", "3")]))
+    #expect(b.key.tags.map(\.key) == ["j", "k"])
+}
+
+@Test func seriesLimitDropsNewSeriesOnly() throws {
+    let h = Harness(maxSeries: 2)
+    #expect(h.send("a:1|c", "b:1|c", "c:1|c", "a:1|c", "b:1|ms") ==
+            ["ok", "ok", "error:series_limit", "ok", "error:series_limit"])
+    #expect(h.table.activeSeries == 2)
+    let batch = h.flush(at: 10_000)
+    #expect(try #require(batch.counter("a")).value == 2)
+    #expect(batch.counter("c") == nil)
+}
+
+@Test func seriesExpireAfterTTLAndFreeTheBudget() throws {
+    let h = Harness(maxSeries: 2, ttlMillis: 20_000)
+    h.send("a:1|c", "g:5|g")
+    _ = h.flush(at: 10_000)
+    h.send("a:1|c")
+    #expect(h.flush(at: 20_000).gauge("g") == 5)
+    // g last received data in the interval ending at 10 s: gone at 30 s; a (data until 20 s) stays.
+    let at30 = h.flush(at: 30_000)
+    #expect(at30.gauge("g") == nil)
+    #expect(at30.expired == [MetricKey(type: .gauge, name: "g")])
+    #expect(h.table.activeSeries == 1)
+    #expect(h.send("new:1|c") == ["ok"])
+    let at40 = h.flush(at: 40_000)
+    #expect(at40.expired == [MetricKey(type: .counter, name: "a")])
+    // A gauge that comes back after expiry starts again from 0.
+    h.send("g:+2|g")
+    #expect(h.flush(at: 50_000).gauge("g") == 2)
+}
+
+@Test func ttlZeroNeverExpires() {
+    let h = Harness(ttlMillis: 0)
+    h.send("g:1|g")
+    for n in 1...50 { _ = h.flush(at: EpochMillis(n) * 10_000) }
+    #expect(h.flush(at: 510_000).gauge("g") == 1)
+    #expect(h.table.activeSeries == 1)
+}
+
+@Test func firstIntervalCountsFromStart() throws {
+    let h = Harness()
+    h.send("c:10|c")
+    let batch = h.flush(at: 4_000)
+    #expect(batch.interval == 4)
+    #expect(try #require(batch.counter("c")).rate == 2.5)
+}
+
+@Test func concurrentReadersLoseNothing() throws {
+    let h = Harness(shards: 8)
+    let threads = (0..<4).map { n in
+        WorkerThread(name: "t\(n)") { [table = h.table] in
+            for i in 0..<20_000 { ingest(table, ["k\(i % 100):1|c", "t\(i % 10):\(i % 7)|ms"]) }
+        }
+    }
+    for t in threads { t.join() }
+    let batch = h.flush(at: 10_000)
+    #expect(batch.counters.count == 100)
+    #expect(batch.counters.allSatisfy { $0.value == 800 })
+    #expect(batch.samples.reduce(0) { $0 + $1.samples } == 80_000)
+}
+
+@Test func seriesIndexSurvivesManyInsertsAndRemovals() {
+    // Inserts and expires several generations of series so that the index grows and shifts entries back.
+    let h = Harness(shards: 1, maxSeries: 100_000, ttlMillis: 10_000)
+    for round in 0..<5 {
+        ingest(h.table, (0..<3000).map { "r\(round).s\($0):1|c" })
+        let batch = h.flush(at: EpochMillis(round + 1) * 10_000)
+        #expect(batch.counters.count == 3000)
+        #expect(batch.counters.allSatisfy { $0.value == 1 })
+    }
+    #expect(h.table.activeSeries <= 3000)
+}

@@ -1,0 +1,62 @@
+@testable import StatorCore
+
+/// Renders a parsed line compactly for table-driven expectations:
+/// `name{k=v,...} type=v1,v2[@rate] ...`; gauge deltas are written `d+2`/`d-2`.
+func render(_ line: ParsedLine, _ bytes: UnsafeRawBufferPointer) -> String {
+    func text(_ r: Range<Int>) -> String { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[r]), as: UTF8.self) }
+    var out = text(line.name)
+    if !line.tags.isEmpty { out += "{" + line.tags.map { "\(text($0.key))=\(text($0.value))" }.joined(separator: ",") + "}" }
+    for g in line.groups {
+        let code: String
+        switch g.type {
+        case .counter: code = "c"
+        case .gauge: code = "g"
+        case .set: code = "s"
+        case .timer: code = "ms"
+        case .histogram: code = "h"
+        case .distribution: code = "d"
+        }
+        out += " \(code)="
+        if g.type == .set {
+            out += text(g.member)
+        } else {
+            out += line.values[g.valueStart..<g.valueEnd].map { v in
+                let number = v.value == v.value.rounded() && abs(v.value) < 1e15 ? String(Int64(v.value)) : "\(v.value)"
+                return v.isDelta ? "d\(v.value < 0 || (v.value == 0 && v.value.sign == .minus) ? "" : "+")\(number)" : number
+            }.joined(separator: ",")
+        }
+        if g.rate != 1 { out += "@\(g.rate)" }
+    }
+    return out
+}
+
+/// Parses one line given as bytes; returns the rendering or the outcome.
+func parseLine(_ bytes: [UInt8]) -> String {
+    bytes.withUnsafeBytes { raw in
+        var line = ParsedLine()
+        switch StatsdParser.parse(raw, 0..<raw.count, into: &line) {
+        case .metric: return render(line, raw)
+        case .event: return "event"
+        case .failure(let reason): return "error:\(reason)"
+        }
+    }
+}
+
+func parseLine(_ text: String) -> String { parseLine(Array(text.utf8)) }
+
+/// Parses and records lines into a table, as a reader thread does.
+/// - Returns: the outcome of each line (`ok`, `event`, `error:<reason>`).
+@discardableResult
+func ingest(_ table: ShardedTable, _ lines: [String]) -> [String] {
+    var line = ParsedLine()
+    var keys = table.makeKeyBuilder()
+    return lines.map { text in
+        Array(text.utf8).withUnsafeBytes { raw in
+            switch StatsdParser.parse(raw, 0..<raw.count, into: &line) {
+            case .metric: return table.record(line, raw, scratch: &keys) ? "ok" : "error:series_limit"
+            case .event: return "event"
+            case .failure(let reason): return "error:\(reason)"
+            }
+        }
+    }
+}
