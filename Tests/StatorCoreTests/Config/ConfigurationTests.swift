@@ -1,0 +1,118 @@
+import Foundation
+import Testing
+@testable import StatorCore
+
+private func parse(_ args: [String] = [], env: [String: String] = [:], file: String? = nil) throws -> CommandLineParser.Parsed {
+    try CommandLineParser.parse(args, environment: env) { _ in
+        guard let file else { throw CocoaError(.fileNoSuchFile) }
+        return Data(file.utf8)
+    }
+}
+
+private func configuration(_ args: [String] = [], env: [String: String] = [:], file: String? = nil) throws -> StatorConfiguration {
+    switch try parse(args, env: env, file: file).command {
+    case .run(let c), .checkConfig(let c): return c
+    default: throw ConfigError("not a run command")
+    }
+}
+
+private func error(_ args: [String] = [], env: [String: String] = [:], file: String? = nil) -> String {
+    do {
+        _ = try parse(args, env: env, file: file)
+        return "no error"
+    } catch {
+        return (error as? ConfigError)?.message ?? "\(error)"
+    }
+}
+
+@Test func defaultsMatchTheSpec() throws {
+    let c = try configuration()
+    #expect(c.udp.address == "127.0.0.1:8125")
+    #expect(c.http.address == "127.0.0.1:9102")
+    #expect(c.json.path == "-")
+    #expect(c.flush.intervalMillis == 10_000)
+    #expect(c.flush.seriesTTLMillis == 300_000)
+    #expect(c.flush.percentiles.map(\.value) == [90, 95, 99])
+    #expect(c.aggregation.maxSamplesPerSeries == 10_000)
+    #expect(c.aggregation.maxSeries == 1_000_000)
+    #expect(c.udp.receiveBufferBytes == 8 << 20)
+    #expect(c.udp.readers == ReceiverConfiguration.defaultReaders)
+}
+
+@Test func sourcesApplyInPrecedenceOrder() throws {
+    let file = #"{"flush_interval": "5s", "udp": {"address": "127.0.0.1:1000"}, "sinks": {"json": {"path": "/tmp/a"}}}"#
+    let env = ["STATOR_FLUSH_INTERVAL": "2s", "STATOR_SINKS_JSON_PATH": "/tmp/b"]
+    let c = try configuration(["--config", "x.json", "--sinks.json.path=/tmp/c"], env: env, file: file)
+    #expect(c.udp.address == "127.0.0.1:1000")  // file
+    #expect(c.flush.intervalMillis == 2000)  // env over file
+    #expect(c.json.path == "/tmp/c")  // flag over env
+}
+
+@Test func listsAndNumbersFromEnvironmentAndFlags() throws {
+    let c = try configuration(["--percentiles", "[50, 99.9]", "--shards", "16"], env: ["STATOR_MAX_SERIES": "10"])
+    #expect(c.flush.percentiles.map(\.label) == ["50", "99.9"])
+    #expect(c.aggregation.shards == 16)
+    #expect(c.aggregation.maxSeries == 10)
+}
+
+@Test func unknownEnvironmentVariablesOnlyWarn() throws {
+    let parsed = try parse(env: ["STATOR_UDP_ADRESS": "x", "HOME": "/root"])
+    #expect(parsed.warnings == ["unknown environment variable STATOR_UDP_ADRESS ignored"])
+}
+
+@Test(arguments: [
+    (["--nope", "1"], nil as String?, "unknown flag --nope (try stator --help)"),
+    ([], #"{"udp": {"adress": "x"}}"#, "x.json: unknown configuration key \"udp.adress\""),
+    ([], #"{"flush_interval": 10}"#, "x.json: flush_interval must be a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\", got a number"),
+    ([], #"{"shards": 3}"#, "x.json: shards must be a power of two from 1 to 65536, got a number"),
+    ([], #"{"percentiles": [0]}"#, "x.json: percentiles: each must be a number in (0, 100], got a number"),
+    ([], #"{"udp": "x"}"#, "x.json: unknown configuration key \"udp\""),
+    ([], "{", "x.json: not valid JSON"),
+    (["--udp.readers", "0"], nil, "--udp.readers: udp.readers must be between 1 and 256, got 0"),
+    (["--udp.readers", "two"], nil, "--udp.readers: udp.readers must be an integer, got \"two\""),
+    (["--series_ttl", "5x"], nil, "--series_ttl: series_ttl must be a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\", got \"5x\""),
+    (["--flush_interval", "0"], nil, "--flush_interval: flush_interval must be at least 10ms, got 0"),
+    (["--udp.address", "localhost"], nil, "--udp.address: invalid address \"localhost\": expected host:port"),
+    (["--log.level", "loud"], nil, "--log.level: log.level must be one of trace, debug, info, notice, warning, error, critical, got \"loud\""),
+    (["frobnicate"], nil, "unknown command \"frobnicate\" (try stator --help)"),
+    (["--flush_interval"], nil, "flag --flush_interval needs a value"),
+] as [([String], String?, String)])
+func reportsOneClearLine(_ args: [String], _ file: String?, _ expected: String) {
+    let message = error(file == nil ? args : args + ["--config", "x.json"], file: file)
+    #expect(message.hasPrefix(expected), "\(message)")
+    #expect(!message.contains("\n"))
+}
+
+@Test(arguments: [("250ms", 250), ("10s", 10_000), ("1.5s", 1500), ("5m", 300_000), ("1h", 3_600_000), ("0", 0)] as [(String, Int64)])
+func parsesDurations(_ text: String, _ millis: Int64) {
+    #expect(ConfigDuration.parseMillis(text) == millis)
+    #expect(ConfigDuration.parseMillis(ConfigDuration.format(millis)) == millis)
+}
+
+@Test(arguments: ["", "s", "10", "-1s", "1d", "1e3s", "ms", "5 m", "nan s"])
+func rejectsBadDurations(_ text: String) {
+    #expect(ConfigDuration.parseMillis(text) == nil)
+}
+
+@Test func everyKeyHasEnvironmentVariableAndFlag() {
+    #expect(ConfigKeys.key("sinks.json.path")?.environmentName == "STATOR_SINKS_JSON_PATH")
+    #expect(ConfigKeys.key("udp.address")?.environmentName == "STATOR_UDP_ADDRESS")
+    #expect(ConfigKeys.key("flush_interval")?.flag == "--flush_interval")
+    #expect(Set(ConfigKeys.all.map(\.path)).count == ConfigKeys.all.count)
+}
+
+@Test func renderedConfigurationReadsBackUnchanged() throws {
+    let c = try configuration(["--flush_interval", "250ms", "--percentiles", "[99.9]", "--sinks.json.path", "/tmp/x y"])
+    let text = ConfigKeys.render(c)
+    let again = try configuration(["--config", "rendered.json"], file: text)
+    #expect(ConfigKeys.render(again) == text)
+    #expect(text.contains("\"flush_interval\": \"250ms\""))
+}
+
+@Test func helpListsEveryKey() {
+    let usage = CommandLineParser.usage
+    for key in ConfigKeys.all {
+        #expect(usage.contains(key.flag))
+        #expect(usage.contains(key.environmentName))
+    }
+}
