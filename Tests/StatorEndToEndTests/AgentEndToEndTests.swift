@@ -1,0 +1,247 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Looks up the JSON line of one series.
+private func series(_ lines: [[String: Any]], _ name: String, _ type: String) -> [String: Any]? {
+    lines.first { $0["name"] as? String == name && $0["type"] as? String == type }
+}
+
+@Test func aggregatesUDPAndFlushesThePartialIntervalOnSIGTERM() throws {
+    let dir = try TemporaryDirectory()
+    let out = dir.file("out.json")
+    // A long interval: the only batch is the one written at shutdown.
+    let agent = try StatorProcess(agent: ["--flush_interval", "1h", "--sinks.json.path", out])
+    let started = Date()
+    try agent.send([
+        "api.requests:1|c|#env:prod\napi.requests:2|c|@0.5|#env:prod\nnot a line\napi.latency:10:20|ms|#env:prod",
+        "api.latency:30|ms|#env:prod\r\napi.latency:40|ms|@0.5|#env:prod\n\n",
+        "temp:20|g\ntemp:+1.5|g\nusers:alice|s\nusers:bob|s\nusers:alice|s\n_e{1,1}:a|b",
+        "multi:1|c:250|ms\nsized:3|h\nsized:4|d\nv:-1|c\nv:1|x",
+    ])
+    #expect(try agent.stop() == 0)
+    let elapsed = Date().timeIntervalSince(started)
+    let lines = try jsonLines(readFile(out))
+    #expect(lines.count == 8)
+
+    let requests = try #require(series(lines, "api.requests", "counter"))
+    #expect(requests["value"] as? Double == 5)
+    #expect(requests["tags"] as? [String: String] == ["env": "prod"])
+    let latency = try #require(series(lines, "api.latency", "timer"))
+    #expect(latency["count"] as? Double == 5)
+    #expect(latency["samples"] as? Double == 4)
+    #expect(latency["sum"] as? Double == 100)
+    #expect(latency["min"] as? Double == 10)
+    #expect(latency["max"] as? Double == 40)
+    #expect(latency["mean"] as? Double == 25)
+    #expect(latency["median"] as? Double == 25)
+    #expect(latency["p90"] as? Double == 40)
+    #expect(latency["p95"] as? Double == 40)
+    #expect(latency["p99"] as? Double == 40)
+    #expect(series(lines, "temp", "gauge")?["value"] as? Double == 21.5)
+    #expect(series(lines, "users", "set")?["value"] as? Double == 2)
+    #expect(series(lines, "multi", "counter")?["value"] as? Double == 1)
+    #expect(series(lines, "multi", "timer")?["sum"] as? Double == 250)
+    #expect(series(lines, "sized", "histogram")?["sum"] as? Double == 3)
+    #expect(series(lines, "sized", "distribution")?["sum"] as? Double == 4)
+
+    // The last batch's interval is the real time since start, and its ts is the shutdown time.
+    let interval = try #require(lines.first?["interval"] as? Double)
+    #expect(interval > 0 && interval <= elapsed + 0.5)
+    let ts = try #require(lines.first?["ts"] as? String)
+    #expect(ts.hasSuffix("Z") && ts.count == 24)
+    #expect(Set(lines.compactMap { $0["ts"] as? String }).count == 1)
+    #expect(agent.stderr.text.contains("\"msg\":\"invalid line dropped\""))
+}
+
+@Test func sigintAlsoFlushesAndExitsZero() throws {
+    let agent = try StatorProcess(agent: ["--flush_interval", "1h"])
+    try agent.send("ints:7|c")
+    agent.signal(SIGINT)
+    #expect(try agent.waitForExit() == 0)
+    // Default sink: JSON lines on standard output.
+    let lines = try jsonLines(agent.stdout.text)
+    #expect(series(lines, "ints", "counter")?["value"] as? Double == 7)
+}
+
+@Test func metricsEndpointCountsLinesLive() throws {
+    let agent = try StatorProcess(agent: ["--flush_interval", "1h", "--sinks.json.path", ""])
+    try agent.send([
+        "a:1|c\nb:2|ms\nbad\nc:x|c\n_sc|check|0",
+        "d:1|c|#k:v|#k:w\ne:-1|c\nf:1|zz",
+    ])
+    var page = ""
+    try eventually("lines counted") {
+        page = try httpRequest(port: agent.httpPort, "/metrics").body
+        return sample(page, "stator_lines_received_total") == 8
+    }
+    #expect(sample(page, "stator_packets_received_total") == 2)
+    #expect(sample(page, "stator_events_received_total") == 1)
+    #expect(sample(page, "stator_lines_invalid_total{reason=\"missing_colon\"}") == 1)
+    #expect(sample(page, "stator_lines_invalid_total{reason=\"invalid_value\"}") == 1)
+    #expect(sample(page, "stator_lines_invalid_total{reason=\"invalid_field\"}") == 1)
+    #expect(sample(page, "stator_lines_invalid_total{reason=\"negative_counter\"}") == 1)
+    #expect(sample(page, "stator_lines_invalid_total{reason=\"unknown_type\"}") == 1)
+    #expect(sample(page, "stator_series_active") == 2)
+    #expect(sample(page, "stator_udp_kernel_drops_total") == 0)
+    #expect(sample(page, "stator_flushes_total") == 0)
+    #expect((sample(page, "process_resident_memory_bytes") ?? 0) > 1_000_000)
+    #expect((sample(page, "process_open_fds") ?? 0) > 3)
+    #expect(page.contains("# TYPE stator_lines_invalid_total counter"))
+
+    let metrics = try httpRequest(port: agent.httpPort, "/metrics")
+    #expect(metrics.status == 200)
+    #expect(metrics.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8")
+    let health = try httpRequest(port: agent.httpPort, "/healthz")
+    #expect(health.status == 200)
+    #expect(health.body == "ok\n")
+    let head = try httpRequest(port: agent.httpPort, "/metrics", method: "HEAD")
+    #expect(head.status == 200)
+    #expect(head.body.isEmpty)
+    #expect(Int(head.headers["content-length"] ?? "") ?? 0 > 0)
+    #expect(try httpRequest(port: agent.httpPort, "/nope").status == 404)
+    let post = try httpRequest(port: agent.httpPort, "/metrics", method: "POST")
+    #expect(post.status == 405)
+    #expect(post.headers["allow"] == "GET, HEAD")
+    #expect(try agent.stop() == 0)
+}
+
+@Test func keepAliveAndPipelinedRequests() throws {
+    let agent = try StatorProcess(agent: ["--sinks.json.path", ""])
+    let reply = try rawHTTP(port: agent.httpPort,
+        "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
+    #expect(reply.components(separatedBy: "HTTP/1.1 200 OK").count == 3)
+    #expect(reply.contains("HTTP/1.1 404 Not Found"))
+    #expect(reply.hasSuffix("not found\n"))
+    #expect(try agent.stop() == 0)
+}
+
+@Test func httpRejectsOversizedAndGarbageRequests() throws {
+    let agent = try StatorProcess(agent: ["--sinks.json.path", ""])
+    let big = try rawHTTP(port: agent.httpPort, "GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 9000) + "\r\n\r\n")
+    #expect(big.hasPrefix("HTTP/1.1 431 "))
+    let garbage = try rawHTTP(port: agent.httpPort, "\u{1}\u{2}\u{3} nonsense\r\n\r\n")
+    #expect(garbage.hasPrefix("HTTP/1.1 400 "))
+    // Still serving afterwards.
+    #expect(try httpRequest(port: agent.httpPort, "/healthz").status == 200)
+    #expect(try agent.stop() == 0)
+}
+
+@Test func httpClosesSilentClientsAfterTheReadTimeout() throws {
+    let agent = try StatorProcess(agent: ["--sinks.json.path", "", "--http.read_timeout", "200ms", "--http.idle_timeout", "300ms"])
+    let started = Date()
+    let reply = try rawHTTP(port: agent.httpPort, "GET /healthz HTTP/1.1\r\nHost: a\r\n", timeout: 5)  // never finishes its head
+    #expect(reply.isEmpty)
+    #expect(Date().timeIntervalSince(started) < 2)
+    #expect(try agent.stop() == 0)
+}
+
+@Test func httpCapsConcurrentConnections() throws {
+    let agent = try StatorProcess(agent: ["--sinks.json.path", "", "--http.max_connections", "2"])
+    // Two idle connections take the cap; a third is answered 503.
+    var fds: [Int32] = []
+    defer { for fd in fds { close(fd) } }
+    for _ in 0..<2 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = agent.httpPort.bigEndian
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        _ = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        fds.append(fd)
+    }
+    try eventually("the cap to be reached") {
+        try rawHTTP(port: agent.httpPort, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n").hasPrefix("HTTP/1.1 503")
+    }
+    for fd in fds { close(fd) }
+    fds = []
+    try eventually("a slot to free up") { try httpRequest(port: agent.httpPort, "/healthz").status == 200 }
+    #expect(try agent.stop() == 0)
+}
+
+@Test func flushesAtWallClockMultiplesOfTheInterval() throws {
+    let dir = try TemporaryDirectory()
+    let out = dir.file("out.json")
+    let agent = try StatorProcess(agent: ["--flush_interval", "200ms", "--sinks.json.path", out])
+    try agent.send("tick:1|c")
+    try eventually("a first batch") { readFile(out).contains("tick") }
+    try agent.send("tick:1|c")
+    try eventually("a second batch") { readFile(out).split(separator: "\n").count >= 2 }
+    #expect(try agent.stop() == 0)
+    let lines = try jsonLines(readFile(out)).filter { $0["name"] as? String == "tick" }
+    #expect(lines.count >= 2)
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    for line in lines.prefix(2) {
+        let ts = try #require(formatter.date(from: line["ts"] as? String ?? ""))
+        let millis = Int64((ts.timeIntervalSince1970 * 1000).rounded())
+        #expect(millis % 200 == 0, "ts \(line["ts"] ?? "") is not on a 200 ms boundary")
+    }
+    // Every batch after the first covers exactly one interval.
+    #expect(lines[1]["interval"] as? Double == 0.2)
+    #expect(lines.reduce(0) { $0 + ($1["value"] as? Double ?? 0) } == 2)
+}
+
+@Test func sighupReopensTheOutputFile() throws {
+    let dir = try TemporaryDirectory()
+    let out = dir.file("out.json")
+    let agent = try StatorProcess(agent: ["--flush_interval", "100ms", "--sinks.json.path", out])
+    try agent.send("before:1|c")
+    try eventually("the first line") { readFile(out).contains("before") }
+    try FileManager.default.moveItem(atPath: out, toPath: out + ".old")
+    agent.signal(SIGHUP)
+    try agent.waitFor(timeout: 5) { $0.contains("reopening sink files") ? true : nil }
+    try agent.send("after:1|c")
+    try eventually("the reopened file") { readFile(out).contains("after") }
+    #expect(try agent.stop() == 0)
+    #expect(!readFile(out).contains("before"))
+    #expect(!readFile(out + ".old").contains("after"))
+}
+
+@Test func rotatesBySizeAndKeepsTheConfiguredNumberOfFiles() throws {
+    let dir = try TemporaryDirectory()
+    let out = dir.file("out.json")
+    let agent = try StatorProcess(agent: ["--flush_interval", "50ms", "--sinks.json.path", out,
+                                          "--sinks.json.rotate_bytes", "1", "--sinks.json.keep_files", "2"])
+    for n in 1...4 {
+        try agent.send("rot\(n):1|c")
+        try eventually("batch \(n)") {
+            [out, out + ".1", out + ".2"].contains { readFile($0).contains("rot\(n)") }
+        }
+    }
+    #expect(try agent.stop() == 0)
+    #expect(readFile(out + ".1").contains("rot4"))
+    #expect(readFile(out + ".2").contains("rot3"))
+    #expect(!FileManager.default.fileExists(atPath: out + ".3"))
+}
+
+@Test func largeDatagramsAreReadWhole() throws {
+    let dir = try TemporaryDirectory()
+    let out = dir.file("out.json")
+    let agent = try StatorProcess(agent: ["--flush_interval", "1h", "--sinks.json.path", out])
+    // 60,000 bytes in one datagram: 2,400 lines of one counter.
+    let datagram = String(repeating: "big.datagram.counter:1|c\n", count: 2400)
+    #expect(datagram.utf8.count == 60_000)
+    try agent.send(datagram)
+    #expect(try agent.stop() == 0)
+    #expect(series(try jsonLines(readFile(out)), "big.datagram.counter", "counter")?["value"] as? Double == 2400)
+}
+
+@Test func listensOnIPv6Loopback() throws {
+    // Skip only where the kernel has no IPv6 loopback at all.
+    let probe = socket(AF_INET6, Int32(SOCK_DGRAM.rawValue), 0)
+    var addr = sockaddr_in6()
+    addr.sin6_family = sa_family_t(AF_INET6)
+    inet_pton(AF_INET6, "::1", &addr.sin6_addr)
+    let bound = withUnsafePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+    }
+    close(probe)
+    try #require(bound == 0, "no IPv6 loopback on this machine")
+    let agent = try StatorProcess(agent: ["--flush_interval", "1h"], udp: "[::1]:0")
+    try agent.send("six:6|c")
+    #expect(try agent.stop() == 0)
+    #expect(series(try jsonLines(agent.stdout.text), "six", "counter")?["value"] as? Double == 6)
+}

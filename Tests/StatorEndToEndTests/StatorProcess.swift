@@ -1,0 +1,262 @@
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+
+/// Where the built `stator` binary is: `$TEST_STATOR_BINARY`, or `.build/debug/stator`
+/// in the package (scripts/test builds it before the tests run).
+func statorBinary() throws -> String {
+    if let path = ProcessInfo.processInfo.environment["TEST_STATOR_BINARY"] { return path }
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let path = root.appendingPathComponent(".build/debug/stator").path
+    guard FileManager.default.isExecutableFile(atPath: path) else {
+        throw TestFailure("stator binary not found at \(path): run `swift build` first (scripts/test does)")
+    }
+    return path
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A temporary directory removed when the value is dropped.
+final class TemporaryDirectory: Sendable {
+    let path: String
+
+    init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("stator-test-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func file(_ name: String) -> String { "\(path)/\(name)" }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Collects everything a pipe delivers, on its own thread.
+final class PipeCollector: Sendable {
+    private let data = Mutex(Data())
+    let pipe = Pipe()
+
+    init() {
+        let handle = pipe.fileHandleForReading
+        let thread = Thread { [self] in
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { return }
+                data.withLock { $0.append(chunk) }
+            }
+        }
+        thread.start()
+    }
+
+    var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
+}
+
+/// One run of the real `stator` binary.
+final class StatorProcess: @unchecked Sendable {
+    // SAFETY: `process` is only touched from the test that owns this value.
+    let process = Process()
+    let stdout = PipeCollector()
+    let stderr = PipeCollector()
+    private(set) var udpPort: UInt16 = 0
+    private(set) var httpPort: UInt16 = 0
+    private(set) var udpHost = "127.0.0.1"
+
+    /// Starts `stator` with `arguments` and a clean environment plus `environment`.
+    /// Waits for its start-up line when `waitForStart`.
+    init(_ arguments: [String], environment: [String: String] = [:], waitForStart: Bool = true) throws {
+        process.executableURL = URL(fileURLWithPath: try statorBinary())
+        process.arguments = arguments
+        process.environment = ["PATH": "/usr/bin:/bin"].merging(environment) { $1 }
+        process.standardOutput = stdout.pipe
+        process.standardError = stderr.pipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        if waitForStart { try awaitStart() }
+    }
+
+    /// Runs the agent on ephemeral loopback ports with the given extra flags.
+    convenience init(agent flags: [String], udp: String = "127.0.0.1:0", environment: [String: String] = [:]) throws {
+        try self.init(["--udp.address", udp, "--http.address", "127.0.0.1:0"] + flags, environment: environment)
+    }
+
+    private func awaitStart() throws {
+        let line = try waitFor(timeout: 10) { text in
+            text.split(separator: "\n").first { $0.contains("\"msg\":\"stator started\"") }.map(String.init)
+        }
+        let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+        func port(_ key: String) -> UInt16 {
+            guard let address = object[key] as? String, let colon = address.lastIndex(of: ":") else { return 0 }
+            return UInt16(address[address.index(after: colon)...]) ?? 0
+        }
+        udpPort = port("udp.address")
+        httpPort = port("http.address")
+        if let address = object["udp.address"] as? String, address.hasPrefix("[") { udpHost = "::1" }
+        guard udpPort != 0, httpPort != 0 else { throw TestFailure("no ports in start-up line: \(line)") }
+    }
+
+    /// Polls the process's stderr until `match` finds something, or fails after `timeout` seconds.
+    func waitFor<T>(timeout: Double, _ match: (String) -> T?) throws -> T {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let found = match(stderr.text) { return found }
+            if !process.isRunning { break }
+            usleep(10_000)
+        }
+        if let found = match(stderr.text) { return found }
+        throw TestFailure("timed out; stator stderr:\n\(stderr.text)")
+    }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for the process to exit (killing it after `timeout`) and returns its status.
+    @discardableResult
+    func waitForExit(timeout: Double = 15) throws -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw TestFailure("stator did not exit within \(timeout) s; stderr:\n\(stderr.text)")
+        }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// SIGTERM, then the exit status.
+    func stop() throws -> Int32 {
+        signal(SIGTERM)
+        return try waitForExit()
+    }
+
+    /// Sends each datagram to the agent's UDP port.
+    func send(_ datagrams: [String]) throws { try sendUDP(datagrams.map { Array($0.utf8) }, host: udpHost, port: udpPort) }
+    func send(_ datagram: String) throws { try send([datagram]) }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// Sends datagrams over real UDP.
+func sendUDP(_ datagrams: [[UInt8]], host: String = "127.0.0.1", port: UInt16) throws {
+    let v6 = host.contains(":")
+    let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket failed") }
+    defer { close(fd) }
+    var sndbuf: Int32 = 4 << 20
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, 4)
+    for datagram in datagrams {
+        let sent: Int
+        if v6 {
+            var addr = sockaddr_in6()
+            addr.sin6_family = sa_family_t(AF_INET6)
+            addr.sin6_port = port.bigEndian
+            inet_pton(AF_INET6, host, &addr.sin6_addr)
+            sent = withUnsafePointer(to: &addr) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, datagram, datagram.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
+            }
+        } else {
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = port.bigEndian
+            inet_pton(AF_INET, host, &addr.sin_addr)
+            sent = withUnsafePointer(to: &addr) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, datagram, datagram.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+        guard sent == datagram.count else { throw TestFailure("sendto failed: \(String(cString: strerror(errno)))") }
+    }
+}
+
+/// A response read from a real HTTP connection.
+struct HTTPReply {
+    var status: Int
+    var headers: [String: String]
+    var body: String
+}
+
+/// Sends raw request bytes over TCP and reads until the server closes (or `timeout`).
+func rawHTTP(port: UInt16, _ request: String, timeout: Double = 5) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket failed") }
+    defer { close(fd) }
+    var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = port.bigEndian
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+    let rc = withUnsafePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard rc == 0 else { throw TestFailure("connect failed: \(String(cString: strerror(errno)))") }
+    let bytes = Array(request.utf8)
+    _ = send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL))
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        received.append(contentsOf: buffer[0..<n])
+    }
+    return String(decoding: received, as: UTF8.self)
+}
+
+/// One request with `Connection: close`.
+func httpRequest(port: UInt16, _ path: String, method: String = "GET") throws -> HTTPReply {
+    let text = try rawHTTP(port: port, "\(method) \(path) HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+    guard let split = text.range(of: "\r\n\r\n") else { throw TestFailure("no response head in: \(text)") }
+    let headLines = text[..<split.lowerBound].split(separator: "\r\n")
+    let statusLine = headLines.first.map(String.init) ?? ""
+    let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") ?? 0
+    var headers: [String: String] = [:]
+    for line in headLines.dropFirst() {
+        if let colon = line.firstIndex(of: ":") {
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+    }
+    return HTTPReply(status: status, headers: headers, body: String(text[split.upperBound...]))
+}
+
+/// Reads a metric's value from a /metrics page.
+func sample(_ page: String, _ series: String) -> Double? {
+    for line in page.split(separator: "\n") where line.hasPrefix(series + " ") {
+        return Double(line.dropFirst(series.count + 1))
+    }
+    return nil
+}
+
+/// Parses NDJSON into objects.
+func jsonLines(_ text: String) throws -> [[String: Any]] {
+    try text.split(separator: "\n").map { line in
+        guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw TestFailure("not a JSON object: \(line)")
+        }
+        return object
+    }
+}
+
+func readFile(_ path: String) -> String {
+    (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+}
+
+/// Polls `condition` every 10 ms until it holds, failing after `timeout` seconds.
+func eventually(timeout: Double = 10, _ what: String, _ condition: () throws -> Bool) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return }
+        usleep(10_000)
+    }
+    if try condition() { return }
+    throw TestFailure("timed out waiting for \(what)")
+}
