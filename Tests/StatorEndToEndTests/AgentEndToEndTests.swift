@@ -245,3 +245,12 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     #expect(try agent.stop() == 0)
     #expect(series(try jsonLines(agent.stdout.text), "six", "counter")?["value"] as? Double == 6)
 }
+
+@Test func warnsOnceWhenTheKernelGrantsASmallerReceiveBuffer() throws {
+    // More than the kernel ever grants (it caps at INT_MAX / 2 even with SO_RCVBUFFORCE).
+    let agent = try StatorProcess(agent: ["--sinks.json.path", "", "--udp.receive_buffer_bytes", "2147483647"])
+    let warnings = agent.stderr.text.split(separator: "\n").filter { $0.contains("smaller UDP receive buffer") }
+    #expect(warnings.count == 1)
+    #expect(warnings.first?.contains("net.core.rmem_max") == true)
+    #expect(try agent.stop() == 0)
+}
