@@ -83,3 +83,10 @@ private func occupy(_ type: Int32) throws -> (Int32, UInt16) {
     #expect(agent.stderr.text.contains("unknown environment variable STATOR_NOT_A_KEY ignored"))
     #expect(try agent.stop() == 0)
 }
+
+@Test func exampleConfigurationPassesCheckConfig() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let run = try StatorProcess(["check-config", "--config", root.appendingPathComponent("etc/stator.json").path], waitForStart: false)
+    #expect(try run.waitForExit() == 0, "\(run.stderr.text)")
+    #expect(run.stderr.text.isEmpty)
+}
