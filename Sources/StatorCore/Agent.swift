@@ -28,15 +28,18 @@ public final class Agent: Sendable {
         self.metrics = metrics
         let table = ShardedTable(configuration: configuration.aggregation)
         self.table = table
-        receiver = try Receiver(configuration: configuration.udp, table: table, metrics: metrics,
-                                logger: logger.child("stator.receive"))
+        receiver = try Receiver(
+            configuration: configuration.udp, table: table, metrics: metrics,
+            logger: logger.child("stator.receive"))
         var sinks: [any Sink] = []
         if !configuration.json.path.isEmpty { sinks.append(JSONLinesSink(configuration: configuration.json)) }
         sinks.append(contentsOf: extraSinks)
         let fanout = SinkFanout(sinks: sinks, metrics: metrics, logger: logger.child("stator.sinks"))
         self.fanout = fanout
-        flusher = Flusher(table: table, configuration: configuration.flush, startMillis: WallClock.nowMillis(),
-                          metrics: metrics) { fanout.publish($0) }
+        flusher = Flusher(
+            table: table, configuration: configuration.flush, startMillis: WallClock.nowMillis(),
+            metrics: metrics
+        ) { fanout.publish($0) }
         let page = SelfMetricsPage(metrics: metrics, table: table)
         http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http")) { head in
             Agent.route(head, page: page)
@@ -51,8 +54,9 @@ public final class Agent: Sendable {
             return .text(405, "method not allowed\n", headers: [("Allow", "GET, HEAD")])
         }
         if head.path == "/healthz" { return .text(200, "ok\n") }
-        return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
-                            body: Array(page.render().utf8))
+        return HTTPResponse(
+            status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+            body: Array(page.render().utf8))
     }
 
     /// Starts reading, flushing and serving; returns at once.
@@ -61,8 +65,12 @@ public final class Agent: Sendable {
         http.start()
         let flusher = self.flusher
         let thread = WorkerThread(name: "flusher") { flusher.runLoop() }
-        logger.info("stator started", metadata: [("udp.address", udpAddress), ("http.address", httpAddress),
-                                                 ("flush_interval", ConfigDuration.format(configuration.flush.intervalMillis))])
+        logger.info(
+            "stator started",
+            metadata: [
+                ("udp.address", udpAddress), ("http.address", httpAddress),
+                ("flush_interval", ConfigDuration.format(configuration.flush.intervalMillis)),
+            ])
         return AgentHandle(agent: self, flushThread: thread)
     }
 

@@ -108,8 +108,10 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
 
 @Test func keepAliveAndPipelinedRequests() throws {
     let agent = try StatorProcess(agent: ["--sinks.json.path", ""])
-    let reply = try rawHTTP(port: agent.httpPort,
-        "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
+    let reply = try rawHTTP(
+        port: agent.httpPort,
+        "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET /nope HTTP/1.1\r\nConnection: close\r\n\r\n"
+    )
     #expect(reply.components(separatedBy: "HTTP/1.1 200 OK").count == 3)
     #expect(reply.contains("HTTP/1.1 404 Not Found"))
     #expect(reply.hasSuffix("not found\n"))
@@ -128,7 +130,9 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
 }
 
 @Test func httpClosesSilentClientsAfterTheReadTimeout() throws {
-    let agent = try StatorProcess(agent: ["--sinks.json.path", "", "--http.read_timeout", "200ms", "--http.idle_timeout", "300ms"])
+    let agent = try StatorProcess(agent: [
+        "--sinks.json.path", "", "--http.read_timeout", "200ms", "--http.idle_timeout", "300ms",
+    ])
     let started = Date()
     let reply = try rawHTTP(port: agent.httpPort, "GET /healthz HTTP/1.1\r\nHost: a\r\n", timeout: 5)  // never finishes its head
     #expect(reply.isEmpty)
@@ -143,13 +147,7 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     defer { for fd in fds { close(fd) } }
     for _ in 0..<2 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = agent.httpPort.bigEndian
-        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-        _ = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        #expect(withSocketAddress("127.0.0.1", agent.httpPort) { connect(fd, $0, $1) } == 0)
         fds.append(fd)
     }
     try eventually("the cap to be reached") {
@@ -203,8 +201,10 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
 @Test func rotatesBySizeAndKeepsTheConfiguredNumberOfFiles() throws {
     let dir = try TemporaryDirectory()
     let out = dir.file("out.json")
-    let agent = try StatorProcess(agent: ["--flush_interval", "50ms", "--sinks.json.path", out,
-                                          "--sinks.json.rotate_bytes", "1", "--sinks.json.keep_files", "2"])
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", "50ms", "--sinks.json.path", out,
+        "--sinks.json.rotate_bytes", "1", "--sinks.json.keep_files", "2",
+    ])
     for n in 1...4 {
         try agent.send("rot\(n):1|c")
         try eventually("batch \(n)") {
@@ -232,12 +232,7 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
 @Test func listensOnIPv6Loopback() throws {
     // Skip only where the kernel has no IPv6 loopback at all.
     let probe = socket(AF_INET6, Int32(SOCK_DGRAM.rawValue), 0)
-    var addr = sockaddr_in6()
-    addr.sin6_family = sa_family_t(AF_INET6)
-    inet_pton(AF_INET6, "::1", &addr.sin6_addr)
-    let bound = withUnsafePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-    }
+    let bound = withSocketAddress("::1", 0) { bind(probe, $0, $1) }
     close(probe)
     try #require(bound == 0, "no IPv6 loopback on this machine")
     let agent = try StatorProcess(agent: ["--flush_interval", "1h"], udp: "[::1]:0")

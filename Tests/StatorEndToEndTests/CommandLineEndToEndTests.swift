@@ -5,9 +5,11 @@ import Testing
 @Test func checkConfigPrintsTheEffectiveConfiguration() throws {
     let dir = try TemporaryDirectory()
     let config = dir.file("stator.json")
-    try #"{"flush_interval": "5s", "sinks": {"json": {"path": "/tmp/x.json"}}}"#.write(toFile: config, atomically: true, encoding: .utf8)
-    let run = try StatorProcess(["check-config", "--config", config, "--percentiles", "[99.9]"],
-                                environment: ["STATOR_SERIES_TTL": "1m"], waitForStart: false)
+    try #"{"flush_interval": "5s", "sinks": {"json": {"path": "/tmp/x.json"}}}"#.write(
+        toFile: config, atomically: true, encoding: .utf8)
+    let run = try StatorProcess(
+        ["check-config", "--config", config, "--percentiles", "[99.9]"],
+        environment: ["STATOR_SERIES_TTL": "1m"], waitForStart: false)
     #expect(try run.waitForExit() == 0)
     let printed = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.text.utf8)) as? [String: Any])
     #expect(printed["flush_interval"] as? String == "5s")
@@ -19,12 +21,13 @@ import Testing
     #expect(json["keep_files"] as? Double == 5)
 }
 
-@Test(arguments: [
-    (#"{"udp": {"adress": "x"}}"#, [String](), "unknown configuration key \"udp.adress\""),
-    (#"{"flush_interval": "soon"}"#, [], "flush_interval must be a duration"),
-    ("{}", ["--max_series", "-5"], "max_series must be between 1 and"),
-    ("{}", ["--bogus", "1"], "unknown flag --bogus"),
-] as [(String, [String], String)])
+@Test(
+    arguments: [
+        (#"{"udp": {"adress": "x"}}"#, [String](), "unknown configuration key \"udp.adress\""),
+        (#"{"flush_interval": "soon"}"#, [], "flush_interval must be a duration"),
+        ("{}", ["--max_series", "-5"], "max_series must be between 1 and"),
+        ("{}", ["--bogus", "1"], "unknown flag --bogus"),
+    ] as [(String, [String], String)])
 func badConfigurationExitsNonZeroWithOneLine(_ file: String, _ flags: [String], _ message: String) throws {
     let dir = try TemporaryDirectory()
     let config = dir.file("stator.json")
@@ -86,7 +89,8 @@ private func occupy(_ type: Int32) throws -> (Int32, UInt16) {
 
 @Test func exampleConfigurationPassesCheckConfig() throws {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let run = try StatorProcess(["check-config", "--config", root.appendingPathComponent("etc/stator.json").path], waitForStart: false)
+    let run = try StatorProcess(
+        ["check-config", "--config", root.appendingPathComponent("etc/stator.json").path], waitForStart: false)
     #expect(try run.waitForExit() == 0, "\(run.stderr.text)")
     #expect(run.stderr.text.isEmpty)
 }

@@ -145,36 +145,34 @@ final class StatorProcess: @unchecked Sendable {
 
 /// Sends datagrams over real UDP.
 func sendUDP(_ datagrams: [[UInt8]], host: String = "127.0.0.1", port: UInt16) throws {
-    let v6 = host.contains(":")
-    let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    let fd = socket(host.contains(":") ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
     guard fd >= 0 else { throw TestFailure("socket failed") }
     defer { close(fd) }
     var sndbuf: Int32 = 4 << 20
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, 4)
     for datagram in datagrams {
-        let sent: Int
-        if v6 {
-            var addr = sockaddr_in6()
-            addr.sin6_family = sa_family_t(AF_INET6)
-            addr.sin6_port = port.bigEndian
-            inet_pton(AF_INET6, host, &addr.sin6_addr)
-            sent = withUnsafePointer(to: &addr) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, datagram, datagram.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
-                }
-            }
-        } else {
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = port.bigEndian
-            inet_pton(AF_INET, host, &addr.sin_addr)
-            sent = withUnsafePointer(to: &addr) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, datagram, datagram.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-        }
+        let sent = withSocketAddress(host, port) { sendto(fd, datagram, datagram.count, 0, $0, $1) }
         guard sent == datagram.count else { throw TestFailure("sendto failed: \(String(cString: strerror(errno)))") }
+    }
+}
+
+/// Calls `body` with a `sockaddr` for an IPv4 or IPv6 literal and a port.
+func withSocketAddress<R>(_ host: String, _ port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    if host.contains(":") {
+        var addr = sockaddr_in6()
+        addr.sin6_family = sa_family_t(AF_INET6)
+        addr.sin6_port = port.bigEndian
+        inet_pton(AF_INET6, host, &addr.sin6_addr)
+        return withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+        }
+    }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = port.bigEndian
+    inet_pton(AF_INET, host, &addr.sin_addr)
+    return withUnsafePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
 }
 
@@ -192,13 +190,7 @@ func rawHTTP(port: UInt16, _ request: String, timeout: Double = 5) throws -> Str
     defer { close(fd) }
     var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = port.bigEndian
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-    let rc = withUnsafePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
+    let rc = withSocketAddress("127.0.0.1", port) { connect(fd, $0, $1) }
     guard rc == 0 else { throw TestFailure("connect failed: \(String(cString: strerror(errno)))") }
     let bytes = Array(request.utf8)
     _ = send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL))

@@ -30,8 +30,9 @@ public final class ShardedTable: Sendable {
     ///   - configuration: shards, limits.
     ///   - seed: hash seed; random by default.
     public init(configuration: AggregationConfiguration, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
-        precondition(configuration.shards > 0 && configuration.shards & (configuration.shards - 1) == 0,
-                     "shards must be a power of two")
+        precondition(
+            configuration.shards > 0 && configuration.shards & (configuration.shards - 1) == 0,
+            "shards must be a power of two")
         self.configuration = configuration
         self.seed = seed
         var rng = SplitMix64(state: seed)

@@ -91,7 +91,8 @@ public enum CommandLineParser {
         return Parsed(command: mode == "check-config" ? .checkConfig(configuration) : .run(configuration), warnings: warnings)
     }
 
-    private static func set(_ key: ConfigKey, _ text: String, source: String, _ c: inout StatorConfiguration) throws(ConfigError) {
+    private static func set(_ key: ConfigKey, _ text: String, source: String, _ c: inout StatorConfiguration) throws(ConfigError)
+    {
         do {
             try key.write(&c, try key.value(fromText: text, source: source))
         } catch {

@@ -12,6 +12,17 @@ public enum ConfigKeys {
         }
     }
 
+    /// A `host:port` / `[v6]:port` key, checked by parsing it.
+    private static func address(
+        _ path: String, _ help: String, _ get: @escaping @Sendable (StatorConfiguration) -> String,
+        _ set: @escaping @Sendable (inout StatorConfiguration, String) -> Void
+    ) -> ConfigKey {
+        string(path, help, get) { (c, s) throws(ConfigError) in
+            _ = try SocketAddress(parsing: s)
+            set(&c, s)
+        }
+    }
+
     private static func integer(
         _ path: String, _ range: ClosedRange<Int64>, _ help: String,
         _ get: @escaping @Sendable (StatorConfiguration) -> Int64,
@@ -40,7 +51,8 @@ public enum ConfigKeys {
                 throw ConfigError("\(path) must be a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\", got \(describe(v))")
             }
             guard (ms == 0 && allowZero) || ms >= minimum else {
-                throw ConfigError("\(path) must be at least \(ConfigDuration.format(minimum))\(allowZero ? " (or 0)" : ""), got \(s)")
+                throw ConfigError(
+                    "\(path) must be at least \(ConfigDuration.format(minimum))\(allowZero ? " (or 0)" : ""), got \(s)")
             }
             set(&c, ms)
         }
@@ -53,39 +65,55 @@ public enum ConfigKeys {
 
     /// Every key, in documentation order.
     public static let all: [ConfigKey] = [
-        string("udp.address", "UDP address to receive statsd lines on: host:port or [v6]:port.", { $0.udp.address }) {
-            (c, s) throws(ConfigError) in
-            _ = try SocketAddress(parsing: s)
-            c.udp.address = s
-        },
-        integer("udp.readers", 1...256, "Reader threads, each with its own SO_REUSEPORT socket (default: one per core).",
-                { Int64($0.udp.readers) }) { $0.udp.readers = Int($1) },
-        integer("udp.receive_buffer_bytes", 4096...(1 << 31 - 1),
-                "Receive buffer asked for per socket; a warning says when the kernel grants less.",
-                { Int64($0.udp.receiveBufferBytes) }) { $0.udp.receiveBufferBytes = Int($1) },
-        string("http.address", "HTTP address for /metrics and /healthz: host:port or [v6]:port.", { $0.http.address }) {
-            (c, s) throws(ConfigError) in
-            _ = try SocketAddress(parsing: s)
-            c.http.address = s
-        },
-        integer("http.max_connections", 1...100_000, "Concurrent HTTP connections; more are answered 503 and closed.",
-                { Int64($0.http.maxConnections) }) { $0.http.maxConnections = Int($1) },
-        integer("http.max_header_bytes", 1024...(1 << 20), "Largest HTTP request head; larger is answered 431.",
-                { Int64($0.http.maxHeaderBytes) }) { $0.http.maxHeaderBytes = Int($1) },
-        duration("http.read_timeout", minimum: 10, allowZero: false,
-                 "Time to receive a whole request head, or to write a response, before the connection is closed.",
-                 { $0.http.readTimeoutMillis }) { $0.http.readTimeoutMillis = $1 },
-        duration("http.idle_timeout", minimum: 10, allowZero: false, "Time an idle keep-alive connection stays open.",
-                 { $0.http.idleTimeoutMillis }) { $0.http.idleTimeoutMillis = $1 },
-        duration("flush_interval", minimum: 10, allowZero: false,
-                 "Interval between flushes; flushes fire at wall-clock multiples of it.",
-                 { $0.flush.intervalMillis }) { $0.flush.intervalMillis = $1 },
-        duration("series_ttl", minimum: 1, allowZero: true,
-                 "A series that receives nothing for this long is forgotten by every sink; 0 never forgets.",
-                 { $0.flush.seriesTTLMillis }) { $0.flush.seriesTTLMillis = $1 },
-        ConfigKey(path: "percentiles", kind: .numberList,
-                  help: "Percentiles for timers, histograms and distributions, each in (0, 100]; JSON key p<N>.",
-                  read: { .array($0.flush.percentiles.map { .number($0.value) }) }) { (c, v) throws(ConfigError) in
+        address(
+            "udp.address", "UDP address to receive statsd lines on: host:port or [v6]:port.",
+            { $0.udp.address }
+        ) { $0.udp.address = $1 },
+        integer(
+            "udp.readers", 1...256, "Reader threads, each with its own SO_REUSEPORT socket (default: one per core).",
+            { Int64($0.udp.readers) }
+        ) { $0.udp.readers = Int($1) },
+        integer(
+            "udp.receive_buffer_bytes", 4096...(1 << 31 - 1),
+            "Receive buffer asked for per socket; a warning says when the kernel grants less.",
+            { Int64($0.udp.receiveBufferBytes) }
+        ) { $0.udp.receiveBufferBytes = Int($1) },
+        address(
+            "http.address", "HTTP address for /metrics and /healthz: host:port or [v6]:port.",
+            { $0.http.address }
+        ) { $0.http.address = $1 },
+        integer(
+            "http.max_connections", 1...100_000, "Concurrent HTTP connections; more are answered 503 and closed.",
+            { Int64($0.http.maxConnections) }
+        ) { $0.http.maxConnections = Int($1) },
+        integer(
+            "http.max_header_bytes", 1024...(1 << 20), "Largest HTTP request head; larger is answered 431.",
+            { Int64($0.http.maxHeaderBytes) }
+        ) { $0.http.maxHeaderBytes = Int($1) },
+        duration(
+            "http.read_timeout", minimum: 10, allowZero: false,
+            "Time to receive a whole request head, or to write a response, before the connection is closed.",
+            { $0.http.readTimeoutMillis }
+        ) { $0.http.readTimeoutMillis = $1 },
+        duration(
+            "http.idle_timeout", minimum: 10, allowZero: false, "Time an idle keep-alive connection stays open.",
+            { $0.http.idleTimeoutMillis }
+        ) { $0.http.idleTimeoutMillis = $1 },
+        duration(
+            "flush_interval", minimum: 10, allowZero: false,
+            "Interval between flushes; flushes fire at wall-clock multiples of it.",
+            { $0.flush.intervalMillis }
+        ) { $0.flush.intervalMillis = $1 },
+        duration(
+            "series_ttl", minimum: 1, allowZero: true,
+            "A series that receives nothing for this long is forgotten by every sink; 0 never forgets.",
+            { $0.flush.seriesTTLMillis }
+        ) { $0.flush.seriesTTLMillis = $1 },
+        ConfigKey(
+            path: "percentiles", kind: .numberList,
+            help: "Percentiles for timers, histograms and distributions, each in (0, 100]; JSON key p<N>.",
+            read: { .array($0.flush.percentiles.map { .number($0.value) }) }
+        ) { (c, v) throws(ConfigError) in
             guard case .array(let items) = v else { throw ConfigError("percentiles must be a list of numbers, got \(v.kind)") }
             var result: [Percentile] = []
             for item in items {
@@ -96,30 +124,45 @@ public enum ConfigKeys {
             }
             c.flush.percentiles = result
         },
-        integer("max_samples_per_series", 1...10_000_000,
-                "Exact samples kept per timer series per interval; past it percentiles come from a uniform reservoir.",
-                { Int64($0.aggregation.maxSamplesPerSeries) }) { $0.aggregation.maxSamplesPerSeries = Int($1) },
-        integer("max_series", 1...100_000_000,
-                "Cap on tracked series; a line that would create one more is dropped (reason series_limit).",
-                { Int64($0.aggregation.maxSeries) }) { $0.aggregation.maxSeries = Int($1) },
-        ConfigKey(path: "shards", kind: .integer, help: "Lock shards of the series table, a power of two.",
-                  read: { .number(Double($0.aggregation.shards)) }) { (c, v) throws(ConfigError) in
+        integer(
+            "max_samples_per_series", 1...10_000_000,
+            "Exact samples kept per timer series per interval; past it percentiles come from a uniform reservoir.",
+            { Int64($0.aggregation.maxSamplesPerSeries) }
+        ) { $0.aggregation.maxSamplesPerSeries = Int($1) },
+        integer(
+            "max_series", 1...100_000_000,
+            "Cap on tracked series; a line that would create one more is dropped (reason series_limit).",
+            { Int64($0.aggregation.maxSeries) }
+        ) { $0.aggregation.maxSeries = Int($1) },
+        ConfigKey(
+            path: "shards", kind: .integer, help: "Lock shards of the series table, a power of two.",
+            read: { .number(Double($0.aggregation.shards)) }
+        ) { (c, v) throws(ConfigError) in
             guard case .number(let d) = v, d == d.rounded(), d >= 1, d <= 65536, Int(d) & (Int(d) - 1) == 0 else {
                 throw ConfigError("shards must be a power of two from 1 to 65536, got \(describe(v))")
             }
             c.aggregation.shards = Int(d)
         },
-        string("sinks.json.path", "JSON-lines output file; \"-\" is standard output, \"\" disables the sink.",
-               { $0.json.path }) { (c, s) throws(ConfigError) in c.json.path = s },
-        integer("sinks.json.rotate_bytes", 0...(1 << 50), "Start a new file once the current one reaches this size; 0 never rotates.",
-                { $0.json.rotateBytes }) { $0.json.rotateBytes = $1 },
-        integer("sinks.json.keep_files", 0...1000, "Rotated files kept (path.1 is the newest).",
-                { Int64($0.json.keepFiles) }) { $0.json.keepFiles = Int($1) },
-        ConfigKey(path: "log.level", kind: .logLevel,
-                  help: "Lowest log level written: trace, debug, info, notice, warning, error or critical.",
-                  read: { .string($0.logLevel.name) }) { (c, v) throws(ConfigError) in
+        string(
+            "sinks.json.path", "JSON-lines output file; \"-\" is standard output, \"\" disables the sink.",
+            { $0.json.path }
+        ) { (c, s) throws(ConfigError) in c.json.path = s },
+        integer(
+            "sinks.json.rotate_bytes", 0...(1 << 50), "Start a new file once the current one reaches this size; 0 never rotates.",
+            { $0.json.rotateBytes }
+        ) { $0.json.rotateBytes = $1 },
+        integer(
+            "sinks.json.keep_files", 0...1000, "Rotated files kept (path.1 is the newest).",
+            { Int64($0.json.keepFiles) }
+        ) { $0.json.keepFiles = Int($1) },
+        ConfigKey(
+            path: "log.level", kind: .logLevel,
+            help: "Lowest log level written: trace, debug, info, notice, warning, error or critical.",
+            read: { .string($0.logLevel.name) }
+        ) { (c, v) throws(ConfigError) in
             guard case .string(let s) = v, let level = Logger.Level(name: s) else {
-                throw ConfigError("log.level must be one of \(Logger.Level.allCases.map(\.name).joined(separator: ", ")), got \(describe(v))")
+                throw ConfigError(
+                    "log.level must be one of \(Logger.Level.allCases.map(\.name).joined(separator: ", ")), got \(describe(v))")
             }
             c.logLevel = level
         },
@@ -143,7 +186,9 @@ public enum ConfigKeys {
 
     /// Applies a JSON configuration document.
     /// - Throws: `ConfigError` for an unknown key or a bad value, naming `source`.
-    public static func apply(_ document: JSONValue, to configuration: inout StatorConfiguration, source: String) throws(ConfigError) {
+    public static func apply(_ document: JSONValue, to configuration: inout StatorConfiguration, source: String)
+        throws(ConfigError)
+    {
         guard case .object(let top) = document else { throw ConfigError("\(source): the configuration must be a JSON object") }
         try apply(object: top, prefix: "", to: &configuration, source: source)
     }

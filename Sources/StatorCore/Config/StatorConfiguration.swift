@@ -28,7 +28,7 @@ public enum ConfigDuration {
             let number = text.dropLast(unit.count)
             // "5m" must not be read as "5" + "m" of "ms"; digits and one dot only.
             guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
-                  let value = Double(number), value.isFinite, value >= 0
+                let value = Double(number), value.isFinite, value >= 0
             else { continue }
             let millis = (value * scale).rounded()
             guard millis < 1e15 else { return nil }

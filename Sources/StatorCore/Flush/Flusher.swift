@@ -9,8 +9,10 @@ public struct FlushConfiguration: Sendable {
     /// Percentiles for timers, histograms and distributions.
     public var percentiles: [Percentile] = [Percentile(90), Percentile(95), Percentile(99)]
 
-    public init(intervalMillis: Int64 = 10_000, seriesTTLMillis: Int64 = 300_000,
-                percentiles: [Percentile] = [Percentile(90), Percentile(95), Percentile(99)]) {
+    public init(
+        intervalMillis: Int64 = 10_000, seriesTTLMillis: Int64 = 300_000,
+        percentiles: [Percentile] = [Percentile(90), Percentile(95), Percentile(99)]
+    ) {
         self.intervalMillis = intervalMillis
         self.seriesTTLMillis = seriesTTLMillis
         self.percentiles = percentiles
@@ -71,8 +73,9 @@ public final class Flusher: Sendable {
             }
             flush(at: boundary)
             // If a flush ran long (or the clock jumped), skip to the next boundary still ahead.
-            boundary = Flusher.nextBoundary(after: max(boundary, WallClock.nowMillis()),
-                                            intervalMillis: configuration.intervalMillis)
+            boundary = Flusher.nextBoundary(
+                after: max(boundary, WallClock.nowMillis()),
+                intervalMillis: configuration.intervalMillis)
         }
     }
 

@@ -32,8 +32,10 @@ public final class SinkFanout: Sendable {
                         if let suppressed = errorLog.admit() {
                             logger.error(
                                 "sink failed to emit a batch",
-                                metadata: [("sink.name", sink.name), ("error", "\(error)"),
-                                           ("suppressed", "\(suppressed)")])
+                                metadata: [
+                                    ("sink.name", sink.name), ("error", "\(error)"),
+                                    ("suppressed", "\(suppressed)"),
+                                ])
                         }
                     }
                 }

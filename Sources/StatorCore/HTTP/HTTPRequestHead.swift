@@ -79,16 +79,16 @@ public struct HTTPRequestHead: Sendable, Equatable {
         guard let requestLine = lines.first else { return .invalid }
         let parts = requestLine.split(separator: 0x20, omittingEmptySubsequences: true)
         guard parts.count == 3, let version = String(validating: parts[2], as: UTF8.self),
-              version == "HTTP/1.1" || version == "HTTP/1.0",
-              let method = String(validating: parts[0], as: UTF8.self), !method.isEmpty,
-              method.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }),
-              let target = String(validating: parts[1], as: UTF8.self)
+            version == "HTTP/1.1" || version == "HTTP/1.0",
+            let method = String(validating: parts[0], as: UTF8.self), !method.isEmpty,
+            method.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }),
+            let target = String(validating: parts[1], as: UTF8.self)
         else { return .invalid }
         var headers: [(name: String, value: String)] = []
         for line in lines.dropFirst() {
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")),
-                  let name = String(validating: line[line.startIndex..<colon], as: UTF8.self), !name.isEmpty,
-                  !name.contains(" ")
+                let name = String(validating: line[line.startIndex..<colon], as: UTF8.self), !name.isEmpty,
+                !name.contains(" ")
             else { return .invalid }
             let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingSpaces()
             headers.append((name.lowercased(), value))

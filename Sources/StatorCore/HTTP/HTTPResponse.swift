@@ -12,8 +12,9 @@ public struct HTTPResponse: Sendable {
 
     /// A plain-text response.
     public static func text(_ status: Int, _ text: String, headers: [(String, String)] = []) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", "text/plain; charset=utf-8")] + headers,
-                     body: Array(text.utf8))
+        HTTPResponse(
+            status: status, headers: [("Content-Type", "text/plain; charset=utf-8")] + headers,
+            body: Array(text.utf8))
     }
 
     static func reason(_ status: Int) -> String {

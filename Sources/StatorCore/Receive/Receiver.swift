@@ -55,9 +55,11 @@ public final class Receiver: Sendable {
         if granted < configuration.receiveBufferBytes {
             logger.warning(
                 "kernel granted a smaller UDP receive buffer than configured; bursts may be dropped",
-                metadata: [("udp.receive_buffer_bytes", "\(configuration.receiveBufferBytes)"),
-                           ("granted_bytes", "\(granted)"),
-                           ("fix", "sysctl -w net.core.rmem_max=\(configuration.receiveBufferBytes)")])
+                metadata: [
+                    ("udp.receive_buffer_bytes", "\(configuration.receiveBufferBytes)"),
+                    ("granted_bytes", "\(granted)"),
+                    ("fix", "sysctl -w net.core.rmem_max=\(configuration.receiveBufferBytes)"),
+                ])
         }
     }
 
@@ -143,7 +145,9 @@ public final class Receiver: Sendable {
         if shown.count < range.count { example += "..." }
         logger.warning(
             "invalid line dropped",
-            metadata: [("reason", reason.description), ("line", example), ("sender", reader.sender(datagram)),
-                       ("suppressed", "\(suppressed)")])
+            metadata: [
+                ("reason", reason.description), ("line", example), ("sender", reader.sender(datagram)),
+                ("suppressed", "\(suppressed)"),
+            ])
     }
 }

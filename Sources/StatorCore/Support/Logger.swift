@@ -42,9 +42,10 @@ public struct Logger: Sendable {
         func write(_ bytes: [UInt8]) {
             fd.withLock { fd in
                 bytes.withUnsafeBytes { buf in
+                    guard let base = buf.baseAddress else { return }
                     var offset = 0
                     while offset < buf.count {
-                        let n = Glibc.write(fd, buf.baseAddress! + offset, buf.count - offset)
+                        let n = Glibc.write(fd, base + offset, buf.count - offset)
                         if n < 0 && errno == EINTR { continue }
                         if n <= 0 { return }
                         offset += n

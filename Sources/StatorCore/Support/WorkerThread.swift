@@ -19,13 +19,15 @@ public final class WorkerThread: Sendable {
     /// Starts `body` on a new thread named `name` (at most 15 bytes are kept).
     public init(name: String, _ body: @escaping @Sendable () -> Void) {
         let box = Unmanaged.passRetained(Box(name, body)).toOpaque()
-        let result = pthread_create(&thread, nil, { arg in
-            guard let arg else { return nil }
-            let box = Unmanaged<Box>.fromOpaque(arg).takeRetainedValue()
-            CStatorSys_set_thread_name(box.name)
-            box.body()
-            return nil
-        }, box)
+        let result = pthread_create(
+            &thread, nil,
+            { arg in
+                guard let arg else { return nil }
+                let box = Unmanaged<Box>.fromOpaque(arg).takeRetainedValue()
+                CStatorSys_set_thread_name(box.name)
+                box.body()
+                return nil
+            }, box)
         precondition(result == 0, "pthread_create failed: \(result)")
     }
 

@@ -7,15 +7,20 @@ struct Harness {
     let table: ShardedTable
     let flusher: Flusher
 
-    init(shards: Int = 4, maxSeries: Int = 1000, maxSamples: Int = 10_000, ttlMillis: Int64 = 300_000,
-         percentiles: [Double] = [90, 95, 99]) {
-        table = ShardedTable(configuration: AggregationConfiguration(
-            shards: shards, maxSeries: maxSeries, maxSamplesPerSeries: maxSamples), seed: 42)
+    init(
+        shards: Int = 4, maxSeries: Int = 1000, maxSamples: Int = 10_000, ttlMillis: Int64 = 300_000,
+        percentiles: [Double] = [90, 95, 99]
+    ) {
+        table = ShardedTable(
+            configuration: AggregationConfiguration(
+                shards: shards, maxSeries: maxSeries, maxSamplesPerSeries: maxSamples), seed: 42)
         flusher = Flusher(
             table: table,
-            configuration: FlushConfiguration(intervalMillis: 10_000, seriesTTLMillis: ttlMillis,
-                                              percentiles: percentiles.map(Percentile.init)),
-            startMillis: 0, metrics: SelfMetrics(readers: 1)) { _ in }
+            configuration: FlushConfiguration(
+                intervalMillis: 10_000, seriesTTLMillis: ttlMillis,
+                percentiles: percentiles.map(Percentile.init)),
+            startMillis: 0, metrics: SelfMetrics(readers: 1)
+        ) { _ in }
     }
 
     @discardableResult
@@ -176,8 +181,8 @@ extension FlushBatch {
 
 @Test func seriesLimitDropsNewSeriesOnly() throws {
     let h = Harness(maxSeries: 2)
-    #expect(h.send("a:1|c", "b:1|c", "c:1|c", "a:1|c", "b:1|ms") ==
-            ["ok", "ok", "error:series_limit", "ok", "error:series_limit"])
+    #expect(
+        h.send("a:1|c", "b:1|c", "c:1|c", "a:1|c", "b:1|ms") == ["ok", "ok", "error:series_limit", "ok", "error:series_limit"])
     #expect(h.table.activeSeries == 2)
     let batch = h.flush(at: 10_000)
     #expect(try #require(batch.counter("a")).value == 2)

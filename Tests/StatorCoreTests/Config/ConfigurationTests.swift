@@ -9,7 +9,8 @@ private func parse(_ args: [String] = [], env: [String: String] = [:], file: Str
     }
 }
 
-private func configuration(_ args: [String] = [], env: [String: String] = [:], file: String? = nil) throws -> StatorConfiguration {
+private func configuration(_ args: [String] = [], env: [String: String] = [:], file: String? = nil) throws -> StatorConfiguration
+{
     switch try parse(args, env: env, file: file).command {
     case .run(let c), .checkConfig(let c): return c
     default: throw ConfigError("not a run command")
@@ -60,30 +61,42 @@ private func error(_ args: [String] = [], env: [String: String] = [:], file: Str
     #expect(parsed.warnings == ["unknown environment variable STATOR_UDP_ADRESS ignored"])
 }
 
-@Test(arguments: [
-    (["--nope", "1"], nil as String?, "unknown flag --nope (try stator --help)"),
-    ([], #"{"udp": {"adress": "x"}}"#, "x.json: unknown configuration key \"udp.adress\""),
-    ([], #"{"flush_interval": 10}"#, "x.json: flush_interval must be a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\", got a number"),
-    ([], #"{"shards": 3}"#, "x.json: shards must be a power of two from 1 to 65536, got a number"),
-    ([], #"{"percentiles": [0]}"#, "x.json: percentiles: each must be a number in (0, 100], got a number"),
-    ([], #"{"udp": "x"}"#, "x.json: unknown configuration key \"udp\""),
-    ([], "{", "x.json: not valid JSON"),
-    (["--udp.readers", "0"], nil, "--udp.readers: udp.readers must be between 1 and 256, got 0"),
-    (["--udp.readers", "two"], nil, "--udp.readers: udp.readers must be an integer, got \"two\""),
-    (["--series_ttl", "5x"], nil, "--series_ttl: series_ttl must be a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\", got \"5x\""),
-    (["--flush_interval", "0"], nil, "--flush_interval: flush_interval must be at least 10ms, got 0"),
-    (["--udp.address", "localhost"], nil, "--udp.address: invalid address \"localhost\": expected host:port"),
-    (["--log.level", "loud"], nil, "--log.level: log.level must be one of trace, debug, info, notice, warning, error, critical, got \"loud\""),
-    (["frobnicate"], nil, "unknown command \"frobnicate\" (try stator --help)"),
-    (["--flush_interval"], nil, "flag --flush_interval needs a value"),
-] as [([String], String?, String)])
+@Test(
+    arguments: [
+        (["--nope", "1"], nil as String?, "unknown flag --nope (try stator --help)"),
+        ([], #"{"udp": {"adress": "x"}}"#, "x.json: unknown configuration key \"udp.adress\""),
+        (
+            [], #"{"flush_interval": 10}"#,
+            "x.json: flush_interval must be a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\", got a number"
+        ),
+        ([], #"{"shards": 3}"#, "x.json: shards must be a power of two from 1 to 65536, got a number"),
+        ([], #"{"percentiles": [0]}"#, "x.json: percentiles: each must be a number in (0, 100], got a number"),
+        ([], #"{"udp": "x"}"#, "x.json: unknown configuration key \"udp\""),
+        ([], "{", "x.json: not valid JSON"),
+        (["--udp.readers", "0"], nil, "--udp.readers: udp.readers must be between 1 and 256, got 0"),
+        (["--udp.readers", "two"], nil, "--udp.readers: udp.readers must be an integer, got \"two\""),
+        (
+            ["--series_ttl", "5x"], nil,
+            "--series_ttl: series_ttl must be a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\", got \"5x\""
+        ),
+        (["--flush_interval", "0"], nil, "--flush_interval: flush_interval must be at least 10ms, got 0"),
+        (["--udp.address", "localhost"], nil, "--udp.address: invalid address \"localhost\": expected host:port"),
+        (
+            ["--log.level", "loud"], nil,
+            "--log.level: log.level must be one of trace, debug, info, notice, warning, error, critical, got \"loud\""
+        ),
+        (["frobnicate"], nil, "unknown command \"frobnicate\" (try stator --help)"),
+        (["--flush_interval"], nil, "flag --flush_interval needs a value"),
+    ] as [([String], String?, String)])
 func reportsOneClearLine(_ args: [String], _ file: String?, _ expected: String) {
     let message = error(file == nil ? args : args + ["--config", "x.json"], file: file)
     #expect(message.hasPrefix(expected), "\(message)")
     #expect(!message.contains("\n"))
 }
 
-@Test(arguments: [("250ms", 250), ("10s", 10_000), ("1.5s", 1500), ("5m", 300_000), ("1h", 3_600_000), ("0", 0)] as [(String, Int64)])
+@Test(
+    arguments: [("250ms", 250), ("10s", 10_000), ("1.5s", 1500), ("5m", 300_000), ("1h", 3_600_000), ("0", 0)]
+        as [(String, Int64)])
 func parsesDurations(_ text: String, _ millis: Int64) {
     #expect(ConfigDuration.parseMillis(text) == millis)
     #expect(ConfigDuration.parseMillis(ConfigDuration.format(millis)) == millis)

@@ -4,8 +4,9 @@ import Testing
 @testable import StatorCore
 
 private func batch(_ ts: EpochMillis) -> FlushBatch {
-    FlushBatch(timestamp: ts, interval: 10, percentiles: [],
-               counters: [CounterSummary(key: MetricKey(type: .counter, name: "c"), value: 1, rate: 0.1)])
+    FlushBatch(
+        timestamp: ts, interval: 10, percentiles: [],
+        counters: [CounterSummary(key: MetricKey(type: .counter, name: "c"), value: 1, rate: 0.1)])
 }
 
 private func waitUntil(_ condition: () -> Bool) -> Bool {
@@ -31,8 +32,9 @@ private func waitUntil(_ condition: () -> Bool) -> Bool {
     let metrics = SelfMetrics(readers: 1)
     let stuck = StuckSink()
     let recording = RecordingSink()
-    let fanout = SinkFanout(sinks: [stuck, recording], queueCapacity: 2, metrics: metrics,
-                            logger: Logger(label: "test", level: .critical))
+    let fanout = SinkFanout(
+        sinks: [stuck, recording], queueCapacity: 2, metrics: metrics,
+        logger: Logger(label: "test", level: .critical))
     let started = WallClock.monotonicSeconds()
     fanout.publish(batch(10_000))
     #expect(waitUntil { stuck.entered.load(ordering: .relaxed) == 1 && recording.count == 1 })
@@ -53,8 +55,10 @@ private func waitUntil(_ condition: () -> Bool) -> Bool {
 @Test func flusherPublishesOneBatchPerFlushWithTheBoundaryTimestamp() throws {
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 2))
     let recording = RecordingSink()
-    let flusher = Flusher(table: table, configuration: FlushConfiguration(intervalMillis: 1000), startMillis: 500,
-                          metrics: SelfMetrics(readers: 1)) { try? recording.emit($0) }
+    let flusher = Flusher(
+        table: table, configuration: FlushConfiguration(intervalMillis: 1000), startMillis: 500,
+        metrics: SelfMetrics(readers: 1)
+    ) { try? recording.emit($0) }
     ingest(table, ["a:1|c"])
     flusher.flush(at: 1000)
     flusher.flush(at: 2000)
@@ -64,16 +68,21 @@ private func waitUntil(_ condition: () -> Bool) -> Bool {
     #expect(batches.map(\.counters.count) == [1, 0])
 }
 
-@Test(arguments: [(0, 10_000, 10_000), (9_999, 10_000, 10_000), (10_000, 10_000, 20_000), (1_795_287_607_123, 10_000, 1_795_287_610_000)]
-      as [(EpochMillis, Int64, EpochMillis)])
+@Test(
+    arguments: [
+        (0, 10_000, 10_000), (9_999, 10_000, 10_000), (10_000, 10_000, 20_000), (1_795_287_607_123, 10_000, 1_795_287_610_000),
+    ]
+        as [(EpochMillis, Int64, EpochMillis)])
 func nextBoundaryIsTheNextWallClockMultiple(_ now: EpochMillis, _ interval: Int64, _ expected: EpochMillis) {
     #expect(Flusher.nextBoundary(after: now, intervalMillis: interval) == expected)
 }
 
 @Test func flusherLoopStopsPromptly() {
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 1))
-    let flusher = Flusher(table: table, configuration: FlushConfiguration(intervalMillis: 3_600_000), startMillis: 0,
-                          metrics: SelfMetrics(readers: 1)) { _ in }
+    let flusher = Flusher(
+        table: table, configuration: FlushConfiguration(intervalMillis: 3_600_000), startMillis: 0,
+        metrics: SelfMetrics(readers: 1)
+    ) { _ in }
     let thread = WorkerThread(name: "flush-test") { flusher.runLoop() }
     usleep(20_000)
     let started = WallClock.monotonicSeconds()

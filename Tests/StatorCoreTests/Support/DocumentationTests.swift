@@ -11,11 +11,12 @@ private func repositoryFile(_ path: String) throws -> String {
 /// The README's configuration table and the key registry list the same keys.
 @Test func readmeDocumentsEveryConfigurationKey() throws {
     let readme = try repositoryFile("README.md")
-    let documented = Set(readme.split(separator: "\n").filter { $0.hasPrefix("| `") }.compactMap { line -> String? in
-        let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard cells.count >= 2, cells[1].hasPrefix("`STATOR_") else { return nil }
-        return cells[0].trimmingCharacters(in: CharacterSet(charactersIn: "`"))
-    })
+    let documented = Set(
+        readme.split(separator: "\n").filter { $0.hasPrefix("| `") }.compactMap { line -> String? in
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard cells.count >= 2, cells[1].hasPrefix("`STATOR_") else { return nil }
+            return cells[0].trimmingCharacters(in: CharacterSet(charactersIn: "`"))
+        })
     #expect(documented == Set(ConfigKeys.all.map(\.path)))
     for key in ConfigKeys.all { #expect(readme.contains("`\(key.environmentName)`")) }
 }
@@ -40,8 +41,9 @@ final class CountingSink: Sink {
     configuration.udp.address = "127.0.0.1:0"
     configuration.http.address = "127.0.0.1:0"
     configuration.json.path = ""
-    let agent = try Agent(configuration: configuration, logger: Logger(label: "stator", level: .error),
-                          extraSinks: [CountingSink()])
+    let agent = try Agent(
+        configuration: configuration, logger: Logger(label: "stator", level: .error),
+        extraSinks: [CountingSink()])
     let running = agent.start()
     running.shutdown()
     #expect(try repositoryFile("README.md").contains("final class CountingSink: Sink {"))
