@@ -15,8 +15,8 @@ let package = Package(
         .library(name: "StatorCore", targets: ["StatorCore"]),
     ],
     targets: [
-        // Syscalls Swift's Glibc module cannot see (recvmmsg, sendmmsg, CMSG parsing).
-        .target(name: "CStatorSys"),
+        // Syscalls Swift's Glibc module cannot see (recvmmsg, sendmmsg, CMSG parsing), and gzip via system zlib.
+        .target(name: "CStatorSys", linkerSettings: [.linkedLibrary("z")]),
         // The pipeline: Receive -> Parse -> Aggregate -> Flush -> Sinks, plus HTTP and Config.
         .target(name: "StatorCore", dependencies: ["CStatorSys"], swiftSettings: swiftSettings),
         .executableTarget(name: "stator", dependencies: ["StatorCore"], swiftSettings: swiftSettings),

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <pthread.h>
+#include <zlib.h>
 #include <sys/socket.h>
 #include "CStatorSys.h"
 
@@ -37,4 +38,34 @@ void CStatorSys_set_thread_name(const char *name) {
     strncpy(cut, name, sizeof(cut) - 1);
     cut[sizeof(cut) - 1] = 0;
     pthread_setname_np(pthread_self(), cut);
+}
+
+size_t CStatorSys_gzip_bound(size_t length) {
+    // deflateBound for raw deflate, plus the gzip header and trailer and some slack.
+    return length + length / 1000 + 64 + 18;
+}
+
+size_t CStatorSys_gzip(const uint8_t *input, size_t length, uint8_t *output, size_t capacity, int level) {
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    // windowBits 15 + 16: a gzip wrapper rather than zlib's.
+    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return 0;
+    size_t written = 0;
+    int rc = Z_OK;
+    z.next_out = output;
+    z.avail_out = (uInt)(capacity > 0xFFFFFFFFu ? 0xFFFFFFFFu : capacity);
+    const uint8_t *p = input;
+    size_t left = length;
+    do {
+        uInt chunk = (uInt)(left > 0x40000000u ? 0x40000000u : left);
+        z.next_in = (Bytef *)p;
+        z.avail_in = chunk;
+        p += chunk;
+        left -= chunk;
+        rc = deflate(&z, left == 0 ? Z_FINISH : Z_NO_FLUSH);
+        if (rc == Z_STREAM_ERROR || (rc != Z_STREAM_END && z.avail_out == 0)) break;
+    } while (left > 0);
+    if (rc == Z_STREAM_END) written = z.total_out;
+    deflateEnd(&z);
+    return written;
 }

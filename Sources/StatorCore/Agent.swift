@@ -26,12 +26,16 @@ public final class Agent: Sendable {
         self.logger = logger
         let metrics = SelfMetrics(readers: configuration.udp.readers)
         self.metrics = metrics
-        let table = ShardedTable(configuration: configuration.aggregation)
+        var aggregation = configuration.aggregation
+        aggregation.buckets = configuration.prometheus.buckets
+        let table = ShardedTable(configuration: aggregation)
         self.table = table
         receiver = try Receiver(
             configuration: configuration.udp, table: table, metrics: metrics,
             logger: logger.child("stator.receive"))
-        var sinks: [any Sink] = []
+        let prometheus = PrometheusSink(
+            configuration: configuration.prometheus, metrics: metrics, reservedNames: SelfMetricsPage.familyNames)
+        var sinks: [any Sink] = [prometheus]
         if !configuration.json.path.isEmpty { sinks.append(JSONLinesSink(configuration: configuration.json)) }
         sinks.append(contentsOf: extraSinks)
         let fanout = SinkFanout(sinks: sinks, metrics: metrics, logger: logger.child("stator.sinks"))
@@ -42,21 +46,27 @@ public final class Agent: Sendable {
         ) { fanout.publish($0) }
         let page = SelfMetricsPage(metrics: metrics, table: table)
         http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http")) { head in
-            Agent.route(head, page: page)
+            Agent.route(head, page: page, prometheus: prometheus)
         }
     }
 
-    /// The HTTP routes: `/healthz`, `/metrics`.
-    static func route(_ head: HTTPRequestHead, page: SelfMetricsPage) -> HTTPResponse {
+    /// The HTTP routes: `/healthz`, `/metrics` (the statsd series as of the last
+    /// flush, then the agent's own metrics read live; gzip when accepted).
+    static func route(_ head: HTTPRequestHead, page: SelfMetricsPage, prometheus: PrometheusSink) -> HTTPResponse {
         let known = ["/healthz", "/metrics"]
         guard known.contains(head.path) else { return .text(404, "not found\n") }
         guard head.method == "GET" || head.method == "HEAD" else {
             return .text(405, "method not allowed\n", headers: [("Allow", "GET, HEAD")])
         }
         if head.path == "/healthz" { return .text(200, "ok\n") }
-        return HTTPResponse(
-            status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
-            body: Array(page.render().utf8))
+        let statsd = prometheus.page
+        let own = Array(page.render().utf8)
+        var headers = [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Vary", "Accept-Encoding")]
+        guard head.acceptsGzip else { return HTTPResponse(status: 200, headers: headers, parts: [statsd.body, own]) }
+        // gzip members concatenate: the page's (compressed once per flush) then the live part's.
+        headers.append(("Content-Encoding", "gzip"))
+        let parts = statsd.body.isEmpty ? [Gzip.compress(own)] : [statsd.gzipped, Gzip.compress(own)]
+        return HTTPResponse(status: 200, headers: headers, parts: parts)
     }
 
     /// Starts reading, flushing and serving; returns at once.

@@ -37,6 +37,7 @@ final class TemporaryDirectory: Sendable {
 /// Collects everything a pipe delivers, on its own thread.
 final class PipeCollector: Sendable {
     private let data = Mutex(Data())
+    private let closed = Atomic<Bool>(false)
     let pipe = Pipe()
 
     init() {
@@ -44,7 +45,10 @@ final class PipeCollector: Sendable {
         let thread = Thread { [self] in
             while true {
                 let chunk = handle.availableData
-                if chunk.isEmpty { return }
+                if chunk.isEmpty {
+                    closed.store(true, ordering: .releasing)
+                    return
+                }
                 data.withLock { $0.append(chunk) }
             }
         }
@@ -52,6 +56,13 @@ final class PipeCollector: Sendable {
     }
 
     var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
+
+    /// Waits (up to `timeout` seconds) until the writer side is closed and everything is read.
+    /// (Process closes the parent's copy of the write end when it launches the child.)
+    func waitUntilClosed(timeout: Double = 10) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !closed.load(ordering: .acquiring) && Date() < deadline { usleep(1000) }
+    }
 }
 
 /// One run of the real `stator` binary.
@@ -122,6 +133,8 @@ final class StatorProcess: @unchecked Sendable {
             throw TestFailure("stator did not exit within \(timeout) s; stderr:\n\(stderr.text)")
         }
         process.waitUntilExit()
+        stdout.waitUntilClosed()
+        stderr.waitUntilClosed()
         return process.terminationStatus
     }
 
@@ -185,6 +198,11 @@ struct HTTPReply {
 
 /// Sends raw request bytes over TCP and reads until the server closes (or `timeout`).
 func rawHTTP(port: UInt16, _ request: String, timeout: Double = 5) throws -> String {
+    String(decoding: try rawHTTPBytes(port: port, request, timeout: timeout), as: UTF8.self)
+}
+
+/// Like `rawHTTP`, returning the bytes.
+func rawHTTPBytes(port: UInt16, _ request: String, timeout: Double = 5) throws -> [UInt8] {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TestFailure("socket failed") }
     defer { close(fd) }
@@ -201,7 +219,24 @@ func rawHTTP(port: UInt16, _ request: String, timeout: Double = 5) throws -> Str
         if n <= 0 { break }
         received.append(contentsOf: buffer[0..<n])
     }
-    return String(decoding: received, as: UTF8.self)
+    return received
+}
+
+/// Decompresses (possibly multi-member) gzip with the system's `gzip -dc`.
+func gunzipBytes(_ bytes: [UInt8]) throws -> [UInt8] {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/gzip")
+    process.arguments = ["-dc"]
+    let input = Pipe()
+    let output = PipeCollector()
+    process.standardInput = input
+    process.standardOutput = output.pipe
+    try process.run()
+    input.fileHandleForWriting.write(Data(bytes))
+    try input.fileHandleForWriting.close()
+    process.waitUntilExit()
+    output.waitUntilClosed()
+    return Array(output.text.utf8)
 }
 
 /// One request with `Connection: close`.

@@ -3,6 +3,7 @@
 
 // Do not define _GNU_SOURCE here: Swift imports this header, and defining it
 // here breaks debug builds. shim.c defines it and calls the real functions.
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -34,5 +35,12 @@ int CStatorSys_rxq_ovfl(const struct msghdr *msg, uint32_t *drops);
 
 /// pthread_setname_np for the calling thread (needs _GNU_SOURCE). Names over 15 bytes are cut.
 void CStatorSys_set_thread_name(const char *name);
+
+/// Upper bound of the gzip output for `length` input bytes.
+size_t CStatorSys_gzip_bound(size_t length);
+
+/// Compresses `input` as one gzip member (system zlib, given level) into `output`.
+/// Returns the number of bytes written, or 0 on failure (including too small an output).
+size_t CStatorSys_gzip(const uint8_t *input, size_t length, uint8_t *output, size_t capacity, int level);
 
 #endif

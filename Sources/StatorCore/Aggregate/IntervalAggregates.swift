@@ -40,14 +40,28 @@ struct SampleAggregate {
     var mean: Double = 0
     var m2: Double = 0
     var values: [Double] = []
+    /// Rate-weighted sum (what Prometheus' `_sum` adds up), in the statsd unit.
+    var weightedSum: Double = 0
+    /// Rate-weighted count per bucket of `bounds` (not cumulative); the last is `+Inf`.
+    var bucketCounts: [Double]
+    let bounds: BucketBounds
+    /// Timers are bucketed in seconds (their values are milliseconds).
+    let bucketScale: Double
 
-    init(key: MetricKey) { self.key = key }
+    init(key: MetricKey, bounds: BucketBounds) {
+        self.key = key
+        self.bounds = bounds
+        bucketCounts = Array(repeating: 0, count: bounds.upperBounds.count + 1)
+        bucketScale = key.type == .timer ? 1.0 / 1000 : 1
+    }
 
     @inline(__always)
     mutating func add(_ x: Double, weight: Double, maxSamples: Int, rng: inout SplitMix64) {
         count += weight
         samples &+= 1
         sum += x
+        weightedSum += x * weight
+        bucketCounts[bounds.bucket(for: bucketScale == 1 ? x : x / 1000)] += weight
         if x < min { min = x }
         if x > max { max = x }
         if samples <= maxSamples {

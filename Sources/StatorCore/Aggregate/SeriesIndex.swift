@@ -10,6 +10,8 @@ struct SeriesSlot {
     /// `lastGeneration` is the shard's current generation.
     var position: Int32
     var isLive: Bool
+    /// Histogram buckets of a timer/histogram/distribution series, resolved once at creation.
+    var bounds: BucketBounds?
 }
 
 /// An open-addressing (linear probing) map from key bytes to series slots.
@@ -61,9 +63,9 @@ struct SeriesIndex {
 
     /// Inserts a new series (the caller checked it is absent).
     /// - Returns: its slot id.
-    mutating func insert(_ key: MetricKey, generation: UInt32) -> Int32 {
+    mutating func insert(_ key: MetricKey, generation: UInt32, bounds: BucketBounds?) -> Int32 {
         if (count + 1) * 2 > buckets.count { grow() }
-        let slot = SeriesSlot(key: key, lastGeneration: generation, position: -1, isLive: true)
+        let slot = SeriesSlot(key: key, lastGeneration: generation, position: -1, isLive: true, bounds: bounds)
         let id: Int32
         if let free = freeSlots.popLast() {
             id = free
@@ -114,7 +116,8 @@ struct SeriesIndex {
             i = j
         }
         buckets[i] = Bucket(tag: 0, slot: -1)
-        slots[Int(id)] = SeriesSlot(key: MetricKey(bytes: [], hash: 0), lastGeneration: 0, position: -1, isLive: false)
+        slots[Int(id)] = SeriesSlot(
+            key: MetricKey(bytes: [], hash: 0), lastGeneration: 0, position: -1, isLive: false, bounds: nil)
         freeSlots.append(id)
         count -= 1
     }

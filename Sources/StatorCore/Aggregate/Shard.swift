@@ -1,5 +1,21 @@
 import Synchronization
 
+/// What every shard of one table shares: the series budget and the limits.
+final class ShardContext: Sendable {
+    let budget: SeriesBudget
+    let maxSamples: Int
+    /// Seeds set-member hashes.
+    let memberSeed: UInt64
+    let buckets: HistogramBuckets
+
+    init(budget: SeriesBudget, maxSamples: Int, memberSeed: UInt64, buckets: HistogramBuckets) {
+        self.budget = budget
+        self.maxSamples = maxSamples
+        self.memberSeed = memberSeed
+        self.buckets = buckets
+    }
+}
+
 /// One lock's worth of series: the index of tracked series plus the current
 /// interval's aggregates. Flushing swaps the aggregates out, so the lock is
 /// held for O(1) (statsite's approach).
@@ -14,9 +30,11 @@ final class Shard: Sendable {
     }
 
     private let state: Mutex<State>
+    private let context: ShardContext
 
-    init(seed: UInt64) {
+    init(seed: UInt64, context: ShardContext) {
         state = Mutex(State(rng: SplitMix64(state: seed)))
+        self.context = context
     }
 
     /// Records one group of a parsed line.
@@ -25,20 +43,22 @@ final class Shard: Sendable {
     ///   - hash: its hash.
     ///   - builder: owns `key`; gives the owned copy on insert.
     ///   - group: the group to record; its values are `line.values[group.valueStart..<group.valueEnd]`.
-    ///   - budget: admits new series up to `max_series`.
-    /// - Returns: `false` when the series is new and the budget is exhausted.
+    /// - Returns: `false` when the series is new and `max_series` is reached.
     func record(
         key: UnsafeRawBufferPointer, hash: UInt64, builder: borrowing SeriesKeyBuilder,
-        group: SampleGroup, line: borrowing ParsedLine, src: UnsafeRawBufferPointer,
-        budget: SeriesBudget, maxSamples: Int, memberSeed: UInt64
+        group: SampleGroup, line: borrowing ParsedLine, src: UnsafeRawBufferPointer
     ) -> Bool {
-        state.withLock { s in
+        let context = self.context
+        let maxSamples = context.maxSamples
+        return state.withLock { s in
             let id: Int32
             if let found = s.index.find(key, hash: hash) {
                 id = found
             } else {
-                guard budget.admit() else { return false }
-                id = s.index.insert(builder.ownedKey(hash: hash), generation: s.generation)
+                guard context.budget.admit() else { return false }
+                let owned = builder.ownedKey(hash: hash)
+                let bounds = group.type.isSampled ? owned.withName { context.buckets.bounds(for: $0) } : nil
+                id = s.index.insert(owned, generation: s.generation, bounds: bounds)
             }
             let generation = s.generation
             var position = Int(s.index[id].position)
@@ -73,12 +93,14 @@ final class Shard: Sendable {
                     position = s.interval.sets.count
                     s.interval.sets.append(SetAggregate(key: s.index[id].key, members: []))
                 }
-                let member = SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: src[group.member]), seed: memberSeed)
+                let member = SeriesKeyBuilder.hash(
+                    UnsafeRawBufferPointer(rebasing: src[group.member]), seed: context.memberSeed)
                 s.interval.sets[position].members.insert(member)
             case .timer, .histogram, .distribution:
                 if fresh {
                     position = s.interval.samples.count
-                    s.interval.samples.append(SampleAggregate(key: s.index[id].key))
+                    let bounds = s.index[id].bounds ?? context.buckets.defaults
+                    s.interval.samples.append(SampleAggregate(key: s.index[id].key, bounds: bounds))
                 }
                 let weight = 1 / group.rate
                 for v in group.valueStart..<group.valueEnd {
@@ -107,8 +129,9 @@ final class Shard: Sendable {
     /// Forgets series whose last data came in generation `cutoff` or earlier,
     /// visiting at most `limit` slots under the lock.
     /// - Returns: the forgotten keys and whether the sweep reached the end of the shard.
-    func sweep(cutoff: UInt32, limit: Int, budget: SeriesBudget) -> (removed: [MetricKey], done: Bool) {
-        state.withLock { s in
+    func sweep(cutoff: UInt32, limit: Int) -> (removed: [MetricKey], done: Bool) {
+        let budget = context.budget
+        return state.withLock { s in
             var removed: [MetricKey] = []
             let end = min(s.index.slots.count, s.sweepCursor + limit)
             var id = s.sweepCursor

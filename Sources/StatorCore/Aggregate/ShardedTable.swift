@@ -6,11 +6,17 @@ public struct AggregationConfiguration: Sendable {
     public var maxSeries: Int = 1_000_000
     /// Exact samples kept per series per interval before the reservoir (`max_samples_per_series`).
     public var maxSamplesPerSeries: Int = 10_000
+    /// Histogram buckets of timers, histograms and distributions (`sinks.prometheus.buckets`, `bucket_overrides`).
+    public var buckets = HistogramBuckets()
 
-    public init(shards: Int = 64, maxSeries: Int = 1_000_000, maxSamplesPerSeries: Int = 10_000) {
+    public init(
+        shards: Int = 64, maxSeries: Int = 1_000_000, maxSamplesPerSeries: Int = 10_000,
+        buckets: HistogramBuckets = HistogramBuckets()
+    ) {
         self.shards = shards
         self.maxSeries = maxSeries
         self.maxSamplesPerSeries = maxSamplesPerSeries
+        self.buckets = buckets
     }
 }
 
@@ -23,7 +29,6 @@ public final class ShardedTable: Sendable {
     let configuration: AggregationConfiguration
     /// Seeds the key hash (per process, against crafted collisions).
     let seed: UInt64
-    private let memberSeed: UInt64
 
     /// Creates the table.
     /// - Parameters:
@@ -36,10 +41,13 @@ public final class ShardedTable: Sendable {
         self.configuration = configuration
         self.seed = seed
         var rng = SplitMix64(state: seed)
-        memberSeed = rng.next()
-        shards = (0..<configuration.shards).map { _ in Shard(seed: rng.next()) }
+        let budget = SeriesBudget(limit: configuration.maxSeries)
+        self.budget = budget
+        let context = ShardContext(
+            budget: budget, maxSamples: configuration.maxSamplesPerSeries, memberSeed: rng.next(),
+            buckets: configuration.buckets)
+        shards = (0..<configuration.shards).map { _ in Shard(seed: rng.next(), context: context) }
         shardShift = UInt64(64 - configuration.shards.trailingZeroBitCount)
-        budget = SeriesBudget(limit: configuration.maxSeries)
     }
 
     /// Makes the per-thread scratch for `record(_:_:scratch:)`.
@@ -56,9 +64,7 @@ public final class ShardedTable: Sendable {
             // High bits pick the shard; the index uses the low bits.
             let shard = shards[shardShift == 64 ? 0 : Int(hash >> shardShift)]
             let admitted = scratch.bytes.withUnsafeBytes { key in
-                shard.record(
-                    key: key, hash: hash, builder: scratch, group: group, line: line, src: src,
-                    budget: budget, maxSamples: configuration.maxSamplesPerSeries, memberSeed: memberSeed)
+                shard.record(key: key, hash: hash, builder: scratch, group: group, line: line, src: src)
             }
             ok = ok && admitted
         }
@@ -77,7 +83,7 @@ public final class ShardedTable: Sendable {
         var removed: [MetricKey] = []
         for shard in shards {
             while true {
-                let (keys, done) = shard.sweep(cutoff: cutoff, limit: chunk, budget: budget)
+                let (keys, done) = shard.sweep(cutoff: cutoff, limit: chunk)
                 removed.append(contentsOf: keys)
                 if done { break }
             }

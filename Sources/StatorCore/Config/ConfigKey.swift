@@ -6,7 +6,7 @@ import Foundation
 public struct ConfigKey: Sendable {
     /// How a value is written.
     public enum Kind: Sendable {
-        case string, integer, duration, numberList, logLevel
+        case string, integer, duration, numberList, objectList, logLevel
     }
 
     /// Dotted path, e.g. `udp.address`.
@@ -38,7 +38,7 @@ public struct ConfigKey: Sendable {
         case .integer:
             guard let n = Int64(text) else { throw ConfigError("\(source): \(path) must be an integer, got \"\(text)\"") }
             return .number(Double(n))
-        case .numberList:
+        case .numberList, .objectList:
             return try JSONValue.parse(Data(text.utf8), source: source)
         }
     }

@@ -58,6 +58,20 @@ public enum ConfigKeys {
         }
     }
 
+    /// Reads a bucket list: numbers, non-empty, finite, strictly increasing.
+    private static func bucketList(_ v: JSONValue, _ what: String) throws(ConfigError) -> [Double] {
+        guard case .array(let items) = v else { throw ConfigError("\(what) must be a list of numbers, got \(v.kind)") }
+        var result: [Double] = []
+        for item in items {
+            guard case .number(let n) = item else {
+                throw ConfigError("\(what) must be a list of numbers, got \(describe(item))")
+            }
+            result.append(n)
+        }
+        if let problem = HistogramBuckets.problem(with: result) { throw ConfigError("\(what) \(problem)") }
+        return result
+    }
+
     private static func describe(_ v: JSONValue) -> String {
         if case .string(let s) = v { return "\"\(s)\"" }
         return v.kind
@@ -155,6 +169,44 @@ public enum ConfigKeys {
             "sinks.json.keep_files", 0...1000, "Rotated files kept (path.1 is the newest).",
             { Int64($0.json.keepFiles) }
         ) { $0.json.keepFiles = Int($1) },
+        string(
+            "sinks.prometheus.prefix", "Prepended to every statsd family name on /metrics (letters, digits, _).",
+            { $0.prometheus.prefix }
+        ) { (c, s) throws(ConfigError) in
+            guard s.utf8.allSatisfy({ $0 == 0x5F || ($0 >= 0x30 && $0 <= 0x39) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A) })
+            else { throw ConfigError("sinks.prometheus.prefix may hold only letters, digits and _, got \"\(s)\"") }
+            c.prometheus.prefix = s
+        },
+        ConfigKey(
+            path: "sinks.prometheus.buckets", kind: .numberList,
+            help: "Histogram bucket upper bounds (seconds for timers) for timers, histograms and distributions.",
+            read: { .array($0.prometheus.buckets.defaults.upperBounds.map { .number($0) }) }
+        ) { (c, v) throws(ConfigError) in
+            c.prometheus.buckets.defaults = BucketBounds(try bucketList(v, "sinks.prometheus.buckets"))
+        },
+        ConfigKey(
+            path: "sinks.prometheus.bucket_overrides", kind: .objectList,
+            help: "Per-name buckets: a list of {\"match\": \"<glob on the statsd name>\", \"buckets\": [...]}; first match wins.",
+            read: { c in
+                .array(
+                    c.prometheus.buckets.overrides.map {
+                        .object(["match": .string($0.match), "buckets": .array($0.bounds.upperBounds.map { .number($0) })])
+                    })
+            }
+        ) { (c, v) throws(ConfigError) in
+            let what = "sinks.prometheus.bucket_overrides"
+            guard case .array(let items) = v else { throw ConfigError("\(what) must be a list of objects, got \(v.kind)") }
+            var overrides: [HistogramBuckets.Override] = []
+            for (n, item) in items.enumerated() {
+                guard case .object(let fields) = item, case .string(let glob)? = fields["match"], !glob.isEmpty,
+                    let buckets = fields["buckets"], fields.count == 2
+                else {
+                    throw ConfigError("\(what)[\(n)] must be {\"match\": \"<glob>\", \"buckets\": [...]}")
+                }
+                overrides.append(.init(match: glob, buckets: try bucketList(buckets, "\(what)[\(n)].buckets")))
+            }
+            c.prometheus.buckets.overrides = overrides
+        },
         ConfigKey(
             path: "log.level", kind: .logLevel,
             help: "Lowest log level written: trace, debug, info, notice, warning, error or critical.",

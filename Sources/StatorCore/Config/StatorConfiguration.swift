@@ -11,6 +11,8 @@ public struct StatorConfiguration: Sendable {
     public var aggregation = AggregationConfiguration()
     /// JSON-lines sink (`sinks.json.*`).
     public var json = JSONLinesConfiguration()
+    /// Prometheus sink (`sinks.prometheus.*`); its buckets also drive the aggregation stage.
+    public var prometheus = PrometheusConfiguration()
     /// Log level (`log.level`).
     public var logLevel: Logger.Level = .info
 

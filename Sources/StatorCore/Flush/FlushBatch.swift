@@ -53,6 +53,12 @@ public struct SampleSummary: Sendable {
     /// The values the percentiles came from, ascending: every sample, or the
     /// reservoir when `samples` exceeded `max_samples_per_series`.
     public let sortedValues: [Double]
+    /// Rate-weighted sum of the values, in the statsd unit (ms for timers).
+    public let weightedSum: Double
+    /// The histogram buckets of this series.
+    public let bounds: BucketBounds
+    /// Rate-weighted count per bucket (not cumulative), exact over every sample; the last is `+Inf`.
+    public let bucketCounts: [Double]
 }
 
 /// One interval's aggregates: immutable, built once per flush and handed to every sink.

@@ -38,7 +38,8 @@ enum SampleStatistics {
             key: aggregate.key, count: aggregate.count, samples: samples,
             rate: interval > 0 ? aggregate.count / interval : 0, sum: aggregate.sum,
             min: aggregate.min, max: aggregate.max, mean: mean, median: median, stddev: stddev,
-            percentiles: ranks, sortedValues: values)
+            percentiles: ranks, sortedValues: values, weightedSum: aggregate.weightedSum, bounds: aggregate.bounds,
+            bucketCounts: aggregate.bucketCounts)
     }
 
     /// etsy's 1-based rank: `floor(p/100 * n + 0.5)`, clamped to 1...n.

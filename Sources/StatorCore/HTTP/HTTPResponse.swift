@@ -2,13 +2,21 @@
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: [(String, String)]
-    public var body: [UInt8]
+    /// The body in parts, written one after the other (a large page is never copied).
+    public var body: [[UInt8]]
 
     public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
+        self.init(status: status, headers: headers, parts: [body])
+    }
+
+    public init(status: Int, headers: [(String, String)] = [], parts: [[UInt8]]) {
         self.status = status
         self.headers = headers
-        self.body = body
+        body = parts
     }
+
+    /// Total body length.
+    public var contentLength: Int { body.reduce(0) { $0 + $1.count } }
 
     /// A plain-text response.
     public static func text(_ status: Int, _ text: String, headers: [(String, String)] = []) -> HTTPResponse {
@@ -32,14 +40,13 @@ public struct HTTPResponse: Sendable {
         }
     }
 
-    /// The bytes on the wire; `HEAD` keeps the headers (and Content-Length) but not the body.
-    func serialize(keepAlive: Bool, includeBody: Bool) -> [UInt8] {
+    /// The parts on the wire: the head, then the body parts unless `includeBody` is
+    /// false (`HEAD` keeps the headers, Content-Length included, but not the body).
+    func serialize(keepAlive: Bool, includeBody: Bool) -> [[UInt8]] {
         var text = "HTTP/1.1 \(status) \(HTTPResponse.reason(status))\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
-        text += "Content-Length: \(body.count)\r\n"
+        text += "Content-Length: \(contentLength)\r\n"
         text += keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n"
-        var bytes = Array(text.utf8)
-        if includeBody { bytes.append(contentsOf: body) }
-        return bytes
+        return [Array(text.utf8)] + (includeBody ? body.filter { !$0.isEmpty } : [])
     }
 }

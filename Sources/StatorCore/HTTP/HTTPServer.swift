@@ -27,7 +27,8 @@ public final class HTTPServer: Sendable {
     private final class Connection {
         let fd: Int32
         var input: [UInt8] = []
-        var output: [UInt8] = []
+        /// Parts still to write, and how much of the first is written.
+        var output: [[UInt8]] = []
         var written = 0
         var closeAfterWrite = false
         /// When the connection is closed if nothing progresses.
@@ -38,7 +39,7 @@ public final class HTTPServer: Sendable {
             self.deadline = deadline
         }
 
-        var isWriting: Bool { written < output.count }
+        var isWriting: Bool { !output.isEmpty }
     }
 
     private let listener: Int32
@@ -143,8 +144,8 @@ public final class HTTPServer: Sendable {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             if connections.count >= configuration.maxConnections {
                 // Over the cap: a short 503, best effort, and close, so the others are not starved.
-                let bytes = HTTPResponse.text(503, "too many connections\n").serialize(keepAlive: false, includeBody: true)
-                _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                let parts = HTTPResponse.text(503, "too many connections\n").serialize(keepAlive: false, includeBody: true)
+                for part in parts { _ = part.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
                 close(fd)
                 continue
             }
@@ -195,19 +196,22 @@ public final class HTTPServer: Sendable {
     /// Writes what the socket takes.
     /// - Returns: whether the connection stays open.
     private func flushOutput(_ c: Connection, now: Double) -> Bool {
-        while c.written < c.output.count {
-            let n = c.output.withUnsafeBytes { buf in
-                send(c.fd, buf.baseAddress.map { $0 + c.written }, buf.count - c.written, Int32(MSG_NOSIGNAL))
+        while let part = c.output.first {
+            let written = c.written
+            let n = part.withUnsafeBytes { buf in
+                send(c.fd, buf.baseAddress.map { $0 + written }, buf.count - written, Int32(MSG_NOSIGNAL))
             }
             if n < 0 {
                 if errno == EINTR { continue }
                 return errno == EAGAIN
             }
             c.written += n
+            if c.written == part.count {
+                c.output.removeFirst()
+                c.written = 0
+            }
         }
         if c.closeAfterWrite { return false }
-        c.output = []
-        c.written = 0
         c.deadline = now + Double(configuration.idleTimeoutMillis) / 1000
         if !c.input.isEmpty {
             // Pipelined requests already received.

@@ -11,6 +11,17 @@ public struct SelfMetricsPage: Sendable {
         self.table = table
     }
 
+    /// The family names this page uses (statsd families may not take them).
+    public static let familyNames = [
+        "stator_packets_received_total", "stator_lines_received_total", "stator_lines_invalid_total",
+        "stator_events_received_total", "stator_udp_kernel_drops_total", "stator_series_active", "stator_flushes_total",
+        "stator_flush_duration_seconds", "stator_sink_errors_total", "stator_series_dropped_total",
+        "stator_push_requests_total", "stator_push_series_total", "stator_push_retries_total",
+        "stator_push_dropped_series_total", "stator_push_queue_bytes", "process_cpu_seconds_total",
+        "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_start_time_seconds",
+        "process_open_fds", "process_max_fds",
+    ]
+
     /// The page text.
     public func render() -> String {
         var out = ""

@@ -55,9 +55,12 @@ func rejectsOrWaits(_ text: String, _ expected: HTTPRequestHead.ParseResult) {
 }
 
 @Test func routesKnownPathsAndMethods() {
-    let page = SelfMetricsPage(metrics: SelfMetrics(readers: 1), table: ShardedTable(configuration: AggregationConfiguration()))
+    let metrics = SelfMetrics(readers: 1)
+    let page = SelfMetricsPage(metrics: metrics, table: ShardedTable(configuration: AggregationConfiguration()))
+    let prometheus = PrometheusSink(configuration: PrometheusConfiguration(), metrics: metrics, reservedNames: [])
     func status(_ method: String, _ path: String) -> Int {
-        Agent.route(HTTPRequestHead(method: method, path: path, minorVersion: 1, headers: []), page: page).status
+        let head = HTTPRequestHead(method: method, path: path, minorVersion: 1, headers: [])
+        return Agent.route(head, page: page, prometheus: prometheus).status
     }
     #expect(status("GET", "/healthz") == 200)
     #expect(status("HEAD", "/metrics") == 200)

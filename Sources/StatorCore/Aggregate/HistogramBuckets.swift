@@ -1,0 +1,97 @@
+/// Upper bounds of one histogram's buckets (ascending, finite; `+Inf` is implicit).
+/// Shared by reference between every series that uses the same list.
+public final class BucketBounds: Sendable, Equatable {
+    /// The configured upper bounds, in the Prometheus unit (seconds for timers).
+    public let upperBounds: [Double]
+
+    public init(_ upperBounds: [Double]) { self.upperBounds = upperBounds }
+
+    public static func == (a: BucketBounds, b: BucketBounds) -> Bool { a === b || a.upperBounds == b.upperBounds }
+
+    /// The index of the first bucket whose bound is >= `x` (`upperBounds.count` for the `+Inf` bucket).
+    @inline(__always)
+    func bucket(for x: Double) -> Int {
+        var low = 0
+        var high = upperBounds.count
+        while low < high {
+            let mid = (low &+ high) >> 1
+            if x <= upperBounds[mid] { high = mid } else { low = mid &+ 1 }
+        }
+        return low
+    }
+}
+
+/// Which buckets a histogram series gets: the first `bucket_overrides` glob
+/// that matches the statsd name, else the default list.
+public struct HistogramBuckets: Sendable {
+    /// One `{"match": glob, "buckets": [...]}` entry.
+    public struct Override: Sendable {
+        /// `*` matches any run of bytes (dots included), `?` one byte.
+        public var match: String
+        public var bounds: BucketBounds
+
+        public init(match: String, buckets: [Double]) {
+            self.match = match
+            bounds = BucketBounds(buckets)
+        }
+    }
+
+    /// SPEC section 4's default buckets.
+    public static let defaultBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+    public var defaults: BucketBounds
+    public var overrides: [Override]
+
+    public init(defaults: [Double] = HistogramBuckets.defaultBuckets, overrides: [Override] = []) {
+        self.defaults = BucketBounds(defaults)
+        self.overrides = overrides
+    }
+
+    /// The bounds for a statsd name (called once per new series).
+    func bounds(for name: UnsafeRawBufferPointer) -> BucketBounds {
+        for o in overrides where Glob.matches(Array(o.match.utf8), name) { return o.bounds }
+        return defaults
+    }
+
+    /// Checks a bucket list: non-empty, finite, strictly increasing.
+    /// - Returns: the problem, or `nil` when the list is valid.
+    public static func problem(with buckets: [Double]) -> String? {
+        if buckets.isEmpty { return "must not be empty" }
+        if buckets.contains(where: { !$0.isFinite }) { return "must be finite numbers (+Inf is implicit)" }
+        for (a, b) in zip(buckets, buckets.dropFirst()) where a >= b { return "must be strictly increasing" }
+        return nil
+    }
+}
+
+/// Shell-style globs on bytes: `*` any run (including `.`), `?` one byte, everything else literal.
+enum Glob {
+    static func matches(_ pattern: [UInt8], _ text: UnsafeRawBufferPointer) -> Bool {
+        var p = 0
+        var t = 0
+        var star = -1
+        var mark = 0
+        while t < text.count {
+            if p < pattern.count, pattern[p] == UInt8(ascii: "?") || pattern[p] == text[t] {
+                p += 1
+                t += 1
+            } else if p < pattern.count, pattern[p] == UInt8(ascii: "*") {
+                star = p
+                mark = t
+                p += 1
+            } else if star >= 0 {
+                p = star + 1
+                mark += 1
+                t = mark
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count, pattern[p] == UInt8(ascii: "*") { p += 1 }
+        return p == pattern.count
+    }
+
+    /// Convenience for tests and tools.
+    static func matches(_ pattern: String, _ text: String) -> Bool {
+        Array(text.utf8).withUnsafeBytes { matches(Array(pattern.utf8), $0) }
+    }
+}

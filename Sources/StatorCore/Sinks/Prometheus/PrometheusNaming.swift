@@ -1,0 +1,112 @@
+/// SPEC section 4's naming rules, on bytes.
+public enum PrometheusNaming {
+    /// Replaces every byte outside `[a-zA-Z0-9_]` with `_` and puts `_` before a leading digit.
+    static func sanitize(_ bytes: some Sequence<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount + 8)
+        for b in bytes {
+            let ok = (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x5F
+            out.append(ok ? b : 0x5F)
+        }
+        if let first = out.first, first >= 0x30 && first <= 0x39 { out.insert(0x5F, at: 0) }
+        return out
+    }
+
+    /// The family name of a statsd series: `prefix` + sanitized name, `_total` for
+    /// counters, `_seconds` for timers; a suffix already present is not doubled.
+    static func familyName(prefix: [UInt8], statsdName: UnsafeRawBufferPointer, type: MetricType) -> [UInt8] {
+        var name = sanitize(prefix + Array(statsdName))
+        if name.isEmpty { name = [0x5F] }
+        switch type {
+        case .counter: appendSuffix("_total", to: &name)
+        case .timer: appendSuffix("_seconds", to: &name)
+        default: break
+        }
+        return name
+    }
+
+    private static func appendSuffix(_ suffix: StaticString, to name: inout [UInt8]) {
+        suffix.withUTF8Buffer { s in
+            if !(name.count >= s.count && name.suffix(s.count).elementsEqual(s)) { name.append(contentsOf: s) }
+        }
+    }
+
+    /// The public form of `familyName`, for tests and docs.
+    public static func familyName(prefix: String = "", statsdName: String, type: MetricType) -> String {
+        let bytes = Array(statsdName.utf8).withUnsafeBytes {
+            familyName(prefix: Array(prefix.utf8), statsdName: $0, type: type)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends a label value escaped per the text format: `\` `"` and newline.
+    static func appendEscapedLabelValue(_ value: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        for b in value {
+            switch b {
+            case 0x5C: out.append(0x5C); out.append(0x5C)
+            case 0x22: out.append(0x5C); out.append(0x22)
+            case 0x0A: out.append(0x5C); out.append(UInt8(ascii: "n"))
+            default: out.append(b)
+            }
+        }
+    }
+
+    /// Appends HELP text escaped per the text format: `\` and newline.
+    static func appendEscapedHelp(_ text: some Sequence<UInt8>, to out: inout [UInt8]) {
+        for b in text {
+            switch b {
+            case 0x5C: out.append(0x5C); out.append(0x5C)
+            case 0x0A: out.append(0x5C); out.append(UInt8(ascii: "n"))
+            default: out.append(b)
+            }
+        }
+    }
+
+    /// The rendered labels of a series, split around where `le` sorts for histograms.
+    struct Labels: Hashable {
+        /// `a="1",b="2"` for labels sorting before `le` (all of them for other types).
+        var before: [UInt8] = []
+        /// `m="3",z="4"` for labels sorting after `le` (histograms only).
+        var after: [UInt8] = []
+    }
+
+    /// Turns statsd tags into sorted, escaped Prometheus labels: names sanitized,
+    /// empty values and names starting `__` left out, `le` renamed `exported_le` on
+    /// histograms; of two tags with the same sanitized name the later (in tag order) wins.
+    static func labels(of key: MetricKey, histogram: Bool) -> Labels {
+        var pairs: [(name: [UInt8], value: [UInt8])] = []
+        key.forEachTag { k, v in
+            guard !v.isEmpty else { return }
+            var name = sanitize(k)
+            if name.count >= 2, name[0] == 0x5F, name[1] == 0x5F { return }
+            if histogram, name == Array("le".utf8) { name = Array("exported_le".utf8) }
+            var value: [UInt8] = []
+            appendEscapedLabelValue(v, to: &value)
+            if let same = pairs.firstIndex(where: { $0.name == name }) {
+                pairs[same].value = value
+            } else {
+                pairs.append((name, value))
+            }
+        }
+        pairs.sort { $0.name.lexicographicallyPrecedes($1.name) }
+        var labels = Labels()
+        let le = Array("le".utf8)
+        for (name, value) in pairs {
+            let goesAfter = histogram && le.lexicographicallyPrecedes(name)
+            if goesAfter {
+                labels.after.append(0x2C)
+                labels.after.append(contentsOf: name)
+                labels.after.append(contentsOf: Array("=\"".utf8))
+                labels.after.append(contentsOf: value)
+                labels.after.append(0x22)
+            } else {
+                if !labels.before.isEmpty { labels.before.append(0x2C) }
+                labels.before.append(contentsOf: name)
+                labels.before.append(contentsOf: Array("=\"".utf8))
+                labels.before.append(contentsOf: value)
+                labels.before.append(0x22)
+            }
+        }
+        return labels
+    }
+}

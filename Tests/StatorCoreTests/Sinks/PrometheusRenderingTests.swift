@@ -1,0 +1,203 @@
+import Foundation
+import Testing
+@testable import StatorCore
+
+/// Feeds lines through the real aggregation and flush into a Prometheus sink; returns its page.
+private func page(
+    _ flushes: [[String]], prefix: String = "", buckets: HistogramBuckets = HistogramBuckets(),
+    ttlMillis: Int64 = 300_000, metrics: SelfMetrics = SelfMetrics(readers: 1)
+) throws -> String {
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 4, buckets: buckets), seed: 7)
+    let sink = PrometheusSink(
+        configuration: PrometheusConfiguration(prefix: prefix, buckets: buckets), metrics: metrics,
+        reservedNames: SelfMetricsPage.familyNames)
+    let flusher = Flusher(
+        table: table, configuration: FlushConfiguration(intervalMillis: 10_000, seriesTTLMillis: ttlMillis),
+        startMillis: 0, metrics: metrics
+    ) { try? sink.emit($0) }
+    for (n, lines) in flushes.enumerated() {
+        ingest(table, lines)
+        flusher.flush(at: EpochMillis(n + 1) * 10_000)
+    }
+    return String(decoding: sink.page.body, as: UTF8.self)
+}
+
+@Test func rendersACounterCumulatively() throws {
+    #expect(
+        try page([["api.requests:1|c|#env:prod", "api.requests:2|c|@0.5|#env:prod"], [], ["api.requests:3|c|#env:prod"]]) == """
+            # HELP api_requests_total statsd counter api.requests
+            # TYPE api_requests_total counter
+            api_requests_total{env="prod"} 8
+
+            """)
+}
+
+@Test func rendersAGaugeAsItsLastValue() throws {
+    #expect(
+        try page([["temp:20|g"], ["temp:+1.5|g"], []]) == """
+            # HELP temp statsd gauge temp
+            # TYPE temp gauge
+            temp 21.5
+
+            """)
+}
+
+@Test func rendersASetAsLastIntervalDistinctCountThenZero() throws {
+    #expect(try page([["users:a|s", "users:b|s"]]).hasSuffix("users 2\n"))
+    #expect(
+        try page([["users:a|s", "users:b|s"], []]) == """
+            # HELP users statsd set users
+            # TYPE users gauge
+            users 0
+
+            """)
+}
+
+@Test func rendersATimerAsAHistogramInSeconds() throws {
+    let buckets = HistogramBuckets(defaults: [0.01, 0.1, 1])
+    #expect(
+        try page(
+            [["db.query:5|ms|#table:users", "db.query:50|ms|@0.5|#table:users"], ["db.query:2000|ms|#table:users"]],
+            buckets: buckets) == """
+                # HELP db_query_seconds statsd timer db.query
+                # TYPE db_query_seconds histogram
+                db_query_seconds_bucket{le="0.01",table="users"} 1
+                db_query_seconds_bucket{le="0.1",table="users"} 3
+                db_query_seconds_bucket{le="1",table="users"} 3
+                db_query_seconds_bucket{le="+Inf",table="users"} 4
+                db_query_seconds_sum{table="users"} 2.105
+                db_query_seconds_count{table="users"} 4
+
+                """)
+}
+
+@Test func rendersHistogramsAndDistributionsWithoutUnitChange() throws {
+    let buckets = HistogramBuckets(defaults: [1, 10])
+    #expect(
+        try page([["size:5|h|#a:x,z:y,le:oops", "dist:0.5|d"]], buckets: buckets).contains(
+            """
+            # HELP size statsd histogram size
+            # TYPE size histogram
+            size_bucket{a="x",exported_le="oops",le="1",z="y"} 0
+            size_bucket{a="x",exported_le="oops",le="10",z="y"} 1
+            size_bucket{a="x",exported_le="oops",le="+Inf",z="y"} 1
+            size_sum{a="x",exported_le="oops",z="y"} 5
+            size_count{a="x",exported_le="oops",z="y"} 1
+
+            """))
+    #expect(try page([["dist:0.5|d"]], buckets: buckets).contains("dist_bucket{le=\"1\"} 1\n"))
+}
+
+@Test func histogramLabelsAfterLeKeepTheirPlace() throws {
+    let text = try page([["x:5|h|#zone:b"]], buckets: HistogramBuckets(defaults: [1]))
+    #expect(text.contains("x_bucket{le=\"1\",zone=\"b\"} 0\n"))
+    #expect(text.contains("x_sum{zone=\"b\"} 5\n"))
+}
+
+@Test func bucketOverridesUseTheFirstMatchingGlob() throws {
+    let buckets = HistogramBuckets(
+        defaults: [1], overrides: [.init(match: "api.*", buckets: [0.1, 0.2]), .init(match: "api.x", buckets: [5])])
+    let text = try page([["api.x:100|ms", "other:1|ms"]], buckets: buckets)
+    #expect(text.contains("api_x_seconds_bucket{le=\"0.1\"} 1\n"))
+    #expect(text.contains("api_x_seconds_bucket{le=\"0.2\"} 1\n"))
+    #expect(!text.contains("api_x_seconds_bucket{le=\"5\"}"))
+    #expect(text.contains("other_seconds_bucket{le=\"1\"} 1\n"))
+}
+
+struct NameCase: Sendable, CustomTestStringConvertible {
+    var statsd: String
+    var type: MetricType
+    var prefix: String
+    var expected: String
+    var testDescription: String { "\(statsd)|\(type) -> \(expected)" }
+}
+
+@Test(arguments: [
+    NameCase(statsd: "api.requests", type: .counter, prefix: "", expected: "api_requests_total"),
+    NameCase(statsd: "requests_total", type: .counter, prefix: "", expected: "requests_total"),
+    NameCase(statsd: "api.latency", type: .timer, prefix: "", expected: "api_latency_seconds"),
+    NameCase(statsd: "latency_seconds", type: .timer, prefix: "", expected: "latency_seconds"),
+    NameCase(statsd: "latency.seconds", type: .timer, prefix: "", expected: "latency_seconds"),
+    NameCase(statsd: "9lives", type: .gauge, prefix: "", expected: "_9lives"),
+    NameCase(statsd: "a-b/c d:e", type: .gauge, prefix: "", expected: "a_b_c_d_e"),
+    NameCase(statsd: "héllo", type: .gauge, prefix: "", expected: "h__llo"),
+    NameCase(statsd: "size", type: .histogram, prefix: "", expected: "size"),
+    NameCase(statsd: "users", type: .set, prefix: "app_", expected: "app_users"),
+    NameCase(statsd: "hits", type: .counter, prefix: "app_", expected: "app_hits_total"),
+    NameCase(statsd: "9x", type: .gauge, prefix: "app_", expected: "app_9x"),
+])
+func namesFollowTheSpec(_ c: NameCase) {
+    #expect(PrometheusNaming.familyName(prefix: c.prefix, statsdName: c.statsd, type: c.type) == c.expected)
+}
+
+@Test func labelsAreSanitizedEscapedSortedAndFiltered() throws {
+    let text = try page([[#"weird:1|g|#zeta:1,__hidden:x,empty:,9k:v,a.b:1,quote:say "hi"\now,back:a\b"#]])
+    #expect(text.hasSuffix(#"weird{_9k="v",a_b="1",back="a\\b",quote="say \"hi\"\\now",zeta="1"} 1"# + "\n"))
+}
+
+@Test func seriesWhoseNamesAndLabelsCoincideAreMerged() throws {
+    let text = try page([["a.b:1|c|#k.x:1", "a_b:2|c|#k_x:1"]])
+    #expect(text.hasSuffix("a_b_total{k_x=\"1\"} 3\n"))
+}
+
+@Test func aFamilyKeepsItsFirstTypeAndConflictsAreCounted() throws {
+    let metrics = SelfMetrics(readers: 1)
+    let text = try page([["hits:1|c"], ["hits_total:5|g", "hits:1|c"], ["hits_total:5|g"]], metrics: metrics)
+    #expect(text.contains("# TYPE hits_total counter\nhits_total 2\n"))
+    #expect(!text.contains("gauge"))
+    // Counted once per flush in which the conflicting series had data.
+    #expect(metrics.labeledValue(SelfMetrics.seriesDropped("prometheus", "type_conflict")) == 2)
+}
+
+@Test func statsdFamiliesMayNotTakeTheAgentsOwnNames() throws {
+    let metrics = SelfMetrics(readers: 1)
+    let text = try page([["stator.lines.received:1|c", "process.open.fds:1|g"]], metrics: metrics)
+    #expect(text.isEmpty)
+    #expect(metrics.labeledValue(SelfMetrics.seriesDropped("prometheus", "type_conflict")) == 2)
+}
+
+@Test func histogramDerivedNamesDoNotCollide() throws {
+    let metrics = SelfMetrics(readers: 1)
+    let text = try page(
+        [["x:1|h"], ["x_count:3|g", "x.bucket:1|g"]], buckets: HistogramBuckets(defaults: [1]), metrics: metrics)
+    #expect(text.contains("# TYPE x histogram"))
+    #expect(!text.contains("# TYPE x_count"))
+    #expect(!text.contains("# TYPE x_bucket"))
+    #expect(metrics.labeledValue(SelfMetrics.seriesDropped("prometheus", "type_conflict")) == 2)
+}
+
+@Test func expiredSeriesLeaveThePage() throws {
+    // TTL 20 s: data at 10 s only; gone once 20 s have passed since that interval ended.
+    let text = try page([["gone:1|c", "stay:1|g"], ["stay:2|g"], ["stay:3|g"]], ttlMillis: 20_000)
+    #expect(!text.contains("gone"))
+    #expect(text.contains("stay 3"))
+    let both = try page([["gone:1|c", "stay:1|g"], ["stay:2|g"]], ttlMillis: 20_000)
+    #expect(both.contains("gone_total 1"))
+}
+
+@Test func orderIsStableBetweenScrapesAndFamiliesAreGrouped() throws {
+    let lines = (0..<50).map { "m\($0 % 5):1|c|#i:\($0)" }
+    let first = try page([lines, lines])
+    let second = try page([lines, lines])
+    #expect(first == second)
+    // Each family's HELP appears once and its series follow it.
+    for f in 0..<5 { #expect(first.components(separatedBy: "# HELP m\(f)_total ").count == 2) }
+    let names = first.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { $0.prefix { $0 != "{" } }
+    var seen: [Substring] = []
+    for n in names where seen.last != n {
+        #expect(!seen.contains(n), "family \(n) is split")
+        seen.append(n)
+    }
+}
+
+@Test func infinityIsWrittenAsPrometheusInf() throws {
+    #expect(try page([["big:1e308|g", "big:+1e308|g"]]).hasSuffix("big +Inf\n"))
+}
+
+@Test func gzipRoundTripsAndMembersConcatenate() throws {
+    let a = Array("hello ".utf8)
+    let b = Array(String(repeating: "world ", count: 1000).utf8)
+    let joined = Gzip.compress(a) + Gzip.compress(b)
+    #expect(try gunzip(joined) == a + b)
+    #expect(try gunzip(Gzip.compress([])) == [])
+}

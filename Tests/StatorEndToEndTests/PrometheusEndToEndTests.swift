@@ -1,0 +1,162 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Finds a tool installed by scripts/test (Debian's prometheus package). Missing is a failure, not a skip.
+private func tool(_ name: String) throws -> String {
+    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") {
+        return "\(dir)/\(name)"
+    }
+    throw TestFailure("\(name) not found: scripts/test installs Debian's prometheus package")
+}
+
+/// Runs a command with `input` on stdin; returns (status, stdout + stderr).
+private func run(_ path: String, _ arguments: [String], input: [UInt8] = []) throws -> (Int32, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let stdin = Pipe()
+    let output = PipeCollector()
+    process.standardInput = stdin
+    process.standardOutput = output.pipe
+    process.standardError = output.pipe
+    try process.run()
+    stdin.fileHandleForWriting.write(Data(input))
+    try stdin.fileHandleForWriting.close()
+    let deadline = Date().addingTimeInterval(60)
+    while process.isRunning && Date() < deadline { usleep(10_000) }
+    if process.isRunning {
+        process.terminate()
+        throw TestFailure("\(path) did not finish")
+    }
+    output.waitUntilClosed()
+    return (process.terminationStatus, output.text)
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+private func freePort() throws -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard ok else { throw TestFailure("no free port") }
+    return UInt16(bigEndian: addr.sin_port)
+}
+
+/// Every metric type, tags, odd names: what `promtool check metrics` must accept.
+private let everyKind = [
+    "app.requests:1|c|#env:prod,region:eu\napp.requests:2|c|@0.5|#env:prod,region:eu\nhits_total:3|c",
+    "app.temperature.celsius:21.5|g\napp.queue.depth:+3|g|#queue:a b\napp.users:alice|s\napp.users:bob|s",
+    "app.latency:12:48:250|ms|#route:/api/v1,method:GET\napp.payload.bytes:512|h\napp.batch.size:3|d|@0.5",
+    "9.starts-with.digit:1|c\nodd-name/with spaces:2|g\ntags.escaped:1|c|#q:say \"hi\",back:a\\b,nl:x\\ny",
+    "influx.style,host=web1:1|c\nsignalfx.style[host=web2]:1|c\nlibrato.style#host=web3:1|c\nwith.le:1|h|#le:weird",
+]
+
+@Test func promtoolFindsNothingToReportOnAPageOfEveryType() throws {
+    let promtool = try tool("promtool")
+    let agent = try StatorProcess(agent: ["--flush_interval", "100ms", "--sinks.json.path", ""])
+    try agent.send(everyKind)
+    var page = ""
+    try eventually("every series on the page") {
+        page = try httpRequest(port: agent.httpPort, "/metrics").body
+        return page.contains("with_le_bucket") && (page.contains("app_users 2") || page.contains("app_users 0"))
+    }
+    let (status, report) = try run(promtool, ["check", "metrics"], input: Array(page.utf8))
+    #expect(status == 0, "\(report)")
+    #expect(report.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(report)\n\(page)")
+    for family in [
+        "app_requests_total", "hits_total", "app_temperature_celsius", "app_queue_depth", "app_users",
+        "app_latency_seconds", "app_payload_bytes", "app_batch_size", "_9_starts_with_digit_total",
+        "odd_name_with_spaces", "tags_escaped_total", "influx_style_total", "with_le",
+        "stator_lines_received_total", "process_cpu_seconds_total",
+    ] {
+        #expect(page.contains("# TYPE \(family) "), "\(family) missing")
+    }
+    #expect(page.contains(#"tags_escaped_total{back="a\\b",nl="x\\ny",q="say \"hi\""} 1"#))
+    #expect(try agent.stop() == 0)
+}
+
+@Test func gzipScrapesDecodeToThePlainPage() throws {
+    let agent = try StatorProcess(agent: ["--flush_interval", "100ms", "--sinks.json.path", ""])
+    try agent.send("zipped.counter:4|c")
+    try eventually("the counter") { try httpRequest(port: agent.httpPort, "/metrics").body.contains("zipped_counter_total 4") }
+    let raw = try rawHTTPBytes(
+        port: agent.httpPort, "GET /metrics HTTP/1.1\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+    let split = try #require(raw.firstRange(of: Array("\r\n\r\n".utf8)))
+    let head = String(decoding: raw[..<split.lowerBound], as: UTF8.self)
+    #expect(head.contains("Content-Encoding: gzip"))
+    #expect(head.contains("Vary: Accept-Encoding"))
+    let body = try gunzipBytes(Array(raw[split.upperBound...]))
+    #expect(String(decoding: body, as: UTF8.self).contains("zipped_counter_total 4\n"))
+    #expect(String(decoding: body, as: UTF8.self).contains("stator_lines_received_total 1\n"))
+    #expect(try agent.stop() == 0)
+}
+
+@Test func aRealPrometheusScrapesTheAgentAndQueriesExpectedValues() throws {
+    let prometheusPath = try tool("prometheus")
+    let agent = try StatorProcess(agent: ["--flush_interval", "200ms", "--sinks.json.path", ""])
+    try agent.send("e2e.hits:2|c|#env:ci\ne2e.hits:3|c|#env:ci\ne2e.temp:21.5|g\ne2e.lat:100|ms\ne2e.lat:100|ms\ne2e.lat:300|ms")
+    try eventually("the flush") { try httpRequest(port: agent.httpPort, "/metrics").body.contains("e2e_lat_seconds_count 3") }
+
+    let dir = try TemporaryDirectory()
+    let config = dir.file("prometheus.yml")
+    try """
+    global:
+      scrape_interval: 1s
+      evaluation_interval: 1s
+    scrape_configs:
+      - job_name: stator
+        static_configs:
+          - targets: ["127.0.0.1:\(agent.httpPort)"]
+    """.write(toFile: config, atomically: true, encoding: .utf8)
+    let port = try freePort()
+    let prometheus = Process()
+    prometheus.executableURL = URL(fileURLWithPath: prometheusPath)
+    prometheus.arguments = [
+        "--config.file=\(config)", "--storage.tsdb.path=\(dir.file("data"))",
+        "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
+    ]
+    let log = PipeCollector()
+    prometheus.standardOutput = log.pipe
+    prometheus.standardError = log.pipe
+    try prometheus.run()
+    defer {
+        prometheus.terminate()
+        let deadline = Date().addingTimeInterval(10)
+        while prometheus.isRunning && Date() < deadline { usleep(10_000) }
+        if prometheus.isRunning { kill(prometheus.processIdentifier, SIGKILL) }
+    }
+
+    /// Runs an instant query and returns the first result's value.
+    func query(_ promql: String) throws -> Double? {
+        let encoded = promql.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? promql
+        let reply = try httpRequest(port: port, "/api/v1/query?query=\(encoded)")
+        guard reply.status == 200,
+            let json = try JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [String: Any],
+            let data = json["data"] as? [String: Any], let result = data["result"] as? [[String: Any]],
+            let value = result.first?["value"] as? [Any], value.count == 2, let text = value[1] as? String
+        else { return nil }
+        return Double(text)
+    }
+    var hits: Double?
+    try eventually(timeout: 45, "prometheus to scrape the agent") {
+        hits = try? query("e2e_hits_total{env=\"ci\",job=\"stator\"}")
+        return hits != nil || !prometheus.isRunning
+    }
+    #expect(prometheus.isRunning, "prometheus exited: \(log.text)")
+    #expect(hits == 5)
+    #expect(try query("e2e_temp") == 21.5)
+    #expect(try query("e2e_lat_seconds_count") == 3)
+    #expect(try query("e2e_lat_seconds_sum") == 0.5)
+    #expect(try query("e2e_lat_seconds_bucket{le=\"0.1\"}") == 2)
+    #expect(try query("e2e_lat_seconds_bucket{le=\"0.25\"}") == 2)
+    #expect(try query("e2e_lat_seconds_bucket{le=\"0.5\"}") == 3)
+    #expect(try query("up{job=\"stator\"}") == 1)
+    #expect(try query("stator_lines_received_total") == 6)
+    #expect(try agent.stop() == 0)
+}
