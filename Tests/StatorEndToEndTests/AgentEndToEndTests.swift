@@ -140,22 +140,50 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     #expect(try agent.stop() == 0)
 }
 
-@Test func httpCapsConcurrentConnections() throws {
-    let agent = try StatorProcess(agent: ["--sinks.json.path", "", "--http.max_connections", "2"])
-    // Two idle connections take the cap; a third is answered 503.
+@Test func idleAndTricklingClientsCannotStarveAScrapeOrUDP() throws {
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", "1h", "--sinks.json.path", "", "--http.max_connections", "8",
+        "--http.read_timeout", "1s",
+    ])
+    // Twenty connections that never send a thing, and five that trickle a request byte by byte.
     var fds: [Int32] = []
     defer { for fd in fds { close(fd) } }
-    for _ in 0..<2 {
+    for n in 0..<25 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #expect(withSocketAddress("127.0.0.1", agent.httpPort) { connect(fd, $0, $1) } == 0)
+        if n >= 20 { _ = send(fd, "GET /met", 8, Int32(MSG_NOSIGNAL)) }
         fds.append(fd)
     }
-    try eventually("the cap to be reached") {
-        try rawHTTP(port: agent.httpPort, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n").hasPrefix("HTTP/1.1 503")
+    try agent.send((0..<100).map { "udp.during.abuse:1|c\nline\($0):1|g" })
+    // A normal scrape still gets through promptly, and UDP lost nothing.
+    let started = Date()
+    let page = try httpRequest(port: agent.httpPort, "/metrics").body
+    #expect(Date().timeIntervalSince(started) < 1)
+    try eventually("all lines counted") {
+        sample(try httpRequest(port: agent.httpPort, "/metrics").body, "stator_lines_received_total") == 200
     }
-    for fd in fds { close(fd) }
-    fds = []
-    try eventually("a slot to free up") { try httpRequest(port: agent.httpPort, "/healthz").status == 200 }
+    #expect(page.contains("stator_lines_received_total"))
+    #expect(try agent.stop() == 0)
+}
+
+@Test func tricklingClientsAreClosedAfterTheReadTimeout() throws {
+    let agent = try StatorProcess(agent: ["--sinks.json.path", "", "--http.read_timeout", "300ms"])
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    #expect(withSocketAddress("127.0.0.1", agent.httpPort) { connect(fd, $0, $1) } == 0)
+    let started = Date()
+    var closedAfter: Double?
+    for byte in Array("GET /healthz HTTP/1.1\r\nHost: slow\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".utf8) {
+        var b = byte
+        if send(fd, &b, 1, Int32(MSG_NOSIGNAL)) != 1 {
+            closedAfter = Date().timeIntervalSince(started)
+            break
+        }
+        usleep(50_000)  // one byte every 50 ms: the whole head would take ~4 s
+    }
+    let elapsed = closedAfter ?? Date().timeIntervalSince(started)
+    #expect(closedAfter != nil, "the trickling connection was never closed")
+    #expect(elapsed < 2)
     #expect(try agent.stop() == 0)
 }
 

@@ -97,7 +97,8 @@ public enum ConfigKeys {
             { $0.http.address }
         ) { $0.http.address = $1 },
         integer(
-            "http.max_connections", 1...100_000, "Concurrent HTTP connections; more are answered 503 and closed.",
+            "http.max_connections", 1...100_000,
+            "Concurrent HTTP connections; at the cap the one idle longest is closed for a newcomer.",
             { Int64($0.http.maxConnections) }
         ) { $0.http.maxConnections = Int($1) },
         integer(

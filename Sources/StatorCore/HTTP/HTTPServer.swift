@@ -6,7 +6,8 @@ import Synchronization
 public struct HTTPServerConfiguration: Sendable {
     /// Where to listen (`http.address`).
     public var address: String = "127.0.0.1:9102"
-    /// Connections served at once; more are answered 503 and closed (`http.max_connections`).
+    /// Connections held at once (`http.max_connections`); at the cap the one waiting longest
+    /// without a complete request is closed to make room.
     public var maxConnections: Int = 64
     /// Largest request head; larger gets 431 (`http.max_header_bytes`).
     public var maxHeaderBytes: Int = 8192
@@ -33,10 +34,13 @@ public final class HTTPServer: Sendable {
         var closeAfterWrite = false
         /// When the connection is closed if nothing progresses.
         var deadline: Double
+        /// Since when it has been waiting for a complete request.
+        var waitingSince: Double
 
-        init(fd: Int32, deadline: Double) {
+        init(fd: Int32, deadline: Double, now: Double) {
             self.fd = fd
             self.deadline = deadline
+            waitingSince = now
         }
 
         var isWriting: Bool { !output.isEmpty }
@@ -143,13 +147,22 @@ public final class HTTPServer: Sendable {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             if connections.count >= configuration.maxConnections {
-                // Over the cap: a short 503, best effort, and close, so the others are not starved.
-                let parts = HTTPResponse.text(503, "too many connections\n").serialize(keepAlive: false, includeBody: true)
-                for part in parts { _ = part.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
-                close(fd)
-                continue
+                // At the cap, the connection that has waited longest without a complete request
+                // (idle keep-alive, silent or trickling) makes room, so such clients cannot starve
+                // a scraper. Only when every slot is writing a response is the newcomer refused.
+                if let oldest = connections.indices.filter({ !connections[$0].isWriting })
+                    .min(by: { connections[$0].waitingSince < connections[$1].waitingSince })
+                {
+                    close(connections[oldest].fd)
+                    connections.remove(at: oldest)
+                } else {
+                    let parts = HTTPResponse.text(503, "too many connections\n").serialize(keepAlive: false, includeBody: true)
+                    for part in parts { _ = part.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+                    close(fd)
+                    continue
+                }
             }
-            connections.append(Connection(fd: fd, deadline: now + Double(configuration.idleTimeoutMillis) / 1000))
+            connections.append(Connection(fd: fd, deadline: now + Double(configuration.idleTimeoutMillis) / 1000, now: now))
         }
     }
 
@@ -212,6 +225,7 @@ public final class HTTPServer: Sendable {
             }
         }
         if c.closeAfterWrite { return false }
+        c.waitingSince = now
         c.deadline = now + Double(configuration.idleTimeoutMillis) / 1000
         if !c.input.isEmpty {
             // Pipelined requests already received.

@@ -86,6 +86,29 @@ private func error(_ args: [String] = [], env: [String: String] = [:], file: Str
             "--log.level: log.level must be one of trace, debug, info, notice, warning, error, critical, got \"loud\""
         ),
         (["frobnicate"], nil, "unknown command \"frobnicate\" (try stator --help)"),
+        (["--sinks.prometheus.buckets", "[]"], nil, "--sinks.prometheus.buckets: sinks.prometheus.buckets must not be empty"),
+        (
+            ["--sinks.prometheus.buckets", "[1, 1]"], nil,
+            "--sinks.prometheus.buckets: sinks.prometheus.buckets must be strictly increasing"
+        ),
+        (
+            ["--sinks.prometheus.buckets", "[2, 1]"], nil,
+            "--sinks.prometheus.buckets: sinks.prometheus.buckets must be strictly increasing"
+        ),
+        (
+            ["--sinks.prometheus.buckets", "[1, \"x\"]"], nil,
+            "--sinks.prometheus.buckets: sinks.prometheus.buckets must be a list of numbers"
+        ),
+        (
+            [], #"{"sinks": {"prometheus": {"bucket_overrides": [{"match": "a.*"}]}}}"#,
+            "x.json: sinks.prometheus.bucket_overrides[0] must be {\"match\": \"<glob>\", \"buckets\": [...]}"
+        ),
+        (
+            [], #"{"sinks": {"prometheus": {"bucket_overrides": [{"match": "a.*", "buckets": [3, 2]}]}}}"#,
+            "x.json: sinks.prometheus.bucket_overrides[0].buckets must be strictly increasing"
+        ),
+        ([], #"{"sinks": {"prometheus": {"prefix": "my-app"}}}"#, "x.json: sinks.prometheus.prefix may hold only letters"),
+        ([], #"{"sinks": {"prometheus": {"unknown": 1}}}"#, "x.json: unknown configuration key \"sinks.prometheus.unknown\""),
         (["--flush_interval"], nil, "flag --flush_interval needs a value"),
     ] as [([String], String?, String)])
 func reportsOneClearLine(_ args: [String], _ file: String?, _ expected: String) {
@@ -128,4 +151,26 @@ func rejectsBadDurations(_ text: String) {
         #expect(usage.contains(key.flag))
         #expect(usage.contains(key.environmentName))
     }
+}
+
+@Test func prometheusBucketsAndOverridesParse() throws {
+    let file =
+        #"{"sinks": {"prometheus": {"prefix": "app_", "buckets": [0.1, 1], "bucket_overrides": [{"match": "db.*", "buckets": [5, 50]}]}}}"#
+    let c = try configuration(["--config", "x.json"], file: file)
+    #expect(c.prometheus.prefix == "app_")
+    #expect(c.prometheus.buckets.defaults.upperBounds == [0.1, 1])
+    #expect(c.prometheus.buckets.overrides.map(\.match) == ["db.*"])
+    #expect(c.prometheus.buckets.overrides.first?.bounds.upperBounds == [5, 50])
+    let env = try configuration(env: ["STATOR_SINKS_PROMETHEUS_BUCKET_OVERRIDES": #"[{"match": "x", "buckets": [1]}]"#])
+    #expect(env.prometheus.buckets.overrides.count == 1)
+}
+
+@Test(
+    arguments: [
+        ("api.*", "api.latency", true), ("api.*", "api.v1.latency", true), ("api.*", "apix", false),
+        ("*.latency", "db.latency", true), ("db.?", "db.x", true), ("db.?", "db.xy", false), ("exact", "exact", true),
+        ("exact", "exactly", false), ("*", "", true), ("a*b*c", "aXXbYYc", true), ("a*b*c", "aXXbYY", false),
+    ] as [(String, String, Bool)])
+func globsMatchStatsdNames(_ pattern: String, _ name: String, _ expected: Bool) {
+    #expect(Glob.matches(pattern, name) == expected)
 }
