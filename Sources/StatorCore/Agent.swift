@@ -37,6 +37,15 @@ public final class Agent: Sendable {
             configuration: configuration.prometheus, metrics: metrics, reservedNames: SelfMetricsPage.familyNames)
         var sinks: [any Sink] = [prometheus]
         if !configuration.json.path.isEmpty { sinks.append(JSONLinesSink(configuration: configuration.json)) }
+        var pushMetrics: PushMetrics?
+        if !configuration.push.url.isEmpty {
+            let push = PushMetrics()
+            pushMetrics = push
+            sinks.append(
+                try HTTPPushSink(
+                    configuration: configuration.push, state: prometheus.state, metrics: push,
+                    logger: logger.child("stator.push")))
+        }
         sinks.append(contentsOf: extraSinks)
         let fanout = SinkFanout(sinks: sinks, metrics: metrics, logger: logger.child("stator.sinks"))
         self.fanout = fanout
@@ -44,7 +53,7 @@ public final class Agent: Sendable {
             table: table, configuration: configuration.flush, startMillis: WallClock.nowMillis(),
             metrics: metrics
         ) { fanout.publish($0) }
-        let page = SelfMetricsPage(metrics: metrics, table: table)
+        let page = SelfMetricsPage(metrics: metrics, table: table, push: pushMetrics)
         http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http")) { head in
             Agent.route(head, page: page, prometheus: prometheus)
         }

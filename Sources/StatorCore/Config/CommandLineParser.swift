@@ -88,6 +88,7 @@ public enum CommandLineParser {
             try set(key, text, source: name, &configuration)
         }
         for (key, text) in flags { try set(key, text, source: key.flag, &configuration) }
+        try configuration.push.resolveHeaders(environment: environment)
         return Parsed(command: mode == "check-config" ? .checkConfig(configuration) : .run(configuration), warnings: warnings)
     }
 

@@ -208,6 +208,64 @@ public enum ConfigKeys {
             }
             c.prometheus.buckets.overrides = overrides
         },
+        string(
+            "sinks.http_push.url", "POST every flush here (http:// or https://); empty disables the push sink.",
+            { $0.push.url }
+        ) { (c, s) throws(ConfigError) in
+            if !s.isEmpty {
+                guard let url = URL(string: s), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+                    throw ConfigError("sinks.http_push.url must be an http:// or https:// URL, got \"\(s)\"")
+                }
+            }
+            c.push.url = s
+        },
+        string("sinks.http_push.format", "Body format: json, remote_write or datadog.", { $0.push.format.rawValue }) {
+            (c, s) throws(ConfigError) in
+            guard let format = PushFormat(rawValue: s) else {
+                throw ConfigError("sinks.http_push.format must be one of json, remote_write, datadog, got \"\(s)\"")
+            }
+            c.push.format = format
+        },
+        integer(
+            "sinks.http_push.batch_size", 1...1_000_000,
+            "Series per request at most (a histogram is several series in remote_write).",
+            { Int64($0.push.batchSize) }
+        ) { $0.push.batchSize = Int($1) },
+        ConfigKey(
+            path: "sinks.http_push.headers", kind: .object,
+            help:
+                "Extra request headers, e.g. {\"Authorization\": \"Bearer ${TOKEN}\"}; ${VAR} is read from the environment at start-up.",
+            read: { .object($0.push.headers.mapValues { .string($0) }) }
+        ) { (c, v) throws(ConfigError) in
+            guard case .object(let fields) = v else {
+                throw ConfigError("sinks.http_push.headers must be an object, got \(v.kind)")
+            }
+            var headers: [String: String] = [:]
+            for (name, value) in fields {
+                guard case .string(let text) = value else {
+                    throw ConfigError("sinks.http_push.headers.\(name) must be a string, got \(value.kind)")
+                }
+                guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }),
+                    !text.contains("\r"), !text.contains("\n")
+                else { throw ConfigError("sinks.http_push.headers: invalid header \"\(name)\"") }
+                headers[name] = text
+            }
+            c.push.headers = headers
+        },
+        duration(
+            "sinks.http_push.timeout", minimum: 10, allowZero: false, "Time allowed per push request.",
+            { $0.push.timeoutMillis }
+        ) { $0.push.timeoutMillis = $1 },
+        string(
+            "sinks.http_push.spool_dir",
+            "Directory where every request is spooled (fsynced) before it is sent; empty keeps the queue in memory.",
+            { $0.push.spoolDirectory }
+        ) { (c, s) throws(ConfigError) in c.push.spoolDirectory = s },
+        integer(
+            "sinks.http_push.max_spool_bytes", 1024...(1 << 50),
+            "Bound on queued push bytes (memory or spool); the oldest are dropped past it.",
+            { $0.push.maxSpoolBytes }
+        ) { $0.push.maxSpoolBytes = $1 },
         ConfigKey(
             path: "log.level", kind: .logLevel,
             help: "Lowest log level written: trace, debug, info, notice, warning, error or critical.",

@@ -13,6 +13,8 @@ public struct StatorConfiguration: Sendable {
     public var json = JSONLinesConfiguration()
     /// Prometheus sink (`sinks.prometheus.*`); its buckets also drive the aggregation stage.
     public var prometheus = PrometheusConfiguration()
+    /// HTTP push sink (`sinks.http_push.*`); enabled when `url` is set.
+    public var push = HTTPPushConfiguration()
     /// Log level (`log.level`).
     public var logLevel: Logger.Level = .info
 

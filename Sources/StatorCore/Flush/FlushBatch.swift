@@ -63,6 +63,8 @@ public struct SampleSummary: Sendable {
 
 /// One interval's aggregates: immutable, built once per flush and handed to every sink.
 public struct FlushBatch: Sendable {
+    /// 1 for the first batch, then one more per flush (0 for batches made by hand).
+    public let sequence: UInt64
     /// The flush time (a boundary, or the shutdown time for the last batch).
     public let timestamp: EpochMillis
     /// Seconds since the previous batch (since start for the first).
@@ -77,9 +79,11 @@ public struct FlushBatch: Sendable {
     public let expired: [MetricKey]
 
     public init(
-        timestamp: EpochMillis, interval: Double, percentiles: [Percentile], counters: [CounterSummary] = [],
+        sequence: UInt64 = 0, timestamp: EpochMillis, interval: Double, percentiles: [Percentile],
+        counters: [CounterSummary] = [],
         gauges: [GaugeSummary] = [], sets: [SetSummary] = [], samples: [SampleSummary] = [], expired: [MetricKey] = []
     ) {
+        self.sequence = sequence
         self.timestamp = timestamp
         self.interval = interval
         self.percentiles = percentiles

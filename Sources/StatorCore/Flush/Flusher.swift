@@ -129,7 +129,7 @@ public final class Flusher: Sendable {
             }
             let gauges = s.gauges.map { GaugeSummary(key: $0.key, value: $0.value) }
             return FlushBatch(
-                timestamp: timestamp, interval: interval, percentiles: configuration.percentiles,
+                sequence: UInt64(closing), timestamp: timestamp, interval: interval, percentiles: configuration.percentiles,
                 counters: counters, gauges: gauges, sets: sets, samples: samples, expired: expired)
         }
         publish(batch)

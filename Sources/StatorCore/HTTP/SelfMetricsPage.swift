@@ -5,10 +5,12 @@ import Glibc
 public struct SelfMetricsPage: Sendable {
     let metrics: SelfMetrics
     let table: ShardedTable
+    let push: PushMetrics?
 
-    public init(metrics: SelfMetrics, table: ShardedTable) {
+    public init(metrics: SelfMetrics, table: ShardedTable, push: PushMetrics? = nil) {
         self.metrics = metrics
         self.table = table
+        self.push = push
     }
 
     /// The family names this page uses (statsd families may not take them).
@@ -58,6 +60,8 @@ public struct SelfMetricsPage: Sendable {
             family(name, type, help)
             for (series, value) in labeled where series.hasPrefix(name + "{") { sample(series, value) }
         }
+
+        if let push { out += push.render() }
 
         let process = ProcessStats.read()
         family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.")

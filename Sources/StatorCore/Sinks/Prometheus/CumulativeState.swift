@@ -65,6 +65,9 @@ public final class CumulativeState: Sendable {
         var routes: [MetricKey: (family: Int, series: Int)] = [:]
         var flushNumber: UInt64 = 0
         var liveFamilies = 0
+        /// The last batch folded in (its sequence and flush time).
+        var appliedSequence: UInt64 = 0
+        var appliedTimestamp: EpochMillis = 0
     }
 
     private let state = Mutex(State())
@@ -72,12 +75,18 @@ public final class CumulativeState: Sendable {
     /// Names the agent's own metrics use; statsd families may not take them.
     private let reserved: Set<[UInt8]>
 
+    private let metrics: SelfMetrics?
+
     /// - Parameters:
     ///   - prefix: `sinks.prometheus.prefix`.
     ///   - reservedNames: family names already exposed by someone else (the agent's own metrics).
-    public init(prefix: String = "", reservedNames: [String] = []) {
+    ///   - metrics: where left-out series are counted (`stator_series_dropped_total{sink="prometheus"}`).
+    public init(prefix: String = "", reservedNames: [String] = [], metrics: SelfMetrics? = nil) {
         self.prefix = Array(prefix.utf8)
         reserved = Set(reservedNames.map { Array($0.utf8) })
+        self.metrics = metrics
+        metrics?.registerLabeled(SelfMetrics.seriesDropped("prometheus", "type_conflict"))
+        metrics?.registerLabeled(SelfMetrics.seriesDropped("prometheus", "bucket_conflict"))
     }
 
     /// What applying one batch left out.
@@ -88,11 +97,32 @@ public final class CumulativeState: Sendable {
         public var bucketConflicts = 0
     }
 
-    /// Folds one flush batch into the cumulative state.
-    /// - Returns: how many series were left out, by reason.
+    /// Folds one flush batch into the cumulative state, once: several sinks share
+    /// this state and each calls `apply` with every batch, in order; the first call
+    /// for a batch folds it in and later ones return at once.
+    /// - Returns: how many series were left out, by reason (`nil` if the batch was already applied).
     @discardableResult
-    public func apply(_ batch: FlushBatch) -> Dropped {
+    public func apply(_ batch: FlushBatch) -> Dropped? {
+        let dropped = fold(batch)
+        if let dropped, let metrics {
+            if dropped.typeConflicts > 0 {
+                metrics.addLabeled(SelfMetrics.seriesDropped("prometheus", "type_conflict"), UInt64(dropped.typeConflicts))
+            }
+            if dropped.bucketConflicts > 0 {
+                metrics.addLabeled(
+                    SelfMetrics.seriesDropped("prometheus", "bucket_conflict"), UInt64(dropped.bucketConflicts))
+            }
+        }
+        return dropped
+    }
+
+    private func fold(_ batch: FlushBatch) -> Dropped? {
         state.withLock { s in
+            if batch.sequence > 0 {
+                guard batch.sequence > s.appliedSequence else { return nil }
+                s.appliedSequence = batch.sequence
+            }
+            s.appliedTimestamp = batch.timestamp
             s.flushNumber &+= 1
             var dropped = Dropped()
             for key in batch.expired { forget(key, &s) }
@@ -221,6 +251,16 @@ public final class CumulativeState: Sendable {
         state.withLock { s in
             compactIfSparse(&s)
             return body(s.families, s.flushNumber)
+        }
+    }
+
+    /// Like `withFamilies`, also passing the sequence and flush time of the last batch applied.
+    func withFamilies<R>(
+        _ body: (_ families: [Family?], _ flushNumber: UInt64, _ sequence: UInt64, _ timestamp: EpochMillis) -> R
+    ) -> R {
+        state.withLock { s in
+            compactIfSparse(&s)
+            return body(s.families, s.flushNumber, s.appliedSequence, s.appliedTimestamp)
         }
     }
 

@@ -38,26 +38,17 @@ public final class PrometheusSink: Sink {
     public let name = "prometheus"
     /// The cumulative state (shared with the remote-write sink).
     public let state: CumulativeState
-    private let metrics: SelfMetrics
     private let current = Mutex(PrometheusPage(body: []))
 
     /// - Parameters:
     ///   - reservedNames: family names the agent's own metrics use.
     public init(configuration: PrometheusConfiguration, metrics: SelfMetrics, reservedNames: [String]) {
-        state = CumulativeState(prefix: configuration.prefix, reservedNames: reservedNames)
-        self.metrics = metrics
-        metrics.registerLabeled(SelfMetrics.seriesDropped("prometheus", "type_conflict"))
-        metrics.registerLabeled(SelfMetrics.seriesDropped("prometheus", "bucket_conflict"))
+        state = CumulativeState(prefix: configuration.prefix, reservedNames: reservedNames, metrics: metrics)
     }
 
     public func emit(_ batch: FlushBatch) throws {
-        let dropped = state.apply(batch)
-        if dropped.typeConflicts > 0 {
-            metrics.addLabeled(SelfMetrics.seriesDropped("prometheus", "type_conflict"), UInt64(dropped.typeConflicts))
-        }
-        if dropped.bucketConflicts > 0 {
-            metrics.addLabeled(SelfMetrics.seriesDropped("prometheus", "bucket_conflict"), UInt64(dropped.bucketConflicts))
-        }
+        // Folds the batch in unless another sink sharing the state already did; then renders.
+        state.apply(batch)
         let page = PrometheusPage(body: PrometheusTextEncoder.render(state))
         current.withLock { $0 = page }
     }

@@ -1,0 +1,79 @@
+import Dispatch
+import Foundation
+import FoundationNetworking
+import Synchronization
+
+/// The outcome of one POST.
+enum PushOutcome: Sendable, Equatable {
+    /// The server answered.
+    case response(status: Int, retryAfter: Double?, bodyStart: String)
+    /// No answer: connection refused or reset, DNS, timeout.
+    case failure(String)
+
+    /// Whether the request may be tried again: no answer, 5xx or 429.
+    var isRetryable: Bool {
+        switch self {
+        case .failure: true
+        case .response(let status, _, _): status >= 500 || status == 429
+        }
+    }
+
+    var isSuccess: Bool {
+        if case .response(let status, _, _) = self { return (200..<300).contains(status) }
+        return false
+    }
+}
+
+/// A blocking POST on top of URLSession (http and https), one request at a time.
+final class PushHTTPClient: Sendable {
+    private let session: URLSession
+
+    init() {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpCookieStorage = nil
+        configuration.urlCache = nil
+        configuration.httpMaximumConnectionsPerHost = 1
+        session = URLSession(configuration: configuration)
+    }
+
+    /// Posts `body` to `url` and waits for the answer or `timeout` seconds.
+    func post(_ url: URL, body: [UInt8], headers: [(String, String)], timeout: Double) -> PushOutcome {
+        var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: timeout)
+        request.httpMethod = "POST"
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        request.httpBody = Data(body)
+        let result = Mutex<PushOutcome?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let task = session.dataTask(with: request) { data, response, error in
+            let outcome: PushOutcome
+            if let http = response as? HTTPURLResponse {
+                let start = data.map { String(decoding: $0.prefix(200), as: UTF8.self) } ?? ""
+                outcome = .response(
+                    status: http.statusCode, retryAfter: Self.retryAfter(http.value(forHTTPHeaderField: "Retry-After")),
+                    bodyStart: start)
+            } else {
+                outcome = .failure(error.map { "\($0.localizedDescription)" } ?? "no response")
+            }
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        task.resume()
+        if done.wait(timeout: .now() + timeout + 1) == .timedOut {
+            task.cancel()
+            return .failure("timed out after \(timeout) s")
+        }
+        return result.withLock { $0 } ?? .failure("no response")
+    }
+
+    /// `Retry-After` as seconds: a number of seconds, or an HTTP date.
+    static func retryAfter(_ value: String?) -> Double? {
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        if let seconds = Double(value), seconds >= 0 { return seconds }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: value) else { return nil }
+        return max(0, date.timeIntervalSinceNow)
+    }
+}

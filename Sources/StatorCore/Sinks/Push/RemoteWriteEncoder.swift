@@ -1,0 +1,131 @@
+/// Encodes the cumulative state as Prometheus remote write 1.0 `WriteRequest`s
+/// (protobuf, written by hand), each with at most `batchSize` time series.
+///
+/// ```
+/// message WriteRequest { repeated TimeSeries timeseries = 1; }
+/// message TimeSeries   { repeated Label labels = 1; repeated Sample samples = 2; }
+/// message Label        { string name = 1; string value = 2; }
+/// message Sample       { double value = 1; int64 timestamp = 2; }
+/// ```
+public enum RemoteWriteEncoder {
+    /// One time series to send.
+    public struct Series: Equatable, Sendable {
+        /// Label pairs sorted by name in byte order (so `__name__` comes before lowercase names).
+        public var labels: [(name: [UInt8], value: [UInt8])]
+        public var value: Double
+
+        public init(labels: [(name: [UInt8], value: [UInt8])], value: Double) {
+            self.labels = labels
+            self.value = value
+        }
+
+        public static func == (a: Series, b: Series) -> Bool {
+            a.value.bitPattern == b.value.bitPattern && a.labels.count == b.labels.count
+                && zip(a.labels, b.labels).allSatisfy { $0.name == $1.name && $0.value == $1.value }
+        }
+    }
+
+    /// Every series on the Prometheus page (histograms as `_bucket`/`_sum`/`_count`
+    /// series), as of the last applied batch.
+    /// - Returns: the series, the flush time to stamp them with, and the batch sequence they reflect.
+    static func series(from state: CumulativeState) -> (series: [Series], timestamp: EpochMillis, sequence: UInt64) {
+        state.withFamilies { families, flushNumber, sequence, timestamp in
+            var out: [Series] = []
+            for family in families {
+                guard let family else { continue }
+                let bounds = family.bounds?.upperBounds ?? []
+                for series in family.series {
+                    guard let series else { continue }
+                    let labels = parseLabels(series.labels)
+                    switch family.type {
+                    case .counter, .gauge:
+                        let value = series.isSet && series.setAt != flushNumber ? 0 : series.value
+                        out.append(Series(labels: sorted(labels, name: family.name), value: value))
+                    case .histogram:
+                        var cumulative = 0.0
+                        for i in 0...bounds.count {
+                            cumulative += series.buckets[i]
+                            let le = i == bounds.count ? "+Inf" : PrometheusNumber.format(bounds[i])
+                            out.append(
+                                Series(
+                                    labels: sorted(
+                                        labels + [(Array("le".utf8), Array(le.utf8))], name: family.name + Array("_bucket".utf8)),
+                                    value: i == bounds.count ? series.count : cumulative))
+                        }
+                        out.append(Series(labels: sorted(labels, name: family.name + Array("_sum".utf8)), value: series.sum))
+                        out.append(Series(labels: sorted(labels, name: family.name + Array("_count".utf8)), value: series.count))
+                    }
+                }
+            }
+            return (out, timestamp, sequence)
+        }
+    }
+
+    private static func sorted(_ labels: [(name: [UInt8], value: [UInt8])], name: [UInt8]) -> [(name: [UInt8], value: [UInt8])] {
+        (labels + [(Array("__name__".utf8), name)]).sorted { $0.name.lexicographicallyPrecedes($1.name) }
+    }
+
+    /// Turns rendered, escaped labels (`a="x",b="y\"z"`) back into raw name/value pairs.
+    static func parseLabels(_ labels: PrometheusNaming.Labels) -> [(name: [UInt8], value: [UInt8])] {
+        var text = labels.before
+        if !labels.after.isEmpty {
+            if !text.isEmpty { text.append(0x2C) }
+            text.append(contentsOf: labels.after.dropFirst())
+        }
+        var pairs: [(name: [UInt8], value: [UInt8])] = []
+        var i = 0
+        while i < text.count {
+            var name: [UInt8] = []
+            while i < text.count, text[i] != UInt8(ascii: "=") {
+                name.append(text[i])
+                i += 1
+            }
+            i += 2  // `="`
+            var value: [UInt8] = []
+            while i < text.count, text[i] != 0x22 {
+                if text[i] == 0x5C, i + 1 < text.count {
+                    i += 1
+                    value.append(text[i] == UInt8(ascii: "n") ? 0x0A : text[i])
+                } else {
+                    value.append(text[i])
+                }
+                i += 1
+            }
+            i += 2  // `",`
+            pairs.append((name, value))
+        }
+        return pairs
+    }
+
+    /// Encodes one `WriteRequest` holding `series`, every sample stamped `timestamp` (ms).
+    public static func writeRequest(_ series: ArraySlice<Series>, timestamp: EpochMillis) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(series.count * 96)
+        var ts: [UInt8] = []
+        var field: [UInt8] = []
+        for s in series {
+            ts.removeAll(keepingCapacity: true)
+            for label in s.labels {
+                field.removeAll(keepingCapacity: true)
+                appendBytesField(1, label.name, &field)
+                appendBytesField(2, label.value, &field)
+                appendBytesField(1, field, &ts)
+            }
+            field.removeAll(keepingCapacity: true)
+            field.append(0x09)  // field 1, fixed64
+            var bits = s.value.bitPattern.littleEndian
+            withUnsafeBytes(of: &bits) { field.append(contentsOf: $0) }
+            field.append(0x10)  // field 2, varint
+            Snappy.appendVarint(UInt64(bitPattern: timestamp), to: &field)
+            appendBytesField(2, field, &ts)
+            appendBytesField(1, ts, &out)
+        }
+        return out
+    }
+
+    private static func appendBytesField(_ number: UInt8, _ bytes: [UInt8], _ out: inout [UInt8]) {
+        out.append(number << 3 | 2)
+        Snappy.appendVarint(UInt64(bytes.count), to: &out)
+        out.append(contentsOf: bytes)
+    }
+}
