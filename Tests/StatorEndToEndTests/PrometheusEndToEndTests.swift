@@ -3,7 +3,7 @@ import Glibc
 import Testing
 
 /// Finds a tool installed by scripts/test (Debian's prometheus package). Missing is a failure, not a skip.
-private func tool(_ name: String) throws -> String {
+func tool(_ name: String) throws -> String {
     for dir in ["/usr/bin", "/usr/local/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") {
         return "\(dir)/\(name)"
     }
@@ -34,7 +34,7 @@ private func run(_ path: String, _ arguments: [String], input: [UInt8] = []) thr
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
-private func freePort() throws -> UInt16 {
+func freePort() throws -> UInt16 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var addr = sockaddr_in()
@@ -97,39 +97,32 @@ private let everyKind = [
     #expect(try agent.stop() == 0)
 }
 
-@Test func aRealPrometheusScrapesTheAgentAndQueriesExpectedValues() throws {
-    let prometheusPath = try tool("prometheus")
-    let agent = try StatorProcess(agent: ["--flush_interval", "200ms", "--sinks.json.path", ""])
-    try agent.send("e2e.hits:2|c|#env:ci\ne2e.hits:3|c|#env:ci\ne2e.temp:21.5|g\ne2e.lat:100|ms\ne2e.lat:100|ms\ne2e.lat:300|ms")
-    try eventually("the flush") { try httpRequest(port: agent.httpPort, "/metrics").body.contains("e2e_lat_seconds_count 3") }
-
-    let dir = try TemporaryDirectory()
-    let config = dir.file("prometheus.yml")
-    try """
-    global:
-      scrape_interval: 1s
-      evaluation_interval: 1s
-    scrape_configs:
-      - job_name: stator
-        static_configs:
-          - targets: ["127.0.0.1:\(agent.httpPort)"]
-    """.write(toFile: config, atomically: true, encoding: .utf8)
-    let port = try freePort()
-    let prometheus = Process()
-    prometheus.executableURL = URL(fileURLWithPath: prometheusPath)
-    prometheus.arguments = [
-        "--config.file=\(config)", "--storage.tsdb.path=\(dir.file("data"))",
-        "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
-    ]
+/// A real `prometheus` on a free loopback port with a temporary data directory; stopped on deinit.
+final class PrometheusServer {
+    let port: UInt16
+    let process = Process()
     let log = PipeCollector()
-    prometheus.standardOutput = log.pipe
-    prometheus.standardError = log.pipe
-    try prometheus.run()
-    defer {
-        prometheus.terminate()
-        let deadline = Date().addingTimeInterval(10)
-        while prometheus.isRunning && Date() < deadline { usleep(10_000) }
-        if prometheus.isRunning { kill(prometheus.processIdentifier, SIGKILL) }
+    private let dir: TemporaryDirectory
+
+    init(scrapeTargets: [UInt16] = [], extraFlags: [String] = []) throws {
+        dir = try TemporaryDirectory()
+        let config = dir.file("prometheus.yml")
+        var yaml = "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        if !scrapeTargets.isEmpty {
+            yaml += "scrape_configs:\n  - job_name: stator\n    static_configs:\n      - targets: ["
+            yaml += scrapeTargets.map { "\"127.0.0.1:\($0)\"" }.joined(separator: ", ") + "]\n"
+        }
+        try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+        port = try freePort()
+        process.executableURL = URL(fileURLWithPath: try tool("prometheus"))
+        process.arguments =
+            [
+                "--config.file=\(config)", "--storage.tsdb.path=\(dir.file("data"))",
+                "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
+            ] + extraFlags
+        process.standardOutput = log.pipe
+        process.standardError = log.pipe
+        try process.run()
     }
 
     /// Runs an instant query and returns the first result's value.
@@ -143,20 +136,60 @@ private let everyKind = [
         else { return nil }
         return Double(text)
     }
+
+    deinit {
+        process.terminate()
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+@Test func aRealPrometheusReceivesRemoteWriteWithExpectedValues() throws {
+    let prometheus = try PrometheusServer(extraFlags: ["--web.enable-remote-write-receiver"])
+    try eventually(timeout: 30, "prometheus to be ready") {
+        (try? httpRequest(port: prometheus.port, "/-/ready").status) == 200 || !prometheus.process.isRunning
+    }
+    #expect(prometheus.process.isRunning, "prometheus exited: \(prometheus.log.text)")
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", "300ms", "--sinks.json.path", "", "--sinks.http_push.format", "remote_write",
+        "--sinks.http_push.url", "http://127.0.0.1:\(prometheus.port)/api/v1/write", "--sinks.http_push.batch_size", "5",
+    ])
+    try agent.send("rw.hits:2|c|#env:ci\nrw.hits:3|c|#env:ci\nrw.temp:21.5|g\nrw.lat:100|ms\nrw.lat:100|ms\nrw.lat:300|ms")
+    try eventually(timeout: 30, "remote-written samples") { (try? prometheus.query("rw_hits_total{env=\"ci\"}")) == 5 }
+    #expect(try prometheus.query("rw_temp") == 21.5)
+    #expect(try prometheus.query("rw_lat_seconds_count") == 3)
+    #expect(try prometheus.query("rw_lat_seconds_sum") == 0.5)
+    #expect(try prometheus.query("rw_lat_seconds_bucket{le=\"0.1\"}") == 2)
+    #expect(try prometheus.query("rw_lat_seconds_bucket{le=\"0.5\"}") == 3)
+    #expect(try prometheus.query("rw_lat_seconds_bucket{le=\"+Inf\"}") == 3)
+    // The agent's own metrics are not remote-written.
+    #expect(try prometheus.query("stator_lines_received_total") == nil)
+    let page = try httpRequest(port: agent.httpPort, "/metrics").body
+    #expect((sample(page, "stator_push_requests_total{result=\"success\"}") ?? 0) >= 1)
+    #expect(sample(page, "stator_push_requests_total{result=\"rejected\"}") == 0)
+    #expect(try agent.stop() == 0)
+}
+
+@Test func aRealPrometheusScrapesTheAgentAndQueriesExpectedValues() throws {
+    let agent = try StatorProcess(agent: ["--flush_interval", "200ms", "--sinks.json.path", ""])
+    try agent.send("e2e.hits:2|c|#env:ci\ne2e.hits:3|c|#env:ci\ne2e.temp:21.5|g\ne2e.lat:100|ms\ne2e.lat:100|ms\ne2e.lat:300|ms")
+    try eventually("the flush") { try httpRequest(port: agent.httpPort, "/metrics").body.contains("e2e_lat_seconds_count 3") }
+    let prometheus = try PrometheusServer(scrapeTargets: [agent.httpPort])
     var hits: Double?
     try eventually(timeout: 45, "prometheus to scrape the agent") {
-        hits = try? query("e2e_hits_total{env=\"ci\",job=\"stator\"}")
-        return hits != nil || !prometheus.isRunning
+        hits = try? prometheus.query("e2e_hits_total{env=\"ci\",job=\"stator\"}")
+        return hits != nil || !prometheus.process.isRunning
     }
-    #expect(prometheus.isRunning, "prometheus exited: \(log.text)")
+    #expect(prometheus.process.isRunning, "prometheus exited: \(prometheus.log.text)")
     #expect(hits == 5)
-    #expect(try query("e2e_temp") == 21.5)
-    #expect(try query("e2e_lat_seconds_count") == 3)
-    #expect(try query("e2e_lat_seconds_sum") == 0.5)
-    #expect(try query("e2e_lat_seconds_bucket{le=\"0.1\"}") == 2)
-    #expect(try query("e2e_lat_seconds_bucket{le=\"0.25\"}") == 2)
-    #expect(try query("e2e_lat_seconds_bucket{le=\"0.5\"}") == 3)
-    #expect(try query("up{job=\"stator\"}") == 1)
-    #expect(try query("stator_lines_received_total") == 6)
+    #expect(try prometheus.query("e2e_temp") == 21.5)
+    #expect(try prometheus.query("e2e_lat_seconds_count") == 3)
+    #expect(try prometheus.query("e2e_lat_seconds_sum") == 0.5)
+    #expect(try prometheus.query("e2e_lat_seconds_bucket{le=\"0.1\"}") == 2)
+    #expect(try prometheus.query("e2e_lat_seconds_bucket{le=\"0.25\"}") == 2)
+    #expect(try prometheus.query("e2e_lat_seconds_bucket{le=\"0.5\"}") == 3)
+    #expect(try prometheus.query("up{job=\"stator\"}") == 1)
+    #expect(try prometheus.query("stator_lines_received_total") == 6)
     #expect(try agent.stop() == 0)
 }

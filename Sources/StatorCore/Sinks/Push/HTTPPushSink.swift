@@ -168,7 +168,9 @@ public final class HTTPPushSink: Sink {
             }
             var timeout = Double(configuration.timeoutMillis) / 1000
             if stopping { timeout = max(0.05, min(timeout, deadline - WallClock.monotonicSeconds())) }
-            let outcome = client.post(url, body: request.body, headers: headers, timeout: timeout)
+            let outcome = client.post(url, body: request.body, headers: headers, timeout: timeout) { [self] in
+                self.stopping.load(ordering: .acquiring) ? deadline : .infinity
+            }
             if outcome.isSuccess {
                 queue.removeHead(id)
                 metrics.request(result: "success")

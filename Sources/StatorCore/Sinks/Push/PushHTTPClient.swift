@@ -36,8 +36,11 @@ final class PushHTTPClient: Sendable {
         session = URLSession(configuration: configuration)
     }
 
-    /// Posts `body` to `url` and waits for the answer or `timeout` seconds.
-    func post(_ url: URL, body: [UInt8], headers: [(String, String)], timeout: Double) -> PushOutcome {
+    /// Posts `body` to `url` and waits for the answer, `timeout` seconds, or until
+    /// `abortAt()` (monotonic seconds, checked every 50 ms) has passed.
+    func post(
+        _ url: URL, body: [UInt8], headers: [(String, String)], timeout: Double, abortAt: () -> Double = { .infinity }
+    ) -> PushOutcome {
         var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: timeout)
         request.httpMethod = "POST"
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
@@ -58,9 +61,13 @@ final class PushHTTPClient: Sendable {
             done.signal()
         }
         task.resume()
-        if done.wait(timeout: .now() + timeout + 1) == .timedOut {
-            task.cancel()
-            return .failure("timed out after \(timeout) s")
+        let giveUp = WallClock.monotonicSeconds() + timeout + 1
+        while done.wait(timeout: .now() + 0.05) == .timedOut {
+            let now = WallClock.monotonicSeconds()
+            if now >= giveUp || now >= abortAt() {
+                task.cancel()
+                return .failure(now >= giveUp ? "timed out after \(timeout) s" : "abandoned at shutdown")
+            }
         }
         return result.withLock { $0 } ?? .failure("no response")
     }

@@ -1,0 +1,191 @@
+import Foundation
+import Glibc
+import Testing
+
+/// A loopback port with nothing listening (bound, read, released): connections are refused.
+func deadPort() throws -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard ok else { throw TestFailure("no free port") }
+    return UInt16(bigEndian: addr.sin_port)
+}
+
+private func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
+    guard let array = try JSONSerialization.jsonObject(with: Data(request.body)) as? [[String: Any]] else {
+        throw TestFailure("body is not a JSON array: \(String(decoding: request.body, as: UTF8.self))")
+    }
+    return array
+}
+
+@Test func pushesJSONInBatchesWithSubstitutedHeaders() throws {
+    let receiver = try TestHTTPReceiver()
+    let agent = try StatorProcess(
+        agent: [
+            "--flush_interval", "1h", "--sinks.json.path", "", "--sinks.http_push.url",
+            "http://127.0.0.1:\(receiver.port)/ingest",
+            "--sinks.http_push.batch_size", "2",
+        ],
+        environment: ["STATOR_SINKS_HTTP_PUSH_HEADERS": #"{"X-Token": "Bearer ${PUSH_TOKEN}"}"#, "PUSH_TOKEN": "s3cret"])
+    try agent.send("p1:1|c\np2:2|c\np3:3|c\np4:4|g\np5:5|ms")
+    #expect(try agent.stop() == 0)  // the final flush is pushed during shutdown
+    let requests = receiver.requests
+    #expect(requests.count == 3)
+    #expect(try requests.map { try objects($0).count } == [2, 2, 1])
+    for r in requests {
+        #expect(r.method == "POST")
+        #expect(r.path == "/ingest")
+        #expect(r.headers["x-token"] == "Bearer s3cret")
+        #expect(r.headers["content-type"] == "application/json")
+    }
+    let all = try requests.flatMap(objects)
+    #expect(Set(all.compactMap { $0["name"] as? String }) == ["p1", "p2", "p3", "p4", "p5"])
+    #expect(all.first { $0["name"] as? String == "p3" }?["value"] as? Double == 3)
+}
+
+@Test func pushesDatadogSeriesWithTheAPIKey() throws {
+    let receiver = try TestHTTPReceiver()
+    let agent = try StatorProcess(
+        agent: [
+            "--flush_interval", "1h", "--sinks.json.path", "", "--sinks.http_push.url",
+            "http://127.0.0.1:\(receiver.port)/api/v1/series",
+            "--sinks.http_push.format", "datadog", "--sinks.http_push.headers", #"{"DD-API-KEY": "${DD_KEY}"}"#,
+        ],
+        environment: ["DD_KEY": "abc123"])
+    try agent.send("dd.hits:3|c|#env:ci\ndd.lat:10:30|ms")
+    #expect(try agent.stop() == 0)
+    let request = try #require(receiver.requests.first)
+    #expect(request.headers["dd-api-key"] == "abc123")
+    let body = try #require(try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])
+    let series = try #require(body["series"] as? [[String: Any]])
+    let hits = try #require(series.first { $0["metric"] as? String == "dd.hits" })
+    #expect(hits["type"] as? String == "count")
+    #expect(hits["tags"] as? [String] == ["env:ci"])
+    #expect((hits["points"] as? [[Double]])?.first?.last == 3)
+    #expect((series.first { $0["metric"] as? String == "dd.lat.mean" }?["points"] as? [[Double]])?.first?.last == 20)
+}
+
+@Test func aMissingHeaderVariableIsAConfigurationError() throws {
+    let run = try StatorProcess(
+        ["check-config", "--sinks.http_push.headers", #"{"DD-API-KEY": "${NOT_SET_ANYWHERE}"}"#],
+        waitForStart: false)
+    #expect(try run.waitForExit() != 0)
+    #expect(run.stderr.text.contains("environment variable NOT_SET_ANYWHERE is not set"))
+}
+
+@Test func retriesServerErrorsAndHonoursRetryAfter() throws {
+    let receiver = try TestHTTPReceiver(script: [
+        .init(status: 503), .init(status: 429, headers: [("Retry-After", "1")]), .init(status: 200),
+    ])
+    let agent = try StatorProcess(
+        agent: [
+            "--flush_interval", "100ms", "--sinks.json.path", "", "--sinks.http_push.url", "http://127.0.0.1:\(receiver.port)/",
+        ])
+    try agent.send("retry.me:7|c")
+    try eventually("delivery after two failures") { receiver.requests.count >= 3 }
+    let attempts = receiver.requests.prefix(3)
+    #expect(attempts.allSatisfy { String(decoding: $0.body, as: UTF8.self).contains("retry.me") })
+    // The 429 asked for one second.
+    #expect(attempts[2].at.timeIntervalSince(attempts[1].at) >= 0.95)
+    var page = ""
+    try eventually("push metrics") {
+        page = try httpRequest(port: agent.httpPort, "/metrics").body
+        return sample(page, "stator_push_requests_total{result=\"success\"}") == 1
+    }
+    #expect(sample(page, "stator_push_retries_total") == 2)
+    #expect(sample(page, "stator_push_requests_total{result=\"retry\"}") == 2)
+    #expect(sample(page, "stator_push_series_total") == 1)
+    #expect(sample(page, "stator_push_queue_bytes") == 0)
+    #expect(try agent.stop() == 0)
+}
+
+@Test func doesNotRetryAClientError() throws {
+    let receiver = try TestHTTPReceiver(script: [.init(status: 400, body: "bad things happened here")])
+    let agent = try StatorProcess(
+        agent: [
+            "--flush_interval", "100ms", "--sinks.json.path", "", "--sinks.http_push.url", "http://127.0.0.1:\(receiver.port)/",
+        ])
+    try agent.send("reject.me:1|c\nreject.too:1|g")
+    var page = ""
+    try eventually("the rejection counted") {
+        page = try httpRequest(port: agent.httpPort, "/metrics").body
+        return sample(page, "stator_push_requests_total{result=\"rejected\"}") == 1
+    }
+    #expect(sample(page, "stator_push_dropped_series_total{reason=\"rejected\"}") == 2)
+    #expect(sample(page, "stator_push_retries_total") == 0)
+    usleep(300_000)  // a few more flushes: nothing new to send, and no retry of the rejected request
+    #expect(receiver.requests.filter { String(decoding: $0.body, as: UTF8.self).contains("reject.me") }.count == 1)
+    #expect(agent.stderr.text.contains("bad things happened here"))
+    #expect(try agent.stop() == 0)
+}
+
+@Test func theSpoolSurvivesARestartWithNothingLostOrDuplicated() throws {
+    let dir = try TemporaryDirectory()
+    let spool = dir.file("spool")
+    let port = try deadPort()
+    let flags = [
+        "--flush_interval", "100ms", "--sinks.json.path", "", "--sinks.http_push.url", "http://127.0.0.1:\(port)/",
+        "--sinks.http_push.spool_dir", spool,
+    ]
+    // First run: the target is down; three intervals of data go to the spool.
+    let first = try StatorProcess(agent: flags)
+    for n in 1...3 {
+        try first.send("spooled.counter:\(n)|c")
+        try eventually("batch \(n) spooled") {
+            ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".req") }.count >= n
+        }
+    }
+    let stopped = Date()
+    #expect(try first.stop() == 0)
+    #expect(Date().timeIntervalSince(stopped) < 9)  // the push gives up after its 5 s grace
+    #expect(first.stderr.text.contains("stay in the spool"))
+    let left = try FileManager.default.contentsOfDirectory(atPath: spool).filter { $0.hasSuffix(".req") }
+    #expect(left.count >= 3)
+
+    // Second run: the target is up; the old batches go first, then the new data.
+    let receiver = try TestHTTPReceiver(port: port)
+    let second = try StatorProcess(agent: flags)
+    try second.send("spooled.counter:10|c")
+    func total() throws -> Double {
+        try receiver.requests.flatMap(objects).filter { $0["name"] as? String == "spooled.counter" }
+            .reduce(0) { $0 + ($1["value"] as? Double ?? 0) }
+    }
+    try eventually(timeout: 20, "everything delivered") { try total() >= 16 }
+    #expect(try second.stop() == 0)
+    #expect(try total() == 16)  // 1 + 2 + 3 + 10: nothing lost, nothing twice
+    let stamps = try receiver.requests.flatMap(objects).compactMap { $0["ts"] as? String }
+    #expect(stamps == stamps.sorted())  // oldest first
+    #expect(try FileManager.default.contentsOfDirectory(atPath: spool).filter { $0.hasSuffix(".req") }.isEmpty)
+}
+
+@Test func aHungTargetDelaysNeitherIngestionNorShutdownForLong() throws {
+    let receiver = try TestHTTPReceiver(hang: true)
+    let dir = try TemporaryDirectory()
+    let out = dir.file("out.json")
+    let agent = try StatorProcess(
+        agent: [
+            "--flush_interval", "100ms", "--sinks.json.path", out, "--sinks.http_push.url", "http://127.0.0.1:\(receiver.port)/",
+            "--sinks.http_push.timeout", "30s",
+        ])
+    for n in 1...5 {
+        try agent.send("hung.counter:\(n)|c")
+        usleep(120_000)
+    }
+    // The JSON sink and /metrics carry on while the push waits on the hung target.
+    try eventually("the JSON sink") {
+        (try? jsonLines(readFile(out)))?.filter { $0["name"] as? String == "hung.counter" }
+            .reduce(0) { $0 + ($1["value"] as? Double ?? 0) } == 15
+    }
+    #expect(try httpRequest(port: agent.httpPort, "/healthz").status == 200)
+    let stopped = Date()
+    #expect(try agent.stop() == 0)
+    #expect(Date().timeIntervalSince(stopped) < 9)
+    #expect(agent.stderr.text.contains("unsent series lost"))
+    receiver.stop()
+}
