@@ -12,6 +12,7 @@ let package = Package(
     name: "Stator",
     products: [
         .executable(name: "stator", targets: ["stator"]),
+        .executable(name: "stator-load", targets: ["stator-load"]),
         .library(name: "StatorCore", targets: ["StatorCore"]),
     ],
     targets: [
@@ -20,6 +21,10 @@ let package = Package(
         // The pipeline: Receive -> Parse -> Aggregate -> Flush -> Sinks, plus HTTP and Config.
         .target(name: "StatorCore", dependencies: ["CStatorSys"], swiftSettings: swiftSettings),
         .executableTarget(name: "stator", dependencies: ["StatorCore"], swiftSettings: swiftSettings),
+        // Load generator for scripts/bench: paced sendmmsg of a reproducible statsd mix.
+        .executableTarget(name: "stator-load", dependencies: ["CStatorSys"], swiftSettings: swiftSettings),
+        // Micro-benchmarks of the parser and the aggregation step (scripts/bench micro).
+        .executableTarget(name: "stator-micro", dependencies: ["StatorCore"], swiftSettings: swiftSettings),
         .testTarget(name: "StatorCoreTests", dependencies: ["StatorCore"], swiftSettings: swiftSettings),
         // Starts the real `stator` binary on loopback; needs it built (scripts/test does).
         .testTarget(name: "StatorEndToEndTests", dependencies: ["StatorCore"], swiftSettings: swiftSettings),

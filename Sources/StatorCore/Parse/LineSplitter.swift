@@ -2,9 +2,9 @@ import Glibc
 
 /// Splits a datagram into lines at `\n` without copying: calls `body` with each
 /// non-empty line's range, a trailing `\r` stripped.
-enum LineSplitter {
+public enum LineSplitter {
     @inline(__always)
-    static func forEachLine(in bytes: UnsafeRawBufferPointer, _ body: (Range<Int>) -> Void) {
+    public static func forEachLine(in bytes: UnsafeRawBufferPointer, _ body: (Range<Int>) -> Void) {
         guard let base = bytes.baseAddress else { return }
         var start = 0
         let count = bytes.count

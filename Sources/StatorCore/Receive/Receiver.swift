@@ -85,8 +85,7 @@ public final class Receiver: Sendable {
 
     private func readLoop(_ socket: UDPSocket, index: Int) {
         let reader = DatagramBatchReader(capacity: configuration.batchSize)
-        var line = ParsedLine()
-        var keys = table.makeKeyBuilder()
+        var ingestor = DatagramIngestor(table: table)
         let errorLog = RateLimiter(period: 10)
         while true {
             let stop = stopping.load(ordering: .acquiring)
@@ -104,41 +103,21 @@ public final class Receiver: Sendable {
                 if stop { return }  // drained after the stop request
                 continue
             }
-            process(reader, count: n, line: &line, keys: &keys)
+            for i in 0..<n {
+                let bytes = reader.payload(i)
+                ingestor.ingest(bytes) { reason, range in rejected(reason, bytes, range, reader, i) }
+            }
+            metrics.packetsReceived.add(UInt64(n))
+            ingestor.flushCounts(to: metrics)
             if let drops = reader.kernelDrops(n - 1) { metrics.kernelDrops[index].store(UInt64(drops)) }
         }
     }
 
-    /// Parses and records every line of the batch's datagrams.
-    private func process(_ reader: DatagramBatchReader, count: Int, line: inout ParsedLine, keys: inout SeriesKeyBuilder) {
-        var lines: UInt64 = 0
-        var events: UInt64 = 0
-        for i in 0..<count {
-            let bytes = reader.payload(i)
-            LineSplitter.forEachLine(in: bytes) { range in
-                lines &+= 1
-                switch StatsdParser.parse(bytes, range, into: &line) {
-                case .metric:
-                    if !table.record(line, bytes, scratch: &keys) {
-                        rejected(.seriesLimit, bytes, range, reader, i)
-                    }
-                case .event:
-                    events &+= 1
-                case .failure(let reason):
-                    rejected(reason, bytes, range, reader, i)
-                }
-            }
-        }
-        metrics.packetsReceived.add(UInt64(count))
-        metrics.linesReceived.add(lines)
-        if events > 0 { metrics.eventsReceived.add(events) }
-    }
-
+    /// Logs an example of a rejected line, at most one every few seconds (the count is kept by the ingestor).
     private func rejected(
         _ reason: ParseFailure, _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>,
         _ reader: DatagramBatchReader, _ datagram: Int
     ) {
-        metrics.invalid(reason)
         guard let suppressed = badLineLog.admit() else { return }
         let shown = range.lowerBound..<min(range.upperBound, range.lowerBound + 200)
         var example = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[shown]), as: UTF8.self)

@@ -1,0 +1,201 @@
+import CStatorSys
+import Glibc
+
+// stator-load: sends a reproducible statsd mix over UDP with sendmmsg, paced to a
+// rate, and prints what it sent as one JSON object (lines, datagrams, and the
+// counter sum and timer count the aggregated output must account for).
+//
+//   stator-load --target 127.0.0.1:8125 --rate 400000 --duration 10 --keys 2000
+//               --mix c=50,ms=30,g=10,s=10 --sample-rate 0 --tags 2 --datagram-size 1400 --seed 1
+
+struct Options {
+    var host = "127.0.0.1"
+    var port: UInt16 = 8125
+    var rate = 0.0  // lines per second; 0 = as fast as possible
+    var duration = 5.0
+    var keys = 2000
+    var mix: [(String, Double)] = [("c", 50), ("ms", 30), ("g", 10), ("s", 10)]
+    var sampleRate = 0.0  // share of counter/timer lines sent with @0.5
+    var tags = 2
+    var datagramSize = 1400  // 0 = one line per datagram
+    var seed: UInt64 = 1
+    var batch = 64
+}
+
+func fail(_ message: String) -> Never {
+    var text = "stator-load: \(message)\n"
+    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    exit(2)
+}
+
+func parseOptions() -> Options {
+    var o = Options()
+    var args = CommandLine.arguments.dropFirst()
+    while let flag = args.popFirst() {
+        guard let value = args.popFirst() else { fail("\(flag) needs a value") }
+        switch flag {
+        case "--target":
+            guard let colon = value.lastIndex(of: ":"), let port = UInt16(value[value.index(after: colon)...]) else {
+                fail("--target host:port")
+            }
+            o.host = String(value[..<colon])
+            o.port = port
+        case "--rate": o.rate = Double(value) ?? 0
+        case "--duration": o.duration = Double(value) ?? 5
+        case "--keys": o.keys = max(1, Int(value) ?? 2000)
+        case "--mix":
+            o.mix = value.split(separator: ",").compactMap { part in
+                let kv = part.split(separator: "=")
+                guard kv.count == 2, let w = Double(kv[1]) else { return nil }
+                return (String(kv[0]), w)
+            }
+        case "--sample-rate": o.sampleRate = Double(value) ?? 0
+        case "--tags": o.tags = max(0, Int(value) ?? 0)
+        case "--datagram-size": o.datagramSize = max(0, Int(value) ?? 1400)
+        case "--seed": o.seed = UInt64(value) ?? 1
+        case "--batch": o.batch = max(1, min(1024, Int(value) ?? 64))
+        default: fail("unknown flag \(flag)")
+        }
+    }
+    return o
+}
+
+struct Rng {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}
+
+/// A datagram and what it contributes.
+struct Datagram {
+    var bytes: [UInt8]
+    var lines: Int
+    var counterSum: Double
+    var timerCount: Double
+}
+
+let o = parseOptions()
+var rng = Rng(state: o.seed)
+let totalWeight = o.mix.reduce(0) { $0 + $1.1 }
+
+func line(_ rng: inout Rng) -> (String, Double, Double) {
+    let key = Int(rng.next() % UInt64(o.keys))
+    var pick = rng.unit() * totalWeight
+    var type = o.mix.first?.0 ?? "c"
+    for (t, w) in o.mix {
+        if pick < w { type = t; break }
+        pick -= w
+    }
+    var tagText = ""
+    if o.tags > 0 {
+        tagText = "|#" + (0..<o.tags).map { "t\($0):v\((key + $0) % 7)" }.joined(separator: ",")
+    }
+    let sampled = (type == "c" || type == "ms") && rng.unit() < o.sampleRate
+    let rateText = sampled ? "|@0.5" : ""
+    let weight = sampled ? 2.0 : 1.0
+    switch type {
+    case "c": return ("bench.counter.\(key):1|c\(rateText)\(tagText)", weight, 0)
+    case "ms": return ("bench.timer.\(key):\(rng.next() % 1000)|ms\(rateText)\(tagText)", 0, weight)
+    case "g": return ("bench.gauge.\(key):\(rng.next() % 100)|g\(tagText)", 0, 0)
+    case "s": return ("bench.set.\(key):u\(rng.next() % 100)|s\(tagText)", 0, 0)
+    case "h": return ("bench.histogram.\(key):\(rng.next() % 1000)|h\(tagText)", 0, 0)
+    default: return ("bench.distribution.\(key):\(rng.next() % 1000)|d\(tagText)", 0, 0)
+    }
+}
+
+// A pool of distinct datagrams, cycled through while sending.
+var pool: [Datagram] = []
+for _ in 0..<256 {  // a small working set, like a real client formatting lines as it goes
+    var d = Datagram(bytes: [], lines: 0, counterSum: 0, timerCount: 0)
+    repeat {
+        let (text, c, t) = line(&rng)
+        if o.datagramSize > 0, d.lines > 0, d.bytes.count + 1 + text.utf8.count > o.datagramSize { break }
+        if d.lines > 0 { d.bytes.append(0x0A) }
+        d.bytes.append(contentsOf: text.utf8)
+        d.lines += 1
+        d.counterSum += c
+        d.timerCount += t
+    } while o.datagramSize > 0
+    pool.append(d)
+}
+
+let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+var sndbuf: Int32 = 8 << 20
+setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, 4)
+var addr = sockaddr_in()
+addr.sin_family = sa_family_t(AF_INET)
+addr.sin_port = o.port.bigEndian
+guard inet_pton(AF_INET, o.host, &addr.sin_addr) == 1 else { fail("--target needs an IPv4 address") }
+let connected = withUnsafePointer(to: &addr) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+}
+guard connected == 0 else { fail("connect failed") }
+
+// Pinned buffers for sendmmsg.
+let pinned = pool.map { d -> UnsafeMutableRawBufferPointer in
+    let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, d.bytes.count), alignment: 1)
+    p.copyMemory(from: UnsafeRawBufferPointer(start: d.bytes, count: d.bytes.count))
+    return p
+}
+let iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: o.batch)
+let headers = UnsafeMutablePointer<CStatorSys_mmsghdr>.allocate(capacity: o.batch)
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+var sentLines = 0
+var sentDatagrams = 0
+var counterSum = 0.0
+var timerCount = 0.0
+var errors = 0
+var next = 0
+let start = now()
+let end = start + o.duration
+while true {
+    let t = now()
+    if t >= end { break }
+    if o.rate > 0 {
+        // Pace: don't run ahead of rate * elapsed.
+        let allowed = o.rate * (t - start)
+        if Double(sentLines) >= allowed {
+            let wait = (Double(sentLines) - allowed) / o.rate
+            var ts = timespec(tv_sec: Int(wait), tv_nsec: Int((wait - Double(Int(wait))) * 1e9))
+            nanosleep(&ts, nil)
+            continue
+        }
+    }
+    for i in 0..<o.batch {
+        let k = (next + i) % pool.count
+        iovecs[i] = iovec(iov_base: pinned[k].baseAddress, iov_len: pool[k].bytes.count)
+        var msg = msghdr()
+        msg.msg_iov = iovecs + i
+        msg.msg_iovlen = 1
+        headers[i] = CStatorSys_mmsghdr(msg_hdr: msg, msg_len: 0)
+    }
+    let n = CStatorSys_sendmmsg(fd, headers, UInt32(o.batch), 0)
+    if n <= 0 {
+        errors += 1
+        continue
+    }
+    for i in 0..<Int(n) {
+        let d = pool[(next + i) % pool.count]
+        sentLines += d.lines
+        counterSum += d.counterSum
+        timerCount += d.timerCount
+    }
+    sentDatagrams += Int(n)
+    next = (next + Int(n)) % pool.count
+}
+let elapsed = now() - start
+print(
+    "{\"lines\":\(sentLines),\"datagrams\":\(sentDatagrams),\"seconds\":\(elapsed),\"lines_per_second\":\(Double(sentLines) / elapsed),"
+        + "\"counter_sum\":\(counterSum),\"timer_count\":\(timerCount),\"send_errors\":\(errors)}")

@@ -1,0 +1,95 @@
+import Glibc
+import StatorCore
+
+// stator-micro: parser and aggregation micro-benchmarks on a fixed corpus
+// (the bench mix: 50% counters, 30% timers, 10% gauges, 10% sets, 2,000 keys,
+// two tags, packed into 1,400-byte datagrams).
+//   stator-micro                     lines per second per core, parse only and parse + aggregate
+//   stator-micro --callgrind --lines N   one pass of parse + aggregate, for instruction counts
+
+var lineCount = 2_000_000
+var callgrind = false
+var args = CommandLine.arguments.dropFirst()
+while let a = args.popFirst() {
+    switch a {
+    case "--lines": lineCount = Int(args.popFirst() ?? "") ?? lineCount
+    case "--callgrind": callgrind = true
+    default: break
+    }
+}
+
+struct Rng {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+// The corpus: datagrams of up to 1,400 bytes.
+var rng = Rng(state: 42)
+var datagrams: [[UInt8]] = []
+var current: [UInt8] = []
+for _ in 0..<lineCount {
+    let key = Int(rng.next() % 2000)
+    let pick = rng.next() % 10
+    let tags = "|#t0:v\(key % 7),t1:v\((key + 1) % 7)"
+    let text: String
+    switch pick {
+    case 0..<5: text = "bench.counter.\(key):1|c\(tags)"
+    case 5..<8: text = "bench.timer.\(key):\(rng.next() % 1000)|ms\(tags)"
+    case 8: text = "bench.gauge.\(key):\(rng.next() % 100)|g\(tags)"
+    default: text = "bench.set.\(key):u\(rng.next() % 100)|s\(tags)"
+    }
+    if !current.isEmpty, current.count + 1 + text.utf8.count > 1400 {
+        datagrams.append(current)
+        current = []
+    }
+    if !current.isEmpty { current.append(0x0A) }
+    current.append(contentsOf: text.utf8)
+}
+if !current.isEmpty { datagrams.append(current) }
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+let table = ShardedTable(configuration: AggregationConfiguration(), seed: 1)
+var ingestor = DatagramIngestor(table: table)
+
+if callgrind {
+    for d in datagrams { d.withUnsafeBytes { ingestor.ingest($0) } }
+    exit(0)
+}
+
+// Parse only.
+var parsed = ParsedLine()
+var metrics = 0
+var best = Double.infinity
+for _ in 0..<3 {
+    let t0 = now()
+    for d in datagrams {
+        d.withUnsafeBytes { raw in
+            LineSplitter.forEachLine(in: raw) { r in
+                if case .metric = StatsdParser.parse(raw, r, into: &parsed) { metrics &+= 1 }
+            }
+        }
+    }
+    best = min(best, now() - t0)
+}
+print("parse only:        \(Int(Double(lineCount) / best)) lines/s per core (\(Int(best / Double(lineCount) * 1e9)) ns/line)")
+
+// Parse + aggregate (one reader, no contention), flushing between rounds as the agent does.
+best = .infinity
+for _ in 0..<3 {
+    let t0 = now()
+    for d in datagrams { d.withUnsafeBytes { ingestor.ingest($0) } }
+    best = min(best, now() - t0)
+}
+print("parse + aggregate: \(Int(Double(lineCount) / best)) lines/s per core (\(Int(best / Double(lineCount) * 1e9)) ns/line)")
+print("(\(lineCount) lines in \(datagrams.count) datagrams; \(metrics / 3) metric lines per parse pass)")

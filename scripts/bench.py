@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Orchestrates Stator benchmarks: starts the release agent, drives stator-load,
+and measures from the outside (/proc CPU, /metrics kernel drops, the flushed JSON)."""
+import argparse, json, os, re, signal, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, ".build", "release")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Agent:
+    def __init__(self, flags, out):
+        self.out = out
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, "stator"), "--udp.address", "127.0.0.1:0", "--http.address", "127.0.0.1:0",
+             "--sinks.json.path", out] + flags,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 10
+        self.udp = self.http = None
+        while time.time() < deadline:
+            line = self.proc.stderr.readline()
+            if '"stator started"' in line:
+                obj = json.loads(line)
+                self.udp = int(obj["udp.address"].rsplit(":", 1)[1])
+                self.http = int(obj["http.address"].rsplit(":", 1)[1])
+                break
+        if self.udp is None:
+            raise SystemExit("stator did not start")
+
+    def metrics(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/metrics", timeout=30) as r:
+            text = r.read().decode()
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                try:
+                    values[name] = float(value)
+                except ValueError:
+                    pass
+        return values, len(text)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        return self.proc.returncode
+
+
+def load(port, rate, seconds, size, extra=()):
+    cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{port}", "--rate", str(rate),
+           "--duration", str(seconds), "--keys", "2000", "--mix", "c=50,ms=30,g=10,s=10",
+           "--datagram-size", str(size), "--seed", "1"] + list(extra)
+    return json.loads(subprocess.check_output(cmd, text=True))
+
+
+def accounted(path):
+    counters = timers = 0.0
+    with open(path) as f:
+        for line in f:
+            o = json.loads(line)
+            if o["type"] == "counter" and o["name"].startswith("bench.counter."):
+                counters += o["value"]
+            elif o["type"] == "timer" and o["name"].startswith("bench.timer."):
+                timers += o["count"]
+    return counters, timers
+
+
+def step(rate, seconds, size, flags):
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:
+        out = os.path.join(tmp, "out.json")
+        agent = Agent(["--flush_interval", "1s"] + flags, out)
+        time.sleep(0.3)
+        cpu0 = cpu_seconds(agent.proc.pid)
+        sent = load(agent.udp, rate, seconds, size)
+        time.sleep(0.2)  # let the readers finish what the socket holds
+        cpu1 = cpu_seconds(agent.proc.pid)
+        values, _ = agent.metrics()
+        rss = rss_bytes(agent.proc.pid)
+        if agent.stop() != 0:
+            raise SystemExit("stator exited non-zero")
+        counters, timers = accounted(out)
+        expected = sent["counter_sum"] + sent["timer_count"]
+        share = (counters + timers) / expected if expected else 1.0
+        return {
+            "target_rate": rate or "max", "sent_lines": sent["lines"], "sent_rate": round(sent["lines_per_second"]),
+            "datagrams": sent["datagrams"], "accounted": share,
+            "received_lines": int(values.get("stator_lines_received_total", 0)),
+            "kernel_drops": int(values.get("stator_udp_kernel_drops_total", 0)),
+            "cpu_s_per_million": (cpu1 - cpu0) / sent["lines"] * 1e6 if sent["lines"] else 0,
+            "rss_mb": rss / 1e6,
+        }
+
+
+def print_table(rows, title):
+    print(f"\n{title}")
+    print("| target lines/s | sent lines/s | lines sent | accounted | kernel drops | CPU-s per million lines | RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['target_rate']} | {r['sent_rate']:,} | {r['sent_lines']:,} | {100 * r['accounted']:.3f}% | "
+              f"{r['kernel_drops']} | {r['cpu_s_per_million']:.3f} | {r['rss_mb']:.1f} |")
+    sys.stdout.flush()
+
+
+def throughput(args):
+    rates = [int(r) for r in args.rates.split(",")]
+    rows = [step(rate, args.seconds, args.size, args.flags) for rate in rates]
+    print_table(rows, f"datagram size {args.size or 'one line'} bytes, {args.seconds} s per step, flush 1 s")
+
+
+def memory(args):
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
+        out = os.path.join(tmp, "out.json")
+        agent = Agent(["--flush_interval", "1h", "--sinks.json.path", ""], out)
+        time.sleep(1)
+        idle = rss_bytes(agent.proc.pid)
+        n = args.series
+        cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{agent.udp}", "--rate", "400000",
+               "--duration", str(n / 400000 * 1.5 + 1), "--keys", str(n), "--mix", "c=1", "--tags", "0",
+               "--datagram-size", "1400", "--seed", "2"]
+        subprocess.check_output(cmd)
+        time.sleep(0.5)
+        values, _ = agent.metrics()
+        live = values.get("stator_series_active", 0)
+        loaded = rss_bytes(agent.proc.pid)
+        agent.stop()
+    print("\n| measure | value |\n|---|---|")
+    print(f"| idle RSS | {idle / 1e6:.1f} MB |")
+    print(f"| live counter series | {int(live):,} |")
+    print(f"| RSS with them | {loaded / 1e6:.1f} MB |")
+    print(f"| RSS per series | {(loaded - idle) / max(live, 1):.0f} bytes |")
+
+
+def scale(args):
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
+        out = os.path.join(tmp, "out.json")
+        agent = Agent(["--flush_interval", "5s", "--sinks.json.path", ""], out)
+        n = args.series
+        cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{agent.udp}", "--rate", "400000",
+               "--duration", str(n / 400000 * 1.5 + 1), "--keys", str(n), "--mix", "c=1", "--tags", "0",
+               "--datagram-size", "1400", "--seed", "3"]
+        subprocess.check_output(cmd)
+        time.sleep(6)
+        values, _ = agent.metrics()
+        t0 = time.time()
+        _, size = agent.metrics()
+        elapsed = time.time() - t0
+        print("\n| measure | value |\n|---|---|")
+        print(f"| live series | {int(values.get('stator_series_active', 0)):,} |")
+        print(f"| last flush duration | {values.get('stator_flush_duration_seconds', 0):.3f} s |")
+        print(f"| /metrics size | {size / 1e6:.1f} MB |")
+        print(f"| /metrics scrape time | {elapsed:.3f} s ({size / 1e6 / elapsed:.0f} MB/s) |")
+        # Ingestion at 400k lines/s while the million series flush.
+        cpu0 = cpu_seconds(agent.proc.pid)
+        sent = load(agent.udp, 400000, 12, 1400)
+        time.sleep(0.3)
+        values, _ = agent.metrics()
+        agent.stop()
+        print(f"| lines sent at 400k/s during flushes | {sent['lines']:,} |")
+        print(f"| kernel drops | {int(values.get('stator_udp_kernel_drops_total', 0))} |")
+        print(f"| flush duration while loaded | {values.get('stator_flush_duration_seconds', 0):.3f} s |")
+
+
+def micro(args):
+    exe = os.path.join(BIN, "stator-micro")
+    print(subprocess.check_output([exe], text=True))
+    if args.callgrind:
+        with tempfile.TemporaryDirectory() as tmp:
+            outfile = os.path.join(tmp, "cg.out")
+            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={outfile}", exe, "--lines", "200000",
+                            "--callgrind"], check=True, capture_output=True)
+            summary = subprocess.check_output(["callgrind_annotate", outfile], text=True)
+            total = re.search(r"([\d,]+) \(100.0%\) +PROGRAM TOTALS", summary) or re.search(r"([\d,]+) +PROGRAM TOTALS", summary)
+            if total:
+                instructions = int(total.group(1).replace(",", ""))
+                print(f"callgrind: {instructions:,} instructions for 200,000 lines parsed and aggregated "
+                      f"= {instructions / 200000:.0f} per line (includes start-up and corpus generation)")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", nargs="?", default="throughput", choices=["throughput", "small", "memory", "scale", "micro"])
+    p.add_argument("--rates", default="50000,100000,200000,400000,800000,1600000,0")
+    p.add_argument("--seconds", type=float, default=5)
+    p.add_argument("--size", type=int, default=1400)
+    p.add_argument("--series", type=int, default=1000000)
+    p.add_argument("--callgrind", action="store_true", default=True)
+    p.add_argument("--flag", dest="flags", action="append", default=[], help="extra stator flag (repeat)")
+    args = p.parse_args()
+    if args.mode == "small":
+        args.size = 0
+        args.mode = "throughput"
+    {"throughput": throughput, "memory": memory, "scale": scale, "micro": micro}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()
