@@ -156,7 +156,11 @@ final class PrometheusServer {
         "--sinks.http_push.url", "http://127.0.0.1:\(prometheus.port)/api/v1/write", "--sinks.http_push.batch_size", "5",
     ])
     try agent.send("rw.hits:2|c|#env:ci\nrw.hits:3|c|#env:ci\nrw.temp:21.5|g\nrw.lat:100|ms\nrw.lat:100|ms\nrw.lat:300|ms")
-    try eventually(timeout: 30, "remote-written samples") { (try? prometheus.query("rw_hits_total{env=\"ci\"}")) == 5 }
+    // One flush is four requests (batch_size 5): wait until the last of them has landed too.
+    try eventually(timeout: 30, "remote-written samples") {
+        (try? prometheus.query("rw_hits_total{env=\"ci\"}")) == 5 && (try? prometheus.query("rw_temp")) == 21.5
+            && (try? prometheus.query("rw_lat_seconds_count")) == 3
+    }
     #expect(try prometheus.query("rw_temp") == 21.5)
     #expect(try prometheus.query("rw_lat_seconds_count") == 3)
     #expect(try prometheus.query("rw_lat_seconds_sum") == 0.5)
