@@ -93,8 +93,9 @@ struct SeriesIndex {
     }
 
     /// Accesses a slot.
+    /// (Read and modified in place: reading a field does not copy the slot or retain its key.)
     subscript(id: Int32) -> SeriesSlot {
-        get { slots[Int(id)] }
+        _read { yield slots[Int(id)] }
         _modify { yield &slots[Int(id)] }
     }
 

@@ -2,30 +2,41 @@ import Glibc
 
 /// Builds the `MetricKey` bytes of a parsed line in reusable scratch space.
 ///
-/// Each reader thread owns one. `prepare(_:_:)` sorts and de-duplicates the
-/// line's tags once (the last value of a repeated key wins); `build(type:)`
-/// then encodes one group's key and hashes it, without allocating once warm.
-struct SeriesKeyBuilder {
-    /// The last built key.
-    private(set) var bytes: [UInt8] = []
-    /// Encoded name and tags, shared by every group of the line.
-    private var body: [UInt8] = []
+/// Each reader thread owns one. `prepare(_:_:)` encodes the name and the line's
+/// tags, sorted and de-duplicated (the last value of a repeated key wins), once
+/// per line after a placeholder type byte; `build(type:)` writes one group's type
+/// byte and hashes the key. Nothing is allocated once the buffer has grown.
+struct SeriesKeyBuilder: ~Copyable {
+    private var buffer: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    /// Bytes of the current key.
+    private(set) var count = 0
     private var order: [Int32] = []
     let seed: UInt64
 
     init(seed: UInt64) {
         self.seed = seed
-        bytes.reserveCapacity(256)
-        body.reserveCapacity(256)
+        capacity = 256
+        buffer = .allocate(capacity: capacity)
         order.reserveCapacity(16)
     }
 
-    /// Encodes the line's name and its sorted, de-duplicated tags.
-    mutating func prepare(_ line: ParsedLine, _ src: UnsafeRawBufferPointer) {
-        body.removeAll(keepingCapacity: true)
+    deinit { buffer.deallocate() }
+
+    /// The current key's bytes (valid until the next `prepare`).
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: buffer, count: count) }
+
+    /// Encodes the line's name and its sorted, de-duplicated tags after a type byte.
+    mutating func prepare(_ line: borrowing ParsedLine, _ src: UnsafeRawBufferPointer) {
+        count = 1  // the type byte, written by build(type:)
         append(src, line.name)
-        let tags = line.tags
-        guard !tags.isEmpty else { return }
+        guard !line.tags.isEmpty else { return }
+        if line.tags.count == 1 {
+            append(src, line.tags[0].key)
+            append(src, line.tags[0].value)
+            return
+        }
+        let tags = line.tags.toArray()  // several tags: rare enough to allocate for the sort
         order.removeAll(keepingCapacity: true)
         for k in tags.indices { order.append(Int32(k)) }
         // Sort by (key bytes, position): a total order, so the result is stable.
@@ -54,17 +65,13 @@ struct SeriesKeyBuilder {
         }
     }
 
-    /// Encodes the key of one group of the prepared line into `bytes`.
+    /// Sets the type byte of the prepared key.
     /// - Returns: the key's hash.
+    @inline(__always)
     mutating func build(type: MetricType) -> UInt64 {
-        bytes.removeAll(keepingCapacity: true)
-        bytes.append(type.rawValue)
-        bytes.append(contentsOf: body)
-        return bytes.withUnsafeBytes { SeriesKeyBuilder.hash($0, seed: seed) }
+        buffer[0] = type.rawValue
+        return Self.hash(bytes, seed: seed)
     }
-
-    /// An owned copy of the last built key.
-    func ownedKey(hash: UInt64) -> MetricKey { MetricKey(bytes: bytes, hash: hash) }
 
     /// Builds a key from Swift strings (tests, tools).
     mutating func makeKey(type: MetricType, name: String, tags: [(String, String)]) -> MetricKey {
@@ -80,14 +87,30 @@ struct SeriesKeyBuilder {
         }
         text.withUnsafeBytes { prepare(line, $0) }
         let h = build(type: type)
-        return ownedKey(hash: h)
+        return MetricKey(bytes: Array(bytes), hash: h)
     }
 
+    /// Appends a length-prefixed byte range (lengths are little-endian u16; a datagram is < 64 KiB).
+    @inline(__always)
     private mutating func append(_ src: UnsafeRawBufferPointer, _ r: Range<Int>) {
         let n = min(r.count, Int(UInt16.max))
-        body.append(UInt8(truncatingIfNeeded: n))
-        body.append(UInt8(truncatingIfNeeded: n >> 8))
-        body.append(contentsOf: UnsafeRawBufferPointer(rebasing: src[r.lowerBound..<(r.lowerBound + n)]))
+        if count + 2 + n > capacity { grow(to: count + 2 + n) }
+        buffer[count] = UInt8(truncatingIfNeeded: n)
+        buffer[count + 1] = UInt8(truncatingIfNeeded: n >> 8)
+        if n > 0, let base = src.baseAddress {
+            (buffer + count + 2).update(from: base.assumingMemoryBound(to: UInt8.self) + r.lowerBound, count: n)
+        }
+        count += 2 + n
+    }
+
+    private mutating func grow(to needed: Int) {
+        var size = capacity * 2
+        while size < needed { size *= 2 }
+        let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: size)
+        bigger.update(from: buffer, count: count)
+        buffer.deallocate()
+        buffer = bigger
+        capacity = size
     }
 
     private static func compare(_ src: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Int32 {
@@ -98,6 +121,7 @@ struct SeriesKeyBuilder {
     }
 
     /// A seeded 64-bit hash, eight bytes at a time, with a splitmix64 finalizer.
+    @inline(__always)
     static func hash(_ p: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
         var h = seed ^ (UInt64(p.count) &* 0x9E37_79B9_7F4A_7C15)
         var i = 0

@@ -41,12 +41,10 @@ final class Shard: Sendable {
     /// - Parameters:
     ///   - key: the encoded key in scratch space; copied only if the series is new.
     ///   - hash: its hash.
-    ///   - builder: owns `key`; gives the owned copy on insert.
     ///   - group: the group to record; its values are `line.values[group.valueStart..<group.valueEnd]`.
     /// - Returns: `false` when the series is new and `max_series` is reached.
     func record(
-        key: UnsafeRawBufferPointer, hash: UInt64, builder: borrowing SeriesKeyBuilder,
-        group: SampleGroup, line: borrowing ParsedLine, src: UnsafeRawBufferPointer
+        key: UnsafeRawBufferPointer, hash: UInt64, group: SampleGroup, line: borrowing ParsedLine, src: UnsafeRawBufferPointer
     ) -> Bool {
         let context = self.context
         let maxSamples = context.maxSamples
@@ -56,7 +54,7 @@ final class Shard: Sendable {
                 id = found
             } else {
                 guard context.budget.admit() else { return false }
-                let owned = builder.ownedKey(hash: hash)
+                let owned = MetricKey(bytes: Array(key), hash: hash)
                 let bounds = group.type.isSampled ? owned.withName { context.buckets.bounds(for: $0) } : nil
                 id = s.index.insert(owned, generation: s.generation, bounds: bounds)
             }

@@ -59,13 +59,12 @@ public final class ShardedTable: Sendable {
     func record(_ line: borrowing ParsedLine, _ src: UnsafeRawBufferPointer, scratch: inout SeriesKeyBuilder) -> Bool {
         scratch.prepare(line, src)
         var ok = true
-        for group in line.groups {
+        for g in line.groups.indices {
+            let group = line.groups[g]
             let hash = scratch.build(type: group.type)
             // High bits pick the shard; the index uses the low bits.
             let shard = shards[shardShift == 64 ? 0 : Int(hash >> shardShift)]
-            let admitted = scratch.bytes.withUnsafeBytes { key in
-                shard.record(key: key, hash: hash, builder: scratch, group: group, line: line, src: src)
-            }
+            let admitted = shard.record(key: scratch.bytes, hash: hash, group: group, line: line, src: src)
             ok = ok && admitted
         }
         return ok

@@ -26,30 +26,26 @@ public struct ParsedValue: Sendable, Equatable {
 /// What the parser found in one line, as ranges into the datagram.
 ///
 /// One `ParsedLine` is owned by each reader thread and reused for every line:
-/// `reset()` keeps the arrays' capacity, so parsing allocates nothing once warm.
-public struct ParsedLine: Sendable {
+/// `reset()` keeps the lists' buffers, so parsing allocates nothing once warm.
+public struct ParsedLine: ~Copyable {
     /// The metric name, without name tags.
     public var name: Range<Int> = 0..<0
     /// Tags in the order written, duplicates included (the aggregator sorts and de-duplicates).
-    public var tags: [TagRange] = []
-    public var groups: [SampleGroup] = []
-    public var values: [ParsedValue] = []
+    public var tags = ScratchList<TagRange>(capacity: 16)
+    public var groups = ScratchList<SampleGroup>(capacity: 4)
+    public var values = ScratchList<ParsedValue>(capacity: 16)
     /// Scratch: value ranges of the group being parsed.
-    var pendingValues: [Range<Int>] = []
+    var pendingValues = ScratchList<Range<Int>>(capacity: 16)
 
-    public init() {
-        tags.reserveCapacity(16)
-        groups.reserveCapacity(4)
-        values.reserveCapacity(16)
-        pendingValues.reserveCapacity(16)
-    }
+    public init() {}
 
+    @inline(__always)
     mutating func reset() {
         name = 0..<0
-        tags.removeAll(keepingCapacity: true)
-        groups.removeAll(keepingCapacity: true)
-        values.removeAll(keepingCapacity: true)
-        pendingValues.removeAll(keepingCapacity: true)
+        tags.removeAll()
+        groups.removeAll()
+        values.removeAll()
+        pendingValues.removeAll()
     }
 }
 

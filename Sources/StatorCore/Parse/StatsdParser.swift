@@ -22,19 +22,42 @@ public enum StatsdParser {
         let end = line.upperBound
         if isEvent(bytes, line) { return .event }
 
+        // One pass over the name: find the `:`, the first name-tag marker (`[` `#` `,`),
+        // any byte a name may not hold (`|` NUL), and whether UTF-8 needs checking.
         var colonIndex = start
-        while colonIndex < end, bytes[colonIndex] != colon { colonIndex &+= 1 }
+        var marker = -1
+        var badName = false
+        var nonASCII = false
+        while colonIndex < end {
+            let b = bytes[colonIndex]
+            if Self.isSpecialNameByte(b) {
+                if b == colon { break }
+                if b >= 0x80 {
+                    nonASCII = true
+                } else if b == pipe || b == 0 {
+                    badName = true
+                } else if marker < 0 {
+                    marker = colonIndex
+                }
+            }
+            colonIndex &+= 1
+        }
         guard colonIndex < end else { return .failure(.missingColon) }
+        guard !badName else { return .failure(.invalidName) }
 
         // Name and InfluxDB / Librato / SignalFx name tags.
-        var hasNameTags = false
-        if let failure = parseNamePart(bytes, start..<colonIndex, &out, &hasNameTags) { return .failure(failure) }
+        let hasNameTags = marker >= 0
+        let nameEnd = hasNameTags ? marker : colonIndex
+        guard nameEnd > start else { return .failure(.emptyName) }
+        if nonASCII, !UTF8Validation.isValid(bytes, start..<colonIndex) { return .failure(.invalidUTF8) }
+        out.name = start..<nameEnd
+        if hasNameTags, let failure = parseNameTags(bytes, marker, colonIndex, &out) { return .failure(failure) }
 
         // Sample groups: `v[:v...]|type[|@rate]`, further groups after `:` (etsy multi form).
         var i = colonIndex &+ 1
         var groupRateSeen = false
         while true {
-            out.pendingValues.removeAll(keepingCapacity: true)
+            out.pendingValues.removeAll()
             var valueStart = i
             while true {
                 var j = valueStart
@@ -129,32 +152,26 @@ public enum StatsdParser {
     @inline(__always)
     private static func isLetter(_ b: UInt8) -> Bool { (b | 0x20) &- UInt8(ascii: "a") < 26 }
 
-    /// Splits the text before the first `:` into the name and its name tags.
-    private static func parseNamePart(
-        _ bytes: UnsafeRawBufferPointer, _ part: Range<Int>, _ out: inout ParsedLine, _ hasNameTags: inout Bool
+    /// Bytes that need a look while scanning a name: `:` `|` NUL `[` `#` `,` and non-ASCII.
+    private static let specialLow: UInt64 = 1 << 0 | 1 << 0x23 | 1 << 0x2C | 1 << 0x3A  // NUL # , :
+    private static let specialHigh: UInt64 = 1 << (0x5B - 64) | 1 << (0x7C - 64)  // [ |
+
+    @inline(__always)
+    private static func isSpecialNameByte(_ b: UInt8) -> Bool {
+        if b < 64 { return specialLow >> UInt64(b) & 1 != 0 }
+        if b < 128 { return specialHigh >> UInt64(b &- 64) & 1 != 0 }
+        return true
+    }
+
+    /// Parses the name tags that start at `marker` (`[`, `#` or `,`) and end at the `:`.
+    private static func parseNameTags(
+        _ bytes: UnsafeRawBufferPointer, _ marker: Int, _ colonIndex: Int, _ out: inout ParsedLine
     ) -> ParseFailure? {
-        var nameEnd = part.upperBound
-        var marker: UInt8 = 0
-        for k in part {
-            let b = bytes[k]
-            if b == pipe || b == 0 { return .invalidName }
-            if marker == 0, b == UInt8(ascii: "[") || b == UInt8(ascii: "#") || b == comma {
-                marker = b
-                nameEnd = k
-            }
-        }
-        guard nameEnd > part.lowerBound else { return .emptyName }
-        guard UTF8Validation.isValid(bytes, part) else { return .invalidUTF8 }
-        out.name = part.lowerBound..<nameEnd
-        guard marker != 0 else { return nil }
-        hasNameTags = true
-        var tags = (nameEnd &+ 1)..<part.upperBound
-        if marker == UInt8(ascii: "[") {
+        var tags = (marker &+ 1)..<colonIndex
+        if bytes[marker] == UInt8(ascii: "[") {
             // SignalFx: name[k=v,k2=v2], the `]` last.
-            guard part.upperBound > nameEnd &+ 1, bytes[part.upperBound &- 1] == UInt8(ascii: "]") else {
-                return .invalidTags
-            }
-            tags = (nameEnd &+ 1)..<(part.upperBound &- 1)
+            guard colonIndex > marker &+ 1, bytes[colonIndex &- 1] == UInt8(ascii: "]") else { return .invalidTags }
+            tags = (marker &+ 1)..<(colonIndex &- 1)
             for k in tags where bytes[k] == UInt8(ascii: "[") || bytes[k] == UInt8(ascii: "]") { return .invalidTags }
         }
         appendTags(bytes, tags, separator: equals, &out)
@@ -217,7 +234,8 @@ public enum StatsdParser {
             group.member = member
             return nil
         }
-        for r in out.pendingValues {
+        for p in out.pendingValues.indices {
+            let r = out.pendingValues[p]
             guard let value = NumberParsing.parseDouble(bytes, r) else { return .invalidValue }
             var isDelta = false
             switch group.type {

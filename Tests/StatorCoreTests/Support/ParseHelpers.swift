@@ -2,11 +2,14 @@
 
 /// Renders a parsed line compactly for table-driven expectations:
 /// `name{k=v,...} type=v1,v2[@rate] ...`; gauge deltas are written `d+2`/`d-2`.
-func render(_ line: ParsedLine, _ bytes: UnsafeRawBufferPointer) -> String {
+func render(_ line: borrowing ParsedLine, _ bytes: UnsafeRawBufferPointer) -> String {
     func text(_ r: Range<Int>) -> String { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[r]), as: UTF8.self) }
     var out = text(line.name)
-    if !line.tags.isEmpty { out += "{" + line.tags.map { "\(text($0.key))=\(text($0.value))" }.joined(separator: ",") + "}" }
-    for g in line.groups {
+    let values = line.values.toArray()
+    if !line.tags.isEmpty {
+        out += "{" + line.tags.toArray().map { "\(text($0.key))=\(text($0.value))" }.joined(separator: ",") + "}"
+    }
+    for g in line.groups.toArray() {
         let code: String
         switch g.type {
         case .counter: code = "c"
@@ -20,7 +23,7 @@ func render(_ line: ParsedLine, _ bytes: UnsafeRawBufferPointer) -> String {
         if g.type == .set {
             out += text(g.member)
         } else {
-            out += line.values[g.valueStart..<g.valueEnd].map { v in
+            out += values[g.valueStart..<g.valueEnd].map { v in
                 let number = v.value == v.value.rounded() && abs(v.value) < 1e15 ? String(Int64(v.value)) : "\(v.value)"
                 return v.isDelta ? "d\(v.value < 0 || (v.value == 0 && v.value.sign == .minus) ? "" : "+")\(number)" : number
             }.joined(separator: ",")

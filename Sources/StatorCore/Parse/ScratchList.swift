@@ -1,0 +1,55 @@
+/// A growable list of plain values in one buffer, for per-line scratch space:
+/// `removeAll()` only resets the count, and appending checks neither uniqueness
+/// nor exclusivity at run time. Noncopyable, so its buffer has exactly one owner.
+public struct ScratchList<Element>: ~Copyable {
+    private var storage: UnsafeMutablePointer<Element>
+    private var capacity: Int
+    /// Number of elements.
+    public private(set) var count = 0
+
+    /// Creates an empty list with room for `capacity` elements.
+    public init(capacity: Int = 16) {
+        precondition(_isPOD(Element.self), "ScratchList holds plain values only")
+        self.capacity = max(1, capacity)
+        storage = .allocate(capacity: self.capacity)
+    }
+
+    deinit { storage.deallocate() }
+
+    public var isEmpty: Bool { count == 0 }
+    public var indices: Range<Int> { 0..<count }
+
+    /// The element at `index` (which must be below `count`).
+    public subscript(index: Int) -> Element {
+        @inline(__always) get {
+            precondition(index >= 0 && index < count, "ScratchList index out of range")
+            return storage[index]
+        }
+        @inline(__always) set {
+            precondition(index >= 0 && index < count, "ScratchList index out of range")
+            storage[index] = newValue
+        }
+    }
+
+    @inline(__always)
+    public mutating func append(_ element: Element) {
+        if count == capacity { grow() }
+        storage[count] = element
+        count &+= 1
+    }
+
+    /// Forgets the elements, keeping the buffer.
+    @inline(__always)
+    public mutating func removeAll() { count = 0 }
+
+    /// The elements as an array (tests, tools; allocates).
+    public func toArray() -> [Element] { Array(UnsafeBufferPointer(start: storage, count: count)) }
+
+    private mutating func grow() {
+        let bigger = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
+        bigger.update(from: storage, count: count)
+        storage.deallocate()
+        storage = bigger
+        capacity *= 2
+    }
+}
