@@ -19,7 +19,51 @@ struct GaugeAggregate {
 /// A set's interval: hashes of the distinct members (64-bit, seeded).
 struct SetAggregate {
     var key: MetricKey
-    var members: Set<UInt64>
+    var members = MemberSet()
+}
+
+/// Distinct 64-bit member hashes: open addressing, linear probing. The hashes are
+/// already seeded and well mixed, so they index the table directly.
+struct MemberSet {
+    private var slots: [UInt64] = []
+    private var hasZero = false
+    /// Number of distinct members.
+    private(set) var count = 0
+
+    @inline(__always)
+    mutating func insert(_ member: UInt64) {
+        if member == 0 {
+            if !hasZero {
+                hasZero = true
+                count += 1
+            }
+            return
+        }
+        if (count + 1) * 2 > slots.count { grow() }
+        let mask = slots.count - 1
+        var i = Int(truncatingIfNeeded: member) & mask
+        while true {
+            let existing = slots[i]
+            if existing == member { return }
+            if existing == 0 {
+                slots[i] = member
+                count += 1
+                return
+            }
+            i = (i + 1) & mask
+        }
+    }
+
+    private mutating func grow() {
+        let old = slots
+        slots = Array(repeating: 0, count: max(8, old.count * 2))
+        let mask = slots.count - 1
+        for member in old where member != 0 {
+            var i = Int(truncatingIfNeeded: member) & mask
+            while slots[i] != 0 { i = (i + 1) & mask }
+            slots[i] = member
+        }
+    }
 }
 
 /// A timer's, histogram's or distribution's interval.

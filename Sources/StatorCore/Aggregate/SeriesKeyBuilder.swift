@@ -36,32 +36,34 @@ struct SeriesKeyBuilder: ~Copyable {
             append(src, line.tags[0].value)
             return
         }
-        let tags = line.tags.toArray()  // several tags: rare enough to allocate for the sort
         order.removeAll(keepingCapacity: true)
-        for k in tags.indices { order.append(Int32(k)) }
+        for k in line.tags.indices { order.append(Int32(k)) }
         // Sort by (key bytes, position): a total order, so the result is stable.
-        func less(_ a: Int32, _ b: Int32) -> Bool {
-            let c = Self.compare(src, tags[Int(a)].key, tags[Int(b)].key)
-            return c != 0 ? c < 0 : a < b
-        }
         if order.count <= 16 {
             for i in 1..<order.count {
                 let x = order[i]
                 var j = i
-                while j > 0, less(x, order[j - 1]) {
+                while j > 0 {
+                    let c = Self.compare(src, line.tags[Int(x)].key, line.tags[Int(order[j - 1])].key)
+                    guard c < 0 || (c == 0 && x < order[j - 1]) else { break }
                     order[j] = order[j - 1]
                     j -= 1
                 }
                 order[j] = x
             }
         } else {
-            order.sort(by: less)
+            let tags = line.tags.toArray()  // many tags: rare enough to allocate for the sort
+            order.sort { a, b in
+                let c = Self.compare(src, tags[Int(a)].key, tags[Int(b)].key)
+                return c != 0 ? c < 0 : a < b
+            }
         }
-        for (n, idx) in order.enumerated() {
+        for n in order.indices {
+            let idx = Int(order[n])
             // Keep only the last of a run of equal keys.
-            if n + 1 < order.count, Self.compare(src, tags[Int(idx)].key, tags[Int(order[n + 1])].key) == 0 { continue }
-            append(src, tags[Int(idx)].key)
-            append(src, tags[Int(idx)].value)
+            if n + 1 < order.count, Self.compare(src, line.tags[idx].key, line.tags[Int(order[n + 1])].key) == 0 { continue }
+            append(src, line.tags[idx].key)
+            append(src, line.tags[idx].value)
         }
     }
 

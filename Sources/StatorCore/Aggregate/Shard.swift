@@ -31,10 +31,15 @@ final class Shard: Sendable {
 
     private let state: Mutex<State>
     private let context: ShardContext
+    /// Copies of the context's plain values, so the hot path reads them without touching the context.
+    private let maxSamples: Int
+    private let memberSeed: UInt64
 
     init(seed: UInt64, context: ShardContext) {
         state = Mutex(State(rng: SplitMix64(state: seed)))
         self.context = context
+        maxSamples = context.maxSamples
+        memberSeed = context.memberSeed
     }
 
     /// Records one group of a parsed line.
@@ -46,13 +51,14 @@ final class Shard: Sendable {
     func record(
         key: UnsafeRawBufferPointer, hash: UInt64, group: SampleGroup, line: borrowing ParsedLine, src: UnsafeRawBufferPointer
     ) -> Bool {
-        let context = self.context
-        let maxSamples = context.maxSamples
+        let maxSamples = self.maxSamples
+        let memberSeed = self.memberSeed
         return state.withLock { s in
             let id: Int32
             if let found = s.index.find(key, hash: hash) {
                 id = found
             } else {
+                let context = self.context
                 guard context.budget.admit() else { return false }
                 let owned = MetricKey(bytes: Array(key), hash: hash)
                 let bounds = group.type.isSampled ? owned.withName { context.buckets.bounds(for: $0) } : nil
@@ -89,15 +95,15 @@ final class Shard: Sendable {
             case .set:
                 if fresh {
                     position = s.interval.sets.count
-                    s.interval.sets.append(SetAggregate(key: s.index[id].key, members: []))
+                    s.interval.sets.append(SetAggregate(key: s.index[id].key))
                 }
                 let member = SeriesKeyBuilder.hash(
-                    UnsafeRawBufferPointer(rebasing: src[group.member]), seed: context.memberSeed)
+                    UnsafeRawBufferPointer(rebasing: src[group.member]), seed: memberSeed)
                 s.interval.sets[position].members.insert(member)
             case .timer, .histogram, .distribution:
                 if fresh {
                     position = s.interval.samples.count
-                    let bounds = s.index[id].bounds ?? context.buckets.defaults
+                    let bounds = s.index[id].bounds ?? self.context.buckets.defaults
                     s.interval.samples.append(SampleAggregate(key: s.index[id].key, bounds: bounds))
                 }
                 let weight = 1 / group.rate
