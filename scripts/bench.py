@@ -124,15 +124,15 @@ def throughput(args):
 def memory(args):
     with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
         out = os.path.join(tmp, "out.json")
-        agent = Agent(["--flush_interval", "1h", "--sinks.json.path", ""], out)
+        agent = Agent(["--flush_interval", "2s", "--sinks.json.path", ""], out)
         time.sleep(1)
         idle = rss_bytes(agent.proc.pid)
         n = args.series
         cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{agent.udp}", "--rate", "400000",
                "--duration", str(n / 400000 * 1.5 + 1), "--keys", str(n), "--mix", "c=1", "--tags", "0",
-               "--datagram-size", "1400", "--seed", "2"]
+               "--datagram-size", "1400", "--seed", "2", "--sequential", "1"]
         subprocess.check_output(cmd)
-        time.sleep(0.5)
+        time.sleep(5)  # two flushes: the Prometheus state and page hold every series too
         values, _ = agent.metrics()
         live = values.get("stator_series_active", 0)
         loaded = rss_bytes(agent.proc.pid)
@@ -151,12 +151,20 @@ def scale(args):
         n = args.series
         cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{agent.udp}", "--rate", "400000",
                "--duration", str(n / 400000 * 1.5 + 1), "--keys", str(n), "--mix", "c=1", "--tags", "0",
-               "--datagram-size", "1400", "--seed", "3"]
+               "--datagram-size", "1400", "--seed", "3", "--sequential", "1"]
         subprocess.check_output(cmd)
-        time.sleep(6)
-        values, _ = agent.metrics()
+        # Wait until the sink has folded every series in and published the page.
+        deadline = time.time() + 120
+        size = 0
+        while time.time() < deadline:
+            time.sleep(2)
+            values, now = agent.metrics()
+            if now > size * 1.01 or now < n * 50:
+                size = now
+                continue
+            break
         t0 = time.time()
-        _, size = agent.metrics()
+        values, size = agent.metrics()
         elapsed = time.time() - t0
         print("\n| measure | value |\n|---|---|")
         print(f"| live series | {int(values.get('stator_series_active', 0)):,} |")

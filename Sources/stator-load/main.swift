@@ -20,6 +20,9 @@ struct Options {
     var datagramSize = 1400  // 0 = one line per datagram
     var seed: UInt64 = 1
     var batch = 64
+    /// Format datagrams on the fly with keys 0, 1, 2, ... (mod `keys`) instead of cycling a pool:
+    /// for memory and scale runs that need every key to exist.
+    var sequential = false
 }
 
 func fail(_ message: String) -> Never {
@@ -54,6 +57,7 @@ func parseOptions() -> Options {
         case "--datagram-size": o.datagramSize = max(0, Int(value) ?? 1400)
         case "--seed": o.seed = UInt64(value) ?? 1
         case "--batch": o.batch = max(1, min(1024, Int(value) ?? 64))
+        case "--sequential": o.sequential = (value == "1" || value == "true")
         default: fail("unknown flag \(flag)")
         }
     }
@@ -138,7 +142,8 @@ let connected = withUnsafePointer(to: &addr) {
 guard connected == 0 else { fail("connect failed") }
 
 // Pinned buffers for sendmmsg.
-let pinned = pool.map { d -> UnsafeMutableRawBufferPointer in
+var sequentialKey = 0
+var pinned = pool.map { d -> UnsafeMutableRawBufferPointer in
     let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, d.bytes.count), alignment: 1)
     p.copyMemory(from: UnsafeRawBufferPointer(start: d.bytes, count: d.bytes.count))
     return p
@@ -171,6 +176,27 @@ while true {
             var ts = timespec(tv_sec: Int(wait), tv_nsec: Int((wait - Double(Int(wait))) * 1e9))
             nanosleep(&ts, nil)
             continue
+        }
+    }
+    if o.sequential {
+        // Fill the pool's buffers anew with the next keys (counters, value 1).
+        for i in 0..<o.batch {
+            let k = (next + i) % pool.count
+            var d = Datagram(bytes: [], lines: 0, counterSum: 0, timerCount: 0)
+            while true {
+                let text = "bench.counter.\(sequentialKey % o.keys):1|c"
+                if d.lines > 0, d.bytes.count + 1 + text.utf8.count > max(o.datagramSize, 1) { break }
+                if d.lines > 0 { d.bytes.append(0x0A) }
+                d.bytes.append(contentsOf: text.utf8)
+                d.lines += 1
+                d.counterSum += 1
+                sequentialKey += 1
+                if o.datagramSize == 0 { break }
+            }
+            pool[k] = d
+            pinned[k].deallocate()
+            pinned[k] = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, d.bytes.count), alignment: 1)
+            pinned[k].copyMemory(from: UnsafeRawBufferPointer(start: d.bytes, count: d.bytes.count))
         }
     }
     for i in 0..<o.batch {

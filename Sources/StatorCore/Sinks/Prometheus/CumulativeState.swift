@@ -134,8 +134,12 @@ public final class CumulativeState: Sendable {
             for t in batch.samples where s.routes[t.key] == nil { fresh.append((t.key, t.bounds)) }
             if !fresh.isEmpty {
                 fresh.sort { a, b in
-                    let (na, nb) = (a.key.name, b.key.name)
-                    return na != nb ? na < nb : a.key.bytes.lexicographicallyPrecedes(b.key.bytes)
+                    // By name bytes (after the type byte and length), then the whole key.
+                    let (ka, kb) = (a.key.bytes, b.key.bytes)
+                    let na = ka[3..<(3 + (Int(ka[1]) | Int(ka[2]) << 8))]
+                    let nb = kb[3..<(3 + (Int(kb[1]) | Int(kb[2]) << 8))]
+                    if na.elementsEqual(nb) { return ka.lexicographicallyPrecedes(kb) }
+                    return na.lexicographicallyPrecedes(nb)
                 }
                 var ignored = Dropped()  // counted below, once, when the batch is folded in
                 for f in fresh { _ = route(f.key, f.bounds, &s, &ignored) }
