@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #endif
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
 #include <zlib.h>
@@ -68,4 +69,77 @@ size_t CStatorSys_gzip(const uint8_t *input, size_t length, uint8_t *output, siz
     if (rc == Z_STREAM_END) written = z.total_out;
     deflateEnd(&z);
     return written;
+}
+
+static int zstream_reserve(CStatorSys_zstream *s, size_t more) {
+    if (s->capacity - s->length >= more) return 0;
+    size_t size = s->capacity ? s->capacity : 65536;
+    while (size - s->length < more) size *= 2;
+    uint8_t *bigger = realloc(s->out, size);
+    if (bigger == NULL) return -1;
+    s->out = bigger;
+    s->capacity = size;
+    return 0;
+}
+
+int CStatorSys_zstream_deflate_init(CStatorSys_zstream *s, int level) {
+    memset(s, 0, sizeof(*s));
+    z_stream *z = calloc(1, sizeof(z_stream));
+    if (z == NULL) return -1;
+    if (deflateInit2(z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) { free(z); return -1; }
+    s->z = z;
+    return 0;
+}
+
+int CStatorSys_zstream_inflate_init(CStatorSys_zstream *s) {
+    memset(s, 0, sizeof(*s));
+    z_stream *z = calloc(1, sizeof(z_stream));
+    if (z == NULL) return -1;
+    if (inflateInit2(z, 15 + 16) != Z_OK) { free(z); return -1; }
+    s->z = z;
+    s->inflating = 1;
+    return 0;
+}
+
+int CStatorSys_zstream_write(CStatorSys_zstream *s, const uint8_t *input, size_t length, int finish) {
+    z_stream *z = s->z;
+    z->next_in = (Bytef *)input;
+    z->avail_in = (uInt)length;
+    for (;;) {
+        if (zstream_reserve(s, 65536) != 0) return -1;
+        z->next_out = s->out + s->length;
+        z->avail_out = (uInt)(s->capacity - s->length > 0x40000000u ? 0x40000000u : s->capacity - s->length);
+        uInt before = z->avail_out;
+        int rc;
+        if (s->inflating) {
+            rc = inflate(z, Z_NO_FLUSH);
+            if (rc == Z_STREAM_END) {
+                s->length += before - z->avail_out;
+                if (z->avail_in == 0) return 0;
+                // Another gzip member follows.
+                if (inflateReset(z) != Z_OK) return -1;
+                continue;
+            }
+            if (rc != Z_OK && rc != Z_BUF_ERROR) return -1;
+        } else {
+            rc = deflate(z, finish ? Z_FINISH : Z_NO_FLUSH);
+            if (rc == Z_STREAM_ERROR) return -1;
+        }
+        s->length += before - z->avail_out;
+        if (!s->inflating && finish) {
+            if (rc == Z_STREAM_END) return 0;
+            continue;
+        }
+        if (z->avail_in == 0 && z->avail_out > 0) return 0;
+        if (s->inflating && rc == Z_BUF_ERROR && z->avail_in == 0) return 0;
+    }
+}
+
+void CStatorSys_zstream_free(CStatorSys_zstream *s) {
+    if (s->z != NULL) {
+        if (s->inflating) inflateEnd(s->z); else deflateEnd(s->z);
+        free(s->z);
+    }
+    free(s->out);
+    memset(s, 0, sizeof(*s));
 }

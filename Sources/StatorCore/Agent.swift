@@ -74,7 +74,7 @@ public final class Agent: Sendable {
         guard head.acceptsGzip else { return HTTPResponse(status: 200, headers: headers, parts: [statsd.body, own]) }
         // gzip members concatenate: the page's (compressed once per flush) then the live part's.
         headers.append(("Content-Encoding", "gzip"))
-        let parts = statsd.body.isEmpty ? [Gzip.compress(own)] : [statsd.gzipped, Gzip.compress(own)]
+        let parts = statsd.isEmpty ? [Gzip.compress(own)] : [statsd.gzipped, Gzip.compress(own)]
         return HTTPResponse(status: 200, headers: headers, parts: parts)
     }
 

@@ -43,4 +43,25 @@ size_t CStatorSys_gzip_bound(size_t length);
 /// Returns the number of bytes written, or 0 on failure (including too small an output).
 size_t CStatorSys_gzip(const uint8_t *input, size_t length, uint8_t *output, size_t capacity, int level);
 
+/// A gzip (or gunzip) stream writing into a growing buffer owned by the stream.
+typedef struct CStatorSys_zstream {
+    void *z;          // the z_stream
+    uint8_t *out;     // output so far (malloc'd)
+    size_t length;    // bytes in out
+    size_t capacity;  // size of out
+    int inflating;
+} CStatorSys_zstream;
+
+/// Starts a gzip compressor (level 1-9). Returns 0 on success.
+int CStatorSys_zstream_deflate_init(CStatorSys_zstream *s, int level);
+
+/// Starts a gzip decompressor (multi-member input is fine). Returns 0 on success.
+int CStatorSys_zstream_inflate_init(CStatorSys_zstream *s);
+
+/// Feeds input; `finish` ends the stream. Output accumulates in s->out. Returns 0 on success.
+int CStatorSys_zstream_write(CStatorSys_zstream *s, const uint8_t *input, size_t length, int finish);
+
+/// Frees the z_stream and the output buffer.
+void CStatorSys_zstream_free(CStatorSys_zstream *s);
+
 #endif

@@ -17,3 +17,42 @@ public enum Gzip {
         return out
     }
 }
+
+/// Compresses text handed over in chunks into one gzip member, so a large page
+/// is never held uncompressed in full.
+final class GzipWriter {
+    private var stream = CStatorSys_zstream()
+
+    init(level: Int32 = 1) {
+        let rc = CStatorSys_zstream_deflate_init(&stream, level)
+        precondition(rc == 0, "zlib deflateInit2 failed")
+    }
+
+    deinit { CStatorSys_zstream_free(&stream) }
+
+    /// Compresses `bytes` (the caller may reuse its buffer afterwards).
+    func write(_ bytes: [UInt8]) {
+        let rc = bytes.withUnsafeBufferPointer { CStatorSys_zstream_write(&stream, $0.baseAddress, $0.count, 0) }
+        precondition(rc == 0, "zlib deflate failed")
+    }
+
+    /// Ends the member and returns the compressed bytes.
+    func finish() -> [UInt8] {
+        let rc = CStatorSys_zstream_write(&stream, nil, 0, 1)
+        precondition(rc == 0, "zlib deflate failed")
+        return Array(UnsafeBufferPointer(start: stream.out, count: stream.length))
+    }
+}
+
+extension Gzip {
+    /// Decompresses gzip (several members are fine).
+    /// - Returns: the bytes, or `nil` when the input is not gzip.
+    public static func decompress(_ bytes: [UInt8]) -> [UInt8]? {
+        var stream = CStatorSys_zstream()
+        guard CStatorSys_zstream_inflate_init(&stream) == 0 else { return nil }
+        defer { CStatorSys_zstream_free(&stream) }
+        let rc = bytes.withUnsafeBufferPointer { CStatorSys_zstream_write(&stream, $0.baseAddress, $0.count, 0) }
+        guard rc == 0 else { return nil }
+        return Array(UnsafeBufferPointer(start: stream.out, count: stream.length))
+    }
+}

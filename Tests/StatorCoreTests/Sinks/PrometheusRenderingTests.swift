@@ -201,3 +201,34 @@ func namesFollowTheSpec(_ c: NameCase) {
     #expect(try gunzip(joined) == a + b)
     #expect(try gunzip(Gzip.compress([])) == [])
 }
+
+@Test func expiredSlotsAreReusedWithoutDisturbingOrder() throws {
+    // b expires after the first flush (TTL 10 s); d arrives later and takes its place in storage.
+    let text = try page([["a:1|g", "b:1|g", "c:1|g"], ["a:2|g", "c:2|g"], ["a:3|g", "c:3|g", "d:1|g"]], ttlMillis: 10_000)
+    let names = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { String($0.prefix { $0 != " " }) }
+    #expect(names == ["a", "c", "d"])
+}
+
+@Test func aMergedSeriesLivesUntilItsLastContributorExpires() throws {
+    let text = try page([["x.y:1|c", "x_y:1|c"], ["x_y:1|c"], ["x_y:1|c"]], ttlMillis: 15_000)
+    #expect(text.hasSuffix("x_y_total 4\n"))
+    let gone = try page([["x.y:1|c", "x_y:1|c"], [], [], []], ttlMillis: 15_000)
+    #expect(gone.isEmpty)
+}
+
+@Test func largePagesAreKeptGzippedAndInflatedOnDemand() throws {
+    let lines = (0..<60_000).map { "big.page.series.number.\($0):1|c" }
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 4), seed: 1)
+    let sink = PrometheusSink(configuration: PrometheusConfiguration(), metrics: SelfMetrics(readers: 1), reservedNames: [])
+    let flusher = Flusher(table: table, configuration: FlushConfiguration(), startMillis: 0, metrics: SelfMetrics(readers: 1)) {
+        try? sink.emit($0)
+    }
+    ingest(table, lines)
+    flusher.flush(at: 10_000)
+    let page = sink.page
+    let text = page.body
+    #expect(text.count > PrometheusPage.keepPlainUpTo)
+    #expect(page.gzipped.count * 5 < text.count)
+    #expect(Gzip.decompress(page.gzipped) == text)
+    #expect(String(decoding: text.suffix(40), as: UTF8.self).contains("_total 1\n"))
+}

@@ -3,14 +3,19 @@ import Synchronization
 /// The Prometheus view of everything flushed so far: counters cumulative since
 /// the series appeared, gauges and sets as their last value, timers, histograms
 /// and distributions as cumulative histograms. Fed by each `FlushBatch`; read by
-/// the scrape page and (later) the remote-write sink, so it lives on its own.
+/// the scrape page and the remote-write sink, so it lives on its own.
 ///
 /// Names and labels follow `PrometheusNaming`. Statsd series whose names and
 /// labels coincide are merged; one family has one type, and a series of another
 /// type is left out and counted as `type_conflict` once per flush.
+///
+/// Layout, for a million series: families and series sit in flat arrays, linked
+/// in first-seen order and reused through free lists; a family keeps the statsd
+/// key that registered it (its name and HELP come from that key), so neither
+/// needs an allocation of its own; histogram state sits in a side table.
 public final class CumulativeState: Sendable {
     /// The Prometheus type of a family.
-    public enum FamilyType: Sendable {
+    public enum FamilyType: UInt8, Sendable {
         case counter, gauge, histogram
 
         init(_ type: MetricType) {
@@ -30,39 +35,69 @@ public final class CumulativeState: Sendable {
         }
     }
 
-    /// One exposed series.
+    struct Family {
+        /// The statsd series that registered the family: gives its name and HELP.
+        var source: MetricKey
+        var type: FamilyType
+        var bounds: BucketBounds?
+        var firstSeries: Int32 = -1
+        var lastSeries: Int32 = -1
+        var live: Int32 = 0
+        var next: Int32 = -1
+        var previous: Int32 = -1
+    }
+
     struct Series {
+        var family: Int32
         var labels: PrometheusNaming.Labels
         /// Counter total or gauge value.
         var value: Double = 0
+        /// Index into `histograms`, or -1.
+        var histogram: Int32 = -1
         /// For sets: the flush that last set `value` (a set reads 0 after an empty interval).
         var setAt: UInt64 = 0
         var isSet = false
-        /// Histogram state: cumulative per-bucket counts (not cumulative across buckets), sum, count.
-        var buckets: [Double] = []
-        var sum: Double = 0
-        var count: Double = 0
         /// Statsd series feeding this one; it is removed when the last of them expires.
-        var contributors = 0
+        var contributors: Int32 = 0
+        var next: Int32 = -1
+        var previous: Int32 = -1
     }
 
-    /// One metric family.
-    struct Family {
-        var name: [UInt8]
-        var type: FamilyType
-        var help: [UInt8]
-        var bounds: BucketBounds?
-        var series: [Series?] = []
-        var index: [PrometheusNaming.Labels: Int] = [:]
-        var live = 0
+    struct Histogram {
+        /// Rate-weighted count per bucket (not cumulative); the last is `+Inf`.
+        var buckets: [Double]
+        var sum: Double = 0
+        var count: Double = 0
+    }
+
+    /// The hash under which an exposed sample name is indexed.
+    static func nameHash(_ bytes: [UInt8]) -> Int {
+        var h = Hasher()
+        h.combine(bytes)
+        return h.finalize()
+    }
+
+    struct SeriesIdentity: Hashable {
+        var family: Int32
+        var labels: PrometheusNaming.Labels
     }
 
     struct State {
-        var families: [Family?] = []
-        /// Every exposed sample name (including `_bucket`/`_sum`/`_count`) -> family.
-        var names: [[UInt8]: Int] = [:]
-        /// Statsd series -> (family, series).
-        var routes: [MetricKey: (family: Int, series: Int)] = [:]
+        var families: [Family] = []
+        var freeFamilies: [Int32] = []
+        var firstFamily: Int32 = -1
+        var lastFamily: Int32 = -1
+        var series: [Series] = []
+        var freeSeries: [Int32] = []
+        var histograms: [Histogram] = []
+        var freeHistograms: [Int32] = []
+        /// Hash of every exposed sample name (`x`, and `x_bucket`/`x_sum`/`x_count` of a
+        /// histogram `x`) -> the families exposing a name with that hash. Names are not stored:
+        /// they are derived from each family's source key when compared.
+        var names: [Int: [Int32]] = [:]
+        var seriesIndex: [SeriesIdentity: Int32] = [:]
+        /// Statsd series -> the series it feeds.
+        var routes: [MetricKey: Int32] = [:]
         var flushNumber: UInt64 = 0
         var liveFamilies = 0
         /// The last batch folded in (its sequence and flush time).
@@ -71,10 +106,9 @@ public final class CumulativeState: Sendable {
     }
 
     private let state = Mutex(State())
-    private let prefix: [UInt8]
+    let prefix: [UInt8]
     /// Names the agent's own metrics use; statsd families may not take them.
     private let reserved: Set<[UInt8]>
-
     private let metrics: SelfMetrics?
 
     /// - Parameters:
@@ -145,39 +179,63 @@ public final class CumulativeState: Sendable {
                 for f in fresh { _ = route(f.key, f.bounds, &s, &ignored) }
             }
             for c in batch.counters {
-                guard let r = route(c.key, nil, &s, &dropped) else { continue }
-                s.families[r.family]?.series[r.series]?.value += c.value
+                guard let i = route(c.key, nil, &s, &dropped) else { continue }
+                s.series[Int(i)].value += c.value
             }
             for g in batch.gauges {
-                guard let r = route(g.key, nil, &s, &dropped) else { continue }
-                s.families[r.family]?.series[r.series]?.value = g.value
+                guard let i = route(g.key, nil, &s, &dropped) else { continue }
+                s.series[Int(i)].value = g.value
             }
             let flush = s.flushNumber
             for set in batch.sets {
-                guard let r = route(set.key, nil, &s, &dropped) else { continue }
-                s.families[r.family]?.series[r.series]?.value = set.value
-                s.families[r.family]?.series[r.series]?.setAt = flush
+                guard let i = route(set.key, nil, &s, &dropped) else { continue }
+                s.series[Int(i)].value = set.value
+                s.series[Int(i)].setAt = flush
             }
             for t in batch.samples {
-                guard let r = route(t.key, t.bounds, &s, &dropped) else { continue }
+                guard let i = route(t.key, t.bounds, &s, &dropped) else { continue }
+                let h = Int(s.series[Int(i)].histogram)
+                guard h >= 0 else { continue }
                 let scale = t.key.type == .timer ? 1.0 / 1000 : 1
-                s.families[r.family]?.series[r.series]?.sum += t.weightedSum * scale
-                s.families[r.family]?.series[r.series]?.count += t.count
-                for (i, n) in t.bucketCounts.enumerated() { s.families[r.family]?.series[r.series]?.buckets[i] += n }
+                s.histograms[h].sum += t.weightedSum * scale
+                s.histograms[h].count += t.count
+                for (b, n) in t.bucketCounts.enumerated() where b < s.histograms[h].buckets.count {
+                    s.histograms[h].buckets[b] += n
+                }
             }
             return dropped
         }
     }
 
+    /// The family name a statsd key registers.
+    func familyName(of key: MetricKey) -> [UInt8] {
+        key.withName { PrometheusNaming.familyName(prefix: prefix, statsdName: $0, type: key.type) }
+    }
+
+    /// The sample names a family exposes.
+    private static func exposedNames(_ name: [UInt8], _ type: FamilyType) -> [[UInt8]] {
+        guard type == .histogram else { return [name] }
+        return [name] + ["_bucket", "_sum", "_count"].map { name + Array($0.utf8) }
+    }
+
+    /// The family that exposes exactly `name`, if any.
+    private func family(exposing name: [UInt8], _ s: State) -> Int32? {
+        guard let candidates = s.names[Self.nameHash(name)] else { return nil }
+        for f in candidates {
+            let family = s.families[Int(f)]
+            if Self.exposedNames(familyName(of: family.source), family.type).contains(name) { return f }
+        }
+        return nil
+    }
+
     /// Finds or creates the series a statsd key feeds.
-    private func route(
-        _ key: MetricKey, _ bounds: BucketBounds?, _ s: inout State, _ dropped: inout Dropped
-    ) -> (family: Int, series: Int)? {
+    private func route(_ key: MetricKey, _ bounds: BucketBounds?, _ s: inout State, _ dropped: inout Dropped) -> Int32? {
         if let known = s.routes[key] { return known }
         let type = FamilyType(key.type)
-        let name = key.withName { PrometheusNaming.familyName(prefix: prefix, statsdName: $0, type: key.type) }
-        let familyIndex: Int
-        if let existing = s.names[name], let family = s.families[existing], family.name == name {
+        let name = familyName(of: key)
+        let familyIndex: Int32
+        if let existing = family(exposing: name, s), familyName(of: s.families[Int(existing)].source) == name {
+            let family = s.families[Int(existing)]
             guard family.type == type else {
                 dropped.typeConflicts += 1
                 return nil
@@ -189,123 +247,121 @@ public final class CumulativeState: Sendable {
             familyIndex = existing
         } else {
             let exposed = Self.exposedNames(name, type)
-            guard exposed.allSatisfy({ s.names[$0] == nil && !reserved.contains($0) }) else {
+            guard exposed.allSatisfy({ family(exposing: $0, s) == nil && !reserved.contains($0) }) else {
                 dropped.typeConflicts += 1
                 return nil
             }
-            var help = Array("statsd \(key.type) ".utf8)
-            key.withName { help.append(contentsOf: $0) }
-            familyIndex = s.families.count
-            s.families.append(Family(name: name, type: type, help: help, bounds: type == .histogram ? bounds : nil))
-            for n in exposed { s.names[n] = familyIndex }
-            s.liveFamilies += 1
+            familyIndex = addFamily(Family(source: key, type: type, bounds: type == .histogram ? bounds : nil), &s)
+            for n in exposed { s.names[Self.nameHash(n), default: []].append(familyIndex) }
         }
         let labels = PrometheusNaming.labels(of: key, histogram: type == .histogram)
-        guard var family = s.families[familyIndex] else { return nil }
-        s.families[familyIndex] = nil  // edit in place without a copy
-        let seriesIndex: Int
-        if let existing = family.index[labels] {
+        let identity = SeriesIdentity(family: familyIndex, labels: labels)
+        let seriesIndex: Int32
+        if let existing = s.seriesIndex[identity] {
             seriesIndex = existing
         } else {
-            seriesIndex = family.series.count
-            var series = Series(labels: labels)
+            var series = Series(family: familyIndex, labels: labels)
             series.isSet = key.type == .set
-            if type == .histogram { series.buckets = Array(repeating: 0, count: (bounds?.upperBounds.count ?? 0) + 1) }
-            family.series.append(series)
-            family.index[labels] = seriesIndex
-            family.live += 1
+            if type == .histogram {
+                let histogram = Histogram(buckets: Array(repeating: 0, count: (bounds?.upperBounds.count ?? 0) + 1))
+                if let free = s.freeHistograms.popLast() {
+                    s.histograms[Int(free)] = histogram
+                    series.histogram = free
+                } else {
+                    series.histogram = Int32(s.histograms.count)
+                    s.histograms.append(histogram)
+                }
+            }
+            seriesIndex = addSeries(series, &s)
+            s.seriesIndex[identity] = seriesIndex
         }
-        family.series[seriesIndex]?.contributors += 1
-        s.families[familyIndex] = family
-        s.routes[key] = (familyIndex, seriesIndex)
-        return (familyIndex, seriesIndex)
+        s.series[Int(seriesIndex)].contributors += 1
+        s.routes[key] = seriesIndex
+        return seriesIndex
     }
 
-    /// The sample names a family exposes.
-    private static func exposedNames(_ name: [UInt8], _ type: FamilyType) -> [[UInt8]] {
-        guard type == .histogram else { return [name] }
-        return [name] + ["_bucket", "_sum", "_count"].map { name + Array($0.utf8) }
+    private func addFamily(_ family: Family, _ s: inout State) -> Int32 {
+        var family = family
+        family.previous = s.lastFamily
+        let index: Int32
+        if let free = s.freeFamilies.popLast() {
+            index = free
+            s.families[Int(index)] = family
+        } else {
+            index = Int32(s.families.count)
+            s.families.append(family)
+        }
+        if s.lastFamily >= 0 { s.families[Int(s.lastFamily)].next = index } else { s.firstFamily = index }
+        s.lastFamily = index
+        s.liveFamilies += 1
+        return index
+    }
+
+    private func addSeries(_ series: Series, _ s: inout State) -> Int32 {
+        var series = series
+        let f = Int(series.family)
+        series.previous = s.families[f].lastSeries
+        let index: Int32
+        if let free = s.freeSeries.popLast() {
+            index = free
+            s.series[Int(index)] = series
+        } else {
+            index = Int32(s.series.count)
+            s.series.append(series)
+        }
+        if s.families[f].lastSeries >= 0 {
+            s.series[Int(s.families[f].lastSeries)].next = index
+        } else {
+            s.families[f].firstSeries = index
+        }
+        s.families[f].lastSeries = index
+        s.families[f].live += 1
+        return index
     }
 
     /// A statsd series expired: drop its share, and the series and family once nothing feeds them.
     private func forget(_ key: MetricKey, _ s: inout State) {
-        guard let r = s.routes.removeValue(forKey: key), var family = s.families[r.family],
-            var series = family.series[r.series]
-        else { return }
-        series.contributors -= 1
-        if series.contributors > 0 {
-            s.families[r.family]?.series[r.series] = series
-            return
+        guard let i = s.routes.removeValue(forKey: key) else { return }
+        let index = Int(i)
+        s.series[index].contributors -= 1
+        guard s.series[index].contributors == 0 else { return }
+        let series = s.series[index]
+        let f = Int(series.family)
+        if series.previous >= 0 {
+            s.series[Int(series.previous)].next = series.next
+        } else {
+            s.families[f].firstSeries = series.next
         }
-        family.series[r.series] = nil
-        family.index[series.labels] = nil
-        family.live -= 1
-        if family.live > 0 {
-            s.families[r.family] = family
-            return
+        if series.next >= 0 {
+            s.series[Int(series.next)].previous = series.previous
+        } else {
+            s.families[f].lastSeries = series.previous
         }
-        s.families[r.family] = nil
-        for n in Self.exposedNames(family.name, family.type) { s.names[n] = nil }
+        s.seriesIndex[SeriesIdentity(family: series.family, labels: series.labels)] = nil
+        if series.histogram >= 0 {
+            s.histograms[Int(series.histogram)] = Histogram(buckets: [])
+            s.freeHistograms.append(series.histogram)
+        }
+        s.series[index] = Series(family: -1, labels: .init())
+        s.freeSeries.append(i)
+        s.families[f].live -= 1
+        guard s.families[f].live == 0 else { return }
+        let family = s.families[f]
+        if family.previous >= 0 { s.families[Int(family.previous)].next = family.next } else { s.firstFamily = family.next }
+        if family.next >= 0 { s.families[Int(family.next)].previous = family.previous } else { s.lastFamily = family.previous }
+        for n in Self.exposedNames(familyName(of: family.source), family.type) {
+            let h = Self.nameHash(n)
+            s.names[h]?.removeAll { $0 == Int32(f) }
+            if s.names[h]?.isEmpty == true { s.names[h] = nil }
+        }
+        s.families[f] = Family(source: MetricKey(bytes: [], hash: 0), type: .gauge)
+        s.freeFamilies.append(Int32(f))
         s.liveFamilies -= 1
     }
 
-    /// Calls `body` with every live family and its live series, in a stable order
-    /// (first appearance), holding the state's own lock (never a shard lock).
-    func withFamilies<R>(_ body: (_ families: [Family?], _ flushNumber: UInt64) -> R) -> R {
-        state.withLock { s in
-            compactIfSparse(&s)
-            return body(s.families, s.flushNumber)
-        }
-    }
-
-    /// Like `withFamilies`, also passing the sequence and flush time of the last batch applied.
-    func withFamilies<R>(
-        _ body: (_ families: [Family?], _ flushNumber: UInt64, _ sequence: UInt64, _ timestamp: EpochMillis) -> R
-    ) -> R {
-        state.withLock { s in
-            compactIfSparse(&s)
-            return body(s.families, s.flushNumber, s.appliedSequence, s.appliedTimestamp)
-        }
-    }
-
-    /// Drops removed families and series once they outnumber the live ones, keeping order.
-    private func compactIfSparse(_ s: inout State) {
-        var familyMap: [Int: Int]? = nil
-        if s.families.count > 64, s.liveFamilies * 2 < s.families.count {
-            var map: [Int: Int] = [:]
-            var kept: [Family?] = []
-            for (old, family) in s.families.enumerated() {
-                guard let family else { continue }
-                map[old] = kept.count
-                kept.append(family)
-            }
-            s.families = kept
-            for (name, old) in s.names { s.names[name] = map[old] }
-            familyMap = map
-        }
-        var seriesMaps: [Int: [Int: Int]] = [:]
-        for f in s.families.indices {
-            guard var family = s.families[f], family.series.count > 64, family.live * 2 < family.series.count else {
-                continue
-            }
-            var map: [Int: Int] = [:]
-            var kept: [Series?] = []
-            for (old, series) in family.series.enumerated() {
-                guard let series else { continue }
-                map[old] = kept.count
-                family.index[series.labels] = kept.count
-                kept.append(series)
-            }
-            family.series = kept
-            s.families[f] = family
-            seriesMaps[f] = map
-        }
-        guard familyMap != nil || !seriesMaps.isEmpty else { return }
-        for (key, r) in s.routes {
-            let f = familyMap.map { $0[r.family] ?? r.family } ?? r.family
-            let i = seriesMaps[f]?[r.series] ?? r.series
-            s.routes[key] = (f, i)
-        }
+    /// Calls `body` with the state, holding the state's own lock (never a shard lock).
+    func withState<R>(_ body: (borrowing State) -> R) -> R {
+        state.withLock { body($0) }
     }
 
     /// Number of live families (for tests and self metrics).

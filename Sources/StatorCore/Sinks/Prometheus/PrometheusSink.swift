@@ -14,22 +14,28 @@ public struct PrometheusConfiguration: Sendable {
 }
 
 /// The statsd series rendered once per flush: immutable, shared by every scrape.
+/// Kept gzipped (what Prometheus asks for); the plain text is kept as well while
+/// it is small, and inflated on demand otherwise.
 public final class PrometheusPage: Sendable {
-    /// The exposition text.
-    public let body: [UInt8]
-    private let compressed = Mutex<[UInt8]?>(nil)
+    /// The exposition text gzipped (one member).
+    public let gzipped: [UInt8]
+    private let plain: [UInt8]?
+    /// Plain text above this size is not kept (a million series is over 100 MB of text).
+    static let keepPlainUpTo = 8 << 20
 
-    init(body: [UInt8]) { self.body = body }
-
-    /// The body gzipped, compressed at most once per page.
-    public var gzipped: [UInt8] {
-        compressed.withLock { cached in
-            if let cached { return cached }
-            let bytes = Gzip.compress(body)
-            cached = bytes
-            return bytes
-        }
+    init(gzipped: [UInt8], plain: [UInt8]?) {
+        self.gzipped = gzipped
+        self.plain = plain
     }
+
+    /// An empty page.
+    static let empty = PrometheusPage(gzipped: [], plain: [])
+
+    /// The exposition text.
+    public var body: [UInt8] { plain ?? Gzip.decompress(gzipped) ?? [] }
+
+    /// Whether the page holds no series.
+    public var isEmpty: Bool { gzipped.isEmpty }
 }
 
 /// Folds each batch into the cumulative state and publishes a new page.
@@ -38,7 +44,7 @@ public final class PrometheusSink: Sink {
     public let name = "prometheus"
     /// The cumulative state (shared with the remote-write sink).
     public let state: CumulativeState
-    private let current = Mutex(PrometheusPage(body: []))
+    private let current = Mutex(PrometheusPage.empty)
 
     /// - Parameters:
     ///   - reservedNames: family names the agent's own metrics use.
@@ -49,7 +55,19 @@ public final class PrometheusSink: Sink {
     public func emit(_ batch: FlushBatch) throws {
         // Folds the batch in unless another sink sharing the state already did; then renders.
         state.apply(batch)
-        let page = PrometheusPage(body: PrometheusTextEncoder.render(state))
+        // Render in chunks straight into gzip: the full text of a large page is never held.
+        let writer = GzipWriter(level: 1)
+        var plain: [UInt8]? = []
+        var any = false
+        PrometheusTextEncoder.render(state) { chunk in
+            any = true
+            writer.write(chunk)
+            if plain != nil {
+                plain?.append(contentsOf: chunk)
+                if (plain?.count ?? 0) > PrometheusPage.keepPlainUpTo { plain = nil }
+            }
+        }
+        let page = any ? PrometheusPage(gzipped: writer.finish(), plain: plain) : PrometheusPage.empty
         current.withLock { $0 = page }
     }
 

@@ -1,48 +1,73 @@
 /// Renders the cumulative state in the text exposition format 0.0.4: every
 /// family with `# HELP` and `# TYPE`, its series together, labels sorted.
 enum PrometheusTextEncoder {
-    /// Renders every family of `state`.
-    static func render(_ state: CumulativeState) -> [UInt8] {
-        state.withFamilies { families, flushNumber in
+    /// Renders every family, handing the text to `sink` in chunks of about `chunk` bytes.
+    static func render(_ state: CumulativeState, chunk: Int = 1 << 20, _ sink: (_ text: [UInt8]) -> Void) {
+        state.withState { s in
             var out: [UInt8] = []
-            out.reserveCapacity(families.count * 160)
-            for family in families {
-                guard let family else { continue }
-                render(family, flushNumber: flushNumber, into: &out)
+            out.reserveCapacity(chunk + 4096)
+            var f = s.firstFamily
+            while f >= 0 {
+                render(s, Int(f), prefix: state.prefix, into: &out)
+                if out.count >= chunk {
+                    sink(out)
+                    out.removeAll(keepingCapacity: true)
+                }
+                f = s.families[Int(f)].next
             }
-            return out
+            if !out.isEmpty { sink(out) }
         }
     }
 
-    private static func render(_ family: CumulativeState.Family, flushNumber: UInt64, into out: inout [UInt8]) {
+    /// Renders every family into one buffer (tests, small pages).
+    static func render(_ state: CumulativeState) -> [UInt8] {
+        var all: [UInt8] = []
+        render(state) { all.append(contentsOf: $0) }
+        return all
+    }
+
+    private static func render(_ s: borrowing CumulativeState.State, _ f: Int, prefix: [UInt8], into out: inout [UInt8]) {
+        let family = s.families[f]
+        let name = family.source.withName {
+            PrometheusNaming.familyName(prefix: prefix, statsdName: $0, type: family.source.type)
+        }
         append("# HELP ", &out)
-        out.append(contentsOf: family.name)
-        out.append(0x20)
-        PrometheusNaming.appendEscapedHelp(family.help, to: &out)
+        out.append(contentsOf: name)
+        append(" statsd \(family.source.type) ", &out)
+        family.source.withName { PrometheusNaming.appendEscapedHelp($0, to: &out) }
         append("\n# TYPE ", &out)
-        out.append(contentsOf: family.name)
+        out.append(contentsOf: name)
         append(" \(family.type.text)\n", &out)
         let bounds = family.bounds?.upperBounds ?? []
-        let leTexts = bounds.map { Array("le=\"\(PrometheusNumber.format($0))\"".utf8) } + [Array("le=\"+Inf\"".utf8)]
-        for series in family.series {
-            guard let series else { continue }
+        let leTexts =
+            family.type == .histogram
+            ? bounds.map { Array("le=\"\(PrometheusNumber.format($0))\"".utf8) } + [Array("le=\"+Inf\"".utf8)] : []
+        var i = family.firstSeries
+        while i >= 0 {
+            let series = s.series[Int(i)]
             switch family.type {
             case .counter, .gauge:
-                let value = series.isSet && series.setAt != flushNumber ? 0 : series.value
-                sample(family.name, [], series.labels, nil, value, &out)
+                let value = series.isSet && series.setAt != s.flushNumber ? 0 : series.value
+                sample(name, [], series.labels, nil, value, &out)
             case .histogram:
+                let h = s.histograms[Int(series.histogram)]
                 var cumulative = 0.0
-                for (i, le) in leTexts.enumerated() {
-                    cumulative += series.buckets[i]
+                for (b, le) in leTexts.enumerated() {
+                    cumulative += b < h.buckets.count ? h.buckets[b] : 0
                     // The +Inf bucket is the count itself, so the two always agree.
-                    let value = i == leTexts.count - 1 ? series.count : cumulative
-                    sample(family.name, Array("_bucket".utf8), series.labels, le, value, &out)
+                    let value = b == leTexts.count - 1 ? h.count : cumulative
+                    sample(name, bucketSuffix, series.labels, le, value, &out)
                 }
-                sample(family.name, Array("_sum".utf8), series.labels, nil, series.sum, &out)
-                sample(family.name, Array("_count".utf8), series.labels, nil, series.count, &out)
+                sample(name, sumSuffix, series.labels, nil, h.sum, &out)
+                sample(name, countSuffix, series.labels, nil, h.count, &out)
             }
+            i = series.next
         }
     }
+
+    private static let bucketSuffix = Array("_bucket".utf8)
+    private static let sumSuffix = Array("_sum".utf8)
+    private static let countSuffix = Array("_count".utf8)
 
     /// One sample line: `name{labels} value`, with `le` in its sorted place.
     private static func sample(

@@ -29,35 +29,41 @@ public enum RemoteWriteEncoder {
     /// series), as of the last applied batch.
     /// - Returns: the series, the flush time to stamp them with, and the batch sequence they reflect.
     static func series(from state: CumulativeState) -> (series: [Series], timestamp: EpochMillis, sequence: UInt64) {
-        state.withFamilies { families, flushNumber, sequence, timestamp in
+        state.withState { s in
             var out: [Series] = []
-            for family in families {
-                guard let family else { continue }
+            var f = s.firstFamily
+            while f >= 0 {
+                let family = s.families[Int(f)]
+                let name = state.familyName(of: family.source)
                 let bounds = family.bounds?.upperBounds ?? []
-                for series in family.series {
-                    guard let series else { continue }
+                var i = family.firstSeries
+                while i >= 0 {
+                    let series = s.series[Int(i)]
                     let labels = parseLabels(series.labels)
                     switch family.type {
                     case .counter, .gauge:
-                        let value = series.isSet && series.setAt != flushNumber ? 0 : series.value
-                        out.append(Series(labels: sorted(labels, name: family.name), value: value))
+                        let value = series.isSet && series.setAt != s.flushNumber ? 0 : series.value
+                        out.append(Series(labels: sorted(labels, name: name), value: value))
                     case .histogram:
+                        let h = s.histograms[Int(series.histogram)]
                         var cumulative = 0.0
-                        for i in 0...bounds.count {
-                            cumulative += series.buckets[i]
-                            let le = i == bounds.count ? "+Inf" : PrometheusNumber.format(bounds[i])
+                        for b in 0...bounds.count {
+                            cumulative += b < h.buckets.count ? h.buckets[b] : 0
+                            let le = b == bounds.count ? "+Inf" : PrometheusNumber.format(bounds[b])
                             out.append(
                                 Series(
                                     labels: sorted(
-                                        labels + [(Array("le".utf8), Array(le.utf8))], name: family.name + Array("_bucket".utf8)),
-                                    value: i == bounds.count ? series.count : cumulative))
+                                        labels + [(Array("le".utf8), Array(le.utf8))], name: name + Array("_bucket".utf8)),
+                                    value: b == bounds.count ? h.count : cumulative))
                         }
-                        out.append(Series(labels: sorted(labels, name: family.name + Array("_sum".utf8)), value: series.sum))
-                        out.append(Series(labels: sorted(labels, name: family.name + Array("_count".utf8)), value: series.count))
+                        out.append(Series(labels: sorted(labels, name: name + Array("_sum".utf8)), value: h.sum))
+                        out.append(Series(labels: sorted(labels, name: name + Array("_count".utf8)), value: h.count))
                     }
+                    i = series.next
                 }
+                f = family.next
             }
-            return (out, timestamp, sequence)
+            return (out, s.appliedTimestamp, s.appliedSequence)
         }
     }
 
