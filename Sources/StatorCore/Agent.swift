@@ -34,7 +34,8 @@ public final class Agent: Sendable {
             configuration: configuration.udp, table: table, metrics: metrics,
             logger: logger.child("stator.receive"))
         let prometheus = PrometheusSink(
-            configuration: configuration.prometheus, metrics: metrics, reservedNames: SelfMetricsPage.familyNames)
+            configuration: configuration.prometheus, metrics: metrics, reservedNames: SelfMetricsPage.familyNames,
+            logger: logger.child("stator.prometheus"))
         var sinks: [any Sink] = [prometheus]
         if !configuration.json.path.isEmpty { sinks.append(JSONLinesSink(configuration: configuration.json)) }
         var pushMetrics: PushMetrics?
@@ -51,7 +52,7 @@ public final class Agent: Sendable {
         self.fanout = fanout
         flusher = Flusher(
             table: table, configuration: configuration.flush, startMillis: WallClock.nowMillis(),
-            metrics: metrics
+            metrics: metrics, logger: logger.child("stator.flush")
         ) { fanout.publish($0) }
         let page = SelfMetricsPage(metrics: metrics, table: table, push: pushMetrics)
         http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http")) { head in

@@ -35,6 +35,7 @@ public final class Flusher: Sendable {
     private let configuration: FlushConfiguration
     private let publish: @Sendable (FlushBatch) -> Void
     private let metrics: SelfMetrics
+    private let logger: Logger?
     private let state: Mutex<State>
     private let wake = ConditionLock()
     private let stopping = Atomic<Bool>(false)
@@ -45,8 +46,9 @@ public final class Flusher: Sendable {
     ///   - publish: receives each batch (normally `SinkFanout.publish`).
     public init(
         table: ShardedTable, configuration: FlushConfiguration, startMillis: EpochMillis,
-        metrics: SelfMetrics, publish: @escaping @Sendable (FlushBatch) -> Void
+        metrics: SelfMetrics, logger: Logger? = nil, publish: @escaping @Sendable (FlushBatch) -> Void
     ) {
+        self.logger = logger
         self.table = table
         self.configuration = configuration
         self.publish = publish
@@ -133,8 +135,10 @@ public final class Flusher: Sendable {
                 counters: counters, gauges: gauges, sets: sets, samples: samples, expired: expired)
         }
         publish(batch)
+        let duration = WallClock.monotonicSeconds() - started
         metrics.flushes.add(1)
-        metrics.lastFlushDurationBits.store((WallClock.monotonicSeconds() - started).bitPattern)
+        metrics.lastFlushDurationBits.store(duration.bitPattern)
+        logger?.debug("flushed", metadata: [("series", "\(batch.seriesCount)"), ("duration_s", "\(duration)")])
         return batch
     }
 }

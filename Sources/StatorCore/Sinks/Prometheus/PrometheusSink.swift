@@ -48,19 +48,27 @@ public final class PrometheusSink: Sink {
 
     /// - Parameters:
     ///   - reservedNames: family names the agent's own metrics use.
-    public init(configuration: PrometheusConfiguration, metrics: SelfMetrics, reservedNames: [String]) {
+    private let logger: Logger?
+
+    public init(
+        configuration: PrometheusConfiguration, metrics: SelfMetrics, reservedNames: [String], logger: Logger? = nil
+    ) {
         state = CumulativeState(prefix: configuration.prefix, reservedNames: reservedNames, metrics: metrics)
+        self.logger = logger
     }
 
     public func emit(_ batch: FlushBatch) throws {
         // Folds the batch in unless another sink sharing the state already did; then renders.
         state.apply(batch)
+        let started = WallClock.monotonicSeconds()
         // Render in chunks straight into gzip: the full text of a large page is never held.
+        var textBytes = 0
         let writer = GzipWriter(level: 1)
         var plain: [UInt8]? = []
         var any = false
         PrometheusTextEncoder.render(state) { chunk in
             any = true
+            textBytes += chunk.count
             writer.write(chunk)
             if plain != nil {
                 plain?.append(contentsOf: chunk)
@@ -69,6 +77,12 @@ public final class PrometheusSink: Sink {
         }
         let page = any ? PrometheusPage(gzipped: writer.finish(), plain: plain) : PrometheusPage.empty
         current.withLock { $0 = page }
+        logger?.debug(
+            "page rendered",
+            metadata: [
+                ("text_bytes", "\(textBytes)"), ("gzip_bytes", "\(page.gzipped.count)"),
+                ("duration_s", "\(WallClock.monotonicSeconds() - started)"),
+            ])
     }
 
     /// The last published page.
