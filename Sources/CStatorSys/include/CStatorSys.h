@@ -14,6 +14,9 @@ typedef struct CStatorSys_mmsghdr {
     unsigned int msg_len;
 } CStatorSys_mmsghdr;
 
+/// Asks the CPU to start loading the cache line at `p` (a hint; never faults).
+static inline void CStatorSys_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
 /// recvmmsg(2). Returns the number of messages received or -1 with errno set.
 int CStatorSys_recvmmsg(int fd, CStatorSys_mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout);
 

@@ -1,3 +1,4 @@
+import CStatorSys
 import Glibc
 
 /// One tracked series in a shard: its key and where its current-interval
@@ -58,6 +59,34 @@ struct SeriesIndex {
         stored.bytes.withUnsafeBytes { s in
             guard s.count == key.count, let a = s.baseAddress, let b = key.baseAddress else { return false }
             return memcmp(a, b, key.count) == 0
+        }
+    }
+
+    /// Prefetch helpers for batched lookups: each touches only lines an earlier pass asked for.
+    @inline(__always)
+    func prefetchBucket(_ hash: UInt64) {
+        buckets.withUnsafeBufferPointer { b in
+            if let base = b.baseAddress { CStatorSys_prefetch(base + (Int(UInt32(truncatingIfNeeded: hash)) & mask)) }
+        }
+    }
+
+    /// Reads the home bucket (prefetched) and prefetches the slot it names.
+    @inline(__always)
+    func prefetchSlot(_ hash: UInt64) {
+        let b = buckets[Int(UInt32(truncatingIfNeeded: hash)) & mask]
+        guard b.slot >= 0 else { return }
+        slots.withUnsafeBufferPointer { s in
+            if let base = s.baseAddress { CStatorSys_prefetch(base + Int(b.slot)) }
+        }
+    }
+
+    /// Reads the home bucket and its slot (prefetched) and prefetches the slot's key bytes.
+    @inline(__always)
+    func prefetchKey(_ hash: UInt64) {
+        let b = buckets[Int(UInt32(truncatingIfNeeded: hash)) & mask]
+        guard b.slot >= 0 else { return }
+        slots[Int(b.slot)].key.bytes.withUnsafeBufferPointer { k in
+            if let base = k.baseAddress { CStatorSys_prefetch(UnsafeRawPointer(base) - 16) }
         }
     }
 

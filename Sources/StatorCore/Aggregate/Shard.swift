@@ -51,73 +51,105 @@ final class Shard: Sendable {
     func record(
         key: UnsafeRawBufferPointer, hash: UInt64, group: SampleGroup, line: borrowing ParsedLine, src: UnsafeRawBufferPointer
     ) -> Bool {
-        let maxSamples = self.maxSamples
-        let memberSeed = self.memberSeed
-        return state.withLock { s in
-            let id: Int32
-            if let found = s.index.find(key, hash: hash) {
-                id = found
-            } else {
-                let context = self.context
-                guard context.budget.admit() else { return false }
-                let owned = MetricKey(bytes: Array(key), hash: hash)
-                let bounds = group.type.isSampled ? owned.withName { context.buckets.bounds(for: $0) } : nil
-                id = s.index.insert(owned, generation: s.generation, bounds: bounds)
+        let memberHash =
+            group.type == .set
+            ? SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: src[group.member]), seed: memberSeed) : 0
+        return line.values.withUnsafeBufferPointer { values in
+            let mine = UnsafeBufferPointer(rebasing: values[group.valueStart..<group.valueEnd])
+            return state.withLock { s in
+                recordOne(&s, key: key, hash: hash, type: group.type, rate: group.rate, values: mine, memberHash: memberHash)
             }
-            let generation = s.generation
-            var position = Int(s.index[id].position)
-            let fresh = s.index[id].lastGeneration != generation || position < 0
-            switch group.type {
-            case .counter:
-                if fresh {
-                    position = s.interval.counters.count
-                    s.interval.counters.append(CounterAggregate(key: s.index[id].key, sum: 0))
-                }
-                var sum = s.interval.counters[position].sum
-                for v in group.valueStart..<group.valueEnd { sum += line.values[v].value / group.rate }
-                s.interval.counters[position].sum = sum
-            case .gauge:
-                if fresh {
-                    position = s.interval.gauges.count
-                    s.interval.gauges.append(GaugeAggregate(key: s.index[id].key, hasSet: false, value: 0, delta: 0))
-                }
-                for v in group.valueStart..<group.valueEnd {
-                    let parsed = line.values[v]
-                    if !parsed.isDelta {
-                        s.interval.gauges[position].hasSet = true
-                        s.interval.gauges[position].value = parsed.value
-                    } else if s.interval.gauges[position].hasSet {
-                        s.interval.gauges[position].value += parsed.value
-                    } else {
-                        s.interval.gauges[position].delta += parsed.value
-                    }
-                }
-            case .set:
-                if fresh {
-                    position = s.interval.sets.count
-                    s.interval.sets.append(SetAggregate(key: s.index[id].key))
-                }
-                let member = SeriesKeyBuilder.hash(
-                    UnsafeRawBufferPointer(rebasing: src[group.member]), seed: memberSeed)
-                s.interval.sets[position].members.insert(member)
-            case .timer, .histogram, .distribution:
-                if fresh {
-                    position = s.interval.samples.count
-                    let bounds = s.index[id].bounds ?? self.context.buckets.defaults
-                    s.interval.samples.append(SampleAggregate(key: s.index[id].key, bounds: bounds))
-                }
-                let weight = 1 / group.rate
-                for v in group.valueStart..<group.valueEnd {
-                    s.interval.samples[position].add(
-                        line.values[v].value, weight: weight, maxSamples: maxSamples, rng: &s.rng)
-                }
-            }
-            if fresh {
-                s.index[id].position = Int32(position)
-                s.index[id].lastGeneration = generation
-            }
-            return true
         }
+    }
+
+    /// Records staged samples of this shard under one lock. Three prefetch passes
+    /// first (buckets, then slots, then key bytes), so that the cache misses of the
+    /// lookups overlap instead of coming one after another.
+    /// - Parameter rejected: gets the line of each sample dropped by `max_series`.
+    func record(
+        samples: UnsafeBufferPointer<StagedSample>, indices: UnsafeBufferPointer<Int32>,
+        values: UnsafeBufferPointer<ParsedValue>, keys: UnsafeRawBufferPointer, rejected: inout [Int32]
+    ) {
+        state.withLock { s in
+            for i in indices { s.index.prefetchBucket(samples[Int(i)].hash) }
+            for i in indices { s.index.prefetchSlot(samples[Int(i)].hash) }
+            for i in indices { s.index.prefetchKey(samples[Int(i)].hash) }
+            for i in indices {
+                let e = samples[Int(i)]
+                let key = UnsafeRawBufferPointer(rebasing: keys[Int(e.keyOffset)..<Int(e.keyOffset + e.keyLength)])
+                let mine = UnsafeBufferPointer(rebasing: values[Int(e.valueStart)..<Int(e.valueEnd)])
+                if !recordOne(&s, key: key, hash: e.hash, type: e.type, rate: e.rate, values: mine, memberHash: e.memberHash) {
+                    rejected.append(e.line)
+                }
+            }
+        }
+    }
+
+    /// Finds or creates the series and adds the values to its interval aggregate (the lock held).
+    @inline(__always)
+    private func recordOne(
+        _ s: inout State, key: UnsafeRawBufferPointer, hash: UInt64, type: MetricType, rate: Double,
+        values: UnsafeBufferPointer<ParsedValue>, memberHash: UInt64
+    ) -> Bool {
+        let id: Int32
+        if let found = s.index.find(key, hash: hash) {
+            id = found
+        } else {
+            let context = self.context
+            guard context.budget.admit() else { return false }
+            let owned = MetricKey(bytes: Array(key), hash: hash)
+            let bounds = type.isSampled ? owned.withName { context.buckets.bounds(for: $0) } : nil
+            id = s.index.insert(owned, generation: s.generation, bounds: bounds)
+        }
+        let generation = s.generation
+        var position = Int(s.index[id].position)
+        let fresh = s.index[id].lastGeneration != generation || position < 0
+        switch type {
+        case .counter:
+            if fresh {
+                position = s.interval.counters.count
+                s.interval.counters.append(CounterAggregate(key: s.index[id].key, sum: 0))
+            }
+            var sum = s.interval.counters[position].sum
+            for v in values { sum += v.value / rate }
+            s.interval.counters[position].sum = sum
+        case .gauge:
+            if fresh {
+                position = s.interval.gauges.count
+                s.interval.gauges.append(GaugeAggregate(key: s.index[id].key, hasSet: false, value: 0, delta: 0))
+            }
+            for v in values {
+                if !v.isDelta {
+                    s.interval.gauges[position].hasSet = true
+                    s.interval.gauges[position].value = v.value
+                } else if s.interval.gauges[position].hasSet {
+                    s.interval.gauges[position].value += v.value
+                } else {
+                    s.interval.gauges[position].delta += v.value
+                }
+            }
+        case .set:
+            if fresh {
+                position = s.interval.sets.count
+                s.interval.sets.append(SetAggregate(key: s.index[id].key))
+            }
+            s.interval.sets[position].members.insert(memberHash)
+        case .timer, .histogram, .distribution:
+            if fresh {
+                position = s.interval.samples.count
+                let bounds = s.index[id].bounds ?? self.context.buckets.defaults
+                s.interval.samples.append(SampleAggregate(key: s.index[id].key, bounds: bounds))
+            }
+            let weight = 1 / rate
+            for v in values {
+                s.interval.samples[position].add(v.value, weight: weight, maxSamples: maxSamples, rng: &s.rng)
+            }
+        }
+        if fresh {
+            s.index[id].position = Int32(position)
+            s.index[id].lastGeneration = generation
+        }
+        return true
     }
 
     /// Swaps out the interval's aggregates and starts `nextGeneration`.

@@ -29,6 +29,8 @@ public final class ShardedTable: Sendable {
     let configuration: AggregationConfiguration
     /// Seeds the key hash (per process, against crafted collisions).
     let seed: UInt64
+    /// Seeds set-member hashes.
+    let memberSeed: UInt64
 
     /// Creates the table.
     /// - Parameters:
@@ -43,8 +45,10 @@ public final class ShardedTable: Sendable {
         var rng = SplitMix64(state: seed)
         let budget = SeriesBudget(limit: configuration.maxSeries)
         self.budget = budget
+        let memberSeed = rng.next()
+        self.memberSeed = memberSeed
         let context = ShardContext(
-            budget: budget, maxSamples: configuration.maxSamplesPerSeries, memberSeed: rng.next(),
+            budget: budget, maxSamples: configuration.maxSamplesPerSeries, memberSeed: memberSeed,
             buckets: configuration.buckets)
         shards = (0..<configuration.shards).map { _ in Shard(seed: rng.next(), context: context) }
         shardShift = UInt64(64 - configuration.shards.trailingZeroBitCount)
@@ -68,6 +72,50 @@ public final class ShardedTable: Sendable {
             ok = ok && admitted
         }
         return ok
+    }
+
+    /// The shard a key hash belongs to (high bits; the index uses the low bits).
+    @inline(__always)
+    func shardIndex(_ hash: UInt64) -> Int { shardShift == 64 ? 0 : Int(hash >> shardShift) }
+
+    /// Number of shards.
+    var shardCount: Int { shards.count }
+
+    /// Records a staged batch shard by shard (see `StagedBatch`).
+    /// - Parameters:
+    ///   - order: scratch for the grouping (reused by the caller).
+    ///   - rejected: gets the line of each sample dropped by `max_series`.
+    func record(_ batch: borrowing StagedBatch, order: inout [Int32], starts: inout [Int32], rejected: inout [Int32]) {
+        let n = batch.samples.count
+        guard n > 0 else { return }
+        // Counting sort by shard: stable, so a series' samples keep their order.
+        let count = shards.count
+        if starts.count != count + 1 { starts = Array(repeating: 0, count: count + 1) }
+        for k in starts.indices { starts[k] = 0 }
+        batch.samples.withUnsafeBufferPointer { samples in
+            for e in samples { starts[shardIndex(e.hash) + 1] += 1 }
+        }
+        for k in 0..<count { starts[k + 1] += starts[k] }
+        if order.count < n { order = Array(repeating: 0, count: n) }
+        var next = starts
+        batch.samples.withUnsafeBufferPointer { samples in
+            for (i, e) in samples.enumerated() {
+                let k = shardIndex(e.hash)
+                order[Int(next[k])] = Int32(i)
+                next[k] += 1
+            }
+        }
+        let keys = batch.keyBytes
+        batch.samples.withUnsafeBufferPointer { samples in
+            batch.values.withUnsafeBufferPointer { values in
+                order.withUnsafeBufferPointer { order in
+                    for k in 0..<count where starts[k + 1] > starts[k] {
+                        let indices = UnsafeBufferPointer(rebasing: order[Int(starts[k])..<Int(starts[k + 1])])
+                        shards[k].record(samples: samples, indices: indices, values: values, keys: keys, rejected: &rejected)
+                    }
+                }
+            }
+        }
     }
 
     /// Swaps out every shard's interval and starts `nextGeneration`.

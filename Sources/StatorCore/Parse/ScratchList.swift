@@ -42,6 +42,12 @@ public struct ScratchList<Element>: ~Copyable {
     @inline(__always)
     public mutating func removeAll() { count = 0 }
 
+    /// Calls `body` with the elements in place.
+    @inline(__always)
+    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Element>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: storage, count: count))
+    }
+
     /// The elements as an array (tests, tools; allocates).
     public func toArray() -> [Element] { Array(UnsafeBufferPointer(start: storage, count: count)) }
 

@@ -103,10 +103,12 @@ public final class Receiver: Sendable {
                 if stop { return }  // drained after the stop request
                 continue
             }
-            for i in 0..<n {
-                let bytes = reader.payload(i)
-                ingestor.ingest(bytes) { reason, range in rejected(reason, bytes, range, reader, i) }
+            // Stage the whole batch, then record it shard by shard.
+            let report: DatagramIngestor.Rejection = { reason, datagram, range in
+                self.rejected(reason, reader.payload(datagram), range, reader, datagram)
             }
+            for i in 0..<n { ingestor.stage(reader.payload(i), datagram: i, rejected: report) }
+            ingestor.commit(rejected: report)
             metrics.packetsReceived.add(UInt64(n))
             ingestor.flushCounts(to: metrics)
             if let drops = reader.kernelDrops(n - 1) { metrics.kernelDrops[index].store(UInt64(drops)) }

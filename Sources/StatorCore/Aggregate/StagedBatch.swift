@@ -1,0 +1,70 @@
+/// One sample group waiting to be recorded, with its key in the batch's key arena.
+struct StagedSample {
+    var hash: UInt64
+    var keyOffset: Int32
+    var keyLength: Int32
+    var type: MetricType
+    var rate: Double
+    /// Its values: `values[valueStart..<valueEnd]` of the batch.
+    var valueStart: Int32
+    var valueEnd: Int32
+    /// For sets: the member's seeded hash.
+    var memberHash: UInt64
+    /// The line it came from (`lines` of the batch), to count a rejected line once.
+    var line: Int32
+}
+
+/// Where a staged line came from, for the rejection log.
+struct StagedLine {
+    var datagram: Int32
+    var start: Int32
+    var end: Int32
+}
+
+/// Parsed samples of many datagrams, staged so that they can be recorded shard by
+/// shard: one lock per shard per batch instead of one per line, and the cache misses
+/// of a shard's lookups overlapped by prefetching. Owned by one reader; reused.
+struct StagedBatch: ~Copyable {
+    var samples = ScratchList<StagedSample>(capacity: 4096)
+    var values = ScratchList<ParsedValue>(capacity: 4096)
+    var lines = ScratchList<StagedLine>(capacity: 4096)
+    /// Key bytes of every staged sample.
+    private var keys: UnsafeMutablePointer<UInt8>
+    private var keyCapacity = 1 << 16
+    private var keyCount = 0
+
+    init() { keys = .allocate(capacity: keyCapacity) }
+
+    deinit { keys.deallocate() }
+
+    mutating func reset() {
+        samples.removeAll()
+        values.removeAll()
+        lines.removeAll()
+        keyCount = 0
+    }
+
+    /// Copies a key into the arena.
+    /// - Returns: its offset.
+    @inline(__always)
+    mutating func appendKey(_ key: UnsafeRawBufferPointer) -> Int32 {
+        if keyCount + key.count > keyCapacity {
+            var size = keyCapacity * 2
+            while size < keyCount + key.count { size *= 2 }
+            let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: size)
+            bigger.update(from: keys, count: keyCount)
+            keys.deallocate()
+            keys = bigger
+            keyCapacity = size
+        }
+        if let base = key.baseAddress {
+            (keys + keyCount).update(from: base.assumingMemoryBound(to: UInt8.self), count: key.count)
+        }
+        let offset = keyCount
+        keyCount += key.count
+        return Int32(offset)
+    }
+
+    /// The arena's bytes (valid until the next `appendKey` or `reset`).
+    var keyBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: keys, count: keyCount) }
+}
