@@ -1,10 +1,22 @@
 import CStatorSys
 import Glibc
 
+/// The address of a key's bytes.
+/// SAFETY: points into an array that is never mutated and that the owning slot keeps
+/// alive; it is only read under the shard's lock, like the slot itself.
+struct KeyAddress: @unchecked Sendable {
+    let pointer: UnsafeRawPointer
+}
+
 /// One tracked series in a shard: its key and where its current-interval
 /// aggregate lives.
 struct SeriesSlot {
     var key: MetricKey
+    /// The key's bytes, for comparing and prefetching without retaining `key`.
+    /// SAFETY: `key.bytes` is never mutated and `key` lives in this slot for as long
+    /// as the address is used (it is cleared when the slot is removed).
+    var keyAddress: KeyAddress?
+    var keyLength: Int32
     /// The last flush generation in which the series received data.
     var lastGeneration: UInt32
     /// Index into the interval's array for the key's type, valid while
@@ -49,17 +61,15 @@ struct SeriesIndex {
         while true {
             let b = buckets[i]
             if b.slot < 0 { return nil }
-            if b.tag == tag, Self.equal(slots[Int(b.slot)].key, key) { return b.slot }
+            if b.tag == tag, Self.equal(slots[Int(b.slot)], key) { return b.slot }
             i = (i &+ 1) & mask
         }
     }
 
     @inline(__always)
-    private static func equal(_ stored: MetricKey, _ key: UnsafeRawBufferPointer) -> Bool {
-        stored.bytes.withUnsafeBytes { s in
-            guard s.count == key.count, let a = s.baseAddress, let b = key.baseAddress else { return false }
-            return memcmp(a, b, key.count) == 0
-        }
+    private static func equal(_ slot: borrowing SeriesSlot, _ key: UnsafeRawBufferPointer) -> Bool {
+        guard Int(slot.keyLength) == key.count, let a = slot.keyAddress?.pointer, let b = key.baseAddress else { return false }
+        return memcmp(a, b, key.count) == 0
     }
 
     /// Prefetch helpers for batched lookups: each touches only lines an earlier pass asked for.
@@ -85,16 +95,17 @@ struct SeriesIndex {
     func prefetchKey(_ hash: UInt64) {
         let b = buckets[Int(UInt32(truncatingIfNeeded: hash)) & mask]
         guard b.slot >= 0 else { return }
-        slots[Int(b.slot)].key.bytes.withUnsafeBufferPointer { k in
-            if let base = k.baseAddress { CStatorSys_prefetch(UnsafeRawPointer(base) - 16) }
-        }
+        if let address = slots[Int(b.slot)].keyAddress { CStatorSys_prefetch(address.pointer) }
     }
 
     /// Inserts a new series (the caller checked it is absent).
     /// - Returns: its slot id.
     mutating func insert(_ key: MetricKey, generation: UInt32, bounds: BucketBounds?) -> Int32 {
         if (count + 1) * 2 > buckets.count { grow() }
-        let slot = SeriesSlot(key: key, lastGeneration: generation, position: -1, isLive: true, bounds: bounds)
+        let address = key.bytes.withUnsafeBytes { $0.baseAddress.map(KeyAddress.init) }
+        let slot = SeriesSlot(
+            key: key, keyAddress: address, keyLength: Int32(key.bytes.count), lastGeneration: generation, position: -1,
+            isLive: true, bounds: bounds)
         let id: Int32
         if let free = freeSlots.popLast() {
             id = free
@@ -147,7 +158,8 @@ struct SeriesIndex {
         }
         buckets[i] = Bucket(tag: 0, slot: -1)
         slots[Int(id)] = SeriesSlot(
-            key: MetricKey(bytes: [], hash: 0), lastGeneration: 0, position: -1, isLive: false, bounds: nil)
+            key: MetricKey(bytes: [], hash: 0), keyAddress: nil, keyLength: 0, lastGeneration: 0, position: -1, isLive: false,
+            bounds: nil)
         freeSlots.append(id)
         count -= 1
     }
