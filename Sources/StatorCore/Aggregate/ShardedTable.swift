@@ -89,20 +89,24 @@ public final class ShardedTable: Sendable {
         let n = batch.samples.count
         guard n > 0 else { return }
         // Counting sort by shard: stable, so a series' samples keep their order.
+        // (Unsafe buffers: an array write per sample would check uniqueness every time.)
         let count = shards.count
-        if starts.count != count + 1 { starts = Array(repeating: 0, count: count + 1) }
-        for k in starts.indices { starts[k] = 0 }
-        batch.samples.withUnsafeBufferPointer { samples in
-            for e in samples { starts[shardIndex(e.hash) + 1] += 1 }
-        }
-        for k in 0..<count { starts[k + 1] += starts[k] }
+        if starts.count != 2 * count + 1 { starts = Array(repeating: 0, count: 2 * count + 1) }
         if order.count < n { order = Array(repeating: 0, count: n) }
-        var next = starts
         batch.samples.withUnsafeBufferPointer { samples in
-            for (i, e) in samples.enumerated() {
-                let k = shardIndex(e.hash)
-                order[Int(next[k])] = Int32(i)
-                next[k] += 1
+            starts.withUnsafeMutableBufferPointer { starts in
+                order.withUnsafeMutableBufferPointer { order in
+                    // starts[0...count]: where each shard's run begins; starts[count+1...]: fill cursors.
+                    for k in 0...count { starts[k] = 0 }
+                    for e in samples { starts[shardIndex(e.hash) + 1] &+= 1 }
+                    for k in 0..<count { starts[k + 1] &+= starts[k] }
+                    for k in 0..<count { starts[count + 1 + k] = starts[k] }
+                    for (i, e) in samples.enumerated() {
+                        let cursor = count + 1 + shardIndex(e.hash)
+                        order[Int(starts[cursor])] = Int32(i)
+                        starts[cursor] &+= 1
+                    }
+                }
             }
         }
         let keys = batch.keyBytes
