@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "StatorCore", dependencies: ["CStatorSys"], swiftSettings: swiftSettings),
         .executableTarget(name: "stator", dependencies: ["StatorCore"], swiftSettings: swiftSettings),
         // Load generator for scripts/bench: paced sendmmsg of a reproducible statsd mix.
-        .executableTarget(name: "stator-load", dependencies: ["CStatorSys"], swiftSettings: swiftSettings),
+        .executableTarget(name: "stator-load", dependencies: ["CStatorSys", "StatorCore"], swiftSettings: swiftSettings),
         // Micro-benchmarks of the parser and the aggregation step (scripts/bench micro).
         .executableTarget(name: "stator-micro", dependencies: ["StatorCore"], swiftSettings: swiftSettings),
         .testTarget(name: "StatorCoreTests", dependencies: ["StatorCore"], swiftSettings: swiftSettings),

@@ -1,5 +1,6 @@
 import CStatorSys
 import Glibc
+import StatorCore
 
 // stator-load: sends a reproducible statsd mix over UDP with sendmmsg, paced to a
 // rate, and prints what it sent as one JSON object (lines, datagrams, and the
@@ -64,15 +65,7 @@ func parseOptions() -> Options {
     return o
 }
 
-struct Rng {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
     mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
 
@@ -85,10 +78,10 @@ struct Datagram {
 }
 
 let o = parseOptions()
-var rng = Rng(state: o.seed)
+var rng = SplitMix64(state: o.seed)
 let totalWeight = o.mix.reduce(0) { $0 + $1.1 }
 
-func line(_ rng: inout Rng) -> (String, Double, Double) {
+func line(_ rng: inout SplitMix64) -> (String, Double, Double) {
     let key = Int(rng.next() % UInt64(o.keys))
     var pick = rng.unit() * totalWeight
     var type = o.mix.first?.0 ?? "c"

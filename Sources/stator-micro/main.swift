@@ -18,19 +18,8 @@ while let a = args.popFirst() {
     }
 }
 
-struct Rng {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 // The corpus: datagrams of up to 1,400 bytes.
-var rng = Rng(state: 42)
+var rng = SplitMix64(state: 42)
 var datagrams: [[UInt8]] = []
 var current: [UInt8] = []
 for _ in 0..<lineCount {

@@ -3,19 +3,7 @@ import Glibc
 import Testing
 
 /// A loopback port with nothing listening (bound, read, released): connections are refused.
-func deadPort() throws -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-    }
-    guard ok else { throw TestFailure("no free port") }
-    return UInt16(bigEndian: addr.sin_port)
-}
+func deadPort() throws -> UInt16 { try freePort() }
 
 private func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
     guard let array = try JSONSerialization.jsonObject(with: Data(request.body)) as? [[String: Any]] else {

@@ -141,11 +141,13 @@ struct IntervalAggregates {
     var samples: [SampleAggregate] = []
 }
 
-/// A small, fast PRNG (splitmix64) for reservoir sampling.
-struct SplitMix64 {
-    var state: UInt64
+/// A small, fast PRNG (splitmix64): reservoir sampling, and reproducible corpora in the benchmarks.
+public struct SplitMix64: Sendable {
+    public var state: UInt64
 
-    mutating func next() -> UInt64 {
+    public init(state: UInt64) { self.state = state }
+
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
