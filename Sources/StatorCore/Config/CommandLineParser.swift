@@ -46,6 +46,7 @@ public enum CommandLineParser {
         var configPath: String?
         var flags: [(ConfigKey, String)] = []
         while let arg = args.popFirst() {
+            if arg == "--" { continue }  // the conventional end of options; every argument here is an option
             if arg == "-h" || arg == "--help" { return Parsed(command: .help, warnings: []) }
             if arg == "--version" { return Parsed(command: .version, warnings: []) }
             guard arg.hasPrefix("--") else { throw ConfigError("unexpected argument \"\(arg)\" (try stator --help)") }

@@ -174,3 +174,7 @@ func rejectsBadDurations(_ text: String) {
 func globsMatchStatsdNames(_ pattern: String, _ name: String, _ expected: Bool) {
     #expect(Glob.matches(pattern, name) == expected)
 }
+
+@Test func aBareDoubleDashIsIgnored() throws {
+    #expect(try configuration(["--", "--flush_interval", "1s"]).flush.intervalMillis == 1000)
+}
