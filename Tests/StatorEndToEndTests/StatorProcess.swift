@@ -80,7 +80,10 @@ final class StatorProcess: @unchecked Sendable {
     init(_ arguments: [String], environment: [String: String] = [:], waitForStart: Bool = true) throws {
         process.executableURL = URL(fileURLWithPath: try statorBinary())
         process.arguments = arguments
-        process.environment = ["PATH": "/usr/bin:/bin"].merging(environment) { $1 }
+        // A clean environment, but sanitizer settings pass through (scripts/test --sanitize).
+        var base = ["PATH": "/usr/bin:/bin"]
+        for (name, value) in ProcessInfo.processInfo.environment where name.hasSuffix("SAN_OPTIONS") { base[name] = value }
+        process.environment = base.merging(environment) { $1 }
         process.standardOutput = stdout.pipe
         process.standardError = stderr.pipe
         process.standardInput = FileHandle.nullDevice

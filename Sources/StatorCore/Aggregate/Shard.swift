@@ -29,14 +29,15 @@ final class Shard: Sendable {
         var sweepCursor = 0
     }
 
-    private let state: Mutex<State>
+    /// A pthread mutex rather than `Mutex`, so that ThreadSanitizer sees the locking (see `PthreadLock`).
+    private let state: PthreadLock<State>
     private let context: ShardContext
     /// Copies of the context's plain values, so the hot path reads them without touching the context.
     private let maxSamples: Int
     private let memberSeed: UInt64
 
     init(seed: UInt64, context: ShardContext) {
-        state = Mutex(State(rng: SplitMix64(state: seed)))
+        state = PthreadLock(State(rng: SplitMix64(state: seed)))
         self.context = context
         maxSamples = context.maxSamples
         memberSeed = context.memberSeed

@@ -73,6 +73,7 @@ public final class SinkFanout: Sendable {
                 worker.thread.join()
                 worker.sink.shutdown()
             } else {
+                worker.thread.detach()
                 logger.error("sink did not finish before the shutdown deadline", metadata: [("sink.name", worker.sink.name)])
             }
         }

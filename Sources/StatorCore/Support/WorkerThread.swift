@@ -35,6 +35,12 @@ public final class WorkerThread: Sendable {
     public func join() {
         pthread_join(thread, nil)
     }
+
+    /// Lets the thread run on unjoined (for a thread abandoned at a deadline); its
+    /// resources are freed when it ends.
+    public func detach() {
+        pthread_detach(thread)
+    }
 }
 
 /// A mutex with a condition variable, for threads that sleep until signalled
