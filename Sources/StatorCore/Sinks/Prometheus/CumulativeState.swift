@@ -45,6 +45,11 @@ public final class CumulativeState: Sendable {
         var live: Int32 = 0
         var next: Int32 = -1
         var previous: Int32 = -1
+        /// The family's series without labels, if any (such series are not in `seriesIndex`).
+        var bareSeries: Int32 = -1
+        /// Next family whose exposed names share a hash with one of this family's (see `names`),
+        /// one link per exposed name (a histogram exposes four).
+        var nextSameName: (Int32, Int32, Int32, Int32) = (-1, -1, -1, -1)
     }
 
     struct Series {
@@ -92,9 +97,11 @@ public final class CumulativeState: Sendable {
         var histograms: [Histogram] = []
         var freeHistograms: [Int32] = []
         /// Hash of every exposed sample name (`x`, and `x_bucket`/`x_sum`/`x_count` of a
-        /// histogram `x`) -> the families exposing a name with that hash. Names are not stored:
-        /// they are derived from each family's source key when compared.
-        var names: [Int: [Int32]] = [:]
+        /// histogram `x`) -> the first family exposing a name with that hash; others follow
+        /// through `Family.nextSameName`. Names are not stored: they are derived from each
+        /// family's source key when compared.
+        var names: [Int: Int32] = [:]
+        /// Series with labels, by family and labels (label-less ones hang off their family).
         var seriesIndex: [SeriesIdentity: Int32] = [:]
         /// Statsd series -> the series it feeds.
         var routes: [MetricKey: Int32] = [:]
@@ -220,12 +227,35 @@ public final class CumulativeState: Sendable {
 
     /// The family that exposes exactly `name`, if any.
     private func family(exposing name: [UInt8], _ s: State) -> Int32? {
-        guard let candidates = s.names[Self.nameHash(name)] else { return nil }
-        for f in candidates {
+        var f = s.names[Self.nameHash(name)] ?? -1
+        let h = Self.nameHash(name)
+        while f >= 0 {
             let family = s.families[Int(f)]
-            if Self.exposedNames(familyName(of: family.source), family.type).contains(name) { return f }
+            let exposed = Self.exposedNames(familyName(of: family.source), family.type)
+            if exposed.contains(name) { return f }
+            // Follow the link of the exposed name that shares this hash.
+            guard let slot = exposed.firstIndex(where: { Self.nameHash($0) == h }) else { return nil }
+            f = Self.link(family.nextSameName, slot)
         }
         return nil
+    }
+
+    private static func link(_ links: (Int32, Int32, Int32, Int32), _ slot: Int) -> Int32 {
+        switch slot {
+        case 0: links.0
+        case 1: links.1
+        case 2: links.2
+        default: links.3
+        }
+    }
+
+    private static func setLink(_ links: inout (Int32, Int32, Int32, Int32), _ slot: Int, _ value: Int32) {
+        switch slot {
+        case 0: links.0 = value
+        case 1: links.1 = value
+        case 2: links.2 = value
+        default: links.3 = value
+        }
     }
 
     /// Finds or creates the series a statsd key feeds.
@@ -252,12 +282,20 @@ public final class CumulativeState: Sendable {
                 return nil
             }
             familyIndex = addFamily(Family(source: key, type: type, bounds: type == .histogram ? bounds : nil), &s)
-            for n in exposed { s.names[Self.nameHash(n), default: []].append(familyIndex) }
+            // Push the family on the front of each of its names' hash chains.
+            for (slot, n) in exposed.enumerated() {
+                let h = Self.nameHash(n)
+                Self.setLink(&s.families[Int(familyIndex)].nextSameName, slot, s.names[h] ?? -1)
+                s.names[h] = familyIndex
+            }
         }
         let labels = PrometheusNaming.labels(of: key, histogram: type == .histogram)
+        let bare = labels.before.isEmpty && labels.after.isEmpty
         let identity = SeriesIdentity(family: familyIndex, labels: labels)
         let seriesIndex: Int32
-        if let existing = s.seriesIndex[identity] {
+        if bare, s.families[Int(familyIndex)].bareSeries >= 0 {
+            seriesIndex = s.families[Int(familyIndex)].bareSeries
+        } else if !bare, let existing = s.seriesIndex[identity] {
             seriesIndex = existing
         } else {
             var series = Series(family: familyIndex, labels: labels)
@@ -273,7 +311,7 @@ public final class CumulativeState: Sendable {
                 }
             }
             seriesIndex = addSeries(series, &s)
-            s.seriesIndex[identity] = seriesIndex
+            if bare { s.families[Int(familyIndex)].bareSeries = seriesIndex } else { s.seriesIndex[identity] = seriesIndex }
         }
         s.series[Int(seriesIndex)].contributors += 1
         s.routes[key] = seriesIndex
@@ -337,7 +375,11 @@ public final class CumulativeState: Sendable {
         } else {
             s.families[f].lastSeries = series.previous
         }
-        s.seriesIndex[SeriesIdentity(family: series.family, labels: series.labels)] = nil
+        if series.labels.before.isEmpty && series.labels.after.isEmpty {
+            s.families[f].bareSeries = -1
+        } else {
+            s.seriesIndex[SeriesIdentity(family: series.family, labels: series.labels)] = nil
+        }
         if series.histogram >= 0 {
             s.histograms[Int(series.histogram)] = Histogram(buckets: [])
             s.freeHistograms.append(series.histogram)
@@ -349,10 +391,26 @@ public final class CumulativeState: Sendable {
         let family = s.families[f]
         if family.previous >= 0 { s.families[Int(family.previous)].next = family.next } else { s.firstFamily = family.next }
         if family.next >= 0 { s.families[Int(family.next)].previous = family.previous } else { s.lastFamily = family.previous }
-        for n in Self.exposedNames(familyName(of: family.source), family.type) {
+        // Unlink the family from each of its names' hash chains.
+        for (slot, n) in Self.exposedNames(familyName(of: family.source), family.type).enumerated() {
             let h = Self.nameHash(n)
-            s.names[h]?.removeAll { $0 == Int32(f) }
-            if s.names[h]?.isEmpty == true { s.names[h] = nil }
+            let after = Self.link(family.nextSameName, slot)
+            if s.names[h] == Int32(f) {
+                s.names[h] = after >= 0 ? after : nil
+                continue
+            }
+            var p = s.names[h] ?? -1
+            while p >= 0 {
+                let pf = s.families[Int(p)]
+                let pNames = Self.exposedNames(familyName(of: pf.source), pf.type)
+                guard let pSlot = pNames.firstIndex(where: { Self.nameHash($0) == h }) else { break }
+                let next = Self.link(pf.nextSameName, pSlot)
+                if next == Int32(f) {
+                    Self.setLink(&s.families[Int(p)].nextSameName, pSlot, after)
+                    break
+                }
+                p = next
+            }
         }
         s.families[f] = Family(source: MetricKey(bytes: [], hash: 0), type: .gauge)
         s.freeFamilies.append(Int32(f))
