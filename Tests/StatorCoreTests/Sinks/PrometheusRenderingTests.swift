@@ -232,3 +232,33 @@ func namesFollowTheSpec(_ c: NameCase) {
     #expect(Gzip.decompress(page.gzipped) == text)
     #expect(String(decoding: text.suffix(40), as: UTF8.self).contains("_total 1\n"))
 }
+
+@Test func familiesWhoseNamesCollideInTheIndexStayCorrect() throws {
+    // Every exposed name hashes to one of two values: the index's collision chains carry everything.
+    let state = CumulativeState(prefix: "", reservedNames: [], metrics: nil, nameHashMask: 1)
+    let table = ShardedTable(
+        configuration: AggregationConfiguration(shards: 2, buckets: HistogramBuckets(defaults: [1])), seed: 5)
+    let flusher = Flusher(
+        table: table, configuration: FlushConfiguration(intervalMillis: 10_000, seriesTTLMillis: 15_000),
+        startMillis: 0, metrics: SelfMetrics(readers: 1)
+    ) { state.apply($0) }
+    func names() -> [String] {
+        String(decoding: PrometheusTextEncoder.render(state), as: UTF8.self).split(separator: "\n")
+            .filter { $0.hasPrefix("# TYPE ") }.map { String($0.split(separator: " ")[2]) }
+    }
+    ingest(table, (0..<20).map { "f\($0):1|g" } + ["h:1|h", "h_count:1|g", "c:1|c"])
+    flusher.flush(at: 10_000)
+    #expect(names().count == 22)  // h_count is taken by the histogram h
+    #expect(!names().contains("h_count"))
+    // Half the gauges stay alive; the rest expire and are unlinked from their chains.
+    ingest(table, (0..<10).map { "f\($0):2|g" })
+    flusher.flush(at: 20_000)
+    ingest(table, (0..<10).map { "f\($0):3|g" })
+    flusher.flush(at: 30_000)
+    #expect(Set(names()) == Set((0..<10).map { "f\($0)" }))
+    // Names freed by expiry can be registered again, with another type.
+    ingest(table, (0..<10).map { "f\($0):4|g" } + ["h_count:5|g", "f15:1|c", "h:2|c"])
+    flusher.flush(at: 40_000)
+    #expect(Set(names()) == Set((0..<10).map { "f\($0)" } + ["h_count", "f15_total", "h_total"]))
+    #expect(state.familyCount == 13)
+}

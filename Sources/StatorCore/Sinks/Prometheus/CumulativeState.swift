@@ -75,12 +75,15 @@ public final class CumulativeState: Sendable {
         var count: Double = 0
     }
 
-    /// The hash under which an exposed sample name is indexed.
-    static func nameHash(_ bytes: [UInt8]) -> Int {
+    /// The hash under which an exposed sample name is indexed (folded by `nameHashMask`).
+    func nameHash(_ bytes: [UInt8]) -> Int {
         var h = Hasher()
         h.combine(bytes)
-        return h.finalize()
+        return h.finalize() & nameHashMask
     }
+
+    /// Normally every bit; tests fold hashes into a few values to force collisions.
+    let nameHashMask: Int
 
     struct SeriesIdentity: Hashable {
         var family: Int32
@@ -122,7 +125,12 @@ public final class CumulativeState: Sendable {
     ///   - prefix: `sinks.prometheus.prefix`.
     ///   - reservedNames: family names already exposed by someone else (the agent's own metrics).
     ///   - metrics: where left-out series are counted (`stator_series_dropped_total{sink="prometheus"}`).
-    public init(prefix: String = "", reservedNames: [String] = [], metrics: SelfMetrics? = nil) {
+    public convenience init(prefix: String = "", reservedNames: [String] = [], metrics: SelfMetrics? = nil) {
+        self.init(prefix: prefix, reservedNames: reservedNames, metrics: metrics, nameHashMask: -1)
+    }
+
+    init(prefix: String, reservedNames: [String], metrics: SelfMetrics?, nameHashMask: Int) {
+        self.nameHashMask = nameHashMask
         self.prefix = Array(prefix.utf8)
         reserved = Set(reservedNames.map { Array($0.utf8) })
         self.metrics = metrics
@@ -227,14 +235,14 @@ public final class CumulativeState: Sendable {
 
     /// The family that exposes exactly `name`, if any.
     private func family(exposing name: [UInt8], _ s: State) -> Int32? {
-        var f = s.names[Self.nameHash(name)] ?? -1
-        let h = Self.nameHash(name)
+        var f = s.names[nameHash(name)] ?? -1
+        let h = nameHash(name)
         while f >= 0 {
             let family = s.families[Int(f)]
             let exposed = Self.exposedNames(familyName(of: family.source), family.type)
             if exposed.contains(name) { return f }
             // Follow the link of the exposed name that shares this hash.
-            guard let slot = exposed.firstIndex(where: { Self.nameHash($0) == h }) else { return nil }
+            guard let slot = exposed.firstIndex(where: { nameHash($0) == h }) else { return nil }
             f = Self.link(family.nextSameName, slot)
         }
         return nil
@@ -284,7 +292,7 @@ public final class CumulativeState: Sendable {
             familyIndex = addFamily(Family(source: key, type: type, bounds: type == .histogram ? bounds : nil), &s)
             // Push the family on the front of each of its names' hash chains.
             for (slot, n) in exposed.enumerated() {
-                let h = Self.nameHash(n)
+                let h = nameHash(n)
                 Self.setLink(&s.families[Int(familyIndex)].nextSameName, slot, s.names[h] ?? -1)
                 s.names[h] = familyIndex
             }
@@ -393,7 +401,7 @@ public final class CumulativeState: Sendable {
         if family.next >= 0 { s.families[Int(family.next)].previous = family.previous } else { s.lastFamily = family.previous }
         // Unlink the family from each of its names' hash chains.
         for (slot, n) in Self.exposedNames(familyName(of: family.source), family.type).enumerated() {
-            let h = Self.nameHash(n)
+            let h = nameHash(n)
             let after = Self.link(family.nextSameName, slot)
             if s.names[h] == Int32(f) {
                 s.names[h] = after >= 0 ? after : nil
@@ -403,7 +411,7 @@ public final class CumulativeState: Sendable {
             while p >= 0 {
                 let pf = s.families[Int(p)]
                 let pNames = Self.exposedNames(familyName(of: pf.source), pf.type)
-                guard let pSlot = pNames.firstIndex(where: { Self.nameHash($0) == h }) else { break }
+                guard let pSlot = pNames.firstIndex(where: { nameHash($0) == h }) else { break }
                 let next = Self.link(pf.nextSameName, pSlot)
                 if next == Int32(f) {
                     Self.setLink(&s.families[Int(p)].nextSameName, pSlot, after)
