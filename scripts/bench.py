@@ -3,6 +3,7 @@
 and measures from the outside (/proc CPU, /metrics kernel drops, the flushed JSON)."""
 import argparse, json, os, re, signal, subprocess, sys, tempfile, time, urllib.request
 
+LIVE = False  # --format-live: the "as fast as possible" step formats lines as it sends them
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".build", "release")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -71,6 +72,8 @@ class Agent:
 
 
 def load(port, rate, seconds, size, extra=()):
+    if rate == 0 and LIVE:
+        extra = list(extra) + ["--format-live", "1"]
     cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{port}", "--rate", str(rate),
            "--duration", str(seconds), "--keys", "2000", "--mix", "c=50,ms=30,g=10,s=10",
            "--datagram-size", str(size), "--seed", "1"] + list(extra)
@@ -235,8 +238,12 @@ def main():
     p.add_argument("--size", type=int, default=1400)
     p.add_argument("--series", type=int, default=1000000)
     p.add_argument("--callgrind", action="store_true", default=True)
+    p.add_argument("--format-live", action="store_true",
+                   help="at the as-fast-as-possible step, format lines while sending, like a client")
     p.add_argument("--flag", dest="flags", action="append", default=[], help="extra stator flag (repeat)")
     args = p.parse_args()
+    global LIVE
+    LIVE = args.format_live
     if args.mode == "small":
         args.size = 0
         args.mode = "throughput"

@@ -24,6 +24,9 @@ struct Options {
     /// Format datagrams on the fly with keys 0, 1, 2, ... (mod `keys`) instead of cycling a pool:
     /// for memory and scale runs that need every key to exist.
     var sequential = false
+    /// Format every datagram at send time with the configured mix, as a client does,
+    /// instead of replaying pre-built ones (which sends far faster than any client).
+    var formatLive = false
 }
 
 func fail(_ message: String) -> Never {
@@ -59,6 +62,7 @@ func parseOptions() -> Options {
         case "--seed": o.seed = UInt64(value) ?? 1
         case "--batch": o.batch = max(1, min(1024, Int(value) ?? 64))
         case "--sequential": o.sequential = (value == "1" || value == "true")
+        case "--format-live": o.formatLive = (value == "1" || value == "true")
         default: fail("unknown flag \(flag)")
         }
     }
@@ -171,7 +175,26 @@ while true {
             continue
         }
     }
-    if o.sequential {
+    if o.formatLive {
+        // Format the batch's datagrams now, with the same mix as the pool.
+        for i in 0..<o.batch {
+            let k = (next + i) % pool.count
+            var d = Datagram(bytes: [], lines: 0, counterSum: 0, timerCount: 0)
+            repeat {
+                let (text, c, t) = line(&rng)
+                if o.datagramSize > 0, d.lines > 0, d.bytes.count + 1 + text.utf8.count > o.datagramSize { break }
+                if d.lines > 0 { d.bytes.append(0x0A) }
+                d.bytes.append(contentsOf: text.utf8)
+                d.lines += 1
+                d.counterSum += c
+                d.timerCount += t
+            } while o.datagramSize > 0
+            pool[k] = d
+            pinned[k].deallocate()
+            pinned[k] = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, d.bytes.count), alignment: 1)
+            pinned[k].copyMemory(from: UnsafeRawBufferPointer(start: d.bytes, count: d.bytes.count))
+        }
+    } else if o.sequential {
         // Fill the pool's buffers anew with the next keys (counters, value 1).
         for i in 0..<o.batch {
             let k = (next + i) % pool.count
