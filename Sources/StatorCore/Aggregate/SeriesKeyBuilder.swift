@@ -11,14 +11,13 @@ struct SeriesKeyBuilder: ~Copyable {
     private var capacity: Int
     /// Bytes of the current key.
     private(set) var count = 0
-    private var order: [Int32] = []
+    private var order = ScratchList<Int32>(capacity: 16)
     let seed: UInt64
 
     init(seed: UInt64) {
         self.seed = seed
         capacity = 256
         buffer = .allocate(capacity: capacity)
-        order.reserveCapacity(16)
     }
 
     deinit { buffer.deallocate() }
@@ -36,7 +35,23 @@ struct SeriesKeyBuilder: ~Copyable {
             append(src, line.tags[0].value)
             return
         }
-        order.removeAll(keepingCapacity: true)
+        if line.tags.count == 2 {
+            // The common case, without the general sort.
+            let (a, b) = (line.tags[0], line.tags[1])
+            let c = Self.compare(src, a.key, b.key)
+            if c == 0 {
+                append(src, b.key)  // the same key twice: the last value wins
+                append(src, b.value)
+            } else {
+                let (first, second) = c < 0 ? (a, b) : (b, a)
+                append(src, first.key)
+                append(src, first.value)
+                append(src, second.key)
+                append(src, second.value)
+            }
+            return
+        }
+        order.removeAll()
         for k in line.tags.indices { order.append(Int32(k)) }
         // Sort by (key bytes, position): a total order, so the result is stable.
         if order.count <= 16 {
@@ -53,10 +68,12 @@ struct SeriesKeyBuilder: ~Copyable {
             }
         } else {
             let tags = line.tags.toArray()  // many tags: rare enough to allocate for the sort
-            order.sort { a, b in
+            var sorted = order.toArray()
+            sorted.sort { a, b in
                 let c = Self.compare(src, tags[Int(a)].key, tags[Int(b)].key)
                 return c != 0 ? c < 0 : a < b
             }
+            for (k, v) in sorted.enumerated() { order[k] = v }
         }
         for n in order.indices {
             let idx = Int(order[n])

@@ -103,7 +103,31 @@ public enum StatsdParser {
             // bytes[i] is `|` here.
             let fieldStart = i &+ 1
             i = fieldStart
-            while i < end, bytes[i] != pipe { i &+= 1 }
+            var tagsHadNonASCII = false
+            if i < end, bytes[i] == UInt8(ascii: "#") {
+                // DogStatsD tags: find the field's end, split `k:v` pairs and note non-ASCII in one pass.
+                i &+= 1
+                var pairStart = i
+                var sep = -1
+                var high: UInt8 = 0
+                while i < end {
+                    let b = bytes[i]
+                    if b == pipe { break }
+                    high |= b
+                    if b == comma {
+                        if sep > pairStart { out.tags.append(TagRange(key: pairStart..<sep, value: (sep &+ 1)..<i)) }
+                        pairStart = i &+ 1
+                        sep = -1
+                    } else if b == colon, sep < 0 {
+                        sep = i
+                    }
+                    i &+= 1
+                }
+                if sep > pairStart { out.tags.append(TagRange(key: pairStart..<sep, value: (sep &+ 1)..<i)) }
+                tagsHadNonASCII = high >= 0x80
+            } else {
+                while i < end, bytes[i] != pipe { i &+= 1 }
+            }
             let field = fieldStart..<i
             guard !field.isEmpty else { return .failure(.invalidField) }
             switch bytes[fieldStart] {
@@ -117,8 +141,8 @@ public enum StatsdParser {
                 seenTags = true
                 guard !hasNameTags else { return .failure(.mixedTags) }
                 let tags = (fieldStart &+ 1)..<i
-                guard UTF8Validation.isValid(bytes, tags) else { return .failure(.invalidUTF8) }
-                appendTags(bytes, tags, separator: colon, &out)
+                guard !tagsHadNonASCII || UTF8Validation.isValid(bytes, tags) else { return .failure(.invalidUTF8) }
+            // The pairs went into `out.tags` during the scan (a rejected line's tags are never read).
             case UInt8(ascii: "T"):
                 guard !seenTimestamp else { return .failure(.invalidField) }
                 seenTimestamp = true

@@ -7,13 +7,15 @@ import Glibc
 /// not the futex-based `Synchronization.Mutex` of the Linux standard library (whose
 /// atomics are not instrumented), so it reports races inside every `Mutex.withLock`.
 public final class PthreadLock<Value>: @unchecked Sendable {
-    // SAFETY: `value` is only touched inside `withLock`, with `mutex` held; the mutex lives
-    // at a stable heap address for the lifetime of the object.
+    // SAFETY: `value` is only touched inside `withLock`, with `mutex` held; both live at
+    // stable heap addresses for the lifetime of the object. (Behind a pointer rather than a
+    // stored `var`, so no run-time exclusivity tracking is paid on every lock.)
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private var value: Value
+    private let value: UnsafeMutablePointer<Value>
 
     public init(_ value: Value) {
-        self.value = value
+        self.value = .allocate(capacity: 1)
+        self.value.initialize(to: value)
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
     }
@@ -21,6 +23,8 @@ public final class PthreadLock<Value>: @unchecked Sendable {
     deinit {
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
+        value.deinitialize(count: 1)
+        value.deallocate()
     }
 
     /// Runs `body` with the value, holding the lock.
@@ -28,6 +32,6 @@ public final class PthreadLock<Value>: @unchecked Sendable {
     public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
+        return try body(&value.pointee)
     }
 }
