@@ -3,8 +3,13 @@
 public final class BucketBounds: Sendable, Equatable {
     /// The configured upper bounds, in the Prometheus unit (seconds for timers).
     public let upperBounds: [Double]
+    /// `le="0.005"` ... `le="+Inf"`, rendered once for every page.
+    let leLabels: [[UInt8]]
 
-    public init(_ upperBounds: [Double]) { self.upperBounds = upperBounds }
+    public init(_ upperBounds: [Double]) {
+        self.upperBounds = upperBounds
+        leLabels = upperBounds.map { Array("le=\"\(PrometheusNumber.format($0))\"".utf8) } + [Array("le=\"+Inf\"".utf8)]
+    }
 
     public static func == (a: BucketBounds, b: BucketBounds) -> Bool { a === b || a.upperBounds == b.upperBounds }
 

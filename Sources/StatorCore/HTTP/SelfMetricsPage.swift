@@ -89,6 +89,19 @@ public enum PrometheusNumber {
         if v == v.rounded(.towardZero), abs(v) < 9_007_199_254_740_992 { return String(Int64(v)) }
         return v.description
     }
+
+    /// Appends `format(v)`, writing integers digit by digit (no String).
+    @inline(__always)
+    static func append(_ v: Double, to out: inout [UInt8]) {
+        if v == v.rounded(.towardZero), abs(v) < 9_007_199_254_740_992 {
+            var w = JSONWriter(capacity: 0)
+            swap(&w.bytes, &out)
+            w.integer(Int64(v))
+            swap(&w.bytes, &out)
+            return
+        }
+        out.append(contentsOf: format(v).utf8)
+    }
 }
 
 /// Figures about this process from `/proc/self`.

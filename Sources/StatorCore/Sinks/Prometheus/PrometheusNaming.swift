@@ -12,6 +12,26 @@ public enum PrometheusNaming {
         return out
     }
 
+    /// Replaces `out` with the family name (see `familyName`), reusing its storage.
+    static func appendFamilyName(prefix: [UInt8], statsdName: UnsafeRawBufferPointer, type: MetricType, to out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
+        for b in prefix { out.append(sanitized(b)) }
+        for b in statsdName { out.append(sanitized(b)) }
+        if let first = out.first, first >= 0x30 && first <= 0x39 { out.insert(0x5F, at: 0) }
+        if out.isEmpty { out.append(0x5F) }
+        switch type {
+        case .counter: appendSuffix("_total", to: &out)
+        case .timer: appendSuffix("_seconds", to: &out)
+        default: break
+        }
+    }
+
+    @inline(__always)
+    private static func sanitized(_ b: UInt8) -> UInt8 {
+        let ok = (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x5F
+        return ok ? b : 0x5F
+    }
+
     /// The family name of a statsd series: `prefix` + sanitized name, `_total` for
     /// counters, `_seconds` for timers; a suffix already present is not doubled.
     static func familyName(prefix: [UInt8], statsdName: UnsafeRawBufferPointer, type: MetricType) -> [UInt8] {

@@ -14,28 +14,38 @@ public struct PrometheusConfiguration: Sendable {
 }
 
 /// The statsd series rendered once per flush: immutable, shared by every scrape.
-/// Kept gzipped (what Prometheus asks for); the plain text is kept as well while
-/// it is small, and inflated on demand otherwise.
+/// A small page keeps its text and is gzipped on the first request that asks for
+/// gzip (once per page); a large one is rendered straight into gzip and inflated for
+/// the rare plain-text client.
 public final class PrometheusPage: Sendable {
-    /// The exposition text gzipped (one member).
-    public let gzipped: [UInt8]
     private let plain: [UInt8]?
+    private let compressed: Mutex<[UInt8]?>
     /// Plain text above this size is not kept (a million series is over 100 MB of text).
     static let keepPlainUpTo = 8 << 20
 
-    init(gzipped: [UInt8], plain: [UInt8]?) {
-        self.gzipped = gzipped
+    init(gzipped: [UInt8]?, plain: [UInt8]?) {
         self.plain = plain
+        compressed = Mutex(gzipped)
     }
 
     /// An empty page.
-    static let empty = PrometheusPage(gzipped: [], plain: [])
+    static let empty = PrometheusPage(gzipped: nil, plain: [])
+
+    /// The exposition text gzipped (one member).
+    public var gzipped: [UInt8] {
+        compressed.withLock { cached in
+            if let cached { return cached }
+            let bytes = Gzip.compress(plain ?? [])
+            cached = bytes
+            return bytes
+        }
+    }
 
     /// The exposition text.
     public var body: [UInt8] { plain ?? Gzip.decompress(gzipped) ?? [] }
 
     /// Whether the page holds no series.
-    public var isEmpty: Bool { gzipped.isEmpty }
+    public var isEmpty: Bool { plain?.isEmpty ?? false }
 }
 
 /// Folds each batch into the cumulative state and publishes a new page.
@@ -61,21 +71,26 @@ public final class PrometheusSink: Sink {
         // Folds the batch in unless another sink sharing the state already did; then renders.
         state.apply(batch)
         let started = WallClock.monotonicSeconds()
-        // Render in chunks straight into gzip: the full text of a large page is never held.
+        // Render in chunks; once the text outgrows what is kept plain, the rest goes straight
+        // into gzip, so the full text of a large page is never held.
         var textBytes = 0
-        let writer = GzipWriter(level: 1)
+        var writer: GzipWriter?
         var plain: [UInt8]? = []
-        var any = false
         PrometheusTextEncoder.render(state) { chunk in
-            any = true
             textBytes += chunk.count
-            writer.write(chunk)
-            if plain != nil {
-                plain?.append(contentsOf: chunk)
-                if (plain?.count ?? 0) > PrometheusPage.keepPlainUpTo { plain = nil }
+            if let writer {
+                writer.write(chunk)
+                return
+            }
+            plain?.append(contentsOf: chunk)
+            if (plain?.count ?? 0) > PrometheusPage.keepPlainUpTo, let text = plain {
+                let w = GzipWriter(level: 1)
+                w.write(text)
+                writer = w
+                plain = nil
             }
         }
-        let page = any ? PrometheusPage(gzipped: writer.finish(), plain: plain) : PrometheusPage.empty
+        let page = PrometheusPage(gzipped: writer?.finish(), plain: plain)
         current.withLock { $0 = page }
         logger?.debug(
             "page rendered",

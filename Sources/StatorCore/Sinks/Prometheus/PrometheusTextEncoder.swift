@@ -6,9 +6,10 @@ enum PrometheusTextEncoder {
         state.withState { s in
             var out: [UInt8] = []
             out.reserveCapacity(chunk + 4096)
+            var name: [UInt8] = []
             var f = s.firstFamily
             while f >= 0 {
-                render(s, Int(f), prefix: state.prefix, into: &out)
+                render(s, Int(f), prefix: state.prefix, name: &name, into: &out)
                 if out.count >= chunk {
                     sink(out)
                     out.removeAll(keepingCapacity: true)
@@ -26,10 +27,12 @@ enum PrometheusTextEncoder {
         return all
     }
 
-    private static func render(_ s: borrowing CumulativeState.State, _ f: Int, prefix: [UInt8], into out: inout [UInt8]) {
+    private static func render(
+        _ s: borrowing CumulativeState.State, _ f: Int, prefix: [UInt8], name: inout [UInt8], into out: inout [UInt8]
+    ) {
         let family = s.families[f]
-        let name = family.source.withName {
-            PrometheusNaming.familyName(prefix: prefix, statsdName: $0, type: family.source.type)
+        family.source.withName {
+            PrometheusNaming.appendFamilyName(prefix: prefix, statsdName: $0, type: family.source.type, to: &name)
         }
         append("# HELP ", &out)
         out.append(contentsOf: name)
@@ -88,7 +91,7 @@ enum PrometheusTextEncoder {
             out.append(UInt8(ascii: "}"))
         }
         out.append(0x20)
-        append(PrometheusNumber.format(value), &out)
+        PrometheusNumber.append(value, to: &out)
         out.append(0x0A)
     }
 
