@@ -4,14 +4,11 @@ import Synchronization
 final class ShardContext: Sendable {
     let budget: SeriesBudget
     let maxSamples: Int
-    /// Seeds set-member hashes.
-    let memberSeed: UInt64
     let buckets: HistogramBuckets
 
-    init(budget: SeriesBudget, maxSamples: Int, memberSeed: UInt64, buckets: HistogramBuckets) {
+    init(budget: SeriesBudget, maxSamples: Int, buckets: HistogramBuckets) {
         self.budget = budget
         self.maxSamples = maxSamples
-        self.memberSeed = memberSeed
         self.buckets = buckets
     }
 }
@@ -34,33 +31,11 @@ final class Shard: Sendable {
     private let context: ShardContext
     /// Copies of the context's plain values, so the hot path reads them without touching the context.
     private let maxSamples: Int
-    private let memberSeed: UInt64
 
     init(seed: UInt64, context: ShardContext) {
         state = PthreadLock(State(rng: SplitMix64(state: seed)))
         self.context = context
         maxSamples = context.maxSamples
-        memberSeed = context.memberSeed
-    }
-
-    /// Records one group of a parsed line.
-    /// - Parameters:
-    ///   - key: the encoded key in scratch space; copied only if the series is new.
-    ///   - hash: its hash.
-    ///   - group: the group to record; its values are `line.values[group.valueStart..<group.valueEnd]`.
-    /// - Returns: `false` when the series is new and `max_series` is reached.
-    func record(
-        key: UnsafeRawBufferPointer, hash: UInt64, group: SampleGroup, line: borrowing ParsedLine, src: UnsafeRawBufferPointer
-    ) -> Bool {
-        let memberHash =
-            group.type == .set
-            ? SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: src[group.member]), seed: memberSeed) : 0
-        return line.values.withUnsafeBufferPointer { values in
-            let mine = UnsafeBufferPointer(rebasing: values[group.valueStart..<group.valueEnd])
-            return state.withLock { s in
-                recordOne(&s, key: key, hash: hash, type: group.type, rate: group.rate, values: mine, memberHash: memberHash)
-            }
-        }
     }
 
     /// Records staged samples of this shard under one lock. Three prefetch passes

@@ -48,31 +48,13 @@ public final class ShardedTable: Sendable {
         let memberSeed = rng.next()
         self.memberSeed = memberSeed
         let context = ShardContext(
-            budget: budget, maxSamples: configuration.maxSamplesPerSeries, memberSeed: memberSeed,
-            buckets: configuration.buckets)
+            budget: budget, maxSamples: configuration.maxSamplesPerSeries, buckets: configuration.buckets)
         shards = (0..<configuration.shards).map { _ in Shard(seed: rng.next(), context: context) }
         shardShift = UInt64(64 - configuration.shards.trailingZeroBitCount)
     }
 
     /// Makes the per-thread scratch for `record(_:_:scratch:)`.
     func makeKeyBuilder() -> SeriesKeyBuilder { SeriesKeyBuilder(seed: seed) }
-
-    /// Records every group of a parsed line.
-    /// - Returns: `false` if some group was dropped because `max_series` was reached.
-    @inline(__always)
-    func record(_ line: borrowing ParsedLine, _ src: UnsafeRawBufferPointer, scratch: inout SeriesKeyBuilder) -> Bool {
-        scratch.prepare(line, src)
-        var ok = true
-        for g in line.groups.indices {
-            let group = line.groups[g]
-            let hash = scratch.build(type: group.type)
-            // High bits pick the shard; the index uses the low bits.
-            let shard = shards[shardShift == 64 ? 0 : Int(hash >> shardShift)]
-            let admitted = shard.record(key: scratch.bytes, hash: hash, group: group, line: line, src: src)
-            ok = ok && admitted
-        }
-        return ok
-    }
 
     /// The shard a key hash belongs to (high bits; the index uses the low bits).
     @inline(__always)

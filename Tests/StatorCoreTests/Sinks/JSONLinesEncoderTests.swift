@@ -5,7 +5,7 @@ import Testing
     let h = Harness(percentiles: [90, 99.9])
     h.send(
         "api.requests:1|c|#env:prod", "api.requests:2|c|@0.5|#env:prod", "temp:21.5|g", "users:a|s", "users:b|s",
-        "api.latency:10:20:30:40|ms|#env:prod,region:eu", "q\"uo\\te\n:1|h")
+        "api.latency:10:20:30:40|ms|#env:prod,region:eu", "q\"uo\\te:1|h")
     let text = String(decoding: JSONLinesEncoder.encode(h.flush(at: 20_000)), as: UTF8.self)
     let lines = text.split(separator: "\n").map(String.init).sorted()
     let ts = "\"ts\":\"1970-01-01T00:00:20.000Z\",\"interval\":20"
@@ -14,7 +14,7 @@ import Testing
             == [
                 "{\(ts),\"name\":\"api.latency\",\"type\":\"timer\",\"tags\":{\"env\":\"prod\",\"region\":\"eu\"},\"count\":4,\"samples\":4,\"rate\":0.2,\"sum\":100,\"min\":10,\"max\":40,\"mean\":25,\"median\":25,\"stddev\":11.180339887498949,\"p90\":40,\"p99.9\":40}",
                 "{\(ts),\"name\":\"api.requests\",\"type\":\"counter\",\"tags\":{\"env\":\"prod\"},\"value\":5,\"rate\":0.25}",
-                "{\(ts),\"name\":\"q\\\"uo\\\\te\\n\",\"type\":\"histogram\",\"tags\":{},\"count\":1,\"samples\":1,\"rate\":0.05,\"sum\":1,\"min\":1,\"max\":1,\"mean\":1,\"median\":1,\"stddev\":0,\"p90\":1,\"p99.9\":1}",
+                "{\(ts),\"name\":\"q\\\"uo\\\\te\",\"type\":\"histogram\",\"tags\":{},\"count\":1,\"samples\":1,\"rate\":0.05,\"sum\":1,\"min\":1,\"max\":1,\"mean\":1,\"median\":1,\"stddev\":0,\"p90\":1,\"p99.9\":1}",
                 "{\(ts),\"name\":\"temp\",\"type\":\"gauge\",\"tags\":{},\"value\":21.5}",
                 "{\(ts),\"name\":\"users\",\"type\":\"set\",\"tags\":{},\"value\":2}",
             ].sorted())

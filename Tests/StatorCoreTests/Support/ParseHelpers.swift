@@ -47,19 +47,19 @@ func parseLine(_ bytes: [UInt8]) -> String {
 
 func parseLine(_ text: String) -> String { parseLine(Array(text.utf8)) }
 
-/// Parses and records lines into a table, as a reader thread does.
+/// Parses and records lines into a table the way a reader thread does (through
+/// `DatagramIngestor`, one line per datagram).
 /// - Returns: the outcome of each line (`ok`, `event`, `error:<reason>`).
 @discardableResult
 func ingest(_ table: ShardedTable, _ lines: [String]) -> [String] {
-    var line = ParsedLine()
-    var keys = table.makeKeyBuilder()
+    var ingestor = DatagramIngestor(table: table)
     return lines.map { text in
+        var outcome = "ok"
+        let events = ingestor.events
         Array(text.utf8).withUnsafeBytes { raw in
-            switch StatsdParser.parse(raw, 0..<raw.count, into: &line) {
-            case .metric: return table.record(line, raw, scratch: &keys) ? "ok" : "error:series_limit"
-            case .event: return "event"
-            case .failure(let reason): return "error:\(reason)"
-            }
+            ingestor.ingest(raw) { reason, _, _ in outcome = "error:\(reason)" }
         }
+        if ingestor.events > events { outcome = "event" }
+        return outcome
     }
 }
