@@ -310,13 +310,7 @@ public final class CumulativeState: Sendable {
             series.isSet = key.type == .set
             if type == .histogram {
                 let histogram = Histogram(buckets: Array(repeating: 0, count: (bounds?.upperBounds.count ?? 0) + 1))
-                if let free = s.freeHistograms.popLast() {
-                    s.histograms[Int(free)] = histogram
-                    series.histogram = free
-                } else {
-                    series.histogram = Int32(s.histograms.count)
-                    s.histograms.append(histogram)
-                }
+                series.histogram = Self.store(histogram, in: &s.histograms, reusing: &s.freeHistograms)
             }
             seriesIndex = addSeries(series, &s)
             if bare { s.families[Int(familyIndex)].bareSeries = seriesIndex } else { s.seriesIndex[identity] = seriesIndex }
@@ -326,17 +320,21 @@ public final class CumulativeState: Sendable {
         return seriesIndex
     }
 
+    /// Puts `value` in a slot freed earlier, or at the end.
+    /// - Returns: its index.
+    private static func store<T>(_ value: T, in array: inout [T], reusing free: inout [Int32]) -> Int32 {
+        if let slot = free.popLast() {
+            array[Int(slot)] = value
+            return slot
+        }
+        array.append(value)
+        return Int32(array.count - 1)
+    }
+
     private func addFamily(_ family: Family, _ s: inout State) -> Int32 {
         var family = family
         family.previous = s.lastFamily
-        let index: Int32
-        if let free = s.freeFamilies.popLast() {
-            index = free
-            s.families[Int(index)] = family
-        } else {
-            index = Int32(s.families.count)
-            s.families.append(family)
-        }
+        let index = Self.store(family, in: &s.families, reusing: &s.freeFamilies)
         if s.lastFamily >= 0 { s.families[Int(s.lastFamily)].next = index } else { s.firstFamily = index }
         s.lastFamily = index
         s.liveFamilies += 1
@@ -347,14 +345,7 @@ public final class CumulativeState: Sendable {
         var series = series
         let f = Int(series.family)
         series.previous = s.families[f].lastSeries
-        let index: Int32
-        if let free = s.freeSeries.popLast() {
-            index = free
-            s.series[Int(index)] = series
-        } else {
-            index = Int32(s.series.count)
-            s.series.append(series)
-        }
+        let index = Self.store(series, in: &s.series, reusing: &s.freeSeries)
         if s.families[f].lastSeries >= 0 {
             s.series[Int(s.families[f].lastSeries)].next = index
         } else {
