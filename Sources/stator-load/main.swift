@@ -110,9 +110,9 @@ func line(_ rng: inout SplitMix64) -> (String, Double, Double) {
     }
 }
 
-// A pool of distinct datagrams, cycled through while sending.
-var pool: [Datagram] = []
-for _ in 0..<256 {  // a small working set, like a real client formatting lines as it goes
+/// A datagram of random lines from the mix, filled up to the datagram size
+/// (a line that would not fit is dropped), or one line when the size is 0.
+func randomDatagram(_ rng: inout SplitMix64) -> Datagram {
     var d = Datagram(bytes: [], lines: 0, counterSum: 0, timerCount: 0)
     repeat {
         let (text, c, t) = line(&rng)
@@ -123,7 +123,13 @@ for _ in 0..<256 {  // a small working set, like a real client formatting lines 
         d.counterSum += c
         d.timerCount += t
     } while o.datagramSize > 0
-    pool.append(d)
+    return d
+}
+
+// A pool of distinct datagrams, cycled through while sending.
+var pool: [Datagram] = []
+for _ in 0..<256 {  // a small working set, like a real client formatting lines as it goes
+    pool.append(randomDatagram(&rng))
 }
 
 let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
@@ -145,6 +151,14 @@ var pinned = pool.map { d -> UnsafeMutableRawBufferPointer in
     p.copyMemory(from: UnsafeRawBufferPointer(start: d.bytes, count: d.bytes.count))
     return p
 }
+/// Replaces pool entry `k` and its pinned copy.
+@MainActor func install(_ d: Datagram, at k: Int) {
+    pool[k] = d
+    pinned[k].deallocate()
+    pinned[k] = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, d.bytes.count), alignment: 1)
+    pinned[k].copyMemory(from: UnsafeRawBufferPointer(start: d.bytes, count: d.bytes.count))
+}
+
 let iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: o.batch)
 let headers = UnsafeMutablePointer<CStatorSys_mmsghdr>.allocate(capacity: o.batch)
 
@@ -177,23 +191,7 @@ while true {
     }
     if o.formatLive {
         // Format the batch's datagrams now, with the same mix as the pool.
-        for i in 0..<o.batch {
-            let k = (next + i) % pool.count
-            var d = Datagram(bytes: [], lines: 0, counterSum: 0, timerCount: 0)
-            repeat {
-                let (text, c, t) = line(&rng)
-                if o.datagramSize > 0, d.lines > 0, d.bytes.count + 1 + text.utf8.count > o.datagramSize { break }
-                if d.lines > 0 { d.bytes.append(0x0A) }
-                d.bytes.append(contentsOf: text.utf8)
-                d.lines += 1
-                d.counterSum += c
-                d.timerCount += t
-            } while o.datagramSize > 0
-            pool[k] = d
-            pinned[k].deallocate()
-            pinned[k] = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, d.bytes.count), alignment: 1)
-            pinned[k].copyMemory(from: UnsafeRawBufferPointer(start: d.bytes, count: d.bytes.count))
-        }
+        for i in 0..<o.batch { install(randomDatagram(&rng), at: (next + i) % pool.count) }
     } else if o.sequential {
         // Fill the pool's buffers anew with the next keys (counters, value 1).
         for i in 0..<o.batch {
@@ -209,10 +207,7 @@ while true {
                 sequentialKey += 1
                 if o.datagramSize == 0 { break }
             }
-            pool[k] = d
-            pinned[k].deallocate()
-            pinned[k] = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, d.bytes.count), alignment: 1)
-            pinned[k].copyMemory(from: UnsafeRawBufferPointer(start: d.bytes, count: d.bytes.count))
+            install(d, at: k)
         }
     }
     for i in 0..<o.batch {
