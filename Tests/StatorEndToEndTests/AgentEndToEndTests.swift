@@ -70,11 +70,7 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
         "a:1|c\nb:2|ms\nbad\nc:x|c\n_sc|check|0",
         "d:1|c|#k:v|#k:w\ne:-1|c\nf:1|zz",
     ])
-    var page = ""
-    try eventually("lines counted") {
-        page = try httpRequest(port: agent.httpPort, "/metrics").body
-        return sample(page, "stator_lines_received_total") == 8
-    }
+    let page = try scrape(agent, until: "lines counted") { sample($0, "stator_lines_received_total") == 8 }
     #expect(sample(page, "stator_packets_received_total") == 2)
     #expect(sample(page, "stator_events_received_total") == 1)
     #expect(sample(page, "stator_lines_invalid_total{reason=\"missing_colon\"}") == 1)

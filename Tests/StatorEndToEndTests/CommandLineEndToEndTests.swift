@@ -51,30 +51,15 @@ func badConfigurationExitsNonZeroWithOneLine(_ file: String, _ flags: [String], 
     #expect(version.stdout.text.hasPrefix("stator "))
 }
 
-/// Binds `type` on 127.0.0.1:0 without SO_REUSEPORT and returns (fd, port).
-private func occupy(_ type: Int32) throws -> (Int32, UInt16) {
-    let fd = socket(AF_INET, type, 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-    }
-    guard ok else { throw TestFailure("bind failed") }
-    if type == Int32(SOCK_STREAM.rawValue) { listen(fd, 1) }
-    return (fd, UInt16(bigEndian: addr.sin_port))
-}
-
 @Test func addressesInUseFailBeforeServing() throws {
-    let (udp, udpPort) = try occupy(Int32(SOCK_DGRAM.rawValue))
+    let (udp, udpPort) = try bindLoopback(Int32(SOCK_DGRAM.rawValue))
     defer { close(udp) }
     let run = try StatorProcess(["--udp.address", "127.0.0.1:\(udpPort)", "--http.address", "127.0.0.1:0"], waitForStart: false)
     #expect(try run.waitForExit() != 0)
     #expect(run.stderr.text.contains("Address already in use"), "\(run.stderr.text)")
     #expect(run.stderr.text.split(separator: "\n").count == 1)
 
-    let (tcp, tcpPort) = try occupy(Int32(SOCK_STREAM.rawValue))
+    let (tcp, tcpPort) = try bindLoopback(Int32(SOCK_STREAM.rawValue))
     defer { close(tcp) }
     let run2 = try StatorProcess(["--udp.address", "127.0.0.1:0", "--http.address", "127.0.0.1:\(tcpPort)"], waitForStart: false)
     #expect(try run2.waitForExit() != 0)

@@ -33,21 +33,6 @@ private func run(_ path: String, _ arguments: [String], input: [UInt8] = []) thr
     return (process.terminationStatus, output.text)
 }
 
-/// A free TCP port on 127.0.0.1 (bound, read, released).
-func freePort() throws -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-    }
-    guard ok else { throw TestFailure("no free port") }
-    return UInt16(bigEndian: addr.sin_port)
-}
-
 /// Every metric type, tags, odd names: what `promtool check metrics` must accept.
 private let everyKind = [
     "app.requests:1|c|#env:prod,region:eu\napp.requests:2|c|@0.5|#env:prod,region:eu\nhits_total:3|c",
@@ -61,10 +46,8 @@ private let everyKind = [
     let promtool = try tool("promtool")
     let agent = try StatorProcess(agent: ["--flush_interval", "100ms", "--sinks.json.path", ""])
     try agent.send(everyKind)
-    var page = ""
-    try eventually("every series on the page") {
-        page = try httpRequest(port: agent.httpPort, "/metrics").body
-        return page.contains("with_le_bucket") && (page.contains("app_users 2") || page.contains("app_users 0"))
+    let page = try scrape(agent, until: "every series on the page") { page in
+        page.contains("with_le_bucket") && (page.contains("app_users 2") || page.contains("app_users 0"))
     }
     let (status, report) = try run(promtool, ["check", "metrics"], input: Array(page.utf8))
     #expect(status == 0, "\(report)")

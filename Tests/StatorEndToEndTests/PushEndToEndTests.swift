@@ -2,9 +2,6 @@ import Foundation
 import Glibc
 import Testing
 
-/// A loopback port with nothing listening (bound, read, released): connections are refused.
-func deadPort() throws -> UInt16 { try freePort() }
-
 private func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
     guard let array = try JSONSerialization.jsonObject(with: Data(request.body)) as? [[String: Any]] else {
         throw TestFailure("body is not a JSON array: \(String(decoding: request.body, as: UTF8.self))")
@@ -81,11 +78,7 @@ private func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: An
     #expect(attempts.allSatisfy { String(decoding: $0.body, as: UTF8.self).contains("retry.me") })
     // The 429 asked for one second.
     #expect(attempts[2].at.timeIntervalSince(attempts[1].at) >= 0.95)
-    var page = ""
-    try eventually("push metrics") {
-        page = try httpRequest(port: agent.httpPort, "/metrics").body
-        return sample(page, "stator_push_requests_total{result=\"success\"}") == 1
-    }
+    let page = try scrape(agent, until: "push metrics") { sample($0, "stator_push_requests_total{result=\"success\"}") == 1 }
     #expect(sample(page, "stator_push_retries_total") == 2)
     #expect(sample(page, "stator_push_requests_total{result=\"retry\"}") == 2)
     #expect(sample(page, "stator_push_series_total") == 1)
@@ -100,10 +93,8 @@ private func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: An
             "--flush_interval", "100ms", "--sinks.json.path", "", "--sinks.http_push.url", "http://127.0.0.1:\(receiver.port)/",
         ])
     try agent.send("reject.me:1|c\nreject.too:1|g")
-    var page = ""
-    try eventually("the rejection counted") {
-        page = try httpRequest(port: agent.httpPort, "/metrics").body
-        return sample(page, "stator_push_requests_total{result=\"rejected\"}") == 1
+    let page = try scrape(agent, until: "the rejection counted") {
+        sample($0, "stator_push_requests_total{result=\"rejected\"}") == 1
     }
     #expect(sample(page, "stator_push_dropped_series_total{reason=\"rejected\"}") == 2)
     #expect(sample(page, "stator_push_retries_total") == 0)
@@ -116,7 +107,7 @@ private func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: An
 @Test func theSpoolSurvivesARestartWithNothingLostOrDuplicated() throws {
     let dir = try TemporaryDirectory()
     let spool = dir.file("spool")
-    let port = try deadPort()
+    let port = try freePort()  // nothing listens there: connections are refused
     let flags = [
         "--flush_interval", "100ms", "--sinks.json.path", "", "--sinks.http_push.url", "http://127.0.0.1:\(port)/",
         "--sinks.http_push.spool_dir", spool,

@@ -172,6 +172,53 @@ func sendUDP(_ datagrams: [[UInt8]], host: String = "127.0.0.1", port: UInt16) t
     }
 }
 
+/// Binds a socket of `type` on 127.0.0.1 (`port` 0 picks a free one), without
+/// SO_REUSEPORT; a stream socket also listens.
+/// - Returns: the descriptor and the bound port.
+func bindLoopback(_ type: Int32, port: UInt16 = 0, reuseAddress: Bool = false) throws -> (fd: Int32, port: UInt16) {
+    let fd = socket(AF_INET, type, 0)
+    if reuseAddress {
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+    }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = port.bigEndian
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, len) == 0 && (type != Int32(SOCK_STREAM.rawValue) || listen(fd, 64) == 0)
+                && getsockname(fd, $0, &len) == 0
+        }
+    }
+    guard ok else {
+        let reason = String(cString: strerror(errno))
+        close(fd)
+        throw TestFailure("cannot bind 127.0.0.1:\(port): \(reason)")
+    }
+    return (fd, UInt16(bigEndian: addr.sin_port))
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released); nothing listens there afterwards.
+func freePort() throws -> UInt16 {
+    let (fd, port) = try bindLoopback(Int32(SOCK_STREAM.rawValue))
+    close(fd)
+    return port
+}
+
+/// Scrapes the agent's `/metrics` until `condition` holds, failing after `timeout` seconds.
+/// - Returns: the page that satisfied it.
+@discardableResult
+func scrape(_ agent: StatorProcess, timeout: Double = 10, until what: String, _ condition: (String) -> Bool) throws -> String {
+    var page = ""
+    try eventually(timeout: timeout, what) {
+        page = try httpRequest(port: agent.httpPort, "/metrics").body
+        return condition(page)
+    }
+    return page
+}
+
 /// Calls `body` with a `sockaddr` for an IPv4 or IPv6 literal and a port.
 func withSocketAddress<R>(_ host: String, _ port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
     if host.contains(":") {

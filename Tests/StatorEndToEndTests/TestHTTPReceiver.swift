@@ -35,25 +35,7 @@ final class TestHTTPReceiver: Sendable {
     init(port: UInt16 = 0, script: [Response] = [], hang: Bool = false) throws {
         state = Mutex(State(script: script))
         self.hang = hang
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, len) == 0 && listen(fd, 64) == 0 && getsockname(fd, $0, &len) == 0
-            }
-        }
-        guard ok else {
-            close(fd)
-            throw TestFailure("test receiver cannot listen on port \(port): \(String(cString: strerror(errno)))")
-        }
-        listener = fd
-        self.port = UInt16(bigEndian: addr.sin_port)
+        (listener, self.port) = try bindLoopback(Int32(SOCK_STREAM.rawValue), port: port, reuseAddress: true)
         let thread = Thread { [self] in acceptLoop() }
         thread.start()
     }
