@@ -4,12 +4,13 @@ public enum PrometheusNaming {
     static func sanitize(_ bytes: some Sequence<UInt8>) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.underestimatedCount + 8)
-        for b in bytes {
-            let ok = (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x5F
-            out.append(ok ? b : 0x5F)
-        }
-        if let first = out.first, first >= 0x30 && first <= 0x39 { out.insert(0x5F, at: 0) }
+        for b in bytes { out.append(sanitized(b)) }
+        prefixLeadingDigit(&out)
         return out
+    }
+
+    private static func prefixLeadingDigit(_ out: inout [UInt8]) {
+        if let first = out.first, first >= 0x30 && first <= 0x39 { out.insert(0x5F, at: 0) }
     }
 
     /// Replaces `out` with the family name (see `familyName`), reusing its storage.
@@ -17,7 +18,7 @@ public enum PrometheusNaming {
         out.removeAll(keepingCapacity: true)
         for b in prefix { out.append(sanitized(b)) }
         for b in statsdName { out.append(sanitized(b)) }
-        if let first = out.first, first >= 0x30 && first <= 0x39 { out.insert(0x5F, at: 0) }
+        prefixLeadingDigit(&out)
         if out.isEmpty { out.append(0x5F) }
         switch type {
         case .counter: appendSuffix("_total", to: &out)
@@ -35,13 +36,8 @@ public enum PrometheusNaming {
     /// The family name of a statsd series: `prefix` + sanitized name, `_total` for
     /// counters, `_seconds` for timers; a suffix already present is not doubled.
     static func familyName(prefix: [UInt8], statsdName: UnsafeRawBufferPointer, type: MetricType) -> [UInt8] {
-        var name = sanitize(prefix + Array(statsdName))
-        if name.isEmpty { name = [0x5F] }
-        switch type {
-        case .counter: appendSuffix("_total", to: &name)
-        case .timer: appendSuffix("_seconds", to: &name)
-        default: break
-        }
+        var name: [UInt8] = []
+        appendFamilyName(prefix: prefix, statsdName: statsdName, type: type, to: &name)
         return name
     }
 

@@ -143,11 +143,12 @@ final class PushQueue: @unchecked Sendable {
         }
     }
 
-    private func path(_ id: UInt64) -> String? {
-        spoolDirectory.map { dir in
-            let digits = String(id)
-            return "\(dir)/\(String(repeating: "0", count: max(0, 20 - digits.count)))\(digits).req"
-        }
+    private func path(_ id: UInt64) -> String? { spoolDirectory.map { Self.path($0, id) } }
+
+    /// `<dir>/<id, 20 digits>.req`: names sort in sending order.
+    private static func path(_ dir: String, _ id: UInt64) -> String {
+        let digits = String(id)
+        return "\(dir)/\(String(repeating: "0", count: max(0, 20 - digits.count)))\(digits).req"
     }
 
     private func removeFile(_ id: UInt64) {
@@ -156,8 +157,7 @@ final class PushQueue: @unchecked Sendable {
 
     // File layout: "STATOR-PUSH 1 <format> <series>\n" then the body.
     private static func spool(_ request: PushRequest, to dir: String, id: UInt64) -> Bool {
-        let digits = String(id)
-        let final = "\(dir)/\(String(repeating: "0", count: max(0, 20 - digits.count)))\(digits).req"
+        let final = path(dir, id)
         let temporary = final + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return false }
