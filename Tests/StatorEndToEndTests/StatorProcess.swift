@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StatorCore
 import Synchronization
 import Testing
 
@@ -36,7 +37,7 @@ final class TemporaryDirectory: Sendable {
 
 /// Collects everything a pipe delivers, on its own thread.
 final class PipeCollector: Sendable {
-    private let data = Mutex(Data())
+    private let data = PthreadLock(Data())
     private let closed = Atomic<Bool>(false)
     let pipe = Pipe()
 

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StatorCore
 import Synchronization
 
 /// A small HTTP/1.1 server for push tests: records every request and answers
@@ -27,13 +28,13 @@ final class TestHTTPReceiver: Sendable {
 
     let port: UInt16
     private let listener: Int32
-    private let state: Mutex<State>
+    private let state: PthreadLock<State>
     private let stopping = Atomic<Bool>(false)
     private let hang: Bool
 
     /// Listens on 127.0.0.1 (`port` 0 picks a free one).
     init(port: UInt16 = 0, script: [Response] = [], hang: Bool = false) throws {
-        state = Mutex(State(script: script))
+        state = PthreadLock(State(script: script))
         self.hang = hang
         (listener, self.port) = try bindLoopback(Int32(SOCK_STREAM.rawValue), port: port, reuseAddress: true)
         let thread = Thread { [self] in acceptLoop() }

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// What every shard of one table shares: the series budget and the limits.
 final class ShardContext: Sendable {
@@ -26,7 +25,6 @@ final class Shard: Sendable {
         var sweepCursor = 0
     }
 
-    /// A pthread mutex rather than `Mutex`, so that ThreadSanitizer sees the locking (see `PthreadLock`).
     private let state: PthreadLock<State>
     private let context: ShardContext
     /// Copies of the context's plain values, so the hot path reads them without touching the context.

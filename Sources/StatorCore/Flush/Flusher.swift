@@ -36,7 +36,7 @@ public final class Flusher: Sendable {
     private let publish: @Sendable (FlushBatch) -> Void
     private let metrics: SelfMetrics
     private let logger: Logger?
-    private let state: Mutex<State>
+    private let state: PthreadLock<State>
     private let wake = ConditionLock()
     private let stopping = Atomic<Bool>(false)
 
@@ -53,7 +53,7 @@ public final class Flusher: Sendable {
         self.configuration = configuration
         self.publish = publish
         self.metrics = metrics
-        state = Mutex(State(previousFlush: startMillis))
+        state = PthreadLock(State(previousFlush: startMillis))
     }
 
     /// The next wall-clock multiple of the interval strictly after `now`.

@@ -51,7 +51,7 @@ public final class HTTPServer: Sendable {
     private let handler: HTTPHandler
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
-    private let thread = Mutex<WorkerThread?>(nil)
+    private let thread = PthreadLock<WorkerThread?>(nil)
     /// The address the server is bound to.
     public let boundAddress: String
 

@@ -30,7 +30,7 @@ public final class Receiver: Sendable {
     private let logger: Logger
     private let configuration: ReceiverConfiguration
     private let stopping = Atomic<Bool>(false)
-    private let threads = Mutex<[WorkerThread]>([])
+    private let threads = PthreadLock<[WorkerThread]>([])
     private let badLineLog = RateLimiter(period: 5)
     /// The address the sockets are bound to.
     public let boundAddress: String

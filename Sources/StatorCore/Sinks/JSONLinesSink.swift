@@ -27,7 +27,7 @@ public final class JSONLinesSink: Sink {
 
     public let name = "json"
     private let configuration: JSONLinesConfiguration
-    private let file = Mutex(FileState())
+    private let file = PthreadLock(FileState())
     private let reopenRequested = Atomic<Bool>(false)
 
     public init(configuration: JSONLinesConfiguration) {
@@ -39,7 +39,7 @@ public final class JSONLinesSink: Sink {
     public func emit(_ batch: FlushBatch) throws {
         guard batch.seriesCount > 0 else { return }
         let bytes = JSONLinesEncoder.encode(batch)
-        try file.withLock { state throws(SystemError) in
+        try file.withLock { state in
             if reopenRequested.exchange(false, ordering: .acquiringAndReleasing) { close(&state) }
             if state.fd < 0 { try open(&state) }
             do throws(SystemError) {

@@ -1,5 +1,4 @@
 import Glibc
-import Synchronization
 
 /// A swift-log-shaped logger that writes JSON lines to standard error.
 ///
@@ -34,10 +33,10 @@ public struct Logger: Sendable {
 
     /// Where lines go; one lock so concurrent lines never interleave.
     public final class Output: Sendable {
-        private let fd: Mutex<Int32>
+        private let fd: PthreadLock<Int32>
 
         /// Creates an output writing to file descriptor `fd` (default: standard error).
-        public init(fd: Int32 = 2) { self.fd = Mutex(fd) }
+        public init(fd: Int32 = 2) { self.fd = PthreadLock(fd) }
 
         func write(_ bytes: [UInt8]) {
             fd.withLock { fd in

@@ -1,11 +1,12 @@
 import CStatorSys
 import Glibc
 
-/// A value behind a `pthread_mutex_t`.
+/// A value behind a `pthread_mutex_t`: the project's lock.
 ///
-/// Used where ThreadSanitizer must see the locking: it intercepts pthread mutexes but
-/// not the futex-based `Synchronization.Mutex` of the Linux standard library (whose
-/// atomics are not instrumented), so it reports races inside every `Mutex.withLock`.
+/// Used instead of `Synchronization.Mutex` so that ThreadSanitizer sees the locking: it
+/// intercepts pthread mutexes but not the futex-based `Mutex` of the Linux standard
+/// library (whose atomics are not instrumented), and reports false races inside its
+/// `withLock` (`scripts/test --sanitize`).
 public final class PthreadLock<Value>: @unchecked Sendable {
     // SAFETY: `value` is only touched inside `withLock`, with `mutex` held; both live at
     // stable heap addresses for the lifetime of the object. (Behind a pointer rather than a

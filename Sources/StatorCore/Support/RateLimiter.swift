@@ -1,4 +1,3 @@
-import Synchronization
 
 /// Lets through at most one event per `period` and counts what it held back,
 /// so repeated errors (bad lines, a failing sink) cost one log line per period.
@@ -9,7 +8,7 @@ public final class RateLimiter: Sendable {
     }
 
     private let period: Double
-    private let state = Mutex(State())
+    private let state = PthreadLock(State())
 
     /// Creates a limiter letting one event through per `period` seconds.
     public init(period: Double) { self.period = period }

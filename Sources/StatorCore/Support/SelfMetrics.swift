@@ -28,7 +28,7 @@ public final class SelfMetrics: Sendable {
     public let flushes = AtomicCounter()
     /// Bit pattern of the last flush's duration in seconds.
     public let lastFlushDurationBits = AtomicCounter()
-    private let labeled = Mutex<[String: UInt64]>([:])
+    private let labeled = PthreadLock<[String: UInt64]>([:])
     /// The process start time, seconds since the epoch.
     public let startTime: Double
 

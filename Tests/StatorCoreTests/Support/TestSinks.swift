@@ -5,7 +5,7 @@ import Synchronization
 /// Records every batch it receives (like swift-metrics' TestMetrics).
 final class RecordingSink: Sink {
     let name: String
-    let batches = Mutex<[FlushBatch]>([])
+    let batches = PthreadLock<[FlushBatch]>([])
     init(name: String = "recording") { self.name = name }
     func emit(_ batch: FlushBatch) throws { batches.withLock { $0.append(batch) } }
     var count: Int { batches.withLock { $0.count } }

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// The Prometheus view of everything flushed so far: counters cumulative since
 /// the series appeared, gauges and sets as their last value, timers, histograms
@@ -115,7 +114,7 @@ public final class CumulativeState: Sendable {
         var appliedTimestamp: EpochMillis = 0
     }
 
-    private let state = Mutex(State())
+    private let state = PthreadLock(State())
     let prefix: [UInt8]
     /// Names the agent's own metrics use; statsd families may not take them.
     private let reserved: Set<[UInt8]>

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// Configuration of the Prometheus sink (`sinks.prometheus`).
 public struct PrometheusConfiguration: Sendable {
@@ -19,13 +18,13 @@ public struct PrometheusConfiguration: Sendable {
 /// the rare plain-text client.
 public final class PrometheusPage: Sendable {
     private let plain: [UInt8]?
-    private let compressed: Mutex<[UInt8]?>
+    private let compressed: PthreadLock<[UInt8]?>
     /// Plain text above this size is not kept (a million series is over 100 MB of text).
     static let keepPlainUpTo = 8 << 20
 
     init(gzipped: [UInt8]?, plain: [UInt8]?) {
         self.plain = plain
-        compressed = Mutex(gzipped)
+        compressed = PthreadLock(gzipped)
     }
 
     /// An empty page.
@@ -54,7 +53,7 @@ public final class PrometheusSink: Sink {
     public let name = "prometheus"
     /// The cumulative state (shared with the remote-write sink).
     public let state: CumulativeState
-    private let current = Mutex(PrometheusPage.empty)
+    private let current = PthreadLock(PrometheusPage.empty)
 
     /// - Parameters:
     ///   - reservedNames: family names the agent's own metrics use.

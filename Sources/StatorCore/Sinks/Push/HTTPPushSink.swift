@@ -68,8 +68,8 @@ public final class HTTPPushSink: Sink {
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
     private let stopAt = Atomic<UInt64>(0)  // bit pattern of the monotonic shutdown deadline
-    private let lastRemoteWrite = Mutex<UInt64>(0)
-    private let sender = Mutex<WorkerThread?>(nil)
+    private let lastRemoteWrite = PthreadLock<UInt64>(0)
+    private let sender = PthreadLock<WorkerThread?>(nil)
     private let rejectionLog = RateLimiter(period: 10)
     private let failureLog = RateLimiter(period: 10)
 
@@ -226,7 +226,7 @@ public final class PushMetrics: Sendable {
     let seriesSent = AtomicCounter()
     let retries = AtomicCounter()
     let queueBytes = AtomicCounter()
-    private let labeled = Mutex<[String: UInt64]>([
+    private let labeled = PthreadLock<[String: UInt64]>([
         "stator_push_requests_total{result=\"success\"}": 0, "stator_push_requests_total{result=\"retry\"}": 0,
         "stator_push_requests_total{result=\"rejected\"}": 0,
         "stator_push_dropped_series_total{reason=\"rejected\"}": 0,

@@ -1,7 +1,6 @@
 import Dispatch
 import Foundation
 import FoundationNetworking
-import Synchronization
 
 /// The outcome of one POST.
 enum PushOutcome: Sendable, Equatable {
@@ -45,7 +44,7 @@ final class PushHTTPClient: Sendable {
         request.httpMethod = "POST"
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         request.httpBody = Data(body)
-        let result = Mutex<PushOutcome?>(nil)
+        let result = PthreadLock<PushOutcome?>(nil)
         let done = DispatchSemaphore(value: 0)
         let task = session.dataTask(with: request) { data, response, error in
             let outcome: PushOutcome
