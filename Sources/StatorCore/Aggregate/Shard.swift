@@ -1,4 +1,3 @@
-
 /// What every shard of one table shares: the series budget and the limits.
 final class ShardContext: Sendable {
     let budget: SeriesBudget

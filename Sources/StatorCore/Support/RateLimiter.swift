@@ -1,4 +1,3 @@
-
 /// Lets through at most one event per `period` and counts what it held back,
 /// so repeated errors (bad lines, a failing sink) cost one log line per period.
 public final class RateLimiter: Sendable {

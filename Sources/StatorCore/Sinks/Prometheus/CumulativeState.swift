@@ -1,4 +1,3 @@
-
 /// The Prometheus view of everything flushed so far: counters cumulative since
 /// the series appeared, gauges and sets as their last value, timers, histograms
 /// and distributions as cumulative histograms. Fed by each `FlushBatch`; read by

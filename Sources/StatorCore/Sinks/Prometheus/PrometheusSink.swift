@@ -1,4 +1,3 @@
-
 /// Configuration of the Prometheus sink (`sinks.prometheus`).
 public struct PrometheusConfiguration: Sendable {
     /// Prepended to every statsd family name (`prefix`).
