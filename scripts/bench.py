@@ -4,6 +4,7 @@ and measures from the outside (/proc CPU, /metrics kernel drops, the flushed JSO
 import argparse, json, os, re, signal, subprocess, sys, tempfile, time, urllib.request
 
 LIVE = False  # --format-live: the "as fast as possible" step formats lines as it sends them
+SENDERS = 1  # --senders: concurrent stator-load processes, each its own socket (source port)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".build", "release")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -72,12 +73,26 @@ class Agent:
 
 
 def load(port, rate, seconds, size, extra=()):
+    """Runs SENDERS stator-load processes at rate/SENDERS each (seeds 1, 2, ...) and sums what they sent."""
     if rate == 0 and LIVE:
         extra = list(extra) + ["--format-live", "1"]
-    cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{port}", "--rate", str(rate),
-           "--duration", str(seconds), "--keys", "2000", "--mix", "c=50,ms=30,g=10,s=10",
-           "--datagram-size", str(size), "--seed", "1"] + list(extra)
-    return json.loads(subprocess.check_output(cmd, text=True))
+    procs = []
+    for k in range(SENDERS):
+        cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{port}", "--rate", str(rate / SENDERS),
+               "--duration", str(seconds), "--keys", "2000", "--mix", "c=50,ms=30,g=10,s=10",
+               "--datagram-size", str(size), "--seed", str(k + 1)] + list(extra)
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit("stator-load failed")
+        results.append(json.loads(out))
+    total = {key: sum(r[key] for r in results) for key in ("lines", "datagrams", "counter_sum", "timer_count",
+                                                           "send_errors")}
+    total["seconds"] = max(r["seconds"] for r in results)
+    total["lines_per_second"] = total["lines"] / total["seconds"]
+    return total
 
 
 def accounted(path):
@@ -240,10 +255,13 @@ def main():
     p.add_argument("--callgrind", action="store_true", default=True)
     p.add_argument("--format-live", action="store_true",
                    help="at the as-fast-as-possible step, format lines while sending, like a client")
+    p.add_argument("--senders", type=int, default=1,
+                   help="concurrent generator processes (each its own source port, so SO_REUSEPORT spreads them)")
     p.add_argument("--flag", dest="flags", action="append", default=[], help="extra stator flag (repeat)")
     args = p.parse_args()
-    global LIVE
+    global LIVE, SENDERS
     LIVE = args.format_live
+    SENDERS = max(1, args.senders)
     if args.mode == "small":
         args.size = 0
         args.mode = "throughput"

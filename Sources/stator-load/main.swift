@@ -148,7 +148,7 @@ guard connected == 0 else { fail("connect failed") }
 var sequentialKey = 0
 var pinned = pool.map { d -> UnsafeMutableRawBufferPointer in
     let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, d.bytes.count), alignment: 1)
-    p.copyMemory(from: UnsafeRawBufferPointer(start: d.bytes, count: d.bytes.count))
+    d.bytes.withUnsafeBytes { p.copyMemory(from: $0) }
     return p
 }
 /// Replaces pool entry `k` and its pinned copy.
@@ -156,7 +156,7 @@ var pinned = pool.map { d -> UnsafeMutableRawBufferPointer in
     pool[k] = d
     pinned[k].deallocate()
     pinned[k] = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, d.bytes.count), alignment: 1)
-    pinned[k].copyMemory(from: UnsafeRawBufferPointer(start: d.bytes, count: d.bytes.count))
+    d.bytes.withUnsafeBytes { pinned[k].copyMemory(from: $0) }
 }
 
 let iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: o.batch)
