@@ -37,10 +37,10 @@ public final class Agent: Sendable {
             configuration: configuration.prometheus, metrics: metrics, reservedNames: SelfMetricsPage.familyNames,
             logger: logger.child("stator.prometheus"))
         var sinks: [any Sink] = [prometheus]
-        if !configuration.json.path.isEmpty { sinks.append(JSONLinesSink(configuration: configuration.json)) }
+        if !configuration.json.path.isEmpty { sinks.append(JSONLinesSink(configuration: configuration.json, metrics: metrics)) }
         var pushMetrics: PushMetrics?
         if !configuration.push.url.isEmpty {
-            let push = PushMetrics()
+            let push = PushMetrics(selfMetrics: metrics)
             pushMetrics = push
             sinks.append(
                 try HTTPPushSink(

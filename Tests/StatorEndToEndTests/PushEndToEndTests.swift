@@ -2,7 +2,8 @@ import Foundation
 import Glibc
 import Testing
 
-private func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
+/// The objects of a `json` push request body.
+func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
     guard let array = try JSONSerialization.jsonObject(with: Data(request.body)) as? [[String: Any]] else {
         throw TestFailure("body is not a JSON array: \(String(decoding: request.body, as: UTF8.self))")
     }

@@ -78,8 +78,11 @@ final class StatorProcess: @unchecked Sendable {
 
     /// Starts `stator` with `arguments` and a clean environment plus `environment`.
     /// Waits for its start-up line when `waitForStart`.
-    init(_ arguments: [String], environment: [String: String] = [:], waitForStart: Bool = true) throws {
-        process.executableURL = URL(fileURLWithPath: try statorBinary())
+    /// `executable` replaces the agent's binary, for a wrapper such as `setpriv` that runs it.
+    init(
+        executable: String? = nil, _ arguments: [String], environment: [String: String] = [:], waitForStart: Bool = true
+    ) throws {
+        process.executableURL = URL(fileURLWithPath: try executable ?? statorBinary())
         process.arguments = arguments
         // A clean environment, but sanitizer settings pass through (scripts/test --sanitize).
         var base = ["PATH": "/usr/bin:/bin"]

@@ -30,18 +30,24 @@ final class TestHTTPReceiver: Sendable {
     private let listener: Int32
     private let state: PthreadLock<State>
     private let stopping = Atomic<Bool>(false)
-    private let hang: Bool
+    private let hanging: Atomic<Bool>
 
     /// Listens on 127.0.0.1 (`port` 0 picks a free one).
     init(port: UInt16 = 0, script: [Response] = [], hang: Bool = false) throws {
         state = PthreadLock(State(script: script))
-        self.hang = hang
+        hanging = Atomic(hang)
         (listener, self.port) = try bindLoopback(Int32(SOCK_STREAM.rawValue), port: port, reuseAddress: true)
         let thread = Thread { [self] in acceptLoop() }
         thread.start()
     }
 
     var requests: [Request] { state.withLock { $0.requests } }
+
+    /// Whether requests get no answer (until the connection is closed or hanging stops).
+    var hang: Bool {
+        get { hanging.load(ordering: .acquiring) }
+        set { hanging.store(newValue, ordering: .releasing) }
+    }
 
     func stop() {
         stopping.store(true, ordering: .releasing)
@@ -116,7 +122,7 @@ final class TestHTTPReceiver: Sendable {
                 return s.script.isEmpty ? Response(status: 200) : s.script.removeFirst()
             }
             if hang {
-                while !stopping.load(ordering: .acquiring) { usleep(10_000) }
+                while !stopping.load(ordering: .acquiring), hang { usleep(10_000) }
                 return
             }
             var text = "HTTP/1.1 \(response.status) Scripted\r\nContent-Length: \(response.body.utf8.count)\r\n"

@@ -19,19 +19,34 @@ public struct JSONLinesConfiguration: Sendable {
 
 /// Writes each batch as NDJSON with a single `write` call, so a reader that
 /// tails the file never sees half a flush. Rotates by size; SIGHUP reopens.
+///
+/// A batch that cannot be written (missing directory, no permission, full disk) is
+/// kept, up to `maxUnwrittenBytes`, and written before the next one once the file
+/// can be opened and written again; a partly written batch is cut off again
+/// (`ftruncate`), so the file never holds half a line. Beyond the bound the oldest
+/// kept batches are dropped and their series counted in
+/// `stator_series_dropped_total{sink="json",reason="unwritable"}`.
 public final class JSONLinesSink: Sink {
     private struct FileState {
         var fd: Int32 = -1
         var size: Int64 = 0
+        /// Encoded batches not yet written, oldest first, and their series counts.
+        var unwritten: [(bytes: [UInt8], series: Int)] = []
+        var unwrittenBytes = 0
     }
 
     public let name = "json"
+    /// Encoded batches kept while the file cannot be written.
+    public static let maxUnwrittenBytes = 64 << 20
     private let configuration: JSONLinesConfiguration
+    private let metrics: SelfMetrics?
     private let file = PthreadLock(FileState())
     private let reopenRequested = Atomic<Bool>(false)
 
-    public init(configuration: JSONLinesConfiguration) {
+    public init(configuration: JSONLinesConfiguration, metrics: SelfMetrics? = nil) {
         self.configuration = configuration
+        self.metrics = metrics
+        metrics?.registerLabeled(SelfMetrics.seriesDropped("json", "unwritable"))
     }
 
     private var isStdout: Bool { configuration.path == "-" }
@@ -41,24 +56,54 @@ public final class JSONLinesSink: Sink {
         let bytes = JSONLinesEncoder.encode(batch)
         try file.withLock { state in
             if reopenRequested.exchange(false, ordering: .acquiringAndReleasing) { close(&state) }
-            if state.fd < 0 { try open(&state) }
+            state.unwritten.append((bytes, batch.seriesCount))
+            state.unwrittenBytes += bytes.count
+            while state.unwrittenBytes > Self.maxUnwrittenBytes, state.unwritten.count > 1 {
+                let dropped = state.unwritten.removeFirst()
+                state.unwrittenBytes -= dropped.bytes.count
+                metrics?.addLabeled(SelfMetrics.seriesDropped("json", "unwritable"), UInt64(dropped.series))
+            }
+            try writeUnwritten(&state)
+        }
+    }
+
+    /// Writes the kept batches, oldest first; stops at the first failure and keeps the rest.
+    private func writeUnwritten(_ state: inout FileState) throws(SystemError) {
+        if state.unwritten.isEmpty { return }
+        if state.fd < 0 { try open(&state) }
+        while let first = state.unwritten.first {
             do throws(SystemError) {
-                try writeAll(state.fd, bytes)
+                try writeAll(state.fd, first.bytes)
             } catch {
-                close(&state)  // reopen on the next batch: the fault may clear
+                // Cut off what part of the batch got in, and reopen next time: the fault may clear.
+                if !isStdout { _ = ftruncate(state.fd, off_t(state.size)) }
+                close(&state)
                 throw error
             }
-            state.size += Int64(bytes.count)
+            state.unwritten.removeFirst()
+            state.unwrittenBytes -= first.bytes.count
+            state.size += Int64(first.bytes.count)
             if !isStdout, configuration.rotateBytes > 0, state.size >= configuration.rotateBytes {
                 close(&state)
                 rotate()
+                if !state.unwritten.isEmpty { try open(&state) }
             }
         }
     }
 
     public func reopen() { reopenRequested.store(true, ordering: .releasing) }
 
-    public func shutdown() { file.withLock { close(&$0) } }
+    /// Makes a last attempt at what is kept, then closes the file.
+    public func shutdown() {
+        file.withLock { state in
+            try? writeUnwritten(&state)
+            if !state.unwritten.isEmpty {
+                let series = state.unwritten.reduce(0) { $0 + $1.series }
+                metrics?.addLabeled(SelfMetrics.seriesDropped("json", "unwritable"), UInt64(series))
+            }
+            close(&state)
+        }
+    }
 
     private func open(_ state: inout FileState) throws(SystemError) {
         if isStdout {

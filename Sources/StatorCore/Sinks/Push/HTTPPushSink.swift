@@ -234,9 +234,19 @@ public final class PushMetrics: Sendable {
         "stator_push_dropped_series_total{reason=\"shutdown\"}": 0,
     ])
 
-    public init() {}
+    private let selfMetrics: SelfMetrics?
 
-    func request(result: String) { labeled.withLock { $0["stator_push_requests_total{result=\"\(result)\"}", default: 0] += 1 } }
+    /// - Parameter selfMetrics: where a failed request (retried or rejected) also counts as a
+    ///   sink error, `stator_sink_errors_total{sink="http_push"}`.
+    public init(selfMetrics: SelfMetrics? = nil) {
+        self.selfMetrics = selfMetrics
+        selfMetrics?.registerLabeled(SelfMetrics.sinkErrors("http_push"))
+    }
+
+    func request(result: String) {
+        labeled.withLock { $0["stator_push_requests_total{result=\"\(result)\"}", default: 0] += 1 }
+        if result != "success" { selfMetrics?.addLabeled(SelfMetrics.sinkErrors("http_push")) }
+    }
 
     func dropped(reason: String, _ series: Int) {
         labeled.withLock { $0["stator_push_dropped_series_total{reason=\"\(reason)\"}", default: 0] += UInt64(series) }

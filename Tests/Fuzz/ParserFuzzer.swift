@@ -1,0 +1,68 @@
+// libFuzzer entry for the receive path: scripts/fuzz compiles it together with
+// StatorCore's sources (one module, so internal checks are reachable) with
+// `-sanitize=fuzzer,address`. Each input is one datagram. It is split, parsed
+// line by line (with the parse result checked against the line's bounds) and
+// ingested into a small table; every 64 inputs the table is flushed and the
+// batch encoded as JSON lines and as a Prometheus page, whose output must be
+// valid UTF-8. Any crash, sanitizer report or failed check stops the run and
+// leaves the input in .build/fuzz/crashes; each one becomes a test in
+// Tests/StatorCoreTests/Parse/FuzzRegressionTests.swift.
+
+nonisolated(unsafe) private var fuzzTable: ShardedTable?
+nonisolated(unsafe) private var fuzzIngestor: DatagramIngestor?
+nonisolated(unsafe) private var fuzzFlusher: Flusher?
+nonisolated(unsafe) private var fuzzPrometheus: PrometheusSink?
+nonisolated(unsafe) private var fuzzInputs = 0
+nonisolated(unsafe) private var fuzzParsed = ParsedLine()
+
+private func fuzzCheck(_ condition: Bool, _ what: String) {
+    if !condition { fatalError("fuzz check failed: \(what)") }
+}
+
+private func fuzzSetUp() {
+    let table = ShardedTable(
+        configuration: AggregationConfiguration(shards: 4, maxSeries: 5_000, maxSamplesPerSeries: 64), seed: 7)
+    let metrics = SelfMetrics(readers: 1)
+    fuzzTable = table
+    fuzzIngestor = DatagramIngestor(table: table)
+    fuzzFlusher = Flusher(
+        table: table, configuration: FlushConfiguration(intervalMillis: 1_000, seriesTTLMillis: 3_000),
+        startMillis: 0, metrics: metrics, publish: { _ in })
+    fuzzPrometheus = PrometheusSink(configuration: PrometheusConfiguration(), metrics: metrics, reservedNames: [])
+}
+
+/// Checks what the parser says about one line: every range it hands out lies inside the line.
+private func fuzzCheckLine(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) {
+    guard case .metric = StatsdParser.parse(bytes, line, into: &fuzzParsed) else { return }
+    fuzzCheck(
+        !fuzzParsed.name.isEmpty && line.contains(fuzzParsed.name.lowerBound) && fuzzParsed.name.upperBound <= line.upperBound,
+        "name")
+    for t in 0..<fuzzParsed.tags.count {
+        let tag = fuzzParsed.tags[t]
+        fuzzCheck(tag.key.lowerBound >= line.lowerBound && tag.value.upperBound <= line.upperBound, "tag range")
+    }
+    fuzzCheck(fuzzParsed.groups.count > 0, "a metric has a sample group")
+    for g in 0..<fuzzParsed.groups.count {
+        let group = fuzzParsed.groups[g]
+        fuzzCheck(group.rate > 0 && group.rate <= 1, "rate in (0, 1]")
+        fuzzCheck(group.valueStart <= group.valueEnd && group.valueEnd <= fuzzParsed.values.count, "value range")
+        for v in group.valueStart..<group.valueEnd { fuzzCheck(fuzzParsed.values[v].value.isFinite, "finite value") }
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func statorFuzzOneInput(_ data: UnsafeRawPointer?, _ count: Int) -> Int32 {
+    if fuzzTable == nil { fuzzSetUp() }
+    let bytes = UnsafeRawBufferPointer(start: count > 0 ? data : nil, count: count)
+    LineSplitter.forEachLine(in: bytes) { fuzzCheckLine(bytes, $0) }
+    fuzzIngestor!.ingest(bytes)
+    fuzzInputs += 1
+    if fuzzInputs % 64 == 0 {
+        let batch = fuzzFlusher!.flush(at: Int64(fuzzInputs) * 16)
+        let json = JSONLinesEncoder.encode(batch)
+        fuzzCheck(String(validating: json, as: UTF8.self) != nil, "JSON lines are UTF-8")
+        try? fuzzPrometheus!.emit(batch)
+        fuzzCheck(String(validating: fuzzPrometheus!.page.body, as: UTF8.self) != nil, "the page is UTF-8")
+    }
+    return 0
+}

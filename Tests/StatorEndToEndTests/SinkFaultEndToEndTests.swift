@@ -1,0 +1,142 @@
+import Foundation
+import Glibc
+import Testing
+
+// Sink faults (issue 6): each is counted in stator_sink_errors_total{sink}, the other
+// sinks and ingestion carry on, and the sink recovers by itself when the fault clears,
+// with nothing that was aggregated meanwhile lost.
+
+/// A value from the agent's own metrics page (`name` with its labels, as written there).
+func selfMetric(_ agent: StatorProcess, _ series: String) throws -> Double {
+    let page = try httpRequest(port: agent.httpPort, "/metrics").body
+    for line in page.split(separator: "\n") where line.hasPrefix(series + " ") {
+        return Double(line.dropFirst(series.count + 1)) ?? -1
+    }
+    return -1
+}
+
+/// The sum of `name`'s counter values in a JSON-lines file; every line must parse.
+func counterSum(_ path: String, _ name: String) throws -> Double {
+    try jsonLines(readFile(path)).filter { $0["name"] as? String == name }.reduce(0) { $0 + ($1["value"] as? Double ?? 0) }
+}
+
+/// Sends `fault.counter:n|c` for n = 1...count, one per flush interval of 100 ms.
+func sendCounters(_ agent: StatorProcess, _ range: ClosedRange<Int>) throws {
+    for n in range {
+        try agent.send("fault.counter:\(n)|c")
+        usleep(60_000)
+    }
+}
+
+/// Checks the fault is counted and logged while the Prometheus sink carries on, clears
+/// it, and expects every value sent before and after in the file.
+func expectRecovery(_ agent: StatorProcess, path: String, clear: () throws -> Void) throws {
+    try sendCounters(agent, 1...5)
+    try eventually("JSON sink errors counted") { try selfMetric(agent, #"stator_sink_errors_total{sink="json"}"#) >= 2 }
+    #expect(agent.stderr.text.contains("sink failed to emit a batch"))
+    // Ingestion and the Prometheus sink carry on.
+    _ = try scrape(agent, until: "fault_counter_total 15") { $0.contains("fault_counter_total 15") }
+    try clear()
+    try sendCounters(agent, 6...8)
+    try eventually("every value in the file after recovery") { (try? counterSum(path, "fault.counter")) == 36 }
+    #expect(try selfMetric(agent, #"stator_series_dropped_total{reason="unwritable",sink="json"}"#) == 0)
+    #expect(try agent.stop() == 0)
+    #expect(try counterSum(path, "fault.counter") == 36)  // and nothing twice
+}
+
+@Test func jsonSinkRecoversWhenItsMissingDirectoryAppears() throws {
+    let dir = try TemporaryDirectory()
+    let path = dir.file("later/out.json")
+    let agent = try StatorProcess(agent: ["--flush_interval", "100ms", "--sinks.json.path", path])
+    try expectRecovery(agent, path: path) {
+        try FileManager.default.createDirectory(atPath: dir.file("later"), withIntermediateDirectories: false)
+    }
+}
+
+@Test func jsonSinkRecoversWhenItsReadOnlyFileBecomesWritable() throws {
+    let dir = try TemporaryDirectory()
+    let path = dir.file("out.json")
+    FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o444])
+    chmod(dir.path, 0o755)
+    // Root writes through file permissions: run the agent as nobody then.
+    var arguments = ["--udp.address", "127.0.0.1:0", "--http.address", "127.0.0.1:0", "--flush_interval", "100ms"]
+    arguments += ["--sinks.json.path", path]
+    let agent: StatorProcess
+    if getuid() == 0 {
+        agent = try StatorProcess(
+            executable: "/usr/bin/setpriv",
+            ["--reuid=65534", "--regid=65534", "--clear-groups", try statorBinary()] + arguments)
+    } else {
+        agent = try StatorProcess(arguments)
+    }
+    try expectRecovery(agent, path: path) {
+        #expect(chmod(path, 0o666) == 0)
+    }
+}
+
+@Test func jsonSinkRecoversWhenTheDiskHasRoomAgain() throws {
+    let dir = try TemporaryDirectory()
+    let mountPoint = dir.file("small")
+    try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
+    let path = "\(mountPoint)/out.json"
+    let filler = "\(mountPoint)/filler"
+    // A real full file system: a 256 KiB tmpfs when we may mount one (root, as here and in
+    // CI); otherwise the path is a link to /dev/full (ENOSPC on every write) that is then
+    // replaced by a regular file.
+    let mounted = getuid() == 0 && run("/bin/mount", ["-t", "tmpfs", "-o", "size=256k", "stator-test", mountPoint]) == 0
+    defer { if mounted { _ = run("/bin/umount", ["-l", mountPoint]) } }
+    if mounted {
+        let fd = open(filler, O_WRONLY | O_CREAT, 0o644)
+        let block = [UInt8](repeating: 0x41, count: 4096)
+        while write(fd, block, block.count) > 0 {}
+        close(fd)
+    } else {
+        #expect(symlink("/dev/full", path) == 0)
+    }
+    let agent = try StatorProcess(agent: ["--flush_interval", "100ms", "--sinks.json.path", path])
+    try expectRecovery(agent, path: path) {
+        #expect(unlink(mounted ? filler : path) == 0)
+    }
+    // No half-written line was left behind by a partial write (jsonLines would have thrown).
+    #expect(try jsonLines(readFile(path)).allSatisfy { $0["name"] != nil })
+}
+
+@Test func pushSinkCountsAHungTargetAndRecoversWhenItAnswers() throws {
+    let receiver = try TestHTTPReceiver(hang: true)
+    let dir = try TemporaryDirectory()
+    let out = dir.file("out.json")
+    let agent = try StatorProcess(
+        agent: [
+            "--flush_interval", "100ms", "--sinks.json.path", out,
+            "--sinks.http_push.url", "http://127.0.0.1:\(receiver.port)/", "--sinks.http_push.format", "json",
+            "--sinks.http_push.timeout", "300ms",
+        ])
+    try sendCounters(agent, 1...5)
+    try eventually("push errors counted") { try selfMetric(agent, #"stator_sink_errors_total{sink="http_push"}"#) >= 2 }
+    // The JSON sink and ingestion carry on meanwhile.
+    try eventually("the JSON sink") { (try? counterSum(out, "fault.counter")) == 15 }
+    receiver.hang = false
+    try sendCounters(agent, 6...8)
+    func pushed() throws -> Double {
+        try receiver.requests.flatMap(objects).filter { $0["name"] as? String == "fault.counter" }.reduce(0) {
+            $0 + ($1["value"] as? Double ?? 0)
+        }
+    }
+    // Everything arrives once the target answers (at least once: a request that timed out may come twice).
+    try eventually("every value pushed after recovery") { try pushed() >= 36 }
+    #expect(try selfMetric(agent, #"stator_push_requests_total{result="success"}"#) >= 1)
+    #expect(try agent.stop() == 0)
+    receiver.stop()
+}
+
+/// Runs a program to completion; returns its exit status.
+func run(_ executable: String, _ arguments: [String]) -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return -1 }
+    process.waitUntilExit()
+    return process.terminationStatus
+}
