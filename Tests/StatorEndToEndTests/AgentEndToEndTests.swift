@@ -275,3 +275,31 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     #expect(warnings.first?.contains("net.core.rmem_max") == true)
     #expect(try agent.stop() == 0)
 }
+
+@Test func kernelDropsAreCountedExactly() throws {
+    // A small receive buffer and a stalled reader: while the agent is stopped (SIGSTOP)
+    // the socket fills and the kernel drops the rest of a burst.
+    let agent = try StatorProcess(
+        agent: ["--sinks.json.path", "", "--udp.readers", "1", "--udp.receive_buffer_bytes", "4096"])
+    let burst = 2_000
+    let datagram = Array("drop.counter:1|c|#pad:\(String(repeating: "x", count: 900))".utf8)
+    agent.signal(SIGSTOP)
+    try sendUDP(Array(repeating: datagram, count: burst), port: agent.udpPort)
+    agent.signal(SIGCONT)
+    // Wait until the survivors are read (the count stops moving) ...
+    var survivors = -1.0
+    try eventually("the burst's survivors are read") {
+        let now = try selfMetric(agent, "stator_packets_received_total")
+        defer { survivors = now }
+        usleep(50_000)
+        return now > 0 && now == survivors
+    }
+    // ... then the kernel reports the drops with the next datagram it queues.
+    try agent.send("drop.last:1|c")
+    try eventually("the last datagram is read") { try selfMetric(agent, "stator_packets_received_total") == survivors + 1 }
+    let received = try selfMetric(agent, "stator_packets_received_total")
+    let drops = try selfMetric(agent, "stator_udp_kernel_drops_total")
+    #expect(drops > 0)
+    #expect(received + drops == Double(burst + 1))
+    #expect(try agent.stop() == 0)
+}

@@ -109,6 +109,8 @@ struct SampleAggregate {
         if x < min { min = x }
         if x > max { max = x }
         if samples <= maxSamples {
+            // Grow by doubling, but never past the cap: the reservoir costs maxSamples values at most.
+            if values.count == values.capacity { values.reserveCapacity(Swift.min(maxSamples, Swift.max(8, values.count * 2))) }
             values.append(x)
             return
         }

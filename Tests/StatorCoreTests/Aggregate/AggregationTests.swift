@@ -249,3 +249,32 @@ extension FlushBatch {
     }
     #expect(h.table.activeSeries <= 3000)
 }
+
+@Test func aTimerFloodKeepsExactMomentsInBoundedMemory() throws {
+    // One series, a million samples in one interval (1...1000, a thousand times).
+    let h = Harness(maxSamples: 10_000)
+    let line = "flood:" + (1...1000).map(String.init).joined(separator: ":") + "|ms"
+    for _ in 0..<1000 { h.send(line) }
+    let t = try #require(h.flush(at: 10_000).sample("flood"))
+    #expect(t.count == 1_000_000)
+    #expect(t.samples == 1_000_000)
+    #expect(t.sum == 500_500_000)
+    #expect(t.min == 1)
+    #expect(t.max == 1000)
+    #expect(t.mean == 500.5)
+    #expect(abs(t.stddev - 83_333.25.squareRoot()) < 1e-6)
+    #expect(t.sortedValues.count == 10_000)
+}
+
+@Test func sampleStorageNeverGrowsPastTheCap() throws {
+    let h = Harness(maxSamples: 10_000)
+    for chunk in stride(from: 1, through: 50_000, by: 1000) {
+        h.send("cap:" + (chunk..<(chunk + 1000)).map(String.init).joined(separator: ":") + "|ms")
+    }
+    let parts = h.table.drainAll(nextGeneration: 2)
+    let aggregate = try #require(parts.flatMap(\.samples).first)
+    #expect(aggregate.samples == 50_000)
+    #expect(aggregate.values.count == 10_000)
+    // Doubling from 8 would reach 16,384 values (128 KiB); the cap stops it at 10,000 (plus malloc rounding).
+    #expect(aggregate.values.capacity < 10_100)
+}
