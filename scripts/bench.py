@@ -223,6 +223,74 @@ def scale(args):
         print(f"| page renders during that load | {', '.join(f'{r:.2f} s' for r in renders)} |")
 
 
+def bomb(args):
+    """A cardinality bomb: 10M distinct counter names at 1M lines/s against max_series
+    1M, while one known counter keeps arriving; then series_ttl passes."""
+    import socket, threading
+    n, cap, ttl = 10_000_000, 1_000_000, 30
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
+        out = os.path.join(tmp, "out.json")
+        agent = Agent(["--flush_interval", "1s", "--series_ttl", f"{ttl}s", "--max_series", str(cap)], out)
+        time.sleep(1.5)
+        idle = rss_bytes(agent.proc.pid)
+        known = {"sent": 0}
+        done = threading.Event()
+        peak = {"rss": 0}
+
+        def known_sender():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            while not done.is_set():
+                sock.sendto(b"known.counter:1|c", ("127.0.0.1", agent.udp))
+                known["sent"] += 1
+                time.sleep(0.01)
+
+        def sampler():
+            while not done.is_set():
+                peak["rss"] = max(peak["rss"], rss_bytes(agent.proc.pid))
+                time.sleep(0.2)
+
+        threads = [threading.Thread(target=known_sender), threading.Thread(target=sampler)]
+        for t in threads:
+            t.start()
+        cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{agent.udp}", "--rate", "1000000",
+               "--duration", str(n / 1_000_000 + 0.05), "--keys", str(n), "--mix", "c=1", "--tags", "0",
+               "--datagram-size", "1400", "--seed", "4", "--sequential", "1"]
+        sent = json.loads(subprocess.check_output(cmd, text=True))
+        time.sleep(2)
+        done.set()
+        for t in threads:
+            t.join()
+        during, _ = agent.metrics()
+        peak_rss = max(peak["rss"], rss_bytes(agent.proc.pid))
+        # series_ttl passes with no data; the series are forgotten and the heap trimmed.
+        deadline = time.time() + ttl + 30
+        while time.time() < deadline:
+            time.sleep(1)
+            values, _ = agent.metrics()
+            if values.get("stator_series_active", 1) == 0:
+                break
+        time.sleep(5)  # the flushes after the expiry return the freed memory
+        after = rss_bytes(agent.proc.pid)
+        values, _ = agent.metrics()
+        agent.stop()
+        counted = 0.0
+        with open(out) as f:
+            for line in f:
+                o = json.loads(line)
+                if o["name"] == "known.counter":
+                    counted += o["value"]
+    received = during.get("stator_lines_received_total", 0)
+    limit = during.get('stator_lines_invalid_total{reason="series_limit"}', 0)
+    print("\n| measure | value |\n|---|---|")
+    print(f"| distinct names sent | {sent['lines']:,} at {sent['lines_per_second']:,.0f} lines/s |")
+    print(f"| lines received | {int(received):,} (kernel drops {int(during.get('stator_udp_kernel_drops_total', 0))}) |")
+    print(f"| series active (max_series {cap:,}) | {int(during.get('stator_series_active', 0)):,} |")
+    print(f"| refused, counted as series_limit | {int(limit):,} |")
+    print(f"| known counter: sent / flushed | {known['sent']:,} / {int(counted):,} |")
+    print(f"| RSS idle / peak / after series_ttl | {idle / 1e6:.0f} MB / {peak_rss / 1e6:.0f} MB / {after / 1e6:.0f} MB |")
+    print(f"| series active after series_ttl | {int(values.get('stator_series_active', 0)):,} |")
+
+
 def micro(args):
     exe = os.path.join(BIN, "stator-micro")
     print(subprocess.check_output([exe], text=True))
@@ -247,7 +315,7 @@ def micro(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", nargs="?", default="throughput", choices=["throughput", "small", "memory", "scale", "micro"])
+    p.add_argument("mode", nargs="?", default="throughput", choices=["throughput", "small", "memory", "scale", "micro", "bomb"])
     p.add_argument("--rates", default="50000,100000,200000,400000,800000,1600000,0")
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--size", type=int, default=1400)
@@ -265,7 +333,7 @@ def main():
     if args.mode == "small":
         args.size = 0
         args.mode = "throughput"
-    {"throughput": throughput, "memory": memory, "scale": scale, "micro": micro}[args.mode](args)
+    {"throughput": throughput, "memory": memory, "scale": scale, "micro": micro, "bomb": bomb}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <malloc.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,13 @@ int CStatorSys_rxq_ovfl(const struct msghdr *msg, uint32_t *drops) {
         }
     }
     return 0;
+}
+
+int CStatorSys_release_free_memory(void) { return malloc_trim(0); }
+
+size_t CStatorSys_heap_bytes_in_use(void) {
+    struct mallinfo2 info = mallinfo2();
+    return info.uordblks + info.hblkhd;
 }
 
 void CStatorSys_set_thread_name(const char *name) {

@@ -139,6 +139,24 @@ struct SeriesIndex {
         _modify { yield &slots[Int(id)] }
     }
 
+    /// Whether most slots are free (after a mass expiry): worth `compacted()`.
+    var isSparse: Bool { slots.count >= 1024 && count * 4 < slots.count }
+
+    /// A copy holding only the live slots, sized for them: arrays never shrink by
+    /// themselves, so after a cardinality bomb expires the index would keep its peak
+    /// size for good. Slot ids change; nobody holds one across a lock release.
+    func compacted() -> SeriesIndex {
+        var fresh = SeriesIndex(initialBuckets: count * 2)
+        fresh.slots.reserveCapacity(count)
+        for slot in slots where slot.isLive {
+            let id = Int32(fresh.slots.count)
+            fresh.place(Bucket(tag: UInt32(truncatingIfNeeded: slot.key.hash), slot: id))
+            fresh.slots.append(slot)
+            fresh.count += 1
+        }
+        return fresh
+    }
+
     /// Removes the series in slot `id`.
     mutating func remove(_ id: Int32) {
         let key = slots[Int(id)].key

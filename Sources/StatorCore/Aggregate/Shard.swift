@@ -155,10 +155,14 @@ final class Shard: Sendable {
             }
             let done = end >= s.index.slots.count
             s.sweepCursor = done ? 0 : end
+            if done, s.index.isSparse { s.index = s.index.compacted() }
             return (removed, done)
         }
     }
 
     /// The number of series tracked by this shard.
     var seriesCount: Int { state.withLock { $0.index.count } }
+
+    /// Slots allocated, live or free.
+    var slotCount: Int { state.withLock { $0.index.slots.count } }
 }

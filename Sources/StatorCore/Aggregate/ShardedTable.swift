@@ -112,6 +112,9 @@ public final class ShardedTable: Sendable {
     /// Forgets every series whose last data came in generation `cutoff` or
     /// earlier, in chunks so that no lock is held for long.
     /// - Returns: the forgotten keys.
+    /// Slots allocated over all shards, live or free (for tests of the compaction after expiry).
+    var slotCount: Int { shards.reduce(0) { $0 + $1.slotCount } }
+
     func expire(cutoff: UInt32, chunk: Int = 4096) -> [MetricKey] {
         var removed: [MetricKey] = []
         for shard in shards {

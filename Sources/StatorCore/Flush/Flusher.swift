@@ -1,3 +1,4 @@
+import CStatorSys
 import Synchronization
 
 /// Configuration of the flush stage.
@@ -29,7 +30,14 @@ public final class Flusher: Sendable {
         var gauges: [MetricKey: Double] = [:]
         /// (generation, end time) of recent intervals, oldest first, for `series_ttl`.
         var generationEnds: [(UInt32, EpochMillis)] = []
+        /// Many series expired recently: hand the freed memory back to the kernel at this many
+        /// more flushes, once the sinks have let go of them too (the Prometheus state is
+        /// compacted on its own thread, after the flush that expired them).
+        var trimsPending = 0
     }
+
+    /// Expiring at least this many series in one flush returns freed heap to the kernel (`malloc_trim`).
+    static let trimAfterExpiring = 10_000
 
     private let table: ShardedTable
     private let configuration: FlushConfiguration
@@ -98,6 +106,12 @@ public final class Flusher: Sendable {
             let closing = s.generation
             s.generation &+= 1
             let parts = table.drainAll(nextGeneration: s.generation)
+            if s.trimsPending > 0 {
+                // glibc keeps freed small blocks in its arenas; after a mass expiry (a
+                // cardinality bomb passing) that would keep the peak resident for good.
+                _ = CStatorSys_release_free_memory()
+                s.trimsPending -= 1
+            }
             s.generationEnds.append((closing, timestamp))
 
             var counters: [CounterSummary] = []
@@ -124,7 +138,11 @@ public final class Flusher: Sendable {
                 }
                 if cutoff > 0 {
                     expired = table.expire(cutoff: cutoff)
+                    if expired.count >= Self.trimAfterExpiring { s.trimsPending = 3 }
                     for key in expired where key.type == .gauge { s.gauges[key] = nil }
+                    if s.gauges.capacity >= 1024, s.gauges.count * 4 < s.gauges.capacity {
+                        s.gauges = Dictionary(uniqueKeysWithValues: s.gauges.map { ($0.key, $0.value) })
+                    }
                 }
             } else {
                 s.generationEnds.removeAll()

@@ -98,8 +98,9 @@ public final class ConditionLock: @unchecked Sendable {
 public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
     // SAFETY: `items` and `closed` are only touched with `lock` held.
     private let lock = ConditionLock()
+    /// Waiting elements, oldest first. A taken element leaves the array at once: a queue
+    /// of flush batches must not keep old batches (and every key they name) alive.
     private var items: [Element] = []
-    private var head = 0
     private var closed = false
     private var busy = false
     let capacity: Int
@@ -110,7 +111,7 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
     /// - Returns: whether it was added.
     public func offer(_ element: Element) -> Bool {
         lock.withLock {
-            guard !closed, items.count - head < capacity else { return false }
+            guard !closed, items.count < capacity else { return false }
             items.append(element)
             lock.broadcast()
             return true
@@ -122,14 +123,9 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
         lock.withLock {
             busy = false
             lock.broadcast()
-            while head == items.count && !closed { lock.wait() }
-            guard head < items.count else { return nil }
-            let e = items[head]
-            head += 1
-            if head > 64 && head * 2 > items.count {
-                items.removeFirst(head)
-                head = 0
-            }
+            while items.isEmpty && !closed { lock.wait() }
+            guard !items.isEmpty else { return nil }
+            let e = items.removeFirst()  // O(capacity), a few elements
             busy = true
             return e
         }
@@ -147,7 +143,7 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
     /// - Returns: whether the queue drained in time.
     public func waitUntilDrained(deadline: Double) -> Bool {
         lock.withLock {
-            while head < items.count || busy {
+            while !items.isEmpty || busy {
                 if WallClock.monotonicSeconds() >= deadline { return false }
                 lock.wait(until: min(deadline, WallClock.monotonicSeconds() + 0.05))
             }

@@ -262,3 +262,33 @@ func namesFollowTheSpec(_ c: NameCase) {
     #expect(Set(names()) == Set((0..<10).map { "f\($0)" } + ["h_count", "f15_total", "h_total"]))
     #expect(state.familyCount == 13)
 }
+
+@Test func aMassExpiryShrinksTheStateAndLeavesThePageAsIfItNeverHappened() throws {
+    // Survivors of every kind, with and without labels.
+    let keep = ["keep.c:1|c|#a:b", "keep.c:2|c|#a:c", "keep.t:5|ms", "keep.g:3|g", "keep.h:2|h|#x:y", "keep.s:u|s"]
+    let bomb = (0..<5_000).map { "bomb.\($0):1|c" }
+    func run(_ first: [String]) -> (page: String, series: Int, slots: Int) {
+        let metrics = SelfMetrics(readers: 1)
+        let table = ShardedTable(configuration: AggregationConfiguration(shards: 1), seed: 7)
+        let sink = PrometheusSink(
+            configuration: PrometheusConfiguration(), metrics: metrics, reservedNames: SelfMetricsPage.familyNames)
+        let flusher = Flusher(
+            table: table, configuration: FlushConfiguration(intervalMillis: 10_000, seriesTTLMillis: 20_000),
+            startMillis: 0, metrics: metrics
+        ) { try? sink.emit($0) }
+        // The bomb's series expire at the third flush; the fourth adds new series to the compacted state.
+        for (n, lines) in [first, keep, keep, keep + ["new.c:1|c", "new.h:7|h|#q:r"]].enumerated() {
+            ingest(table, lines)
+            flusher.flush(at: EpochMillis(n + 1) * 10_000)
+        }
+        let series = sink.state.withState { $0.series.count }
+        return (String(decoding: sink.page.body, as: UTF8.self), series, table.slotCount)
+    }
+    let bombed = run(bomb + keep)
+    let calm = run(keep)
+    #expect(bombed.page == calm.page)
+    #expect(bombed.page.contains("new_h_bucket{le=\"+Inf\",q=\"r\"} 1"))
+    // Compacted: no room left for the 5,000 expired series, in the state or in the table.
+    #expect(bombed.series == calm.series)
+    #expect(bombed.slots < 100)
+}

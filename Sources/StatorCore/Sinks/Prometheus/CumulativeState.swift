@@ -1,3 +1,4 @@
+import CStatorSys
 /// The Prometheus view of everything flushed so far: counters cumulative since
 /// the series appeared, gauges and sets as their last value, timers, histograms
 /// and distributions as cumulative histograms. Fed by each `FlushBatch`; read by
@@ -173,6 +174,7 @@ public final class CumulativeState: Sendable {
             s.flushNumber &+= 1
             var dropped = Dropped()
             for key in batch.expired { forget(key, &s) }
+            if !batch.expired.isEmpty { compactIfSparse(&s) }
             // Series new in this batch join the page sorted by name, then type and tags.
             var fresh: [(key: MetricKey, bounds: BucketBounds?)] = []
             for c in batch.counters where s.routes[c.key] == nil { fresh.append((c.key, nil)) }
@@ -412,6 +414,72 @@ public final class CumulativeState: Sendable {
         s.families[f] = Family(source: MetricKey(bytes: [], hash: 0), type: .gauge)
         s.freeFamilies.append(Int32(f))
         s.liveFamilies -= 1
+    }
+
+    /// Rebuilds the arrays and indexes without their free entries once most entries are
+    /// free (after a mass expiry): Swift arrays and dictionaries never shrink by themselves,
+    /// so a cardinality bomb would otherwise keep its peak memory after `series_ttl`.
+    /// Families keep their order, and their series theirs.
+    private func compactIfSparse(_ s: inout State) {
+        let liveSeries = s.series.count - s.freeSeries.count
+        guard s.series.count >= 4096, liveSeries * 4 < s.series.count else { return }
+        var familyMap = [Int32](repeating: -1, count: s.families.count)
+        var seriesMap = [Int32](repeating: -1, count: s.series.count)
+        var histogramMap = [Int32](repeating: -1, count: s.histograms.count)
+        var families: [Family] = []
+        var series: [Series] = []
+        var histograms: [Histogram] = []
+        families.reserveCapacity(s.liveFamilies)
+        series.reserveCapacity(liveSeries)
+        var f = s.firstFamily
+        while f >= 0 {
+            familyMap[Int(f)] = Int32(families.count)
+            families.append(s.families[Int(f)])
+            var i = s.families[Int(f)].firstSeries
+            while i >= 0 {
+                seriesMap[Int(i)] = Int32(series.count)
+                series.append(s.series[Int(i)])
+                let h = s.series[Int(i)].histogram
+                if h >= 0 {
+                    histogramMap[Int(h)] = Int32(histograms.count)
+                    histograms.append(s.histograms[Int(h)])
+                }
+                i = s.series[Int(i)].next
+            }
+            f = s.families[Int(f)].next
+        }
+        func map(_ table: [Int32], _ old: Int32) -> Int32 { old >= 0 ? table[Int(old)] : -1 }
+        for k in families.indices {
+            families[k].firstSeries = map(seriesMap, families[k].firstSeries)
+            families[k].lastSeries = map(seriesMap, families[k].lastSeries)
+            families[k].bareSeries = map(seriesMap, families[k].bareSeries)
+            families[k].next = map(familyMap, families[k].next)
+            families[k].previous = map(familyMap, families[k].previous)
+            let n = families[k].nextSameName
+            families[k].nextSameName = (map(familyMap, n.0), map(familyMap, n.1), map(familyMap, n.2), map(familyMap, n.3))
+        }
+        for k in series.indices {
+            series[k].family = map(familyMap, series[k].family)
+            series[k].histogram = map(histogramMap, series[k].histogram)
+            series[k].next = map(seriesMap, series[k].next)
+            series[k].previous = map(seriesMap, series[k].previous)
+        }
+        s.names = Dictionary(uniqueKeysWithValues: s.names.map { ($0.key, map(familyMap, $0.value)) })
+        s.seriesIndex = Dictionary(
+            uniqueKeysWithValues: s.seriesIndex.map {
+                (SeriesIdentity(family: map(familyMap, $0.key.family), labels: $0.key.labels), map(seriesMap, $0.value))
+            })
+        s.routes = Dictionary(uniqueKeysWithValues: s.routes.map { ($0.key, map(seriesMap, $0.value)) })
+        s.firstFamily = map(familyMap, s.firstFamily)
+        s.lastFamily = map(familyMap, s.lastFamily)
+        s.families = families
+        s.series = series
+        s.histograms = histograms
+        s.freeFamilies = []
+        s.freeSeries = []
+        s.freeHistograms = []
+        // The old arrays are gone now; hand their pages back to the kernel.
+        _ = CStatorSys_release_free_memory()
     }
 
     /// Calls `body` with the state, holding the state's own lock (never a shard lock).
