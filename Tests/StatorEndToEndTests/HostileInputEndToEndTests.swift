@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Glibc
 import Testing
@@ -39,5 +40,95 @@ import Testing
     try agent.send((0..<10).map { "after.\($0):1|c" })
     try eventually("new series accepted") { try selfMetric(agent, "stator_series_active") == 10 }
     #expect(try selfMetric(agent, #"stator_lines_invalid_total{reason="series_limit"}"#) == 4_004)
+    #expect(try agent.stop() == 0)
+}
+
+/// Opens a TCP connection to the agent's HTTP port.
+private func connectHTTP(_ agent: StatorProcess) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard withSocketAddress("127.0.0.1", agent.httpPort, { connect(fd, $0, $1) }) == 0 else {
+        close(fd)
+        throw TestFailure("connect: \(String(cString: strerror(errno)))")
+    }
+    return fd
+}
+
+private func rssBytes(_ pid: Int32) -> Int {
+    for line in readFile("/proc/\(pid)/status").split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return (Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0) * 1024
+    }
+    return 0
+}
+
+@Test func httpAbuseLeavesScrapesPromptMemoryBoundedAndUDPWhole() throws {
+    // Default HTTP settings (64 connections, 8 KiB heads, 5 s read timeout), and a page
+    // big enough (about 300 KB) that an unread pipelined response fills socket buffers.
+    let agent = try StatorProcess(agent: ["--flush_interval", "200ms", "--sinks.json.path", ""])
+    let pageLines = (0..<2_000).map { "abuse.series.\($0):1|c|#k:v" }
+    for chunk in stride(from: 0, to: pageLines.count, by: 40) {
+        try agent.send(pageLines[chunk..<(chunk + 40)].joined(separator: "\n"))
+    }
+    _ = try scrape(agent, until: "a page of 2,000 series") { $0.contains("abuse_series_1999_total") }
+    let rssBefore = rssBytes(agent.process.processIdentifier)
+
+    var fds: [Int32] = []
+    let finished = DispatchSemaphore(value: 0)
+    var threads = 0
+    defer {
+        // The abusing threads write to these descriptors: let them finish before closing.
+        for _ in 0..<threads { finished.wait() }
+        for fd in fds { close(fd) }
+    }
+    // 500 idle connections (the cap is 64: the longest-waiting ones are evicted for newcomers).
+    for _ in 0..<500 { fds.append(try connectHTTP(agent)) }
+    // A 1 MiB request head, binary garbage, and 200 pipelined scrapes whose answers are never read.
+    let huge = try connectHTTP(agent)
+    let garbage = try connectHTTP(agent)
+    let greedy = try connectHTTP(agent)
+    fds += [huge, garbage, greedy]
+    let abusers = Thread {
+        let head = Array(("GET /metrics HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 1 << 20)).utf8)
+        _ = head.withUnsafeBytes { send(huge, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var rng = SystemRandomNumberGenerator()
+        let junk = (0..<65_536).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        _ = junk.withUnsafeBytes { send(garbage, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        let pipelined = Array(String(repeating: "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", count: 200).utf8)
+        _ = pipelined.withUnsafeBytes { send(greedy, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        finished.signal()
+    }
+    abusers.start()
+    threads += 1
+    // Five slowloris clients, a byte every 100 ms each (for about 2 s, while the scrapes below run).
+    let trickling = try (0..<5).map { _ in try connectHTTP(agent) }
+    fds += trickling
+    let trickle = Thread {
+        for byte in Array("GET /metrics HTTP/1.1\r\n".utf8) {
+            var b = byte
+            for fd in trickling { _ = send(fd, &b, 1, Int32(MSG_NOSIGNAL)) }
+            usleep(100_000)
+        }
+        finished.signal()
+    }
+    trickle.start()
+    threads += 1
+
+    // Meanwhile: UDP keeps arriving, and normal scrapes are answered within 1 s.
+    let before = try selfMetric(agent, "stator_lines_received_total")
+    for round in 0..<20 {
+        try agent.send((0..<50).map { "udp.under.abuse:1|c\nround\(round).line\($0):1|g" })
+        let started = Date()
+        let reply = try httpRequest(port: agent.httpPort, "/metrics")
+        #expect(reply.status == 200)
+        #expect(reply.body.contains("abuse_series_1999_total"))
+        #expect(Date().timeIntervalSince(started) < 1, "scrape \(round) took too long")
+        usleep(100_000)
+    }
+    try eventually("every UDP line counted") {
+        try selfMetric(agent, "stator_lines_received_total") - before == 20 * 50 * 2
+    }
+    #expect(try selfMetric(agent, "stator_udp_kernel_drops_total") == 0)
+    // Memory stays bounded: no connection buffers a megabyte head or 200 pages of answers.
+    let grown = rssBytes(agent.process.processIdentifier) - rssBefore
+    #expect(grown < 32 << 20, "RSS grew by \(grown) bytes")
     #expect(try agent.stop() == 0)
 }
