@@ -128,7 +128,10 @@ private func rssBytes(_ pid: Int32) -> Int {
     }
     #expect(try selfMetric(agent, "stator_udp_kernel_drops_total") == 0)
     // Memory stays bounded: no connection buffers a megabyte head or 200 pages of answers.
+    // (Not under AddressSanitizer: its quarantine keeps freed memory resident by design.)
     let grown = rssBytes(agent.process.processIdentifier) - rssBefore
-    #expect(grown < 32 << 20, "RSS grew by \(grown) bytes")
+    if ProcessInfo.processInfo.environment["ASAN_OPTIONS"] == nil {
+        #expect(grown < 32 << 20, "RSS grew by \(grown) bytes")
+    }
     #expect(try agent.stop() == 0)
 }
