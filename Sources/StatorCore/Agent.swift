@@ -54,7 +54,9 @@ public final class Agent: Sendable {
             table: table, configuration: configuration.flush, startMillis: WallClock.nowMillis(),
             metrics: metrics, logger: logger.child("stator.flush")
         ) { fanout.publish($0) }
-        let page = SelfMetricsPage(metrics: metrics, table: table, push: pushMetrics)
+        let page = SelfMetricsPage(
+            metrics: metrics, table: table, push: pushMetrics,
+            flushIntervalSeconds: Double(configuration.flush.intervalMillis) / 1000)
         http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http")) { head in
             Agent.route(head, page: page, prometheus: prometheus)
         }

@@ -46,6 +46,8 @@ case .help:
 case .version:
     printOut("stator \(statorVersion)\n")
     exit(0)
+case .send(let configuration, let lines, let readStandardInput):
+    exit(send(configuration, lines, readStandardInput: readStandardInput))
 case .checkConfig(let configuration):
     for warning in parsed.warnings { FileHandleStderr.write("stator: warning: \(warning)\n") }
     printOut(ConfigKeys.render(configuration))
@@ -78,4 +80,37 @@ case .run(let configuration):
         running.shutdown()
         exit(0)
     }
+}
+
+/// `stator send`: checks each line with the agent's parser, sends the valid ones to
+/// `udp.address` in as few datagrams as fit, and reports the invalid ones.
+/// - Returns: the exit status: 0, 1 when a line was invalid, 2 when sending failed.
+func send(_ configuration: StatorConfiguration, _ arguments: [String], readStandardInput: Bool) -> Int32 {
+    var lines = arguments.map { Array($0.utf8) }
+    if readStandardInput {
+        while let text = readLine(strippingNewline: true) {
+            var line = Array(text.utf8)
+            if line.last == 0x0D { line.removeLast() }
+            if !line.isEmpty { lines.append(line) }
+        }
+    }
+    var valid: [[UInt8]] = []
+    var invalid = 0
+    for line in lines {
+        if let reason = StatsdClient.check(line) {
+            FileHandleStderr.write("stator: not sent (\(reason)): \(String(decoding: line, as: UTF8.self))\n")
+            invalid += 1
+        } else {
+            valid.append(line)
+        }
+    }
+    do {
+        let client = try StatsdClient(address: try SocketAddress(parsing: configuration.udp.address))
+        try client.send(StatsdClient.pack(valid))
+    } catch let error as ConfigError {
+        fail(error.message)
+    } catch {
+        fail("\(error)")
+    }
+    return invalid > 0 ? 1 : 0
 }

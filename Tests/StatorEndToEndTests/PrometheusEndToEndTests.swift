@@ -10,29 +10,6 @@ func tool(_ name: String) throws -> String {
     throw TestFailure("\(name) not found: scripts/test installs Debian's prometheus package")
 }
 
-/// Runs a command with `input` on stdin; returns (status, stdout + stderr).
-private func run(_ path: String, _ arguments: [String], input: [UInt8] = []) throws -> (Int32, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let stdin = Pipe()
-    let output = PipeCollector()
-    process.standardInput = stdin
-    process.standardOutput = output.pipe
-    process.standardError = output.pipe
-    try process.run()
-    stdin.fileHandleForWriting.write(Data(input))
-    try stdin.fileHandleForWriting.close()
-    let deadline = Date().addingTimeInterval(60)
-    while process.isRunning && Date() < deadline { usleep(10_000) }
-    if process.isRunning {
-        process.terminate()
-        throw TestFailure("\(path) did not finish")
-    }
-    output.waitUntilClosed()
-    return (process.terminationStatus, output.text)
-}
-
 /// Every metric type, tags, odd names: what `promtool check metrics` must accept.
 private let everyKind = [
     "app.requests:1|c|#env:prod,region:eu\napp.requests:2|c|@0.5|#env:prod,region:eu\nhits_total:3|c",
@@ -49,7 +26,7 @@ private let everyKind = [
     let page = try scrape(agent, until: "every series on the page") { page in
         page.contains("with_le_bucket") && (page.contains("app_users 2") || page.contains("app_users 0"))
     }
-    let (status, report) = try run(promtool, ["check", "metrics"], input: Array(page.utf8))
+    let (status, report) = try runProgram(promtool, ["check", "metrics"], input: Array(page.utf8))
     #expect(status == 0, "\(report)")
     #expect(report.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(report)\n\(page)")
     for family in [

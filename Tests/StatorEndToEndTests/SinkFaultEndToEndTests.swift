@@ -83,8 +83,9 @@ func expectRecovery(_ agent: StatorProcess, path: String, clear: () throws -> Vo
     // A real full file system: a 256 KiB tmpfs when we may mount one (root, as here and in
     // CI); otherwise the path is a link to /dev/full (ENOSPC on every write) that is then
     // replaced by a regular file.
-    let mounted = getuid() == 0 && run("/bin/mount", ["-t", "tmpfs", "-o", "size=256k", "stator-test", mountPoint]) == 0
-    defer { if mounted { _ = run("/bin/umount", ["-l", mountPoint]) } }
+    let mounted =
+        getuid() == 0 && (try? runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=256k", "stator-test", mountPoint]))?.0 == 0
+    defer { if mounted { _ = try? runProgram("/bin/umount", ["-l", mountPoint]) } }
     if mounted {
         let fd = open(filler, O_WRONLY | O_CREAT, 0o644)
         let block = [UInt8](repeating: 0x41, count: 4096)
@@ -127,16 +128,4 @@ func expectRecovery(_ agent: StatorProcess, path: String, clear: () throws -> Vo
     #expect(try selfMetric(agent, #"stator_push_requests_total{result="success"}"#) >= 1)
     #expect(try agent.stop() == 0)
     receiver.stop()
-}
-
-/// Runs a program to completion; returns its exit status.
-func run(_ executable: String, _ arguments: [String]) -> Int32 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return -1 }
-    process.waitUntilExit()
-    return process.terminationStatus
 }

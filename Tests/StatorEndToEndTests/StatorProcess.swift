@@ -341,3 +341,26 @@ func eventually(timeout: Double = 10, _ what: String, _ condition: () throws -> 
     if try condition() { return }
     throw TestFailure("timed out waiting for \(what)")
 }
+
+/// Runs a command with `input` on stdin; returns (status, stdout + stderr).
+func runProgram(_ path: String, _ arguments: [String], input: [UInt8] = []) throws -> (Int32, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let stdin = Pipe()
+    let output = PipeCollector()
+    process.standardInput = stdin
+    process.standardOutput = output.pipe
+    process.standardError = output.pipe
+    try process.run()
+    stdin.fileHandleForWriting.write(Data(input))
+    try stdin.fileHandleForWriting.close()
+    let deadline = Date().addingTimeInterval(60)
+    while process.isRunning && Date() < deadline { usleep(10_000) }
+    if process.isRunning {
+        process.terminate()
+        throw TestFailure("\(path) did not finish")
+    }
+    output.waitUntilClosed()
+    return (process.terminationStatus, output.text)
+}

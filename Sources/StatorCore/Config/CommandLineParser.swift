@@ -10,6 +10,9 @@ public enum Command: Sendable {
     case help
     /// Print the version.
     case version
+    /// Send statsd lines to the agent at `udp.address` (`stator send`): the lines given
+    /// as arguments, then standard input's when `readStandardInput`.
+    case send(StatorConfiguration, lines: [String], readStandardInput: Bool)
 }
 
 /// The version printed by `stator version`.
@@ -38,15 +41,27 @@ public enum CommandLineParser {
         var mode = "run"
         if let first = args.first, !first.hasPrefix("-") {
             switch first {
-            case "run", "check-config", "version", "help": mode = first
+            case "run", "check-config", "version", "help", "send": mode = first
             default: throw ConfigError("unknown command \"\(first)\" (try stator --help)")
             }
             args = args.dropFirst()
         }
         var configPath: String?
         var flags: [(ConfigKey, String)] = []
+        var lines: [String] = []
+        var readStandardInput = false
         while let arg = args.popFirst() {
             if arg == "--" { continue }  // the conventional end of options; every argument here is an option
+            if mode == "send" {
+                if arg == "--stdin" {
+                    readStandardInput = true
+                    continue
+                }
+                if !arg.hasPrefix("--") {
+                    lines.append(arg)
+                    continue
+                }
+            }
             if arg == "-h" || arg == "--help" { return Parsed(command: .help, warnings: []) }
             if arg == "--version" { return Parsed(command: .version, warnings: []) }
             guard arg.hasPrefix("--") else { throw ConfigError("unexpected argument \"\(arg)\" (try stator --help)") }
@@ -90,7 +105,16 @@ public enum CommandLineParser {
         }
         for (key, text) in flags { try set(key, text, source: key.flag, &configuration) }
         try configuration.push.resolveHeaders(environment: environment)
-        return Parsed(command: mode == "check-config" ? .checkConfig(configuration) : .run(configuration), warnings: warnings)
+        switch mode {
+        case "check-config": return Parsed(command: .checkConfig(configuration), warnings: warnings)
+        case "send":
+            guard !lines.isEmpty || readStandardInput else {
+                throw ConfigError("stator send needs lines to send, or --stdin (try stator --help)")
+            }
+            return Parsed(
+                command: .send(configuration, lines: lines, readStandardInput: readStandardInput), warnings: warnings)
+        default: return Parsed(command: .run(configuration), warnings: warnings)
+        }
     }
 
     private static func set(_ key: ConfigKey, _ text: String, source: String, _ c: inout StatorConfiguration) throws(ConfigError)
@@ -110,6 +134,9 @@ public enum CommandLineParser {
             Usage:
               stator [--config FILE] [--KEY VALUE ...]               run the agent
               stator check-config [--config FILE] [--KEY VALUE ...]  print the effective configuration
+              stator send [--stdin] [LINE ...] [--config FILE] [--KEY VALUE ...]
+                                                                     send statsd lines to the agent at udp.address
+                                                                     (checked first; exit 1 if any is invalid)
               stator version                                         print the version
               stator --help                                          this text
 

@@ -6,18 +6,23 @@ public struct SelfMetricsPage: Sendable {
     let metrics: SelfMetrics
     let table: ShardedTable
     let push: PushMetrics?
+    let flushIntervalSeconds: Double
 
-    public init(metrics: SelfMetrics, table: ShardedTable, push: PushMetrics? = nil) {
+    /// - Parameter flushIntervalSeconds: `flush_interval`, shown as `stator_flush_interval_seconds`
+    ///   (the reference for a slow-flush alert).
+    public init(metrics: SelfMetrics, table: ShardedTable, push: PushMetrics? = nil, flushIntervalSeconds: Double = 10) {
         self.metrics = metrics
         self.table = table
         self.push = push
+        self.flushIntervalSeconds = flushIntervalSeconds
     }
 
     /// The family names this page uses (statsd families may not take them).
     public static let familyNames = [
         "stator_packets_received_total", "stator_lines_received_total", "stator_lines_invalid_total",
         "stator_events_received_total", "stator_udp_kernel_drops_total", "stator_series_active", "stator_flushes_total",
-        "stator_flush_duration_seconds", "stator_sink_errors_total", "stator_series_dropped_total",
+        "stator_flush_duration_seconds", "stator_flush_interval_seconds", "stator_sink_errors_total",
+        "stator_series_dropped_total",
         "stator_push_requests_total", "stator_push_series_total", "stator_push_retries_total",
         "stator_push_dropped_series_total", "stator_push_queue_bytes", "process_cpu_seconds_total",
         "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_start_time_seconds",
@@ -51,6 +56,8 @@ public struct SelfMetricsPage: Sendable {
         sample("stator_flushes_total", metrics.flushes.value)
         family("stator_flush_duration_seconds", "gauge", "Duration of the last flush (drain, summarise, hand to sinks).")
         sample("stator_flush_duration_seconds", metrics.lastFlushDuration)
+        family("stator_flush_interval_seconds", "gauge", "The configured flush_interval.")
+        sample("stator_flush_interval_seconds", flushIntervalSeconds)
 
         let labeled = metrics.labeledSnapshot()
         for (name, type, help) in [

@@ -1,0 +1,64 @@
+import Glibc
+
+/// Sends statsd lines to an agent over UDP, as `stator send` does: each line is checked
+/// with the agent's own parser first, and valid lines are packed into datagrams of at
+/// most `maxDatagram` bytes without ever splitting a line.
+public struct StatsdClient: ~Copyable {
+    /// Fits a 1,500-byte Ethernet MTU with IPv6 and UDP headers.
+    public static let maxDatagram = 1432
+
+    private let fd: Int32
+    private let address: SocketAddress
+
+    /// - Throws: `SystemError` when no socket can be made.
+    public init(address: SocketAddress) throws(SystemError) {
+        let fd = socket(address.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError(errno: errno, call: "socket") }
+        self.fd = fd
+        self.address = address
+    }
+
+    deinit { close(fd) }
+
+    /// Why the agent would refuse `line`, or `nil` when it would accept it (events and
+    /// service checks are accepted).
+    public static func check(_ line: [UInt8]) -> ParseFailure? {
+        line.withUnsafeBytes { raw in
+            var parsed = ParsedLine()
+            if case .failure(let reason) = StatsdParser.parse(raw, 0..<raw.count, into: &parsed) { return reason }
+            return nil
+        }
+    }
+
+    /// Joins lines with `\n` into datagrams of at most `maxDatagram` bytes; a longer line
+    /// travels alone.
+    public static func pack(_ lines: [[UInt8]], maxDatagram: Int = maxDatagram) -> [[UInt8]] {
+        var datagrams: [[UInt8]] = []
+        var current: [UInt8] = []
+        for line in lines {
+            if !current.isEmpty, current.count + 1 + line.count > maxDatagram {
+                datagrams.append(current)
+                current = []
+            }
+            if !current.isEmpty { current.append(0x0A) }
+            current += line
+        }
+        if !current.isEmpty { datagrams.append(current) }
+        return datagrams
+    }
+
+    /// Sends each datagram with one `sendto`.
+    /// - Throws: `SystemError` on the first failure.
+    public func send(_ datagrams: [[UInt8]]) throws(SystemError) {
+        var storage = address.storage
+        let length = address.length
+        for datagram in datagrams {
+            let sent = withUnsafePointer(to: &storage) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                    datagram.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, sa, length) }
+                }
+            }
+            guard sent == datagram.count else { throw SystemError(errno: errno, call: "sendto \(address)") }
+        }
+    }
+}
