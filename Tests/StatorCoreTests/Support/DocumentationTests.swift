@@ -8,26 +8,65 @@ private func repositoryFile(_ path: String) throws -> String {
     return try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
 }
 
-/// The README's configuration table and the key registry list the same keys.
-@Test func readmeDocumentsEveryConfigurationKey() throws {
-    let readme = try repositoryFile("README.md")
-    let documented = Set(
-        readme.split(separator: "\n").filter { $0.hasPrefix("| `") }.compactMap { line -> String? in
-            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard cells.count >= 2, cells[1].hasPrefix("`STATOR_") else { return nil }
-            return cells[0].trimmingCharacters(in: CharacterSet(charactersIn: "`"))
-        })
-    #expect(documented == Set(ConfigKeys.all.map(\.path)))
-    for key in ConfigKeys.all { #expect(readme.contains("`\(key.environmentName)`")) }
+/// The cells of a markdown table row, trimmed, without the backticks around a whole cell.
+private func cells(_ line: Substring) -> [String] {
+    line.split(separator: "|", omittingEmptySubsequences: false).dropFirst().dropLast().map { cell in
+        let text = cell.trimmingCharacters(in: .whitespaces)
+        return text.hasPrefix("`") && text.hasSuffix("`") && text.count >= 2 ? String(text.dropFirst().dropLast()) : text
+    }
 }
 
-/// Every rejection reason is explained in the README.
-@Test func readmeDocumentsEveryRejectionReason() throws {
-    let readme = try repositoryFile("README.md")
-    for reason in ParseFailure.allCases { #expect(readme.contains("| `\(reason)` |"), "\(reason)") }
+/// docs/configuration.md lists every key of the registry, and nothing else, each with its
+/// flag, environment variable and default as the code has them.
+@Test func theConfigurationReferenceMatchesTheKeyRegistry() throws {
+    let reference = try repositoryFile("docs/configuration.md")
+    var documented: [String: [String]] = [:]
+    for line in reference.split(separator: "\n") where line.hasPrefix("| `") {
+        let row = cells(line)
+        guard row.count == 5, row[2].hasPrefix("STATOR_") else { continue }
+        documented[row[0]] = row
+    }
+    #expect(Set(documented.keys) == Set(ConfigKeys.all.map(\.path)))
+    for key in ConfigKeys.all {
+        guard let row = documented[key.path] else { continue }
+        #expect(row[1] == key.flag, "\(key.path)")
+        #expect(row[2] == key.environmentName, "\(key.path)")
+        // udp.readers defaults to the machine's core count; the reference says so in words.
+        let expected = key.path == "udp.readers" ? "number of cores" : key.defaultText
+        #expect(row[3] == expected, "\(key.path)")
+        #expect(row[4] == key.help, "\(key.path)")
+    }
 }
 
-/// The README's custom sink example, compiled and run here.
+/// Every rejection reason is explained in docs/protocol.md.
+@Test func theProtocolPageExplainsEveryRejectionReason() throws {
+    let protocolPage = try repositoryFile("docs/protocol.md")
+    for reason in ParseFailure.allCases { #expect(protocolPage.contains("| `\(reason)` |"), "\(reason)") }
+}
+
+/// docs/metrics.md has a row for every metric family the agent exports, and no other.
+@Test func theMetricsReferenceMatchesTheExportedFamilies() throws {
+    let reference = try repositoryFile("docs/metrics.md")
+    var documented: Set<String> = []
+    for line in reference.split(separator: "\n") where line.hasPrefix("| `") {
+        let name = cells(line)[0]
+        documented.insert(String(name.prefix { $0 != "{" }))
+    }
+    #expect(documented == Set(SelfMetricsPage.familyNames))
+}
+
+/// The README links every page of docs/.
+@Test func theReadmeLinksEveryDocumentationPage() throws {
+    let readme = try repositoryFile("README.md")
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    let pages = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("docs").path)
+        .filter { $0.hasSuffix(".md") }
+    #expect(pages.count >= 9)
+    for page in pages { #expect(readme.contains("](docs/\(page))"), "README does not link docs/\(page)") }
+}
+
+/// The custom sink example of docs/design.md, compiled and run here.
 final class CountingSink: Sink {
     let name = "counting"
     func emit(_ batch: FlushBatch) throws {
@@ -36,7 +75,7 @@ final class CountingSink: Sink {
     }
 }
 
-@Test func readmeSinkExampleCompilesAndRuns() throws {
+@Test func theSinkExampleCompilesAndRuns() throws {
     var configuration = StatorConfiguration()
     configuration.udp.address = "127.0.0.1:0"
     configuration.http.address = "127.0.0.1:0"
@@ -46,5 +85,5 @@ final class CountingSink: Sink {
         extraSinks: [CountingSink()])
     let running = agent.start()
     running.shutdown()
-    #expect(try repositoryFile("README.md").contains("final class CountingSink: Sink {"))
+    #expect(try repositoryFile("docs/design.md").contains("final class CountingSink: Sink {"))
 }
