@@ -77,6 +77,8 @@ func theSystemdUnitVerifiesAndIsHardened() throws {
     let (configStatus, configOutput) = try runProgram(promtool, ["check", "config", repositoryPath("etc/prometheus/scrape.yml")])
     #expect(configStatus == 0, "\(configOutput)")
     #expect(configOutput.contains("SUCCESS: 7 rules found"))
+    let (rulesStatus, rulesOutput) = try runProgram(promtool, ["check", "rules", repositoryPath("etc/prometheus/alerts.yml")])
+    #expect(rulesStatus == 0, "\(rulesOutput)")
     let (testStatus, testOutput) = try runProgram(promtool, ["test", "rules", repositoryPath("etc/prometheus/alerts.test.yml")])
     #expect(testStatus == 0, "\(testOutput)")
     // Every alert has a test, and the rules name only metrics the agent exports.
