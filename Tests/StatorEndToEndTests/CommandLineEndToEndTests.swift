@@ -73,9 +73,7 @@ func badConfigurationExitsNonZeroWithOneLine(_ file: String, _ flags: [String], 
 }
 
 @Test func exampleConfigurationPassesCheckConfig() throws {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let run = try StatorProcess(
-        ["check-config", "--config", root.appendingPathComponent("etc/stator.json").path], waitForStart: false)
+    let run = try StatorProcess(["check-config", "--config", repositoryPath("etc/stator.json")], waitForStart: false)
     #expect(try run.waitForExit() == 0, "\(run.stderr.text)")
     #expect(run.stderr.text.isEmpty)
 }

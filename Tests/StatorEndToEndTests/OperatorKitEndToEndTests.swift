@@ -4,12 +4,6 @@ import Testing
 
 // The operator's kit (issue 7): every file in etc/ is checked here, and `stator send`.
 
-/// A file of the repository.
-func repositoryPath(_ path: String) -> String {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent(path).path
-}
-
 /// The metric family names on a live agent's `/metrics`, with the push sink enabled so
 /// that its families show too.
 func exportedFamilies() throws -> Set<String> {

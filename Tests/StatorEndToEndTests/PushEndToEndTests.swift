@@ -158,10 +158,7 @@ func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
         usleep(120_000)
     }
     // The JSON sink and /metrics carry on while the push waits on the hung target.
-    try eventually("the JSON sink") {
-        (try? jsonLines(readFile(out)))?.filter { $0["name"] as? String == "hung.counter" }
-            .reduce(0) { $0 + ($1["value"] as? Double ?? 0) } == 15
-    }
+    try eventually("the JSON sink") { (try? counterSum(out, "hung.counter")) == 15 }
     #expect(try httpRequest(port: agent.httpPort, "/healthz").status == 200)
     let stopped = Date()
     #expect(try agent.stop() == 0)

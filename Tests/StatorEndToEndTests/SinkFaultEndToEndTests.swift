@@ -6,20 +6,6 @@ import Testing
 // sinks and ingestion carry on, and the sink recovers by itself when the fault clears,
 // with nothing that was aggregated meanwhile lost.
 
-/// A value from the agent's own metrics page (`name` with its labels, as written there).
-func selfMetric(_ agent: StatorProcess, _ series: String) throws -> Double {
-    let page = try httpRequest(port: agent.httpPort, "/metrics").body
-    for line in page.split(separator: "\n") where line.hasPrefix(series + " ") {
-        return Double(line.dropFirst(series.count + 1)) ?? -1
-    }
-    return -1
-}
-
-/// The sum of `name`'s counter values in a JSON-lines file; every line must parse.
-func counterSum(_ path: String, _ name: String) throws -> Double {
-    try jsonLines(readFile(path)).filter { $0["name"] as? String == name }.reduce(0) { $0 + ($1["value"] as? Double ?? 0) }
-}
-
 /// Sends `fault.counter:n|c` for n = 1...count, one per flush interval of 100 ms.
 func sendCounters(_ agent: StatorProcess, _ range: ClosedRange<Int>) throws {
     for n in range {

@@ -4,12 +4,17 @@ import StatorCore
 import Synchronization
 import Testing
 
+/// A file of the repository.
+func repositoryPath(_ path: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent(path).path
+}
+
 /// Where the built `stator` binary is: `$TEST_STATOR_BINARY`, or `.build/debug/stator`
 /// in the package (scripts/test builds it before the tests run).
 func statorBinary() throws -> String {
     if let path = ProcessInfo.processInfo.environment["TEST_STATOR_BINARY"] { return path }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let path = root.appendingPathComponent(".build/debug/stator").path
+    let path = repositoryPath(".build/debug/stator")
     guard FileManager.default.isExecutableFile(atPath: path) else {
         throw TestFailure("stator binary not found at \(path): run `swift build` first (scripts/test does)")
     }
@@ -278,19 +283,9 @@ func rawHTTPBytes(port: UInt16, _ request: String, timeout: Double = 5) throws -
 
 /// Decompresses (possibly multi-member) gzip with the system's `gzip -dc`.
 func gunzipBytes(_ bytes: [UInt8]) throws -> [UInt8] {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/gzip")
-    process.arguments = ["-dc"]
-    let input = Pipe()
-    let output = PipeCollector()
-    process.standardInput = input
-    process.standardOutput = output.pipe
-    try process.run()
-    input.fileHandleForWriting.write(Data(bytes))
-    try input.fileHandleForWriting.close()
-    process.waitUntilExit()
-    output.waitUntilClosed()
-    return Array(output.text.utf8)
+    let (status, text) = try runProgram("/bin/gzip", ["-dc"], input: bytes)
+    guard status == 0 else { throw TestFailure("gzip -dc: \(text)") }
+    return Array(text.utf8)
 }
 
 /// One request with `Connection: close`.
@@ -315,6 +310,17 @@ func sample(_ page: String, _ series: String) -> Double? {
         return Double(line.dropFirst(series.count + 1))
     }
     return nil
+}
+
+/// A value from the agent's own metrics page (`name` with its labels, as written there).
+/// -1 when the page has no such series.
+func selfMetric(_ agent: StatorProcess, _ series: String) throws -> Double {
+    sample(try httpRequest(port: agent.httpPort, "/metrics").body, series) ?? -1
+}
+
+/// The sum of `name`'s counter values in a JSON-lines file; every line must parse.
+func counterSum(_ path: String, _ name: String) throws -> Double {
+    try jsonLines(readFile(path)).filter { $0["name"] as? String == name }.reduce(0) { $0 + ($1["value"] as? Double ?? 0) }
 }
 
 /// Parses NDJSON into objects.
