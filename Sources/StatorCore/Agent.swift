@@ -74,7 +74,13 @@ public final class Agent: Sendable {
         let statsd = prometheus.page
         let own = Array(page.render().utf8)
         var headers = [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Vary", "Accept-Encoding")]
-        guard head.acceptsGzip else { return HTTPResponse(status: 200, headers: headers, parts: [statsd.body, own]) }
+        guard head.acceptsGzip else {
+            // A large page is kept gzipped only: inflate it as the client reads it.
+            if let stream = statsd.plainStream() {
+                return HTTPResponse(status: 200, headers: headers, stream: stream, streamLength: statsd.textLength, parts: [own])
+            }
+            return HTTPResponse(status: 200, headers: headers, parts: [statsd.body, own])
+        }
         // gzip members concatenate: the page's (compressed once per flush) then the live part's.
         headers.append(("Content-Encoding", "gzip"))
         let parts = statsd.isEmpty ? [Gzip.compress(own)] : [statsd.gzipped, Gzip.compress(own)]

@@ -157,3 +157,34 @@ final class PrometheusServer {
     #expect(try prometheus.query("stator_lines_received_total") == 6)
     #expect(try agent.stop() == 0)
 }
+
+@Test func aLargePagesPlainScrapeIsStreamedWhole() throws {
+    // 60,000 series: over 8 MB of text, so the page is kept gzipped only and a plain-text
+    // scrape is inflated slice by slice while it is written.
+    let agent = try StatorProcess(agent: ["--flush_interval", "1s", "--sinks.json.path", ""])
+    for chunk in stride(from: 0, to: 60_000, by: 40) {
+        try agent.send((chunk..<(chunk + 40)).map { "streamed.page.series.number.\($0):1|c" }.joined(separator: "\n"))
+    }
+    try eventually(timeout: 30, "the page holds every series") {
+        try httpRequest(port: agent.httpPort, "/metrics").body.contains("streamed_page_series_number_59999_total 1")
+    }
+    // Five clients ask for the plain page and read none of it; others are served meanwhile.
+    var idle: [Int32] = []
+    defer { for fd in idle { close(fd) } }
+    for _ in 0..<5 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(withSocketAddress("127.0.0.1", agent.httpPort) { connect(fd, $0, $1) } == 0)
+        _ = send(fd, "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", 35, Int32(MSG_NOSIGNAL))
+        idle.append(fd)
+    }
+    let started = Date()
+    #expect(try httpRequest(port: agent.httpPort, "/healthz").status == 200)
+    #expect(Date().timeIntervalSince(started) < 1)
+    // A plain scrape read to the end is the whole page: Content-Length and body agree.
+    let reply = try httpRequest(port: agent.httpPort, "/metrics")
+    #expect(reply.status == 200)
+    #expect(reply.headers["content-length"] == String(reply.body.utf8.count))
+    #expect(reply.body.split(separator: "\n").filter { $0.hasPrefix("streamed_page_series_number_") }.count == 60_000)
+    #expect(reply.body.contains("stator_lines_received_total 60000"))
+    #expect(try agent.stop() == 0)
+}

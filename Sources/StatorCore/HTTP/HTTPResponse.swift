@@ -1,7 +1,17 @@
+/// Body bytes produced while the response is written, a slice per call, so that one
+/// client's large response never holds the server thread for long.
+public protocol HTTPBodyStream: AnyObject, Sendable {
+    /// The next bytes (not empty), or `nil` at the end.
+    func next() -> [UInt8]?
+}
+
 /// A response to serialize: status, headers and body.
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: [(String, String)]
+    /// Written first, when set: `streamLength` bytes produced as the socket takes them.
+    public var stream: (any HTTPBodyStream)?
+    public var streamLength: Int
     /// The body in parts, written one after the other (a large page is never copied).
     public var body: [[UInt8]]
 
@@ -9,14 +19,19 @@ public struct HTTPResponse: Sendable {
         self.init(status: status, headers: headers, parts: [body])
     }
 
-    public init(status: Int, headers: [(String, String)] = [], parts: [[UInt8]]) {
+    public init(
+        status: Int, headers: [(String, String)] = [], stream: (any HTTPBodyStream)? = nil, streamLength: Int = 0,
+        parts: [[UInt8]]
+    ) {
         self.status = status
         self.headers = headers
+        self.stream = stream
+        self.streamLength = stream == nil ? 0 : streamLength
         body = parts
     }
 
     /// Total body length.
-    public var contentLength: Int { body.reduce(0) { $0 + $1.count } }
+    public var contentLength: Int { streamLength + body.reduce(0) { $0 + $1.count } }
 
     /// A plain-text response.
     public static func text(_ status: Int, _ text: String, headers: [(String, String)] = []) -> HTTPResponse {
@@ -42,6 +57,7 @@ public struct HTTPResponse: Sendable {
 
     /// The parts on the wire: the head, then the body parts unless `includeBody` is
     /// false (`HEAD` keeps the headers, Content-Length included, but not the body).
+    /// The stream, if any, goes between the head and the parts; the server writes it.
     func serialize(keepAlive: Bool, includeBody: Bool) -> [[UInt8]] {
         var text = "HTTP/1.1 \(status) \(HTTPResponse.reason(status))\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }

@@ -31,6 +31,10 @@ public final class HTTPServer: Sendable {
         /// Parts still to write, and how much of the first is written.
         var output: [[UInt8]] = []
         var written = 0
+        /// A body still being produced, the parts that follow it, and how many bytes it still owes.
+        var stream: (any HTTPBodyStream)?
+        var afterStream: [[UInt8]] = []
+        var streamOwed = 0
         var closeAfterWrite = false
         /// When the connection is closed if nothing progresses.
         var deadline: Double
@@ -43,8 +47,11 @@ public final class HTTPServer: Sendable {
             waitingSince = now
         }
 
-        var isWriting: Bool { !output.isEmpty }
+        var isWriting: Bool { !output.isEmpty || stream != nil }
     }
+
+    /// Bytes of a streamed body produced per turn before the other connections are served.
+    static let streamBudget = 1 << 20
 
     private let listener: Int32
     private let configuration: HTTPServerConfiguration
@@ -200,6 +207,12 @@ public final class HTTPServer: Sendable {
             response = handler(head)
         }
         c.output = response.serialize(keepAlive: keepAlive, includeBody: includeBody)
+        if includeBody, let stream = response.stream {
+            c.afterStream = Array(c.output.dropFirst())
+            c.output = [c.output[0]]
+            c.stream = stream
+            c.streamOwed = response.streamLength
+        }
         c.written = 0
         c.closeAfterWrite = !keepAlive
         c.deadline = now + Double(configuration.readTimeoutMillis) / 1000
@@ -209,7 +222,25 @@ public final class HTTPServer: Sendable {
     /// Writes what the socket takes.
     /// - Returns: whether the connection stays open.
     private func flushOutput(_ c: Connection, now: Double) -> Bool {
-        while let part = c.output.first {
+        var produced = 0
+        while true {
+            if c.output.isEmpty, let stream = c.stream {
+                // Produce a streamed body a slice at a time; after `streamBudget` bytes, give the
+                // other connections their turn (poll reports this socket writable again).
+                if produced >= Self.streamBudget { return true }
+                if let chunk = stream.next() {
+                    produced += chunk.count
+                    c.streamOwed -= chunk.count
+                    c.output.append(chunk)
+                } else {
+                    c.stream = nil
+                    c.output = c.afterStream
+                    c.afterStream = []
+                    if c.streamOwed != 0 { return false }  // it ended short (or long): Content-Length is wrong
+                }
+                continue
+            }
+            guard let part = c.output.first else { break }
             let written = c.written
             let n = part.withUnsafeBytes { buf in
                 send(c.fd, buf.baseAddress.map { $0 + written }, buf.count - written, Int32(MSG_NOSIGNAL))

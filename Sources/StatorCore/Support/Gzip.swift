@@ -56,3 +56,41 @@ extension Gzip {
         return Array(UnsafeBufferPointer(start: stream.out, count: stream.length))
     }
 }
+
+/// Inflates a gzip body a slice at a time, as an HTTP response is written: a large page
+/// for a plain-text client is never inflated in full, and never in one go on the server
+/// thread. Used by that one thread only.
+final class GzipInflatingStream: HTTPBodyStream, @unchecked Sendable {
+    // SAFETY: only the HTTP server thread calls `next()`, one call at a time.
+    private var stream = CStatorSys_zstream()
+    private let compressed: [UInt8]
+    private var offset = 0
+    /// Compressed bytes fed to zlib per step (about 12 times as much text comes out).
+    private static let slice = 16 * 1024
+
+    /// - Returns: `nil` when zlib cannot be set up.
+    init?(_ compressed: [UInt8]) {
+        self.compressed = compressed
+        guard CStatorSys_zstream_inflate_init(&stream) == 0 else { return nil }
+    }
+
+    deinit { CStatorSys_zstream_free(&stream) }
+
+    func next() -> [UInt8]? {
+        while offset < compressed.count {
+            let n = min(Self.slice, compressed.count - offset)
+            let start = offset
+            let rc = compressed.withUnsafeBufferPointer {
+                CStatorSys_zstream_write(&stream, $0.baseAddress.map { $0 + start }, n, 0)
+            }
+            offset += n
+            guard rc == 0 else { return nil }  // corrupt: the body ends short and the connection closes
+            if stream.length > 0 {
+                let out = Array(UnsafeBufferPointer(start: stream.out, count: stream.length))
+                stream.length = 0
+                return out
+            }
+        }
+        return nil
+    }
+}

@@ -231,6 +231,18 @@ func namesFollowTheSpec(_ c: NameCase) {
     #expect(page.gzipped.count * 5 < text.count)
     #expect(Gzip.decompress(page.gzipped) == text)
     #expect(String(decoding: text.suffix(40), as: UTF8.self).contains("_total 1\n"))
+    // A plain-text client gets it inflated a slice at a time, as it reads.
+    #expect(page.textLength == text.count)
+    let stream = try #require(page.plainStream())
+    var streamed: [UInt8] = []
+    var slices = 0
+    while let chunk = stream.next() {
+        #expect(!chunk.isEmpty)
+        streamed += chunk
+        slices += 1
+    }
+    #expect(streamed == text)
+    #expect(slices > 10)
 }
 
 @Test func familiesWhoseNamesCollideInTheIndexStayCorrect() throws {

@@ -18,16 +18,19 @@ public struct PrometheusConfiguration: Sendable {
 public final class PrometheusPage: Sendable {
     private let plain: [UInt8]?
     private let compressed: PthreadLock<[UInt8]?>
+    /// Length of the exposition text.
+    let textLength: Int
     /// Plain text above this size is not kept (a million series is over 100 MB of text).
     static let keepPlainUpTo = 8 << 20
 
-    init(gzipped: [UInt8]?, plain: [UInt8]?) {
+    init(gzipped: [UInt8]?, plain: [UInt8]?, textLength: Int) {
         self.plain = plain
+        self.textLength = textLength
         compressed = PthreadLock(gzipped)
     }
 
     /// An empty page.
-    static let empty = PrometheusPage(gzipped: nil, plain: [])
+    static let empty = PrometheusPage(gzipped: nil, plain: [], textLength: 0)
 
     /// The exposition text gzipped (one member).
     public var gzipped: [UInt8] {
@@ -41,6 +44,13 @@ public final class PrometheusPage: Sendable {
 
     /// The exposition text.
     public var body: [UInt8] { plain ?? Gzip.decompress(gzipped) ?? [] }
+
+    /// The exposition text of a large page (kept gzipped only), inflated as it is written;
+    /// `nil` when the text is kept (use `body`).
+    func plainStream() -> (any HTTPBodyStream)? {
+        guard plain == nil else { return nil }
+        return GzipInflatingStream(gzipped)
+    }
 
     /// Whether the page holds no series.
     public var isEmpty: Bool { plain?.isEmpty ?? false }
@@ -88,7 +98,7 @@ public final class PrometheusSink: Sink {
                 plain = nil
             }
         }
-        let page = PrometheusPage(gzipped: writer?.finish(), plain: plain)
+        let page = PrometheusPage(gzipped: writer?.finish(), plain: plain, textLength: textBytes)
         current.withLock { $0 = page }
         logger?.debug(
             "page rendered",
