@@ -44,6 +44,21 @@ private func cells(_ line: Substring) -> [String] {
     for reason in ParseFailure.allCases { #expect(protocolPage.contains("| `\(reason)` |"), "\(reason)") }
 }
 
+/// Every example line of docs/protocol.md is accepted by the parser.
+@Test func theProtocolPagesExamplesParse() throws {
+    let page = try repositoryFile("docs/protocol.md")
+    let start = try #require(page.range(of: "```text\n"))
+    let end = try #require(page.range(of: "```", range: start.upperBound..<page.endIndex))
+    let examples = page[start.upperBound..<end.lowerBound].split(separator: "\n").map { line in
+        String(line.prefix { $0 != " " })
+    }
+    #expect(examples.count >= 16)
+    for example in examples {
+        let outcome = parseLine(example)
+        #expect(!outcome.hasPrefix("error:"), "\(example): \(outcome)")
+    }
+}
+
 /// docs/metrics.md has a row for every metric family the agent exports, and no other.
 @Test func theMetricsReferenceMatchesTheExportedFamilies() throws {
     let reference = try repositoryFile("docs/metrics.md")
