@@ -24,7 +24,7 @@ let package = Package(
         // Load generator for scripts/bench: paced sendmmsg of a reproducible statsd mix.
         .executableTarget(name: "stator-load", dependencies: ["CStatorSys", "StatorCore"], swiftSettings: swiftSettings),
         // Micro-benchmarks of the parser and the aggregation step (scripts/bench micro).
-        .executableTarget(name: "stator-micro", dependencies: ["CStatorSys", "StatorCore"], swiftSettings: swiftSettings),
+        .executableTarget(name: "stator-micro", dependencies: ["StatorCore"], swiftSettings: swiftSettings),
         .testTarget(name: "StatorCoreTests", dependencies: ["StatorCore"], swiftSettings: swiftSettings),
         // Starts the real `stator` binary on loopback; needs it built (scripts/test does).
         .testTarget(name: "StatorEndToEndTests", dependencies: ["StatorCore"], swiftSettings: swiftSettings),

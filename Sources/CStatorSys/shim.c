@@ -37,11 +37,6 @@ int CStatorSys_rxq_ovfl(const struct msghdr *msg, uint32_t *drops) {
 
 int CStatorSys_release_free_memory(void) { return malloc_trim(0); }
 
-size_t CStatorSys_heap_bytes_in_use(void) {
-    struct mallinfo2 info = mallinfo2();
-    return info.uordblks + info.hblkhd;
-}
-
 void CStatorSys_set_thread_name(const char *name) {
     char cut[16];
     strncpy(cut, name, sizeof(cut) - 1);

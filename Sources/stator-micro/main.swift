@@ -1,5 +1,4 @@
 import Glibc
-import CStatorSys
 import StatorCore
 
 // stator-micro: parser and aggregation micro-benchmarks on a fixed corpus
@@ -51,33 +50,6 @@ func now() -> Double {
 
 let table = ShardedTable(configuration: AggregationConfiguration(), seed: 1)
 var ingestor = DatagramIngestor(table: table)
-
-if CommandLine.arguments.contains("--expiry-memory") {
-    // Heap in use through a cardinality bomb's life: 300k series, flushed into the Prometheus sink, then expired.
-    let metrics = SelfMetrics(readers: 1)
-    let t = ShardedTable(configuration: AggregationConfiguration(), seed: 1)
-    let sink = PrometheusSink(configuration: PrometheusConfiguration(), metrics: metrics, reservedNames: [])
-    let flusher = Flusher(
-        table: t, configuration: FlushConfiguration(intervalMillis: 1000, seriesTTLMillis: 2000),
-        startMillis: 0, metrics: metrics
-    ) { try? sink.emit($0) }
-    var ing = DatagramIngestor(table: t)
-    print("start", CStatorSys_heap_bytes_in_use())
-    var k = 0
-    while k < 300_000 {
-        var d: [UInt8] = []
-        for _ in 0..<40 { d += Array("bomb.\(k):1|c\n".utf8); k += 1 }
-        d.withUnsafeBytes { ing.ingest($0) }
-    }
-    print("ingested", CStatorSys_heap_bytes_in_use())
-    flusher.flush(at: 1000)
-    print("flushed", CStatorSys_heap_bytes_in_use(), t.activeSeries)
-    for n in 2...5 {
-        flusher.flush(at: Int64(n) * 1000);
-        print("flush \(n)", CStatorSys_heap_bytes_in_use(), t.activeSeries, sink.state.familyCount)
-    }
-    exit(0)
-}
 
 if callgrind {
     for d in datagrams { d.withUnsafeBytes { ingestor.ingest($0) } }

@@ -47,6 +47,7 @@ case .version:
     printOut("stator \(statorVersion)\n")
     exit(0)
 case .send(let configuration, let lines, let readStandardInput):
+    for warning in parsed.warnings { FileHandleStderr.write("stator: warning: \(warning)\n") }
     exit(send(configuration, lines, readStandardInput: readStandardInput))
 case .checkConfig(let configuration):
     for warning in parsed.warnings { FileHandleStderr.write("stator: warning: \(warning)\n") }

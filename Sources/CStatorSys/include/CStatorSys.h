@@ -42,9 +42,6 @@ void CStatorSys_set_thread_name(const char *name);
 /// Returns freed heap memory to the kernel (glibc `malloc_trim(0)`); returns 1 if any was released.
 int CStatorSys_release_free_memory(void);
 
-/// Bytes the process has allocated with malloc and not freed (glibc `mallinfo2`: arenas plus mmapped chunks).
-size_t CStatorSys_heap_bytes_in_use(void);
-
 /// Upper bound of the gzip output for `length` input bytes.
 size_t CStatorSys_gzip_bound(size_t length);
 

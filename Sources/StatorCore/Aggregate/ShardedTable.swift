@@ -109,12 +109,12 @@ public final class ShardedTable: Sendable {
         shards.map { $0.drain(nextGeneration: nextGeneration) }
     }
 
-    /// Forgets every series whose last data came in generation `cutoff` or
-    /// earlier, in chunks so that no lock is held for long.
-    /// - Returns: the forgotten keys.
     /// Slots allocated over all shards, live or free (for tests of the compaction after expiry).
     var slotCount: Int { shards.reduce(0) { $0 + $1.slotCount } }
 
+    /// Forgets every series whose last data came in generation `cutoff` or
+    /// earlier, in chunks so that no lock is held for long.
+    /// - Returns: the forgotten keys.
     func expire(cutoff: UInt32, chunk: Int = 4096) -> [MetricKey] {
         var removed: [MetricKey] = []
         for shard in shards {
