@@ -37,6 +37,8 @@ int CStatorSys_rxq_ovfl(const struct msghdr *msg, uint32_t *drops) {
 
 int CStatorSys_release_free_memory(void) { return malloc_trim(0); }
 
+int CStatorSys_set_mmap_threshold(size_t bytes) { return mallopt(M_MMAP_THRESHOLD, (int)bytes); }
+
 void CStatorSys_set_thread_name(const char *name) {
     char cut[16];
     strncpy(cut, name, sizeof(cut) - 1);

@@ -54,6 +54,7 @@ case .checkConfig(let configuration):
     printOut(ConfigKeys.render(configuration))
     exit(0)
 case .run(let configuration):
+    HeapPolicy.apply()
     // Block the signals we handle before any thread starts, so every thread inherits the mask
     // and this thread alone takes them with sigwait.
     var signals = sigset_t()

@@ -42,6 +42,10 @@ void CStatorSys_set_thread_name(const char *name);
 /// Returns freed heap memory to the kernel (glibc `malloc_trim(0)`); returns 1 if any was released.
 int CStatorSys_release_free_memory(void);
 
+/// Fixes glibc's mmap threshold (`mallopt(M_MMAP_THRESHOLD)`): allocations of at least
+/// `bytes` get their own mapping, returned to the kernel when freed. Returns 1 on success.
+int CStatorSys_set_mmap_threshold(size_t bytes);
+
 /// Upper bound of the gzip output for `length` input bytes.
 size_t CStatorSys_gzip_bound(size_t length);
 
