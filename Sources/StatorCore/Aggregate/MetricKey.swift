@@ -7,12 +7,12 @@
 public struct MetricKey: Hashable, Sendable, CustomStringConvertible {
     /// The encoded key.
     public let bytes: [UInt8]
-    /// The seeded 64-bit hash of `bytes`, computed once.
-    public let hash: UInt64
+    /// The series' number in the table that made the key (`SeriesID.none` for keys made by hand).
+    let series: SeriesID
 
-    init(bytes: [UInt8], hash: UInt64) {
+    init(bytes: [UInt8], series: SeriesID) {
         self.bytes = bytes
-        self.hash = hash
+        self.series = series
     }
 
     /// Builds a key from Swift values (for tests and tools; the hot path uses `SeriesKeyBuilder`).
@@ -21,7 +21,7 @@ public struct MetricKey: Hashable, Sendable, CustomStringConvertible {
         self = builder.makeKey(type: type, name: name, tags: tags)
     }
 
-    /// Keys are equal when their bytes are; `hash` depends on the table's seed, so it is not compared.
+    /// Keys are equal when their bytes are; the number only says where a table tracks the series.
     public static func == (a: MetricKey, b: MetricKey) -> Bool { a.bytes == b.bytes }
     public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
 
@@ -66,4 +66,18 @@ public struct MetricKey: Hashable, Sendable, CustomStringConvertible {
         let t = tags.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
         return "\(type) \(name){\(t)}"
     }
+}
+
+/// A tracked series' number, given by the table when the series is created and kept until it
+/// expires: sinks that keep state per series index it by `index` (dense: numbers of expired
+/// series are given out again) instead of hashing the key. `incarnation` tells a reused
+/// number from its earlier holder, for a sink that missed the earlier holder's expiry.
+struct SeriesID: Hashable, Sendable {
+    /// Dense: below the highest number of series tracked at once.
+    let index: UInt32
+    /// Different for each series that held `index` (counts every numbering, wrapping).
+    let incarnation: UInt32
+
+    /// The number of keys made outside a table (tests, tools).
+    static let none = SeriesID(index: .max, incarnation: 0)
 }

@@ -16,13 +16,15 @@ struct SeriesSlot {
     /// SAFETY: `key.bytes` is never mutated and `key` lives in this slot for as long
     /// as the address is used (it is cleared when the slot is removed).
     var keyAddress: KeyAddress?
+    /// The key's length; 0 for a free slot.
     var keyLength: Int32
     /// The last flush generation in which the series received data.
     var lastGeneration: UInt32
     /// Index into the interval's array for the key's type, valid while
     /// `lastGeneration` is the shard's current generation.
     var position: Int32
-    var isLive: Bool
+    /// Low 32 bits of the key's hash (its bucket tag).
+    var tag: UInt32
     /// Histogram buckets of a timer/histogram/distribution series, resolved once at creation.
     var bounds: BucketBounds?
 }
@@ -100,12 +102,13 @@ struct SeriesIndex {
 
     /// Inserts a new series (the caller checked it is absent).
     /// - Returns: its slot id.
-    mutating func insert(_ key: MetricKey, generation: UInt32, bounds: BucketBounds?) -> Int32 {
+    mutating func insert(_ key: MetricKey, hash: UInt64, generation: UInt32, bounds: BucketBounds?) -> Int32 {
         if (count + 1) * 2 > buckets.count { grow() }
         let address = key.bytes.withUnsafeBytes { $0.baseAddress.map(KeyAddress.init) }
+        let tag = UInt32(truncatingIfNeeded: hash)
         let slot = SeriesSlot(
             key: key, keyAddress: address, keyLength: Int32(key.bytes.count), lastGeneration: generation, position: -1,
-            isLive: true, bounds: bounds)
+            tag: tag, bounds: bounds)
         let id: Int32
         if let free = freeSlots.popLast() {
             id = free
@@ -114,7 +117,7 @@ struct SeriesIndex {
             id = Int32(slots.count)
             slots.append(slot)
         }
-        place(Bucket(tag: UInt32(truncatingIfNeeded: key.hash), slot: id))
+        place(Bucket(tag: tag, slot: id))
         count += 1
         return id
     }
@@ -148,9 +151,9 @@ struct SeriesIndex {
     func compacted() -> SeriesIndex {
         var fresh = SeriesIndex(initialBuckets: count * 2)
         fresh.slots.reserveCapacity(count)
-        for slot in slots where slot.isLive {
+        for slot in slots where slot.keyLength > 0 {
             let id = Int32(fresh.slots.count)
-            fresh.place(Bucket(tag: UInt32(truncatingIfNeeded: slot.key.hash), slot: id))
+            fresh.place(Bucket(tag: slot.tag, slot: id))
             fresh.slots.append(slot)
             fresh.count += 1
         }
@@ -159,8 +162,7 @@ struct SeriesIndex {
 
     /// Removes the series in slot `id`.
     mutating func remove(_ id: Int32) {
-        let key = slots[Int(id)].key
-        var i = Int(UInt32(truncatingIfNeeded: key.hash)) & mask
+        var i = Int(slots[Int(id)].tag) & mask
         while buckets[i].slot != id { i = (i &+ 1) & mask }
         // Backward-shift deletion.
         var j = i
@@ -176,7 +178,7 @@ struct SeriesIndex {
         }
         buckets[i] = Bucket(tag: 0, slot: -1)
         slots[Int(id)] = SeriesSlot(
-            key: MetricKey(bytes: [], hash: 0), keyAddress: nil, keyLength: 0, lastGeneration: 0, position: -1, isLive: false,
+            key: MetricKey(bytes: [], series: .none), keyAddress: nil, keyLength: 0, lastGeneration: 0, position: -1, tag: 0,
             bounds: nil)
         freeSlots.append(id)
         count -= 1

@@ -105,8 +105,8 @@ struct SeriesKeyBuilder: ~Copyable {
             line.tags.append(TagRange(key: ks..<vs, value: vs..<text.count))
         }
         text.withUnsafeBytes { prepare(line, $0) }
-        let h = build(type: type)
-        return MetricKey(bytes: Array(bytes), hash: h)
+        _ = build(type: type)
+        return MetricKey(bytes: Array(bytes), series: .none)
     }
 
     /// Appends a length-prefixed byte range (lengths are little-endian u16; a datagram is < 64 KiB).

@@ -69,10 +69,10 @@ final class Shard: Sendable {
             id = found
         } else {
             let context = self.context
-            guard context.budget.admit() else { return false }
-            let owned = MetricKey(bytes: Array(key), hash: hash)
+            guard let series = context.budget.admit() else { return false }
+            let owned = MetricKey(bytes: Array(key), series: series)
             let bounds = type.isSampled ? owned.withName { context.buckets.bounds(for: $0) } : nil
-            id = s.index.insert(owned, generation: s.generation, bounds: bounds)
+            id = s.index.insert(owned, hash: hash, generation: s.generation, bounds: bounds)
         }
         let generation = s.generation
         var position = Int(s.index[id].position)
@@ -146,10 +146,10 @@ final class Shard: Sendable {
             var id = s.sweepCursor
             while id < end {
                 let slot = s.index.slots[id]
-                if slot.isLive, slot.lastGeneration <= cutoff {
+                if slot.keyLength > 0, slot.lastGeneration <= cutoff {
                     removed.append(slot.key)
                     s.index.remove(Int32(id))
-                    budget.release()
+                    budget.release(slot.key.series)
                 }
                 id += 1
             }

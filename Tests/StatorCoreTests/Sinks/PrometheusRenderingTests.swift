@@ -304,3 +304,34 @@ func namesFollowTheSpec(_ c: NameCase) {
     #expect(bombed.series == calm.series)
     #expect(bombed.slots < 100)
 }
+
+@Test func aReusedSeriesNumberIsNotTakenForItsEarlierHolder() throws {
+    // The table numbers series densely and gives an expired series' number to the next new one.
+    // A state that never saw the expiry (every sink sharing it dropped that batch) must not add
+    // the newcomer to the old series.
+    let metrics = SelfMetrics(readers: 1)
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 1), seed: 7)
+    let flusher = Flusher(
+        table: table, configuration: FlushConfiguration(intervalMillis: 10_000, seriesTTLMillis: 10_000),
+        startMillis: 0, metrics: metrics
+    ) { _ in }
+    ingest(table, ["old:5|c"])
+    let first = flusher.flush(at: 10_000)
+    let expiring = flusher.flush(at: 20_000)
+    #expect(expiring.expired.map(\.name) == ["old"])
+    ingest(table, ["new:2|c"])
+    let third = flusher.flush(at: 30_000)
+    #expect(third.counters.first?.key.series.index == first.counters.first?.key.series.index)
+
+    let sink = PrometheusSink(configuration: PrometheusConfiguration(), metrics: metrics, reservedNames: [])
+    try sink.emit(first)
+    try sink.emit(third)  // `expiring` never arrives
+    let text = String(decoding: sink.page.body, as: UTF8.self)
+    #expect(text.contains("new_total 2\n"))
+    #expect(!text.contains("old_total"))
+
+    // With every batch, the same two series come and go as expected.
+    let complete = PrometheusSink(configuration: PrometheusConfiguration(), metrics: metrics, reservedNames: [])
+    for batch in [first, expiring, third] { try complete.emit(batch) }
+    #expect(String(decoding: complete.page.body, as: UTF8.self) == text)
+}

@@ -84,6 +84,14 @@ public final class CumulativeState: Sendable {
     /// Normally every bit; tests fold hashes into a few values to force collisions.
     let nameHashMask: Int
 
+    /// Where one statsd series goes.
+    struct Route {
+        /// Index into `series`, or -1.
+        var series: Int32 = -1
+        /// The `SeriesID.incarnation` of the statsd series that set it.
+        var incarnation: UInt32 = 0
+    }
+
     struct SeriesIdentity: Hashable {
         var family: Int32
         var labels: PrometheusNaming.Labels
@@ -105,8 +113,9 @@ public final class CumulativeState: Sendable {
         var names: [Int: Int32] = [:]
         /// Series with labels, by family and labels (label-less ones hang off their family).
         var seriesIndex: [SeriesIdentity: Int32] = [:]
-        /// Statsd series -> the series it feeds.
-        var routes: [MetricKey: Int32] = [:]
+        /// Statsd series (by `SeriesID.index`) -> the series it feeds: 8 bytes per number the
+        /// table gives out, where a dictionary keyed by the statsd key cost about 42.
+        var routes: [Route] = []
         var flushNumber: UInt64 = 0
         var liveFamilies = 0
         /// The last batch folded in (its sequence and flush time).
@@ -177,10 +186,10 @@ public final class CumulativeState: Sendable {
             if !batch.expired.isEmpty { compactIfSparse(&s) }
             // Series new in this batch join the page sorted by name, then type and tags.
             var fresh: [(key: MetricKey, bounds: BucketBounds?)] = []
-            for c in batch.counters where s.routes[c.key] == nil { fresh.append((c.key, nil)) }
-            for g in batch.gauges where s.routes[g.key] == nil { fresh.append((g.key, nil)) }
-            for set in batch.sets where s.routes[set.key] == nil { fresh.append((set.key, nil)) }
-            for t in batch.samples where s.routes[t.key] == nil { fresh.append((t.key, t.bounds)) }
+            for c in batch.counters where Self.knownRoute(c.key, s) == nil { fresh.append((c.key, nil)) }
+            for g in batch.gauges where Self.knownRoute(g.key, s) == nil { fresh.append((g.key, nil)) }
+            for set in batch.sets where Self.knownRoute(set.key, s) == nil { fresh.append((set.key, nil)) }
+            for t in batch.samples where Self.knownRoute(t.key, s) == nil { fresh.append((t.key, t.bounds)) }
             if !fresh.isEmpty {
                 fresh.sort { a, b in
                     // By name bytes (after the type byte and length), then the whole key.
@@ -266,9 +275,24 @@ public final class CumulativeState: Sendable {
         }
     }
 
+    /// The series a statsd key feeds, if it has been routed.
+    @inline(__always)
+    private static func knownRoute(_ key: MetricKey, _ s: borrowing State) -> Int32? {
+        let i = Int(key.series.index)
+        guard i < s.routes.count else { return nil }
+        let route = s.routes[i]
+        return route.series >= 0 && route.incarnation == key.series.incarnation ? route.series : nil
+    }
+
     /// Finds or creates the series a statsd key feeds.
     private func route(_ key: MetricKey, _ bounds: BucketBounds?, _ s: inout State, _ dropped: inout Dropped) -> Int32? {
-        if let known = s.routes[key] { return known }
+        precondition(key.series != .none, "CumulativeState takes keys numbered by a ShardedTable")
+        if let known = Self.knownRoute(key, s) { return known }
+        let number = Int(key.series.index)
+        if number < s.routes.count, s.routes[number].series >= 0 {
+            // The number's earlier holder expired in a batch this state never saw: let it go now.
+            forget(number, &s)
+        }
         let type = FamilyType(key.type)
         let name = familyName(of: key)
         let familyIndex: Int32
@@ -316,7 +340,10 @@ public final class CumulativeState: Sendable {
             if bare { s.families[Int(familyIndex)].bareSeries = seriesIndex } else { s.seriesIndex[identity] = seriesIndex }
         }
         s.series[Int(seriesIndex)].contributors += 1
-        s.routes[key] = seriesIndex
+        if number >= s.routes.count {
+            s.routes.append(contentsOf: repeatElement(Route(), count: number + 1 - s.routes.count))
+        }
+        s.routes[number] = Route(series: seriesIndex, incarnation: key.series.incarnation)
         return seriesIndex
     }
 
@@ -358,7 +385,14 @@ public final class CumulativeState: Sendable {
 
     /// A statsd series expired: drop its share, and the series and family once nothing feeds them.
     private func forget(_ key: MetricKey, _ s: inout State) {
-        guard let i = s.routes.removeValue(forKey: key) else { return }
+        guard Self.knownRoute(key, s) != nil else { return }
+        forget(Int(key.series.index), &s)
+    }
+
+    /// Drops the route of statsd series number `number` (it has one).
+    private func forget(_ number: Int, _ s: inout State) {
+        let i = s.routes[number].series
+        s.routes[number] = Route()
         let index = Int(i)
         s.series[index].contributors -= 1
         guard s.series[index].contributors == 0 else { return }
@@ -411,7 +445,7 @@ public final class CumulativeState: Sendable {
                 p = next
             }
         }
-        s.families[f] = Family(source: MetricKey(bytes: [], hash: 0), type: .gauge)
+        s.families[f] = Family(source: MetricKey(bytes: [], series: .none), type: .gauge)
         s.freeFamilies.append(Int32(f))
         s.liveFamilies -= 1
     }
@@ -469,7 +503,7 @@ public final class CumulativeState: Sendable {
             uniqueKeysWithValues: s.seriesIndex.map {
                 (SeriesIdentity(family: map(familyMap, $0.key.family), labels: $0.key.labels), map(seriesMap, $0.value))
             })
-        s.routes = Dictionary(uniqueKeysWithValues: s.routes.map { ($0.key, map(seriesMap, $0.value)) })
+        for k in s.routes.indices { s.routes[k].series = map(seriesMap, s.routes[k].series) }
         s.firstFamily = map(familyMap, s.firstFamily)
         s.lastFamily = map(familyMap, s.lastFamily)
         s.families = families
