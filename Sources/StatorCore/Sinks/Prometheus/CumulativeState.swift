@@ -35,50 +35,82 @@ public final class CumulativeState: Sendable {
     }
 
     struct Family {
-        /// The statsd series that registered the family: gives its name and HELP.
-        var source: MetricKey
+        /// The key bytes of the statsd series that registered the family: give its name and HELP.
+        var sourceBytes: [UInt8]
         var type: FamilyType
-        var bounds: BucketBounds?
+        /// The family's series in first-seen order; a family lives while it has one.
         var firstSeries: Int32 = -1
         var lastSeries: Int32 = -1
-        var live: Int32 = 0
         var next: Int32 = -1
         var previous: Int32 = -1
         /// The family's series without labels, if any (such series are not in `seriesIndex`).
         var bareSeries: Int32 = -1
-        /// Next family whose exposed names share a hash with one of this family's (see `names`),
+        /// Next family whose exposed names share a bucket with one of this family's (see `nameHeads`),
         /// one link per exposed name (a histogram exposes four).
         var nextSameName: (Int32, Int32, Int32, Int32) = (-1, -1, -1, -1)
+
+        init(source: MetricKey, type: FamilyType) {
+            sourceBytes = source.bytes
+            self.type = type
+        }
+
+        /// The statsd series that registered the family.
+        var source: MetricKey { MetricKey(bytes: sourceBytes, series: .none) }
     }
 
     struct Series {
-        var family: Int32
+        // (Fields in this order leave no padding: 48 bytes.)
         var labels: PrometheusNaming.Labels
         /// Counter total or gauge value.
         var value: Double = 0
-        /// Index into `histograms`, or -1.
-        var histogram: Int32 = -1
-        /// For sets: the flush that last set `value` (a set reads 0 after an empty interval).
-        var setAt: UInt64 = 0
-        var isSet = false
+        var family: Int32
+        /// Index into `histograms`; -1 for other series, and -2 for those fed by statsd sets
+        /// (one field for both keeps the record at 48 bytes).
+        private var histogramOrSet: Int32 = -1
+        /// For sets: the flush (its low 32 bits) that last set `value` (a set reads 0 after an empty interval).
+        var setAt: UInt32 = 0
         /// Statsd series feeding this one; it is removed when the last of them expires.
         var contributors: Int32 = 0
         var next: Int32 = -1
         var previous: Int32 = -1
+
+        init(family: Int32, labels: PrometheusNaming.Labels) {
+            self.family = family
+            self.labels = labels
+        }
+
+        /// Index into `histograms`, or -1.
+        var histogram: Int32 {
+            get { max(histogramOrSet, -1) }
+            set { histogramOrSet = newValue }
+        }
+
+        /// Whether statsd sets feed the series (it reads 0 after an interval without members).
+        var isSet: Bool {
+            get { histogramOrSet == -2 }
+            set { histogramOrSet = newValue ? -2 : -1 }
+        }
+
+        /// What the series reads at flush `flushNumber`: `value`, or 0 for a set without members that interval.
+        func reads(at flushNumber: UInt64) -> Double {
+            isSet && setAt != UInt32(truncatingIfNeeded: flushNumber) ? 0 : value
+        }
     }
 
     struct Histogram {
+        /// The family's buckets (every series of a histogram family has the same).
+        var bounds: BucketBounds?
         /// Rate-weighted count per bucket (not cumulative); the last is `+Inf`.
         var buckets: [Double]
         var sum: Double = 0
         var count: Double = 0
     }
 
-    /// The hash under which an exposed sample name is indexed (folded by `nameHashMask`).
-    func nameHash(_ bytes: [UInt8]) -> Int {
+    /// The bucket of `nameHeads` an exposed sample name is indexed under (its hash folded by `nameHashMask`).
+    func nameBucket(_ bytes: [UInt8], _ s: borrowing State) -> Int {
         var h = Hasher()
         h.combine(bytes)
-        return h.finalize() & nameHashMask
+        return h.finalize() & nameHashMask & (s.nameHeads.count - 1)
     }
 
     /// Normally every bit; tests fold hashes into a few values to force collisions.
@@ -106,11 +138,13 @@ public final class CumulativeState: Sendable {
         var freeSeries: [Int32] = []
         var histograms: [Histogram] = []
         var freeHistograms: [Int32] = []
-        /// Hash of every exposed sample name (`x`, and `x_bucket`/`x_sum`/`x_count` of a
-        /// histogram `x`) -> the first family exposing a name with that hash; others follow
-        /// through `Family.nextSameName`. Names are not stored: they are derived from each
-        /// family's source key when compared.
-        var names: [Int: Int32] = [:]
+        /// Every exposed sample name (`x`, and `x_bucket`/`x_sum`/`x_count` of a histogram `x`)
+        /// hashes to a bucket here, which holds the first family exposing a name in that bucket;
+        /// others follow through `Family.nextSameName`. Names are not stored: they are derived
+        /// from each family's source key when compared. At most one name per two buckets.
+        var nameHeads = [Int32](repeating: -1, count: 64)
+        /// Exposed names indexed in `nameHeads`.
+        var nameCount = 0
         /// Series with labels, by family and labels (label-less ones hang off their family).
         var seriesIndex: [SeriesIdentity: Int32] = [:]
         /// Statsd series (by `SeriesID.index`) -> the series it feeds: 8 bytes per number the
@@ -118,6 +152,13 @@ public final class CumulativeState: Sendable {
         var routes: [Route] = []
         var flushNumber: UInt64 = 0
         var liveFamilies = 0
+
+        /// The buckets of a histogram family (those of its first series), or nil.
+        func bounds(of family: Family) -> BucketBounds? {
+            guard family.type == .histogram, family.firstSeries >= 0 else { return nil }
+            let h = series[Int(family.firstSeries)].histogram
+            return h >= 0 ? histograms[Int(h)].bounds : nil
+        }
         /// The last batch folded in (its sequence and flush time).
         var appliedSequence: UInt64 = 0
         var appliedTimestamp: EpochMillis = 0
@@ -214,7 +255,7 @@ public final class CumulativeState: Sendable {
             for set in batch.sets {
                 guard let i = route(set.key, nil, &s, &dropped) else { continue }
                 s.series[Int(i)].value = set.value
-                s.series[Int(i)].setAt = flush
+                s.series[Int(i)].setAt = UInt32(truncatingIfNeeded: flush)
             }
             for t in batch.samples {
                 guard let i = route(t.key, t.bounds, &s, &dropped) else { continue }
@@ -244,14 +285,14 @@ public final class CumulativeState: Sendable {
 
     /// The family that exposes exactly `name`, if any.
     private func family(exposing name: [UInt8], _ s: State) -> Int32? {
-        var f = s.names[nameHash(name)] ?? -1
-        let h = nameHash(name)
+        let h = nameBucket(name, s)
+        var f = s.nameHeads[h]
         while f >= 0 {
             let family = s.families[Int(f)]
             let exposed = Self.exposedNames(familyName(of: family.source), family.type)
             if exposed.contains(name) { return f }
             // Follow the link of the exposed name that shares this hash.
-            guard let slot = exposed.firstIndex(where: { nameHash($0) == h }) else { return nil }
+            guard let slot = exposed.firstIndex(where: { nameBucket($0, s) == h }) else { return nil }
             f = Self.link(family.nextSameName, slot)
         }
         return nil
@@ -302,7 +343,7 @@ public final class CumulativeState: Sendable {
                 dropped.typeConflicts += 1
                 return nil
             }
-            if type == .histogram, family.bounds != bounds {
+            if type == .histogram, s.bounds(of: family) != bounds {
                 dropped.bucketConflicts += 1
                 return nil
             }
@@ -313,12 +354,12 @@ public final class CumulativeState: Sendable {
                 dropped.typeConflicts += 1
                 return nil
             }
-            familyIndex = addFamily(Family(source: key, type: type, bounds: type == .histogram ? bounds : nil), &s)
-            // Push the family on the front of each of its names' hash chains.
-            for (slot, n) in exposed.enumerated() {
-                let h = nameHash(n)
-                Self.setLink(&s.families[Int(familyIndex)].nextSameName, slot, s.names[h] ?? -1)
-                s.names[h] = familyIndex
+            familyIndex = addFamily(Family(source: key, type: type), &s)
+            s.nameCount += exposed.count
+            if s.nameCount * 2 > s.nameHeads.count {
+                rebuildNameHeads(&s)
+            } else {
+                linkNames(familyIndex, exposed, &s)
             }
         }
         let labels = PrometheusNaming.labels(of: key, histogram: type == .histogram)
@@ -333,7 +374,8 @@ public final class CumulativeState: Sendable {
             var series = Series(family: familyIndex, labels: labels)
             series.isSet = key.type == .set
             if type == .histogram {
-                let histogram = Histogram(buckets: Array(repeating: 0, count: (bounds?.upperBounds.count ?? 0) + 1))
+                let histogram = Histogram(
+                    bounds: bounds, buckets: Array(repeating: 0, count: (bounds?.upperBounds.count ?? 0) + 1))
                 series.histogram = Self.store(histogram, in: &s.histograms, reusing: &s.freeHistograms)
             }
             seriesIndex = addSeries(series, &s)
@@ -345,6 +387,29 @@ public final class CumulativeState: Sendable {
         }
         s.routes[number] = Route(series: seriesIndex, incarnation: key.series.incarnation)
         return seriesIndex
+    }
+
+    /// Pushes family `f` on the front of the bucket chain of each name it exposes.
+    private func linkNames(_ f: Int32, _ exposed: [[UInt8]], _ s: inout State) {
+        for (slot, n) in exposed.enumerated() {
+            let h = nameBucket(n, s)
+            Self.setLink(&s.families[Int(f)].nextSameName, slot, s.nameHeads[h])
+            s.nameHeads[h] = f
+        }
+    }
+
+    /// Sizes `nameHeads` for `nameCount` names (two buckets per name, rounded up to a power
+    /// of two) and links every live family into it again.
+    private func rebuildNameHeads(_ s: inout State) {
+        var size = 64
+        while size < s.nameCount * 2 { size <<= 1 }
+        s.nameHeads = [Int32](repeating: -1, count: size)
+        var f = s.firstFamily
+        while f >= 0 {
+            let family = s.families[Int(f)]
+            linkNames(f, Self.exposedNames(familyName(of: family.source), family.type), &s)
+            f = family.next
+        }
     }
 
     /// Puts `value` in a slot freed earlier, or at the end.
@@ -379,7 +444,6 @@ public final class CumulativeState: Sendable {
             s.families[f].firstSeries = index
         }
         s.families[f].lastSeries = index
-        s.families[f].live += 1
         return index
     }
 
@@ -414,29 +478,30 @@ public final class CumulativeState: Sendable {
             s.seriesIndex[SeriesIdentity(family: series.family, labels: series.labels)] = nil
         }
         if series.histogram >= 0 {
-            s.histograms[Int(series.histogram)] = Histogram(buckets: [])
+            s.histograms[Int(series.histogram)] = Histogram(bounds: nil, buckets: [])
             s.freeHistograms.append(series.histogram)
         }
         s.series[index] = Series(family: -1, labels: .init())
         s.freeSeries.append(i)
-        s.families[f].live -= 1
-        guard s.families[f].live == 0 else { return }
+        guard s.families[f].firstSeries < 0 else { return }
         let family = s.families[f]
         if family.previous >= 0 { s.families[Int(family.previous)].next = family.next } else { s.firstFamily = family.next }
         if family.next >= 0 { s.families[Int(family.next)].previous = family.previous } else { s.lastFamily = family.previous }
-        // Unlink the family from each of its names' hash chains.
-        for (slot, n) in Self.exposedNames(familyName(of: family.source), family.type).enumerated() {
-            let h = nameHash(n)
+        // Unlink the family from each of its names' bucket chains.
+        let exposed = Self.exposedNames(familyName(of: family.source), family.type)
+        s.nameCount -= exposed.count
+        for (slot, n) in exposed.enumerated() {
+            let h = nameBucket(n, s)
             let after = Self.link(family.nextSameName, slot)
-            if s.names[h] == Int32(f) {
-                s.names[h] = after >= 0 ? after : nil
+            if s.nameHeads[h] == Int32(f) {
+                s.nameHeads[h] = after
                 continue
             }
-            var p = s.names[h] ?? -1
+            var p = s.nameHeads[h]
             while p >= 0 {
                 let pf = s.families[Int(p)]
                 let pNames = Self.exposedNames(familyName(of: pf.source), pf.type)
-                guard let pSlot = pNames.firstIndex(where: { nameHash($0) == h }) else { break }
+                guard let pSlot = pNames.firstIndex(where: { nameBucket($0, s) == h }) else { break }
                 let next = Self.link(pf.nextSameName, pSlot)
                 if next == Int32(f) {
                     Self.setLink(&s.families[Int(p)].nextSameName, pSlot, after)
@@ -498,7 +563,6 @@ public final class CumulativeState: Sendable {
             series[k].next = map(seriesMap, series[k].next)
             series[k].previous = map(seriesMap, series[k].previous)
         }
-        s.names = Dictionary(uniqueKeysWithValues: s.names.map { ($0.key, map(familyMap, $0.value)) })
         s.seriesIndex = Dictionary(
             uniqueKeysWithValues: s.seriesIndex.map {
                 (SeriesIdentity(family: map(familyMap, $0.key.family), labels: $0.key.labels), map(seriesMap, $0.value))
@@ -512,6 +576,7 @@ public final class CumulativeState: Sendable {
         s.freeFamilies = []
         s.freeSeries = []
         s.freeHistograms = []
+        rebuildNameHeads(&s)
         // The old arrays are gone now; hand their pages back to the kernel.
         _ = CStatorSys_release_free_memory()
     }

@@ -41,7 +41,7 @@ enum PrometheusTextEncoder {
         append("\n# TYPE ", &out)
         out.append(contentsOf: name)
         append(" \(family.type.text)\n", &out)
-        let bounds = family.bounds?.upperBounds ?? []
+        let bounds = s.bounds(of: family)?.upperBounds ?? []
         let leTexts =
             family.type == .histogram
             ? bounds.map { Array("le=\"\(PrometheusNumber.format($0))\"".utf8) } + [Array("le=\"+Inf\"".utf8)] : []
@@ -50,7 +50,7 @@ enum PrometheusTextEncoder {
             let series = s.series[Int(i)]
             switch family.type {
             case .counter, .gauge:
-                let value = series.isSet && series.setAt != s.flushNumber ? 0 : series.value
+                let value = series.reads(at: s.flushNumber)
                 sample(name, [], series.labels, nil, value, &out)
             case .histogram:
                 let h = s.histograms[Int(series.histogram)]

@@ -35,14 +35,14 @@ public enum RemoteWriteEncoder {
             while f >= 0 {
                 let family = s.families[Int(f)]
                 let name = state.familyName(of: family.source)
-                let bounds = family.bounds?.upperBounds ?? []
+                let bounds = s.bounds(of: family)?.upperBounds ?? []
                 var i = family.firstSeries
                 while i >= 0 {
                     let series = s.series[Int(i)]
                     let labels = parseLabels(series.labels)
                     switch family.type {
                     case .counter, .gauge:
-                        let value = series.isSet && series.setAt != s.flushNumber ? 0 : series.value
+                        let value = series.reads(at: s.flushNumber)
                         out.append(Series(labels: sorted(labels, name: name), value: value))
                     case .histogram:
                         let h = s.histograms[Int(series.histogram)]
