@@ -53,10 +53,17 @@ public struct HistogramBuckets: Sendable {
     }
 
     /// The bounds for a statsd name (called once per new series).
-    func bounds(for name: UnsafeRawBufferPointer) -> BucketBounds {
-        for o in overrides where Glob.matches(Array(o.match.utf8), name) { return o.bounds }
-        return defaults
+    func bounds(for name: UnsafeRawBufferPointer) -> BucketBounds { bounds(at: boundsIndex(for: name)) }
+
+    /// Which bounds a series name takes: 0 for the defaults, `k + 1` for `overrides[k]`
+    /// (a series table keeps this small number rather than a reference).
+    func boundsIndex(for name: UnsafeRawBufferPointer) -> Int {
+        for (k, o) in overrides.enumerated() where Glob.matches(Array(o.match.utf8), name) { return k + 1 }
+        return 0
     }
+
+    /// The bounds `boundsIndex(for:)` numbered `index`.
+    func bounds(at index: Int) -> BucketBounds { index == 0 ? defaults : overrides[index - 1].bounds }
 
     /// Checks a bucket list: non-empty, finite, strictly increasing.
     /// - Returns: the problem, or `nil` when the list is valid.

@@ -23,10 +23,9 @@ struct SeriesSlot {
     /// Index into the interval's array for the key's type, valid while
     /// `lastGeneration` is the shard's current generation.
     var position: Int32
-    /// Low 32 bits of the key's hash (its bucket tag).
-    var tag: UInt32
-    /// Histogram buckets of a timer/histogram/distribution series, resolved once at creation.
-    var bounds: BucketBounds?
+    /// Histogram buckets of a timer/histogram/distribution series, resolved once at creation
+    /// (`HistogramBuckets.boundsIndex(for:)`).
+    var boundsIndex: UInt32
 }
 
 /// An open-addressing (linear probing) map from key bytes to series slots.
@@ -44,11 +43,15 @@ struct SeriesIndex {
 
     private var buckets: [Bucket]
     private var mask: Int
+    /// The table's key hash seed: removal and compaction hash a key again to find its bucket
+    /// (rare, so the slot does not keep the hash).
+    private let seed: UInt64
     private(set) var slots: [SeriesSlot] = []
     private var freeSlots: [Int32] = []
     private(set) var count = 0
 
-    init(initialBuckets: Int = 64) {
+    init(seed: UInt64, initialBuckets: Int = 64) {
+        self.seed = seed
         var n = 16
         while n < initialBuckets { n <<= 1 }
         buckets = Array(repeating: Bucket(tag: 0, slot: -1), count: n)
@@ -102,13 +105,13 @@ struct SeriesIndex {
 
     /// Inserts a new series (the caller checked it is absent).
     /// - Returns: its slot id.
-    mutating func insert(_ key: MetricKey, hash: UInt64, generation: UInt32, bounds: BucketBounds?) -> Int32 {
+    mutating func insert(_ key: MetricKey, hash: UInt64, generation: UInt32, boundsIndex: Int) -> Int32 {
         if (count + 1) * 2 > buckets.count { grow() }
         let address = key.bytes.withUnsafeBytes { $0.baseAddress.map(KeyAddress.init) }
         let tag = UInt32(truncatingIfNeeded: hash)
         let slot = SeriesSlot(
             key: key, keyAddress: address, keyLength: Int32(key.bytes.count), lastGeneration: generation, position: -1,
-            tag: tag, bounds: bounds)
+            boundsIndex: UInt32(boundsIndex))
         let id: Int32
         if let free = freeSlots.popLast() {
             id = free
@@ -135,6 +138,11 @@ struct SeriesIndex {
         for b in old where b.slot >= 0 { place(b) }
     }
 
+    /// A stored key's bucket tag: the low 32 bits of its hash, as the reader computed it.
+    private func tag(of key: MetricKey) -> UInt32 {
+        UInt32(truncatingIfNeeded: key.bytes.withUnsafeBytes { SeriesKeyBuilder.hash($0, seed: seed) })
+    }
+
     /// Accesses a slot.
     /// (Read and modified in place: reading a field does not copy the slot or retain its key.)
     subscript(id: Int32) -> SeriesSlot {
@@ -149,11 +157,11 @@ struct SeriesIndex {
     /// themselves, so after a cardinality bomb expires the index would keep its peak
     /// size for good. Slot ids change; nobody holds one across a lock release.
     func compacted() -> SeriesIndex {
-        var fresh = SeriesIndex(initialBuckets: count * 2)
+        var fresh = SeriesIndex(seed: seed, initialBuckets: count * 2)
         fresh.slots.reserveCapacity(count)
         for slot in slots where slot.keyLength > 0 {
             let id = Int32(fresh.slots.count)
-            fresh.place(Bucket(tag: slot.tag, slot: id))
+            fresh.place(Bucket(tag: tag(of: slot.key), slot: id))
             fresh.slots.append(slot)
             fresh.count += 1
         }
@@ -162,7 +170,7 @@ struct SeriesIndex {
 
     /// Removes the series in slot `id`.
     mutating func remove(_ id: Int32) {
-        var i = Int(slots[Int(id)].tag) & mask
+        var i = Int(tag(of: slots[Int(id)].key)) & mask
         while buckets[i].slot != id { i = (i &+ 1) & mask }
         // Backward-shift deletion.
         var j = i
@@ -178,8 +186,8 @@ struct SeriesIndex {
         }
         buckets[i] = Bucket(tag: 0, slot: -1)
         slots[Int(id)] = SeriesSlot(
-            key: MetricKey(bytes: [], series: .none), keyAddress: nil, keyLength: 0, lastGeneration: 0, position: -1, tag: 0,
-            bounds: nil)
+            key: MetricKey(bytes: [], series: .none), keyAddress: nil, keyLength: 0, lastGeneration: 0, position: -1,
+            boundsIndex: 0)
         freeSlots.append(id)
         count -= 1
     }

@@ -3,8 +3,11 @@ final class ShardContext: Sendable {
     let budget: SeriesBudget
     let maxSamples: Int
     let buckets: HistogramBuckets
+    /// The table's key hash seed.
+    let keySeed: UInt64
 
-    init(budget: SeriesBudget, maxSamples: Int, buckets: HistogramBuckets) {
+    init(budget: SeriesBudget, maxSamples: Int, buckets: HistogramBuckets, keySeed: UInt64) {
+        self.keySeed = keySeed
         self.budget = budget
         self.maxSamples = maxSamples
         self.buckets = buckets
@@ -17,7 +20,7 @@ final class ShardContext: Sendable {
 final class Shard: Sendable {
     struct State {
         var generation: UInt32 = 1
-        var index = SeriesIndex()
+        var index: SeriesIndex
         var interval = IntervalAggregates()
         var rng: SplitMix64
         /// Where the next expiry sweep continues.
@@ -30,7 +33,7 @@ final class Shard: Sendable {
     private let maxSamples: Int
 
     init(seed: UInt64, context: ShardContext) {
-        state = PthreadLock(State(rng: SplitMix64(state: seed)))
+        state = PthreadLock(State(index: SeriesIndex(seed: context.keySeed), rng: SplitMix64(state: seed)))
         self.context = context
         maxSamples = context.maxSamples
     }
@@ -71,8 +74,8 @@ final class Shard: Sendable {
             let context = self.context
             guard let series = context.budget.admit() else { return false }
             let owned = MetricKey(bytes: Array(key), series: series)
-            let bounds = type.isSampled ? owned.withName { context.buckets.bounds(for: $0) } : nil
-            id = s.index.insert(owned, hash: hash, generation: s.generation, bounds: bounds)
+            let bounds = type.isSampled ? owned.withName { context.buckets.boundsIndex(for: $0) } : 0
+            id = s.index.insert(owned, hash: hash, generation: s.generation, boundsIndex: bounds)
         }
         let generation = s.generation
         var position = Int(s.index[id].position)
@@ -110,7 +113,7 @@ final class Shard: Sendable {
         case .timer, .histogram, .distribution:
             if fresh {
                 position = s.interval.samples.count
-                let bounds = s.index[id].bounds ?? self.context.buckets.defaults
+                let bounds = self.context.buckets.bounds(at: Int(s.index[id].boundsIndex))
                 s.interval.samples.append(SampleAggregate(key: s.index[id].key, bounds: bounds))
             }
             let weight = 1 / rate

@@ -48,7 +48,7 @@ public final class ShardedTable: Sendable {
         let memberSeed = rng.next()
         self.memberSeed = memberSeed
         let context = ShardContext(
-            budget: budget, maxSamples: configuration.maxSamplesPerSeries, buckets: configuration.buckets)
+            budget: budget, maxSamples: configuration.maxSamplesPerSeries, buckets: configuration.buckets, keySeed: seed)
         shards = (0..<configuration.shards).map { _ in Shard(seed: rng.next(), context: context) }
         shardShift = UInt64(64 - configuration.shards.trailingZeroBitCount)
     }

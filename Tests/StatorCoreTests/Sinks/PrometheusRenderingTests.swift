@@ -258,21 +258,23 @@ func namesFollowTheSpec(_ c: NameCase) {
         String(decoding: PrometheusTextEncoder.render(state), as: UTF8.self).split(separator: "\n")
             .filter { $0.hasPrefix("# TYPE ") }.map { String($0.split(separator: " ")[2]) }
     }
-    ingest(table, (0..<20).map { "f\($0):1|g" } + ["h:1|h", "h_count:1|g", "c:1|c"])
+    // Two histograms (four names each): h expires, k stays.
+    ingest(table, (0..<20).map { "f\($0):1|g" } + ["h:1|h", "h_count:1|g", "c:1|c", "k:1|h"])
     flusher.flush(at: 10_000)
-    #expect(names().count == 22)  // h_count is taken by the histogram h
+    #expect(names().count == 23)  // h_count is taken by the histogram h
     #expect(!names().contains("h_count"))
     // Half the gauges stay alive; the rest expire and are unlinked from their chains.
-    ingest(table, (0..<10).map { "f\($0):2|g" })
+    ingest(table, (0..<10).map { "f\($0):2|g" } + ["k:2|h"])
     flusher.flush(at: 20_000)
-    ingest(table, (0..<10).map { "f\($0):3|g" })
+    ingest(table, (0..<10).map { "f\($0):3|g" } + ["k:3|h"])
     flusher.flush(at: 30_000)
-    #expect(Set(names()) == Set((0..<10).map { "f\($0)" }))
+    #expect(Set(names()) == Set((0..<10).map { "f\($0)" } + ["k"]))
+    #expect(!names().contains("k_count"))
     // Names freed by expiry can be registered again, with another type.
-    ingest(table, (0..<10).map { "f\($0):4|g" } + ["h_count:5|g", "f15:1|c", "h:2|c"])
+    ingest(table, (0..<10).map { "f\($0):4|g" } + ["h_count:5|g", "f15:1|c", "h:2|c", "k_sum:1|g", "k:4|h"])
     flusher.flush(at: 40_000)
-    #expect(Set(names()) == Set((0..<10).map { "f\($0)" } + ["h_count", "f15_total", "h_total"]))
-    #expect(state.familyCount == 13)
+    #expect(Set(names()) == Set((0..<10).map { "f\($0)" } + ["h_count", "f15_total", "h_total", "k"]))
+    #expect(state.familyCount == 14)  // k_sum is still taken by the histogram k
 }
 
 @Test func aMassExpiryShrinksTheStateAndLeavesThePageAsIfItNeverHappened() throws {
@@ -334,4 +336,26 @@ func namesFollowTheSpec(_ c: NameCase) {
     let complete = PrometheusSink(configuration: PrometheusConfiguration(), metrics: metrics, reservedNames: [])
     for batch in [first, expiring, third] { try complete.emit(batch) }
     #expect(String(decoding: complete.page.body, as: UTF8.self) == text)
+}
+
+@Test func everyNameOfEveryHistogramStaysFindableInCollidingChains() throws {
+    // Two buckets for every exposed name: lookups walk chains through all four names of many
+    // histograms. Every name taken must stay findable, or a second family would take it.
+    let metrics = SelfMetrics(readers: 1)
+    let state = CumulativeState(prefix: "", reservedNames: [], metrics: metrics, nameHashMask: 1)
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 2), seed: 3)
+    let flusher = Flusher(
+        table: table, configuration: FlushConfiguration(intervalMillis: 10_000, seriesTTLMillis: 0),
+        startMillis: 0, metrics: metrics
+    ) { state.apply($0) }
+    ingest(table, (0..<20).map { "g\($0):1|g" })
+    flusher.flush(at: 10_000)
+    ingest(table, (0..<20).map { "h\($0):1|h" })
+    flusher.flush(at: 20_000)
+    // Each of these names is taken already, by a gauge or by a histogram's derived names.
+    let taken = (0..<20).flatMap { ["g\($0):1|h", "h\($0):1|g", "h\($0)_bucket:1|g", "h\($0)_sum:1|g", "h\($0)_count:1|g"] }
+    ingest(table, taken)
+    flusher.flush(at: 30_000)
+    #expect(state.familyCount == 40)
+    #expect(metrics.labeledValue(SelfMetrics.seriesDropped("prometheus", "type_conflict")) == UInt64(taken.count))
 }

@@ -45,9 +45,10 @@ public final class CumulativeState: Sendable {
         var previous: Int32 = -1
         /// The family's series without labels, if any (such series are not in `seriesIndex`).
         var bareSeries: Int32 = -1
-        /// Next family whose exposed names share a bucket with one of this family's (see `nameHeads`),
-        /// one link per exposed name (a histogram exposes four).
-        var nextSameName: (Int32, Int32, Int32, Int32) = (-1, -1, -1, -1)
+        /// Next family whose first exposed name (its name) shares a bucket with one of this
+        /// family's (see `nameHeads`). A histogram's other three names link through
+        /// `State.histogramNameLinks`.
+        var nextSameName: Int32 = -1
 
         init(source: MetricKey, type: FamilyType) {
             sourceBytes = source.bytes
@@ -59,13 +60,13 @@ public final class CumulativeState: Sendable {
     }
 
     struct Series {
-        // (Fields in this order leave no padding: 48 bytes.)
+        // (Fields in this order leave no padding: 40 bytes.)
         var labels: PrometheusNaming.Labels
         /// Counter total or gauge value.
         var value: Double = 0
         var family: Int32
         /// Index into `histograms`; -1 for other series, and -2 for those fed by statsd sets
-        /// (one field for both keeps the record at 48 bytes).
+        /// (one field for both keeps the record at 40 bytes).
         private var histogramOrSet: Int32 = -1
         /// For sets: the flush (its low 32 bits) that last set `value` (a set reads 0 after an empty interval).
         var setAt: UInt32 = 0
@@ -141,10 +142,13 @@ public final class CumulativeState: Sendable {
         /// Every exposed sample name (`x`, and `x_bucket`/`x_sum`/`x_count` of a histogram `x`)
         /// hashes to a bucket here, which holds the first family exposing a name in that bucket;
         /// others follow through `Family.nextSameName`. Names are not stored: they are derived
-        /// from each family's source key when compared. At most one name per two buckets.
+        /// from each family's source key when compared. At most as many names as buckets.
         var nameHeads = [Int32](repeating: -1, count: 64)
         /// Exposed names indexed in `nameHeads`.
         var nameCount = 0
+        /// The chain links of each histogram family's `_bucket`, `_sum` and `_count` names
+        /// (kept aside so that other families' records stay at 40 bytes).
+        var histogramNameLinks: [Int32: (Int32, Int32, Int32)] = [:]
         /// Series with labels, by family and labels (label-less ones hang off their family).
         var seriesIndex: [SeriesIdentity: Int32] = [:]
         /// Statsd series (by `SeriesID.index`) -> the series it feeds: 8 bytes per number the
@@ -293,27 +297,34 @@ public final class CumulativeState: Sendable {
             if exposed.contains(name) { return f }
             // Follow the link of the exposed name that shares this hash.
             guard let slot = exposed.firstIndex(where: { nameBucket($0, s) == h }) else { return nil }
-            f = Self.link(family.nextSameName, slot)
+            f = Self.link(f, slot, s)
         }
         return nil
     }
 
-    private static func link(_ links: (Int32, Int32, Int32, Int32), _ slot: Int) -> Int32 {
+    /// The next family in the bucket chain of exposed name `slot` of family `f`.
+    private static func link(_ f: Int32, _ slot: Int, _ s: borrowing State) -> Int32 {
+        if slot == 0 { return s.families[Int(f)].nextSameName }
+        guard let links = s.histogramNameLinks[f] else { return -1 }
         switch slot {
-        case 0: links.0
-        case 1: links.1
-        case 2: links.2
-        default: links.3
+        case 1: return links.0
+        case 2: return links.1
+        default: return links.2
         }
     }
 
-    private static func setLink(_ links: inout (Int32, Int32, Int32, Int32), _ slot: Int, _ value: Int32) {
-        switch slot {
-        case 0: links.0 = value
-        case 1: links.1 = value
-        case 2: links.2 = value
-        default: links.3 = value
+    private static func setLink(_ f: Int32, _ slot: Int, _ value: Int32, _ s: inout State) {
+        if slot == 0 {
+            s.families[Int(f)].nextSameName = value
+            return
         }
+        var links = s.histogramNameLinks[f] ?? (-1, -1, -1)
+        switch slot {
+        case 1: links.0 = value
+        case 2: links.1 = value
+        default: links.2 = value
+        }
+        s.histogramNameLinks[f] = links
     }
 
     /// The series a statsd key feeds, if it has been routed.
@@ -356,14 +367,14 @@ public final class CumulativeState: Sendable {
             }
             familyIndex = addFamily(Family(source: key, type: type), &s)
             s.nameCount += exposed.count
-            if s.nameCount * 2 > s.nameHeads.count {
+            if s.nameCount > s.nameHeads.count {
                 rebuildNameHeads(&s)
             } else {
                 linkNames(familyIndex, exposed, &s)
             }
         }
         let labels = PrometheusNaming.labels(of: key, histogram: type == .histogram)
-        let bare = labels.before.isEmpty && labels.after.isEmpty
+        let bare = labels.isEmpty
         let identity = SeriesIdentity(family: familyIndex, labels: labels)
         let seriesIndex: Int32
         if bare, s.families[Int(familyIndex)].bareSeries >= 0 {
@@ -393,17 +404,18 @@ public final class CumulativeState: Sendable {
     private func linkNames(_ f: Int32, _ exposed: [[UInt8]], _ s: inout State) {
         for (slot, n) in exposed.enumerated() {
             let h = nameBucket(n, s)
-            Self.setLink(&s.families[Int(f)].nextSameName, slot, s.nameHeads[h])
+            Self.setLink(f, slot, s.nameHeads[h], &s)
             s.nameHeads[h] = f
         }
     }
 
-    /// Sizes `nameHeads` for `nameCount` names (two buckets per name, rounded up to a power
-    /// of two) and links every live family into it again.
+    /// Sizes `nameHeads` for `nameCount` names (a bucket per name, rounded up to a power of
+    /// two: 4 bytes per name) and links every live family into it again.
     private func rebuildNameHeads(_ s: inout State) {
         var size = 64
-        while size < s.nameCount * 2 { size <<= 1 }
+        while size < s.nameCount { size <<= 1 }
         s.nameHeads = [Int32](repeating: -1, count: size)
+        s.histogramNameLinks = [:]
         var f = s.firstFamily
         while f >= 0 {
             let family = s.families[Int(f)]
@@ -472,7 +484,7 @@ public final class CumulativeState: Sendable {
         } else {
             s.families[f].lastSeries = series.previous
         }
-        if series.labels.before.isEmpty && series.labels.after.isEmpty {
+        if series.labels.isEmpty {
             s.families[f].bareSeries = -1
         } else {
             s.seriesIndex[SeriesIdentity(family: series.family, labels: series.labels)] = nil
@@ -492,7 +504,7 @@ public final class CumulativeState: Sendable {
         s.nameCount -= exposed.count
         for (slot, n) in exposed.enumerated() {
             let h = nameBucket(n, s)
-            let after = Self.link(family.nextSameName, slot)
+            let after = Self.link(Int32(f), slot, s)
             if s.nameHeads[h] == Int32(f) {
                 s.nameHeads[h] = after
                 continue
@@ -502,14 +514,15 @@ public final class CumulativeState: Sendable {
                 let pf = s.families[Int(p)]
                 let pNames = Self.exposedNames(familyName(of: pf.source), pf.type)
                 guard let pSlot = pNames.firstIndex(where: { nameBucket($0, s) == h }) else { break }
-                let next = Self.link(pf.nextSameName, pSlot)
+                let next = Self.link(p, pSlot, s)
                 if next == Int32(f) {
-                    Self.setLink(&s.families[Int(p)].nextSameName, pSlot, after)
+                    Self.setLink(p, pSlot, after, &s)
                     break
                 }
                 p = next
             }
         }
+        s.histogramNameLinks[Int32(f)] = nil
         s.families[f] = Family(source: MetricKey(bytes: [], series: .none), type: .gauge)
         s.freeFamilies.append(Int32(f))
         s.liveFamilies -= 1
@@ -554,8 +567,6 @@ public final class CumulativeState: Sendable {
             families[k].bareSeries = map(seriesMap, families[k].bareSeries)
             families[k].next = map(familyMap, families[k].next)
             families[k].previous = map(familyMap, families[k].previous)
-            let n = families[k].nextSameName
-            families[k].nextSameName = (map(familyMap, n.0), map(familyMap, n.1), map(familyMap, n.2), map(familyMap, n.3))
         }
         for k in series.indices {
             series[k].family = map(familyMap, series[k].family)

@@ -80,10 +80,38 @@ public enum PrometheusNaming {
 
     /// The rendered labels of a series, split around where `le` sorts for histograms.
     struct Labels: Hashable {
-        /// `a="1",b="2"` for labels sorting before `le` (all of them for other types).
-        var before: [UInt8] = []
-        /// `m="3",z="4"` for labels sorting after `le` (histograms only).
-        var after: [UInt8] = []
+        /// `before`, then (histograms with labels sorting after `le`) 0xFF and `after`. 0xFF
+        /// never occurs in UTF-8, so it marks the split; one array keeps a series record small.
+        private var text: [UInt8] = []
+
+        /// `a="1",b="2"`: the labels sorting before `le` (all of them for other types).
+        var before: ArraySlice<UInt8> { text[..<splitIndex] }
+        /// `,m="3",z="4"`: the labels sorting after `le`, each after a comma (histograms only).
+        var after: ArraySlice<UInt8> { splitIndex < text.count ? text[(splitIndex + 1)...] : [] }
+        /// No labels at all.
+        var isEmpty: Bool { text.isEmpty }
+
+        private var splitIndex: Int { text.firstIndex(of: 0xFF) ?? text.count }
+
+        /// Adds a label to `before` (all of them are added before any to `after`).
+        mutating func appendBefore(_ name: [UInt8], _ escapedValue: [UInt8]) {
+            if !text.isEmpty { text.append(0x2C) }
+            Self.append(name, escapedValue, to: &text)
+        }
+
+        /// Adds a label to `after`.
+        mutating func appendAfter(_ name: [UInt8], _ escapedValue: [UInt8]) {
+            if !text.contains(0xFF) { text.append(0xFF) }
+            text.append(0x2C)
+            Self.append(name, escapedValue, to: &text)
+        }
+
+        private static func append(_ name: [UInt8], _ value: [UInt8], to text: inout [UInt8]) {
+            text.append(contentsOf: name)
+            text.append(contentsOf: Array("=\"".utf8))
+            text.append(contentsOf: value)
+            text.append(0x22)
+        }
     }
 
     /// Turns statsd tags into sorted, escaped Prometheus labels: names sanitized,
@@ -108,19 +136,11 @@ public enum PrometheusNaming {
         var labels = Labels()
         let le = Array("le".utf8)
         for (name, value) in pairs {
-            let goesAfter = histogram && le.lexicographicallyPrecedes(name)
-            if goesAfter {
-                labels.after.append(0x2C)
-                labels.after.append(contentsOf: name)
-                labels.after.append(contentsOf: Array("=\"".utf8))
-                labels.after.append(contentsOf: value)
-                labels.after.append(0x22)
+            // Sorted: every label going before `le` comes first.
+            if histogram && le.lexicographicallyPrecedes(name) {
+                labels.appendAfter(name, value)
             } else {
-                if !labels.before.isEmpty { labels.before.append(0x2C) }
-                labels.before.append(contentsOf: name)
-                labels.before.append(contentsOf: Array("=\"".utf8))
-                labels.before.append(contentsOf: value)
-                labels.before.append(0x22)
+                labels.appendBefore(name, value)
             }
         }
         return labels

@@ -79,12 +79,13 @@ enum PrometheusTextEncoder {
     ) {
         out.append(contentsOf: name)
         out.append(contentsOf: suffix)
-        let after = le == nil && labels.before.isEmpty ? labels.after.dropFirst() : labels.after[...]
-        if !labels.before.isEmpty || !after.isEmpty || le != nil {
+        let before = labels.before
+        let after = le == nil && before.isEmpty ? labels.after.dropFirst() : labels.after
+        if !before.isEmpty || !after.isEmpty || le != nil {
             out.append(UInt8(ascii: "{"))
-            out.append(contentsOf: labels.before)
+            out.append(contentsOf: before)
             if let le {
-                if !labels.before.isEmpty { out.append(UInt8(ascii: ",")) }
+                if !before.isEmpty { out.append(UInt8(ascii: ",")) }
                 out.append(contentsOf: le)
             }
             out.append(contentsOf: after)

@@ -73,7 +73,7 @@ public enum RemoteWriteEncoder {
 
     /// Turns rendered, escaped labels (`a="x",b="y\"z"`) back into raw name/value pairs.
     static func parseLabels(_ labels: PrometheusNaming.Labels) -> [(name: [UInt8], value: [UInt8])] {
-        var text = labels.before
+        var text = Array(labels.before)
         if !labels.after.isEmpty {
             if !text.isEmpty { text.append(0x2C) }
             text.append(contentsOf: labels.after.dropFirst())
