@@ -170,6 +170,50 @@ def memory(args):
     print(f"| live counter series | {int(live):,} |")
     print(f"| RSS with them | {loaded / 1e6:.1f} MB |")
     print(f"| RSS per series | {(loaded - idle) / max(live, 1):.0f} bytes |")
+    timers()
+
+
+def timer_rss(keys, samples):
+    """RSS growth of an agent holding `keys` timer series with `samples` values each, all in
+    one open interval (flush interval 1 h), and the lines it accounted for."""
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
+        out = os.path.join(tmp, "out.json")
+        agent = Agent(["--flush_interval", "1h", "--sinks.json.path", ""], out)
+        time.sleep(1)
+        idle = rss_bytes(agent.proc.pid)
+        lines = keys * samples
+        rate = 400000
+        # Paced so that the generator sends exactly `lines` (it stops at the duration).
+        cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{agent.udp}", "--rate", str(rate),
+               "--duration", str(lines / rate), "--keys", str(keys), "--mix", "ms=1", "--tags", "0",
+               "--datagram-size", "1400", "--seed", "3", "--sequential", "1"]
+        sent = json.loads(subprocess.check_output(cmd))
+        time.sleep(1)
+        values, _ = agent.metrics()
+        loaded = rss_bytes(agent.proc.pid)
+        agent.stop()
+    return (loaded - idle), sent["lines"], int(values.get("stator_lines_received_total", 0))
+
+
+def timers():
+    """Timers cost their samples (8 bytes each) plus a bounded constant per series."""
+    keys = 20000
+    rows = []
+    for samples in (10, 100, 400):
+        grown, sent, received = timer_rss(keys, samples)
+        rows.append((samples, grown / keys, sent, received))
+    print("\n| timer series | samples each (one interval) | lines sent / received | RSS per series |")
+    print("|---|---|---|---|")
+    for samples, per, sent, received in rows:
+        print(f"| {keys:,} | {samples} | {sent:,} / {received:,} | {per:.0f} bytes |")
+    (s0, p0, _, _), (s1, p1, _, _) = rows[0], rows[-1]
+    slope = (p1 - p0) / (s1 - s0)
+    print(f"\nper sample: {slope:.1f} bytes; constant per series: {p0 - s0 * slope:.0f} bytes")
+    # One series up to and far past max_samples_per_series (10,000): the reservoir keeps it bounded.
+    for samples in (10_000, 1_000_000):
+        grown, sent, received = timer_rss(1, samples)
+        print(f"one timer series, {sent:,} samples in one interval ({received:,} received): RSS grew "
+              f"{grown / 1e3:.0f} kB (every sample kept would be {sent * 8 / 1e3:.0f} kB)")
 
 
 def scale(args):

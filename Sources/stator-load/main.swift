@@ -193,17 +193,20 @@ while true {
         // Format the batch's datagrams now, with the same mix as the pool.
         for i in 0..<o.batch { install(randomDatagram(&rng), at: (next + i) % pool.count) }
     } else if o.sequential {
-        // Fill the pool's buffers anew with the next keys (counters, value 1).
+        // Fill the pool's buffers anew with the next keys: counters (value 1), or timers when
+        // the mix starts with `ms`.
+        let timers = o.mix.first?.0 == "ms"
         for i in 0..<o.batch {
             let k = (next + i) % pool.count
             var d = Datagram(bytes: [], lines: 0, counterSum: 0, timerCount: 0)
             while true {
-                let text = "bench.counter.\(sequentialKey % o.keys):1|c"
+                let key = sequentialKey % o.keys
+                let text = timers ? "bench.timer.\(key):\(rng.next() % 1000)|ms" : "bench.counter.\(key):1|c"
                 if d.lines > 0, d.bytes.count + 1 + text.utf8.count > max(o.datagramSize, 1) { break }
                 if d.lines > 0 { d.bytes.append(0x0A) }
                 d.bytes.append(contentsOf: text.utf8)
                 d.lines += 1
-                d.counterSum += 1
+                if timers { d.timerCount += 1 } else { d.counterSum += 1 }
                 sequentialKey += 1
                 if o.datagramSize == 0 { break }
             }

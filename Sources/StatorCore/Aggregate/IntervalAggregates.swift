@@ -66,11 +66,50 @@ struct MemberSet {
     }
 }
 
+/// Sample values and bucket counts of one shard's interval, carved from slabs that never
+/// move: a series' values cost 8 bytes each plus part of its last block (no growth by
+/// copying, no doubling slack), and writing one touches no Swift array (no uniqueness check).
+/// Owned by one `IntervalAggregates`; freed with it after the flush has read it.
+final class SampleArena: @unchecked Sendable {
+    // SAFETY: the slabs are only written under the owning shard's lock while the interval
+    // is open, and only read by the flusher after `drain` handed the interval over.
+    /// Values per block of a series' samples.
+    static let blockValues = 16
+    /// Doubles per slab (8 KiB).
+    static let slabValues = 1024
+    private var slabs: [UnsafeMutablePointer<Double>] = []
+    private var next: UnsafeMutablePointer<Double>?
+    private var left = 0
+    /// Doubles allocated in slabs, used or not.
+    private(set) var capacity = 0
+
+    /// `n` zeroed doubles that stay where they are until the arena is freed.
+    func allocate(_ n: Int) -> UnsafeMutablePointer<Double> {
+        if n > left {
+            let size = Swift.max(n, Self.slabValues)
+            let slab = UnsafeMutablePointer<Double>.allocate(capacity: size)
+            slabs.append(slab)
+            capacity += size
+            next = slab
+            left = size
+        }
+        let p = next.unsafelyUnwrapped
+        p.initialize(repeating: 0, count: n)
+        next = p + n
+        left -= n
+        return p
+    }
+
+    deinit {
+        for slab in slabs { slab.deallocate() }
+    }
+}
+
 /// A timer's, histogram's or distribution's interval.
 ///
-/// `values` holds every sample up to `maxSamples`; past that it is a uniform
-/// reservoir (algorithm R) and `mean`/`m2` switch to Welford's running form,
-/// so count, samples, sum, min, max, mean and stddev stay exact.
+/// The first `maxSamples` values are kept in blocks of `SampleArena.blockValues`; past that
+/// they are a uniform reservoir (algorithm R) and `mean`/`m2` switch to Welford's running
+/// form, so count, samples, sum, min, max, mean and stddev stay exact.
 struct SampleAggregate {
     var key: MetricKey
     /// Rate-weighted count.
@@ -83,44 +122,48 @@ struct SampleAggregate {
     /// Running mean and sum of squared deviations, kept once the reservoir is in use.
     var mean: Double = 0
     var m2: Double = 0
-    var values: [Double] = []
     /// Rate-weighted sum (what Prometheus' `_sum` adds up), in the statsd unit.
     var weightedSum: Double = 0
-    /// Rate-weighted count per bucket of `bounds` (not cumulative); the last is `+Inf`.
-    var bucketCounts: [Double]
+    /// The blocks holding the kept values, in order (in the interval's arena).
+    private var blocks: [UnsafeMutablePointer<Double>] = []
+    /// Values kept: `min(samples, maxSamples)`.
+    private(set) var kept = 0
+    /// Rate-weighted count per bucket of `bounds` (not cumulative; the last is `+Inf`), in the arena.
+    private let buckets: UnsafeMutablePointer<Double>
     let bounds: BucketBounds
     /// Timers are bucketed in seconds (their values are milliseconds).
     let bucketScale: Double
 
-    init(key: MetricKey, bounds: BucketBounds) {
+    init(key: MetricKey, bounds: BucketBounds, arena: SampleArena) {
         self.key = key
         self.bounds = bounds
-        bucketCounts = Array(repeating: 0, count: bounds.upperBounds.count + 1)
+        buckets = arena.allocate(bounds.upperBounds.count + 1)
         bucketScale = key.type == .timer ? 1.0 / 1000 : 1
     }
 
     @inline(__always)
-    mutating func add(_ x: Double, weight: Double, maxSamples: Int, rng: inout SplitMix64) {
+    mutating func add(_ x: Double, weight: Double, maxSamples: Int, arena: SampleArena, rng: inout SplitMix64) {
         count += weight
         samples &+= 1
         sum += x
         weightedSum += x * weight
-        bucketCounts[bounds.bucket(for: bucketScale == 1 ? x : x / 1000)] += weight
+        buckets[bounds.bucket(for: bucketScale == 1 ? x : x / 1000)] += weight
         if x < min { min = x }
         if x > max { max = x }
         if samples <= maxSamples {
-            // Grow by doubling, but never past the cap: the reservoir costs maxSamples values at most.
-            if values.count == values.capacity { values.reserveCapacity(Swift.min(maxSamples, Swift.max(8, values.count * 2))) }
-            values.append(x)
+            let slot = kept & (SampleArena.blockValues - 1)
+            if slot == 0 { blocks.append(arena.allocate(SampleArena.blockValues)) }
+            blocks[blocks.count - 1][slot] = x
+            kept += 1
             return
         }
         if samples == maxSamples &+ 1 {
             // Switch to running moments: seed them from the exact values so far.
             var m = 0.0
-            for v in values { m += v }
-            m /= Double(values.count)
+            forEachValue { m += $0 }
+            m /= Double(kept)
             var s = 0.0
-            for v in values { s += (v - m) * (v - m) }
+            forEachValue { s += ($0 - m) * ($0 - m) }
             mean = m
             m2 = s
         }
@@ -128,11 +171,32 @@ struct SampleAggregate {
         mean += d / Double(samples)
         m2 += d * (x - mean)
         let j = Int(rng.next() % UInt64(samples))
-        if j < maxSamples { values[j] = x }
+        if j < maxSamples { blocks[j / SampleArena.blockValues][j & (SampleArena.blockValues - 1)] = x }
     }
 
-    /// Whether `values` is a reservoir rather than every sample.
-    var isSampled: Bool { samples > values.count }
+    /// Whether the kept values are a reservoir rather than every sample.
+    var isSampled: Bool { samples > kept }
+
+    /// Calls `body` with each kept value, in the order kept.
+    func forEachValue(_ body: (Double) -> Void) {
+        for (b, block) in blocks.enumerated() {
+            for k in 0..<Swift.min(SampleArena.blockValues, kept - b * SampleArena.blockValues) { body(block[k]) }
+        }
+    }
+
+    /// The kept values, copied out of the arena (only while the interval, and so its arena, lives).
+    var values: [Double] {
+        var out: [Double] = []
+        out.reserveCapacity(kept)
+        for (b, block) in blocks.enumerated() {
+            let n = Swift.min(SampleArena.blockValues, kept - b * SampleArena.blockValues)
+            out.append(contentsOf: UnsafeBufferPointer(start: block, count: n))
+        }
+        return out
+    }
+
+    /// The bucket counts, copied out of the arena (only while the interval, and so its arena, lives).
+    var bucketCounts: [Double] { Array(UnsafeBufferPointer(start: buckets, count: bounds.upperBounds.count + 1)) }
 }
 
 /// Everything recorded in one shard during one interval, by type.
@@ -141,6 +205,8 @@ struct IntervalAggregates {
     var gauges: [GaugeAggregate] = []
     var sets: [SetAggregate] = []
     var samples: [SampleAggregate] = []
+    /// Holds the values and bucket counts of `samples`; made with the interval's first one.
+    var arena: SampleArena?
 }
 
 /// A small, fast PRNG (splitmix64): reservoir sampling, and reproducible corpora in the benchmarks.

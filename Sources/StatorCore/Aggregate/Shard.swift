@@ -111,14 +111,21 @@ final class Shard: Sendable {
             }
             s.interval.sets[position].members.insert(memberHash)
         case .timer, .histogram, .distribution:
+            let arena: SampleArena
+            if let existing = s.interval.arena {
+                arena = existing
+            } else {
+                arena = SampleArena()
+                s.interval.arena = arena
+            }
             if fresh {
                 position = s.interval.samples.count
                 let bounds = self.context.buckets.bounds(at: Int(s.index[id].boundsIndex))
-                s.interval.samples.append(SampleAggregate(key: s.index[id].key, bounds: bounds))
+                s.interval.samples.append(SampleAggregate(key: s.index[id].key, bounds: bounds, arena: arena))
             }
             let weight = 1 / rate
             for v in values {
-                s.interval.samples[position].add(v.value, weight: weight, maxSamples: maxSamples, rng: &s.rng)
+                s.interval.samples[position].add(v.value, weight: weight, maxSamples: maxSamples, arena: arena, rng: &s.rng)
             }
         }
         if fresh {

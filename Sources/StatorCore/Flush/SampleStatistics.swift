@@ -1,15 +1,14 @@
 /// Turns a `SampleAggregate` into its summary: etsy percentiles, median, population stddev.
 enum SampleStatistics {
     /// - Parameters:
-    ///   - aggregate: the interval's samples (consumed: its values are sorted in place).
+    ///   - aggregate: the interval's samples (read while its interval, and so its arena, lives).
     ///   - percentiles: the configured percentiles.
     ///   - interval: seconds, for `rate`.
-    static func summarize(_ aggregate: consuming SampleAggregate, percentiles: [Percentile], interval: Double)
+    static func summarize(_ aggregate: borrowing SampleAggregate, percentiles: [Percentile], interval: Double)
         -> SampleSummary
     {
         let reservoir = aggregate.isSampled
         var values = aggregate.values
-        aggregate.values = []
         values.sort()
         let n = values.count
         let samples = aggregate.samples

@@ -274,7 +274,10 @@ extension FlushBatch {
     let parts = h.table.drainAll(nextGeneration: 2)
     let aggregate = try #require(parts.flatMap(\.samples).first)
     #expect(aggregate.samples == 50_000)
+    #expect(aggregate.kept == 10_000)
     #expect(aggregate.values.count == 10_000)
-    // Doubling from 8 would reach 16,384 values (128 KiB); the cap stops it at 10,000 (plus malloc rounding).
-    #expect(aggregate.values.capacity < 10_100)
+    // 8 bytes per kept value: the arena holds the 10,000 values and 12 bucket counts in 8 KiB
+    // slabs, the last one partly used (doubling from 8 would have reached 16,384 values).
+    let arena = try #require(parts.compactMap(\.arena).first)
+    #expect(arena.capacity == 10 * SampleArena.slabValues)
 }
