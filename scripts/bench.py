@@ -97,6 +97,7 @@ def load(port, rate, seconds, size, extra=()):
 
 def accounted(path):
     counters = timers = 0.0
+    if not os.path.exists(path): return 0.0, 0.0
     with open(path) as f:
         for line in f:
             o = json.loads(line)
