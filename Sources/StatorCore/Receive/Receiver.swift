@@ -32,6 +32,8 @@ public final class Receiver: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let threads = PthreadLock<[WorkerThread]>([])
     private let badLineLog = RateLimiter(period: 5)
+    /// The longest a reader naps between batches (see `readLoop`).
+    private let maxNapNanos: Int
     /// The address the sockets are bound to.
     public let boundAddress: String
 
@@ -50,6 +52,8 @@ public final class Receiver: Sendable {
             sockets.append(try UDPSocket(address: address, receiveBuffer: configuration.receiveBufferBytes, reusePort: true))
         }
         self.sockets = sockets
+        // 1 ms with the default 8 MiB buffer; proportionally less when the kernel grants less.
+        maxNapNanos = min(1_000_000, sockets[0].grantedReceiveBuffer * 1_000_000 / (8 << 20))
         boundAddress = sockets[0].localAddress()?.description ?? configuration.address
         let granted = sockets[0].grantedReceiveBuffer
         if granted < configuration.receiveBufferBytes {
@@ -87,6 +91,7 @@ public final class Receiver: Sendable {
         let reader = DatagramBatchReader(capacity: configuration.batchSize)
         var ingestor = DatagramIngestor(table: table)
         let errorLog = RateLimiter(period: 10)
+        var nap = ReaderNap(capacity: reader.capacity, maxNanos: maxNapNanos)
         while true {
             let stop = stopping.load(ordering: .acquiring)
             let n: Int
@@ -112,6 +117,11 @@ public final class Receiver: Sendable {
             metrics.packetsReceived.add(UInt64(n))
             ingestor.flushCounts(to: metrics)
             if let drops = reader.kernelDrops(n - 1) { metrics.kernelDrops[index].store(UInt64(drops)) }
+            let pause = nap.after(batchOf: n)
+            if pause > 0, !stop {
+                var time = timespec(tv_sec: 0, tv_nsec: pause)
+                nanosleep(&time, nil)
+            }
         }
     }
 
@@ -130,5 +140,35 @@ public final class Receiver: Sendable {
                 ("reason", reason.description), ("line", example), ("sender", reader.sender(datagram)),
                 ("suppressed", "\(suppressed)"),
             ])
+    }
+}
+
+/// How long a reader naps after a batch, so that it wakes once per batch rather than once
+/// per few datagrams: each wake-up is a context switch, which cost a small datagram more
+/// than receiving it. When a call drained the socket, the reader naps while datagrams
+/// gather for the next one. The nap adapts: it halves when a call fills its batch (so
+/// about one batch waits at most, far below what the receive buffer holds) and doubles,
+/// up to `maxNanos`, when a call finds fewer than half a batch. At low rates a line waits
+/// at most `maxNanos` longer; under load the batches fill and no nap happens.
+struct ReaderNap {
+    let capacity: Int
+    let maxNanos: Int
+    /// The first nap after a run of full batches.
+    static let minimumNanos = 20_000
+    private(set) var nanos = 0
+
+    init(capacity: Int, maxNanos: Int) {
+        self.capacity = capacity
+        self.maxNanos = maxNanos
+    }
+
+    /// Nanoseconds to nap after a call returned `n` datagrams (0: call again at once).
+    mutating func after(batchOf n: Int) -> Int {
+        if n >= capacity {
+            nanos /= 2
+            return 0
+        }
+        if n < capacity / 2 { nanos = min(maxNanos, max(nanos * 2, Self.minimumNanos)) }
+        return nanos
     }
 }
