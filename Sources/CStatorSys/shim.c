@@ -8,14 +8,13 @@
 #include <pthread.h>
 #include <zlib.h>
 #include <sys/socket.h>
+#include <linux/sock_diag.h>
 #include "CStatorSys.h"
 
 _Static_assert(sizeof(CStatorSys_mmsghdr) == sizeof(struct mmsghdr), "CStatorSys_mmsghdr size differs from mmsghdr");
 _Static_assert(offsetof(CStatorSys_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len), "msg_len offset differs");
 
 const int CStatorSys_MSG_WAITFORONE = MSG_WAITFORONE;
-const int CStatorSys_SO_RXQ_OVFL = SO_RXQ_OVFL;
-const int CStatorSys_RXQ_OVFL_CONTROL_BYTES = CMSG_SPACE(sizeof(uint32_t));
 
 int CStatorSys_recvmmsg(int fd, CStatorSys_mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout) {
     return recvmmsg(fd, (struct mmsghdr *)vec, vlen, flags, timeout);
@@ -25,14 +24,13 @@ int CStatorSys_sendmmsg(int fd, CStatorSys_mmsghdr *vec, unsigned int vlen, int 
     return sendmmsg(fd, (struct mmsghdr *)vec, vlen, flags);
 }
 
-int CStatorSys_rxq_ovfl(const struct msghdr *msg, uint32_t *drops) {
-    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c != NULL; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
-            memcpy(drops, CMSG_DATA(c), sizeof(uint32_t));
-            return 1;
-        }
-    }
-    return 0;
+int CStatorSys_socket_drops(int fd, uint32_t *drops) {
+    uint32_t info[SK_MEMINFO_VARS];
+    socklen_t length = sizeof(info);
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, &length) != 0) return 0;
+    if (length < (SK_MEMINFO_DROPS + 1) * sizeof(uint32_t)) return 0;
+    *drops = info[SK_MEMINFO_DROPS];
+    return 1;
 }
 
 int CStatorSys_release_free_memory(void) { return malloc_trim(0); }

@@ -294,7 +294,8 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
         usleep(50_000)
         return now > 0 && now == survivors
     }
-    // ... then the kernel reports the drops with the next datagram it queues.
+    // ... then one more datagram: once it is read, the reader has drained the socket and read
+    // the kernel's drop counter after the burst.
     try agent.send("drop.last:1|c")
     try eventually("the last datagram is read") { try selfMetric(agent, "stator_packets_received_total") == survivors + 1 }
     let received = try selfMetric(agent, "stator_packets_received_total")

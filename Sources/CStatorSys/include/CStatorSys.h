@@ -26,15 +26,10 @@ int CStatorSys_sendmmsg(int fd, CStatorSys_mmsghdr *vec, unsigned int vlen, int 
 /// MSG_WAITFORONE, which needs _GNU_SOURCE.
 extern const int CStatorSys_MSG_WAITFORONE;
 
-/// SO_RXQ_OVFL: ask the kernel to attach the socket's drop counter to each datagram.
-extern const int CStatorSys_SO_RXQ_OVFL;
-
-/// Bytes of control buffer needed per message for the SO_RXQ_OVFL counter.
-extern const int CStatorSys_RXQ_OVFL_CONTROL_BYTES;
-
-/// Reads the SO_RXQ_OVFL drop counter from a received message's control data.
-/// Returns 1 and stores the counter in *drops when present, 0 otherwise.
-int CStatorSys_rxq_ovfl(const struct msghdr *msg, uint32_t *drops);
+/// The socket's drop counter (datagrams the kernel dropped because the receive buffer was
+/// full: `SK_MEMINFO_DROPS` of `getsockopt(SO_MEMINFO)`, the counter `SO_RXQ_OVFL` would
+/// attach to every datagram). Returns 1 and stores it in *drops, or 0 on failure.
+int CStatorSys_socket_drops(int fd, uint32_t *drops);
 
 /// pthread_setname_np for the calling thread (needs _GNU_SOURCE). Names over 15 bytes are cut.
 void CStatorSys_set_thread_name(const char *name);

@@ -12,8 +12,6 @@ final class DatagramBatchReader {
     private let iovecs: UnsafeMutablePointer<iovec>
     private let headers: UnsafeMutablePointer<CStatorSys_mmsghdr>
     private let names: UnsafeMutablePointer<sockaddr_storage>
-    private let controls: UnsafeMutableRawPointer
-    private let controlBytes: Int
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -21,8 +19,6 @@ final class DatagramBatchReader {
         iovecs = .allocate(capacity: capacity)
         headers = .allocate(capacity: capacity)
         names = .allocate(capacity: capacity)
-        controlBytes = Int(CStatorSys_RXQ_OVFL_CONTROL_BYTES) + 16
-        controls = .allocate(byteCount: capacity * controlBytes, alignment: 8)
         for i in 0..<capacity {
             iovecs[i] = iovec(iov_base: buffers + i * Self.maxDatagram, iov_len: Self.maxDatagram)
         }
@@ -33,7 +29,6 @@ final class DatagramBatchReader {
         iovecs.deallocate()
         headers.deallocate()
         names.deallocate()
-        controls.deallocate()
     }
 
     /// Reads a batch.
@@ -49,8 +44,6 @@ final class DatagramBatchReader {
             msg.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
             msg.msg_iov = iovecs + i
             msg.msg_iovlen = 1
-            msg.msg_control = controls + i * controlBytes
-            msg.msg_controllen = controlBytes
             headers[i] = CStatorSys_mmsghdr(msg_hdr: msg, msg_len: 0)
         }
         let flags = wait ? CStatorSys_MSG_WAITFORONE : Int32(MSG_DONTWAIT)
@@ -69,9 +62,4 @@ final class DatagramBatchReader {
         SocketAddress.format(UnsafeRawBufferPointer(start: names + i, count: Int(headers[i].msg_hdr.msg_namelen)))
     }
 
-    /// The kernel's cumulative drop counter for the socket, as attached to datagram `i`.
-    func kernelDrops(_ i: Int) -> UInt32? {
-        var drops: UInt32 = 0
-        return withUnsafePointer(to: &headers[i].msg_hdr) { CStatorSys_rxq_ovfl($0, &drops) } == 1 ? drops : nil
-    }
 }

@@ -91,6 +91,7 @@ public final class Receiver: Sendable {
         let reader = DatagramBatchReader(capacity: configuration.batchSize)
         var ingestor = DatagramIngestor(table: table)
         let errorLog = RateLimiter(period: 10)
+        var batchesSinceDrops = 0
         var nap = ReaderNap(capacity: reader.capacity, maxNanos: maxNapNanos)
         while true {
             let stop = stopping.load(ordering: .acquiring)
@@ -116,7 +117,12 @@ public final class Receiver: Sendable {
             ingestor.commit(rejected: report)
             metrics.packetsReceived.add(UInt64(n))
             ingestor.flushCounts(to: metrics)
-            if let drops = reader.kernelDrops(n - 1) { metrics.kernelDrops[index].store(UInt64(drops)) }
+            // The kernel's drop count: whenever the socket was drained, and every 256 full batches.
+            batchesSinceDrops += 1
+            if n < reader.capacity || batchesSinceDrops >= 256, let drops = socket.kernelDrops {
+                metrics.kernelDrops[index].store(UInt64(drops))
+                batchesSinceDrops = 0
+            }
             let pause = nap.after(batchOf: n)
             if pause > 0, !stop {
                 var time = timespec(tv_sec: 0, tv_nsec: pause)

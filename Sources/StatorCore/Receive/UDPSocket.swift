@@ -9,6 +9,13 @@ final class UDPSocket: Sendable {
     /// What the kernel granted for `SO_RCVBUF` (bytes usable for data).
     let grantedReceiveBuffer: Int
 
+    /// The kernel's count of datagrams it dropped on this socket because the receive buffer
+    /// was full (`SO_MEMINFO`: one system call, instead of a control message on every datagram).
+    var kernelDrops: UInt32? {
+        var drops: UInt32 = 0
+        return CStatorSys_socket_drops(fd, &drops) == 1 ? drops : nil
+    }
+
     /// Opens and binds a socket.
     /// - Parameters:
     ///   - address: where to bind.
@@ -21,7 +28,6 @@ final class UDPSocket: Sendable {
         var one: Int32 = 1
         var ok = true
         if reusePort { ok = ok && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, 4) == 0 }
-        ok = ok && setsockopt(fd, SOL_SOCKET, CStatorSys_SO_RXQ_OVFL, &one, 4) == 0
         var timeout = timeval(tv_sec: receiveTimeoutMillis / 1000, tv_usec: (receiveTimeoutMillis % 1000) * 1000)
         ok = ok && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) == 0
         guard ok else {

@@ -23,7 +23,7 @@ public final class SelfMetrics: Sendable {
     public let eventsReceived = AtomicCounter()
     /// Indexed by `ParseFailure.rawValue`.
     public let linesInvalid: [AtomicCounter] = ParseFailure.allCases.map { _ in AtomicCounter() }
-    /// Per reader socket: the kernel's drop counter as last reported (SO_RXQ_OVFL).
+    /// Per reader socket: the kernel's drop counter as last read (`SO_MEMINFO`).
     public let kernelDrops: [AtomicCounter]
     public let flushes = AtomicCounter()
     /// Bit pattern of the last flush's duration in seconds.
