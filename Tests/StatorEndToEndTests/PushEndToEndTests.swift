@@ -108,7 +108,12 @@ func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
 @Test func theSpoolSurvivesARestartWithNothingLostOrDuplicated() throws {
     let dir = try TemporaryDirectory()
     let spool = dir.file("spool")
-    let port = try freePort()  // nothing listens there: connections are refused
+    // A port bound but not listening: connections to it are refused, and no other test can
+    // take it while the first run spools (a port merely found free once could be handed out
+    // again, and then the "down" target would accept the pushes).
+    let (reservation, port) = try bindLoopback(Int32(SOCK_STREAM.rawValue))
+    var reserved = true
+    defer { if reserved { close(reservation) } }
     let flags = [
         "--flush_interval", "100ms", "--sinks.json.path", "", "--sinks.http_push.url", "http://127.0.0.1:\(port)/",
         "--sinks.http_push.spool_dir", spool,
@@ -129,6 +134,8 @@ func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
     #expect(left.count >= 3)
 
     // Second run: the target is up; the old batches go first, then the new data.
+    close(reservation)
+    reserved = false
     let receiver = try TestHTTPReceiver(port: port)
     let second = try StatorProcess(agent: flags)
     try second.send("spooled.counter:10|c")
