@@ -96,14 +96,15 @@ public struct DatagramIngestor: ~Copyable {
         staged.reset()
     }
 
-    /// Adds the counts to the agent's metrics and resets them.
+    /// Adds the counts to the agent's metrics and resets them. Lines received go last, so
+    /// whoever sees them has the batch's other counts too (if it reads those afterwards).
     public mutating func flushCounts(to metrics: SelfMetrics) {
-        metrics.linesReceived.add(lines)
         if events > 0 { metrics.eventsReceived.add(events) }
         for (reason, n) in invalid.enumerated() where n > 0 {
             metrics.linesInvalid[reason].add(n)
             invalid[reason] = 0
         }
+        metrics.linesReceived.add(lines)
         lines = 0
         events = 0
     }
