@@ -109,6 +109,7 @@ struct SeriesIndex {
         if (count + 1) * 2 > buckets.count { grow() }
         let address = key.bytes.withUnsafeBytes { $0.baseAddress.map(KeyAddress.init) }
         let tag = UInt32(truncatingIfNeeded: hash)
+        assert(tag == self.tag(of: key), "the hash is not the table's hash of the key")
         let slot = SeriesSlot(
             key: key, keyAddress: address, keyLength: Int32(key.bytes.count), lastGeneration: generation, position: -1,
             boundsIndex: UInt32(boundsIndex))
