@@ -177,21 +177,23 @@ struct SampleAggregate {
     /// Whether the kept values are a reservoir rather than every sample.
     var isSampled: Bool { samples > kept }
 
+    /// Calls `body` with the kept values of each block, in the order kept (the last block may be partly used).
+    private func forEachBlock(_ body: (UnsafeBufferPointer<Double>) -> Void) {
+        for (b, block) in blocks.enumerated() {
+            body(UnsafeBufferPointer(start: block, count: Swift.min(SampleArena.blockValues, kept - b * SampleArena.blockValues)))
+        }
+    }
+
     /// Calls `body` with each kept value, in the order kept.
     func forEachValue(_ body: (Double) -> Void) {
-        for (b, block) in blocks.enumerated() {
-            for k in 0..<Swift.min(SampleArena.blockValues, kept - b * SampleArena.blockValues) { body(block[k]) }
-        }
+        forEachBlock { for v in $0 { body(v) } }
     }
 
     /// The kept values, copied out of the arena (only while the interval, and so its arena, lives).
     var values: [Double] {
         var out: [Double] = []
         out.reserveCapacity(kept)
-        for (b, block) in blocks.enumerated() {
-            let n = Swift.min(SampleArena.blockValues, kept - b * SampleArena.blockValues)
-            out.append(contentsOf: UnsafeBufferPointer(start: block, count: n))
-        }
+        forEachBlock { out.append(contentsOf: $0) }
         return out
     }
 

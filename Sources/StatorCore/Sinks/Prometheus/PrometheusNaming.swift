@@ -87,7 +87,10 @@ public enum PrometheusNaming {
         /// `a="1",b="2"`: the labels sorting before `le` (all of them for other types).
         var before: ArraySlice<UInt8> { text[..<splitIndex] }
         /// `,m="3",z="4"`: the labels sorting after `le`, each after a comma (histograms only).
-        var after: ArraySlice<UInt8> { splitIndex < text.count ? text[(splitIndex + 1)...] : [] }
+        var after: ArraySlice<UInt8> {
+            let split = splitIndex
+            return split < text.count ? text[(split + 1)...] : []
+        }
         /// No labels at all.
         var isEmpty: Bool { text.isEmpty }
 
