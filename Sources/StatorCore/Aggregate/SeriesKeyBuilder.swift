@@ -139,24 +139,30 @@ struct SeriesKeyBuilder: ~Copyable {
         return a.count == b.count ? 0 : (a.count < b.count ? -1 : 1)
     }
 
-    /// A seeded 64-bit hash, eight bytes at a time, with a splitmix64 finalizer.
+    /// A seeded 64-bit hash, eight bytes at a time, with a splitmix64 finalizer. The last
+    /// word overlaps the one before it rather than being read byte by byte (the length is
+    /// mixed in first, so overlapping reads of different lengths cannot meet).
     @inline(__always)
     static func hash(_ p: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
         var h = seed ^ (UInt64(p.count) &* 0x9E37_79B9_7F4A_7C15)
-        var i = 0
         let n = p.count
-        while i + 8 <= n {
-            h = (h ^ p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+        if n >= 8 {
+            var i = 0
+            while i &+ 8 < n {
+                h = (h ^ p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+                h ^= h >> 29
+                i &+= 8
+            }
+            h = (h ^ p.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
             h ^= h >> 29
-            i += 8
-        }
-        if i < n {
-            var w: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < n {
-                w |= UInt64(p[i]) << shift
-                shift += 8
-                i += 1
+        } else if n > 0 {
+            let w: UInt64
+            if n >= 4 {
+                w =
+                    UInt64(p.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+                    | UInt64(p.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)) << 32
+            } else {
+                w = UInt64(p[0]) | UInt64(p[n >> 1]) << 8 | UInt64(p[n &- 1]) << 16
             }
             h = (h ^ w) &* 0xBF58_476D_1CE4_E5B9
             h ^= h >> 29
