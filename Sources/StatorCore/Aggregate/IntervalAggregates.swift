@@ -1,3 +1,5 @@
+import CStatorSys
+
 /// A counter's interval: the rate-scaled sum.
 struct CounterAggregate {
     var key: MetricKey
@@ -27,6 +29,16 @@ struct SetAggregate {
 struct MemberSet {
     private var slots: [UInt64] = []
     private var hasZero = false
+
+    /// Starts fetching the slot where `member` would go.
+    @inline(__always)
+    func prefetch(_ member: UInt64) {
+        slots.withUnsafeBufferPointer { b in
+            if let base = b.baseAddress, b.count > 0 {
+                CStatorSys_prefetch(base + (Int(truncatingIfNeeded: member) & (b.count - 1)))
+            }
+        }
+    }
     /// Number of distinct members.
     private(set) var count = 0
 
@@ -111,28 +123,31 @@ final class SampleArena: @unchecked Sendable {
 /// they are a uniform reservoir (algorithm R) and `mean`/`m2` switch to Welford's running
 /// form, so count, samples, sum, min, max, mean and stddev stay exact.
 struct SampleAggregate {
-    var key: MetricKey
+    // What every `add` touches comes first (the first two cache lines of the record).
     /// Rate-weighted count.
     var count: Double = 0
     /// Raw number of values.
     var samples: Int = 0
     var sum: Double = 0
-    var min: Double = .infinity
-    var max: Double = -.infinity
-    /// Running mean and sum of squared deviations, kept once the reservoir is in use.
-    var mean: Double = 0
-    var m2: Double = 0
     /// Rate-weighted sum (what Prometheus' `_sum` adds up), in the statsd unit.
     var weightedSum: Double = 0
-    /// The blocks holding the kept values, in order (in the interval's arena).
-    private var blocks: [UnsafeMutablePointer<Double>] = []
+    var min: Double = .infinity
+    var max: Double = -.infinity
     /// Values kept: `min(samples, maxSamples)`.
     private(set) var kept = 0
+    /// The block being filled: the last of `blocks`.
+    private var current: UnsafeMutablePointer<Double>?
     /// Rate-weighted count per bucket of `bounds` (not cumulative; the last is `+Inf`), in the arena.
     private let buckets: UnsafeMutablePointer<Double>
     let bounds: BucketBounds
     /// Timers are bucketed in seconds (their values are milliseconds).
     let bucketScale: Double
+    /// Running mean and sum of squared deviations, kept once the reservoir is in use.
+    var mean: Double = 0
+    var m2: Double = 0
+    /// The blocks holding the kept values, in order (in the interval's arena).
+    private var blocks: [UnsafeMutablePointer<Double>] = []
+    var key: MetricKey
 
     init(key: MetricKey, bounds: BucketBounds, arena: SampleArena) {
         self.key = key
@@ -152,8 +167,12 @@ struct SampleAggregate {
         if x > max { max = x }
         if samples <= maxSamples {
             let slot = kept & (SampleArena.blockValues - 1)
-            if slot == 0 { blocks.append(arena.allocate(SampleArena.blockValues)) }
-            blocks[blocks.count - 1][slot] = x
+            if slot == 0 {
+                let block = arena.allocate(SampleArena.blockValues)
+                blocks.append(block)
+                current = block
+            }
+            current.unsafelyUnwrapped[slot] = x
             kept += 1
             return
         }
@@ -172,6 +191,15 @@ struct SampleAggregate {
         m2 += d * (x - mean)
         let j = Int(rng.next() % UInt64(samples))
         if j < maxSamples { blocks[j / SampleArena.blockValues][j & (SampleArena.blockValues - 1)] = x }
+    }
+
+    /// Starts fetching what the next `add` writes besides the record itself: the bucket
+    /// counts and the slot of the next kept value.
+    @inline(__always)
+    func prefetchTargets() {
+        CStatorSys_prefetch(buckets)
+        CStatorSys_prefetch(buckets + 8)
+        if let current { CStatorSys_prefetch(current + (kept & (SampleArena.blockValues - 1))) }
     }
 
     /// Whether the kept values are a reservoir rather than every sample.
@@ -209,6 +237,39 @@ struct IntervalAggregates {
     var samples: [SampleAggregate] = []
     /// Holds the values and bucket counts of `samples`; made with the interval's first one.
     var arena: SampleArena?
+
+    /// Starts fetching the aggregate of a `type` series at `position`.
+    @inline(__always)
+    func prefetch(_ type: MetricType, at position: Int) {
+        switch type {
+        case .counter: Self.prefetch(counters, position)
+        case .gauge: Self.prefetch(gauges, position)
+        case .set: Self.prefetch(sets, position)
+        case .timer, .histogram, .distribution: Self.prefetch(samples, position)
+        }
+    }
+
+    /// Starts fetching what recording into the (fetched) aggregate at `position` writes
+    /// outside it: a set's member slot, a sampled series' bucket counts and value slot.
+    @inline(__always)
+    func prefetchTargets(_ type: MetricType, at position: Int, member: UInt64) {
+        switch type {
+        case .counter, .gauge: break
+        case .set: if position < sets.count { sets[position].members.prefetch(member) }
+        case .timer, .histogram, .distribution: if position < samples.count { samples[position].prefetchTargets() }
+        }
+    }
+
+    @inline(__always)
+    private static func prefetch<T>(_ array: [T], _ position: Int) {
+        array.withUnsafeBufferPointer { b in
+            guard let base = b.baseAddress, position < b.count else { return }
+            let start = UnsafeRawPointer(base + position)
+            CStatorSys_prefetch(start)
+            if MemoryLayout<T>.stride > 64 { CStatorSys_prefetch(start + 64) }
+            if MemoryLayout<T>.stride > 128 { CStatorSys_prefetch(start + 128) }
+        }
+    }
 }
 
 /// A small, fast PRNG (splitmix64): reservoir sampling, and reproducible corpora in the benchmarks.

@@ -85,6 +85,25 @@ struct SeriesIndex {
         }
     }
 
+    /// Prefetches slot `id` (which may be out of range: a stale route).
+    @inline(__always)
+    func prefetchSlot(id: Int32) {
+        guard id >= 0, Int(id) < slots.count else { return }
+        slots.withUnsafeBufferPointer { s in
+            if let base = s.baseAddress { CStatorSys_prefetch(base + Int(id)) }
+        }
+    }
+
+    /// Whether `route` names a slot that holds its series: then the route's slot is the
+    /// series' (a series number is never held by two series at once, and a slot that was
+    /// freed, reused or moved by `compacted()` holds another number or none).
+    @inline(__always)
+    func holds(_ route: SeriesRoute) -> Bool {
+        let id = Int(route.slot)
+        guard id >= 0, id < slots.count else { return false }
+        return slots[id].keyLength > 0 && slots[id].key.series == route.series
+    }
+
     /// Reads the home bucket (prefetched) and prefetches the slot it names.
     @inline(__always)
     func prefetchSlot(_ hash: UInt64) {

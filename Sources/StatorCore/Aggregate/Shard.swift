@@ -38,45 +38,88 @@ final class Shard: Sendable {
         maxSamples = context.maxSamples
     }
 
-    /// Records staged samples of this shard under one lock. Three prefetch passes
-    /// first (buckets, then slots, then key bytes), so that the cache misses of the
-    /// lookups overlap instead of coming one after another.
+    /// Records staged samples of this shard under one lock. Samples with a route (from the
+    /// reader's `KeyCache`) go straight to their slot when it still holds their series; the
+    /// others are looked up by key, after three prefetch passes (buckets, then slots, then key
+    /// bytes), so that the cache misses of the lookups overlap instead of coming one after another.
     /// - Parameter rejected: gets the line of each sample dropped by `max_series`.
     func record(
-        samples: UnsafeBufferPointer<StagedSample>, indices: UnsafeBufferPointer<Int32>,
+        samples: UnsafeMutableBufferPointer<StagedSample>, indices: UnsafeBufferPointer<Int32>,
         values: UnsafeBufferPointer<ParsedValue>, keys: UnsafeRawBufferPointer, rejected: inout [Int32]
     ) {
         state.withLock { s in
-            for i in indices { s.index.prefetchBucket(samples[Int(i)].hash) }
-            for i in indices { s.index.prefetchSlot(samples[Int(i)].hash) }
-            for i in indices { s.index.prefetchKey(samples[Int(i)].hash) }
+            var lookups = 0
             for i in indices {
                 let e = samples[Int(i)]
-                let key = UnsafeRawBufferPointer(rebasing: keys[Int(e.keyOffset)..<Int(e.keyOffset + e.keyLength)])
-                let mine = UnsafeBufferPointer(rebasing: values[Int(e.valueStart)..<Int(e.valueEnd)])
-                if !recordOne(&s, key: key, hash: e.hash, type: e.type, rate: e.rate, values: mine, memberHash: e.memberHash) {
-                    rejected.append(e.line)
+                if e.route.slot >= 0 {
+                    s.index.prefetchSlot(id: e.route.slot)
+                } else {
+                    s.index.prefetchBucket(e.hash)
+                    lookups &+= 1
                 }
+            }
+            if lookups > 0 {
+                for i in indices where samples[Int(i)].route.slot < 0 { s.index.prefetchSlot(samples[Int(i)].hash) }
+                for i in indices where samples[Int(i)].route.slot < 0 { s.index.prefetchKey(samples[Int(i)].hash) }
+            }
+            // Routed samples of series that have an aggregate this interval: fetch it, then what it points to.
+            for i in indices {
+                let e = samples[Int(i)]
+                if let position = aggregatePosition(s, e.route) { s.interval.prefetch(e.type, at: position) }
+            }
+            for i in indices {
+                let e = samples[Int(i)]
+                if e.type != .counter && e.type != .gauge, let position = aggregatePosition(s, e.route) {
+                    s.interval.prefetchTargets(e.type, at: position, member: e.memberHash)
+                }
+            }
+            for i in indices {
+                let e = samples[Int(i)]
+                let mine = UnsafeBufferPointer(rebasing: values[Int(e.valueStart)..<Int(e.valueEnd)])
+                let id: Int32
+                if s.index.holds(e.route) {
+                    id = e.route.slot
+                } else {
+                    let key = UnsafeRawBufferPointer(rebasing: keys[Int(e.keyOffset)..<Int(e.keyOffset + e.keyLength)])
+                    guard let found = series(&s, key: key, hash: e.hash, type: e.type) else {
+                        rejected.append(e.line)
+                        continue
+                    }
+                    id = found
+                    samples[Int(i)].route = SeriesRoute(slot: id, series: s.index[id].key.series)
+                }
+                recordOne(&s, id: id, type: e.type, rate: e.rate, values: mine, memberHash: e.memberHash)
             }
         }
     }
 
-    /// Finds or creates the series and adds the values to its interval aggregate (the lock held).
+    /// Where the interval's aggregate of a routed series is, if it has one yet.
+    @inline(__always)
+    private func aggregatePosition(_ s: borrowing State, _ route: SeriesRoute) -> Int? {
+        guard s.index.holds(route) else { return nil }
+        let slot = route.slot
+        guard s.index[slot].lastGeneration == s.generation, s.index[slot].position >= 0 else { return nil }
+        return Int(s.index[slot].position)
+    }
+
+    /// Finds or creates the series of `key` (the lock held).
+    /// - Returns: its slot, or `nil` when `max_series` series are tracked.
+    @inline(__always)
+    private func series(_ s: inout State, key: UnsafeRawBufferPointer, hash: UInt64, type: MetricType) -> Int32? {
+        if let found = s.index.find(key, hash: hash) { return found }
+        let context = self.context
+        guard let series = context.budget.admit() else { return nil }
+        let owned = MetricKey(bytes: Array(key), series: series)
+        let bounds = type.isSampled ? owned.withName { context.buckets.boundsIndex(for: $0) } : 0
+        return s.index.insert(owned, hash: hash, generation: s.generation, boundsIndex: bounds)
+    }
+
+    /// Adds the values to the interval aggregate of the series in slot `id` (the lock held).
     @inline(__always)
     private func recordOne(
-        _ s: inout State, key: UnsafeRawBufferPointer, hash: UInt64, type: MetricType, rate: Double,
-        values: UnsafeBufferPointer<ParsedValue>, memberHash: UInt64
-    ) -> Bool {
-        let id: Int32
-        if let found = s.index.find(key, hash: hash) {
-            id = found
-        } else {
-            let context = self.context
-            guard let series = context.budget.admit() else { return false }
-            let owned = MetricKey(bytes: Array(key), series: series)
-            let bounds = type.isSampled ? owned.withName { context.buckets.boundsIndex(for: $0) } : 0
-            id = s.index.insert(owned, hash: hash, generation: s.generation, boundsIndex: bounds)
-        }
+        _ s: inout State, id: Int32, type: MetricType, rate: Double, values: UnsafeBufferPointer<ParsedValue>,
+        memberHash: UInt64
+    ) {
         let generation = s.generation
         var position = Int(s.index[id].position)
         let fresh = s.index[id].lastGeneration != generation || position < 0
@@ -132,7 +175,6 @@ final class Shard: Sendable {
             s.index[id].position = Int32(position)
             s.index[id].lastGeneration = generation
         }
-        return true
     }
 
     /// Swaps out the interval's aggregates and starts `nextGeneration`.

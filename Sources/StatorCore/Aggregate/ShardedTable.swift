@@ -67,7 +67,8 @@ public final class ShardedTable: Sendable {
     /// - Parameters:
     ///   - order: scratch for the grouping (reused by the caller).
     ///   - rejected: gets the line of each sample dropped by `max_series`.
-    func record(_ batch: borrowing StagedBatch, order: inout [Int32], starts: inout [Int32], rejected: inout [Int32]) {
+    /// Each sample's `route` is left where its shard found or made the series.
+    func record(_ batch: inout StagedBatch, order: inout [Int32], starts: inout [Int32], rejected: inout [Int32]) {
         let n = batch.samples.count
         guard n > 0 else { return }
         // Counting sort by shard: stable, so a series' samples keep their order.
@@ -92,7 +93,7 @@ public final class ShardedTable: Sendable {
             }
         }
         let keys = batch.keyBytes
-        batch.samples.withUnsafeBufferPointer { samples in
+        batch.samples.withUnsafeMutableBufferPointer { samples in
             batch.values.withUnsafeBufferPointer { values in
                 order.withUnsafeBufferPointer { order in
                     for k in 0..<count where starts[k + 1] > starts[k] {

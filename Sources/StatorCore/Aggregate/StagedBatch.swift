@@ -1,17 +1,22 @@
 /// One sample group waiting to be recorded, with its key in the batch's key arena.
 struct StagedSample {
     var hash: UInt64
+    var rate: Double
+    /// For sets: the member's seeded hash.
+    var memberHash: UInt64
+    /// Where the shard keeps the series, if the reader knows (`KeyCache`); the shard
+    /// writes back where it found it.
+    var route: SeriesRoute
     var keyOffset: Int32
     var keyLength: Int32
-    var type: MetricType
-    var rate: Double
     /// Its values: `values[valueStart..<valueEnd]` of the batch.
     var valueStart: Int32
     var valueEnd: Int32
-    /// For sets: the member's seeded hash.
-    var memberHash: UInt64
     /// The line it came from (`lines` of the batch), to count a rejected line once.
     var line: Int32
+    /// The position of the line's record in the reader's `KeyCache`, or `KeyCache.none`.
+    var cacheRecord: UInt64
+    var type: MetricType
 }
 
 /// Where a staged line came from, for the rejection log.

@@ -48,6 +48,14 @@ public struct ScratchList<Element>: ~Copyable {
         try body(UnsafeBufferPointer(start: storage, count: count))
     }
 
+    /// Calls `body` with the elements in place, to change them.
+    @inline(__always)
+    public mutating func withUnsafeMutableBufferPointer<R>(
+        _ body: (UnsafeMutableBufferPointer<Element>) throws -> R
+    ) rethrows -> R {
+        try body(UnsafeMutableBufferPointer(start: storage, count: count))
+    }
+
     /// The elements as an array (tests, tools; allocates).
     public func toArray() -> [Element] { Array(UnsafeBufferPointer(start: storage, count: count)) }
 

@@ -259,20 +259,56 @@ public enum StatsdParser {
             return nil
         }
         for p in out.pendingValues.indices {
-            let r = out.pendingValues[p]
-            guard let value = NumberParsing.parseDouble(bytes, r) else { return .invalidValue }
-            var isDelta = false
-            switch group.type {
-            case .counter:
-                if value < 0 { return .negativeCounter }
-            case .gauge:
-                isDelta = bytes[r.lowerBound] == UInt8(ascii: "+") || bytes[r.lowerBound] == UInt8(ascii: "-")
-            default:
-                break
+            switch value(bytes, out.pendingValues[p], type: group.type) {
+            case .value(let value): out.values.append(value)
+            case .failure(let reason): return reason
             }
-            out.values.append(ParsedValue(value: value, isDelta: isDelta))
         }
         group.valueEnd = out.values.count
+        return nil
+    }
+
+    /// What one value of a group that is not a set converts to.
+    public enum ValueOutcome {
+        case value(ParsedValue)
+        case failure(ParseFailure)
+    }
+
+    /// Converts one value of a `type` group (not a set): a finite number, not negative
+    /// for a counter, a delta for a gauge when written with a sign.
+    @inline(__always)
+    public static func value(_ bytes: UnsafeRawBufferPointer, _ r: Range<Int>, type: MetricType) -> ValueOutcome {
+        guard let value = NumberParsing.parseDouble(bytes, r) else { return .failure(.invalidValue) }
+        var isDelta = false
+        switch type {
+        case .counter:
+            if value < 0 { return .failure(.negativeCounter) }
+        case .gauge:
+            isDelta = bytes[r.lowerBound] == UInt8(ascii: "+") || bytes[r.lowerBound] == UInt8(ascii: "-")
+        default:
+            break
+        }
+        return .value(ParsedValue(value: value, isDelta: isDelta))
+    }
+
+    /// The shape of a line with one value, `name:value|rest`: where its first `:` is, and
+    /// the `|` that ends the value. `nil` when there is no `:`, no `|` after it, or another
+    /// `:` before that `|` (several values or groups, or no type). For a line that `parse`
+    /// accepts with one group of one value, the name (as sent, name tags included) is
+    /// `line.lowerBound..<colon` and everything but the value is in it or in `pipe..<end`:
+    /// another line with the same bytes there differs only in its value (`DatagramIngestor`
+    /// relies on this to skip parsing lines it has seen before).
+    @inline(__always)
+    public static func simpleShape(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) -> (colon: Int, pipe: Int)? {
+        guard let colonIndex = ByteScan.firstIndex(of: colon, in: bytes, line) else { return nil }
+        var j = colonIndex &+ 1
+        let end = line.upperBound
+        while j < end {
+            let b = bytes[j]
+            if b == pipe { return (colonIndex, j) }
+            if b == colon { return nil }
+            j &+= 1
+        }
         return nil
     }
 }

@@ -1,3 +1,13 @@
+/// A line of the datagram being staged: its range, and for a line of the simple shape
+/// (`StatsdParser.simpleShape`) where its `:` and `|` are and its `KeyCache` identity hash
+/// (0 for another shape).
+struct PendingLine {
+    var range: Range<Int>
+    var colon: Int
+    var pipe: Int
+    var identity: UInt64
+}
+
 /// Drives datagrams through parse -> aggregate. `stage(_:datagram:rejected:)`
 /// splits a datagram into lines, parses them and stages their samples;
 /// `commit(rejected:)` records everything staged, shard by shard (one lock per
@@ -10,7 +20,10 @@ public struct DatagramIngestor: ~Copyable {
     private let table: ShardedTable
     private var line = ParsedLine()
     private var keys: SeriesKeyBuilder
+    private var cache: KeyCache
     private var staged = StagedBatch()
+    /// The current datagram's lines, between the passes of `stage`.
+    private var pending = ScratchList<PendingLine>(capacity: 64)
     private var order: [Int32] = []
     private var starts: [Int32] = []
     private var rejectedLines: [Int32] = []
@@ -24,6 +37,7 @@ public struct DatagramIngestor: ~Copyable {
     public init(table: ShardedTable) {
         self.table = table
         keys = table.makeKeyBuilder()
+        cache = KeyCache(seed: table.seed ^ 0x6A09_E667_F3BC_C908)
     }
 
     /// Parses and records every line of `datagram` at once.
@@ -33,16 +47,46 @@ public struct DatagramIngestor: ~Copyable {
     }
 
     /// Parses every line of `datagram` and stages its samples.
+    ///
+    /// Three passes over the datagram's lines: find each line's shape and identity hash and
+    /// start fetching its `KeyCache` set; start fetching the records the sets name; then
+    /// stage each line, from its record when its identity was seen before (only the value is
+    /// new), else by parsing it. The passes let the cache misses of different lines overlap.
     /// - Parameters:
     ///   - datagram: must stay valid until `commit` (it may run from here when much is staged).
     ///   - index: the datagram's number in the caller's batch, handed back in rejections.
     ///   - rejected: called for each rejected line (for rate-limited logging); not on the fast path.
     public mutating func stage(_ datagram: UnsafeRawBufferPointer, datagram index: Int, rejected: Rejection) {
+        pending.removeAll()
         LineSplitter.forEachLine(in: datagram) { range in
-            lines &+= 1
+            if let shape = StatsdParser.simpleShape(datagram, range) {
+                let identity = cache.hash(
+                    datagram, name: range.lowerBound..<shape.colon, suffix: shape.pipe..<range.upperBound)
+                cache.prefetch(identity)
+                pending.append(PendingLine(range: range, colon: shape.colon, pipe: shape.pipe, identity: identity))
+            } else {
+                pending.append(PendingLine(range: range, colon: -1, pipe: -1, identity: 0))
+            }
+        }
+        lines &+= UInt64(pending.count)
+        pending.withUnsafeBufferPointer { pending in
+            for p in pending where p.identity != 0 { cache.prefetchRecords(p.identity) }
+        }
+        for k in pending.indices {
+            let p = pending[k]
+            let range = p.range
+            if p.identity != 0 {
+                let name = range.lowerBound..<p.colon
+                let suffix = p.pipe..<range.upperBound
+                if let record = cache.find(datagram, name: name, suffix: suffix, hash: p.identity),
+                    stageSeen(datagram, range, index, record: record, value: (p.colon &+ 1)..<p.pipe)
+                {
+                    continue
+                }
+            }
             switch StatsdParser.parse(datagram, range, into: &line) {
             case .metric:
-                stageLine(datagram, range, index)
+                stageLine(datagram, p, index)
             case .event:
                 events &+= 1
             case .failure(let reason):
@@ -53,11 +97,43 @@ public struct DatagramIngestor: ~Copyable {
         if staged.samples.count >= commitThreshold { commit(rejected: rejected) }
     }
 
+    /// Stages a line from its `KeyCache` record and its value.
+    /// - Returns: `false` when the value does not convert (the full parser then says why).
     @inline(__always)
-    private mutating func stageLine(_ datagram: UnsafeRawBufferPointer, _ range: Range<Int>, _ index: Int) {
+    private mutating func stageSeen(
+        _ datagram: UnsafeRawBufferPointer, _ range: Range<Int>, _ index: Int, record position: UInt64, value: Range<Int>
+    ) -> Bool {
+        let record = cache[position]
+        let type = MetricType(rawValue: record.type).unsafelyUnwrapped
+        var memberHash: UInt64 = 0
+        if type == .set {
+            guard !value.isEmpty else { return false }
+            memberHash = SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: datagram[value]), seed: table.memberSeed)
+        } else {
+            guard case .value(let v) = StatsdParser.value(datagram, value, type: type) else { return false }
+            staged.values.append(v)
+        }
+        let key = cache.key(position)
+        let lineID = Int32(staged.lines.count)
+        staged.lines.append(StagedLine(datagram: Int32(index), start: Int32(range.lowerBound), end: Int32(range.upperBound)))
+        let offset = staged.appendKey(key)
+        let valueEnd = Int32(staged.values.count)
+        staged.samples.append(
+            StagedSample(
+                hash: record.keyHash, rate: record.rate, memberHash: memberHash, route: record.route, keyOffset: offset,
+                keyLength: Int32(key.count), valueStart: type == .set ? valueEnd : valueEnd &- 1, valueEnd: valueEnd,
+                line: lineID, cacheRecord: position, type: type))
+        return true
+    }
+
+    /// Stages a parsed line, and remembers its identity when it has one value (see `KeyCache`).
+    @inline(__always)
+    private mutating func stageLine(_ datagram: UnsafeRawBufferPointer, _ p: PendingLine, _ index: Int) {
+        let range = p.range
         keys.prepare(line, datagram)
         let lineID = Int32(staged.lines.count)
         staged.lines.append(StagedLine(datagram: Int32(index), start: Int32(range.lowerBound), end: Int32(range.upperBound)))
+        let single = p.identity != 0 && line.groups.count == 1 && line.values.count <= 1
         for g in line.groups.indices {
             let group = line.groups[g]
             let hash = keys.build(type: group.type)
@@ -67,10 +143,18 @@ public struct DatagramIngestor: ~Copyable {
             let memberHash =
                 group.type == .set
                 ? SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: datagram[group.member]), seed: table.memberSeed) : 0
+            var record = KeyCache.none
+            if single {
+                record =
+                    cache.insert(
+                        datagram, name: range.lowerBound..<p.colon, suffix: p.pipe..<range.upperBound, hash: p.identity,
+                        type: group.type, rate: group.rate, key: keys.bytes, keyHash: hash) ?? KeyCache.none
+            }
             staged.samples.append(
                 StagedSample(
-                    hash: hash, keyOffset: offset, keyLength: Int32(keys.count), type: group.type, rate: group.rate,
-                    valueStart: valueStart, valueEnd: Int32(staged.values.count), memberHash: memberHash, line: lineID))
+                    hash: hash, rate: group.rate, memberHash: memberHash, route: .unknown, keyOffset: offset,
+                    keyLength: Int32(keys.count), valueStart: valueStart, valueEnd: Int32(staged.values.count), line: lineID,
+                    cacheRecord: record, type: group.type))
         }
     }
 
@@ -82,7 +166,12 @@ public struct DatagramIngestor: ~Copyable {
             return
         }
         rejectedLines.removeAll(keepingCapacity: true)
-        table.record(staged, order: &order, starts: &starts, rejected: &rejectedLines)
+        table.record(&staged, order: &order, starts: &starts, rejected: &rejectedLines)
+        staged.samples.withUnsafeBufferPointer { samples in
+            for e in samples where e.cacheRecord != KeyCache.none && e.route.slot >= 0 {
+                cache.learn(e.cacheRecord, route: e.route)
+            }
+        }
         if !rejectedLines.isEmpty {
             rejectedLines.sort()
             var previous: Int32 = -1

@@ -1,0 +1,211 @@
+import CStatorSys
+import Glibc
+
+/// Where a shard keeps a series: its slot and the series' number. A hint that the shard
+/// checks (the slot must still hold that series) before it trusts it; see `Shard.record`.
+struct SeriesRoute: Equatable {
+    var slot: Int32
+    var series: SeriesID
+
+    /// No hint: the shard looks the key up.
+    static let unknown = SeriesRoute(slot: -1, series: .none)
+}
+
+/// One reader's memory of the lines it has seen: from a line's identity bytes (its name as
+/// sent, and everything after its value: type, rate, tags) to what parsing and key building
+/// made of them (type, rate, encoded key and its hash) and where the shard keeps the series.
+/// A line seen before then costs a hash, a compare and its number, instead of a parse of its
+/// name and tags, a key build and a lookup by key.
+///
+/// Bounded and flat: 4,096 sets of four ways, one cache line per set (each way an identity
+/// hash and where its record is), and the records (what the line parsed to, then its identity
+/// and key bytes) written one after another into a 1 MiB ring, so that long lines cache too.
+/// A lookup reads two places, the set and the record, which `prefetch` and
+/// `prefetchRecords` fetch ahead for a datagram's lines together. A record that the ring
+/// has since overwritten is dead: its way no longer matches and is the first to be reused;
+/// otherwise each set replaces its ways in turn. The memory is mapped zeroed and costs RSS
+/// only as it fills (at most about 1.3 MB per reader).
+///
+/// Records never go stale: what they hold depends only on their identity bytes, and the
+/// route is checked by the shard. A record's position in the ring counts every byte ever
+/// written, so it names one record for good: `learn` writes a route only into the record
+/// it was learned for, and only while the ring still holds it.
+struct KeyCache: ~Copyable {
+    /// What a line parsed to; its identity bytes (name, suffix) and key follow it in the ring.
+    struct Record {
+        var keyHash: UInt64
+        var rate: Double
+        var route: SeriesRoute
+        var nameLength: UInt16
+        var suffixLength: UInt16
+        var keyLength: UInt16
+        /// `MetricType.rawValue`.
+        var type: UInt8
+
+        /// Bytes from the record's start to its identity bytes.
+        static let size = (MemoryLayout<Record>.size + 7) & ~7
+    }
+
+    /// One way of a set.
+    private struct Way {
+        /// The identity hash; 0 when empty.
+        var hash: UInt64
+        /// The record's position (see `head`).
+        var position: UInt64
+    }
+
+    /// No record (a position the ring never reaches).
+    static let none = UInt64.max
+
+    static let sets = 4096
+    static let ways = 4
+    static let ringBytes = 1 << 20
+    /// Identity and key bytes past which a line is not cached.
+    static let maxBytes = 4096
+
+    private let table: UnsafeMutablePointer<Way>
+    private let ring: UnsafeMutableRawPointer
+    /// Bytes ever written to the ring; the ring holds the last `ringBytes` of them.
+    private var head: UInt64 = 0
+    /// Per set: the way to replace next when none is empty or dead.
+    private var victims: [UInt8]
+    private let seed: UInt64
+
+    init(seed: UInt64) {
+        self.seed = seed
+        victims = Array(repeating: 0, count: Self.sets)
+        table = Self.map(Self.sets * Self.ways * MemoryLayout<Way>.stride).bindMemory(
+            to: Way.self, capacity: Self.sets * Self.ways)
+        ring = Self.map(Self.ringBytes)
+    }
+
+    deinit {
+        munmap(table, Self.sets * Self.ways * MemoryLayout<Way>.stride)
+        munmap(ring, Self.ringBytes)
+    }
+
+    /// Zeroed, page-aligned memory that costs RSS only once touched.
+    private static func map(_ bytes: Int) -> UnsafeMutableRawPointer {
+        guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED
+        else { fatalError("out of memory for the key cache") }
+        return p
+    }
+
+    /// The identity hash of a line with `name` and `suffix` (never 0).
+    @inline(__always)
+    func hash(_ src: UnsafeRawBufferPointer, name: Range<Int>, suffix: Range<Int>) -> UInt64 {
+        let h = SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: src[name]), seed: seed)
+        return SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: src[suffix]), seed: h) | 1
+    }
+
+    @inline(__always)
+    private func firstWay(_ hash: UInt64) -> Int {
+        (Int(truncatingIfNeeded: hash >> 40) & (Self.sets - 1)) &* Self.ways
+    }
+
+    /// Whether the ring still holds the record at `position`.
+    @inline(__always)
+    private func alive(_ position: UInt64) -> Bool { head &- position <= UInt64(Self.ringBytes) }
+
+    @inline(__always)
+    private func address(_ position: UInt64) -> UnsafeMutableRawPointer {
+        ring + Int(position & UInt64(Self.ringBytes - 1))
+    }
+
+    /// Starts fetching the set of `hash` (first of a lookup's two steps).
+    @inline(__always)
+    func prefetch(_ hash: UInt64) { CStatorSys_prefetch(table + firstWay(hash)) }
+
+    /// Starts fetching the records that the set of `hash` names for it (the set fetched already).
+    @inline(__always)
+    func prefetchRecords(_ hash: UInt64) {
+        let first = firstWay(hash)
+        for w in first..<(first &+ Self.ways) where table[w].hash == hash {
+            let p = address(table[w].position)
+            CStatorSys_prefetch(p)
+            CStatorSys_prefetch(p + 64)
+        }
+    }
+
+    /// The position of the record of this identity, or `nil`.
+    @inline(__always)
+    func find(_ src: UnsafeRawBufferPointer, name: Range<Int>, suffix: Range<Int>, hash: UInt64) -> UInt64? {
+        let first = firstWay(hash)
+        for w in first..<(first &+ Self.ways) where table[w].hash == hash {
+            let position = table[w].position
+            guard alive(position), let base = src.baseAddress else { continue }
+            let p = address(position)
+            let record = p.load(as: Record.self)
+            guard Int(record.nameLength) == name.count, Int(record.suffixLength) == suffix.count else { continue }
+            let stored = p + Record.size
+            if memcmp(stored, base + name.lowerBound, name.count) == 0,
+                memcmp(stored + name.count, base + suffix.lowerBound, suffix.count) == 0
+            {
+                return position
+            }
+        }
+        return nil
+    }
+
+    /// Remembers a parsed line in an empty or dead way of its set, or the set's next one.
+    /// - Returns: the record's position, or `nil` when identity and key take over `maxBytes`.
+    mutating func insert(
+        _ src: UnsafeRawBufferPointer, name: Range<Int>, suffix: Range<Int>, hash: UInt64, type: MetricType, rate: Double,
+        key: UnsafeRawBufferPointer, keyHash: UInt64
+    ) -> UInt64? {
+        let bytes = name.count + suffix.count + key.count
+        guard bytes <= Self.maxBytes, let base = src.baseAddress, let keyBase = key.baseAddress else { return nil }
+        let size = (Record.size + bytes + 7) & ~7
+        let first = firstWay(hash)
+        var w = -1
+        for candidate in first..<(first &+ Self.ways) where table[candidate].hash == 0 || !alive(table[candidate].position) {
+            w = candidate
+            break
+        }
+        if w < 0 {
+            let set = first / Self.ways
+            w = first &+ Int(victims[set])
+            victims[set] = (victims[set] &+ 1) & UInt8(Self.ways - 1)
+        }
+        // A record never wraps around the end of the ring.
+        let offset = Int(head & UInt64(Self.ringBytes - 1))
+        if offset + size > Self.ringBytes { head &+= UInt64(Self.ringBytes - offset) }
+        let position = head
+        head &+= UInt64(size)
+        table[w] = Way(hash: hash, position: position)
+        let p = address(position)
+        p.storeBytes(
+            of: Record(
+                keyHash: keyHash, rate: rate, route: .unknown, nameLength: UInt16(name.count),
+                suffixLength: UInt16(suffix.count), keyLength: UInt16(key.count), type: type.rawValue),
+            as: Record.self)
+        let stored = p + Record.size
+        memcpy(stored, base + name.lowerBound, name.count)
+        memcpy(stored + name.count, base + suffix.lowerBound, suffix.count)
+        memcpy(stored + name.count + suffix.count, keyBase, key.count)
+        return position
+    }
+
+    /// The record at `position` (from `find` or `insert`, before the next `insert`).
+    @inline(__always)
+    subscript(position: UInt64) -> Record { address(position).load(as: Record.self) }
+
+    /// The encoded key of the record at `position` (valid until the next `insert`).
+    @inline(__always)
+    func key(_ position: UInt64) -> UnsafeRawBufferPointer {
+        let p = address(position)
+        let record = p.load(as: Record.self)
+        return UnsafeRawBufferPointer(
+            start: p + Record.size + Int(record.nameLength) + Int(record.suffixLength), count: Int(record.keyLength))
+    }
+
+    /// Learns where the shard keeps the series of the record at `position`, if the ring still holds it.
+    @inline(__always)
+    func learn(_ position: UInt64, route: SeriesRoute) {
+        guard alive(position) else { return }
+        let p = address(position)
+        var record = p.load(as: Record.self)
+        record.route = route
+        p.storeBytes(of: record, as: Record.self)
+    }
+}
