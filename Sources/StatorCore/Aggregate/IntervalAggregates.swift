@@ -30,15 +30,17 @@ struct MemberSet {
     private var slots: [UInt64] = []
     private var hasZero = false
 
-    /// Starts fetching the slot where `member` would go.
+    /// Starts fetching the slot where `member` would go in the set of `aggregate`.
+    /// (Static, reading fields through the pointer: a method call on the element would copy it.)
     @inline(__always)
-    func prefetch(_ member: UInt64) {
-        slots.withUnsafeBufferPointer { b in
+    static func prefetch(_ member: UInt64, in aggregate: UnsafePointer<SetAggregate>) {
+        aggregate.pointer(to: \.members.slots).unsafelyUnwrapped.pointee.withUnsafeBufferPointer { b in
             if let base = b.baseAddress, b.count > 0 {
                 CStatorSys_prefetch(base + (Int(truncatingIfNeeded: member) & (b.count - 1)))
             }
         }
     }
+
     /// Number of distinct members.
     private(set) var count = 0
 
@@ -195,11 +197,16 @@ struct SampleAggregate {
 
     /// Starts fetching what the next `add` writes besides the record itself: the bucket
     /// counts and the slot of the next kept value.
+    /// (Static, reading fields through the pointer: a method call on the element would copy it.)
     @inline(__always)
-    func prefetchTargets() {
+    static func prefetchTargets(of aggregate: UnsafePointer<SampleAggregate>) {
+        let buckets = aggregate.pointer(to: \.buckets).unsafelyUnwrapped.pointee
         CStatorSys_prefetch(buckets)
         CStatorSys_prefetch(buckets + 8)
-        if let current { CStatorSys_prefetch(current + (kept & (SampleArena.blockValues - 1))) }
+        if let current = aggregate.pointer(to: \.current).unsafelyUnwrapped.pointee {
+            let kept = aggregate.pointer(to: \.kept).unsafelyUnwrapped.pointee
+            CStatorSys_prefetch(current + (kept & (SampleArena.blockValues - 1)))
+        }
     }
 
     /// Whether the kept values are a reservoir rather than every sample.
@@ -253,10 +260,17 @@ struct IntervalAggregates {
     /// outside it: a set's member slot, a sampled series' bucket counts and value slot.
     @inline(__always)
     func prefetchTargets(_ type: MetricType, at position: Int, member: UInt64) {
+        // Through the buffers: reading an element by subscript would copy it (and retain what it holds).
         switch type {
         case .counter, .gauge: break
-        case .set: if position < sets.count { sets[position].members.prefetch(member) }
-        case .timer, .histogram, .distribution: if position < samples.count { samples[position].prefetchTargets() }
+        case .set:
+            sets.withUnsafeBufferPointer { b in
+                if let base = b.baseAddress, position < b.count { MemberSet.prefetch(member, in: base + position) }
+            }
+        case .timer, .histogram, .distribution:
+            samples.withUnsafeBufferPointer { b in
+                if let base = b.baseAddress, position < b.count { SampleAggregate.prefetchTargets(of: base + position) }
+            }
         }
     }
 

@@ -17,14 +17,14 @@ struct SeriesRoute: Equatable {
 /// A line seen before then costs a hash, a compare and its number, instead of a parse of its
 /// name and tags, a key build and a lookup by key.
 ///
-/// Bounded and flat: 4,096 sets of four ways, one cache line per set (each way an identity
+/// Bounded and flat: 8,192 sets of four ways, one cache line per set (each way an identity
 /// hash and where its record is), and the records (what the line parsed to, then its identity
-/// and key bytes) written one after another into a 1 MiB ring, so that long lines cache too.
+/// and key bytes) written one after another into a 2 MiB ring, so that long lines cache too.
 /// A lookup reads two places, the set and the record, which `prefetch` and
 /// `prefetchRecords` fetch ahead for a datagram's lines together. A record that the ring
 /// has since overwritten is dead: its way no longer matches and is the first to be reused;
 /// otherwise each set replaces its ways in turn. The memory is mapped zeroed and costs RSS
-/// only as it fills (at most about 1.3 MB per reader).
+/// only as it fills (at most about 2.6 MB per reader).
 ///
 /// Records never go stale: what they hold depends only on their identity bytes, and the
 /// route is checked by the shard. A record's position in the ring counts every byte ever
@@ -57,9 +57,9 @@ struct KeyCache: ~Copyable {
     /// No record (a position the ring never reaches).
     static let none = UInt64.max
 
-    static let sets = 4096
+    static let sets = 8192
     static let ways = 4
-    static let ringBytes = 1 << 20
+    static let ringBytes = 1 << 21
     /// Identity and key bytes past which a line is not cached.
     static let maxBytes = 4096
 
