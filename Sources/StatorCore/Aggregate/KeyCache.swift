@@ -190,6 +190,19 @@ struct KeyCache: ~Copyable {
     @inline(__always)
     subscript(position: UInt64) -> Record { address(position).load(as: Record.self) }
 
+    /// The whole ring, where `keyOffset(_:)` points.
+    var ringBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: ring, count: Self.ringBytes) }
+
+    /// Bytes written to the ring so far (positions are below it).
+    var written: UInt64 { head }
+
+    /// Where in `ringBytes` the key of the record at `position` starts.
+    @inline(__always)
+    func keyOffset(_ position: UInt64) -> Int {
+        let record = address(position).load(as: Record.self)
+        return Int(position & UInt64(Self.ringBytes - 1)) + Record.size + Int(record.nameLength) + Int(record.suffixLength)
+    }
+
     /// The encoded key of the record at `position` (valid until the next `insert`).
     @inline(__always)
     func key(_ position: UInt64) -> UnsafeRawBufferPointer {

@@ -45,7 +45,7 @@ final class Shard: Sendable {
     /// - Parameter rejected: gets the line of each sample dropped by `max_series`.
     func record(
         samples: UnsafeMutableBufferPointer<StagedSample>, indices: UnsafeBufferPointer<Int32>,
-        values: UnsafeBufferPointer<ParsedValue>, keys: UnsafeRawBufferPointer, rejected: inout [Int32]
+        values: UnsafeBufferPointer<ParsedValue>, keys: StagedKeys, rejected: inout [Int32]
     ) {
         state.withLock { s in
             var lookups = 0
@@ -80,7 +80,7 @@ final class Shard: Sendable {
                 if s.index.holds(e.route) {
                     id = e.route.slot
                 } else {
-                    let key = UnsafeRawBufferPointer(rebasing: keys[Int(e.keyOffset)..<Int(e.keyOffset + e.keyLength)])
+                    let key = keys.key(of: e)
                     guard let found = series(&s, key: key, hash: e.hash, type: e.type) else {
                         rejected.append(e.line)
                         continue

@@ -92,7 +92,7 @@ public final class ShardedTable: Sendable {
                 }
             }
         }
-        let keys = batch.keyBytes
+        let keys = StagedKeys(arena: batch.keyBytes, cache: batch.cacheKeys)
         batch.samples.withUnsafeMutableBufferPointer { samples in
             batch.values.withUnsafeBufferPointer { values in
                 order.withUnsafeBufferPointer { order in

@@ -7,6 +7,8 @@ struct StagedSample {
     /// Where the shard keeps the series, if the reader knows (`KeyCache`); the shard
     /// writes back where it found it.
     var route: SeriesRoute
+    /// Where the key is: at this offset of the batch's key arena, or (when negative) at
+    /// `-keyOffset - 1` of the reader's `KeyCache` ring (see `StagedKeys`).
     var keyOffset: Int32
     var keyLength: Int32
     /// Its values: `values[valueStart..<valueEnd]` of the batch.
@@ -72,4 +74,24 @@ struct StagedBatch: ~Copyable {
 
     /// The arena's bytes (valid until the next `appendKey` or `reset`).
     var keyBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: keys, count: keyCount) }
+
+    /// The reader's `KeyCache` ring, where samples of lines seen before find their keys
+    /// (the reader commits before the ring could overwrite a key a staged sample names).
+    var cacheKeys = UnsafeRawBufferPointer(start: nil, count: 0)
+}
+
+/// Where a batch's staged samples find their keys: the batch's own arena or the reader's
+/// `KeyCache` ring (a line seen before is staged without copying its key).
+struct StagedKeys {
+    let arena: UnsafeRawBufferPointer
+    let cache: UnsafeRawBufferPointer
+
+    /// The key of `sample`.
+    @inline(__always)
+    func key(of sample: StagedSample) -> UnsafeRawBufferPointer {
+        let offset = Int(sample.keyOffset)
+        let length = Int(sample.keyLength)
+        if offset >= 0 { return UnsafeRawBufferPointer(rebasing: arena[offset..<(offset + length)]) }
+        return UnsafeRawBufferPointer(rebasing: cache[(-offset - 1)..<(-offset - 1 + length)])
+    }
 }

@@ -12,7 +12,25 @@ enum NumberParsing {
     /// Parses `[+-]?(digits[.digits*]|.digits)([eE][+-]?digits)?` into a finite Double.
     /// Hex, `_` separators, `inf`, `nan` and anything that overflows to ±Inf are rejected.
     /// - Returns: the value, or `nil` when the text is not such a number.
+    @inline(__always)
     static func parseDouble(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Double? {
+        // The common case inline: up to 15 digits without sign or point, exact as an integer.
+        var whole: UInt64 = 0
+        var j = range.lowerBound
+        let end = range.upperBound
+        while j < end {
+            let d = bytes[j] &- 48
+            if d >= 10 { break }
+            whole = whole &* 10 &+ UInt64(d)
+            j &+= 1
+        }
+        if j == end, j > range.lowerBound, j &- range.lowerBound <= 15 { return Double(whole) }
+        return parseGeneral(bytes, range)
+    }
+
+    /// `parseDouble` for everything but short plain integers.
+    @inline(never)
+    private static func parseGeneral(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Double? {
         var i = range.lowerBound
         let end = range.upperBound
         guard i < end else { return nil }
@@ -41,7 +59,8 @@ enum NumberParsing {
         }
         guard digits > 0 else { return nil }
         if i == end, exact, fractionDigits <= 22 {
-            let magnitude = Double(mantissa) / powersOf10[fractionDigits]
+            // (Integers, the common case, skip the table: reading a global costs a `swift_once` check.)
+            let magnitude = fractionDigits == 0 ? Double(mantissa) : Double(mantissa) / powersOf10[fractionDigits]
             return negative ? -magnitude : magnitude
         }
         if i < end {

@@ -22,6 +22,9 @@ public struct DatagramIngestor: ~Copyable {
     private var keys: SeriesKeyBuilder
     private var cache: KeyCache
     private var staged = StagedBatch()
+    /// `cache.written` when the current batch began: samples staged since may name keys in the
+    /// ring, so the batch is committed before a quarter of the ring has been written over.
+    private var batchStart: UInt64 = 0
     /// The current datagram's lines, between the passes of `stage`.
     private var pending = ScratchList<PendingLine>(capacity: 64)
     private var order: [Int32] = []
@@ -94,7 +97,9 @@ public struct DatagramIngestor: ~Copyable {
                 rejected(reason, index, range)
             }
         }
-        if staged.samples.count >= commitThreshold { commit(rejected: rejected) }
+        if staged.samples.count >= commitThreshold || cache.written &- batchStart > UInt64(KeyCache.ringBytes / 4) {
+            commit(rejected: rejected)
+        }
     }
 
     /// Stages a line from its `KeyCache` record and its value.
@@ -113,15 +118,22 @@ public struct DatagramIngestor: ~Copyable {
             guard case .value(let v) = StatsdParser.value(datagram, value, type: type) else { return false }
             staged.values.append(v)
         }
-        let key = cache.key(position)
         let lineID = Int32(staged.lines.count)
         staged.lines.append(StagedLine(datagram: Int32(index), start: Int32(range.lowerBound), end: Int32(range.upperBound)))
-        let offset = staged.appendKey(key)
+        // The key stays in the ring (no copy) unless the record is old enough that the ring
+        // could overwrite it before the commit: a record at most a quarter ring old, the
+        // commit within a quarter ring of inserts plus one datagram's (at most another quarter).
+        let offset: Int32
+        if cache.written &- position <= UInt64(KeyCache.ringBytes / 4) {
+            offset = Int32(-cache.keyOffset(position) - 1)
+        } else {
+            offset = staged.appendKey(cache.key(position))
+        }
         let valueEnd = Int32(staged.values.count)
         staged.samples.append(
             StagedSample(
                 hash: record.keyHash, rate: record.rate, memberHash: memberHash, route: record.route, keyOffset: offset,
-                keyLength: Int32(key.count), valueStart: type == .set ? valueEnd : valueEnd &- 1, valueEnd: valueEnd,
+                keyLength: Int32(record.keyLength), valueStart: type == .set ? valueEnd : valueEnd &- 1, valueEnd: valueEnd,
                 line: lineID, cacheRecord: position, type: type))
         return true
     }
@@ -163,9 +175,11 @@ public struct DatagramIngestor: ~Copyable {
     public mutating func commit(rejected: Rejection) {
         guard !staged.samples.isEmpty else {
             staged.reset()
+            batchStart = cache.written
             return
         }
         rejectedLines.removeAll(keepingCapacity: true)
+        staged.cacheKeys = cache.ringBytes
         table.record(&staged, order: &order, starts: &starts, rejected: &rejectedLines)
         staged.samples.withUnsafeBufferPointer { samples in
             for e in samples where e.cacheRecord != KeyCache.none && e.route.slot >= 0 {
@@ -183,6 +197,7 @@ public struct DatagramIngestor: ~Copyable {
             }
         }
         staged.reset()
+        batchStart = cache.written
     }
 
     /// Adds the counts to the agent's metrics and resets them. Lines received go last, so
