@@ -227,9 +227,12 @@ def scale(args):
                "--datagram-size", "1400", "--seed", "3", "--sequential", "1"]
         subprocess.check_output(cmd)
         # Wait until a page with every series is published: two renders of the same size.
+        # Flushes render the page only while someone asks for it: ask, as a scraper would.
         deadline = time.time() + 180
         while time.time() < deadline:
             time.sleep(1)
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{agent.http}/metrics", method="HEAD"),
+                                   timeout=60).read()
             pages = agent.log_lines("page rendered")
             if len(pages) >= 2 and int(pages[-1]["text_bytes"]) > n * 50 and \
                     pages[-1]["text_bytes"] == pages[-2]["text_bytes"]:

@@ -162,6 +162,8 @@ final class PrometheusServer {
     // 60,000 series: over 8 MB of text, so the page is kept gzipped only and a plain-text
     // scrape is inflated slice by slice while it is written.
     let agent = try StatorProcess(agent: ["--flush_interval", "1s", "--sinks.json.path", "", "--log.level", "debug"])
+    // A request first, as a scraper's: from then on each flush renders the page.
+    #expect(try httpRequest(port: agent.httpPort, "/metrics", method: "HEAD").status == 200)
     for chunk in stride(from: 0, to: 60_000, by: 40) {
         try agent.send((chunk..<(chunk + 40)).map { "streamed.page.series.number.\($0):1|c" }.joined(separator: "\n"))
     }

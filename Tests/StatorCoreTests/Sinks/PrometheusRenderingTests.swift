@@ -359,3 +359,31 @@ func namesFollowTheSpec(_ c: NameCase) {
     #expect(state.familyCount == 40)
     #expect(metrics.labeledValue(SelfMetrics.seriesDropped("prometheus", "type_conflict")) == UInt64(taken.count))
 }
+
+@Test func flushesRenderThePageOnlyWhileSomeoneReadsIt() throws {
+    let metrics = SelfMetrics(readers: 1)
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 4), seed: 7)
+    let sink = PrometheusSink(
+        configuration: PrometheusConfiguration(), metrics: metrics, reservedNames: SelfMetricsPage.familyNames)
+    let flusher = Flusher(
+        table: table, configuration: FlushConfiguration(intervalMillis: 10_000), startMillis: 0, metrics: metrics
+    ) { try? sink.emit($0) }
+    func flush(_ n: Int64, _ lines: [String]) {
+        ingest(table, lines)
+        flusher.flush(at: n * 10_000)
+    }
+    // Nobody has asked: flushes fold their batches in without rendering.
+    flush(1, ["hits:1|c"])
+    flush(2, ["hits:2|c"])
+    #expect(sink.renders == 0)
+    // The first request renders the state as of the last flush, once.
+    #expect(String(decoding: sink.page.body, as: UTF8.self).contains("hits_total 3"))
+    #expect(sink.renders == 1)
+    _ = sink.page
+    #expect(sink.renders == 1)
+    // Someone reads the page now: each flush renders it ahead of the next request.
+    flush(3, ["hits:4|c"])
+    #expect(sink.renders == 2)
+    #expect(String(decoding: sink.page.body, as: UTF8.self).contains("hits_total 7"))
+    #expect(sink.renders == 2)
+}

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Configuration of the Prometheus sink (`sinks.prometheus`).
 public struct PrometheusConfiguration: Sendable {
     /// Prepended to every statsd family name (`prefix`).
@@ -58,11 +60,24 @@ public final class PrometheusPage: Sendable {
 
 /// Folds each batch into the cumulative state and publishes a new page.
 /// A scrape reads the last published page: it takes no shard lock and never waits for a flush.
+///
+/// The page is rendered after a flush only while someone reads it: when nobody has asked
+/// for `/metrics` in the last `eagerWindowSeconds` (an agent whose only reader is the
+/// JSON file, or before the first scrape), a flush only folds its batch in, and the next
+/// request renders the page itself, once, from the same state.
 public final class PrometheusSink: Sink {
     public let name = "prometheus"
     /// The cumulative state (shared with the remote-write sink).
     public let state: CumulativeState
-    private let current = PthreadLock(PrometheusPage.empty)
+    /// The last published page, and whether the state has moved on since it was rendered.
+    private let current = PthreadLock((page: PrometheusPage.empty, stale: false))
+    /// Held while folding in and rendering, so that a page never replaces a newer one.
+    private let rendering = PthreadLock(())
+    /// When the page was last asked for (`WallClock.monotonicSeconds()` bits; 0: never).
+    private let lastAsked = Atomic<UInt64>(0)
+    private let renderCount = Atomic<Int>(0)
+    /// How long after a request flushes keep rendering the page ahead of the next one.
+    static let eagerWindowSeconds = 300.0
 
     /// - Parameters:
     ///   - reservedNames: family names the agent's own metrics use.
@@ -76,8 +91,20 @@ public final class PrometheusSink: Sink {
     }
 
     public func emit(_ batch: FlushBatch) throws {
-        // Folds the batch in unless another sink sharing the state already did; then renders.
-        state.apply(batch)
+        rendering.withLock { _ in
+            // Folds the batch in unless another sink sharing the state already did.
+            state.apply(batch)
+            let asked = Double(bitPattern: lastAsked.load(ordering: .relaxed))
+            if asked > 0, WallClock.monotonicSeconds() - asked < Self.eagerWindowSeconds {
+                publish()
+            } else {
+                current.withLock { $0.stale = true }
+            }
+        }
+    }
+
+    /// Renders the state and publishes the page (`rendering` held).
+    private func publish() {
         let started = WallClock.monotonicSeconds()
         // Render in chunks; once the text outgrows what is kept plain, the rest goes straight
         // into gzip, so the full text of a large page is never held.
@@ -99,7 +126,8 @@ public final class PrometheusSink: Sink {
             }
         }
         let page = PrometheusPage(gzipped: writer?.finish(), plain: plain, textLength: textBytes)
-        current.withLock { $0 = page }
+        current.withLock { $0 = (page, false) }
+        renderCount.wrappingAdd(1, ordering: .relaxed)
         logger?.debug(
             "page rendered",
             metadata: [
@@ -108,6 +136,17 @@ public final class PrometheusSink: Sink {
             ])
     }
 
-    /// The last published page.
-    public var page: PrometheusPage { current.withLock { $0 } }
+    /// The page as of the last flush, rendered now if no flush rendered it (this counts as
+    /// a request: the flushes of the next `eagerWindowSeconds` render ahead again).
+    public var page: PrometheusPage {
+        lastAsked.store(WallClock.monotonicSeconds().bitPattern, ordering: .relaxed)
+        if let fresh = current.withLock({ $0.stale ? nil : $0.page }) { return fresh }
+        rendering.withLock { _ in
+            if current.withLock({ $0.stale }) { publish() }
+        }
+        return current.withLock { $0.page }
+    }
+
+    /// Pages rendered so far (for tests of when rendering happens).
+    var renders: Int { renderCount.load(ordering: .relaxed) }
 }
