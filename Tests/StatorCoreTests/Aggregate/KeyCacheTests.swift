@@ -29,9 +29,9 @@ private func corpus(lines: Int, seed: UInt64) -> [String] {
         case 2: out.append("_e{5,4}:title|text")
         case 3: out.append("nocolon|c")
         case 4, 14, 24, 34:
-            // 400 long identities (3.7 kB each, 1.5 MB together): the 1 MiB ring wraps, and a
+            // 1,000 long identities (3.7 kB each, 3.7 MB together): the 2 MiB ring wraps, and a
             // record dies between sightings of its identity.
-            out.append("wrap.\(rng.next() % 400).\(long):\(pick(values))|c|#k:\(long)")
+            out.append("wrap.\(rng.next() % 1_000).\(long):\(pick(values))|c|#k:\(long)")
         default:
             let identity = pick(identities)
             out.append("\(identity.name):\(pick(values))\(identity.suffix)")
@@ -63,19 +63,29 @@ private func contents(_ table: ShardedTable) -> [String] {
     var cachedCounts = [ParseFailure: Int]()
     var parsedCounts = [ParseFailure: Int]()
 
-    // One reader for everything, lines packed into datagrams of up to 1,400 bytes: most lines are seen before.
+    // One reader for everything, as a reader thread runs: lines packed into datagrams of up
+    // to 60 kB, 64 datagrams staged per commit (the long lines make the ring wrap within a
+    // batch, so keys staged from the ring must survive until the commit). Most lines are seen before.
     var reader = DatagramIngestor(table: cached)
-    var datagram: [UInt8] = []
-    func send() {
-        datagram.withUnsafeBytes { raw in reader.ingest(raw) { reason, _, _ in cachedCounts[reason, default: 0] += 1 } }
-        datagram = []
-    }
+    var datagrams: [[UInt8]] = [[]]
     for line in lines {
-        if !datagram.isEmpty, datagram.count + line.utf8.count >= 1_400 { send() }
-        if !datagram.isEmpty { datagram.append(0x0A) }
-        datagram.append(contentsOf: line.utf8)
+        if !datagrams[datagrams.count - 1].isEmpty, datagrams[datagrams.count - 1].count + line.utf8.count >= 60_000 {
+            datagrams.append([])
+        }
+        if !datagrams[datagrams.count - 1].isEmpty { datagrams[datagrams.count - 1].append(0x0A) }
+        datagrams[datagrams.count - 1].append(contentsOf: line.utf8)
     }
-    send()
+    let report: DatagramIngestor.Rejection = { reason, _, _ in cachedCounts[reason, default: 0] += 1 }
+    for start in stride(from: 0, to: datagrams.count, by: 64) {
+        let batch = datagrams[start..<min(start + 64, datagrams.count)].map { bytes in
+            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
+            copy.copyBytes(from: bytes)
+            return UnsafeRawBufferPointer(copy)
+        }
+        for (k, datagram) in batch.enumerated() { reader.stage(datagram, datagram: k, rejected: report) }
+        reader.commit(rejected: report)
+        for datagram in batch { datagram.deallocate() }
+    }
     // A new reader per line: nothing is ever seen before, every line is parsed.
     for line in lines {
         var fresh = DatagramIngestor(table: parsed)
@@ -88,7 +98,7 @@ private func contents(_ table: ShardedTable) -> [String] {
     #expect(cachedCounts[.invalidValue, default: 0] > 100)
     #expect(cachedCounts[.negativeCounter, default: 0] > 100)
     let recorded = contents(cached)
-    #expect(recorded.count > 350)
+    #expect(recorded.count > 600)
     let expected = contents(parsed)
     #expect(recorded.count == expected.count)
     // The first difference, shortened (the long identities run to kilobytes).
@@ -156,4 +166,29 @@ private func contents(_ table: ShardedTable) -> [String] {
         seen.insert(input.withUnsafeBytes { SeriesKeyBuilder.hash($0, seed: 1) })
     }
     #expect(seen.count == count)
+}
+
+@Test func aKeyStagedFromTheRingSurvivesUntilTheCommit() {
+    // "a" is staged twice in one batch, the second time from its record in the ring (its
+    // series is not known yet, so the shard reads the key). Then 3 MB of new long lines go
+    // through the same batch: more than the 2 MiB ring. The reader must commit (or copy the
+    // key) before the ring overwrites that key.
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 4), seed: 5)
+    var reader = DatagramIngestor(table: table)
+    let long = String(repeating: "y", count: 1_000)
+    var datagrams = ["a:1|c", "a:2|c"].map { Array($0.utf8) }
+    for d in 0..<200 {
+        datagrams.append(Array((0..<4).map { "fill.\(d).\($0).\(long):1|c|#k:\(long)" }.joined(separator: "\n").utf8))
+    }
+    let buffers = datagrams.map { bytes in
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
+        copy.copyBytes(from: bytes)
+        return UnsafeRawBufferPointer(copy)
+    }
+    defer { for b in buffers { b.deallocate() } }
+    for (k, datagram) in buffers.enumerated() { reader.stage(datagram, datagram: k, rejected: { _, _, _ in }) }
+    reader.commit(rejected: { _, _, _ in })
+    let counters = table.drainAll(nextGeneration: 2).flatMap(\.counters)
+    #expect(counters.count == 801)
+    #expect(counters.first { $0.key.name == "a" }?.sum == 3)
 }
