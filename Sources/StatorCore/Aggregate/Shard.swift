@@ -38,14 +38,19 @@ final class Shard: Sendable {
         maxSamples = context.maxSamples
     }
 
-    /// Records staged samples of this shard under one lock. Samples with a route (from the
-    /// reader's `KeyCache`) go straight to their slot when it still holds their series; the
-    /// others are looked up by key, after three prefetch passes (buckets, then slots, then key
-    /// bytes), so that the cache misses of the lookups overlap instead of coming one after another.
-    /// - Parameter rejected: gets the line of each sample dropped by `max_series`.
+    /// Records staged samples of this shard under one lock, in two phases. First each
+    /// sample's series and interval aggregate are found or made, in order (a sample with a
+    /// route from the reader's `KeyCache` goes straight to its slot when the slot still holds
+    /// its series; the others are looked up by key), with prefetch passes before each step so
+    /// that the cache misses of different samples overlap. Then the values are added, through
+    /// the aggregate arrays' buffers (no per-sample uniqueness checks).
+    /// - Parameters:
+    ///   - positions: scratch, one per index.
+    ///   - rejected: gets the line of each sample dropped by `max_series`.
     func record(
         samples: UnsafeMutableBufferPointer<StagedSample>, indices: UnsafeBufferPointer<Int32>,
-        values: UnsafeBufferPointer<ParsedValue>, keys: StagedKeys, rejected: inout [Int32]
+        values: UnsafeBufferPointer<ParsedValue>, keys: StagedKeys, positions: UnsafeMutableBufferPointer<Int32>,
+        rejected: inout [Int32]
     ) {
         state.withLock { s in
             var lookups = 0
@@ -62,44 +67,34 @@ final class Shard: Sendable {
                 for i in indices where samples[Int(i)].route.slot < 0 { s.index.prefetchSlot(samples[Int(i)].hash) }
                 for i in indices where samples[Int(i)].route.slot < 0 { s.index.prefetchKey(samples[Int(i)].hash) }
             }
-            // Routed samples of series that have an aggregate this interval: fetch it, then what it points to.
-            for i in indices {
+            // Each sample's series and aggregate, in order; fetch the aggregate.
+            for (k, i) in indices.enumerated() {
                 let e = samples[Int(i)]
-                if let position = aggregatePosition(s, e.route) { s.interval.prefetch(e.type, at: position) }
-            }
-            for i in indices {
-                let e = samples[Int(i)]
-                if e.type != .counter && e.type != .gauge, let position = aggregatePosition(s, e.route) {
-                    s.interval.prefetchTargets(e.type, at: position, member: e.memberHash)
-                }
-            }
-            for i in indices {
-                let e = samples[Int(i)]
-                let mine = UnsafeBufferPointer(rebasing: values[Int(e.valueStart)..<Int(e.valueEnd)])
                 let id: Int32
                 if s.index.holds(e.route) {
                     id = e.route.slot
                 } else {
-                    let key = keys.key(of: e)
-                    guard let found = series(&s, key: key, hash: e.hash, type: e.type) else {
+                    guard let found = series(&s, key: keys.key(of: e), hash: e.hash, type: e.type) else {
                         rejected.append(e.line)
+                        positions[k] = -1
                         continue
                     }
                     id = found
                     samples[Int(i)].route = SeriesRoute(slot: id, series: s.index[id].key.series)
                 }
-                recordOne(&s, id: id, type: e.type, rate: e.rate, values: mine, memberHash: e.memberHash)
+                let position = aggregate(&s, id: id, type: e.type)
+                positions[k] = Int32(position)
+                s.interval.prefetch(e.type, at: position)
             }
+            // What adding writes outside the aggregate: a set's member slot, a sampled series' buckets and value slot.
+            for (k, i) in indices.enumerated() where positions[k] >= 0 {
+                let type = samples[Int(i)].type
+                if type != .counter && type != .gauge {
+                    s.interval.prefetchTargets(type, at: Int(positions[k]), member: samples[Int(i)].memberHash)
+                }
+            }
+            add(&s, samples: samples, indices: indices, values: values, positions: positions)
         }
-    }
-
-    /// Where the interval's aggregate of a routed series is, if it has one yet.
-    @inline(__always)
-    private func aggregatePosition(_ s: borrowing State, _ route: SeriesRoute) -> Int? {
-        guard s.index.holds(route) else { return nil }
-        let slot = route.slot
-        guard s.index[slot].lastGeneration == s.generation, s.index[slot].position >= 0 else { return nil }
-        return Int(s.index[slot].position)
     }
 
     /// Finds or creates the series of `key` (the lock held).
@@ -114,45 +109,25 @@ final class Shard: Sendable {
         return s.index.insert(owned, hash: hash, generation: s.generation, boundsIndex: bounds)
     }
 
-    /// Adds the values to the interval aggregate of the series in slot `id` (the lock held).
+    /// The position of the interval aggregate of the series in slot `id`, made with the
+    /// series' first sample of the interval (the lock held).
     @inline(__always)
-    private func recordOne(
-        _ s: inout State, id: Int32, type: MetricType, rate: Double, values: UnsafeBufferPointer<ParsedValue>,
-        memberHash: UInt64
-    ) {
+    private func aggregate(_ s: inout State, id: Int32, type: MetricType) -> Int {
         let generation = s.generation
-        var position = Int(s.index[id].position)
-        let fresh = s.index[id].lastGeneration != generation || position < 0
+        let known = Int(s.index[id].position)
+        if s.index[id].lastGeneration == generation, known >= 0 { return known }
+        let key = s.index[id].key
+        let position: Int
         switch type {
         case .counter:
-            if fresh {
-                position = s.interval.counters.count
-                s.interval.counters.append(CounterAggregate(key: s.index[id].key, sum: 0))
-            }
-            var sum = s.interval.counters[position].sum
-            for v in values { sum += v.value / rate }
-            s.interval.counters[position].sum = sum
+            position = s.interval.counters.count
+            s.interval.counters.append(CounterAggregate(key: key, sum: 0))
         case .gauge:
-            if fresh {
-                position = s.interval.gauges.count
-                s.interval.gauges.append(GaugeAggregate(key: s.index[id].key, hasSet: false, value: 0, delta: 0))
-            }
-            for v in values {
-                if !v.isDelta {
-                    s.interval.gauges[position].hasSet = true
-                    s.interval.gauges[position].value = v.value
-                } else if s.interval.gauges[position].hasSet {
-                    s.interval.gauges[position].value += v.value
-                } else {
-                    s.interval.gauges[position].delta += v.value
-                }
-            }
+            position = s.interval.gauges.count
+            s.interval.gauges.append(GaugeAggregate(key: key, hasSet: false, value: 0, delta: 0))
         case .set:
-            if fresh {
-                position = s.interval.sets.count
-                s.interval.sets.append(SetAggregate(key: s.index[id].key))
-            }
-            s.interval.sets[position].members.insert(memberHash)
+            position = s.interval.sets.count
+            s.interval.sets.append(SetAggregate(key: key))
         case .timer, .histogram, .distribution:
             let arena: SampleArena
             if let existing = s.interval.arena {
@@ -161,19 +136,62 @@ final class Shard: Sendable {
                 arena = SampleArena()
                 s.interval.arena = arena
             }
-            if fresh {
-                position = s.interval.samples.count
-                let bounds = self.context.buckets.bounds(at: Int(s.index[id].boundsIndex))
-                s.interval.samples.append(SampleAggregate(key: s.index[id].key, bounds: bounds, arena: arena))
-            }
-            let weight = 1 / rate
-            for v in values {
-                s.interval.samples[position].add(v.value, weight: weight, maxSamples: maxSamples, arena: arena, rng: &s.rng)
-            }
+            position = s.interval.samples.count
+            let bounds = context.buckets.bounds(at: Int(s.index[id].boundsIndex))
+            s.interval.samples.append(SampleAggregate(key: key, bounds: bounds, arena: arena))
         }
-        if fresh {
-            s.index[id].position = Int32(position)
-            s.index[id].lastGeneration = generation
+        s.index[id].position = Int32(position)
+        s.index[id].lastGeneration = generation
+        return position
+    }
+
+    /// Adds each sample's values to its aggregate at `positions` (-1: rejected), in order
+    /// (the lock held).
+    @inline(__always)
+    private func add(
+        _ s: inout State, samples: UnsafeMutableBufferPointer<StagedSample>, indices: UnsafeBufferPointer<Int32>,
+        values: UnsafeBufferPointer<ParsedValue>, positions: UnsafeMutableBufferPointer<Int32>
+    ) {
+        let maxSamples = self.maxSamples
+        let arena = s.interval.arena
+        s.interval.counters.withUnsafeMutableBufferPointer { counters in
+            s.interval.gauges.withUnsafeMutableBufferPointer { gauges in
+                s.interval.sets.withUnsafeMutableBufferPointer { sets in
+                    s.interval.samples.withUnsafeMutableBufferPointer { sampled in
+                        for (k, i) in indices.enumerated() where positions[k] >= 0 {
+                            let e = samples[Int(i)]
+                            let position = Int(positions[k])
+                            let mine = UnsafeBufferPointer(rebasing: values[Int(e.valueStart)..<Int(e.valueEnd)])
+                            switch e.type {
+                            case .counter:
+                                var sum = counters[position].sum
+                                for v in mine { sum += v.value / e.rate }
+                                counters[position].sum = sum
+                            case .gauge:
+                                for v in mine {
+                                    if !v.isDelta {
+                                        gauges[position].hasSet = true
+                                        gauges[position].value = v.value
+                                    } else if gauges[position].hasSet {
+                                        gauges[position].value += v.value
+                                    } else {
+                                        gauges[position].delta += v.value
+                                    }
+                                }
+                            case .set:
+                                sets[position].members.insert(e.memberHash)
+                            case .timer, .histogram, .distribution:
+                                let weight = 1 / e.rate
+                                for v in mine {
+                                    sampled[position].add(
+                                        v.value, weight: weight, maxSamples: maxSamples, arena: arena.unsafelyUnwrapped,
+                                        rng: &s.rng)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -75,7 +75,8 @@ public final class ShardedTable: Sendable {
         // (Unsafe buffers: an array write per sample would check uniqueness every time.)
         let count = shards.count
         if starts.count != 2 * count + 1 { starts = Array(repeating: 0, count: 2 * count + 1) }
-        if order.count < n { order = Array(repeating: 0, count: n) }
+        // order[0..<n]: sample indices grouped by shard; order[n..<2n]: the shards' scratch.
+        if order.count < 2 * n { order = Array(repeating: 0, count: 2 * n) }
         batch.samples.withUnsafeBufferPointer { samples in
             starts.withUnsafeMutableBufferPointer { starts in
                 order.withUnsafeMutableBufferPointer { order in
@@ -95,10 +96,14 @@ public final class ShardedTable: Sendable {
         let keys = StagedKeys(arena: batch.keyBytes, cache: batch.cacheKeys)
         batch.samples.withUnsafeMutableBufferPointer { samples in
             batch.values.withUnsafeBufferPointer { values in
-                order.withUnsafeBufferPointer { order in
+                order.withUnsafeMutableBufferPointer { order in
                     for k in 0..<count where starts[k + 1] > starts[k] {
-                        let indices = UnsafeBufferPointer(rebasing: order[Int(starts[k])..<Int(starts[k + 1])])
-                        shards[k].record(samples: samples, indices: indices, values: values, keys: keys, rejected: &rejected)
+                        let run = Int(starts[k])..<Int(starts[k + 1])
+                        let indices = UnsafeBufferPointer(UnsafeMutableBufferPointer(rebasing: order[run]))
+                        let positions = UnsafeMutableBufferPointer(rebasing: order[(n + run.lowerBound)..<(n + run.upperBound)])
+                        shards[k].record(
+                            samples: samples, indices: indices, values: values, keys: keys, positions: positions,
+                            rejected: &rejected)
                     }
                 }
             }
