@@ -345,13 +345,14 @@ def micro(args):
     if args.callgrind:
         # Count instructions only inside the measured functions, not the corpus generation.
         lines = 200000
-        for label, patterns in [("parse + aggregate (DatagramIngestor stage + commit)",
-                                 ["*DatagramIngestorV5stage*", "*DatagramIngestorV6commit*"]),
-                                ("parse only (StatsdParser.parse)", ["*StatsdParserO5parse__4into*"])]:
+        for label, mode, patterns in [("parse + aggregate (DatagramIngestor stage + commit)", "ingest",
+                                       ["*DatagramIngestorV5stage*", "*DatagramIngestorV6commit*"]),
+                                      ("parse only (split + StatsdParser.parse, every line)", "parse",
+                                       ["*parseEveryLineyySaySays5UInt8VGGF"])]:
             with tempfile.TemporaryDirectory() as tmp:
                 outfile = os.path.join(tmp, "cg.out")
                 subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={outfile}"]
-                               + [f"--toggle-collect={p}" for p in patterns] + [exe, "--lines", str(lines), "--callgrind"],
+                               + [f"--toggle-collect={p}" for p in patterns] + [exe, "--lines", str(lines), "--callgrind", mode],
                                check=True, capture_output=True)
                 summary = subprocess.check_output(["callgrind_annotate", outfile], text=True)
                 total = re.search(r"([\d,]+) \(100.0%\) +PROGRAM TOTALS", summary) or \

@@ -6,15 +6,16 @@ import StatorCore
 // two tags, packed into 1,400-byte datagrams).
 //   stator-micro                     lines per second per core: parse only, parse + aggregate, and
 //                                    as the agent runs (batched commits, flushes every 400k lines)
-//   stator-micro --callgrind --lines N   one pass of parse + aggregate, for instruction counts
+//   stator-micro --callgrind ingest --lines N   one pass of parse + aggregate, for instruction counts
+//   stator-micro --callgrind parse --lines N    one pass of the parser alone over every line
 
 var lineCount = 2_000_000
-var callgrind = false
+var callgrind: String?
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     switch a {
     case "--lines": lineCount = Int(args.popFirst() ?? "") ?? lineCount
-    case "--callgrind": callgrind = true
+    case "--callgrind": callgrind = args.popFirst()
     default: break
     }
 }
@@ -52,8 +53,22 @@ func now() -> Double {
 let table = ShardedTable(configuration: AggregationConfiguration(), seed: 1)
 var ingestor = DatagramIngestor(table: table)
 
-if callgrind {
+if callgrind == "ingest" {
     for d in datagrams { d.withUnsafeBytes { ingestor.ingest($0) } }
+    exit(0)
+}
+/// Parses every line of the corpus (the ingestor parses only lines it has not seen before).
+@inline(never)
+func parseEveryLine(_ datagrams: [[UInt8]]) {
+    var line = ParsedLine()
+    for d in datagrams {
+        d.withUnsafeBytes { raw in
+            LineSplitter.forEachLine(in: raw) { range in _ = StatsdParser.parse(raw, range, into: &line) }
+        }
+    }
+}
+if callgrind == "parse" {
+    parseEveryLine(datagrams)
     exit(0)
 }
 
