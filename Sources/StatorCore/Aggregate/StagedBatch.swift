@@ -1,4 +1,4 @@
-/// One sample group waiting to be recorded, with its key in the batch's key arena.
+/// One sample group waiting to be recorded: its series (key, hash, route if known), rate and values.
 struct StagedSample {
     var hash: UInt64
     var rate: Double
