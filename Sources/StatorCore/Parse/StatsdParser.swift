@@ -254,7 +254,7 @@ public enum StatsdParser {
         if group.type == .set {
             guard out.pendingValues.count == 1 else { return .multipleSetValues }
             let member = out.pendingValues[0]
-            guard !member.isEmpty else { return .invalidValue }
+            guard isMember(member) else { return .invalidValue }
             group.member = member
             return nil
         }
@@ -267,6 +267,10 @@ public enum StatsdParser {
         group.valueEnd = out.values.count
         return nil
     }
+
+    /// Whether `r` can be a set's member: any bytes, but at least one.
+    @inline(__always)
+    public static func isMember(_ r: Range<Int>) -> Bool { !r.isEmpty }
 
     /// What one value of a group that is not a set converts to.
     public enum ValueOutcome {

@@ -112,8 +112,8 @@ public struct DatagramIngestor: ~Copyable {
         let type = MetricType(rawValue: record.type).unsafelyUnwrapped
         var memberHash: UInt64 = 0
         if type == .set {
-            guard !value.isEmpty else { return false }
-            memberHash = SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: datagram[value]), seed: table.memberSeed)
+            guard StatsdParser.isMember(value) else { return false }
+            memberHash = self.memberHash(datagram, value)
         } else {
             guard case .value(let v) = StatsdParser.value(datagram, value, type: type) else { return false }
             staged.values.append(v)
@@ -153,9 +153,7 @@ public struct DatagramIngestor: ~Copyable {
             let offset = staged.appendKey(keys.bytes)
             let valueStart = Int32(staged.values.count)
             for v in group.valueStart..<group.valueEnd { staged.values.append(line.values[v]) }
-            let memberHash =
-                group.type == .set
-                ? SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: datagram[group.member]), seed: table.memberSeed) : 0
+            let memberHash = group.type == .set ? self.memberHash(datagram, group.member) : 0
             var record = KeyCache.none
             if single {
                 record =
@@ -169,6 +167,12 @@ public struct DatagramIngestor: ~Copyable {
                     keyLength: Int32(keys.count), valueStart: valueStart, valueEnd: Int32(staged.values.count), line: lineID,
                     cacheRecord: record, type: group.type))
         }
+    }
+
+    /// A set member's seeded hash (what the set counts).
+    @inline(__always)
+    private func memberHash(_ datagram: UnsafeRawBufferPointer, _ member: Range<Int>) -> UInt64 {
+        SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: datagram[member]), seed: table.memberSeed)
     }
 
     /// Records everything staged. A line that would create a series past `max_series`
