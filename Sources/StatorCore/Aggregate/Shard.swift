@@ -81,6 +81,7 @@ final class Shard: Sendable {
                     }
                     id = found
                     samples[Int(i)].route = SeriesRoute(slot: id, series: s.index[id].key.series)
+                    samples[Int(i)].learned = true
                 }
                 let position = aggregate(&s, id: id, type: e.type)
                 positions[k] = Int32(position)

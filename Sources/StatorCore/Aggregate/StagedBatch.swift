@@ -4,8 +4,8 @@ struct StagedSample {
     var rate: Double
     /// For sets: the member's seeded hash.
     var memberHash: UInt64
-    /// Where the shard keeps the series, if the reader knows (`KeyCache`); the shard
-    /// writes back where it found it.
+    /// Where the shard keeps the series, if the reader knows (`KeyCache`); when it did not
+    /// (or the route was stale), the shard writes back where it found it and sets `learned`.
     var route: SeriesRoute
     /// Where the key is: at this offset of the batch's key arena, or (when negative) at
     /// `-keyOffset - 1` of the reader's `KeyCache` ring (see `StagedKeys`).
@@ -19,6 +19,8 @@ struct StagedSample {
     /// The position of the line's record in the reader's `KeyCache`, or `KeyCache.none`.
     var cacheRecord: UInt64
     var type: MetricType
+    /// Set by the shard when it looked the series up and wrote `route`.
+    var learned = false
 }
 
 /// Where a staged line came from, for the rejection log.

@@ -187,7 +187,7 @@ public struct DatagramIngestor: ~Copyable {
         staged.cacheKeys = cache.ringBytes
         table.record(&staged, order: &order, starts: &starts, rejected: &rejectedLines)
         staged.samples.withUnsafeBufferPointer { samples in
-            for e in samples where e.cacheRecord != KeyCache.none && e.route.slot >= 0 {
+            for e in samples where e.learned && e.cacheRecord != KeyCache.none {
                 cache.learn(e.cacheRecord, route: e.route)
             }
         }
