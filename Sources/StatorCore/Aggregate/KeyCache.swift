@@ -206,10 +206,7 @@ struct KeyCache: ~Copyable {
     /// The encoded key of the record at `position` (valid until the next `insert`).
     @inline(__always)
     func key(_ position: UInt64) -> UnsafeRawBufferPointer {
-        let p = address(position)
-        let record = p.load(as: Record.self)
-        return UnsafeRawBufferPointer(
-            start: p + Record.size + Int(record.nameLength) + Int(record.suffixLength), count: Int(record.keyLength))
+        UnsafeRawBufferPointer(start: ring + keyOffset(position), count: Int(self[position].keyLength))
     }
 
     /// Learns where the shard keeps the series of the record at `position`, if the ring still holds it.

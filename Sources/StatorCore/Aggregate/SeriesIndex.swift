@@ -107,11 +107,7 @@ struct SeriesIndex {
     /// Reads the home bucket (prefetched) and prefetches the slot it names.
     @inline(__always)
     func prefetchSlot(_ hash: UInt64) {
-        let b = buckets[Int(UInt32(truncatingIfNeeded: hash)) & mask]
-        guard b.slot >= 0 else { return }
-        slots.withUnsafeBufferPointer { s in
-            if let base = s.baseAddress { CStatorSys_prefetch(base + Int(b.slot)) }
-        }
+        prefetchSlot(id: buckets[Int(UInt32(truncatingIfNeeded: hash)) & mask].slot)
     }
 
     /// Reads the home bucket and its slot (prefetched) and prefetches the slot's key bytes.
