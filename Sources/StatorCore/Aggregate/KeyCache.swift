@@ -138,8 +138,8 @@ struct KeyCache: ~Copyable {
             let record = p.load(as: Record.self)
             guard Int(record.nameLength) == name.count, Int(record.suffixLength) == suffix.count else { continue }
             let stored = p + Record.size
-            if memcmp(stored, base + name.lowerBound, name.count) == 0,
-                memcmp(stored + name.count, base + suffix.lowerBound, suffix.count) == 0
+            if ByteScan.equal(stored, base + name.lowerBound, count: name.count),
+                ByteScan.equal(stored + name.count, base + suffix.lowerBound, count: suffix.count)
             {
                 return position
             }

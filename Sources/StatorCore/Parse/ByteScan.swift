@@ -24,4 +24,35 @@ public enum ByteScan {
         }
         return nil
     }
+
+    /// Whether `count` bytes at `a` and `b` are equal: words compared in place, the last one
+    /// overlapping (never reading past either end), where a call to `memcmp` costs more than
+    /// the compare for the short names and suffixes of a line.
+    @inline(__always)
+    public static func equal(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count n: Int) -> Bool {
+        if n >= 8 {
+            var i = 0
+            while i &+ 8 < n {
+                if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+                    return false
+                }
+                i &+= 8
+            }
+            return a.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+                == b.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+        }
+        if n >= 4 {
+            let first = a.loadUnaligned(as: UInt32.self) ^ b.loadUnaligned(as: UInt32.self)
+            let last =
+                a.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
+                ^ b.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
+            return first | last == 0
+        }
+        if n == 0 { return true }
+        // 1 to 3 bytes: the first, the middle and the last.
+        let first = a.load(as: UInt8.self) ^ b.load(as: UInt8.self)
+        let middle = a.load(fromByteOffset: n &>> 1, as: UInt8.self) ^ b.load(fromByteOffset: n &>> 1, as: UInt8.self)
+        let last = a.load(fromByteOffset: n &- 1, as: UInt8.self) ^ b.load(fromByteOffset: n &- 1, as: UInt8.self)
+        return first | middle | last == 0
+    }
 }

@@ -138,6 +138,32 @@ private func contents(_ table: ShardedTable) -> [String] {
     }
 }
 
+@Test func byteScanEqualSeesADifferenceAtEveryPositionOfEveryLength() {
+    // The words overlap at the tail and short lengths read first, middle and last: a byte
+    // that differs anywhere must be seen, and equal bytes must compare equal.
+    for count in 0...40 {
+        let a = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+        var equal = true
+        a.withUnsafeBytes { x in
+            a.map { $0 }.withUnsafeBytes { y in
+                equal = ByteScan.equal(
+                    x.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!, y.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!,
+                    count: count)
+            }
+        }
+        #expect(equal, "length \(count)")
+        for position in 0..<count {
+            var b = a
+            b[position] ^= 0x20
+            a.withUnsafeBytes { x in
+                b.withUnsafeBytes { y in
+                    #expect(!ByteScan.equal(x.baseAddress!, y.baseAddress!, count: count), "length \(count), at \(position)")
+                }
+            }
+        }
+    }
+}
+
 @Test func keyHashesOfShortAndOverlappingInputsDiffer() {
     // Every string of up to 3 bytes over 40 letters, and 8-16 byte strings that differ in
     // one byte of the overlapping tail: no two hash alike.
