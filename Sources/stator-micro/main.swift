@@ -8,14 +8,17 @@ import StatorCore
 //                                    as the agent runs (batched commits, flushes every 400k lines)
 //   stator-micro --callgrind ingest --lines N   one pass of parse + aggregate, for instruction counts
 //   stator-micro --callgrind parse --lines N    one pass of the parser alone over every line
+//   --shards N                                  lock shards (default as the agent's)
 
 var lineCount = 2_000_000
 var callgrind: String?
+var shards = AggregationConfiguration.defaultShards
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     switch a {
     case "--lines": lineCount = Int(args.popFirst() ?? "") ?? lineCount
     case "--callgrind": callgrind = args.popFirst()
+    case "--shards": shards = Int(args.popFirst() ?? "") ?? shards
     default: break
     }
 }
@@ -50,7 +53,7 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
-let table = ShardedTable(configuration: AggregationConfiguration(), seed: 1)
+let table = ShardedTable(configuration: AggregationConfiguration(shards: shards), seed: 1)
 var ingestor = DatagramIngestor(table: table)
 
 /// Drives the corpus through an ingestor as a reader does at 400k lines/s: ten datagrams per
@@ -131,7 +134,7 @@ print("(\(lineCount) lines in \(datagrams.count) datagrams; \(metrics / 3) metri
 // As the agent runs: ten datagrams per commit (a typical recvmmsg batch at 400k lines/s)
 // and a flush every 400,000 lines (one second's worth), summaries included.
 do {
-    let agentTable = ShardedTable(configuration: AggregationConfiguration(), seed: 1)
+    let agentTable = ShardedTable(configuration: AggregationConfiguration(shards: shards), seed: 1)
     let flusher = Flusher(
         table: agentTable, configuration: FlushConfiguration(), startMillis: 0, metrics: SelfMetrics(readers: 1)
     ) { _ in }

@@ -1,7 +1,7 @@
 /// Configuration of the aggregation stage.
 public struct AggregationConfiguration: Sendable {
-    /// Number of lock shards, a power of two.
-    public var shards: Int = 64
+    /// Number of lock shards, a power of two (`shards`).
+    public var shards: Int = AggregationConfiguration.defaultShards
     /// Cap on tracked series (`max_series`).
     public var maxSeries: Int = 1_000_000
     /// Exact samples kept per series per interval before the reservoir (`max_samples_per_series`).
@@ -9,8 +9,18 @@ public struct AggregationConfiguration: Sendable {
     /// Histogram buckets of timers, histograms and distributions (`sinks.prometheus.buckets`, `bucket_overrides`).
     public var buckets = HistogramBuckets()
 
+    /// Eight per core (at least 16): few enough that a reader's commit, which visits every shard
+    /// its batch touches, finds several samples per shard (each visit costs a lock and a few
+    /// hundred instructions), and enough that readers, one per core, seldom want the same one.
+    public static var defaultShards: Int {
+        let wanted = max(16, 8 * ReceiverConfiguration.defaultReaders)
+        var n = 16
+        while n < wanted { n <<= 1 }
+        return n
+    }
+
     public init(
-        shards: Int = 64, maxSeries: Int = 1_000_000, maxSamplesPerSeries: Int = 10_000,
+        shards: Int = AggregationConfiguration.defaultShards, maxSeries: Int = 1_000_000, maxSamplesPerSeries: Int = 10_000,
         buckets: HistogramBuckets = HistogramBuckets()
     ) {
         self.shards = shards

@@ -150,7 +150,8 @@ public enum ConfigKeys {
             { Int64($0.aggregation.maxSeries) }
         ) { $0.aggregation.maxSeries = Int($1) },
         ConfigKey(
-            path: "shards", kind: .integer, help: "Lock shards of the series table, a power of two.",
+            path: "shards", kind: .integer,
+            help: "Lock shards of the series table, a power of two (default: eight per core, at least 16).",
             read: { .number(Double($0.aggregation.shards)) }
         ) { (c, v) throws(ConfigError) in
             guard case .number(let d) = v, d == d.rounded(), d >= 1, d <= 65536, Int(d) & (Int(d) - 1) == 0 else {

@@ -31,8 +31,9 @@ private func cells(_ line: Substring) -> [String] {
         guard let row = documented[key.path] else { continue }
         #expect(row[1] == key.flag, "\(key.path)")
         #expect(row[2] == key.environmentName, "\(key.path)")
-        // udp.readers defaults to the machine's core count; the reference says so in words.
-        let expected = key.path == "udp.readers" ? "number of cores" : key.defaultText
+        // udp.readers and shards default from the machine's core count; the reference says so in words.
+        let expected =
+            key.path == "udp.readers" ? "number of cores" : key.path == "shards" ? "8 per core, at least 16" : key.defaultText
         #expect(row[3] == expected, "\(key.path)")
         #expect(row[4] == key.help, "\(key.path)")
     }
