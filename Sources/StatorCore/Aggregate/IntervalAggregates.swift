@@ -30,6 +30,16 @@ struct MemberSet {
     private var slots: [UInt64] = []
     private var hasZero = false
 
+    init() {}
+
+    /// An empty set with room for `expected` slots (rounded up to a power of two; 0: none yet).
+    init(expected: Int) {
+        guard expected > 0 else { return }
+        var n = 8
+        while n < expected { n <<= 1 }
+        slots = Array(repeating: 0, count: n)
+    }
+
     /// Starts fetching the slot where `member` would go in the set of `aggregate`.
     /// (Static, reading fields through the pointer: a method call on the element would copy it.)
     @inline(__always)
@@ -43,6 +53,9 @@ struct MemberSet {
 
     /// Number of distinct members.
     private(set) var count = 0
+
+    /// Slots of the table (twice the members at most, or a power of two it was sized to).
+    var capacity: Int { slots.count }
 
     @inline(__always)
     mutating func insert(_ member: UInt64) {

@@ -24,8 +24,16 @@ struct SeriesSlot {
     /// `lastGeneration` is the shard's current generation.
     var position: Int32
     /// Histogram buckets of a timer/histogram/distribution series, resolved once at creation
-    /// (`HistogramBuckets.boundsIndex(for:)`).
+    /// (`HistogramBuckets.boundsIndex(for:)`); for a set, `setSizeHint`.
     var boundsIndex: UInt32
+
+    /// A set's table size for its next interval: twice the members of its last interval (so
+    /// the table does not grow, rehashing, through the sizes below every interval). Shares
+    /// the field with `boundsIndex`, which sets do not use, to keep the slot at 40 bytes.
+    var setSizeHint: UInt32 {
+        get { boundsIndex }
+        set { boundsIndex = newValue }
+    }
 }
 
 /// An open-addressing (linear probing) map from key bytes to series slots.

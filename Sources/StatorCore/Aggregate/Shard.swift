@@ -127,8 +127,10 @@ final class Shard: Sendable {
             position = s.interval.gauges.count
             s.interval.gauges.append(GaugeAggregate(key: key, hasSet: false, value: 0, delta: 0))
         case .set:
+            // Sized for as many members as the last interval's; the hint then follows this one's.
             position = s.interval.sets.count
-            s.interval.sets.append(SetAggregate(key: key))
+            s.interval.sets.append(SetAggregate(key: key, members: MemberSet(expected: Int(s.index[id].setSizeHint))))
+            s.index[id].setSizeHint = 0
         case .timer, .histogram, .distribution:
             let arena: SampleArena
             if let existing = s.interval.arena {
@@ -181,6 +183,8 @@ final class Shard: Sendable {
                                 }
                             case .set:
                                 sets[position].members.insert(e.memberHash)
+                                let wanted = UInt32(clamping: sets[position].members.count &* 2)
+                                if wanted > s.index[e.route.slot].setSizeHint { s.index[e.route.slot].setSizeHint = wanted }
                             case .timer, .histogram, .distribution:
                                 let weight = 1 / e.rate
                                 for v in mine {

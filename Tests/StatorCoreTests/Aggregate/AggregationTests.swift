@@ -82,6 +82,25 @@ extension FlushBatch {
     #expect(h.flush(at: 30_000).set("u") == 1)
 }
 
+@Test func aSetsTableIsSizedForItsLastIntervalsMembers() {
+    // Grown once, a set's table starts the next interval at the size it reached (no regrowing
+    // through the sizes below), and shrinks again after an interval with fewer members.
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 1), seed: 1)
+    func drained(_ generation: UInt32) -> [SetAggregate] { table.drainAll(nextGeneration: generation).flatMap(\.sets) }
+    ingest(table, (0..<100).map { "s:m\($0)|s" })
+    let first = drained(2)
+    #expect(first.map(\.members.count) == [100])
+    #expect(first.map(\.members.capacity) == [256])
+    ingest(table, ["s:x|s"])
+    let second = drained(3)
+    #expect(second.map(\.members.count) == [1])
+    #expect(second.map(\.members.capacity) == [256])
+    ingest(table, ["s:y|s", "s:z|s"])
+    let third = drained(4)
+    #expect(third.map(\.members.count) == [2])
+    #expect(third.map(\.members.capacity) == [8])
+}
+
 @Test func timerStatisticsEvenCount() throws {
     let h = Harness()
     h.send("t:" + (1...10).map(String.init).joined(separator: ":") + "|ms")
