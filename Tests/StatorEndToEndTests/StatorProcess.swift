@@ -176,8 +176,20 @@ func sendUDP(_ datagrams: [[UInt8]], host: String = "127.0.0.1", port: UInt16) t
     var sndbuf: Int32 = 4 << 20
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, 4)
     for datagram in datagrams {
-        let sent = withSocketAddress(host, port) { sendto(fd, datagram, datagram.count, 0, $0, $1) }
-        guard sent == datagram.count else { throw TestFailure("sendto failed: \(String(cString: strerror(errno)))") }
+        // A loaded machine (the whole suite runs at once) can refuse a send for a moment
+        // (ENOBUFS and the like): retry a few times, a few milliseconds apart, then report
+        // what the last attempt said.
+        var attempts = 0
+        while true {
+            let sent = withSocketAddress(host, port) { sendto(fd, datagram, datagram.count, 0, $0, $1) }
+            let error = errno
+            if sent == datagram.count { break }
+            attempts += 1
+            guard attempts < 20, sent < 0 else {
+                throw TestFailure("sendto returned \(sent) of \(datagram.count) bytes: \(String(cString: strerror(error)))")
+            }
+            usleep(5_000)
+        }
     }
 }
 
