@@ -34,7 +34,8 @@ public struct AggregationConfiguration: Sendable {
 /// each shard behind its own lock, updated concurrently by the reader threads.
 public final class ShardedTable: Sendable {
     private let shards: [Shard]
-    private let shardShift: UInt64
+    /// Shards minus one: a shard is picked by bits 48 and up of the key hash.
+    private let shardMask: Int
     let budget: SeriesBudget
     let configuration: AggregationConfiguration
     /// Seeds the key hash (per process, against crafted collisions).
@@ -48,8 +49,9 @@ public final class ShardedTable: Sendable {
     ///   - seed: hash seed; random by default.
     public init(configuration: AggregationConfiguration, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
         precondition(
-            configuration.shards > 0 && configuration.shards & (configuration.shards - 1) == 0,
-            "shards must be a power of two")
+            configuration.shards > 0 && configuration.shards <= 1 << 16
+                && configuration.shards & (configuration.shards - 1) == 0,
+            "shards must be a power of two up to 65536")
         self.configuration = configuration
         self.seed = seed
         var rng = SplitMix64(state: seed)
@@ -60,15 +62,15 @@ public final class ShardedTable: Sendable {
         let context = ShardContext(
             budget: budget, maxSamples: configuration.maxSamplesPerSeries, buckets: configuration.buckets, keySeed: seed)
         shards = (0..<configuration.shards).map { _ in Shard(seed: rng.next(), context: context) }
-        shardShift = UInt64(64 - configuration.shards.trailingZeroBitCount)
+        shardMask = configuration.shards - 1
     }
 
     /// Makes the per-thread scratch for `record(_:_:scratch:)`.
     func makeKeyBuilder() -> SeriesKeyBuilder { SeriesKeyBuilder(seed: seed) }
 
-    /// The shard a key hash belongs to (high bits; the index uses the low bits).
+    /// The shard a key hash belongs to (bits 48 and up; the index uses the low bits).
     @inline(__always)
-    func shardIndex(_ hash: UInt64) -> Int { shardShift == 64 ? 0 : Int(hash >> shardShift) }
+    func shardIndex(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash &>> 48) & shardMask }
 
     /// Number of shards.
     var shardCount: Int { shards.count }
