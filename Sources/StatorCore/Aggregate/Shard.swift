@@ -91,7 +91,7 @@ final class Shard: Sendable {
             for (k, i) in indices.enumerated() where positions[k] >= 0 {
                 let type = samples[Int(i)].type
                 if type != .counter && type != .gauge {
-                    s.interval.prefetchTargets(type, at: Int(positions[k]), member: samples[Int(i)].memberHash)
+                    s.interval.prefetchTargets(type, at: Int(positions[k]), member: samples[Int(i)].payload)
                 }
             }
             add(&s, samples: samples, indices: indices, values: values, positions: positions)
@@ -164,14 +164,13 @@ final class Shard: Sendable {
                         for (k, i) in indices.enumerated() where positions[k] >= 0 {
                             let e = samples[Int(i)]
                             let position = Int(positions[k])
-                            let mine = UnsafeBufferPointer(rebasing: values[Int(e.valueStart)..<Int(e.valueEnd)])
                             switch e.type {
                             case .counter:
                                 var sum = counters[position].sum
-                                for v in mine { sum += v.value / e.rate }
+                                e.forEachValue(in: values) { v in sum += v.value / e.rate }
                                 counters[position].sum = sum
                             case .gauge:
-                                for v in mine {
+                                e.forEachValue(in: values) { v in
                                     if !v.isDelta {
                                         gauges[position].hasSet = true
                                         gauges[position].value = v.value
@@ -182,12 +181,12 @@ final class Shard: Sendable {
                                     }
                                 }
                             case .set:
-                                sets[position].members.insert(e.memberHash)
+                                sets[position].members.insert(e.payload)
                                 let wanted = UInt32(clamping: sets[position].members.count &* 2)
                                 if wanted > s.index[e.route.slot].setSizeHint { s.index[e.route.slot].setSizeHint = wanted }
                             case .timer, .histogram, .distribution:
                                 let weight = 1 / e.rate
-                                for v in mine {
+                                e.forEachValue(in: values) { v in
                                     sampled[position].add(
                                         v.value, weight: weight, maxSamples: maxSamples, arena: arena.unsafelyUnwrapped,
                                         rng: &s.rng)

@@ -115,13 +115,16 @@ public struct DatagramIngestor: ~Copyable {
     ) -> Bool {
         let record = cache[position]
         let type = MetricType(rawValue: record.type).unsafelyUnwrapped
-        var memberHash: UInt64 = 0
+        // The member's hash for a set, else the value itself (inline: nothing in the value list).
+        let payload: UInt64
+        var inline: UInt8 = 0
         if type == .set {
             guard StatsdParser.isMember(value) else { return false }
-            memberHash = SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: datagram[value]), seed: memberSeed)
+            payload = SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: datagram[value]), seed: memberSeed)
         } else {
             guard case .value(let v) = StatsdParser.value(datagram, value, type: type) else { return false }
-            staged.values.append(v)
+            payload = v.value.bitPattern
+            inline = v.isDelta ? 2 : 1
         }
         let lineID = Int32(staged.lines.count)
         staged.lines.append(StagedLine(datagram: Int32(index), start: Int32(range.lowerBound), end: Int32(range.upperBound)))
@@ -135,12 +138,11 @@ public struct DatagramIngestor: ~Copyable {
         } else {
             offset = staged.appendKey(cache.key(position))
         }
-        let valueEnd = Int32(staged.values.count)
         staged.samples.append(
             StagedSample(
-                hash: record.keyHash, rate: record.rate, memberHash: memberHash, route: record.route, keyOffset: offset,
-                keyLength: Int32(record.keyLength), valueStart: type == .set ? valueEnd : valueEnd &- 1, valueEnd: valueEnd,
-                line: lineID, cacheRecord: position, type: type))
+                hash: record.keyHash, rate: record.rate, payload: payload, route: record.route, keyOffset: offset,
+                keyLength: Int32(record.keyLength), valueStart: 0, valueEnd: 0, line: lineID, cacheRecord: position,
+                type: type, inline: inline))
         return true
     }
 
@@ -168,7 +170,7 @@ public struct DatagramIngestor: ~Copyable {
             }
             staged.samples.append(
                 StagedSample(
-                    hash: hash, rate: group.rate, memberHash: memberHash, route: .unknown, keyOffset: offset,
+                    hash: hash, rate: group.rate, payload: memberHash, route: .unknown, keyOffset: offset,
                     keyLength: Int32(keys.count), valueStart: valueStart, valueEnd: Int32(staged.values.count), line: lineID,
                     cacheRecord: record, type: group.type))
         }
