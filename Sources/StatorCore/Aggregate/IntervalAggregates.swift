@@ -35,9 +35,7 @@ struct MemberSet {
     /// An empty set with room for `expected` slots (rounded up to a power of two; 0: none yet).
     init(expected: Int) {
         guard expected > 0 else { return }
-        var n = 8
-        while n < expected { n <<= 1 }
-        slots = Array(repeating: 0, count: n)
+        slots = Array(repeating: 0, count: Int.powerOfTwo(atLeast: expected, minimum: 8))
     }
 
     /// Starts fetching the slot where `member` would go in the set of `aggregate`.

@@ -60,8 +60,7 @@ struct SeriesIndex {
 
     init(seed: UInt64, initialBuckets: Int = 64) {
         self.seed = seed
-        var n = 16
-        while n < initialBuckets { n <<= 1 }
+        let n = Int.powerOfTwo(atLeast: initialBuckets, minimum: 16)
         buckets = Array(repeating: Bucket(tag: 0, slot: -1), count: n)
         mask = n - 1
     }

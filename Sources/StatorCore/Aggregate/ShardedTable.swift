@@ -13,10 +13,7 @@ public struct AggregationConfiguration: Sendable {
     /// its batch touches, finds several samples per shard (each visit costs a lock and a few
     /// hundred instructions), and enough that readers, one per core, seldom want the same one.
     public static var defaultShards: Int {
-        let wanted = max(16, 8 * ReceiverConfiguration.defaultReaders)
-        var n = 16
-        while n < wanted { n <<= 1 }
-        return n
+        Int.powerOfTwo(atLeast: 8 * ReceiverConfiguration.defaultReaders, minimum: 16)
     }
 
     public init(

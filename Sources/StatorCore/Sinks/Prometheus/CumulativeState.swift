@@ -412,9 +412,7 @@ public final class CumulativeState: Sendable {
     /// Sizes `nameHeads` for `nameCount` names (a bucket per name, rounded up to a power of
     /// two: 4 bytes per name) and links every live family into it again.
     private func rebuildNameHeads(_ s: inout State) {
-        var size = 64
-        while size < s.nameCount { size <<= 1 }
-        s.nameHeads = [Int32](repeating: -1, count: size)
+        s.nameHeads = [Int32](repeating: -1, count: Int.powerOfTwo(atLeast: s.nameCount, minimum: 64))
         s.histogramNameLinks = [:]
         var f = s.firstFamily
         while f >= 0 {
