@@ -108,30 +108,11 @@ struct KeyCache: ~Copyable {
         return h | 1
     }
 
-    /// Folds `n` bytes at `p` into `h`, eight at a time (the last eight overlapping).
+    /// Folds `n` bytes at `p` into `h`, a multiply per eight bytes (`ByteScan.forEachWord`).
     @inline(__always)
     private static func mix(_ p: UnsafeRawPointer, _ n: Int, _ h: UInt64) -> UInt64 {
-        let k: UInt64 = 0xBF58_476D_1CE4_E5B9
         var h = h
-        if n >= 8 {
-            var i = 0
-            while i &+ 8 < n {
-                h = (h ^ p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* k
-                i &+= 8
-            }
-            return (h ^ p.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)) &* k
-        }
-        if n >= 4 {
-            let w =
-                UInt64(p.loadUnaligned(as: UInt32.self)) | UInt64(p.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)) << 32
-            return (h ^ w) &* k
-        }
-        if n > 0 {
-            let w =
-                UInt64(p.load(as: UInt8.self)) | UInt64(p.load(fromByteOffset: n &>> 1, as: UInt8.self)) << 8
-                | UInt64(p.load(fromByteOffset: n &- 1, as: UInt8.self)) << 16
-            return (h ^ w) &* k
-        }
+        ByteScan.forEachWord(p, count: n) { w in h = (h ^ w) &* 0xBF58_476D_1CE4_E5B9 }
         return h
     }
 

@@ -145,27 +145,11 @@ struct SeriesKeyBuilder: ~Copyable {
     @inline(__always)
     static func hash(_ p: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
         var h = seed ^ (UInt64(p.count) &* 0x9E37_79B9_7F4A_7C15)
-        let n = p.count
-        if n >= 8 {
-            var i = 0
-            while i &+ 8 < n {
-                h = (h ^ p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+        if let base = p.baseAddress {
+            ByteScan.forEachWord(base, count: p.count) { w in
+                h = (h ^ w) &* 0xBF58_476D_1CE4_E5B9
                 h ^= h >> 29
-                i &+= 8
             }
-            h = (h ^ p.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
-            h ^= h >> 29
-        } else if n > 0 {
-            let w: UInt64
-            if n >= 4 {
-                w =
-                    UInt64(p.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
-                    | UInt64(p.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)) << 32
-            } else {
-                w = UInt64(p[0]) | UInt64(p[n >> 1]) << 8 | UInt64(p[n &- 1]) << 16
-            }
-            h = (h ^ w) &* 0xBF58_476D_1CE4_E5B9
-            h ^= h >> 29
         }
         h ^= h >> 30
         h &*= 0xBF58_476D_1CE4_E5B9

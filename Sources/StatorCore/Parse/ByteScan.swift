@@ -25,6 +25,29 @@ public enum ByteScan {
         return nil
     }
 
+    /// Calls `body` with the `count` bytes at `p` as 64-bit words, for hashing: each eight
+    /// bytes in turn, the last eight overlapping the one before (never reading past the end);
+    /// four to seven bytes as their first and last four; one to three as the first, middle and
+    /// last byte; nothing for none.
+    @inline(__always)
+    public static func forEachWord(_ p: UnsafeRawPointer, count n: Int, _ body: (UInt64) -> Void) {
+        if n >= 8 {
+            var i = 0
+            while i &+ 8 < n {
+                body(p.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                i &+= 8
+            }
+            body(p.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self))
+        } else if n >= 4 {
+            body(
+                UInt64(p.loadUnaligned(as: UInt32.self)) | UInt64(p.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)) << 32)
+        } else if n > 0 {
+            body(
+                UInt64(p.load(as: UInt8.self)) | UInt64(p.load(fromByteOffset: n &>> 1, as: UInt8.self)) << 8
+                    | UInt64(p.load(fromByteOffset: n &- 1, as: UInt8.self)) << 16)
+        }
+    }
+
     /// Whether `count` bytes at `a` and `b` are equal: words compared in place, the last one
     /// overlapping (never reading past either end), where a call to `memcmp` costs more than
     /// the compare for the short names and suffixes of a line.
