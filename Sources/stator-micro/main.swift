@@ -82,7 +82,7 @@ func ingestAsTheAgent(_ datagrams: [[UInt8]], table: ShardedTable, flusher: Flus
 }
 
 if callgrind == "ingest" {
-    // (Callgrind counts only stage, commit and release: the flushes are not the hot path.)
+    // (Callgrind counts only stage and commit: the flushes are not the hot path.)
     let flusher = Flusher(table: table, configuration: FlushConfiguration(), startMillis: 0, metrics: SelfMetrics(readers: 1)) {
         _ in
     }
