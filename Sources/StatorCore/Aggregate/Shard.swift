@@ -46,7 +46,7 @@ final class Shard: Sendable {
     /// the aggregate arrays' buffers (no per-sample uniqueness checks).
     /// - Parameters:
     ///   - positions: scratch, one per index.
-    ///   - rejected: gets the line of each sample dropped by `max_series`.
+    ///   - rejected: gets the index of each sample dropped by `max_series`.
     func record(
         samples: UnsafeMutableBufferPointer<StagedSample>, indices: UnsafeBufferPointer<Int32>,
         values: UnsafeBufferPointer<ParsedValue>, keys: StagedKeys, positions: UnsafeMutableBufferPointer<Int32>,
@@ -75,7 +75,7 @@ final class Shard: Sendable {
                     id = e.route.slot
                 } else {
                     guard let found = series(&s, key: keys.key(of: e), hash: e.hash, type: e.type) else {
-                        rejected.append(e.line)
+                        rejected.append(i)
                         positions[k] = -1
                         continue
                     }

@@ -75,7 +75,7 @@ public final class ShardedTable: Sendable {
     /// Records a staged batch shard by shard (see `StagedBatch`).
     /// - Parameters:
     ///   - order: scratch for the grouping (reused by the caller).
-    ///   - rejected: gets the line of each sample dropped by `max_series`.
+    ///   - rejected: gets the index of each sample dropped by `max_series`.
     /// Each sample's `route` is left where its shard found or made the series.
     func record(_ batch: inout StagedBatch, order: inout [Int32], starts: inout [Int32], rejected: inout [Int32]) {
         let n = batch.samples.count

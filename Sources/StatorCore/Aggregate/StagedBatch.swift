@@ -15,8 +15,12 @@ struct StagedSample {
     /// Its values: `values[valueStart..<valueEnd]` of the batch.
     var valueStart: Int32
     var valueEnd: Int32
-    /// The line it came from (`lines` of the batch), to count a rejected line once.
-    var line: Int32
+    /// The line it came from: its datagram's number in the caller's batch and its byte range
+    /// there (for the rejection log; the samples of one line share them, so that a rejected
+    /// line is counted once).
+    var datagram: Int32
+    var lineStart: Int32
+    var lineEnd: Int32
     /// The position of the line's record in the reader's `KeyCache`, or `KeyCache.none`.
     var cacheRecord: UInt64
     var type: MetricType
@@ -38,20 +42,12 @@ struct StagedSample {
     }
 }
 
-/// Where a staged line came from, for the rejection log.
-struct StagedLine {
-    var datagram: Int32
-    var start: Int32
-    var end: Int32
-}
-
 /// Parsed samples of many datagrams, staged so that they can be recorded shard by
 /// shard: one lock per shard per batch instead of one per line, and the cache misses
 /// of a shard's lookups overlapped by prefetching. Owned by one reader; reused.
 struct StagedBatch: ~Copyable {
     var samples = ScratchList<StagedSample>(capacity: 4096)
     var values = ScratchList<ParsedValue>(capacity: 4096)
-    var lines = ScratchList<StagedLine>(capacity: 4096)
     /// Key bytes of every staged sample.
     private var keys: UnsafeMutablePointer<UInt8>
     private var keyCapacity = 1 << 16
@@ -64,7 +60,6 @@ struct StagedBatch: ~Copyable {
     mutating func reset() {
         samples.removeAll()
         values.removeAll()
-        lines.removeAll()
         keyCount = 0
     }
 

@@ -29,7 +29,7 @@ public struct DatagramIngestor: ~Copyable {
     private var pending = ScratchList<PendingLine>(capacity: 64)
     private var order: [Int32] = []
     private var starts: [Int32] = []
-    private var rejectedLines: [Int32] = []
+    private var rejectedSamples: [Int32] = []
     /// Counts since the last `flushCounts(to:)`.
     public private(set) var lines: UInt64 = 0
     public private(set) var events: UInt64 = 0
@@ -126,8 +126,6 @@ public struct DatagramIngestor: ~Copyable {
             payload = v.value.bitPattern
             inline = v.isDelta ? 2 : 1
         }
-        let lineID = Int32(staged.lines.count)
-        staged.lines.append(StagedLine(datagram: Int32(index), start: Int32(range.lowerBound), end: Int32(range.upperBound)))
         // The key stays in the ring (no copy) unless the record is old enough that the ring
         // could overwrite it before the commit: a record at most half a ring old, the commit
         // within an eighth of a ring of inserts plus one datagram's (64 KiB of the shortest
@@ -141,8 +139,9 @@ public struct DatagramIngestor: ~Copyable {
         staged.samples.append(
             StagedSample(
                 hash: record.keyHash, rate: record.rate, payload: payload, route: record.route, keyOffset: offset,
-                keyLength: Int32(record.keyLength), valueStart: 0, valueEnd: 0, line: lineID, cacheRecord: position,
-                type: type, inline: inline))
+                keyLength: Int32(record.keyLength), valueStart: 0, valueEnd: 0, datagram: Int32(index),
+                lineStart: Int32(range.lowerBound), lineEnd: Int32(range.upperBound), cacheRecord: position, type: type,
+                inline: inline))
         return true
     }
 
@@ -151,8 +150,6 @@ public struct DatagramIngestor: ~Copyable {
     private mutating func stageLine(_ datagram: UnsafeRawBufferPointer, _ p: PendingLine, _ index: Int) {
         let range = p.range
         keys.prepare(line, datagram)
-        let lineID = Int32(staged.lines.count)
-        staged.lines.append(StagedLine(datagram: Int32(index), start: Int32(range.lowerBound), end: Int32(range.upperBound)))
         let single = p.identity != 0 && line.groups.count == 1 && line.values.count <= 1
         for g in line.groups.indices {
             let group = line.groups[g]
@@ -171,7 +168,8 @@ public struct DatagramIngestor: ~Copyable {
             staged.samples.append(
                 StagedSample(
                     hash: hash, rate: group.rate, payload: memberHash, route: .unknown, keyOffset: offset,
-                    keyLength: Int32(keys.count), valueStart: valueStart, valueEnd: Int32(staged.values.count), line: lineID,
+                    keyLength: Int32(keys.count), valueStart: valueStart, valueEnd: Int32(staged.values.count),
+                    datagram: Int32(index), lineStart: Int32(range.lowerBound), lineEnd: Int32(range.upperBound),
                     cacheRecord: record, type: group.type))
         }
     }
@@ -190,22 +188,24 @@ public struct DatagramIngestor: ~Copyable {
             batchStart = cache.written
             return
         }
-        rejectedLines.removeAll(keepingCapacity: true)
+        rejectedSamples.removeAll(keepingCapacity: true)
         staged.cacheKeys = cache.ringBytes
-        table.record(&staged, order: &order, starts: &starts, rejected: &rejectedLines)
+        table.record(&staged, order: &order, starts: &starts, rejected: &rejectedSamples)
         staged.samples.withUnsafeBufferPointer { samples in
             for e in samples where e.learned && e.cacheRecord != KeyCache.none {
                 cache.learn(e.cacheRecord, route: e.route)
             }
         }
-        if !rejectedLines.isEmpty {
-            rejectedLines.sort()
-            var previous: Int32 = -1
-            for id in rejectedLines where id != previous {
-                previous = id
+        if !rejectedSamples.isEmpty {
+            // Samples are staged in line order, so a line's samples are neighbours once sorted.
+            rejectedSamples.sort()
+            var previous: (Int32, Int32) = (-1, -1)
+            for i in rejectedSamples {
+                let e = staged.samples[Int(i)]
+                guard (e.datagram, e.lineStart) != previous else { continue }
+                previous = (e.datagram, e.lineStart)
                 invalid[Int(ParseFailure.seriesLimit.rawValue)] &+= 1
-                let l = staged.lines[Int(id)]
-                rejected(.seriesLimit, Int(l.datagram), Int(l.start)..<Int(l.end))
+                rejected(.seriesLimit, Int(e.datagram), Int(e.lineStart)..<Int(e.lineEnd))
             }
         }
         staged.reset()

@@ -208,6 +208,27 @@ extension FlushBatch {
     #expect(batch.counter("c") == nil)
 }
 
+@Test func aLineDroppedBySeriesLimitIsReportedOnceWithItsBytes() {
+    // One series allowed, and taken: the first line's two groups (two new series) are one
+    // dropped line, and the second line another; each is reported once, with its own bytes.
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 4, maxSeries: 1), seed: 3)
+    var ingestor = DatagramIngestor(table: table)
+    Array("a:1|c".utf8).withUnsafeBytes { ingestor.ingest($0) }
+    let text = "x:1|c:2|ms\ny:3|c\na:2|c"
+    var reports: [String] = []
+    Array(text.utf8).withUnsafeBytes { raw in
+        ingestor.ingest(raw) { reason, datagram, range in
+            reports.append(
+                "\(reason) \(datagram) \(String(decoding: UnsafeRawBufferPointer(rebasing: raw[range]), as: UTF8.self))")
+        }
+    }
+    #expect(reports == ["series_limit 0 x:1|c:2|ms", "series_limit 0 y:3|c"])
+    let metrics = SelfMetrics(readers: 1)
+    ingestor.flushCounts(to: metrics)
+    #expect(metrics.linesInvalid[Int(ParseFailure.seriesLimit.rawValue)].value == 2)
+    #expect(table.drainAll(nextGeneration: 2).flatMap(\.counters).map(\.sum) == [3])
+}
+
 @Test func seriesExpireAfterTTLAndFreeTheBudget() throws {
     let h = Harness(maxSeries: 2, ttlMillis: 20_000)
     h.send("a:1|c", "g:5|g")

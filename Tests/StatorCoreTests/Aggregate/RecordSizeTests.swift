@@ -10,4 +10,6 @@ import Testing
     #expect(MemoryLayout<CumulativeState.Family>.stride == 40)
     #expect(MemoryLayout<CumulativeState.Series>.stride == 40)
     #expect(MemoryLayout<CumulativeState.Route>.stride == 8)
+    // Written once per line and read by the shard's passes.
+    #expect(MemoryLayout<StagedSample>.stride == 80)
 }
