@@ -120,7 +120,7 @@ public struct DatagramIngestor: ~Copyable {
         var inline: UInt8 = 0
         if type == .set {
             guard StatsdParser.isMember(value) else { return false }
-            payload = SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: datagram[value]), seed: memberSeed)
+            payload = memberHash(datagram, value, seed: memberSeed)
         } else {
             guard case .value(let v) = StatsdParser.value(datagram, value, type: type) else { return false }
             payload = v.value.bitPattern
@@ -157,7 +157,7 @@ public struct DatagramIngestor: ~Copyable {
             let offset = staged.appendKey(keys.bytes)
             let valueStart = Int32(staged.values.count)
             for v in group.valueStart..<group.valueEnd { staged.values.append(line.values[v]) }
-            let memberHash = group.type == .set ? self.memberHash(datagram, group.member) : 0
+            let memberHash = group.type == .set ? Self.memberHash(datagram, group.member, seed: table.memberSeed) : 0
             var record = KeyCache.none
             if single {
                 record =
@@ -176,8 +176,8 @@ public struct DatagramIngestor: ~Copyable {
 
     /// A set member's seeded hash (what the set counts).
     @inline(__always)
-    private func memberHash(_ datagram: UnsafeRawBufferPointer, _ member: Range<Int>) -> UInt64 {
-        SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: datagram[member]), seed: table.memberSeed)
+    private static func memberHash(_ datagram: UnsafeRawBufferPointer, _ member: Range<Int>, seed: UInt64) -> UInt64 {
+        SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: datagram[member]), seed: seed)
     }
 
     /// Records everything staged. A line that would create a series past `max_series`
