@@ -79,6 +79,12 @@ struct MemberSet {
         }
     }
 
+    /// Adds every member of `other` (merging one series' interval from two places).
+    mutating func formUnion(_ other: MemberSet) {
+        if other.hasZero { insert(0) }
+        for member in other.slots where member != 0 { insert(member) }
+    }
+
     private mutating func grow() {
         let old = slots
         slots = Array(repeating: 0, count: max(8, old.count * 2))
@@ -179,14 +185,7 @@ struct SampleAggregate {
         if x < min { min = x }
         if x > max { max = x }
         if samples <= maxSamples {
-            let slot = kept & (SampleArena.blockValues - 1)
-            if slot == 0 {
-                let block = arena.allocate(SampleArena.blockValues)
-                blocks.append(block)
-                current = block
-            }
-            current.unsafelyUnwrapped[slot] = x
-            kept += 1
+            keep(x, arena: arena)
             return
         }
         if samples == maxSamples &+ 1 {
@@ -218,6 +217,86 @@ struct SampleAggregate {
             let kept = aggregate.pointer(to: \.kept).unsafelyUnwrapped.pointee
             CStatorSys_prefetch(current + (kept & (SampleArena.blockValues - 1)))
         }
+    }
+
+    /// Appends `x` to the kept values (room checked by the caller).
+    @inline(__always)
+    private mutating func keep(_ x: Double, arena: SampleArena) {
+        let slot = kept & (SampleArena.blockValues - 1)
+        if slot == 0 {
+            let block = arena.allocate(SampleArena.blockValues)
+            blocks.append(block)
+            current = block
+        }
+        current.unsafelyUnwrapped[slot] = x
+        kept += 1
+    }
+
+    /// The mean and the sum of squared deviations of all samples: exact from the kept values
+    /// while they are every sample, else the running ones.
+    private var moments: (mean: Double, m2: Double) {
+        if isSampled { return (mean, m2) }
+        guard kept > 0 else { return (0, 0) }
+        var m = 0.0
+        forEachValue { m += $0 }
+        m /= Double(kept)
+        var q = 0.0
+        forEachValue { q += ($0 - m) * ($0 - m) }
+        return (m, q)
+    }
+
+    /// Adds the samples of `other`, the same series' interval recorded in another place (a
+    /// reader's share, see `ReaderShare`). Counts, sums, extremes and buckets add up exactly.
+    /// The kept values are concatenated while both together are at most `maxSamples`; past
+    /// that they become a uniform reservoir of the union: each of the `maxSamples` draws takes
+    /// from one side with probability proportional to the samples that side has left (a
+    /// hypergeometric split), a random kept value of that side. The running mean and squared
+    /// deviations combine by Chan's formula.
+    /// - Parameter arena: the arena of this aggregate's interval (new blocks come from it).
+    mutating func merge(_ other: SampleAggregate, maxSamples: Int, arena: SampleArena, rng: inout SplitMix64) {
+        guard other.samples > 0 else { return }
+        let (n1, n2) = (samples, other.samples)
+        let (mean1, q1) = moments
+        let (mean2, q2) = other.moments
+        count += other.count
+        sum += other.sum
+        weightedSum += other.weightedSum
+        if other.min < min { min = other.min }
+        if other.max > max { max = other.max }
+        for b in 0...bounds.upperBounds.count { buckets[b] += other.buckets[b] }
+        samples = n1 + n2
+        if n1 + n2 <= maxSamples {
+            other.forEachValue { keep($0, arena: arena) }
+            return
+        }
+        var left = (values, other.values)
+        var remaining = (n1, n2)
+        var chosen: [Double] = []
+        chosen.reserveCapacity(maxSamples)
+        while chosen.count < maxSamples {
+            let fromFirst = Int(rng.next() % UInt64(remaining.0 + remaining.1)) < remaining.0
+            if fromFirst {
+                let j = Int(rng.next() % UInt64(left.0.count))
+                chosen.append(left.0[j])
+                left.0.swapAt(j, left.0.count - 1)
+                left.0.removeLast()
+                remaining.0 -= 1
+            } else {
+                let j = Int(rng.next() % UInt64(left.1.count))
+                chosen.append(left.1[j])
+                left.1.swapAt(j, left.1.count - 1)
+                left.1.removeLast()
+                remaining.1 -= 1
+            }
+        }
+        blocks.removeAll()
+        current = nil
+        kept = 0
+        for x in chosen { keep(x, arena: arena) }
+        let n = Double(n1 + n2)
+        let delta = mean2 - mean1
+        mean = mean1 + delta * Double(n2) / n
+        m2 = q1 + q2 + delta * delta * Double(n1) * Double(n2) / n
     }
 
     /// Whether the kept values are a reservoir rather than every sample.

@@ -36,11 +36,24 @@ struct KeyCache: ~Copyable {
         var keyHash: UInt64
         var rate: Double
         var route: SeriesRoute
+        /// Where this reader keeps the series' aggregate for the open interval (`ReaderShare`):
+        /// its position in the share's array for the type, valid while `localEpoch` is the
+        /// share's epoch.
+        var localEpoch: UInt32
+        var localPosition: Int32
+        /// For a set: the member table's size for the series' next interval in this reader
+        /// (twice the members of the last one).
+        var setHint: UInt32
         var nameLength: UInt16
         var suffixLength: UInt16
         var keyLength: UInt16
         /// `MetricType.rawValue`.
         var type: UInt8
+
+        /// `type` as a `MetricType`. (`MetricType(rawValue:)` was not inlined: a call per line.
+        /// The field is only ever written from a `MetricType`, whose raw values are its tags.)
+        @inline(__always)
+        var metricType: MetricType { unsafeBitCast(type, to: MetricType.self) }
 
         /// Bytes from the record's start to its identity bytes.
         static let size = (MemoryLayout<Record>.size + 7) & ~7
@@ -194,7 +207,8 @@ struct KeyCache: ~Copyable {
         let p = address(position)
         p.storeBytes(
             of: Record(
-                keyHash: keyHash, rate: rate, route: .unknown, nameLength: UInt16(name.count),
+                keyHash: keyHash, rate: rate, route: .unknown, localEpoch: 0, localPosition: 0, setHint: 0,
+                nameLength: UInt16(name.count),
                 suffixLength: UInt16(suffix.count), keyLength: UInt16(key.count), type: type.rawValue),
             as: Record.self)
         let stored = p + Record.size
@@ -225,6 +239,30 @@ struct KeyCache: ~Copyable {
     @inline(__always)
     func key(_ position: UInt64) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: ring + keyOffset(position), count: Int(self[position].keyLength))
+    }
+
+    /// Records where this reader's share keeps the series of the record at `position` (found
+    /// just now, so alive) in the interval of `epoch`.
+    @inline(__always)
+    func setLocal(_ position: UInt64, epoch: UInt32, at local: Int32) {
+        let p = address(position)
+        p.storeBytes(of: epoch, toByteOffset: Self.localEpochOffset, as: UInt32.self)
+        p.storeBytes(of: local, toByteOffset: Self.localPositionOffset, as: Int32.self)
+    }
+
+    /// Sets the set-size hint of the record at `position` (found just now, so alive).
+    @inline(__always)
+    func setSetHint(_ position: UInt64, _ hint: UInt32) {
+        address(position).storeBytes(of: hint, toByteOffset: Self.setHintOffset, as: UInt32.self)
+    }
+
+    private static let localEpochOffset = offset(of: \.localEpoch)
+    private static let localPositionOffset = offset(of: \.localPosition)
+    private static let setHintOffset = offset(of: \.setHint)
+
+    private static func offset(of field: PartialKeyPath<Record>) -> Int {
+        guard let offset = MemoryLayout<Record>.offset(of: field) else { fatalError("a stored field has an offset") }
+        return offset
     }
 
     /// Learns where the shard keeps the series of the record at `position`, if the ring still holds it.

@@ -98,6 +98,26 @@ final class Shard: Sendable {
         }
     }
 
+    /// For a reader that adds this interval's values of the series at `route` into its own
+    /// share (`ReaderShare`): checks that the route still holds, marks the series as receiving
+    /// data in the current generation (for `series_ttl`; without an aggregate here, which a
+    /// staged sample would still make), and returns its key and, for a sampled series, its
+    /// histogram bounds.
+    /// - Returns: `nil` when the slot no longer holds the series (it expired).
+    func touch(_ route: SeriesRoute) -> (key: MetricKey, bounds: BucketBounds?)? {
+        state.withLock { s in
+            guard s.index.holds(route) else { return nil }
+            let id = route.slot
+            if s.index[id].lastGeneration != s.generation {
+                s.index[id].lastGeneration = s.generation
+                s.index[id].position = -1
+            }
+            let key = s.index[id].key
+            let bounds = key.type.isSampled ? context.buckets.bounds(at: Int(s.index[id].boundsIndex)) : nil
+            return (key, bounds)
+        }
+    }
+
     /// Finds or creates the series of `key` (the lock held).
     /// - Returns: its slot, or `nil` when `max_series` series are tracked.
     @inline(__always)

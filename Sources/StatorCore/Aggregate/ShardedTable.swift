@@ -39,6 +39,10 @@ public final class ShardedTable: Sendable {
     let seed: UInt64
     /// Seeds set-member hashes.
     let memberSeed: UInt64
+    /// The readers' shares of the open interval, drained with the shards.
+    private let shares = PthreadLock(ReaderShares())
+    /// Seeds the shares' reservoirs, and the merge's.
+    private let shareSeeds: PthreadLock<SplitMix64>
 
     /// Creates the table.
     /// - Parameters:
@@ -60,6 +64,29 @@ public final class ShardedTable: Sendable {
             budget: budget, maxSamples: configuration.maxSamplesPerSeries, buckets: configuration.buckets, keySeed: seed)
         shards = (0..<configuration.shards).map { _ in Shard(seed: rng.next(), context: context) }
         shardMask = configuration.shards - 1
+        shareSeeds = PthreadLock(SplitMix64(state: rng.next()))
+    }
+
+    /// A share for a new reader, drained with the shards until `retire`.
+    func makeShare() -> ReaderShare {
+        let share = ReaderShare(seed: shareSeeds.withLock { $0.next() })
+        shares.withLock { $0.live.append(share) }
+        return share
+    }
+
+    /// Stops draining `share`; what it holds goes out with the next flush.
+    func retire(_ share: ReaderShare) {
+        let last = share.drain()
+        shares.withLock { s in
+            s.live.removeAll { $0 === share }
+            if !last.isEmpty { s.retired.append(last) }
+        }
+    }
+
+    /// See `Shard.touch`.
+    @inline(never)
+    func touch(hash: UInt64, route: SeriesRoute) -> (key: MetricKey, bounds: BucketBounds?)? {
+        shards[shardIndex(hash)].touch(route)
     }
 
     /// Makes the per-thread scratch for `record(_:_:scratch:)`.
@@ -119,9 +146,20 @@ public final class ShardedTable: Sendable {
         }
     }
 
-    /// Swaps out every shard's interval and starts `nextGeneration`.
+    /// Swaps out every shard's interval and every reader's share of it, and starts
+    /// `nextGeneration`. A series with aggregates in several of them comes out once, merged
+    /// (`IntervalMerge`).
     func drainAll(nextGeneration: UInt32) -> [IntervalAggregates] {
-        shards.map { $0.drain(nextGeneration: nextGeneration) }
+        var parts = shards.map { $0.drain(nextGeneration: nextGeneration) }
+        let extra = shares.withLock { s in
+            var taken = s.retired
+            s.retired = []
+            for share in s.live { taken.append(share.drain()) }
+            return taken
+        }
+        var rng = shareSeeds.withLock { SplitMix64(state: $0.next()) }
+        IntervalMerge.merge(&parts, extra, maxSamples: configuration.maxSamplesPerSeries, rng: &rng)
+        return parts
     }
 
     /// Slots allocated over all shards, live or free (for tests of the compaction after expiry).

@@ -1,3 +1,5 @@
+import CStatorSys
+
 /// A line of the datagram being staged: its range, and for a line of the simple shape
 /// (`StatsdParser.simpleShape`) where its `:` and `|` are and its `KeyCache` identity hash
 /// (0 for another shape).
@@ -6,6 +8,8 @@ struct PendingLine {
     var colon: Int
     var pipe: Int
     var identity: UInt64
+    /// The position of its `KeyCache` record when its identity was seen before, else `KeyCache.none`.
+    var record: UInt64
 }
 
 /// Drives datagrams through parse -> aggregate. `stage(_:datagram:rejected:)`
@@ -22,6 +26,9 @@ public struct DatagramIngestor: ~Copyable {
     private var keys: SeriesKeyBuilder
     private var cache: KeyCache
     private var staged = StagedBatch()
+    /// This reader's share of the open interval (see `ReaderShare`).
+    private let share: ReaderShare
+    private let maxSamples: Int
     /// `cache.written` when the current batch began: samples staged since may name keys in the
     /// ring, so the batch is committed before an eighth of the ring has been written over.
     private var batchStart: UInt64 = 0
@@ -41,7 +48,11 @@ public struct DatagramIngestor: ~Copyable {
         self.table = table
         keys = table.makeKeyBuilder()
         cache = KeyCache(seed: table.seed ^ 0x6A09_E667_F3BC_C908)
+        share = table.makeShare()
+        maxSamples = table.configuration.maxSamplesPerSeries
     }
+
+    deinit { table.retire(share) }
 
     /// Parses and records every line of `datagram` at once.
     public mutating func ingest(_ datagram: UnsafeRawBufferPointer, rejected: Rejection = { _, _, _ in }) {
@@ -51,10 +62,12 @@ public struct DatagramIngestor: ~Copyable {
 
     /// Parses every line of `datagram` and stages its samples.
     ///
-    /// Three passes over the datagram's lines: find each line's shape and identity hash and
-    /// start fetching its `KeyCache` set; start fetching the records the sets name; then
-    /// stage each line, from its record when its identity was seen before (only the value is
-    /// new), else by parsing it. The passes let the cache misses of different lines overlap.
+    /// Four passes over the datagram's lines: find each line's shape and identity hash and
+    /// start fetching its `KeyCache` set; start fetching the records the sets name; find the
+    /// records and start fetching the aggregates in this reader's share that they name; then
+    /// add or stage each line: a line seen before adds its value to the share
+    /// (`addToShare`) or is staged from its record (only the value is new), another is parsed
+    /// and staged. The passes let the cache misses of different lines overlap.
     /// - Parameters:
     ///   - datagram: must stay valid until `commit` (it may run from here when much is staged).
     ///   - index: the datagram's number in the caller's batch, handed back in rejections.
@@ -66,27 +79,51 @@ public struct DatagramIngestor: ~Copyable {
                 let identity = cache.hash(
                     datagram, name: range.lowerBound..<shape.colon, suffix: shape.pipe..<range.upperBound)
                 cache.prefetch(identity)
-                pending.append(PendingLine(range: range, colon: shape.colon, pipe: shape.pipe, identity: identity))
+                pending.append(
+                    PendingLine(
+                        range: range, colon: shape.colon, pipe: shape.pipe, identity: identity, record: KeyCache.none))
             } else {
-                pending.append(PendingLine(range: range, colon: -1, pipe: -1, identity: 0))
+                pending.append(PendingLine(range: range, colon: -1, pipe: -1, identity: 0, record: KeyCache.none))
             }
         }
         lines &+= UInt64(pending.count)
         pending.withUnsafeBufferPointer { pending in
             for p in pending where p.identity != 0 { cache.prefetchRecords(p.identity) }
         }
+        share.lock()
+        let state = share.state
+        pending.withUnsafeMutableBufferPointer { pending in
+            for k in pending.indices where pending[k].identity != 0 {
+                let p = pending[k]
+                let name = p.range.lowerBound..<p.colon
+                if let record = cache.find(datagram, name: name, suffix: p.pipe..<p.range.upperBound, hash: p.identity) {
+                    pending[k].record = record
+                    Self.prefetchShare(record: record, share: state, cache: cache)
+                }
+            }
+        }
+        // A line parsed below may insert records, which can overwrite the ring's oldest: then
+        // records found above are looked up again.
+        let written = cache.written
         for k in pending.indices {
             let p = pending[k]
             let range = p.range
-            if p.identity != 0 {
+            if p.record != KeyCache.none {
                 let name = range.lowerBound..<p.colon
                 let suffix = p.pipe..<range.upperBound
-                if let record = cache.find(datagram, name: name, suffix: suffix, hash: p.identity),
-                    Self.stageSeen(
-                        datagram, range, index, record: record, value: (p.colon &+ 1)..<p.pipe, into: &staged, cache: cache,
-                        memberSeed: table.memberSeed)
+                if let record = cache.written == written
+                    ? p.record : cache.find(datagram, name: name, suffix: suffix, hash: p.identity)
                 {
-                    continue
+                    let value = (p.colon &+ 1)..<p.pipe
+                    if Self.addToShare(
+                        datagram, record: record, value: value, share: state, cache: cache, table: table,
+                        maxSamples: maxSamples)
+                        || Self.stageSeen(
+                            datagram, range, index, record: record, value: value, into: &staged, cache: cache,
+                            memberSeed: table.memberSeed)
+                    {
+                        continue
+                    }
                 }
             }
             switch StatsdParser.parse(datagram, range, into: &line) {
@@ -99,8 +136,102 @@ public struct DatagramIngestor: ~Copyable {
                 rejected(reason, index, range)
             }
         }
+        share.unlock()
         if staged.samples.count >= commitThreshold || cache.written &- batchStart > UInt64(KeyCache.ringBytes / 8) {
             commit(rejected: rejected)
+        }
+    }
+
+    /// Adds a line seen before straight into this reader's share (`ReaderShare`), when its
+    /// series' aggregate is commutative (not a gauge) and the shard's route to it is known.
+    /// The first line of a series in an interval asks the shard for the series
+    /// (`ShardedTable.touch`) and makes the share's aggregate. The share's lock is held.
+    /// - Returns: `false` when the line must be staged instead (a gauge, no route yet, a route
+    ///   to an expired series, a value that does not convert).
+    @inline(__always)
+    private static func addToShare(
+        _ datagram: UnsafeRawBufferPointer, record position: UInt64, value: Range<Int>,
+        share: UnsafeMutablePointer<ReaderInterval>, cache: borrowing KeyCache, table: ShardedTable, maxSamples: Int
+    ) -> Bool {
+        let record = cache[position]
+        let type = record.metricType
+        guard type != .gauge, record.route.slot >= 0 else { return false }
+        // The value first: a line that does not convert is staged, and the parser says why.
+        var number = 0.0
+        var member: UInt64 = 0
+        if type == .set {
+            guard StatsdParser.isMember(value) else { return false }
+            member = memberHash(datagram, value, seed: table.memberSeed)
+        } else {
+            guard case .value(let v) = StatsdParser.value(datagram, value, type: type) else { return false }
+            number = v.value
+        }
+        var local = Int(record.localPosition)
+        if record.localEpoch != share.pointee.epoch {
+            guard let found = table.touch(hash: record.keyHash, route: record.route) else { return false }
+            local = Self.open(type, key: found.key, bounds: found.bounds, setHint: record.setHint, in: share)
+            cache.setLocal(position, epoch: share.pointee.epoch, at: Int32(local))
+            if type == .set { cache.setSetHint(position, 0) }
+        }
+        switch type {
+        case .counter:
+            share.pointee.counters.pointer(local).pointee.sum += number / record.rate
+        case .set:
+            let set = share.pointee.sets.pointer(local)
+            set.pointee.members.insert(member)
+            let wanted = UInt32(clamping: set.pointee.members.count &* 2)
+            if wanted > cache[position].setHint { cache.setSetHint(position, wanted) }
+        case .timer, .histogram, .distribution:
+            share.pointee.samples.pointer(local).pointee.add(
+                number, weight: 1 / record.rate, maxSamples: maxSamples, arena: share.pointee.arenaReference.unsafelyUnwrapped,
+                rng: &share.pointee.rng)
+        case .gauge:
+            return false
+        }
+        return true
+    }
+
+    /// Starts fetching the share's aggregate of the line whose record is at `position`, when
+    /// `addToShare` will add to it (see `stage`): the aggregate, and for a sampled series
+    /// what adding writes outside it.
+    @inline(__always)
+    private static func prefetchShare(
+        record position: UInt64, share: UnsafeMutablePointer<ReaderInterval>, cache: borrowing KeyCache
+    ) {
+        let record = cache[position]
+        guard record.localEpoch == share.pointee.epoch else { return }
+        switch record.metricType {
+        case .counter:
+            CStatorSys_prefetch(share.pointee.counters.pointer(Int(record.localPosition)))
+        case .set:
+            CStatorSys_prefetch(share.pointee.sets.pointer(Int(record.localPosition)))
+        case .timer, .histogram, .distribution:
+            SampleAggregate.prefetchTargets(of: share.pointee.samples.pointer(Int(record.localPosition)))
+        case .gauge:
+            break
+        }
+    }
+
+    /// Makes the share's aggregate of a series for the open interval.
+    /// - Returns: its position in the share's list for `type`.
+    private static func open(
+        _ type: MetricType, key: MetricKey, bounds: BucketBounds?, setHint: UInt32, in share: UnsafeMutablePointer<ReaderInterval>
+    ) -> Int {
+        switch type {
+        case .counter:
+            return share.pointee.counters.append(CounterAggregate(key: key, sum: 0))
+        case .set:
+            return share.pointee.sets.append(SetAggregate(key: key, members: MemberSet(expected: Int(setHint))))
+        case .timer, .histogram, .distribution:
+            if share.pointee.arena == nil {
+                let arena = SampleArena()
+                share.pointee.arena = arena
+                share.pointee.arenaReference = arena
+            }
+            return share.pointee.samples.append(
+                SampleAggregate(key: key, bounds: bounds.unsafelyUnwrapped, arena: share.pointee.arena.unsafelyUnwrapped))
+        case .gauge:
+            preconditionFailure("gauges keep their order in the shards")
         }
     }
 
@@ -114,7 +245,7 @@ public struct DatagramIngestor: ~Copyable {
         into staged: inout StagedBatch, cache: borrowing KeyCache, memberSeed: UInt64
     ) -> Bool {
         let record = cache[position]
-        let type = MetricType(rawValue: record.type).unsafelyUnwrapped
+        let type = record.metricType
         // The member's hash for a set, else the value itself (inline: nothing in the value list).
         let payload: UInt64
         var inline: UInt8 = 0

@@ -84,8 +84,14 @@ extension FlushBatch {
 
 @Test func aSetsTableIsSizedForItsLastIntervalsMembers() {
     // Grown once, a set's table starts the next interval at the size it reached (no regrowing
-    // through the sizes below), and shrinks again after an interval with fewer members.
+    // through the sizes below), and shrinks again after an interval with fewer members. One
+    // reader throughout, as a reader thread runs: the hint of a set that the reader adds to in
+    // its own share lives in the reader's record of the line (see `ReaderShare`).
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 1), seed: 1)
+    var reader = DatagramIngestor(table: table)
+    func ingest(_ table: ShardedTable, _ lines: [String]) {
+        for line in lines { Array(line.utf8).withUnsafeBytes { reader.ingest($0) } }
+    }
     func drained(_ generation: UInt32) -> [SetAggregate] { table.drainAll(nextGeneration: generation).flatMap(\.sets) }
     ingest(table, (0..<100).map { "s:m\($0)|s" })
     let first = drained(2)

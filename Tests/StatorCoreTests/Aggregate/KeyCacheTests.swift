@@ -49,7 +49,7 @@ private func contents(_ table: ShardedTable) -> [String] {
         for s in part.sets { out.append("s \(s.key) \(s.members.count)") }
         for t in part.samples {
             out.append(
-                "t \(t.key) \(t.count) \(t.samples) \(t.sum) \(t.weightedSum) \(t.min) \(t.max) \(t.values) \(t.bucketCounts)")
+                "t \(t.key) \(t.count) \(t.samples) \(t.sum) \(t.weightedSum) \(t.min) \(t.max) \(t.values.sorted { ($0, $0.sign == .minus ? 0 : 1) < ($1, $1.sign == .minus ? 0 : 1) }) \(t.bucketCounts)")
         }
     }
     return out.sorted()

@@ -1,0 +1,215 @@
+import Glibc
+
+/// A growable array of aggregates that the reader reaches through plain pointers (a Swift
+/// array would check its uniqueness on every write). Owned by one `ReaderInterval`.
+struct ShareList<Element>: ~Copyable {
+    private var storage: UnsafeMutablePointer<Element>
+    private var capacity: Int
+    private(set) var count = 0
+
+    init(capacity: Int = 64) {
+        self.capacity = capacity
+        storage = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        storage.deinitialize(count: count)
+        storage.deallocate()
+    }
+
+    /// The element at `index` (below `count`), in place.
+    @inline(__always)
+    func pointer(_ index: Int) -> UnsafeMutablePointer<Element> {
+        precondition(index >= 0 && index < count, "ShareList index out of range")
+        return storage + index
+    }
+
+    /// Appends `element`; returns its index.
+    mutating func append(_ element: Element) -> Int {
+        if count == capacity {
+            let bigger = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
+            bigger.moveInitialize(from: storage, count: count)
+            storage.deallocate()
+            storage = bigger
+            capacity *= 2
+        }
+        (storage + count).initialize(to: element)
+        count += 1
+        return count - 1
+    }
+
+    /// Moves the elements out into an array and empties the list.
+    mutating func take() -> [Element] {
+        let n = count
+        let taken = [Element](unsafeUninitializedCapacity: n) { buffer, initialized in
+            if n > 0 { buffer.baseAddress.unsafelyUnwrapped.moveInitialize(from: storage, count: n) }
+            initialized = n
+        }
+        count = 0
+        return taken
+    }
+}
+
+/// One reader's share of the open interval: the aggregates of the counters, sets, timers,
+/// histograms and distributions that this reader adds to without a shard (`ReaderShare`).
+struct ReaderInterval: ~Copyable {
+    var counters = ShareList<CounterAggregate>()
+    var sets = ShareList<SetAggregate>()
+    var samples = ShareList<SampleAggregate>()
+    /// Holds the values and bucket counts of `samples`; made with the interval's first one.
+    var arena: SampleArena?
+    /// `arena` without the retain and release that reading a strong reference costs per value.
+    /// SAFETY: set together with `arena`, which keeps the object alive, and cleared with it.
+    unowned(unsafe) var arenaReference: SampleArena?
+    /// Counts the intervals: a `KeyCache` record's `localEpoch` names the interval its
+    /// `localPosition` belongs to.
+    var epoch: UInt32 = 1
+    /// For the reservoirs of this reader's sampled series.
+    var rng: SplitMix64
+
+    init(rng: SplitMix64) { self.rng = rng }
+
+    /// Moves the interval's aggregates out and starts the next epoch.
+    mutating func take() -> IntervalAggregates {
+        let taken = IntervalAggregates(
+            counters: counters.take(), gauges: [], sets: sets.take(), samples: samples.take(), arena: arena)
+        arena = nil
+        arenaReference = nil
+        epoch &+= 1
+        if epoch == 0 { epoch = 1 }  // 0 is a fresh record's
+        return taken
+    }
+}
+
+/// A reader's share of the aggregation, so that a line seen before costs no staging, no
+/// grouping and no shard lock: the reader adds its value straight into an aggregate of its
+/// own, found through the line's `KeyCache` record.
+///
+/// Which values go here: those of lines whose series the reader has a checked route to, and
+/// whose aggregate is commutative (counter sums, set members, sampled values); gauges keep
+/// their order in the shards. The shard still owns the series: the reader asks it once per
+/// series and interval (`ShardedTable.touch`), which checks the route, marks the series as
+/// receiving data (for `series_ttl`) and hands out its key. At a flush the table drains every
+/// share with the shards and merges what two places hold of one series (`ShardedTable.drainAll`).
+///
+/// The reader holds the share's lock while it stages a datagram; the flusher takes it to
+/// swap the interval out. Uncontended, it costs two atomic operations per datagram.
+final class ReaderShare: @unchecked Sendable {
+    // SAFETY: `state` is only touched between `lock()` and `unlock()` (the reader, per
+    // datagram) or inside `drain()`; both live at stable heap addresses as long as the object.
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    /// The open interval; touch only with the lock held.
+    let state: UnsafeMutablePointer<ReaderInterval>
+
+    init(seed: UInt64) {
+        state = .allocate(capacity: 1)
+        state.initialize(to: ReaderInterval(rng: SplitMix64(state: seed)))
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
+    }
+
+    @inline(__always)
+    func lock() { pthread_mutex_lock(mutex) }
+
+    @inline(__always)
+    func unlock() { pthread_mutex_unlock(mutex) }
+
+    /// Swaps the open interval out and starts the next epoch.
+    func drain() -> IntervalAggregates {
+        lock()
+        defer { unlock() }
+        return state.pointee.take()
+    }
+}
+
+/// The shares the table drains at each flush, and what retired readers left.
+struct ReaderShares {
+    var live: [ReaderShare] = []
+    /// Intervals of readers that stopped (their last values go out with the next flush).
+    var retired: [IntervalAggregates] = []
+}
+
+extension IntervalAggregates {
+    /// Whether nothing was recorded.
+    var isEmpty: Bool { counters.isEmpty && gauges.isEmpty && sets.isEmpty && samples.isEmpty }
+}
+
+/// Merges intervals in which one series may have aggregates in several places (the shards'
+/// and the readers' shares), so that each series appears once.
+enum IntervalMerge {
+    /// Folds every aggregate of `extra` whose series has one in `parts` (or in an earlier
+    /// `extra`, or earlier in the same one: two identities, such as tags in another order, can
+    /// name one series) into that one; what is left of each `extra` is appended to `parts`.
+    /// `parts` must hold each series at most once (the shards' intervals do). Series are told
+    /// apart by their `SeriesID` (dense), so the lookup is an array indexed by it, made for the
+    /// merge and dropped after.
+    static func merge(
+        _ parts: inout [IntervalAggregates], _ extra: [IntervalAggregates], maxSamples: Int, rng: inout SplitMix64
+    ) {
+        let extra = extra.filter { !$0.isEmpty }
+        guard !extra.isEmpty else { return }
+        let firstExtra = parts.count
+        parts.append(contentsOf: extra)
+        var highest = 0
+        func see(_ key: MetricKey) {
+            if key.series != .none { highest = Swift.max(highest, Int(key.series.index) + 1) }
+        }
+        for part in parts {
+            for c in part.counters { see(c.key) }
+            for s in part.sets { see(s.key) }
+            for t in part.samples { see(t.key) }
+        }
+        var place = [UInt64](repeating: .max, count: highest)
+        fold(&parts, firstExtra: firstExtra, \.counters, place: &place, key: \.key) { into, c, _ in into.sum += c.sum }
+        fold(&parts, firstExtra: firstExtra, \.sets, place: &place, key: \.key) { into, s, _ in
+            into.members.formUnion(s.members)
+        }
+        fold(&parts, firstExtra: firstExtra, \.samples, place: &place, key: \.key) { into, t, arena in
+            into.merge(t, maxSamples: maxSamples, arena: arena.unsafelyUnwrapped, rng: &rng)
+        }
+    }
+
+    /// One type's pass of `merge`. `place[series]` is (part << 32) | position, or `.max`.
+    private static func fold<A>(
+        _ parts: inout [IntervalAggregates], firstExtra: Int, _ path: WritableKeyPath<IntervalAggregates, [A]>,
+        place: inout [UInt64], key: (A) -> MetricKey, combine: (inout A, A, SampleArena?) -> Void
+    ) {
+        for i in place.indices { place[i] = .max }
+        for p in 0..<firstExtra {
+            for (i, a) in parts[p][keyPath: path].enumerated() {
+                let series = key(a).series
+                if series != .none { place[Int(series.index)] = UInt64(p) << 32 | UInt64(i) }
+            }
+        }
+        for p in firstExtra..<parts.count {
+            let items = parts[p][keyPath: path]
+            parts[p][keyPath: path] = []
+            var kept: [A] = []
+            kept.reserveCapacity(items.count)
+            for a in items {
+                let series = key(a).series
+                guard series != .none else {
+                    kept.append(a)
+                    continue
+                }
+                let w = place[Int(series.index)]
+                if w != .max {
+                    let (q, i) = (Int(w >> 32), Int(w & 0xFFFF_FFFF))
+                    let arena = parts[q].arena
+                    if q == p { combine(&kept[i], a, arena) } else { combine(&parts[q][keyPath: path][i], a, arena) }
+                    continue
+                }
+                place[Int(series.index)] = UInt64(p) << 32 | UInt64(kept.count)
+                kept.append(a)
+            }
+            parts[p][keyPath: path] = kept
+        }
+    }
+}

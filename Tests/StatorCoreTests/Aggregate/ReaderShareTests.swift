@@ -1,0 +1,164 @@
+import Testing
+
+@testable import StatorCore
+
+/// A reader adds the values of lines seen before into its own share of the interval
+/// (`ReaderShare`); the table merges the shares with the shards when it drains them. These
+/// tests hold the merged interval to what one place would have recorded.
+
+private func send(_ lines: [String], _ ingestor: inout DatagramIngestor) {
+    for line in lines { Array(line.utf8).withUnsafeBytes { ingestor.ingest($0) } }
+}
+
+/// A drained table's intervals. (A sampled series' values live in its interval's arena: read
+/// them while the intervals live, `withExtendedLifetime`.)
+private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [IntervalAggregates] {
+    table.drainAll(nextGeneration: generation)
+}
+
+@Test func aSeriesInTheShardAndInTheShareComesOutOnceWithBothSums() {
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 2), seed: 7)
+    var reader = DatagramIngestor(table: table)
+    // The first line is parsed and staged (the shard learns the series, the reader its route);
+    // the next ones go to the share; a line with several values is always parsed and staged.
+    send(["a:1|c", "a:2|c", "a:2|c", "a:1:4|c", "a:2|c"], &reader)
+    let counters = drained(table).flatMap(\.counters)
+    #expect(counters.count == 1)
+    #expect(counters.first?.sum == 12)
+}
+
+@Test func twoReadersOfOneSeriesMergeCountersSetsAndTimers() {
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 4), seed: 9)
+    var first = DatagramIngestor(table: table)
+    var second = DatagramIngestor(table: table)
+    send(["c:1|c", "c:1|c", "c:1|c|@0.5", "c:1|c|@0.5", "u:x|s", "u:x|s", "u:y|s"], &first)
+    send(["c:10|c", "c:10|c", "u:y|s", "u:y|s", "u:z|s"], &second)
+    send(["t:1|ms", "t:2|ms", "t:3|ms|@0.5", "t:3|ms|@0.5"], &first)
+    send(["t:10|ms", "t:20|ms", "t:30|ms"], &second)
+    let parts = drained(table)
+    let counters = parts.flatMap(\.counters)
+    #expect(counters.map(\.key.name) == ["c"])
+    #expect(counters.first?.sum == 26)
+    let sets = parts.flatMap(\.sets)
+    #expect(sets.map(\.key.name) == ["u"])
+    #expect(sets.first?.members.count == 3)
+    let timers = parts.flatMap(\.samples)
+    #expect(timers.map(\.key.name) == ["t"])
+    guard let t = timers.first else { return }
+    defer { withExtendedLifetime(parts) {} }
+    #expect(t.samples == 7)
+    #expect(t.count == 9)
+    #expect(t.sum == 69)
+    #expect(t.weightedSum == 1 + 2 + 6 + 6 + 60)
+    #expect(t.min == 1)
+    #expect(t.max == 30)
+    #expect(t.values.sorted() == [1, 2, 3, 3, 10, 20, 30])
+    #expect(!t.isSampled)
+    #expect(t.bucketCounts.reduce(0, +) == 9)
+}
+
+@Test func twoIdentitiesOfOneSeriesInOneShareMerge() {
+    // Tags in either order are one series but two identities, each with its own record.
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 2), seed: 4)
+    var reader = DatagramIngestor(table: table)
+    send(["r:1|c|#a:1,b:2", "r:1|c|#b:2,a:1", "r:1|c|#a:1,b:2", "r:1|c|#b:2,a:1", "r:1|c|#b:2,a:1"], &reader)
+    let counters = drained(table).flatMap(\.counters)
+    #expect(counters.count == 1)
+    #expect(counters.first?.sum == 5)
+}
+
+@Test func aStoppedReadersShareGoesOutWithTheNextDrain() {
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 2), seed: 1)
+    do {
+        var reader = DatagramIngestor(table: table)
+        send(["gone:1|c", "gone:1|c", "gone:1|c"], &reader)
+    }
+    let counters = drained(table).flatMap(\.counters)
+    #expect(counters.map(\.sum) == [3])
+    #expect(drained(table, generation: 3).flatMap(\.counters).isEmpty)
+}
+
+@Test func theNextIntervalStartsEmptyAndTheSeriesStaysAlive() {
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 1), seed: 2)
+    var reader = DatagramIngestor(table: table)
+    send(["a:1|c", "a:1|c"], &reader)
+    #expect(drained(table, generation: 2).flatMap(\.counters).map(\.sum) == [2])
+    // Generation 2: only the share's aggregate gets data; the shard still learns that the
+    // series received some, so an expiry of generation 1 and older keeps it.
+    send(["a:5|c"], &reader)
+    #expect(table.expire(cutoff: 1).isEmpty)
+    #expect(drained(table, generation: 3).flatMap(\.counters).map(\.sum) == [5])
+    #expect(table.expire(cutoff: 2).count == 1)
+}
+
+@Test func gaugesKeepTheirOrderInTheShards() {
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 1), seed: 3)
+    var reader = DatagramIngestor(table: table)
+    send(["g:5|g", "g:+1|g", "g:7|g", "g:-2|g"], &reader)
+    let gauges = drained(table).flatMap(\.gauges)
+    #expect(gauges.count == 1)
+    #expect(gauges.first?.resolve(previous: 0) == 5)
+}
+
+@Test func mergedReservoirsKeepTheLimitAndExactStatistics() {
+    // 3,000 values in the shard's aggregate and 5,000 in a share's, against 2,000 kept.
+    let limit = 2_000
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 1, maxSamplesPerSeries: limit), seed: 6)
+    var reader = DatagramIngestor(table: table)
+    var all: [Double] = []
+    // Several values per line are parsed and staged: they go to the shard.
+    var line = "t"
+    for k in 0..<3_000 {
+        line += ":\(k)"
+        all.append(Double(k))
+    }
+    send([line + "|ms"], &reader)
+    send(["t:0|ms"], &reader)  // teaches the reader the route (parsed, staged)
+    all.append(0)
+    for k in 0..<5_000 {
+        send(["t:\(10_000 + k)|ms"], &reader)
+        all.append(Double(10_000 + k))
+    }
+    let parts = drained(table)
+    defer { withExtendedLifetime(parts) {} }
+    let timers = parts.flatMap(\.samples)
+    #expect(timers.count == 1)
+    guard let t = timers.first else { return }
+    #expect(t.samples == all.count)
+    #expect(t.count == Double(all.count))
+    #expect(t.sum == all.reduce(0, +))
+    #expect(t.min == 0)
+    #expect(t.max == 14_999)
+    #expect(t.isSampled)
+    let kept = t.values
+    #expect(kept.count == limit)
+    let population = Set(all)
+    #expect(kept.allSatisfy { population.contains($0) })
+    // Drawn in proportion: 3,001 of 8,001 values are below 10,000 (expect ~750 of 2,000).
+    let low = kept.filter { $0 < 10_000 }.count
+    #expect(low > 600 && low < 900)
+    // Population stddev from the combined running moments, against the exact one.
+    let summary = SampleStatistics.summarize(t, percentiles: [], interval: 1)
+    let mean = all.reduce(0, +) / Double(all.count)
+    let exact = (all.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(all.count)).squareRoot()
+    #expect(abs(summary.stddev - exact) < 1e-6 * exact)
+}
+
+@Test func setUnionCountsEachMemberOnce() {
+    var a = MemberSet()
+    var b = MemberSet()
+    for m in [0, 1, 2, 3] as [UInt64] { a.insert(m) }
+    for m in [2, 3, 4, 0, 99] as [UInt64] { b.insert(m) }
+    a.formUnion(b)
+    #expect(a.count == 6)
+}
+
+@Test func aRecordsTypeReadsBackAsWritten() {
+    for type in MetricType.allCases {
+        var record = KeyCache.Record(
+            keyHash: 0, rate: 1, route: .unknown, localEpoch: 0, localPosition: 0, setHint: 0, nameLength: 0,
+            suffixLength: 0, keyLength: 0, type: 0)
+        record.type = type.rawValue
+        #expect(record.metricType == type)
+    }
+}
