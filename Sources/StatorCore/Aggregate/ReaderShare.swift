@@ -7,8 +7,8 @@ struct ShareList<Element>: ~Copyable {
     private var capacity: Int
     private(set) var count = 0
 
-    init(capacity: Int = 64) {
-        self.capacity = capacity
+    init() {
+        capacity = Self.firstCapacity
         storage = .allocate(capacity: capacity)
     }
 
@@ -38,16 +38,27 @@ struct ShareList<Element>: ~Copyable {
         return count - 1
     }
 
-    /// Moves the elements out into an array and empties the list.
+    /// Moves the elements out into an array and empties the list, back to its first size (so
+    /// that an interval with many series leaves no large buffer behind, as the shards' do not).
     mutating func take() -> [Element] {
         let n = count
+        // (Not through the initializer below when empty: it stores the count, 0, into the
+        // shared empty-array storage, which other threads read; ThreadSanitizer reports it.)
+        guard n > 0 else { return [] }
         let taken = [Element](unsafeUninitializedCapacity: n) { buffer, initialized in
-            if n > 0 { buffer.baseAddress.unsafelyUnwrapped.moveInitialize(from: storage, count: n) }
+            buffer.baseAddress.unsafelyUnwrapped.moveInitialize(from: storage, count: n)
             initialized = n
         }
         count = 0
+        if capacity > Self.firstCapacity {
+            storage.deallocate()
+            capacity = Self.firstCapacity
+            storage = .allocate(capacity: capacity)
+        }
         return taken
     }
+
+    static var firstCapacity: Int { 64 }
 }
 
 /// One reader's share of the open interval: the aggregates of the counters, sets, timers,
