@@ -23,7 +23,8 @@ public struct MetricKey: Hashable, Sendable, CustomStringConvertible {
 
     /// Keys are equal when their bytes are; the number only says where a table tracks the series.
     public static func == (a: MetricKey, b: MetricKey) -> Bool { a.bytes == b.bytes }
-    public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
+    /// Hashes the bytes in one call (an array of bytes would be combined byte by byte).
+    public func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
 
     /// The series' type.
     public var type: MetricType { MetricType(rawValue: bytes[0]) ?? .counter }

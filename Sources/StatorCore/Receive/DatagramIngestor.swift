@@ -169,7 +169,12 @@ public struct DatagramIngestor: ~Copyable {
         var local = Int(record.localPosition)
         if record.localEpoch != share.pointee.epoch {
             guard let found = table.touch(hash: record.keyHash, route: record.route) else { return false }
-            local = Self.open(type, key: found.key, bounds: found.bounds, setHint: record.setHint, in: share)
+            if let known = share.pointee.index.position(of: found.key.series) {
+                local = known  // the series has an aggregate here already (its record was made again since)
+            } else {
+                local = Self.open(type, key: found.key, bounds: found.bounds, setHint: record.setHint, in: share)
+                share.pointee.index.insert(found.key.series, at: local)
+            }
             cache.setLocal(position, epoch: share.pointee.epoch, at: Int32(local))
             if type == .set { cache.setSetHint(position, 0) }
         }
@@ -341,6 +346,13 @@ public struct DatagramIngestor: ~Copyable {
         }
         staged.reset()
         batchStart = cache.written
+    }
+
+    /// Aggregates in this reader's share of the open interval, by list (for tests).
+    var shareSizes: (counters: Int, sets: Int, samples: Int) {
+        share.lock()
+        defer { share.unlock() }
+        return (share.state.pointee.counters.count, share.state.pointee.sets.count, share.state.pointee.samples.count)
     }
 
     /// Adds the counts to the agent's metrics and resets them. Lines received go last, so

@@ -62,6 +62,9 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 2), seed: 4)
     var reader = DatagramIngestor(table: table)
     send(["r:1|c|#a:1,b:2", "r:1|c|#b:2,a:1", "r:1|c|#a:1,b:2", "r:1|c|#b:2,a:1", "r:1|c|#b:2,a:1"], &reader)
+    // The second identity finds the series' aggregate in the share (`ShareIndex`), as does a
+    // record made again after the cache evicted it: one aggregate per series and interval.
+    #expect(reader.shareSizes.counters == 1)
     let counters = drained(table).flatMap(\.counters)
     #expect(counters.count == 1)
     #expect(counters.first?.sum == 5)
@@ -161,4 +164,19 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
         record.type = type.rawValue
         #expect(record.metricType == type)
     }
+}
+
+@Test func aShareIndexFindsWhatItRecordedThroughGrowthAndForgetsItAtTheEnd() {
+    var index = ShareIndex()
+    for k in 0..<1_000 { index.insert(SeriesID(index: UInt32(k * 7), incarnation: 1), at: k) }
+    #expect(index.count == 1_000)
+    #expect((0..<1_000).allSatisfy { index.position(of: SeriesID(index: UInt32($0 * 7), incarnation: 1)) == $0 })
+    // Another incarnation of a number is another series.
+    #expect(index.position(of: SeriesID(index: 7, incarnation: 2)) == nil)
+    #expect(index.position(of: SeriesID(index: 8, incarnation: 1)) == nil)
+    index.removeAll()
+    #expect(index.count == 0)
+    #expect(index.position(of: SeriesID(index: 7, incarnation: 1)) == nil)
+    index.insert(SeriesID(index: 7, incarnation: 1), at: 3)
+    #expect(index.position(of: SeriesID(index: 7, incarnation: 1)) == 3)
 }

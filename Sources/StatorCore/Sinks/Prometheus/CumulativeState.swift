@@ -110,7 +110,7 @@ public final class CumulativeState: Sendable {
     /// The bucket of `nameHeads` an exposed sample name is indexed under (its hash folded by `nameHashMask`).
     func nameBucket(_ bytes: [UInt8], _ s: borrowing State) -> Int {
         var h = Hasher()
-        h.combine(bytes)
+        bytes.withUnsafeBytes { h.combine(bytes: $0) }  // in one call, not byte by byte
         return h.finalize() & nameHashMask & (s.nameHeads.count - 1)
     }
 
