@@ -1,5 +1,3 @@
-import Glibc
-
 /// A growable array of aggregates that the reader reaches through plain pointers (a Swift
 /// array would check its uniqueness on every write). Owned by one `ReaderInterval`.
 struct ShareList<Element>: ~Copyable {
@@ -187,39 +185,22 @@ struct ReaderInterval: ~Copyable {
 ///
 /// The reader holds the share's lock while it stages a datagram; the flusher takes it to
 /// swap the interval out. Uncontended, it costs two atomic operations per datagram.
-final class ReaderShare: @unchecked Sendable {
-    // SAFETY: `state` is only touched between `lock()` and `unlock()` (the reader, per
-    // datagram) or inside `drain()`; both live at stable heap addresses as long as the object.
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    /// The open interval; touch only with the lock held.
-    let state: UnsafeMutablePointer<ReaderInterval>
+final class ReaderShare: Sendable {
+    private let interval: PthreadLock<ReaderInterval>
 
-    init(seed: UInt64) {
-        state = .allocate(capacity: 1)
-        state.initialize(to: ReaderInterval(rng: SplitMix64(state: seed)))
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        state.deinitialize(count: 1)
-        state.deallocate()
-    }
+    init(seed: UInt64) { interval = PthreadLock(ReaderInterval(rng: SplitMix64(state: seed))) }
 
     @inline(__always)
-    func lock() { pthread_mutex_lock(mutex) }
+    func lock() { interval.lock() }
 
     @inline(__always)
-    func unlock() { pthread_mutex_unlock(mutex) }
+    func unlock() { interval.unlock() }
+
+    /// The open interval; touch only between `lock()` and `unlock()`.
+    var state: UnsafeMutablePointer<ReaderInterval> { interval.unsafeValue }
 
     /// Swaps the open interval out and starts the next epoch.
-    func drain() -> IntervalAggregates {
-        lock()
-        defer { unlock() }
-        return state.pointee.take()
-    }
+    func drain() -> IntervalAggregates { interval.withLock { $0.take() } }
 }
 
 /// The shares the table drains at each flush, and what retired readers left.

@@ -7,14 +7,14 @@ import Glibc
 /// intercepts pthread mutexes but not the futex-based `Mutex` of the Linux standard
 /// library (whose atomics are not instrumented), and reports false races inside its
 /// `withLock` (`scripts/test --sanitize`).
-public final class PthreadLock<Value>: @unchecked Sendable {
+public final class PthreadLock<Value: ~Copyable>: @unchecked Sendable {
     // SAFETY: `value` is only touched inside `withLock`, with `mutex` held; both live at
     // stable heap addresses for the lifetime of the object. (Behind a pointer rather than a
     // stored `var`, so no run-time exclusivity tracking is paid on every lock.)
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let value: UnsafeMutablePointer<Value>
 
-    public init(_ value: Value) {
+    public init(_ value: consuming Value) {
         self.value = .allocate(capacity: 1)
         self.value.initialize(to: value)
         mutex = .allocate(capacity: 1)
@@ -27,6 +27,18 @@ public final class PthreadLock<Value>: @unchecked Sendable {
         value.deinitialize(count: 1)
         value.deallocate()
     }
+
+    /// Takes the lock, for a holder that keeps it across more than a closure can hold (a
+    /// reader's share, locked while the reader handles a datagram): touch `unsafeValue` only
+    /// until `unlock()`.
+    @inline(__always)
+    func lock() { pthread_mutex_lock(mutex) }
+
+    @inline(__always)
+    func unlock() { pthread_mutex_unlock(mutex) }
+
+    /// The value, for use between `lock()` and `unlock()` only.
+    var unsafeValue: UnsafeMutablePointer<Value> { value }
 
     /// Runs `body` with the value, holding the lock.
     @inline(__always)
