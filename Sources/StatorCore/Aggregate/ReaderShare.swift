@@ -150,7 +150,7 @@ struct ReaderInterval: ~Copyable {
     var arena: SampleArena?
     /// `arena` without the retain and release that reading a strong reference costs per value.
     /// SAFETY: set together with `arena`, which keeps the object alive, and cleared with it.
-    unowned(unsafe) var arenaReference: SampleArena?
+    var arenaReference: Unmanaged<SampleArena>?
     /// Counts the intervals: a `KeyCache` record's `localEpoch` names the interval its
     /// `localPosition` belongs to.
     var epoch: UInt32 = 1

@@ -118,9 +118,12 @@ public struct DatagramIngestor: ~Copyable {
                     if Self.addToShare(
                         datagram, record: record, value: value, share: state, cache: cache, table: table,
                         maxSamples: maxSamples)
-                        || Self.stageSeen(
-                            datagram, range, index, record: record, value: value, into: &staged, cache: cache,
-                            memberSeed: table.memberSeed)
+                    {
+                        continue
+                    }
+                    if Self.stageSeen(
+                        datagram, range, index, record: record, value: value, into: &staged, cache: cache,
+                        memberSeed: table.memberSeed)
                     {
                         continue
                     }
@@ -168,15 +171,8 @@ public struct DatagramIngestor: ~Copyable {
         }
         var local = Int(record.localPosition)
         if record.localEpoch != share.pointee.epoch {
-            guard let found = table.touch(hash: record.keyHash, route: record.route) else { return false }
-            if let known = share.pointee.index.position(of: found.key.series) {
-                local = known  // the series has an aggregate here already (its record was made again since)
-            } else {
-                local = Self.open(type, key: found.key, bounds: found.bounds, setHint: record.setHint, in: share)
-                share.pointee.index.insert(found.key.series, at: local)
-            }
-            cache.setLocal(position, epoch: share.pointee.epoch, at: Int32(local))
-            if type == .set { cache.setSetHint(position, 0) }
+            guard let registered = register(record: position, share: share, cache: cache, table: table) else { return false }
+            local = registered
         }
         switch type {
         case .counter:
@@ -187,13 +183,39 @@ public struct DatagramIngestor: ~Copyable {
             let wanted = UInt32(clamping: set.pointee.members.count &* 2)
             if wanted > cache[position].setHint { cache.setSetHint(position, wanted) }
         case .timer, .histogram, .distribution:
-            share.pointee.samples.pointer(local).pointee.add(
-                number, weight: 1 / record.rate, maxSamples: maxSamples, arena: share.pointee.arenaReference.unsafelyUnwrapped,
-                rng: &share.pointee.rng)
+            share.pointee.arenaReference.unsafelyUnwrapped._withUnsafeGuaranteedRef { arena in
+                share.pointee.samples.pointer(local).pointee.add(
+                    number, weight: 1 / record.rate, maxSamples: maxSamples, arena: arena, rng: &share.pointee.rng)
+            }
         case .gauge:
             return false
         }
         return true
+    }
+
+    /// The first line of a series in this interval (or since its record was made again): asks
+    /// the shard for the series, finds or makes the share's aggregate, and notes its position
+    /// in the record. (Out of line: once per series and interval, and it keeps `addToShare`
+    /// small enough to inline.)
+    /// - Returns: the aggregate's position, or `nil` when the route no longer holds.
+    @inline(never)
+    private static func register(
+        record position: UInt64, share: UnsafeMutablePointer<ReaderInterval>, cache: borrowing KeyCache,
+        table: ShardedTable
+    ) -> Int? {
+        let record = cache[position]
+        let type = record.metricType
+        guard let found = table.touch(hash: record.keyHash, route: record.route) else { return nil }
+        let local: Int
+        if let known = share.pointee.index.position(of: found.key.series) {
+            local = known  // the series has an aggregate here already (its record was made again since)
+        } else {
+            local = Self.open(type, key: found.key, bounds: found.bounds, setHint: record.setHint, in: share)
+            share.pointee.index.insert(found.key.series, at: local)
+        }
+        cache.setLocal(position, epoch: share.pointee.epoch, at: Int32(local))
+        if type == .set { cache.setSetHint(position, 0) }
+        return local
     }
 
     /// Starts fetching the share's aggregate of the line whose record is at `position`, when
@@ -231,7 +253,7 @@ public struct DatagramIngestor: ~Copyable {
             if share.pointee.arena == nil {
                 let arena = SampleArena()
                 share.pointee.arena = arena
-                share.pointee.arenaReference = arena
+                share.pointee.arenaReference = Unmanaged.passUnretained(arena)
             }
             return share.pointee.samples.append(
                 SampleAggregate(key: key, bounds: bounds.unsafelyUnwrapped, arena: share.pointee.arena.unsafelyUnwrapped))
