@@ -387,3 +387,30 @@ func namesFollowTheSpec(_ c: NameCase) {
     #expect(String(decoding: sink.page.body, as: UTF8.self).contains("hits_total 7"))
     #expect(sink.renders == 2)
 }
+
+@Test func newSeriesJoinThePageByNameThenByWholeKey() {
+    // `pageOrder` compares in place; it must order as the plain definition does: name bytes
+    // (a prefix first), then the whole key.
+    func reference(_ a: MetricKey, _ b: MetricKey) -> Bool {
+        let (ka, kb) = (a.bytes, b.bytes)
+        let na = ka[3..<(3 + (Int(ka[1]) | Int(ka[2]) << 8))]
+        let nb = kb[3..<(3 + (Int(kb[1]) | Int(kb[2]) << 8))]
+        if na.elementsEqual(nb) { return ka.lexicographicallyPrecedes(kb) }
+        return na.lexicographicallyPrecedes(nb)
+    }
+    var rng = SplitMix64(state: 17)
+    let names = ["a", "ab", "a.b", "b", "", "zz", "a\u{FF}", "ä"]
+    var keys: [MetricKey] = []
+    for _ in 0..<300 {
+        let name = names[Int(rng.next() % UInt64(names.count))] + (rng.next() % 3 == 0 ? "x" : "")
+        let type = MetricType.allCases[Int(rng.next() % 6)]
+        let tags = (0..<Int(rng.next() % 3)).map { ("k\($0)", "v\(rng.next() % 3)") }
+        keys.append(MetricKey(type: type, name: name.isEmpty ? "n" : name, tags: tags))
+    }
+    for a in keys {
+        for b in keys.prefix(60) {
+            #expect(CumulativeState.pageOrder(a, b) == reference(a, b), "\(a) vs \(b)")
+        }
+    }
+    #expect(keys.sorted(by: CumulativeState.pageOrder).map(\.bytes) == keys.sorted(by: reference).map(\.bytes))
+}

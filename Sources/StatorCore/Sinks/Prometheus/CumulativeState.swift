@@ -1,3 +1,4 @@
+import Glibc
 import CStatorSys
 /// The Prometheus view of everything flushed so far: counters cumulative since
 /// the series appeared, gauges and sets as their last value, timers, histograms
@@ -236,14 +237,7 @@ public final class CumulativeState: Sendable {
             for set in batch.sets where Self.knownRoute(set.key, s) == nil { fresh.append((set.key, nil)) }
             for t in batch.samples where Self.knownRoute(t.key, s) == nil { fresh.append((t.key, t.bounds)) }
             if !fresh.isEmpty {
-                fresh.sort { a, b in
-                    // By name bytes (after the type byte and length), then the whole key.
-                    let (ka, kb) = (a.key.bytes, b.key.bytes)
-                    let na = ka[3..<(3 + (Int(ka[1]) | Int(ka[2]) << 8))]
-                    let nb = kb[3..<(3 + (Int(kb[1]) | Int(kb[2]) << 8))]
-                    if na.elementsEqual(nb) { return ka.lexicographicallyPrecedes(kb) }
-                    return na.lexicographicallyPrecedes(nb)
-                }
+                fresh.sort { a, b in Self.pageOrder(a.key, b.key) }
                 var ignored = Dropped()  // counted below, once, when the batch is folded in
                 for f in fresh { _ = route(f.key, f.bounds, &s, &ignored) }
             }
@@ -273,6 +267,28 @@ public final class CumulativeState: Sendable {
                 }
             }
             return dropped
+        }
+    }
+
+    /// The order new series join the page in: by name bytes (after the type byte and the
+    /// length), then by the whole key. (Compared in place: through array slices and the
+    /// generic sequence comparisons, sorting 60,000 new series took seconds in a debug build
+    /// and a minute under AddressSanitizer.)
+    static func pageOrder(_ a: MetricKey, _ b: MetricKey) -> Bool {
+        a.bytes.withUnsafeBytes { ka in
+            b.bytes.withUnsafeBytes { kb in
+                guard let pa = ka.baseAddress, let pb = kb.baseAddress, ka.count >= 3, kb.count >= 3 else {
+                    return ka.count < kb.count
+                }
+                let na = Int(ka[1]) | Int(ka[2]) << 8
+                let nb = Int(kb[1]) | Int(kb[2]) << 8
+                let names = memcmp(pa + 3, pb + 3, min(na, nb))
+                if names != 0 { return names < 0 }
+                if na != nb { return na < nb }
+                let whole = memcmp(pa, pb, min(ka.count, kb.count))
+                if whole != 0 { return whole < 0 }
+                return ka.count < kb.count
+            }
         }
     }
 
