@@ -72,6 +72,7 @@ public struct DatagramIngestor: ~Copyable {
     ///   - datagram: must stay valid until `commit` (it may run from here when much is staged).
     ///   - index: the datagram's number in the caller's batch, handed back in rejections.
     ///   - rejected: called for each rejected line (for rate-limited logging); not on the fast path.
+    ///     It runs with this reader's share locked, so it must not flush the table.
     public mutating func stage(_ datagram: UnsafeRawBufferPointer, datagram index: Int, rejected: Rejection) {
         pending.removeAll()
         LineSplitter.forEachLine(in: datagram) { range in
