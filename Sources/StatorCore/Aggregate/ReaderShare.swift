@@ -251,6 +251,9 @@ enum IntervalMerge {
     }
 
     /// One type's pass of `merge`. `place[series]` is (part << 32) | position, or `.max`.
+    /// (A series number names one series throughout the drained interval: numbers are given
+    /// back only by expiry, which runs after the drain, and a route to an expired series is
+    /// refused by `Shard.touch`.)
     private static func fold<A>(
         _ parts: inout [IntervalAggregates], firstExtra: Int, _ path: WritableKeyPath<IntervalAggregates, [A]>,
         place: inout [UInt64], key: (A) -> MetricKey, combine: (inout A, A, SampleArena?) -> Void
