@@ -190,13 +190,7 @@ struct SampleAggregate {
         }
         if samples == maxSamples &+ 1 {
             // Switch to running moments: seed them from the exact values so far.
-            var m = 0.0
-            forEachValue { m += $0 }
-            m /= Double(kept)
-            var s = 0.0
-            forEachValue { s += ($0 - m) * ($0 - m) }
-            mean = m
-            m2 = s
+            (mean, m2) = keptMoments
         }
         let d = x - mean
         mean += d / Double(samples)
@@ -232,10 +226,8 @@ struct SampleAggregate {
         kept += 1
     }
 
-    /// The mean and the sum of squared deviations of all samples: exact from the kept values
-    /// while they are every sample, else the running ones.
-    private var moments: (mean: Double, m2: Double) {
-        if isSampled { return (mean, m2) }
+    /// The mean and the sum of squared deviations of the kept values.
+    private var keptMoments: (mean: Double, m2: Double) {
         guard kept > 0 else { return (0, 0) }
         var m = 0.0
         forEachValue { m += $0 }
@@ -244,6 +236,10 @@ struct SampleAggregate {
         forEachValue { q += ($0 - m) * ($0 - m) }
         return (m, q)
     }
+
+    /// The mean and the sum of squared deviations of all samples: exact from the kept values
+    /// while they are every sample, else the running ones.
+    private var moments: (mean: Double, m2: Double) { isSampled ? (mean, m2) : keptMoments }
 
     /// Adds the samples of `other`, the same series' interval recorded in another place (a
     /// reader's share, see `ReaderShare`). Counts, sums, extremes and buckets add up exactly.
@@ -269,23 +265,21 @@ struct SampleAggregate {
             other.forEachValue { keep($0, arena: arena) }
             return
         }
-        var left = (values, other.values)
+        /// A random value of `kept`, taken out of it.
+        func draw(_ kept: inout [Double]) -> Double {
+            kept.swapAt(Int(rng.next() % UInt64(kept.count)), kept.count - 1)
+            return kept.removeLast()
+        }
+        var (first, second) = (values, other.values)
         var remaining = (n1, n2)
         var chosen: [Double] = []
         chosen.reserveCapacity(maxSamples)
         while chosen.count < maxSamples {
-            let fromFirst = Int(rng.next() % UInt64(remaining.0 + remaining.1)) < remaining.0
-            if fromFirst {
-                let j = Int(rng.next() % UInt64(left.0.count))
-                chosen.append(left.0[j])
-                left.0.swapAt(j, left.0.count - 1)
-                left.0.removeLast()
+            if Int(rng.next() % UInt64(remaining.0 + remaining.1)) < remaining.0 {
+                chosen.append(draw(&first))
                 remaining.0 -= 1
             } else {
-                let j = Int(rng.next() % UInt64(left.1.count))
-                chosen.append(left.1[j])
-                left.1.swapAt(j, left.1.count - 1)
-                left.1.removeLast()
+                chosen.append(draw(&second))
                 remaining.1 -= 1
             }
         }

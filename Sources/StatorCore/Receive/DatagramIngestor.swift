@@ -161,14 +161,8 @@ public struct DatagramIngestor: ~Copyable {
         let type = record.metricType
         guard type != .gauge, record.route.slot >= 0 else { return false }
         // The value first: a line that does not convert is staged, and the parser says why.
-        var number = 0.0
-        var member: UInt64 = 0
-        if type == .set {
-            guard StatsdParser.isMember(value) else { return false }
-            member = memberHash(datagram, value, seed: table.memberSeed)
-        } else {
-            guard case .value(let v) = StatsdParser.value(datagram, value, type: type) else { return false }
-            number = v.value
+        guard let (member, number) = seenValue(datagram, value, type: type, memberSeed: table.memberSeed) else {
+            return false
         }
         var local = Int(record.localPosition)
         if record.localEpoch != share.pointee.epoch {
@@ -177,7 +171,7 @@ public struct DatagramIngestor: ~Copyable {
         }
         switch type {
         case .counter:
-            share.pointee.counters.pointer(local).pointee.sum += number / record.rate
+            share.pointee.counters.pointer(local).pointee.sum += number.value / record.rate
         case .set:
             let set = share.pointee.sets.pointer(local)
             set.pointee.members.insert(member)
@@ -186,7 +180,7 @@ public struct DatagramIngestor: ~Copyable {
         case .timer, .histogram, .distribution:
             share.pointee.arenaReference.unsafelyUnwrapped._withUnsafeGuaranteedRef { arena in
                 share.pointee.samples.pointer(local).pointee.add(
-                    number, weight: 1 / record.rate, maxSamples: maxSamples, arena: arena, rng: &share.pointee.rng)
+                    number.value, weight: 1 / record.rate, maxSamples: maxSamples, arena: arena, rng: &share.pointee.rng)
             }
         case .gauge:
             return false
@@ -194,10 +188,24 @@ public struct DatagramIngestor: ~Copyable {
         return true
     }
 
+    /// The value of a line seen before, converted as the parser converts it: for a set its
+    /// member's seeded hash (and no number), else the number (and no member).
+    /// - Returns: `nil` when it does not convert (the full parser then says why).
+    @inline(__always)
+    private static func seenValue(
+        _ datagram: UnsafeRawBufferPointer, _ value: Range<Int>, type: MetricType, memberSeed: UInt64
+    ) -> (member: UInt64, number: ParsedValue)? {
+        if type == .set {
+            guard StatsdParser.isMember(value) else { return nil }
+            return (memberHash(datagram, value, seed: memberSeed), ParsedValue(value: 0, isDelta: false))
+        }
+        guard case .value(let v) = StatsdParser.value(datagram, value, type: type) else { return nil }
+        return (0, v)
+    }
+
     /// The first line of a series in this interval (or since its record was made again): asks
     /// the shard for the series, finds or makes the share's aggregate, and notes its position
-    /// in the record. (Out of line: once per series and interval, and it keeps `addToShare`
-    /// small enough to inline.)
+    /// in the record. (Out of line: once per series and interval, off the per-line path.)
     /// - Returns: the aggregate's position, or `nil` when the route no longer holds.
     @inline(never)
     private static func register(
@@ -275,16 +283,9 @@ public struct DatagramIngestor: ~Copyable {
         let record = cache[position]
         let type = record.metricType
         // The member's hash for a set, else the value itself (inline: nothing in the value list).
-        let payload: UInt64
-        var inline: UInt8 = 0
-        if type == .set {
-            guard StatsdParser.isMember(value) else { return false }
-            payload = memberHash(datagram, value, seed: memberSeed)
-        } else {
-            guard case .value(let v) = StatsdParser.value(datagram, value, type: type) else { return false }
-            payload = v.value.bitPattern
-            inline = v.isDelta ? 2 : 1
-        }
+        guard let (member, number) = seenValue(datagram, value, type: type, memberSeed: memberSeed) else { return false }
+        let payload = type == .set ? member : number.value.bitPattern
+        let inline: UInt8 = type == .set ? 0 : number.isDelta ? 2 : 1
         // The key stays in the ring (no copy) unless the record is old enough that the ring
         // could overwrite it before the commit: a record at most half a ring old, the commit
         // within an eighth of a ring of inserts plus one datagram's (64 KiB of the shortest
