@@ -8,6 +8,7 @@ import StatorCore
 //                                    as the agent runs (batched commits, flushes every 400k lines)
 //   stator-micro --callgrind ingest --lines N   one pass of parse + aggregate, for instruction counts
 //   stator-micro --callgrind parse --lines N    one pass of the parser alone over every line
+//   stator-micro --callgrind flush --lines N    two flushes of 400,000 lines each, encoded and folded
 //   --shards N                                  lock shards (default as the agent's)
 
 var lineCount = 2_000_000
@@ -87,6 +88,42 @@ if callgrind == "ingest" {
         _ in
     }
     _ = ingestAsTheAgent(datagrams, table: table, flusher: flusher)
+    exit(0)
+}
+/// One second's worth of the corpus (400,000 lines) ingested, then flushed and handed to the
+/// JSON-lines encoder and the Prometheus state, twice: the first fold creates every series, the
+/// second finds them (the steady state). Callgrind counts each step separately.
+@inline(never)
+func flushStep(_ flusher: Flusher, at second: Int64) -> FlushBatch { flusher.flush(at: second * 1000) }
+@inline(never)
+func encodeStep(_ batch: FlushBatch) -> Int { JSONLinesEncoder.encode(batch).count }
+@inline(never)
+func firstFoldStep(_ state: CumulativeState, _ batch: FlushBatch) -> Bool { state.apply(batch) == nil }
+@inline(never)
+func foldStep(_ state: CumulativeState, _ batch: FlushBatch) { _ = state.apply(batch) }
+if callgrind == "flush" {
+    let flusher = Flusher(table: table, configuration: FlushConfiguration(), startMillis: 0, metrics: SelfMetrics(readers: 1)) {
+        _ in
+    }
+    let state = CumulativeState()
+    var ingestor = DatagramIngestor(table: table)
+    var sinceFlush = 0
+    var second: Int64 = 0
+    for (n, d) in datagrams.enumerated() {
+        d.withUnsafeBytes { ingestor.stage($0, datagram: n % 10, rejected: { _, _, _ in }) }
+        if n % 10 == 9 { ingestor.commit(rejected: { _, _, _ in }) }
+        sinceFlush += d.reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+        if sinceFlush >= 400_000 || n == datagrams.count - 1 {
+            ingestor.commit(rejected: { _, _, _ in })
+            sinceFlush = 0
+            second += 1
+            let batch = flushStep(flusher, at: second)
+            _ = encodeStep(batch)
+            if second <= 1 { _ = firstFoldStep(state, batch) } else { foldStep(state, batch) }
+            print("series \(batch.seriesCount)")
+            if second >= 2 { break }
+        }
+    }
     exit(0)
 }
 /// Parses every line of the corpus (the ingestor parses only lines it has not seen before).
