@@ -18,25 +18,38 @@ public struct JSONWriter {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
-    /// Appends a quoted, escaped JSON string from UTF-8 bytes.
+    /// Appends a quoted, escaped JSON string from UTF-8 bytes. Runs of bytes that need no
+    /// escape (in metric names and tags, all of them) are appended whole.
     mutating func string(_ utf8: UnsafeRawBufferPointer) {
         bytes.append(UInt8(ascii: "\""))
-        for b in utf8 {
+        var run = 0
+        for (i, b) in utf8.enumerated() where Self.needsEscape(b) {
+            if run < i { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: utf8[run..<i])) }
+            run = i + 1
             switch b {
-            case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\\")); bytes.append(b)
-            case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\")); bytes.append(b)
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\")); bytes.append(b)
             case 0x0A: bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "n"))
             case 0x0D: bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "r"))
             case 0x09: bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "t"))
-            case 0..<0x20, 0x7F:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+            default:
                 bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
-                bytes.append(hex[Int(b >> 4)])
-                bytes.append(hex[Int(b & 0xF)])
-            default: bytes.append(b)
+                bytes.append(Self.hexDigit(b >> 4))
+                bytes.append(Self.hexDigit(b & 0xF))
             }
         }
+        if run < utf8.count { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: utf8[run...])) }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// `"`, `\`, the control bytes and DEL.
+    @inline(__always)
+    private static func needsEscape(_ b: UInt8) -> Bool {
+        b < 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b == 0x7F
+    }
+
+    @inline(__always)
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 
     /// Appends a quoted, escaped JSON string.
@@ -56,16 +69,23 @@ public struct JSONWriter {
         bytes.append(contentsOf: value.description.utf8)
     }
 
-    /// Appends an integer.
+    /// Appends an integer: its digits written backwards into a buffer on the stack, then
+    /// appended in one call (no allocation).
     mutating func integer(_ value: Int64) {
-        if value == 0 { bytes.append(UInt8(ascii: "0")); return }
-        var v = value.magnitude
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        let start = bytes.count
-        while v > 0 {
-            bytes.append(UInt8(ascii: "0") &+ UInt8(v % 10))
-            v /= 10
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: a sign and up to 19 digits
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var v = value.magnitude
+            var start = buffer.count
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            } while v > 0
+            if value < 0 {
+                start -= 1
+                buffer[start] = UInt8(ascii: "-")
+            }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[start...]))
         }
-        bytes[start...].reverse()
     }
 }

@@ -47,3 +47,25 @@ func writesPlainJSONNumbers(_ value: Double, _ expected: String) {
     #expect(WallClock.rfc3339(1_795_287_610_000) == "2026-11-21T19:00:10.000Z")
     #expect(WallClock.rfc3339(951_782_400_007) == "2000-02-29T00:00:00.007Z")
 }
+
+@Test(arguments: [
+    (Int64(0), "0"), (7, "7"), (-7, "-7"), (10, "10"), (1_000_000, "1000000"),
+    (Int64.max, "9223372036854775807"), (Int64.min, "-9223372036854775808"),
+])
+func writesIntegers(_ value: Int64, _ expected: String) {
+    var w = JSONWriter()
+    w.raw("[")
+    w.integer(value)
+    #expect(String(decoding: w.bytes, as: UTF8.self) == "[" + expected)
+}
+
+@Test(arguments: [
+    ("", #""""#), ("plain.name_1", #""plain.name_1""#), ("\"", #""\"""#), ("a\\", #""a\\""#),
+    ("\ttab\r\n", #""\ttab\r\n""#), ("\u{0}\u{1F}\u{7F}", #""\u0000\u001f\u007f""#),
+    ("é ü\u{1F600}", "\"é ü\u{1F600}\""), ("x\"y\\z", #""x\"y\\z""#),
+])
+func escapesStringsByteByByteAndCopiesRunsWhole(_ text: String, _ expected: String) {
+    var w = JSONWriter()
+    w.string(text)
+    #expect(String(decoding: w.bytes, as: UTF8.self) == expected)
+}
