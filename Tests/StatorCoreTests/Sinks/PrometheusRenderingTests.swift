@@ -414,3 +414,59 @@ func namesFollowTheSpec(_ c: NameCase) {
     }
     #expect(keys.sorted(by: CumulativeState.pageOrder).map(\.bytes) == keys.sorted(by: reference).map(\.bytes))
 }
+
+@Test(arguments: [false, true])
+func labelsOfPlainTagsAreRenderedAsTheGeneralPathRendersThem(histogram: Bool) throws {
+    // Tags that keep their names and order take the one-pass path; the rest are renamed,
+    // filtered and sorted. Both must give the same labels.
+    let plain: [[(String, String)]] = [
+        [], [("a", "1")], [("a", "1"), ("b", "2")], [("a", "1"), ("lf", "5"), ("z", "9")],
+        [("l", "1"), ("lf", "2"), ("m", "3")], [("k", #"say "hi"\now"#)], [("A", "1"), ("_x", "2"), ("b9", "3")],
+    ]
+    let renamed: [[(String, String)]] = [
+        [("a.b", "1")], [("9k", "v")], [("__hidden", "x"), ("a", "1")], [("empty", ""), ("a", "1")],
+        [("a.b", "1"), ("a_b", "2")], [("k.x", "1"), ("k_y", "2")], [("x-1", "1"), ("x_1", "2")], [("", "1")],
+    ]
+    // `le` is a plain label name except on a histogram.
+    let le: [[(String, String)]] = [[("host", "web-1"), ("le", "x")], [("a", "1"), ("le", "5"), ("z", "9")]]
+    for (tags, onePass) in plain.map({ ($0, true) }) + renamed.map({ ($0, false) }) + le.map({ ($0, !histogram) }) {
+        let key = MetricKey(type: histogram ? .histogram : .gauge, name: "n", tags: tags)
+        let labels = PrometheusNaming.labels(of: key, histogram: histogram)
+        let general = PrometheusNaming.sortedLabels(of: key, histogram: histogram)
+        #expect((PrometheusNaming.plainLabels(of: key, histogram: histogram) != nil) == onePass, "\(tags)")
+        #expect(labels == general, "\(tags)")
+        #expect(labels.hashValue == general.hashValue)
+    }
+    // Exact renderings, through the one-pass path.
+    let key = MetricKey(type: .histogram, name: "n", tags: [("a", "1"), ("le", "5"), ("z", "9")])
+    let rendered = PrometheusNaming.labels(of: key, histogram: true)
+    #expect(Array(rendered.before) == Array(#"a="1",exported_le="5""#.utf8))
+    #expect(Array(rendered.after) == Array(#",z="9""#.utf8))
+    let gauge = MetricKey(type: .gauge, name: "n", tags: [("a", "1"), ("b", #"x"y"#)])
+    #expect(Array(PrometheusNaming.labels(of: gauge, histogram: false).before) == Array(#"a="1",b="x\"y""#.utf8))
+}
+
+@Test func aLargeFirstBatchIndexesEveryName() throws {
+    // One batch makes a few thousand families at once (the name index is sized for them in one
+    // step); every name they expose must then be found taken, and merged names stay merged.
+    let metrics = SelfMetrics(readers: 1)
+    let state = CumulativeState(prefix: "", reservedNames: [], metrics: metrics)
+    let table = ShardedTable(
+        configuration: AggregationConfiguration(shards: 4, buckets: HistogramBuckets(defaults: [1])), seed: 11)
+    let flusher = Flusher(
+        table: table, configuration: FlushConfiguration(intervalMillis: 10_000, seriesTTLMillis: 60_000),
+        startMillis: 0, metrics: metrics
+    ) { state.apply($0) }
+    let n = 1_500
+    ingest(
+        table,
+        (0..<n).flatMap { ["g.\($0):1|g", "g_\($0):2|g", "h\($0):1|h", "c\($0):1|c|#k:\($0 % 3)", "c\($0):1|c|#k:v"] })
+    flusher.flush(at: 10_000)
+    #expect(state.familyCount == 3 * n)  // g.N and g_N share one family
+    #expect(metrics.labeledValue(SelfMetrics.seriesDropped("prometheus", "type_conflict")) == 0)
+    let taken = (0..<n).flatMap { ["g_\($0):1|h", "h\($0)_sum:1|g", "h\($0)_bucket:1|g", "c\($0)_total:1|g"] }
+    ingest(table, taken)
+    flusher.flush(at: 20_000)
+    #expect(state.familyCount == 3 * n)
+    #expect(metrics.labeledValue(SelfMetrics.seriesDropped("prometheus", "type_conflict")) == UInt64(taken.count))
+}

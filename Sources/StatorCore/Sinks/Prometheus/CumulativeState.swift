@@ -108,11 +108,26 @@ public final class CumulativeState: Sendable {
         var count: Double = 0
     }
 
-    /// The bucket of `nameHeads` an exposed sample name is indexed under (its hash folded by `nameHashMask`).
+    /// The bucket of `nameHeads` an exposed sample name is indexed under (its hash folded by
+    /// `nameHashMask`). A seeded hash: names come from the network, and crafted collisions
+    /// would make each new family walk one long chain.
     func nameBucket(_ bytes: [UInt8], _ s: borrowing State) -> Int {
         var h = Hasher()
         bytes.withUnsafeBytes { h.combine(bytes: $0) }  // in one call, not byte by byte
         return h.finalize() & nameHashMask & (s.nameHeads.count - 1)
+    }
+
+    /// Reusable buffers for the names that folding a batch derives, compares and hashes (kept
+    /// in `State` between folds: once grown, finding and linking names allocates nothing).
+    struct NameScratch {
+        /// The name of the family being routed to or removed.
+        var name: [UInt8] = []
+        /// One exposed name being looked up.
+        var query: [UInt8] = []
+        /// The name of another family, met in a bucket chain.
+        var other: [UInt8] = []
+        /// One exposed name of that family, as hashed and compared.
+        var exposed: [UInt8] = []
     }
 
     /// Normally every bit; tests fold hashes into a few values to force collisions.
@@ -157,6 +172,8 @@ public final class CumulativeState: Sendable {
         var routes: [Route] = []
         var flushNumber: UInt64 = 0
         var liveFamilies = 0
+        /// Lent to each fold (see `NameScratch`).
+        var scratch = NameScratch()
 
         /// The buckets of a histogram family (those of its first series), or nil.
         func bounds(of family: Family) -> BucketBounds? {
@@ -228,8 +245,11 @@ public final class CumulativeState: Sendable {
             s.appliedTimestamp = batch.timestamp
             s.flushNumber &+= 1
             var dropped = Dropped()
-            for key in batch.expired { forget(key, &s) }
-            if !batch.expired.isEmpty { compactIfSparse(&s) }
+            var scratch = s.scratch
+            s.scratch = NameScratch()
+            defer { s.scratch = scratch }
+            for key in batch.expired { forget(key, &s, &scratch) }
+            if !batch.expired.isEmpty { compactIfSparse(&s, &scratch) }
             // Series new in this batch join the page sorted by name, then type and tags.
             var fresh: [(key: MetricKey, bounds: BucketBounds?)] = []
             for c in batch.counters where Self.knownRoute(c.key, s) == nil { fresh.append((c.key, nil)) }
@@ -238,25 +258,26 @@ public final class CumulativeState: Sendable {
             for t in batch.samples where Self.knownRoute(t.key, s) == nil { fresh.append((t.key, t.bounds)) }
             if !fresh.isEmpty {
                 fresh.sort { a, b in Self.pageOrder(a.key, b.key) }
+                sizeNameHeads(for: fresh, &s, &scratch)
                 var ignored = Dropped()  // counted below, once, when the batch is folded in
-                for f in fresh { _ = route(f.key, f.bounds, &s, &ignored) }
+                for f in fresh { _ = route(f.key, f.bounds, &s, &ignored, &scratch) }
             }
             for c in batch.counters {
-                guard let i = route(c.key, nil, &s, &dropped) else { continue }
+                guard let i = route(c.key, nil, &s, &dropped, &scratch) else { continue }
                 s.series[Int(i)].value += c.value
             }
             for g in batch.gauges {
-                guard let i = route(g.key, nil, &s, &dropped) else { continue }
+                guard let i = route(g.key, nil, &s, &dropped, &scratch) else { continue }
                 s.series[Int(i)].value = g.value
             }
             let flush = s.flushNumber
             for set in batch.sets {
-                guard let i = route(set.key, nil, &s, &dropped) else { continue }
+                guard let i = route(set.key, nil, &s, &dropped, &scratch) else { continue }
                 s.series[Int(i)].value = set.value
                 s.series[Int(i)].setAt = UInt32(truncatingIfNeeded: flush)
             }
             for t in batch.samples {
-                guard let i = route(t.key, t.bounds, &s, &dropped) else { continue }
+                guard let i = route(t.key, t.bounds, &s, &dropped, &scratch) else { continue }
                 let h = Int(s.series[Int(i)].histogram)
                 guard h >= 0 else { continue }
                 let scale = t.key.type == .timer ? 1.0 / 1000 : 1
@@ -294,26 +315,64 @@ public final class CumulativeState: Sendable {
 
     /// The family name a statsd key registers.
     func familyName(of key: MetricKey) -> [UInt8] {
-        key.withName { PrometheusNaming.familyName(prefix: prefix, statsdName: $0, type: key.type) }
+        var name: [UInt8] = []
+        writeFamilyName(of: key, into: &name)
+        return name
     }
 
-    /// The sample names a family exposes.
-    private static func exposedNames(_ name: [UInt8], _ type: FamilyType) -> [[UInt8]] {
-        guard type == .histogram else { return [name] }
-        return [name] + ["_bucket", "_sum", "_count"].map { name + Array($0.utf8) }
+    /// Writes the family name a statsd key registers into `out`, reusing its storage.
+    private func writeFamilyName(of key: MetricKey, into out: inout [UInt8]) {
+        key.withName { PrometheusNaming.appendFamilyName(prefix: prefix, statsdName: $0, type: key.type, to: &out) }
     }
 
-    /// The family that exposes exactly `name`, if any.
-    private func family(exposing name: [UInt8], _ s: State) -> Int32? {
+    /// How many sample names a family of `type` exposes: its name (slot 0), and for a
+    /// histogram also `_bucket`, `_sum` and `_count` (slots 1-3).
+    private static func exposedCount(_ type: FamilyType) -> Int { type == .histogram ? 4 : 1 }
+
+    /// Writes exposed name `slot` of the family named `name` into `out`.
+    private static func writeExposed(_ name: [UInt8], slot: Int, into out: inout [UInt8]) {
+        let suffix: StaticString =
+            switch slot {
+            case 1: "_bucket"
+            case 2: "_sum"
+            case 3: "_count"
+            default: ""
+            }
+        out.removeAll(keepingCapacity: true)
+        out.append(contentsOf: name)
+        suffix.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+
+    /// Whether two names are the same bytes (compared in one call).
+    private static func same(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        return a.withUnsafeBytes { pa in
+            b.withUnsafeBytes { pb in
+                guard let x = pa.baseAddress, let y = pb.baseAddress else { return true }  // both empty
+                return memcmp(x, y, pa.count) == 0
+            }
+        }
+    }
+
+    /// The family that exposes exactly `name`, if any. (Each family met in the chain has its
+    /// names derived into `other` and `exposed`.)
+    private func family(exposing name: [UInt8], _ s: borrowing State, _ other: inout [UInt8], _ exposed: inout [UInt8])
+        -> Int32?
+    {
         let h = nameBucket(name, s)
         var f = s.nameHeads[h]
         while f >= 0 {
             let family = s.families[Int(f)]
-            let exposed = Self.exposedNames(familyName(of: family.source), family.type)
-            if exposed.contains(name) { return f }
-            // Follow the link of the exposed name that shares this hash.
-            guard let slot = exposed.firstIndex(where: { nameBucket($0, s) == h }) else { return nil }
-            f = Self.link(f, slot, s)
+            writeFamilyName(of: family.source, into: &other)
+            // Follow the link of the first exposed name that shares this hash.
+            var next: Int32? = nil
+            for slot in 0..<Self.exposedCount(family.type) {
+                Self.writeExposed(other, slot: slot, into: &exposed)
+                if Self.same(exposed, name) { return f }
+                if next == nil, nameBucket(exposed, s) == h { next = Self.link(f, slot, s) }
+            }
+            guard let next else { return nil }
+            f = next
         }
         return nil
     }
@@ -353,18 +412,22 @@ public final class CumulativeState: Sendable {
     }
 
     /// Finds or creates the series a statsd key feeds.
-    private func route(_ key: MetricKey, _ bounds: BucketBounds?, _ s: inout State, _ dropped: inout Dropped) -> Int32? {
+    private func route(
+        _ key: MetricKey, _ bounds: BucketBounds?, _ s: inout State, _ dropped: inout Dropped, _ scratch: inout NameScratch
+    ) -> Int32? {
         precondition(key.series != .none, "CumulativeState takes keys numbered by a ShardedTable")
         if let known = Self.knownRoute(key, s) { return known }
         let number = Int(key.series.index)
         if number < s.routes.count, s.routes[number].series >= 0 {
             // The number's earlier holder expired in a batch this state never saw: let it go now.
-            forget(number, &s)
+            forget(number, &s, &scratch)
         }
         let type = FamilyType(key.type)
-        let name = familyName(of: key)
+        writeFamilyName(of: key, into: &scratch.name)
         let familyIndex: Int32
-        if let existing = family(exposing: name, s), familyName(of: s.families[Int(existing)].source) == name {
+        if let existing = family(exposing: scratch.name, s, &scratch.other, &scratch.exposed),
+            isNamed(scratch.name, s.families[Int(existing)], &scratch.other)
+        {
             let family = s.families[Int(existing)]
             guard family.type == type else {
                 dropped.typeConflicts += 1
@@ -376,17 +439,21 @@ public final class CumulativeState: Sendable {
             }
             familyIndex = existing
         } else {
-            let exposed = Self.exposedNames(name, type)
-            guard exposed.allSatisfy({ family(exposing: $0, s) == nil && !reserved.contains($0) }) else {
-                dropped.typeConflicts += 1
-                return nil
+            for slot in 0..<Self.exposedCount(type) {
+                Self.writeExposed(scratch.name, slot: slot, into: &scratch.query)
+                guard family(exposing: scratch.query, s, &scratch.other, &scratch.exposed) == nil,
+                    !reserved.contains(scratch.query)
+                else {
+                    dropped.typeConflicts += 1
+                    return nil
+                }
             }
             familyIndex = addFamily(Family(source: key, type: type), &s)
-            s.nameCount += exposed.count
+            s.nameCount += Self.exposedCount(type)
             if s.nameCount > s.nameHeads.count {
-                rebuildNameHeads(&s)
+                rebuildNameHeads(&s, &scratch)
             } else {
-                linkNames(familyIndex, exposed, &s)
+                linkNames(familyIndex, scratch.name, type, &s, &scratch.exposed)
             }
         }
         let labels = PrometheusNaming.labels(of: key, histogram: type == .histogram)
@@ -416,24 +483,55 @@ public final class CumulativeState: Sendable {
         return seriesIndex
     }
 
-    /// Pushes family `f` on the front of the bucket chain of each name it exposes.
-    private func linkNames(_ f: Int32, _ exposed: [[UInt8]], _ s: inout State) {
-        for (slot, n) in exposed.enumerated() {
-            let h = nameBucket(n, s)
+    /// Grows `nameHeads` once for the names that `fresh` (sorted by `pageOrder`) can add: one
+    /// set per statsd name and type among them (the most new families they can make), instead
+    /// of doubling it again and again as the first flush routes a large page.
+    private func sizeNameHeads(
+        for fresh: [(key: MetricKey, bounds: BucketBounds?)], _ s: inout State, _ scratch: inout NameScratch
+    ) {
+        var names = s.nameCount
+        for k in fresh.indices where k == 0 || !Self.sameNameAndType(fresh[k - 1].key, fresh[k].key) {
+            names += Self.exposedCount(FamilyType(fresh[k].key.type))
+        }
+        guard names > s.nameHeads.count else { return }
+        let saved = s.nameCount
+        s.nameCount = names
+        rebuildNameHeads(&s, &scratch)
+        s.nameCount = saved
+    }
+
+    /// Whether two keys have the same type and name.
+    private static func sameNameAndType(_ a: MetricKey, _ b: MetricKey) -> Bool {
+        a.type == b.type && a.withName { na in b.withName { nb in na.elementsEqual(nb) } }
+    }
+
+    /// Whether `family` is named `name` (its name derived into `other`).
+    private func isNamed(_ name: [UInt8], _ family: Family, _ other: inout [UInt8]) -> Bool {
+        writeFamilyName(of: family.source, into: &other)
+        return Self.same(other, name)
+    }
+
+    /// Pushes family `f`, named `name`, on the front of the bucket chain of each name it exposes.
+    private func linkNames(_ f: Int32, _ name: [UInt8], _ type: FamilyType, _ s: inout State, _ exposed: inout [UInt8]) {
+        for slot in 0..<Self.exposedCount(type) {
+            Self.writeExposed(name, slot: slot, into: &exposed)
+            let h = nameBucket(exposed, s)
             Self.setLink(f, slot, s.nameHeads[h], &s)
             s.nameHeads[h] = f
         }
     }
 
     /// Sizes `nameHeads` for `nameCount` names (a bucket per name, rounded up to a power of
-    /// two: 4 bytes per name) and links every live family into it again.
-    private func rebuildNameHeads(_ s: inout State) {
+    /// two: 4 bytes per name; at least twice as many as before, so that a growing page
+    /// rebuilds it O(log n) times) and links every live family into it again.
+    private func rebuildNameHeads(_ s: inout State, _ scratch: inout NameScratch) {
         s.nameHeads = [Int32](repeating: -1, count: Int.powerOfTwo(atLeast: s.nameCount, minimum: 64))
         s.histogramNameLinks = [:]
         var f = s.firstFamily
         while f >= 0 {
             let family = s.families[Int(f)]
-            linkNames(f, Self.exposedNames(familyName(of: family.source), family.type), &s)
+            writeFamilyName(of: family.source, into: &scratch.other)
+            linkNames(f, scratch.other, family.type, &s, &scratch.exposed)
             f = family.next
         }
     }
@@ -474,13 +572,13 @@ public final class CumulativeState: Sendable {
     }
 
     /// A statsd series expired: drop its share, and the series and family once nothing feeds them.
-    private func forget(_ key: MetricKey, _ s: inout State) {
+    private func forget(_ key: MetricKey, _ s: inout State, _ scratch: inout NameScratch) {
         guard Self.knownRoute(key, s) != nil else { return }
-        forget(Int(key.series.index), &s)
+        forget(Int(key.series.index), &s, &scratch)
     }
 
     /// Drops the route of statsd series number `number` (it has one).
-    private func forget(_ number: Int, _ s: inout State) {
+    private func forget(_ number: Int, _ s: inout State, _ scratch: inout NameScratch) {
         let i = s.routes[number].series
         s.routes[number] = Route()
         let index = Int(i)
@@ -514,10 +612,11 @@ public final class CumulativeState: Sendable {
         if family.previous >= 0 { s.families[Int(family.previous)].next = family.next } else { s.firstFamily = family.next }
         if family.next >= 0 { s.families[Int(family.next)].previous = family.previous } else { s.lastFamily = family.previous }
         // Unlink the family from each of its names' bucket chains.
-        let exposed = Self.exposedNames(familyName(of: family.source), family.type)
-        s.nameCount -= exposed.count
-        for (slot, n) in exposed.enumerated() {
-            let h = nameBucket(n, s)
+        writeFamilyName(of: family.source, into: &scratch.name)
+        s.nameCount -= Self.exposedCount(family.type)
+        for slot in 0..<Self.exposedCount(family.type) {
+            Self.writeExposed(scratch.name, slot: slot, into: &scratch.query)
+            let h = nameBucket(scratch.query, s)
             let after = Self.link(Int32(f), slot, s)
             if s.nameHeads[h] == Int32(f) {
                 s.nameHeads[h] = after
@@ -526,8 +625,16 @@ public final class CumulativeState: Sendable {
             var p = s.nameHeads[h]
             while p >= 0 {
                 let pf = s.families[Int(p)]
-                let pNames = Self.exposedNames(familyName(of: pf.source), pf.type)
-                guard let pSlot = pNames.firstIndex(where: { nameBucket($0, s) == h }) else { break }
+                writeFamilyName(of: pf.source, into: &scratch.other)
+                var found: Int? = nil
+                for pSlot in 0..<Self.exposedCount(pf.type) {
+                    Self.writeExposed(scratch.other, slot: pSlot, into: &scratch.exposed)
+                    if nameBucket(scratch.exposed, s) == h {
+                        found = pSlot
+                        break
+                    }
+                }
+                guard let pSlot = found else { break }
                 let next = Self.link(p, pSlot, s)
                 if next == Int32(f) {
                     Self.setLink(p, pSlot, after, &s)
@@ -546,7 +653,7 @@ public final class CumulativeState: Sendable {
     /// free (after a mass expiry): Swift arrays and dictionaries never shrink by themselves,
     /// so a cardinality bomb would otherwise keep its peak memory after `series_ttl`.
     /// Families keep their order, and their series theirs.
-    private func compactIfSparse(_ s: inout State) {
+    private func compactIfSparse(_ s: inout State, _ scratch: inout NameScratch) {
         let liveSeries = s.series.count - s.freeSeries.count
         guard s.series.count >= 4096, liveSeries * 4 < s.series.count else { return }
         var familyMap = [Int32](repeating: -1, count: s.families.count)
@@ -601,7 +708,7 @@ public final class CumulativeState: Sendable {
         s.freeFamilies = []
         s.freeSeries = []
         s.freeHistograms = []
-        rebuildNameHeads(&s)
+        rebuildNameHeads(&s, &scratch)
         // The old arrays are gone now; hand their pages back to the kernel.
         _ = CStatorSys_release_free_memory()
     }

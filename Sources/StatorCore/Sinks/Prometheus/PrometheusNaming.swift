@@ -16,8 +16,9 @@ public enum PrometheusNaming {
     /// Replaces `out` with the family name (see `familyName`), reusing its storage.
     static func appendFamilyName(prefix: [UInt8], statsdName: UnsafeRawBufferPointer, type: MetricType, to out: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)
-        for b in prefix { out.append(sanitized(b)) }
-        for b in statsdName { out.append(sanitized(b)) }
+        out.reserveCapacity(prefix.count + statsdName.count + 9)
+        prefix.withUnsafeBytes { appendSanitized($0, to: &out) }
+        appendSanitized(statsdName, to: &out)
         prefixLeadingDigit(&out)
         if out.isEmpty { out.append(0x5F) }
         switch type {
@@ -25,6 +26,17 @@ public enum PrometheusNaming {
         case .timer: appendSuffix("_seconds", to: &out)
         default: break
         }
+    }
+
+    /// Appends `bytes` sanitized: runs of valid bytes in one call each, `_` for each other byte.
+    private static func appendSanitized(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        var run = 0
+        for (i, b) in bytes.enumerated() where sanitized(b) != b {
+            if run < i { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[run..<i])) }
+            out.append(0x5F)
+            run = i + 1
+        }
+        if run < bytes.count { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[run...])) }
     }
 
     @inline(__always)
@@ -94,6 +106,16 @@ public enum PrometheusNaming {
         /// No labels at all.
         var isEmpty: Bool { text.isEmpty }
 
+        init() {}
+
+        /// Labels already rendered (see `text`).
+        fileprivate init(rendered: [UInt8]) { text = rendered }
+
+        static func == (a: Labels, b: Labels) -> Bool { a.text == b.text }
+
+        /// The bytes in one call (an array of bytes would be combined byte by byte).
+        func hash(into hasher: inout Hasher) { text.withUnsafeBytes { hasher.combine(bytes: $0) } }
+
         private var splitIndex: Int { text.firstIndex(of: 0xFF) ?? text.count }
 
         /// Adds a label to `before` (all of them are added before any to `after`).
@@ -121,6 +143,11 @@ public enum PrometheusNaming {
     /// empty values and names starting `__` left out, `le` renamed `exported_le` on
     /// histograms; of two tags with the same sanitized name the later (in tag order) wins.
     static func labels(of key: MetricKey, histogram: Bool) -> Labels {
+        plainLabels(of: key, histogram: histogram) ?? sortedLabels(of: key, histogram: histogram)
+    }
+
+    /// `labels(of:histogram:)` for any key: each tag renamed and escaped on its own, then sorted.
+    static func sortedLabels(of key: MetricKey, histogram: Bool) -> Labels {
         var pairs: [(name: [UInt8], value: [UInt8])] = []
         key.forEachTag { k, v in
             guard !v.isEmpty else { return }
@@ -147,5 +174,46 @@ public enum PrometheusNaming {
             }
         }
         return labels
+    }
+
+    /// The labels of a key whose tags all keep their names and order: every name already a
+    /// valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`, not starting `__`, not `le` on a histogram),
+    /// every value non-empty, names strictly ascending. Rendered in one pass into one array,
+    /// as `labels(of:histogram:)` renders them; `nil` for any other key (the general path).
+    static func plainLabels(of key: MetricKey, histogram: Bool) -> Labels? {
+        var text: [UInt8] = []
+        text.reserveCapacity(key.bytes.count + 16)
+        var plain = true
+        var previous = UnsafeRawBufferPointer(start: nil, count: 0)
+        var split = false
+        key.forEachTag { k, v in
+            guard plain else { return }
+            guard !v.isEmpty, isLabelName(k), !(histogram && k.elementsEqual("le".utf8)),
+                previous.baseAddress == nil || previous.lexicographicallyPrecedes(k)
+            else {
+                plain = false
+                return
+            }
+            previous = k
+            if histogram && !split && "le".utf8.lexicographicallyPrecedes(k) {
+                text.append(0xFF)
+                split = true
+            }
+            if split || !text.isEmpty { text.append(0x2C) }
+            text.append(contentsOf: k)
+            text.append(UInt8(ascii: "="))
+            text.append(UInt8(ascii: "\""))
+            appendEscapedLabelValue(v, to: &text)
+            text.append(UInt8(ascii: "\""))
+        }
+        return plain ? Labels(rendered: text) : nil
+    }
+
+    /// Whether `name` is a label name as it stands: not empty, `[a-zA-Z0-9_]` bytes, no
+    /// leading digit, not starting `__` (reserved).
+    private static func isLabelName(_ name: UnsafeRawBufferPointer) -> Bool {
+        guard let first = name.first, !(first >= 0x30 && first <= 0x39) else { return false }
+        if name.count >= 2, first == 0x5F, name[1] == 0x5F { return false }
+        return name.allSatisfy { sanitized($0) == $0 }
     }
 }
