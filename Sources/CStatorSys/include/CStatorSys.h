@@ -69,4 +69,29 @@ int CStatorSys_zstream_write(CStatorSys_zstream *s, const uint8_t *input, size_t
 /// Frees the z_stream and the output buffer.
 void CStatorSys_zstream_free(CStatorSys_zstream *s);
 
+/// One line of a datagram, as `CStatorSys_scan_lines` finds it (Swift: `PendingLine`).
+typedef struct CStatorSys_line {
+    int64_t start;      // the line: bytes start..<end (the `\n` and a `\r` before it excluded)
+    int64_t end;
+    int64_t colon;      // a simple line's first `:` and the `|` that ends its value; else -1
+    int64_t pipe;
+    uint64_t identity;  // a simple line's identity hash (never 0); else 0
+    uint64_t record;    // left for the caller: set to UINT64_MAX
+} CStatorSys_line;
+
+/// Finds the non-empty lines of `count` bytes (split at `\n`, a trailing `\r` stripped) and,
+/// for each simple line (`name:value|suffix`: a first `:`, then a `|` before any other `:`),
+/// where its `:` and `|` are and `CStatorSys_identity_hash` of its name and suffix, starting
+/// to fetch the 64-byte set `sets + ((identity >> 40) & set_mask) * 64` of each. Writes at
+/// most `count / 2 + 1` lines to `out` (the most a datagram can hold); returns how many.
+size_t CStatorSys_scan_lines(const uint8_t *bytes, size_t count, uint64_t seed, CStatorSys_line *out,
+                             const void *sets, uint64_t set_mask);
+
+/// The identity hash of a line (never 0): `name_length` bytes at `bytes + name` and
+/// `suffix_length` at `bytes + suffix`, each in eight-byte words from its start (the last zero
+/// above its bytes), a multiply per word, then both lengths and one final mix. Reads nothing
+/// outside the `count` bytes at `bytes`.
+uint64_t CStatorSys_identity_hash(const uint8_t *bytes, size_t count, size_t name, size_t name_length, size_t suffix,
+                                  size_t suffix_length, uint64_t seed);
+
 #endif

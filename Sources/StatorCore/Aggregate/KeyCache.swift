@@ -82,9 +82,11 @@ struct KeyCache: ~Copyable {
     private var head: UInt64 = 0
     /// Per set: the way to replace next when none is empty or dead.
     private var victims: [UInt8]
-    private let seed: UInt64
+    /// The identity hash's seed (see `LineScanner`).
+    let seed: UInt64
 
     init(seed: UInt64) {
+        precondition(Self.ways * MemoryLayout<Way>.stride == 64, "a set is the 64 bytes LineScanner prefetches")
         self.seed = seed
         victims = Array(repeating: 0, count: Self.sets)
         table = Self.map(Self.sets * Self.ways * MemoryLayout<Way>.stride).bindMemory(
@@ -104,29 +106,10 @@ struct KeyCache: ~Copyable {
         return p
     }
 
-    /// The identity hash of a line with `name` and `suffix` (never 0): one pass over both, a
-    /// multiply per eight bytes, mixed once at the end. Lighter than the series key hash,
-    /// which guards the shards' probing against crafted collisions: here a collision costs
-    /// only a byte compare, and colliding identities share one set of four ways, which they
-    /// evict in turn (the cache stays bounded and exact).
-    @inline(__always)
+    /// The identity hash of a line with `name` and `suffix` (`LineScanner.identityHash`, which
+    /// the scanner computes as it finds the line).
     func hash(_ src: UnsafeRawBufferPointer, name: Range<Int>, suffix: Range<Int>) -> UInt64 {
-        guard let base = src.baseAddress else { return 1 }
-        var h = seed ^ (UInt64(truncatingIfNeeded: name.count &<< 16 | suffix.count) &* 0x9E37_79B9_7F4A_7C15)
-        h = Self.mix(base + name.lowerBound, name.count, h)
-        h = Self.mix(base + suffix.lowerBound, suffix.count, h)
-        h ^= h >> 32
-        h &*= 0xD6E8_FEB8_6659_FD93
-        h ^= h >> 29
-        return h | 1
-    }
-
-    /// Folds `n` bytes at `p` into `h`, a multiply per eight bytes (`ByteScan.forEachWord`).
-    @inline(__always)
-    private static func mix(_ p: UnsafeRawPointer, _ n: Int, _ h: UInt64) -> UInt64 {
-        var h = h
-        ByteScan.forEachWord(p, count: n) { w in h = (h ^ w) &* 0xBF58_476D_1CE4_E5B9 }
-        return h
+        LineScanner.identityHash(src, name: name, suffix: suffix, seed: seed)
     }
 
     @inline(__always)
@@ -142,6 +125,11 @@ struct KeyCache: ~Copyable {
     private func address(_ position: UInt64) -> UnsafeMutableRawPointer {
         ring + Int(position & UInt64(Self.ringBytes - 1))
     }
+
+    /// The sets, 64 bytes each, where `LineScanner` starts fetching a line's set: the set of
+    /// `hash` is at `(hash >> 40) & setMask` (as `firstWay` finds it).
+    var sets: UnsafeRawPointer { UnsafeRawPointer(table) }
+    static let setMask = UInt64(sets - 1)
 
     /// Starts fetching the set of `hash` (first of a lookup's two steps).
     @inline(__always)

@@ -42,6 +42,17 @@ public struct ScratchList<Element>: ~Copyable {
     @inline(__always)
     public mutating func removeAll() { count = 0 }
 
+    /// Replaces the elements with those `body` writes to the buffer it gets, which has room
+    /// for `most` of them; `body` returns how many it wrote (at most `most`).
+    @inline(__always)
+    public mutating func refill(atMost most: Int, _ body: (UnsafeMutablePointer<Element>) -> Int) {
+        count = 0
+        if capacity < most { grow(to: most) }
+        let written = body(storage)
+        precondition(written >= 0 && written <= most, "ScratchList.refill wrote past its room")
+        count = written
+    }
+
     /// Calls `body` with the elements in place.
     @inline(__always)
     public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Element>) throws -> R) rethrows -> R {
@@ -59,11 +70,12 @@ public struct ScratchList<Element>: ~Copyable {
     /// The elements as an array (tests, tools; allocates).
     public func toArray() -> [Element] { Array(UnsafeBufferPointer(start: storage, count: count)) }
 
-    private mutating func grow() {
-        let bigger = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
+    private mutating func grow(to least: Int = 0) {
+        let wanted = Swift.max(capacity * 2, least)
+        let bigger = UnsafeMutablePointer<Element>.allocate(capacity: wanted)
         bigger.update(from: storage, count: count)
         storage.deallocate()
         storage = bigger
-        capacity *= 2
+        capacity = wanted
     }
 }

@@ -1,15 +1,18 @@
 import CStatorSys
 
-/// A line of the datagram being staged: its range, and for a line of the simple shape
-/// (`StatsdParser.simpleShape`) where its `:` and `|` are and its `KeyCache` identity hash
-/// (0 for another shape).
-struct PendingLine {
-    var range: Range<Int>
-    var colon: Int
-    var pipe: Int
-    var identity: UInt64
-    /// The position of its `KeyCache` record when its identity was seen before, else `KeyCache.none`.
-    var record: UInt64
+/// A line of the datagram being staged (`LineScanner.Line`): its range, and for a line of the
+/// simple shape where its `:` and `|` are and its `KeyCache` identity hash (0 for another
+/// shape); then the position of its `KeyCache` record when its identity was seen before, else
+/// `KeyCache.none`.
+typealias PendingLine = LineScanner.Line
+
+extension PendingLine {
+    /// The line's name as sent (a simple line's).
+    var name: Range<Int> { Int(start)..<Int(colon) }
+    /// Everything after the value (a simple line's).
+    var suffix: Range<Int> { Int(pipe)..<Int(end) }
+    /// The value (a simple line's).
+    var value: Range<Int> { Int(colon &+ 1)..<Int(pipe) }
 }
 
 /// Drives datagrams through parse -> aggregate. `stage(_:datagram:rejected:)`
@@ -74,18 +77,8 @@ public struct DatagramIngestor: ~Copyable {
     ///   - rejected: called for each rejected line (for rate-limited logging); not on the fast path.
     ///     It runs with this reader's share locked, so it must not flush the table.
     public mutating func stage(_ datagram: UnsafeRawBufferPointer, datagram index: Int, rejected: Rejection) {
-        pending.removeAll()
-        LineSplitter.forEachLine(in: datagram) { range in
-            if let shape = StatsdParser.simpleShape(datagram, range) {
-                let identity = cache.hash(
-                    datagram, name: range.lowerBound..<shape.colon, suffix: shape.pipe..<range.upperBound)
-                cache.prefetch(identity)
-                pending.append(
-                    PendingLine(
-                        range: range, colon: shape.colon, pipe: shape.pipe, identity: identity, record: KeyCache.none))
-            } else {
-                pending.append(PendingLine(range: range, colon: -1, pipe: -1, identity: 0, record: KeyCache.none))
-            }
+        pending.refill(atMost: LineScanner.maxLines(datagram.count)) { out in
+            LineScanner.scan(datagram, seed: cache.seed, into: out, sets: cache.sets, setMask: KeyCache.setMask)
         }
         lines &+= UInt64(pending.count)
         pending.withUnsafeBufferPointer { pending in
@@ -96,8 +89,7 @@ public struct DatagramIngestor: ~Copyable {
         pending.withUnsafeMutableBufferPointer { pending in
             for k in pending.indices where pending[k].identity != 0 {
                 let p = pending[k]
-                let name = p.range.lowerBound..<p.colon
-                if let record = cache.find(datagram, name: name, suffix: p.pipe..<p.range.upperBound, hash: p.identity) {
+                if let record = cache.find(datagram, name: p.name, suffix: p.suffix, hash: p.identity) {
                     pending[k].record = record
                     Self.prefetchShare(record: record, share: state, cache: cache)
                 }
@@ -110,12 +102,10 @@ public struct DatagramIngestor: ~Copyable {
             let p = pending[k]
             let range = p.range
             if p.record != KeyCache.none {
-                let name = range.lowerBound..<p.colon
-                let suffix = p.pipe..<range.upperBound
                 if let record = cache.written == written
-                    ? p.record : cache.find(datagram, name: name, suffix: suffix, hash: p.identity)
+                    ? p.record : cache.find(datagram, name: p.name, suffix: p.suffix, hash: p.identity)
                 {
-                    let value = (p.colon &+ 1)..<p.pipe
+                    let value = p.value
                     if Self.addToShare(
                         datagram, record: record, value: value, share: state, cache: cache, table: table,
                         maxSamples: maxSamples)
@@ -322,7 +312,7 @@ public struct DatagramIngestor: ~Copyable {
             if single {
                 record =
                     cache.insert(
-                        datagram, name: range.lowerBound..<p.colon, suffix: p.pipe..<range.upperBound, hash: p.identity,
+                        datagram, name: p.name, suffix: p.suffix, hash: p.identity,
                         type: group.type, rate: group.rate, key: keys.bytes, keyHash: hash) ?? KeyCache.none
             }
             staged.samples.append(

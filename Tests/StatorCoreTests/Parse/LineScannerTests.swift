@@ -1,0 +1,93 @@
+import CStatorSys
+import Testing
+@testable import StatorCore
+
+/// What `LineScanner` must find, from the scalar pieces it replaces: `LineSplitter`'s lines,
+/// `StatsdParser.simpleShape`'s shapes and `identityHash` of each simple line.
+private func reference(_ bytes: [UInt8], seed: UInt64) -> [[Int]] {
+    var lines: [[Int]] = []
+    bytes.withUnsafeBytes { raw in
+        LineSplitter.forEachLine(in: raw) { r in
+            if let shape = StatsdParser.simpleShape(raw, r) {
+                let h = LineScanner.identityHash(
+                    raw, name: r.lowerBound..<shape.colon, suffix: shape.pipe..<r.upperBound, seed: seed)
+                lines.append([r.lowerBound, r.upperBound, shape.colon, shape.pipe, Int(truncatingIfNeeded: h)])
+            } else {
+                lines.append([r.lowerBound, r.upperBound, -1, -1, 0])
+            }
+        }
+    }
+    return lines
+}
+
+private func scanned(_ bytes: [UInt8], seed: UInt64) -> [[Int]] {
+    var lines: [[Int]] = []
+    bytes.withUnsafeBytes { raw in
+        LineScanner.forEachLine(in: raw, seed: seed) { l in
+            #expect(l.record == UInt64.max)
+            #expect((l.identity == 0) == (l.pipe < 0))
+            lines.append([Int(l.start), Int(l.end), Int(l.colon), Int(l.pipe), Int(truncatingIfNeeded: l.identity)])
+        }
+    }
+    return lines
+}
+
+@Test(arguments: [
+    "", "\n", "\r\n", "a", "a:1|c", "a:1|c\n", "a:1|c\r\n", "a:1|c\r", "\r", "a:|c", "a:1", "a|1:c", "a:1:2|c", "a:1|c:2|c",
+    ":1|c", "a:1|", "a:1|\r\n", "a:1\r|c", "a\r:1|c\nb:2|ms|@0.5|#t:v\n\nc:3|g", "x\ny\nz", "_e{1,1}:a|b|#t:v",
+    "bench.counter.1234:1|c|#t0:v3,t1:v4\nbench.timer.12:456|ms|#t0:v1,t1:v2\n",
+])
+func scansLikeTheSplitterAndTheShape(_ text: String) {
+    let bytes = Array(text.utf8)
+    #expect(scanned(bytes, seed: 3) == reference(bytes, seed: 3))
+}
+
+@Test func scansRandomDatagramsOfEverySizeLikeTheReference() {
+    // Bytes drawn mostly from the delimiters, so that lines, colons and pipes fall at every
+    // position of the 64-byte blocks and the eight-byte words, and at the datagram's end.
+    var rng = SystemRandomNumberGenerator()
+    let alphabet = Array("ab.:|\n\r#,1".utf8) + [0, 0xFF]
+    for size in 0..<300 {
+        for _ in 0..<8 {
+            let bytes = (0..<size).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] }
+            #expect(scanned(bytes, seed: 9) == reference(bytes, seed: 9), "\(bytes)")
+        }
+    }
+}
+
+@Test func scansADatagramLargerThanUDPAllows() {
+    // Past 65,535 bytes the masks go on the heap (callers other than the receiver).
+    let line = Array("some.metric.name:12|ms|#host:a\n".utf8)
+    let bytes = Array((0..<3_000).map { _ in line }.joined()) + Array("tail:1|c".utf8)
+    #expect(bytes.count > 65_535)
+    let lines = scanned(bytes, seed: 1)
+    #expect(lines.count == 3_001)
+    #expect(lines == reference(bytes, seed: 1))
+    #expect(Set(lines.dropLast().map { $0[4] }).count == 1)  // one identity, wherever it sits
+}
+
+@Test func theIdentityHashDependsOnlyOnTheNameAndSuffixBytes() {
+    // The same name and suffix hash alike at the start, the middle and the very end of a
+    // buffer (where the last word is loaded from before them), in buffers of under 8 bytes too.
+    for name in ["a", "abc", "abcdefg", "abcdefgh", "abcdefghi", "bench.counter.1234"] {
+        for suffix in ["|c", "|ms|#t0:v3", "|g|#host:web-1,env:prod"] {
+            let line = Array((name + ":1" + suffix).utf8)
+            var hashes = Set<UInt64>()
+            for (before, after) in [(0, 0), (5, 0), (0, 13), (7, 9)] {
+                let bytes = [UInt8](repeating: 0x41, count: before) + line + [UInt8](repeating: 0x42, count: after)
+                let h = bytes.withUnsafeBytes { raw in
+                    LineScanner.identityHash(
+                        raw, name: before..<(before + name.utf8.count),
+                        suffix: (before + name.utf8.count + 2)..<(before + line.count), seed: 5)
+                }
+                hashes.insert(h)
+            }
+            #expect(hashes.count == 1, "\(name) \(suffix)")
+            #expect(hashes.first.map { $0 & 1 == 1 } == true)
+        }
+    }
+    // Lengths count: a name that ends where the suffix begins is not the same identity.
+    let a = Array("ab|c".utf8).withUnsafeBytes { LineScanner.identityHash($0, name: 0..<2, suffix: 2..<4, seed: 5) }
+    let b = Array("ab|c".utf8).withUnsafeBytes { LineScanner.identityHash($0, name: 0..<1, suffix: 1..<4, seed: 5) }
+    #expect(a != b)
+}
