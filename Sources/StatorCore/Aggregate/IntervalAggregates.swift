@@ -49,6 +49,17 @@ struct MemberSet {
         }
     }
 
+    /// Where the table's slots start and their mask, for a reader to start fetching a member's
+    /// slot ahead without reading the set (`KeyCache.Record.targets`); (0, 0) without a table.
+    /// (Static, reading fields through the pointer: a method call on the element would copy it.)
+    @inline(__always)
+    static func targets(of aggregate: UnsafePointer<SetAggregate>) -> (UInt64, UInt64) {
+        aggregate.pointer(to: \.members.slots).unsafelyUnwrapped.pointee.withUnsafeBufferPointer { b in
+            guard let base = b.baseAddress, b.count > 0 else { return (0, 0) }
+            return (UInt64(UInt(bitPattern: base)), UInt64(b.count - 1))
+        }
+    }
+
     /// Number of distinct members.
     private(set) var count = 0
 
@@ -197,6 +208,23 @@ struct SampleAggregate {
         m2 += d * (x - mean)
         let j = Int(rng.next() % UInt64(samples))
         if j < maxSamples { blocks[j / SampleArena.blockValues][j & (SampleArena.blockValues - 1)] = x }
+    }
+
+    /// Where the next `add` writes besides the aggregate itself, for a reader to start fetching
+    /// ahead without reading the aggregate (`KeyCache.Record.targets`): the bucket counts, and
+    /// the slot of the next kept value (0 when the next add starts a block, or once the values
+    /// are a reservoir: the add then draws a slot).
+    /// (Static, reading fields through the pointer: a method call on the element would copy it.)
+    @inline(__always)
+    static func targets(of aggregate: UnsafePointer<SampleAggregate>) -> (UInt64, UInt64) {
+        let buckets = UInt64(UInt(bitPattern: aggregate.pointer(to: \.buckets).unsafelyUnwrapped.pointee))
+        let kept = aggregate.pointer(to: \.kept).unsafelyUnwrapped.pointee
+        let slot = kept & (SampleArena.blockValues - 1)
+        let drawing = aggregate.pointer(to: \.samples).unsafelyUnwrapped.pointee > kept  // the reservoir is full
+        guard slot != 0, !drawing, let current = aggregate.pointer(to: \.current).unsafelyUnwrapped.pointee else {
+            return (buckets, 0)
+        }
+        return (buckets, UInt64(UInt(bitPattern: current + slot)))
     }
 
     /// Starts fetching what the next `add` writes besides the record itself: the bucket

@@ -44,6 +44,11 @@ struct KeyCache: ~Copyable {
         /// For a set: the member table's size for the series' next interval in this reader
         /// (twice the members of the last one).
         var setHint: UInt32
+        /// Where adding the next line writes outside the share's aggregate, as the last add left
+        /// it (`SampleAggregate.targets`, `MemberSet.targets`): addresses only ever prefetched,
+        /// never read or written through, so one gone stale (another identity of the same
+        /// series grew the set, or the interval ended) costs a useless fetch and nothing else.
+        var targets: (UInt64, UInt64)
         var nameLength: UInt16
         var suffixLength: UInt16
         var keyLength: UInt16
@@ -195,7 +200,7 @@ struct KeyCache: ~Copyable {
         let p = address(position)
         p.storeBytes(
             of: Record(
-                keyHash: keyHash, rate: rate, route: .unknown, localEpoch: 0, localPosition: 0, setHint: 0,
+                keyHash: keyHash, rate: rate, route: .unknown, localEpoch: 0, localPosition: 0, setHint: 0, targets: (0, 0),
                 nameLength: UInt16(name.count),
                 suffixLength: UInt16(suffix.count), keyLength: UInt16(key.count), type: type.rawValue),
             as: Record.self)
@@ -238,6 +243,12 @@ struct KeyCache: ~Copyable {
         p.storeBytes(of: local, toByteOffset: Self.localPositionOffset, as: Int32.self)
     }
 
+    /// Sets the targets of the record at `position` (found just now, so alive).
+    @inline(__always)
+    func setTargets(_ position: UInt64, _ targets: (UInt64, UInt64)) {
+        address(position).storeBytes(of: targets, toByteOffset: Self.targetsOffset, as: (UInt64, UInt64).self)
+    }
+
     /// Sets the set-size hint of the record at `position` (found just now, so alive).
     @inline(__always)
     func setSetHint(_ position: UInt64, _ hint: UInt32) {
@@ -247,6 +258,7 @@ struct KeyCache: ~Copyable {
     private static let localEpochOffset = offset(of: \.localEpoch)
     private static let localPositionOffset = offset(of: \.localPosition)
     private static let setHintOffset = offset(of: \.setHint)
+    private static let targetsOffset = offset(of: \.targets)
 
     private static func offset(of field: PartialKeyPath<Record>) -> Int {
         guard let offset = MemoryLayout<Record>.offset(of: field) else { fatalError("a stored field has an offset") }

@@ -91,7 +91,9 @@ public struct DatagramIngestor: ~Copyable {
                 let p = pending[k]
                 if let record = cache.find(datagram, name: p.name, suffix: p.suffix, hash: p.identity) {
                     pending[k].record = record
-                    Self.prefetchShare(record: record, share: state, cache: cache)
+                    Self.prefetchShare(
+                        record: record, share: state, cache: cache, datagram: datagram, value: p.value,
+                        memberSeed: table.memberSeed)
                 }
             }
         }
@@ -159,19 +161,25 @@ public struct DatagramIngestor: ~Copyable {
             guard let registered = register(record: position, share: share, cache: cache, table: table) else { return false }
             local = registered
         }
+        // (Most lines have rate 1: no division then, which the add would wait for.)
+        let unsampled = record.rate == 1
         switch type {
         case .counter:
-            share.pointee.counters.pointer(local).pointee.sum += number.value / record.rate
+            share.pointee.counters.pointer(local).pointee.sum += unsampled ? number.value : number.value / record.rate
         case .set:
             let set = share.pointee.sets.pointer(local)
             set.pointee.members.insert(member)
             let wanted = UInt32(clamping: set.pointee.members.count &* 2)
             if wanted > cache[position].setHint { cache.setSetHint(position, wanted) }
+            cache.setTargets(position, MemberSet.targets(of: set))
         case .timer, .histogram, .distribution:
+            let aggregate = share.pointee.samples.pointer(local)
             share.pointee.arenaReference.unsafelyUnwrapped._withUnsafeGuaranteedRef { arena in
-                share.pointee.samples.pointer(local).pointee.add(
-                    number.value, weight: 1 / record.rate, maxSamples: maxSamples, arena: arena, rng: &share.pointee.rng)
+                aggregate.pointee.add(
+                    number.value, weight: unsampled ? 1 : 1 / record.rate, maxSamples: maxSamples, arena: arena,
+                    rng: &share.pointee.rng)
             }
+            cache.setTargets(position, SampleAggregate.targets(of: aggregate))
         case .gauge:
             return false
         }
@@ -218,21 +226,38 @@ public struct DatagramIngestor: ~Copyable {
     }
 
     /// Starts fetching the share's aggregate of the line whose record is at `position`, when
-    /// `addToShare` will add to it (see `stage`): the aggregate, and for a sampled series
-    /// what adding writes outside it.
+    /// `addToShare` will add to it (see `stage`), and what adding writes outside it, from the
+    /// addresses the record keeps (`KeyCache.Record.targets`): reading them from the aggregate
+    /// would wait for it here. For a set, the member's slot: its hash is computed here too.
     @inline(__always)
     private static func prefetchShare(
-        record position: UInt64, share: UnsafeMutablePointer<ReaderInterval>, cache: borrowing KeyCache
+        record position: UInt64, share: UnsafeMutablePointer<ReaderInterval>, cache: borrowing KeyCache,
+        datagram: UnsafeRawBufferPointer, value: Range<Int>, memberSeed: UInt64
     ) {
         let record = cache[position]
         guard record.localEpoch == share.pointee.epoch else { return }
+        let local = Int(record.localPosition)
+        let (first, second) = record.targets
         switch record.metricType {
         case .counter:
-            CStatorSys_prefetch(share.pointee.counters.pointer(Int(record.localPosition)))
+            CStatorSys_prefetch(share.pointee.counters.pointer(local))
         case .set:
-            CStatorSys_prefetch(share.pointee.sets.pointer(Int(record.localPosition)))
+            CStatorSys_prefetch(share.pointee.sets.pointer(local))
+            guard first != 0, let slots = UnsafeRawPointer(bitPattern: UInt(first)) else { return }
+            CStatorSys_prefetch(slots - 16)  // the table's header: its count and reference count
+            if StatsdParser.isMember(value) {
+                let member = memberHash(datagram, value, seed: memberSeed)
+                CStatorSys_prefetch(slots + (Int(truncatingIfNeeded: member & second) &* 8))
+            }
         case .timer, .histogram, .distribution:
-            SampleAggregate.prefetchTargets(of: share.pointee.samples.pointer(Int(record.localPosition)))
+            let aggregate = UnsafeRawPointer(share.pointee.samples.pointer(local))
+            CStatorSys_prefetch(aggregate)
+            CStatorSys_prefetch(aggregate + 64)
+            if let buckets = UnsafeRawPointer(bitPattern: UInt(first)) {
+                CStatorSys_prefetch(buckets)
+                CStatorSys_prefetch(buckets + 64)
+            }
+            if let slot = UnsafeRawPointer(bitPattern: UInt(second)) { CStatorSys_prefetch(slot) }
         case .gauge:
             break
         }

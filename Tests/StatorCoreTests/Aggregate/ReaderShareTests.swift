@@ -159,7 +159,8 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
 @Test func aRecordsTypeReadsBackAsWritten() {
     for type in MetricType.allCases {
         var record = KeyCache.Record(
-            keyHash: 0, rate: 1, route: .unknown, localEpoch: 0, localPosition: 0, setHint: 0, nameLength: 0,
+            keyHash: 0, rate: 1, route: .unknown, localEpoch: 0, localPosition: 0, setHint: 0, targets: (0, 0),
+            nameLength: 0,
             suffixLength: 0, keyLength: 0, type: 0)
         record.type = type.rawValue
         #expect(record.metricType == type)
@@ -179,4 +180,44 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
     #expect(index.position(of: SeriesID(index: 7, incarnation: 1)) == nil)
     index.insert(SeriesID(index: 7, incarnation: 1), at: 3)
     #expect(index.position(of: SeriesID(index: 7, incarnation: 1)) == 3)
+}
+
+@Test func aTimersTargetsNameItsBucketsAndWhereItsNextValueGoes() {
+    // A reader prefetches through these addresses without reading the aggregate: they must be
+    // where the next add writes (or 0 when it starts a block or draws a reservoir slot).
+    let arena = SampleArena()
+    var aggregate = SampleAggregate(key: MetricKey(type: .timer, name: "t"), bounds: BucketBounds([1, 10]), arena: arena)
+    var rng = SplitMix64(state: 1)
+    var checked = 0
+    for n in 0..<40 {
+        let (buckets, slot) = withUnsafePointer(to: &aggregate) { SampleAggregate.targets(of: $0) }
+        #expect(buckets != 0)
+        if n % SampleArena.blockValues == 0 || n > 30 { #expect(slot == 0, "n=\(n)") }
+        if n < 30 && n % SampleArena.blockValues != 0 { #expect(slot != 0, "n=\(n)") }
+        aggregate.add(Double(100 + n), weight: 1, maxSamples: 30, arena: arena, rng: &rng)
+        if n < 30, let p = UnsafePointer<Double>(bitPattern: UInt(slot)) {
+            #expect(p.pointee == Double(100 + n))
+            checked += 1
+        }
+        // The bucket counts: 3 buckets (two bounds and +Inf), every add counted once.
+        let counts = UnsafePointer<Double>(bitPattern: UInt(buckets)).map { $0[0] + $0[1] + $0[2] }
+        #expect(counts == Double(n + 1))
+    }
+    #expect(checked == 28)  // the 30 kept values but the two that start a block (the 1st and the 17th)
+}
+
+@Test func aSetsTargetsNameItsSlotsAndTheirMask() {
+    var aggregate = SetAggregate(key: MetricKey(type: .set, name: "s"), members: MemberSet(expected: 4))
+    for member in [3, 12, 77, 1_000_003] as [UInt64] {
+        aggregate.members.insert(member)
+        let (slots, mask) = withUnsafePointer(to: &aggregate) { MemberSet.targets(of: $0) }
+        #expect(mask + 1 == UInt64(aggregate.members.capacity))
+        // Open addressing from `member & mask`: the member is there or a few slots on.
+        let table = UnsafePointer<UInt64>(bitPattern: UInt(slots))
+        let found = (0...mask).contains { table?[Int((member + $0) & mask)] == member }
+        #expect(found)
+    }
+    #expect(withUnsafePointer(to: SetAggregate(key: MetricKey(type: .set, name: "e"), members: MemberSet())) {
+        MemberSet.targets(of: $0) == (0, 0)
+    })
 }
