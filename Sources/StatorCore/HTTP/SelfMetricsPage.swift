@@ -101,10 +101,7 @@ public enum PrometheusNumber {
     @inline(__always)
     static func append(_ v: Double, to out: inout [UInt8]) {
         if v == v.rounded(.towardZero), abs(v) < 9_007_199_254_740_992 {
-            var w = JSONWriter(capacity: 0)
-            swap(&w.bytes, &out)
-            w.integer(Int64(v))
-            swap(&w.bytes, &out)
+            JSONWriter.appendInteger(Int64(v), to: &out)
             return
         }
         out.append(contentsOf: format(v).utf8)

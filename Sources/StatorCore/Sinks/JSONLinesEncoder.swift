@@ -11,18 +11,18 @@ public enum JSONLinesEncoder {
     public static func forEachObject(_ batch: FlushBatch, into w: inout JSONWriter, separator: (inout JSONWriter) -> Void) {
         var prefix = JSONWriter(capacity: 48)
         prefix.raw("{\"ts\":\"")
-        WallClock.appendRFC3339(batch.timestamp, to: &prefix.bytes)
+        prefix.text(WallClock.rfc3339(batch.timestamp))
         prefix.raw("\",\"interval\":")
         prefix.number(batch.interval)
         let head = prefix.bytes
         let percentileKeys = batch.percentiles.map { Array(",\"p\($0.label)\":".utf8) }
 
         func open(_ key: MetricKey) {
-            w.bytes.append(contentsOf: head)
+            w.raw(head)
             w.raw(",\"name\":")
             key.withName { w.string($0) }
             w.raw(",\"type\":\"")
-            w.bytes.append(contentsOf: key.type.description.utf8)
+            w.text(key.type.description)
             w.raw("\",\"tags\":{")
             var first = true
             key.forEachTag { k, v in
@@ -62,7 +62,7 @@ public enum JSONLinesEncoder {
             w.raw(",\"median\":"); w.number(t.median)
             w.raw(",\"stddev\":"); w.number(t.stddev)
             for (k, p) in zip(percentileKeys, t.percentiles) {
-                w.bytes.append(contentsOf: k)
+                w.raw(k)
                 w.number(p)
             }
             w.raw("}"); separator(&w)

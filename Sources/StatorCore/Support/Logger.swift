@@ -84,7 +84,7 @@ public struct Logger: Sendable {
         guard level >= self.level else { return }
         var w = JSONWriter(capacity: 160)
         w.raw("{\"ts\":\"")
-        WallClock.appendRFC3339(WallClock.nowMillis(), to: &w.bytes)
+        w.text(WallClock.rfc3339(WallClock.nowMillis()))
         w.raw("\",\"level\":")
         w.string(level.name)
         w.raw(",\"logger\":")

@@ -29,9 +29,9 @@ public enum WallClock {
 
     /// Formats `millis` as RFC 3339 UTC with milliseconds: `2026-11-21T19:00:10.000Z`.
     public static func rfc3339(_ millis: EpochMillis) -> String {
-        var writer = JSONWriter(capacity: 24)
-        appendRFC3339(millis, to: &writer.bytes)
-        return String(decoding: writer.bytes, as: UTF8.self)
+        var bytes: [UInt8] = []
+        appendRFC3339(millis, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Appends `millis` as RFC 3339 UTC with milliseconds to `bytes`.

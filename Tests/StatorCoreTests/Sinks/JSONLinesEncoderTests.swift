@@ -69,3 +69,22 @@ func escapesStringsByteByByteAndCopiesRunsWhole(_ text: String, _ expected: Stri
     w.string(text)
     #expect(String(decoding: w.bytes, as: UTF8.self) == expected)
 }
+
+@Test func theWriterGrowsPastItsCapacityKeepingEveryByte() {
+    // It starts at 16 bytes and doubles (or more, for one large piece) as pieces arrive.
+    var w = JSONWriter(capacity: 1)
+    var expected = ""
+    for n in 0..<500 {
+        let piece = String(repeating: "x", count: n % 37) + "\(n)"
+        w.string(piece)
+        w.raw(UInt8(ascii: ","))
+        w.integer(Int64(-n))
+        expected += "\"\(piece)\",\(-n)"
+    }
+    let large = String(repeating: "y", count: 100_000)
+    w.text(large)
+    expected += large
+    #expect(w.count == expected.utf8.count)
+    #expect(String(decoding: w.bytes, as: UTF8.self) == expected)
+    #expect(w.withBytes { Array($0) } == w.bytes)
+}

@@ -31,7 +31,8 @@ enum PushEncoders {
     static func json(_ batch: FlushBatch, batchSize: Int) -> [PushRequest] {
         var w = JSONWriter(capacity: batch.seriesCount * 160)
         var ends: [Int] = []
-        JSONLinesEncoder.forEachObject(batch, into: &w) { ends.append($0.bytes.count) }
+        JSONLinesEncoder.forEachObject(batch, into: &w) { ends.append($0.count) }
+        let objects = w.bytes
         var requests: [PushRequest] = []
         var start = 0
         for chunk in stride(from: 0, to: ends.count, by: batchSize) {
@@ -40,7 +41,7 @@ enum PushEncoders {
             var from = start
             for k in chunk...last {
                 if k > chunk { body.append(UInt8(ascii: ",")) }
-                body.append(contentsOf: w.bytes[from..<ends[k]])
+                body.append(contentsOf: objects[from..<ends[k]])
                 from = ends[k]
             }
             body.append(UInt8(ascii: "]"))
@@ -112,8 +113,4 @@ enum PushEncoders {
             return PushRequest(format: .remoteWrite, body: body, series: slice.count)
         }
     }
-}
-
-extension JSONWriter {
-    mutating func string(_ bytes: [UInt8]) { bytes.withUnsafeBytes { string($0) } }
 }
