@@ -7,12 +7,14 @@ import CStatorSys
 typealias PendingLine = LineScanner.Line
 
 extension PendingLine {
+    // (The scanner orders them: start <= colon < pipe < end. Unchecked: each check was a
+    // compare and branch per line.)
     /// The line's name as sent (a simple line's).
-    var name: Range<Int> { Int(start)..<Int(colon) }
+    var name: Range<Int> { Range(uncheckedBounds: (Int(start), Int(colon))) }
     /// Everything after the value (a simple line's).
-    var suffix: Range<Int> { Int(pipe)..<Int(end) }
+    var suffix: Range<Int> { Range(uncheckedBounds: (Int(pipe), Int(end))) }
     /// The value (a simple line's).
-    var value: Range<Int> { Int(colon &+ 1)..<Int(pipe) }
+    var value: Range<Int> { Range(uncheckedBounds: (Int(colon &+ 1), Int(pipe))) }
 }
 
 /// Drives datagrams through parse -> aggregate. `stage(_:datagram:rejected:)`
