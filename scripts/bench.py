@@ -371,6 +371,26 @@ def micro(args):
                     if caches and total.group(3):
                         misses = int(total.group(2).replace(",", "")) + int(total.group(3).replace(",", ""))
                         print(f"callgrind, {label}: {misses / lines:.2f} misses of a 1 MiB L2 per line (reads and writes)")
+        # The flush side, per flush of the corpus' 8,000 series (two flushes of 400k lines each):
+        # the flusher's drain and summaries, the JSON-lines encoding, the Prometheus state's
+        # first fold (every series new) and its steady fold (every series known).
+        steps = [("flush", "flushStep"), ("JSON encode", "encodeStep"), ("first Prometheus fold", "firstFoldStep"),
+                 ("steady Prometheus fold", "8foldStep")]
+        with tempfile.TemporaryDirectory() as tmp:
+            outfile = os.path.join(tmp, "cg.out")
+            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={outfile}"]
+                           + [f"--toggle-collect=*{symbol}*" for _, symbol in steps]
+                           + [exe, "--lines", "800000", "--callgrind", "flush"], check=True, capture_output=True)
+            summary = subprocess.check_output(["callgrind_annotate", "--inclusive=yes", outfile], text=True)
+            figures = []
+            for label, symbol in steps:
+                m = re.search(r"^\s*([\d,]+)(?: \(\s*[\d.]+%\))?\s+\S*main\.swift:\S*" + symbol, summary, re.M)
+                if m:
+                    count = int(m.group(1).replace(",", ""))
+                    # flush and encode run twice (once per flush); each fold once
+                    per_flush = count / 2 if symbol in ("flushStep", "encodeStep") else count
+                    figures.append(f"{label} {per_flush / 1e6:.1f}M")
+            print("callgrind, per flush of 8,000 series (instructions): " + ", ".join(figures))
 
 
 def main():
