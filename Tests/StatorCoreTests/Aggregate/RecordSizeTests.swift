@@ -13,3 +13,13 @@ import Testing
     // Written once per line and read by the shard's passes.
     #expect(MemoryLayout<StagedSample>.stride == 80)
 }
+
+@Test func aSeriesLabelsTakeNoSpareStorage() {
+    // Every Prometheus series record keeps its labels: none allocated without tags, and not
+    // much more than their text with them (a reserve per series cost 80 bytes at 1M series).
+    let bare = PrometheusNaming.labels(of: MetricKey(type: .counter, name: "c"), histogram: false)
+    #expect(bare.isEmpty && bare.storageCapacity == 0)
+    let tagged = PrometheusNaming.labels(of: MetricKey(type: .counter, name: "c", tags: [("host", "a")]), histogram: false)
+    #expect(Array(tagged.before) == Array(#"host="a""#.utf8))
+    #expect(tagged.storageCapacity <= 32)
+}

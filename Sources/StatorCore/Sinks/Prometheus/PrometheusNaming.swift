@@ -106,6 +106,9 @@ public enum PrometheusNaming {
         /// No labels at all.
         var isEmpty: Bool { text.isEmpty }
 
+        /// Bytes the labels' storage holds (tests: each series record keeps its labels).
+        var storageCapacity: Int { text.capacity }
+
         init() {}
 
         /// Labels already rendered (see `text`).
@@ -181,8 +184,9 @@ public enum PrometheusNaming {
     /// every value non-empty, names strictly ascending. Rendered in one pass into one array,
     /// as `labels(of:histogram:)` renders them; `nil` for any other key (the general path).
     static func plainLabels(of key: MetricKey, histogram: Bool) -> Labels? {
+        // (No capacity reserved: a series record keeps this array, and a million of them with
+        // spare capacity, or one allocated for no labels at all, cost RSS.)
         var text: [UInt8] = []
-        text.reserveCapacity(key.bytes.count + 16)
         var plain = true
         var previous = UnsafeRawBufferPointer(start: nil, count: 0)
         var split = false
