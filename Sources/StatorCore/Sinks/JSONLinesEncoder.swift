@@ -3,8 +3,13 @@ public enum JSONLinesEncoder {
     /// Encodes the whole batch as NDJSON (one object per line).
     public static func encode(_ batch: FlushBatch) -> [UInt8] {
         var w = JSONWriter(capacity: 64 + batch.seriesCount * 160)
-        forEachObject(batch, into: &w) { $0.raw(UInt8(ascii: "\n")) }
+        encode(batch, into: &w)
         return w.bytes
+    }
+
+    /// Appends the whole batch as NDJSON to `w`.
+    public static func encode(_ batch: FlushBatch, into w: inout JSONWriter) {
+        forEachObject(batch, into: &w) { $0.raw(UInt8(ascii: "\n")) }
     }
 
     /// Appends every series object of `batch`, calling `separator` after each one.

@@ -27,7 +27,7 @@ public struct JSONLinesConfiguration: Sendable {
 /// kept batches are dropped and their series counted in
 /// `stator_series_dropped_total{sink="json",reason="unwritable"}`.
 public final class JSONLinesSink: Sink {
-    private struct FileState {
+    private struct FileState: ~Copyable {
         var fd: Int32 = -1
         var size: Int64 = 0
         /// Encoded batches not yet written, oldest first, and their series counts.
@@ -35,12 +35,20 @@ public final class JSONLinesSink: Sink {
         var unwrittenBytes = 0
     }
 
+    /// The largest encoding buffer kept between flushes (about 25,000 series' objects).
+    static let keptEncodingBytes = 4 << 20
+
     public let name = "json"
     /// Encoded batches kept while the file cannot be written.
     public static let maxUnwrittenBytes = 64 << 20
     private let configuration: JSONLinesConfiguration
     private let metrics: SelfMetrics?
     private let file = PthreadLock(FileState())
+    /// Where each batch is encoded (only `emit` uses it; taken before `file`): kept from one
+    /// flush to the next, up to `keptEncodingBytes`, so that encoding writes into pages used
+    /// before instead of a fresh allocation's, each first touched through a page fault, and the
+    /// batch is written from it without a copy.
+    private let encoding = PthreadLock(JSONWriter(capacity: 0))
     private let reopenRequested = Atomic<Bool>(false)
 
     public init(configuration: JSONLinesConfiguration, metrics: SelfMetrics? = nil) {
@@ -53,18 +61,40 @@ public final class JSONLinesSink: Sink {
 
     public func emit(_ batch: FlushBatch) throws {
         guard batch.seriesCount > 0 else { return }
-        let bytes = JSONLinesEncoder.encode(batch)
-        try file.withLock { state in
-            if reopenRequested.exchange(false, ordering: .acquiringAndReleasing) { close(&state) }
-            state.unwritten.append((bytes, batch.seriesCount))
-            state.unwrittenBytes += bytes.count
-            while state.unwrittenBytes > Self.maxUnwrittenBytes, state.unwritten.count > 1 {
-                let dropped = state.unwritten.removeFirst()
-                state.unwrittenBytes -= dropped.bytes.count
-                metrics?.addLabeled(SelfMetrics.seriesDropped("json", "unwritable"), UInt64(dropped.series))
-            }
-            try writeUnwritten(&state)
+        try encoding.withLock { w in
+            // Emptied after each batch: a large one's buffer (a million series make about
+            // 150 MB) is not kept until the next flush.
+            defer { w.removeAll(keepingCapacityUpTo: Self.keptEncodingBytes) }
+            JSONLinesEncoder.encode(batch, into: &w)
+            try w.withBytes { bytes in try file.withLock { state in try emit(bytes, series: batch.seriesCount, &state) } }
         }
+    }
+
+    /// Writes a batch (after the kept ones, if any); keeps a copy of it when it cannot be written.
+    private func emit(_ encoded: UnsafeRawBufferPointer, series: Int, _ state: inout FileState) throws(SystemError) {
+        if reopenRequested.exchange(false, ordering: .acquiringAndReleasing) { close(&state) }
+        if state.unwritten.isEmpty {
+            // The usual case: written straight from the encoding buffer.
+            let failure: SystemError?
+            do throws(SystemError) {
+                if state.fd < 0 { try open(&state) }
+                failure = write(encoded, &state)
+            } catch {
+                failure = error
+            }
+            guard let failure else { return }
+            state.unwritten.append((Array(encoded), series))
+            state.unwrittenBytes += encoded.count
+            throw failure
+        }
+        state.unwritten.append((Array(encoded), series))
+        state.unwrittenBytes += encoded.count
+        while state.unwrittenBytes > Self.maxUnwrittenBytes, state.unwritten.count > 1 {
+            let dropped = state.unwritten.removeFirst()
+            state.unwrittenBytes -= dropped.bytes.count
+            metrics?.addLabeled(SelfMetrics.seriesDropped("json", "unwritable"), UInt64(dropped.series))
+        }
+        try writeUnwritten(&state)
     }
 
     /// Writes the kept batches, oldest first; stops at the first failure and keeps the rest.
@@ -72,23 +102,31 @@ public final class JSONLinesSink: Sink {
         if state.unwritten.isEmpty { return }
         if state.fd < 0 { try open(&state) }
         while let first = state.unwritten.first {
-            do throws(SystemError) {
-                try writeAll(state.fd, first.bytes)
-            } catch {
-                // Cut off what part of the batch got in, and reopen next time: the fault may clear.
-                if !isStdout { _ = ftruncate(state.fd, off_t(state.size)) }
-                close(&state)
-                throw error
-            }
+            if let failure = first.bytes.withUnsafeBytes({ write($0, &state) }) { throw failure }
             state.unwritten.removeFirst()
             state.unwrittenBytes -= first.bytes.count
-            state.size += Int64(first.bytes.count)
-            if !isStdout, configuration.rotateBytes > 0, state.size >= configuration.rotateBytes {
-                close(&state)
-                rotate()
-                if !state.unwritten.isEmpty { try open(&state) }
-            }
+            if state.fd < 0, !state.unwritten.isEmpty { try open(&state) }
         }
+    }
+
+    /// Writes one encoded batch to the open file, then rotates if it is due (leaving the file
+    /// closed). On failure, cuts off what part of the batch got in and closes the file (it is
+    /// opened again next time: the fault may clear).
+    /// - Returns: the failure, or `nil`.
+    private func write(_ bytes: UnsafeRawBufferPointer, _ state: inout FileState) -> SystemError? {
+        do throws(SystemError) {
+            try writeAll(state.fd, bytes)
+        } catch {
+            if !isStdout { _ = ftruncate(state.fd, off_t(state.size)) }
+            close(&state)
+            return error
+        }
+        state.size += Int64(bytes.count)
+        if !isStdout, configuration.rotateBytes > 0, state.size >= configuration.rotateBytes {
+            close(&state)
+            rotate()
+        }
+        return nil
     }
 
     public func reopen() { reopenRequested.store(true, ordering: .releasing) }
@@ -140,12 +178,10 @@ public final class JSONLinesSink: Sink {
     }
 
     /// One `write` call for the whole flush; loops only if the kernel takes part of it.
-    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemError) {
+    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { buf in
-                Glibc.write(fd, buf.baseAddress.map { $0 + offset }, buf.count - offset)
-            }
+            let n = Glibc.write(fd, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw SystemError(errno: errno, call: "write \(configuration.path)")

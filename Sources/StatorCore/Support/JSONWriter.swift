@@ -20,6 +20,17 @@ public struct JSONWriter: ~Copyable {
 
     deinit { base.deallocate() }
 
+    /// Forgets what was written, keeping the buffer if it is at most `limit` bytes (else
+    /// starting again with a small one).
+    public mutating func removeAll(keepingCapacityUpTo limit: Int) {
+        count = 0
+        if capacity > limit {
+            base.deallocate()
+            capacity = 16
+            base = .allocate(capacity: capacity)
+        }
+    }
+
     /// A copy of the bytes written so far.
     public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
 

@@ -87,4 +87,12 @@ func escapesStringsByteByByteAndCopiesRunsWhole(_ text: String, _ expected: Stri
     #expect(w.count == expected.utf8.count)
     #expect(String(decoding: w.bytes, as: UTF8.self) == expected)
     #expect(w.withBytes { Array($0) } == w.bytes)
+    // Reused for the next batch: emptied, the large buffer given up, writing on as before.
+    for limit in [1 << 20, 16] {
+        w.removeAll(keepingCapacityUpTo: limit)
+        #expect(w.count == 0 && w.bytes.isEmpty)
+        w.string("again")
+        w.integer(42)
+        #expect(String(decoding: w.bytes, as: UTF8.self) == #""again"42"#)
+    }
 }
