@@ -65,6 +65,7 @@ public final class JSONLinesSink: Sink {
             // Emptied after each batch: a large one's buffer (a million series make about
             // 150 MB) is not kept until the next flush.
             defer { w.removeAll(keepingCapacityUpTo: Self.keptEncodingBytes) }
+            w.reserveCapacity(64 + batch.seriesCount * 160)  // as `JSONLinesEncoder.encode` does
             JSONLinesEncoder.encode(batch, into: &w)
             try w.withBytes { bytes in try file.withLock { state in try emit(bytes, series: batch.seriesCount, &state) } }
         }

@@ -31,6 +31,11 @@ public struct JSONWriter: ~Copyable {
         }
     }
 
+    /// Makes room for `n` bytes in all (one allocation instead of several doublings).
+    public mutating func reserveCapacity(_ n: Int) {
+        if n > capacity { grow(n) }
+    }
+
     /// A copy of the bytes written so far.
     public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
 
