@@ -47,10 +47,14 @@ func scansLikeTheSplitterAndTheShape(_ text: String) {
     // position of the 64-byte blocks and the eight-byte words, and at the datagram's end.
     var rng = SystemRandomNumberGenerator()
     let alphabet = Array("ab.:|\n\r#,1".utf8) + [0, 0xFF]
+    // Also few newlines and delimiters: lines and names that span several 64-byte blocks.
+    let sparse = Array(repeating: UInt8(ascii: "x"), count: 60) + Array(":|\n".utf8)
     for size in 0..<300 {
-        for _ in 0..<8 {
-            let bytes = (0..<size).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] }
-            #expect(scanned(bytes, seed: 9) == reference(bytes, seed: 9), "\(bytes)")
+        for letters in [alphabet, sparse] {
+            for _ in 0..<8 {
+                let bytes = (0..<size).map { _ in letters[Int.random(in: 0..<letters.count, using: &rng)] }
+                #expect(scanned(bytes, seed: 9) == reference(bytes, seed: 9), "\(bytes)")
+            }
         }
     }
 }
