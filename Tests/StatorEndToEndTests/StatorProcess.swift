@@ -274,6 +274,13 @@ func rawHTTP(port: UInt16, _ request: String, timeout: Double = 5) throws -> Str
 
 /// Like `rawHTTP`, returning the bytes.
 func rawHTTPBytes(port: UInt16, _ request: String, timeout: Double = 5) throws -> [UInt8] {
+    try rawHTTPExchange(port: port, request, timeout: timeout).bytes
+}
+
+/// Like `rawHTTPBytes`, also saying how the exchange ended (for failure messages): the server
+/// closed the connection, or the read failed or timed out, after how long.
+func rawHTTPExchange(port: UInt16, _ request: String, timeout: Double = 5) throws -> (bytes: [UInt8], ending: String) {
+    let started = Date()
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TestFailure("socket failed") }
     defer { close(fd) }
@@ -285,12 +292,19 @@ func rawHTTPBytes(port: UInt16, _ request: String, timeout: Double = 5) throws -
     _ = send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL))
     var received: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
+    var ending = ""
     while true {
         let n = recv(fd, &buffer, buffer.count, 0)
-        if n <= 0 { break }
+        if n <= 0 {
+            let after = String(format: "%.3f s", Date().timeIntervalSince(started))
+            ending =
+                n == 0
+                ? "closed by the server after \(after)" : "recv failed after \(after): \(String(cString: strerror(errno)))"
+            break
+        }
         received.append(contentsOf: buffer[0..<n])
     }
-    return received
+    return (received, ending)
 }
 
 /// Decompresses (possibly multi-member) gzip with the system's `gzip -dc`.
@@ -302,8 +316,11 @@ func gunzipBytes(_ bytes: [UInt8]) throws -> [UInt8] {
 
 /// One request with `Connection: close`.
 func httpRequest(port: UInt16, _ path: String, method: String = "GET") throws -> HTTPReply {
-    let text = try rawHTTP(port: port, "\(method) \(path) HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-    guard let split = text.range(of: "\r\n\r\n") else { throw TestFailure("no response head in: \(text)") }
+    let exchange = try rawHTTPExchange(port: port, "\(method) \(path) HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+    let text = String(decoding: exchange.bytes, as: UTF8.self)
+    guard let split = text.range(of: "\r\n\r\n") else {
+        throw TestFailure("no response head from port \(port) (\(exchange.ending)) in: \(text)")
+    }
     let headLines = text[..<split.lowerBound].split(separator: "\r\n")
     let statusLine = headLines.first.map(String.init) ?? ""
     let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") ?? 0
