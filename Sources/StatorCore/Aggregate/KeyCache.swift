@@ -140,14 +140,18 @@ struct KeyCache: ~Copyable {
     @inline(__always)
     func prefetch(_ hash: UInt64) { CStatorSys_prefetch(table + firstWay(hash)) }
 
-    /// Starts fetching the records that the set of `hash` names for it (the set fetched already).
+    /// Starts fetching the records that the set of `hash` names for it (the set fetched already):
+    /// what `find` reads, the record and its `identity` bytes (a line's name and suffix). Records
+    /// are 8-byte aligned, so a 64-byte record and 40 to 60 identity bytes usually span three
+    /// cache lines: the first two, and the one with the identity's last byte.
     @inline(__always)
-    func prefetchRecords(_ hash: UInt64) {
+    func prefetchRecords(_ hash: UInt64, identity: Int) {
         let first = firstWay(hash)
         for w in first..<(first &+ Self.ways) where table[w].hash == hash {
             let p = address(table[w].position)
             CStatorSys_prefetch(p)
             CStatorSys_prefetch(p + 64)
+            CStatorSys_prefetch(p + (Record.size &- 1 &+ identity))
         }
     }
 

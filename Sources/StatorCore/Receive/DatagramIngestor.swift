@@ -84,7 +84,9 @@ public struct DatagramIngestor: ~Copyable {
         }
         lines &+= UInt64(pending.count)
         pending.withUnsafeBufferPointer { pending in
-            for p in pending where p.identity != 0 { cache.prefetchRecords(p.identity) }
+            for p in pending where p.identity != 0 {
+                cache.prefetchRecords(p.identity, identity: Int(p.end &- p.pipe &+ p.colon &- p.start))
+            }
         }
         share.lock()
         let state = share.state
