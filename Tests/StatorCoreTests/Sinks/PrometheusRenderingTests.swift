@@ -470,3 +470,43 @@ func labelsOfPlainTagsAreRenderedAsTheGeneralPathRendersThem(histogram: Bool) th
     #expect(state.familyCount == 3 * n)
     #expect(metrics.labeledValue(SelfMetrics.seriesDropped("prometheus", "type_conflict")) == UInt64(taken.count))
 }
+
+@Test func theSeriesOfANameShareItsFamilyWhenTheyArriveTogether() throws {
+    // New series of one statsd name and type take the family the first of them found or made
+    // (`CumulativeState.fold`): each must land in it with its own labels, and a name whose
+    // family has another type is left out for every series of it.
+    let metrics = SelfMetrics(readers: 1)
+    let text = try page(
+        [
+            ["hits:1|c"],
+            [
+                "req:3|c|#k:c", "req:1|c|#k:a", "req:2|c|#k:b", "lat:100|ms|#k:b", "lat:20|ms|#k:a",
+                "hits_total:5|g|#k:a", "hits_total:6|g|#k:b", "hits:2|c|#k:a",
+            ],
+        ],
+        buckets: HistogramBuckets(defaults: [0.05]), metrics: metrics)
+    #expect(
+        text == """
+            # HELP hits_total statsd counter hits
+            # TYPE hits_total counter
+            hits_total 1
+            hits_total{k="a"} 2
+            # HELP lat_seconds statsd timer lat
+            # TYPE lat_seconds histogram
+            lat_seconds_bucket{k="a",le="0.05"} 1
+            lat_seconds_bucket{k="a",le="+Inf"} 1
+            lat_seconds_sum{k="a"} 0.02
+            lat_seconds_count{k="a"} 1
+            lat_seconds_bucket{k="b",le="0.05"} 0
+            lat_seconds_bucket{k="b",le="+Inf"} 1
+            lat_seconds_sum{k="b"} 0.1
+            lat_seconds_count{k="b"} 1
+            # HELP req_total statsd counter req
+            # TYPE req_total counter
+            req_total{k="a"} 1
+            req_total{k="b"} 2
+            req_total{k="c"} 3
+
+            """)
+    #expect(metrics.labeledValue(SelfMetrics.seriesDropped("prometheus", "type_conflict")) == 2)
+}

@@ -260,7 +260,15 @@ public final class CumulativeState: Sendable {
                 fresh.sort { a, b in Self.pageOrder(a.key, b.key) }
                 sizeNameHeads(for: fresh, &s, &scratch)
                 var ignored = Dropped()  // counted below, once, when the batch is folded in
-                for f in fresh { _ = route(f.key, f.bounds, &s, &ignored, &scratch) }
+                // Sorted, the keys of one statsd name and type are neighbours: after the first of
+                // them found (or made) its family, the others take it without deriving and
+                // looking up its names again.
+                var previous: (key: MetricKey, family: Int32)? = nil
+                for f in fresh {
+                    let known = previous.flatMap { Self.sameNameAndType($0.key, f.key) ? $0.family : nil }
+                    let routed = route(f.key, f.bounds, &s, &ignored, &scratch, family: known)
+                    previous = routed.map { (f.key, s.series[Int($0)].family) }
+                }
             }
             for c in batch.counters {
                 guard let i = route(c.key, nil, &s, &dropped, &scratch) else { continue }
@@ -412,8 +420,11 @@ public final class CumulativeState: Sendable {
     }
 
     /// Finds or creates the series a statsd key feeds.
+    /// - Parameter known: the family of a key with the same name and type, when the caller has
+    ///   one (the lookup by name would find it).
     private func route(
-        _ key: MetricKey, _ bounds: BucketBounds?, _ s: inout State, _ dropped: inout Dropped, _ scratch: inout NameScratch
+        _ key: MetricKey, _ bounds: BucketBounds?, _ s: inout State, _ dropped: inout Dropped, _ scratch: inout NameScratch,
+        family known: Int32? = nil
     ) -> Int32? {
         precondition(key.series != .none, "CumulativeState takes keys numbered by a ShardedTable")
         if let known = Self.knownRoute(key, s) { return known }
@@ -423,11 +434,8 @@ public final class CumulativeState: Sendable {
             forget(number, &s, &scratch)
         }
         let type = FamilyType(key.type)
-        writeFamilyName(of: key, into: &scratch.name)
         let familyIndex: Int32
-        if let existing = family(exposing: scratch.name, s, &scratch.other, &scratch.exposed),
-            isNamed(scratch.name, s.families[Int(existing)], &scratch.other)
-        {
+        if let existing = known ?? findFamily(named: key, &s, &scratch) {
             let family = s.families[Int(existing)]
             guard family.type == type else {
                 dropped.typeConflicts += 1
@@ -439,6 +447,7 @@ public final class CumulativeState: Sendable {
             }
             familyIndex = existing
         } else {
+            // (`findFamily` left the name in `scratch.name`.)
             for slot in 0..<Self.exposedCount(type) {
                 Self.writeExposed(scratch.name, slot: slot, into: &scratch.query)
                 guard family(exposing: scratch.query, s, &scratch.other, &scratch.exposed) == nil,
@@ -483,6 +492,15 @@ public final class CumulativeState: Sendable {
         return seriesIndex
     }
 
+    /// The family named as `key` registers, if there is one; the name is left in `scratch.name`.
+    private func findFamily(named key: MetricKey, _ s: inout State, _ scratch: inout NameScratch) -> Int32? {
+        writeFamilyName(of: key, into: &scratch.name)
+        guard let existing = family(exposing: scratch.name, s, &scratch.other, &scratch.exposed),
+            isNamed(scratch.name, s.families[Int(existing)], &scratch.other)
+        else { return nil }
+        return existing
+    }
+
     /// Grows `nameHeads` once for the names that `fresh` (sorted by `pageOrder`) can add: one
     /// set per statsd name and type among them (the most new families they can make), instead
     /// of doubling it again and again as the first flush routes a large page.
@@ -502,7 +520,14 @@ public final class CumulativeState: Sendable {
 
     /// Whether two keys have the same type and name.
     private static func sameNameAndType(_ a: MetricKey, _ b: MetricKey) -> Bool {
-        a.type == b.type && a.withName { na in b.withName { nb in na.elementsEqual(nb) } }
+        a.type == b.type
+            && a.withName { na in
+                b.withName { nb in
+                    guard na.count == nb.count else { return false }
+                    guard let x = na.baseAddress, let y = nb.baseAddress else { return true }  // both empty
+                    return memcmp(x, y, na.count) == 0
+                }
+            }
     }
 
     /// Whether `family` is named `name` (its name derived into `other`).
