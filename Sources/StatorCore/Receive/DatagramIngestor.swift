@@ -79,6 +79,31 @@ public struct DatagramIngestor: ~Copyable {
     ///   - rejected: called for each rejected line (for rate-limited logging); not on the fast path.
     ///     It runs with this reader's share locked, so it must not flush the table.
     public mutating func stage(_ datagram: UnsafeRawBufferPointer, datagram index: Int, rejected: Rejection) {
+        stage(batch: 1, from: index, payload: { _ in datagram }, rejected: rejected)
+    }
+
+    /// Stages `count` datagrams in turn, as `stage(_:datagram:rejected:)` does: `payload(k)` for
+    /// `k` in `0..<count` is the `k`th, handed back in rejections as `first + k`. The share's lock
+    /// is taken once for the batch (and let go around a commit), not once per datagram.
+    public mutating func stage(
+        batch count: Int, from first: Int = 0, payload: (Int) -> UnsafeRawBufferPointer, rejected: Rejection
+    ) {
+        guard count > 0 else { return }
+        share.lock()
+        for k in 0..<count {
+            stageLocked(payload(k), datagram: first &+ k, rejected: rejected)
+            if staged.samples.count >= commitThreshold || cache.written &- batchStart > UInt64(KeyCache.ringBytes / 8) {
+                share.unlock()  // (a commit takes shard locks: a flush need not wait for it)
+                commit(rejected: rejected)
+                share.lock()
+            }
+        }
+        share.unlock()
+    }
+
+    /// `stage(_:datagram:rejected:)` of one datagram, with the share's lock held.
+    @inline(__always)
+    private mutating func stageLocked(_ datagram: UnsafeRawBufferPointer, datagram index: Int, rejected: Rejection) {
         pending.refill(atMost: LineScanner.maxLines(datagram.count)) { out in
             LineScanner.scan(datagram, seed: cache.seed, into: out, sets: cache.sets, setMask: KeyCache.setMask)
         }
@@ -88,7 +113,6 @@ public struct DatagramIngestor: ~Copyable {
                 cache.prefetchRecords(p.identity, identity: Int(p.end &- p.pipe &+ p.colon &- p.start))
             }
         }
-        share.lock()
         let state = share.state
         pending.withUnsafeMutableBufferPointer { pending in
             for k in pending.indices where pending[k].identity != 0 {
@@ -135,10 +159,6 @@ public struct DatagramIngestor: ~Copyable {
                 invalid[Int(reason.rawValue)] &+= 1
                 rejected(reason, index, range)
             }
-        }
-        share.unlock()
-        if staged.samples.count >= commitThreshold || cache.written &- batchStart > UInt64(KeyCache.ringBytes / 8) {
-            commit(rejected: rejected)
         }
     }
 

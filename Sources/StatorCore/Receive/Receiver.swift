@@ -21,8 +21,9 @@ public struct ReceiverConfiguration: Sendable {
 /// The receive stage: reader threads that take datagrams off their sockets in
 /// batches and drive each line through parse -> aggregate.
 ///
-/// One datagram's path: `DatagramBatchReader.read` -> `LineSplitter` ->
-/// `StatsdParser.parse` -> `ShardedTable.record`.
+/// One datagram's path: `DatagramBatchReader.read` -> `DatagramIngestor.stage(batch:)`
+/// (`LineScanner`; a line seen before: `KeyCache` -> the reader's share; else
+/// `StatsdParser.parse` -> staged) -> `DatagramIngestor.commit` -> `ShardedTable.record`.
 public final class Receiver: Sendable {
     private let sockets: [UDPSocket]
     private let table: ShardedTable
@@ -113,7 +114,7 @@ public final class Receiver: Sendable {
             let report: DatagramIngestor.Rejection = { reason, datagram, range in
                 self.rejected(reason, reader.payload(datagram), range, reader, datagram)
             }
-            for i in 0..<n { ingestor.stage(reader.payload(i), datagram: i, rejected: report) }
+            ingestor.stage(batch: n, payload: { reader.payload($0) }, rejected: report)
             ingestor.commit(rejected: report)
             metrics.packetsReceived.add(UInt64(n))
             ingestor.flushCounts(to: metrics)

@@ -235,6 +235,52 @@ extension FlushBatch {
     #expect(table.drainAll(nextGeneration: 2).flatMap(\.counters).map(\.sum) == [3])
 }
 
+@Test func aBatchStagesAsItsDatagramsOneByOneAndNamesEachInItsRejections() {
+    // The receiver stages a whole receive batch in one call (the share locked once): the
+    // result must be that of staging each datagram in turn, and a rejection names its datagram
+    // as `first + k`.
+    let texts = ["a:1|c\nbad\nt:5|ms", "a:2|c\ng:1|g", "g:+2|g\na:x|c", "s:u1|s\ns:u2|s\nt:7|ms"]
+    let buffers = texts.map { text in
+        let bytes = Array(text.utf8)
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
+        copy.copyBytes(from: bytes)
+        return UnsafeRawBufferPointer(copy)
+    }
+    defer { for b in buffers { b.deallocate() } }
+    func run(batched: Bool) -> (reports: [String], counters: [Double], gauges: [Double], sets: [Int], timers: [Double]) {
+        let table = ShardedTable(configuration: AggregationConfiguration(shards: 4), seed: 9)
+        var ingestor = DatagramIngestor(table: table)
+        var reports: [String] = []
+        let report: DatagramIngestor.Rejection = { reason, datagram, range in
+            let line = String(decoding: UnsafeRawBufferPointer(rebasing: buffers[datagram - 10][range]), as: UTF8.self)
+            reports.append("\(reason) \(datagram) \(line)")
+        }
+        // Twice: the second round finds every line's identity in the key cache.
+        for _ in 0..<2 {
+            if batched {
+                ingestor.stage(batch: buffers.count, from: 10, payload: { buffers[$0] }, rejected: report)
+            } else {
+                for (k, b) in buffers.enumerated() { ingestor.stage(b, datagram: 10 + k, rejected: report) }
+            }
+            ingestor.commit(rejected: report)
+        }
+        let parts = table.drainAll(nextGeneration: 2)
+        return (
+            reports, parts.flatMap(\.counters).map(\.sum), parts.flatMap(\.gauges).map(\.value),
+            parts.flatMap(\.sets).map(\.members.count), parts.flatMap(\.samples).flatMap(\.values).sorted()
+        )
+    }
+    let batched = run(batched: true)
+    let single = run(batched: false)
+    #expect(batched.reports == ["missing_colon 10 bad", "invalid_value 12 a:x|c", "missing_colon 10 bad", "invalid_value 12 a:x|c"])
+    #expect(batched.reports == single.reports)
+    #expect(batched.counters == [6])
+    #expect(batched.gauges == [3] && single.gauges == [3])
+    #expect(batched.sets == [2])
+    #expect(batched.timers == [5, 5, 7, 7])
+    #expect(batched.counters == single.counters && batched.sets == single.sets && batched.timers == single.timers)
+}
+
 @Test func seriesExpireAfterTTLAndFreeTheBudget() throws {
     let h = Harness(maxSeries: 2, ttlMillis: 20_000)
     h.send("a:1|c", "g:5|g")

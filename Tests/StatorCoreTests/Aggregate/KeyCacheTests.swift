@@ -82,7 +82,7 @@ private func contents(_ table: ShardedTable) -> [String] {
             copy.copyBytes(from: bytes)
             return UnsafeRawBufferPointer(copy)
         }
-        for (k, datagram) in batch.enumerated() { reader.stage(datagram, datagram: k, rejected: report) }
+        reader.stage(batch: batch.count, payload: { batch[$0] }, rejected: report)  // as the receiver does
         reader.commit(rejected: report)
         for datagram in batch { datagram.deallocate() }
     }
