@@ -190,6 +190,9 @@ public final class CumulativeState: Sendable {
     let prefix: [UInt8]
     /// Names the agent's own metrics use; statsd families may not take them.
     private let reserved: Set<[UInt8]>
+    /// Whether some reserved name starts with the byte: most names are then known free
+    /// without hashing them for `reserved`.
+    private let reservedFirstBytes: [Bool]
     private let metrics: SelfMetrics?
 
     /// - Parameters:
@@ -204,6 +207,9 @@ public final class CumulativeState: Sendable {
         self.nameHashMask = nameHashMask
         self.prefix = Array(prefix.utf8)
         reserved = Set(reservedNames.map { Array($0.utf8) })
+        var first = [Bool](repeating: false, count: 256)
+        for name in reserved { if let b = name.first { first[Int(b)] = true } }
+        reservedFirstBytes = first
         self.metrics = metrics
         metrics?.registerLabeled(SelfMetrics.seriesDropped("prometheus", "type_conflict"))
         metrics?.registerLabeled(SelfMetrics.seriesDropped("prometheus", "bucket_conflict"))
@@ -259,6 +265,9 @@ public final class CumulativeState: Sendable {
             if !fresh.isEmpty {
                 fresh.sort { a, b in Self.pageOrder(a.key, b.key) }
                 sizeNameHeads(for: fresh, &s, &scratch)
+                // (Room for every new series at once: grown by doubling, the index rehashed each
+                // series again and again as a large first batch arrived.)
+                s.seriesIndex.reserveCapacity(s.seriesIndex.count + fresh.count)
                 var ignored = Dropped()  // counted below, once, when the batch is folded in
                 // Sorted, the keys of one statsd name and type are neighbours: after the first of
                 // them found (or made) its family, the others take it without deriving and
@@ -367,7 +376,13 @@ public final class CumulativeState: Sendable {
     private func family(exposing name: [UInt8], _ s: borrowing State, _ other: inout [UInt8], _ exposed: inout [UInt8])
         -> Int32?
     {
-        let h = nameBucket(name, s)
+        family(exposing: name, bucket: nameBucket(name, s), s, &other, &exposed)
+    }
+
+    /// `family(exposing:_:_:_:)` with the name's bucket (`nameBucket`) known.
+    private func family(
+        exposing name: [UInt8], bucket h: Int, _ s: borrowing State, _ other: inout [UInt8], _ exposed: inout [UInt8]
+    ) -> Int32? {
         var f = s.nameHeads[h]
         while f >= 0 {
             let family = s.families[Int(f)]
@@ -435,7 +450,8 @@ public final class CumulativeState: Sendable {
         }
         let type = FamilyType(key.type)
         let familyIndex: Int32
-        if let existing = known ?? findFamily(named: key, &s, &scratch) {
+        let lookup = known.map { FamilyLookup.named($0) } ?? findFamily(named: key, &s, &scratch)
+        if case .named(let existing) = lookup {
             let family = s.families[Int(existing)]
             guard family.type == type else {
                 dropped.typeConflicts += 1
@@ -447,12 +463,28 @@ public final class CumulativeState: Sendable {
             }
             familyIndex = existing
         } else {
-            // (`findFamily` left the name in `scratch.name`.)
+            // A new family, if none exposes its names and none is reserved. (`findFamily` left the
+            // name in `scratch.name`, and its bucket; each name is hashed once, here or there.)
+            guard case .free(let nameBucket) = lookup else {
+                dropped.typeConflicts += 1
+                return nil
+            }
+            var buckets = (nameBucket, 0, 0, 0)
             for slot in 0..<Self.exposedCount(type) {
                 Self.writeExposed(scratch.name, slot: slot, into: &scratch.query)
-                guard family(exposing: scratch.query, s, &scratch.other, &scratch.exposed) == nil,
-                    !reserved.contains(scratch.query)
-                else {
+                if slot > 0 {
+                    let h = self.nameBucket(scratch.query, s)
+                    switch slot {
+                    case 1: buckets.1 = h
+                    case 2: buckets.2 = h
+                    default: buckets.3 = h
+                    }
+                    guard family(exposing: scratch.query, bucket: h, s, &scratch.other, &scratch.exposed) == nil else {
+                        dropped.typeConflicts += 1
+                        return nil
+                    }
+                }
+                if reservedFirstBytes[Int(scratch.query.first ?? 0)], reserved.contains(scratch.query) {
                     dropped.typeConflicts += 1
                     return nil
                 }
@@ -462,7 +494,7 @@ public final class CumulativeState: Sendable {
             if s.nameCount > s.nameHeads.count {
                 rebuildNameHeads(&s, &scratch)
             } else {
-                linkNames(familyIndex, scratch.name, type, &s, &scratch.exposed)
+                linkNames(familyIndex, type, buckets: buckets, &s)
             }
         }
         let labels = PrometheusNaming.labels(of: key, histogram: type == .histogram)
@@ -492,13 +524,25 @@ public final class CumulativeState: Sendable {
         return seriesIndex
     }
 
-    /// The family named as `key` registers, if there is one; the name is left in `scratch.name`.
-    private func findFamily(named key: MetricKey, _ s: inout State, _ scratch: inout NameScratch) -> Int32? {
+    /// What looking up a family name found.
+    enum FamilyLookup {
+        /// The family of that name.
+        case named(Int32)
+        /// Another family exposes the name (as one of a histogram's derived names).
+        case taken
+        /// No family exposes the name; its bucket in `nameHeads`.
+        case free(bucket: Int)
+    }
+
+    /// The family named as `key` registers, or what else holds the name; the name is left in
+    /// `scratch.name`.
+    private func findFamily(named key: MetricKey, _ s: inout State, _ scratch: inout NameScratch) -> FamilyLookup {
         writeFamilyName(of: key, into: &scratch.name)
-        guard let existing = family(exposing: scratch.name, s, &scratch.other, &scratch.exposed),
-            isNamed(scratch.name, s.families[Int(existing)], &scratch.other)
-        else { return nil }
-        return existing
+        let h = nameBucket(scratch.name, s)
+        guard let existing = family(exposing: scratch.name, bucket: h, s, &scratch.other, &scratch.exposed) else {
+            return .free(bucket: h)
+        }
+        return isNamed(scratch.name, s.families[Int(existing)], &scratch.other) ? .named(existing) : .taken
     }
 
     /// Grows `nameHeads` once for the names that `fresh` (sorted by `pageOrder`) can add: one
@@ -534,6 +578,22 @@ public final class CumulativeState: Sendable {
     private func isNamed(_ name: [UInt8], _ family: Family, _ other: inout [UInt8]) -> Bool {
         writeFamilyName(of: family.source, into: &other)
         return Self.same(other, name)
+    }
+
+    /// Pushes family `f` on the front of the bucket chain of each name it exposes, whose buckets
+    /// (`nameBucket`) are known: its name's, then a histogram's `_bucket`, `_sum` and `_count`.
+    private func linkNames(_ f: Int32, _ type: FamilyType, buckets: (Int, Int, Int, Int), _ s: inout State) {
+        for slot in 0..<Self.exposedCount(type) {
+            let h =
+                switch slot {
+                case 0: buckets.0
+                case 1: buckets.1
+                case 2: buckets.2
+                default: buckets.3
+                }
+            Self.setLink(f, slot, s.nameHeads[h], &s)
+            s.nameHeads[h] = f
+        }
     }
 
     /// Pushes family `f`, named `name`, on the front of the bucket chain of each name it exposes.
