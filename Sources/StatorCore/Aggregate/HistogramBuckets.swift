@@ -14,8 +14,29 @@ public final class BucketBounds: Sendable, Equatable {
     public static func == (a: BucketBounds, b: BucketBounds) -> Bool { a === b || a.upperBounds == b.upperBounds }
 
     /// The index of the first bucket whose bound is >= `x` (`upperBounds.count` for the `+Inf` bucket).
+    /// (`x` is finite or infinite, never NaN: the parser rejects NaN.)
+    ///
+    /// Without a branch on the values: the loop runs `log2(count)` times whatever `x` is, and each
+    /// step moves `base` by a conditional add. The usual binary search took a branch per step
+    /// that timer values (spread over the buckets) mispredicted about every other time.
     @inline(__always)
     func bucket(for x: Double) -> Int {
+        upperBounds.withUnsafeBufferPointer { bounds in
+            var n = bounds.count
+            guard let b = bounds.baseAddress, n > 0 else { return 0 }
+            var base = 0
+            while n > 1 {
+                let half = n >> 1
+                // The first bound >= x is past base + half - 1 when that bound is below x.
+                base &+= b[base &+ half &- 1] < x ? half : 0
+                n &-= half
+            }
+            return base &+ (b[base] < x ? 1 : 0)
+        }
+    }
+
+    /// `bucket(for:)` as a plain binary search (tests hold the branchless one to it).
+    func bucketBySearch(for x: Double) -> Int {
         var low = 0
         var high = upperBounds.count
         while low < high {

@@ -373,3 +373,23 @@ extension FlushBatch {
     let arena = try #require(parts.compactMap(\.arena).first)
     #expect(arena.capacity == 10 * SampleArena.slabValues)
 }
+
+@Test func theBranchlessBucketSearchFindsWhatABinarySearchFinds() {
+    // Every bound, its neighbours, the infinities and random values, for lists of 0 to 17
+    // bounds (odd and even counts, a power of two and one past it).
+    var rng = SplitMix64(state: 11)
+    for count in [0, 1, 2, 3, 4, 5, 7, 8, 11, 16, 17] {
+        let bounds = BucketBounds((0..<count).map { Double($0) * 1.5 - 2 })
+        var values: [Double] = [-.infinity, .infinity, 0, -0.0, -1e300, 1e300]
+        for b in bounds.upperBounds { values += [b, b.nextUp, b.nextDown] }
+        for _ in 0..<200 { values.append(Double(rng.next() % 40_000) / 1000 - 5) }
+        for x in values {
+            #expect(bounds.bucket(for: x) == bounds.bucketBySearch(for: x), "count \(count), x \(x)")
+        }
+    }
+    let defaults = HistogramBuckets().defaults
+    #expect(defaults.bucket(for: 5.0 / 1000) == 0)  // le="0.005" holds 5 ms
+    #expect(defaults.bucket(for: 0.0051) == 1)
+    #expect(defaults.bucket(for: 10) == 10)
+    #expect(defaults.bucket(for: 10.5) == 11)  // +Inf
+}
