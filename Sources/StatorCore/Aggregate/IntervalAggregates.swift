@@ -280,19 +280,21 @@ struct SampleAggregate {
     mutating func merge(_ other: SampleAggregate, maxSamples: Int, arena: SampleArena, rng: inout SplitMix64) {
         guard other.samples > 0 else { return }
         let (n1, n2) = (samples, other.samples)
-        let (mean1, q1) = moments
-        let (mean2, q2) = other.moments
         count += other.count
         sum += other.sum
         weightedSum += other.weightedSum
         if other.min < min { min = other.min }
         if other.max > max { max = other.max }
         for b in 0...bounds.upperBounds.count { buckets[b] += other.buckets[b] }
-        samples = n1 + n2
         if n1 + n2 <= maxSamples {
+            samples = n1 + n2
             other.forEachValue { keep($0, arena: arena) }
             return
         }
+        // (The moments only here: without a reservoir they come from the kept values when asked.)
+        let (mean1, q1) = moments
+        let (mean2, q2) = other.moments
+        samples = n1 + n2
         /// A random value of `kept`, taken out of it.
         func draw(_ kept: inout [Double]) -> Double {
             kept.swapAt(Int(rng.next() % UInt64(kept.count)), kept.count - 1)
