@@ -16,6 +16,31 @@ struct GaugeAggregate {
 
     /// The gauge after this interval, given its value before it.
     func resolve(previous: Double) -> Double { hasSet ? value : previous + delta }
+
+    /// Applies one operation: a value sets the gauge, a delta adds to it.
+    @inline(__always)
+    mutating func apply(_ v: ParsedValue) {
+        if !v.isDelta {
+            hasSet = true
+            value = v.value
+        } else if hasSet {
+            value += v.value
+        } else {
+            delta += v.value
+        }
+    }
+
+    /// Composes `later`, the same series' operations that came after these.
+    mutating func then(_ later: GaugeAggregate) {
+        if later.hasSet {
+            hasSet = true
+            value = later.value
+        } else if hasSet {
+            value += later.delta
+        } else {
+            delta += later.delta
+        }
+    }
 }
 
 /// A set's interval: hashes of the distinct members (64-bit, seeded).

@@ -56,7 +56,25 @@ struct ShareList<Element>: ~Copyable {
         return taken
     }
 
+    /// Empties the list, back to its first size.
+    mutating func removeAll() {
+        storage.deinitialize(count: count)
+        count = 0
+        if capacity > Self.firstCapacity {
+            storage.deallocate()
+            capacity = Self.firstCapacity
+            storage = .allocate(capacity: capacity)
+        }
+    }
+
     static var firstCapacity: Int { 64 }
+}
+
+/// What staging a share's gauge in the shards needs besides its aggregate (see
+/// `DatagramIngestor.sealGauge`): the series' key hash and the shard's route to it.
+struct GaugeSeal {
+    var keyHash: UInt64
+    var route: SeriesRoute
 }
 
 /// Where a share keeps each series it has an aggregate for in the open interval: from the
@@ -138,10 +156,20 @@ struct ShareIndex: ~Copyable {
     }
 }
 
-/// One reader's share of the open interval: the aggregates of the counters, sets, timers,
-/// histograms and distributions that this reader adds to without a shard (`ReaderShare`).
+/// One reader's share of the open interval: the aggregates of the counters, gauges, sets,
+/// timers, histograms and distributions that this reader adds to without a shard (`ReaderShare`).
 struct ReaderInterval: ~Copyable {
     var counters = ShareList<CounterAggregate>()
+    /// A gauge's operations composed (the last set and the deltas after it, or only deltas),
+    /// applied after what its shard holds for the interval (`IntervalMerge`).
+    var gauges = ShareList<GaugeAggregate>()
+    /// Per gauge (same positions): what staging it needs.
+    var gaugeSeals = ShareList<GaugeSeal>()
+    /// Each gauge's position in `gauges` by its key hash, for a gauge line that has to be
+    /// staged: the share's operations on its series are staged first (`DatagramIngestor.sealGauge`).
+    var gaugeByHash: [UInt64: Int32] = [:]
+    /// Two gauges here have one key hash: a staged gauge line then stages every gauge's operations.
+    var gaugeHashesCollide = false
     var sets = ShareList<SetAggregate>()
     var samples = ShareList<SampleAggregate>()
     /// Which series have an aggregate here, and where.
@@ -162,7 +190,10 @@ struct ReaderInterval: ~Copyable {
     /// Moves the interval's aggregates out and starts the next epoch.
     mutating func take() -> IntervalAggregates {
         let taken = IntervalAggregates(
-            counters: counters.take(), gauges: [], sets: sets.take(), samples: samples.take(), arena: arena)
+            counters: counters.take(), gauges: gauges.take(), sets: sets.take(), samples: samples.take(), arena: arena)
+        gaugeSeals.removeAll()
+        gaugeByHash.removeAll(keepingCapacity: true)
+        gaugeHashesCollide = false
         index.removeAll()
         arena = nil
         arenaReference = nil
@@ -176,15 +207,16 @@ struct ReaderInterval: ~Copyable {
 /// grouping and no shard lock: the reader adds its value straight into an aggregate of its
 /// own, found through the line's `KeyCache` record.
 ///
-/// Which values go here: those of lines whose series the reader has a checked route to, and
-/// whose aggregate is commutative (counter sums, set members, sampled values); gauges keep
-/// their order in the shards. The shard still owns the series: the reader asks it once per
+/// Which values go here: those of lines whose series the reader has a checked route to
+/// (counter sums, gauge operations, set members, sampled values). The shard still owns the series: the reader asks it once per
 /// series and interval (`ShardedTable.touch`), which checks the route, marks the series as
 /// receiving data (for `series_ttl`) and hands out its key. At a flush the table drains every
 /// share with the shards and merges what two places hold of one series (`ShardedTable.drainAll`).
 ///
-/// The reader holds the share's lock while it stages a datagram; the flusher takes it to
-/// swap the interval out. Uncontended, it costs two atomic operations per datagram.
+/// The reader holds the share's lock while it stages and commits a receive batch; the flusher
+/// holds every share's lock while it drains the shares and the shards, so that each batch
+/// lands wholly in one interval, in its shard and share parts alike (a gauge's operations in
+/// two places keep their order only so). Uncontended, it costs two atomic operations per batch.
 final class ReaderShare: Sendable {
     private let interval: PthreadLock<ReaderInterval>
 
@@ -201,6 +233,9 @@ final class ReaderShare: Sendable {
 
     /// Swaps the open interval out and starts the next epoch.
     func drain() -> IntervalAggregates { interval.withLock { $0.take() } }
+
+    /// `drain()` with the lock held by the caller.
+    func drainLocked() -> IntervalAggregates { interval.unsafeValue.pointee.take() }
 }
 
 /// The shares the table drains at each flush, and what retired readers left.
@@ -237,11 +272,15 @@ enum IntervalMerge {
         }
         for part in parts {
             for c in part.counters { see(c.key) }
+            for g in part.gauges { see(g.key) }
             for s in part.sets { see(s.key) }
             for t in part.samples { see(t.key) }
         }
         var place = [UInt64](repeating: .max, count: highest)
         fold(&parts, firstExtra: firstExtra, \.counters, place: &place, key: \.key) { into, c, _ in into.sum += c.sum }
+        // Gauges compose in order: the shards' part of the interval first, then the shares'
+        // (between two readers there is no order to keep).
+        fold(&parts, firstExtra: firstExtra, \.gauges, place: &place, key: \.key) { into, g, _ in into.then(g) }
         fold(&parts, firstExtra: firstExtra, \.sets, place: &place, key: \.key) { into, s, _ in
             into.members.formUnion(s.members)
         }

@@ -190,16 +190,7 @@ final class Shard: Sendable {
                                 e.forEachValue(in: values) { v in sum += v.value / e.rate }
                                 counters[position].sum = sum
                             case .gauge:
-                                e.forEachValue(in: values) { v in
-                                    if !v.isDelta {
-                                        gauges[position].hasSet = true
-                                        gauges[position].value = v.value
-                                    } else if gauges[position].hasSet {
-                                        gauges[position].value += v.value
-                                    } else {
-                                        gauges[position].delta += v.value
-                                    }
-                                }
+                                e.forEachValue(in: values) { v in gauges[position].apply(v) }
                             case .set:
                                 sets[position].members.insert(e.payload)
                                 let wanted = UInt32(clamping: sets[position].members.count &* 2)

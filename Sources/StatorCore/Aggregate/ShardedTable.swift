@@ -150,13 +150,23 @@ public final class ShardedTable: Sendable {
     /// `nextGeneration`. A series with aggregates in several of them comes out once, merged
     /// (`IntervalMerge`).
     func drainAll(nextGeneration: UInt32) -> [IntervalAggregates] {
-        var parts = shards.map { $0.drain(nextGeneration: nextGeneration) }
-        let extra = shares.withLock { s in
+        // Every share's lock is held across the whole drain, the shards' included: a reader
+        // stages and commits a batch under its share's lock, so each batch lands wholly in one
+        // interval. (Draining the shards and the shares one after the other let a batch's
+        // commit fall in the next interval while the next batch's share operations fell in
+        // this one: a gauge's older set would then win.) Order: the table's list, the shares,
+        // the shards; a reader takes its share, then shards.
+        let drained = shares.withLock { s in
+            for share in s.live { share.lock() }
+            defer { for share in s.live { share.unlock() } }
+            let parts = shards.map { $0.drain(nextGeneration: nextGeneration) }
             var taken = s.retired
             s.retired = []
-            for share in s.live { taken.append(share.drain()) }
-            return taken
+            for share in s.live { taken.append(share.drainLocked()) }
+            return (parts, taken)
         }
+        var parts = drained.0
+        let extra = drained.1
         var rng = shareSeeds.withLock { SplitMix64(state: $0.next()) }
         IntervalMerge.merge(&parts, extra, maxSamples: configuration.maxSamplesPerSeries, rng: &rng)
         return parts

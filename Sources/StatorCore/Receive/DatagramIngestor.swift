@@ -84,7 +84,7 @@ public struct DatagramIngestor: ~Copyable {
 
     /// Stages `count` datagrams in turn, as `stage(_:datagram:rejected:)` does: `payload(k)` for
     /// `k` in `0..<count` is the `k`th, handed back in rejections as `first + k`. The share's lock
-    /// is taken once for the batch (and let go around a commit), not once per datagram.
+    /// is taken once for the batch, not once per datagram.
     public mutating func stage(
         batch count: Int, from first: Int = 0, payload: (Int) -> UnsafeRawBufferPointer, rejected: Rejection
     ) {
@@ -93,9 +93,7 @@ public struct DatagramIngestor: ~Copyable {
         for k in 0..<count {
             stageLocked(payload(k), datagram: first &+ k, rejected: rejected)
             if staged.samples.count >= commitThreshold || cache.written &- batchStart > UInt64(KeyCache.ringBytes / 8) {
-                share.unlock()  // (a commit takes shard locks: a flush need not wait for it)
-                commit(rejected: rejected)
-                share.lock()
+                commitLocked(rejected: rejected)
             }
         }
         share.unlock()
@@ -142,6 +140,7 @@ public struct DatagramIngestor: ~Copyable {
                     {
                         continue
                     }
+                    if cache[record].metricType == .gauge { Self.sealGauge(keyHash: cache[record].keyHash, state, &staged) }
                     if Self.stageSeen(
                         datagram, range, index, record: record, value: value, into: &staged, cache: cache,
                         memberSeed: table.memberSeed)
@@ -175,7 +174,7 @@ public struct DatagramIngestor: ~Copyable {
     ) -> Bool {
         let record = cache[position]
         let type = record.metricType
-        guard type != .gauge, record.route.slot >= 0 else { return false }
+        guard record.route.slot >= 0 else { return false }
         // The value first: a line that does not convert is staged, and the parser says why.
         guard let (member, number) = seenValue(datagram, value, type: type, memberSeed: table.memberSeed) else {
             return false
@@ -205,7 +204,7 @@ public struct DatagramIngestor: ~Copyable {
             }
             cache.setTargets(position, SampleAggregate.targets(of: aggregate))
         case .gauge:
-            return false
+            share.pointee.gauges.pointer(local).pointee.apply(number)
         }
         return true
     }
@@ -241,7 +240,9 @@ public struct DatagramIngestor: ~Copyable {
         if let known = share.pointee.index.position(of: found.key.series) {
             local = known  // the series has an aggregate here already (its record was made again since)
         } else {
-            local = Self.open(type, key: found.key, bounds: found.bounds, setHint: record.setHint, in: share)
+            local = Self.open(
+                type, key: found.key, bounds: found.bounds, setHint: record.setHint,
+                seal: GaugeSeal(keyHash: record.keyHash, route: record.route), in: share)
             share.pointee.index.insert(found.key.series, at: local)
         }
         cache.setLocal(position, epoch: share.pointee.epoch, at: Int32(local))
@@ -283,14 +284,15 @@ public struct DatagramIngestor: ~Copyable {
             }
             if let slot = UnsafeRawPointer(bitPattern: UInt(second)) { CStatorSys_prefetch(slot) }
         case .gauge:
-            break
+            CStatorSys_prefetch(share.pointee.gauges.pointer(local))
         }
     }
 
     /// Makes the share's aggregate of a series for the open interval.
     /// - Returns: its position in the share's list for `type`.
     private static func open(
-        _ type: MetricType, key: MetricKey, bounds: BucketBounds?, setHint: UInt32, in share: UnsafeMutablePointer<ReaderInterval>
+        _ type: MetricType, key: MetricKey, bounds: BucketBounds?, setHint: UInt32, seal: GaugeSeal,
+        in share: UnsafeMutablePointer<ReaderInterval>
     ) -> Int {
         switch type {
         case .counter:
@@ -306,8 +308,52 @@ public struct DatagramIngestor: ~Copyable {
             return share.pointee.samples.append(
                 SampleAggregate(key: key, bounds: bounds.unsafelyUnwrapped, arena: share.pointee.arena.unsafelyUnwrapped))
         case .gauge:
-            preconditionFailure("gauges keep their order in the shards")
+            _ = share.pointee.gaugeSeals.append(seal)
+            let local = share.pointee.gauges.append(GaugeAggregate(key: key, hasSet: false, value: 0, delta: 0))
+            if share.pointee.gaugeByHash.updateValue(Int32(local), forKey: seal.keyHash) != nil {
+                share.pointee.gaugeHashesCollide = true
+            }
+            return local
         }
+    }
+
+    /// Before a gauge line is staged: if this reader's share holds operations of the line's
+    /// series (found by `keyHash`), stages them first, composed into one (the last set and
+    /// later deltas as one set, or the deltas as one delta), and empties the share's aggregate.
+    /// A staged line reaches its shard at the commit, and the shards' part of an interval is
+    /// applied before the shares': without this, operations the line came after (another
+    /// identity of the series, such as tags in another order) would be applied after it.
+    /// Operations that come later still compose in the share. (Two gauges of one key hash in
+    /// the share: every gauge's operations are staged.)
+    static func sealGauge(
+        keyHash: UInt64, _ state: UnsafeMutablePointer<ReaderInterval>, _ staged: inout StagedBatch
+    ) {
+        if state.pointee.gaugeHashesCollide {
+            for k in 0..<state.pointee.gauges.count { sealGauge(at: k, state, &staged) }
+        } else if let k = state.pointee.gaugeByHash[keyHash] {
+            sealGauge(at: Int(k), state, &staged)
+        }
+    }
+
+    /// Stages the operations of the share's gauge at `k` and empties it.
+    private static func sealGauge(
+        at k: Int, _ state: UnsafeMutablePointer<ReaderInterval>, _ staged: inout StagedBatch
+    ) {
+        let g = state.pointee.gauges.pointer(k)
+        guard g.pointee.hasSet || g.pointee.delta != 0 else { return }  // nothing to apply
+        let seal = state.pointee.gaugeSeals.pointer(k).pointee
+        let key = g.pointee.key.bytes
+        let offset = key.withUnsafeBytes { staged.appendKey($0) }
+        // (No line of its own: `datagram` -1 keeps it out of the rejection log.)
+        staged.samples.append(
+            StagedSample(
+                hash: seal.keyHash, rate: 1, payload: (g.pointee.hasSet ? g.pointee.value : g.pointee.delta).bitPattern,
+                route: seal.route, keyOffset: offset, keyLength: Int32(key.count), valueStart: 0, valueEnd: 0,
+                datagram: -1, lineStart: 0, lineEnd: 0, cacheRecord: KeyCache.none, type: .gauge,
+                inline: g.pointee.hasSet ? 1 : 2))
+        g.pointee.hasSet = false
+        g.pointee.value = 0
+        g.pointee.delta = 0
     }
 
     /// Stages a line from its `KeyCache` record and its value.
@@ -353,6 +399,7 @@ public struct DatagramIngestor: ~Copyable {
         for g in line.groups.indices {
             let group = line.groups[g]
             let hash = keys.build(type: group.type)
+            if group.type == .gauge { Self.sealGauge(keyHash: hash, share.state, &staged) }
             let offset = staged.appendKey(keys.bytes)
             let valueStart = Int32(staged.values.count)
             for v in group.valueStart..<group.valueEnd { staged.values.append(line.values[v]) }
@@ -381,7 +428,15 @@ public struct DatagramIngestor: ~Copyable {
 
     /// Records everything staged. A line that would create a series past `max_series`
     /// is counted once (`series_limit`) and reported to `rejected`.
+    /// It runs with this reader's share locked (see `ReaderShare`), so `rejected` must not flush the table.
     public mutating func commit(rejected: Rejection) {
+        share.lock()
+        commitLocked(rejected: rejected)
+        share.unlock()
+    }
+
+    /// `commit` with the share's lock held.
+    private mutating func commitLocked(rejected: Rejection) {
         guard !staged.samples.isEmpty else {
             staged.reset()
             batchStart = cache.written
@@ -404,7 +459,8 @@ public struct DatagramIngestor: ~Copyable {
                 guard (e.datagram, e.lineStart) != previous else { continue }
                 previous = (e.datagram, e.lineStart)
                 invalid[Int(ParseFailure.seriesLimit.rawValue)] &+= 1
-                rejected(.seriesLimit, Int(e.datagram), Int(e.lineStart)..<Int(e.lineEnd))
+                // (A sealed gauge's operations have no line of their own to show; see `sealGauge`.)
+                if e.datagram >= 0 { rejected(.seriesLimit, Int(e.datagram), Int(e.lineStart)..<Int(e.lineEnd)) }
             }
         }
         staged.reset()
@@ -412,10 +468,11 @@ public struct DatagramIngestor: ~Copyable {
     }
 
     /// Aggregates in this reader's share of the open interval, by list (for tests).
-    var shareSizes: (counters: Int, sets: Int, samples: Int) {
+    var shareSizes: (counters: Int, gauges: Int, sets: Int, samples: Int) {
         share.lock()
         defer { share.unlock() }
-        return (share.state.pointee.counters.count, share.state.pointee.sets.count, share.state.pointee.samples.count)
+        let s = share.state
+        return (s.pointee.counters.count, s.pointee.gauges.count, s.pointee.sets.count, s.pointee.samples.count)
     }
 
     /// Adds the counts to the agent's metrics and resets them. Lines received go last, so

@@ -94,13 +94,39 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
     #expect(table.expire(cutoff: 2).count == 1)
 }
 
-@Test func gaugesKeepTheirOrderInTheShards() {
+@Test func gaugesComposeInTheShareAfterWhatTheShardHolds() {
+    // The first line is staged (set 5 in the shard); the others go to the share, composed
+    // in order (+1, set 7, -2): merged shard then share, 5.
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 1), seed: 3)
     var reader = DatagramIngestor(table: table)
-    send(["g:5|g", "g:+1|g", "g:7|g", "g:-2|g"], &reader)
+    send(["g:5|g", "g:+1|g", "g:7|g", "d:+1|g", "g:-2|g", "d:+2|g", "d:-0.5|g"], &reader)
+    #expect(reader.shareSizes.gauges == 2)
     let gauges = drained(table).flatMap(\.gauges)
-    #expect(gauges.count == 1)
-    #expect(gauges.first?.resolve(previous: 0) == 5)
+    #expect(gauges.count == 2)
+    #expect(gauges.first { $0.key.name == "g" }?.resolve(previous: 0) == 5)
+    #expect(gauges.first { $0.key.name == "d" }?.resolve(previous: 10) == 12.5)
+}
+
+@Test func aGaugeLineStagedAfterShareOperationsStillComesAfterThem() {
+    // `#a:2,b:1` and `#b:1,a:2` are one series, two identities. After the first identity's
+    // +1 went to the share, the second's first line (set 7) is parsed and staged: the share's
+    // operations on the series are staged before it (`sealGauge`), and later ones compose in
+    // the share again. Without that, the merge (shard, then share) would give 10. A staged
+    // line of another series (`k`, first seen) leaves the share's gauges as they are.
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 2), seed: 5)
+    var reader = DatagramIngestor(table: table)
+    send(["g:1|g|#a:2,b:1", "h:4|g", "g:+1|g|#a:2,b:1", "h:+1|g"], &reader)
+    #expect(reader.shareSizes.gauges == 2)
+    send(["k:1|g", "g:7|g|#b:1,a:2", "g:+2|g|#a:2,b:1", "h:-3|g"], &reader)
+    #expect(reader.shareSizes.gauges == 2)
+    let gauges = drained(table).flatMap(\.gauges)
+    #expect(gauges.count == 3)
+    #expect(gauges.first { $0.key.name == "g" }?.resolve(previous: 0) == 9)
+    #expect(gauges.first { $0.key.name == "h" }?.resolve(previous: 0) == 2)
+    // The next interval takes gauges into the share again.
+    send(["g:+1|g|#a:2,b:1", "g:+1|g|#a:2,b:1"], &reader)
+    #expect(reader.shareSizes.gauges == 1)
+    #expect(drained(table, generation: 3).flatMap(\.gauges).first?.resolve(previous: 9) == 11)
 }
 
 @Test func mergedReservoirsKeepTheLimitAndExactStatistics() {
