@@ -30,17 +30,11 @@ struct GaugeAggregate {
         }
     }
 
+    /// The interval's operations as one: the last set (deltas after it included), or the deltas.
+    var composed: ParsedValue { ParsedValue(value: hasSet ? value : delta, isDelta: !hasSet) }
+
     /// Composes `later`, the same series' operations that came after these.
-    mutating func then(_ later: GaugeAggregate) {
-        if later.hasSet {
-            hasSet = true
-            value = later.value
-        } else if hasSet {
-            value += later.delta
-        } else {
-            delta += later.delta
-        }
-    }
+    mutating func then(_ later: GaugeAggregate) { apply(later.composed) }
 }
 
 /// A set's interval: hashes of the distinct members (64-bit, seeded).

@@ -342,15 +342,16 @@ public struct DatagramIngestor: ~Copyable {
         let g = state.pointee.gauges.pointer(k)
         guard g.pointee.hasSet || g.pointee.delta != 0 else { return }  // nothing to apply
         let seal = state.pointee.gaugeSeals.pointer(k).pointee
+        let op = g.pointee.composed
         let key = g.pointee.key.bytes
         let offset = key.withUnsafeBytes { staged.appendKey($0) }
         // (No line of its own: `datagram` -1 keeps it out of the rejection log.)
         staged.samples.append(
             StagedSample(
-                hash: seal.keyHash, rate: 1, payload: (g.pointee.hasSet ? g.pointee.value : g.pointee.delta).bitPattern,
+                hash: seal.keyHash, rate: 1, payload: op.value.bitPattern,
                 route: seal.route, keyOffset: offset, keyLength: Int32(key.count), valueStart: 0, valueEnd: 0,
                 datagram: -1, lineStart: 0, lineEnd: 0, cacheRecord: KeyCache.none, type: .gauge,
-                inline: g.pointee.hasSet ? 1 : 2))
+                inline: op.isDelta ? 2 : 1))
         g.pointee.hasSet = false
         g.pointee.value = 0
         g.pointee.delta = 0

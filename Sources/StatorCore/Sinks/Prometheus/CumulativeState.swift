@@ -371,15 +371,8 @@ public final class CumulativeState: Sendable {
         }
     }
 
-    /// The family that exposes exactly `name`, if any. (Each family met in the chain has its
+    /// The family that exposes exactly `name`, whose bucket (`nameBucket`) is `h`, if any. (Each family met in the chain has its
     /// names derived into `other` and `exposed`.)
-    private func family(exposing name: [UInt8], _ s: borrowing State, _ other: inout [UInt8], _ exposed: inout [UInt8])
-        -> Int32?
-    {
-        family(exposing: name, bucket: nameBucket(name, s), s, &other, &exposed)
-    }
-
-    /// `family(exposing:_:_:_:)` with the name's bucket (`nameBucket`) known.
     private func family(
         exposing name: [UInt8], bucket h: Int, _ s: borrowing State, _ other: inout [UInt8], _ exposed: inout [UInt8]
     ) -> Int32? {
