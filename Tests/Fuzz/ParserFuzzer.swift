@@ -41,12 +41,23 @@ private func fuzzCheckLine(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) 
         let tag = fuzzParsed.tags[t]
         fuzzCheck(tag.key.lowerBound >= line.lowerBound && tag.value.upperBound <= line.upperBound, "tag range")
     }
+    let limits = fuzzParsed.limits
+    fuzzCheck(fuzzParsed.name.count <= limits.maxNameBytes, "max_name_bytes")
+    fuzzCheck(fuzzParsed.tags.count <= limits.maxTags, "max_tags")
+    for t in 0..<fuzzParsed.tags.count {
+        let tag = fuzzParsed.tags[t]
+        fuzzCheck(tag.value.upperBound - tag.key.lowerBound <= limits.maxTagBytes, "max_tag_bytes")
+    }
     fuzzCheck(fuzzParsed.groups.count > 0, "a metric has a sample group")
     for g in 0..<fuzzParsed.groups.count {
         let group = fuzzParsed.groups[g]
         fuzzCheck(group.rate > 0 && group.rate <= 1, "rate in (0, 1]")
         fuzzCheck(group.valueStart <= group.valueEnd && group.valueEnd <= fuzzParsed.values.count, "value range")
-        for v in group.valueStart..<group.valueEnd { fuzzCheck(fuzzParsed.values[v].value.isFinite, "finite value") }
+        fuzzCheck((1 / group.rate).isFinite, "a finite weight")
+        for v in group.valueStart..<group.valueEnd {
+            fuzzCheck(fuzzParsed.values[v].value.isFinite, "finite value")
+            if group.type == .counter { fuzzCheck((fuzzParsed.values[v].value / group.rate).isFinite, "finite scaled value") }
+        }
     }
 }
 
@@ -59,10 +70,16 @@ public func statorFuzzOneInput(_ data: UnsafeRawPointer?, _ count: Int) -> Int32
     fuzzInputs += 1
     if fuzzInputs % 64 == 0 {
         let batch = fuzzFlusher!.flush(at: Int64(fuzzInputs) * 16)
+        let numbers =
+            batch.gauges.map(\.value) + batch.counters.flatMap { [$0.value, $0.rate] } + batch.sets.map(\.value)
+            + batch.samples.flatMap { [$0.count, $0.sum, $0.mean, $0.median, $0.stddev, $0.weightedSum] + $0.percentiles }
+        fuzzCheck(!numbers.contains { $0.isNaN }, "no NaN reaches a sink")
         let json = JSONLinesEncoder.encode(batch)
         fuzzCheck(String(validating: json, as: UTF8.self) != nil, "JSON lines are UTF-8")
         try? fuzzPrometheus!.emit(batch)
-        fuzzCheck(String(validating: fuzzPrometheus!.page.body, as: UTF8.self) != nil, "the page is UTF-8")
+        let page = fuzzPrometheus!.page.body
+        fuzzCheck(String(validating: page, as: UTF8.self) != nil, "the page is UTF-8")
+        fuzzCheck(!String(decoding: page, as: UTF8.self).contains(" NaN\n"), "no NaN on the page")
     }
     return 0
 }

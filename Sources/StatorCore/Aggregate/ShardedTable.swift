@@ -8,6 +8,8 @@ public struct AggregationConfiguration: Sendable {
     public var maxSamplesPerSeries: Int = 10_000
     /// Histogram buckets of timers, histograms and distributions (`sinks.prometheus.buckets`, `bucket_overrides`).
     public var buckets = HistogramBuckets()
+    /// What one line may carry (`max_name_bytes`, `max_tags`, `max_tag_bytes`); the readers' parsers hold lines to it.
+    public var lineLimits = LineLimits()
 
     /// Eight per core (at least 16): few enough that a reader's commit, which visits every shard
     /// its batch touches, finds several samples per shard (each visit costs a lock and a few
@@ -18,12 +20,13 @@ public struct AggregationConfiguration: Sendable {
 
     public init(
         shards: Int = AggregationConfiguration.defaultShards, maxSeries: Int = 1_000_000, maxSamplesPerSeries: Int = 10_000,
-        buckets: HistogramBuckets = HistogramBuckets()
+        buckets: HistogramBuckets = HistogramBuckets(), lineLimits: LineLimits = LineLimits()
     ) {
         self.shards = shards
         self.maxSeries = maxSeries
         self.maxSamplesPerSeries = maxSamplesPerSeries
         self.buckets = buckets
+        self.lineLimits = lineLimits
     }
 }
 

@@ -149,6 +149,19 @@ public enum ConfigKeys {
             "Cap on tracked series; a line that would create one more is dropped (reason series_limit).",
             { Int64($0.aggregation.maxSeries) }
         ) { $0.aggregation.maxSeries = Int($1) },
+        integer(
+            "max_name_bytes", 1...65_535, "Longest name in bytes (before name tags); longer lines are dropped (name_too_long).",
+            { Int64($0.aggregation.lineLimits.maxNameBytes) }
+        ) { $0.aggregation.lineLimits.maxNameBytes = Int($1) },
+        integer(
+            "max_tags", 0...10_000, "Most tags on one line; more and the line is dropped (tags_too_long).",
+            { Int64($0.aggregation.lineLimits.maxTags) }
+        ) { $0.aggregation.lineLimits.maxTags = Int($1) },
+        integer(
+            "max_tag_bytes", 1...65_535,
+            "Longest tag in bytes, key:value as sent; longer and the line is dropped (tags_too_long).",
+            { Int64($0.aggregation.lineLimits.maxTagBytes) }
+        ) { $0.aggregation.lineLimits.maxTagBytes = Int($1) },
         ConfigKey(
             path: "shards", kind: .integer,
             help: "Lock shards of the series table, a power of two (default: eight per core, at least 16).",

@@ -7,7 +7,7 @@ public struct StatorConfiguration: Sendable {
     public var http = HTTPServerConfiguration()
     /// Flush interval and series expiry (`flush_interval`, `series_ttl`, `percentiles`).
     public var flush = FlushConfiguration()
-    /// Shards and limits (`shards`, `max_series`, `max_samples_per_series`).
+    /// Shards and limits (`shards`, `max_series`, `max_samples_per_series`, `max_name_bytes`, `max_tags`, `max_tag_bytes`).
     public var aggregation = AggregationConfiguration()
     /// JSON-lines sink (`sinks.json.*`).
     public var json = JSONLinesConfiguration()

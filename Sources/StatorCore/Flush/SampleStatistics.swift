@@ -12,7 +12,8 @@ enum SampleStatistics {
         sortAscending(&values)
         let n = values.count
         let samples = aggregate.samples
-        let mean = samples > 0 ? aggregate.sum / Double(samples) : 0
+        let sum = aggregate.sum.withoutNaN
+        let mean = samples > 0 ? sum / Double(samples) : 0
         let stddev: Double
         if reservoir {
             stddev = (aggregate.m2 / Double(samples)).squareRoot()
@@ -27,7 +28,7 @@ enum SampleStatistics {
         } else if n % 2 == 1 {
             median = values[n / 2]
         } else {
-            median = (values[n / 2 - 1] + values[n / 2]) / 2
+            median = values[n / 2 - 1] / 2 + values[n / 2] / 2  // halves first: finite for finite values
         }
         let ranks = percentiles.map { p -> Double in
             guard n > 0 else { return 0 }
@@ -35,9 +36,9 @@ enum SampleStatistics {
         }
         return SampleSummary(
             key: aggregate.key, count: aggregate.count, samples: samples,
-            rate: interval > 0 ? aggregate.count / interval : 0, sum: aggregate.sum,
-            min: aggregate.min, max: aggregate.max, mean: mean, median: median, stddev: stddev,
-            percentiles: ranks, sortedValues: values, weightedSum: aggregate.weightedSum, bounds: aggregate.bounds,
+            rate: interval > 0 ? aggregate.count / interval : 0, sum: sum,
+            min: aggregate.min, max: aggregate.max, mean: mean.withoutNaN, median: median, stddev: stddev.withoutNaN,
+            percentiles: ranks, sortedValues: values, weightedSum: aggregate.weightedSum.withoutNaN, bounds: aggregate.bounds,
             bucketCounts: aggregate.bucketCounts)
     }
 

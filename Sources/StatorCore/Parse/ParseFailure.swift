@@ -17,7 +17,8 @@ public enum ParseFailure: UInt8, Sendable, CaseIterable, CustomStringConvertible
     case invalidValue
     /// A counter below zero.
     case negativeCounter
-    /// `@rate` unparsable or outside 0 < rate <= 1.
+    /// `@rate` unparsable, outside 0 < rate <= 1, or making a sample's rate-scaled
+    /// contribution not finite (`x:1|c|@1e-310`).
     case invalidSampleRate
     /// Several values (`name:a:b|s`) for a set.
     case multipleSetValues
@@ -29,6 +30,10 @@ public enum ParseFailure: UInt8, Sendable, CaseIterable, CustomStringConvertible
     case invalidField
     /// The line would create a series past `max_series` (counted by the aggregator).
     case seriesLimit
+    /// The name (before its name tags) is longer than `max_name_bytes`.
+    case nameTooLong
+    /// More than `max_tags` tags, or one longer than `max_tag_bytes`.
+    case tagsTooLong
 
     /// The reason label, e.g. `invalid_value`.
     public var description: String {
@@ -47,6 +52,8 @@ public enum ParseFailure: UInt8, Sendable, CaseIterable, CustomStringConvertible
         case .mixedTags: "mixed_tags"
         case .invalidField: "invalid_field"
         case .seriesLimit: "series_limit"
+        case .nameTooLong: "name_too_long"
+        case .tagsTooLong: "tags_too_long"
         }
     }
 }

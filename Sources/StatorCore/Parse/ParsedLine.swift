@@ -36,8 +36,12 @@ public struct ParsedLine: ~Copyable {
     public var values = ScratchList<ParsedValue>(capacity: 16)
     /// Scratch: value ranges of the group being parsed.
     var pendingValues = ScratchList<Range<Int>>(capacity: 16)
+    /// The bounds the parser holds every line to (kept across `reset()`).
+    public let limits: LineLimits
 
-    public init() {}
+    public init(limits: LineLimits = LineLimits()) {
+        self.limits = limits
+    }
 
     @inline(__always)
     mutating func reset() {

@@ -49,6 +49,7 @@ public enum StatsdParser {
         let hasNameTags = marker >= 0
         let nameEnd = hasNameTags ? marker : colonIndex
         guard nameEnd > start else { return .failure(.emptyName) }
+        guard nameEnd &- start <= out.limits.maxNameBytes else { return .failure(.nameTooLong) }
         if nonASCII, !UTF8Validation.isValid(bytes, start..<colonIndex) { return .failure(.invalidUTF8) }
         out.name = start..<nameEnd
         if hasNameTags, let failure = parseNameTags(bytes, marker, colonIndex, &out) { return .failure(failure) }
@@ -160,8 +161,38 @@ public enum StatsdParser {
                 }
             }
         }
+        if !out.tags.isEmpty, let failure = checkTags(out) { return .failure(failure) }
+        if seenRate, let failure = checkScaledValues(out) { return .failure(failure) }
         return .metric
     }
+
+    /// `max_tags` and `max_tag_bytes` (each tag `key:value` or `key=value` as sent; bare tags
+    /// are not kept, so they do not count).
+    private static func checkTags(_ out: borrowing ParsedLine) -> ParseFailure? {
+        guard out.tags.count <= out.limits.maxTags else { return .tagsTooLong }
+        for k in out.tags.indices {
+            let tag = out.tags[k]
+            guard tag.value.upperBound &- tag.key.lowerBound <= out.limits.maxTagBytes else { return .tagsTooLong }
+        }
+        return nil
+    }
+
+    /// A counter adds value / rate: each must be finite (`x:1e308|c|@0.5` is not). A timer's
+    /// weight 1 / rate is finite for every rate `parseRate` accepts.
+    private static func checkScaledValues(_ out: borrowing ParsedLine) -> ParseFailure? {
+        for g in out.groups.indices {
+            let group = out.groups[g]
+            guard group.type == .counter, group.rate != 1 else { continue }
+            for v in group.valueStart..<group.valueEnd where !isScalable(out.values[v].value, rate: group.rate) {
+                return .invalidSampleRate
+            }
+        }
+        return nil
+    }
+
+    /// Whether a counter's `value / rate` is finite (`rate` from `parseRate`).
+    @inline(__always)
+    public static func isScalable(_ value: Double, rate: Double) -> Bool { (value / rate).isFinite }
 
     /// `_e{` starts an event, `_sc|` a service check.
     @inline(__always)
@@ -241,9 +272,13 @@ public enum StatsdParser {
         }
     }
 
+    /// A rate in (0, 1] whose reciprocal, a sample's weight, is finite: a subnormal rate such
+    /// as `1e-310` would count a sample infinitely often (and make a timer's sum `NaN`).
     @inline(__always)
     private static func parseRate(_ bytes: UnsafeRawBufferPointer, _ r: Range<Int>) -> Double? {
-        guard let rate = NumberParsing.parseDouble(bytes, r), rate > 0, rate <= 1 else { return nil }
+        guard let rate = NumberParsing.parseDouble(bytes, r), rate > 0, rate <= 1, (1 / rate).isFinite else {
+            return nil
+        }
         return rate
     }
 

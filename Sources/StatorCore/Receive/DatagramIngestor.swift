@@ -27,7 +27,7 @@ public struct DatagramIngestor: ~Copyable {
     public typealias Rejection = (_ reason: ParseFailure, _ datagram: Int, _ line: Range<Int>) -> Void
 
     private let table: ShardedTable
-    private var line = ParsedLine()
+    private var line: ParsedLine
     private var keys: SeriesKeyBuilder
     private var cache: KeyCache
     private var staged = StagedBatch()
@@ -51,6 +51,7 @@ public struct DatagramIngestor: ~Copyable {
 
     public init(table: ShardedTable) {
         self.table = table
+        line = ParsedLine(limits: table.configuration.lineLimits)
         keys = table.makeKeyBuilder()
         cache = KeyCache(seed: table.seed ^ 0x6A09_E667_F3BC_C908)
         share = table.makeShare()
@@ -176,9 +177,10 @@ public struct DatagramIngestor: ~Copyable {
         let type = record.metricType
         guard record.route.slot >= 0 else { return false }
         // The value first: a line that does not convert is staged, and the parser says why.
-        guard let (member, number) = seenValue(datagram, value, type: type, memberSeed: table.memberSeed) else {
-            return false
-        }
+        guard
+            let (member, number) = seenValue(
+                datagram, value, type: type, rate: record.rate, memberSeed: table.memberSeed)
+        else { return false }
         var local = Int(record.localPosition)
         if record.localEpoch != share.pointee.epoch {
             guard let registered = register(record: position, share: share, cache: cache, table: table) else { return false }
@@ -209,18 +211,21 @@ public struct DatagramIngestor: ~Copyable {
         return true
     }
 
-    /// The value of a line seen before, converted as the parser converts it: for a set its
-    /// member's seeded hash (and no number), else the number (and no member).
+    /// The value of a line seen before, converted and checked as the parser does: for a set its
+    /// member's seeded hash (and no number), else the number (and no member). Only the value is
+    /// new (the rest of the line is the record's), so only the checks on it are repeated: the
+    /// number, and a sampled counter's `value / rate` being finite.
     /// - Returns: `nil` when it does not convert (the full parser then says why).
     @inline(__always)
     private static func seenValue(
-        _ datagram: UnsafeRawBufferPointer, _ value: Range<Int>, type: MetricType, memberSeed: UInt64
+        _ datagram: UnsafeRawBufferPointer, _ value: Range<Int>, type: MetricType, rate: Double, memberSeed: UInt64
     ) -> (member: UInt64, number: ParsedValue)? {
         if type == .set {
             guard StatsdParser.isMember(value) else { return nil }
             return (memberHash(datagram, value, seed: memberSeed), ParsedValue(value: 0, isDelta: false))
         }
         guard case .value(let v) = StatsdParser.value(datagram, value, type: type) else { return nil }
+        if type == .counter, rate != 1, !StatsdParser.isScalable(v.value, rate: rate) { return nil }
         return (0, v)
     }
 
@@ -369,7 +374,8 @@ public struct DatagramIngestor: ~Copyable {
         let record = cache[position]
         let type = record.metricType
         // The member's hash for a set, else the value itself (inline: nothing in the value list).
-        guard let (member, number) = seenValue(datagram, value, type: type, memberSeed: memberSeed) else { return false }
+        guard let (member, number) = seenValue(datagram, value, type: type, rate: record.rate, memberSeed: memberSeed)
+        else { return false }
         let payload = type == .set ? member : number.value.bitPattern
         let inline: UInt8 = type == .set ? 0 : number.isDelta ? 2 : 1
         // The key stays in the ring (no copy) unless the record is old enough that the ring

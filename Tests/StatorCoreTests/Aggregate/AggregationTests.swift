@@ -393,3 +393,14 @@ extension FlushBatch {
     #expect(defaults.bucket(for: 10) == 10)
     #expect(defaults.bucket(for: 10.5) == 11)  // +Inf
 }
+
+@Test func aSampledCounterWhoseScaledValueOverflowsIsRejectedOnTheFastPathToo() throws {
+    // The second and third lines are seen before (same name and suffix): only their value is
+    // new, and the reader adds it without the parser unless it fails a check.
+    let h = Harness()
+    let outcomes = h.send("x:1|c|@0.5", "x:1|c|@0.5", "x:1e308|c|@0.5", "x:3|c|@0.5", "t:1|ms|@1e-310")
+    #expect(outcomes == ["ok", "ok", "error:invalid_sample_rate", "ok", "error:invalid_sample_rate"])
+    let batch = h.flush(at: 10_000)
+    #expect(try #require(batch.counter("x")).value == 10)
+    #expect(batch.samples.isEmpty)
+}

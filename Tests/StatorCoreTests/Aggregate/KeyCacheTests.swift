@@ -57,7 +57,9 @@ private func contents(_ table: ShardedTable) -> [String] {
 
 @Test func linesSeenBeforeRecordWhatAFullParseOfEachRecords() {
     let lines = corpus(lines: 20_000, seed: 11)
-    let configuration = AggregationConfiguration(shards: 4, maxSeries: 100_000)
+    // Long names and tags (past the default max_name_bytes and max_tag_bytes) fill the ring fast.
+    let configuration = AggregationConfiguration(
+        shards: 4, maxSeries: 100_000, lineLimits: LineLimits(maxNameBytes: 4096, maxTagBytes: 4096))
     let cached = ShardedTable(configuration: configuration, seed: 3)
     let parsed = ShardedTable(configuration: configuration, seed: 3)
     var cachedCounts = [ParseFailure: Int]()
@@ -220,7 +222,9 @@ private func contents(_ table: ShardedTable) -> [String] {
     // series is not known yet, so the shard reads the key). Then 3 MB of new long lines go
     // through the same batch: more than the 2 MiB ring. The reader must commit (or copy the
     // key) before the ring overwrites that key.
-    let table = ShardedTable(configuration: AggregationConfiguration(shards: 4), seed: 5)
+    let table = ShardedTable(
+        configuration: AggregationConfiguration(
+            shards: 4, lineLimits: LineLimits(maxNameBytes: 4096, maxTagBytes: 4096)), seed: 5)
     var reader = DatagramIngestor(table: table)
     let long = String(repeating: "y", count: 1_000)
     var datagrams = ["a:1|c", "a:2|c"].map { Array($0.utf8) }

@@ -79,6 +79,15 @@ let parseCases: [ParseCase] = [
     ParseCase("r:2|c|@x", "error:invalid_sample_rate"),
     ParseCase("r:2|c|@", "error:invalid_sample_rate"),
     ParseCase("r:2|c|@0.5|@0.5", "error:invalid_field"),
+    // a rate-scaled contribution that is not finite (SPEC section 1, "Bounds")
+    ParseCase("tiny.c:1|c|@1e-310", "error:invalid_sample_rate"),
+    ParseCase("tiny.t:0|ms|@1e-310", "error:invalid_sample_rate"),
+    ParseCase("tiny.g:1|g|@1e-310", "error:invalid_sample_rate"),
+    ParseCase("x:1e308|c|@0.5", "error:invalid_sample_rate"),
+    ParseCase("x:1|c:1e308|c|@0.5", "error:invalid_sample_rate"),
+    ParseCase("x:1e308|c", "x c=1e+308"),
+    ParseCase("x:1e308|ms|@0.5", "x ms=1e+308@0.5"),
+    ParseCase("r:2|c|@3e-308", "r c=2@3e-308"),
     // gauge deltas
     ParseCase("g:+3|g", "g g=d+3"),
     ParseCase("g:-3|g", "g g=d-3"),
@@ -148,11 +157,51 @@ func parsesLine(_ c: ParseCase) {
     #expect(labels.allSatisfy { $0.allSatisfy { $0 == "_" || $0.isNumber || ($0.isLowercase && $0.isASCII) } })
 }
 
+/// `max_name_bytes`, `max_tags` and `max_tag_bytes` at their defaults (256, 32, 256) and set lower.
+@Test func namesAndTagsAreBounded() {
+    let name256 = String(repeating: "n", count: 256)
+    #expect(parseLine(name256 + ":1|c") == "\(name256) c=1")
+    #expect(parseLine(name256 + "x:1|c") == "error:name_too_long")
+    // The name is measured before its name tags; a multi-byte character counts its bytes.
+    #expect(parseLine(name256 + ",k=v:1|c") == "\(name256){k=v} c=1")
+    #expect(parseLine(String(repeating: "é", count: 129) + ":1|c") == "error:name_too_long")
+    // 32 tags pass, 33 do not, in each tag form; bare tags are not kept, so they do not count.
+    let tags32 = (0..<32).map { "k\($0):v" }.joined(separator: ",")
+    #expect(parseLine("t:1|c|#" + tags32).hasPrefix("t{k0=v"))
+    #expect(parseLine("t:1|c|#" + tags32 + ",k32:v") == "error:tags_too_long")
+    #expect(parseLine("t:1|c|#" + tags32 + ",bare").hasPrefix("t{k0=v"))
+    let named33 = (0..<33).map { "k\($0)=v" }.joined(separator: ",")
+    #expect(parseLine("t," + named33 + ":1|c") == "error:tags_too_long")
+    #expect(parseLine("t[" + named33 + "]:1|c") == "error:tags_too_long")
+    // A tag is `key:value` as sent: 256 bytes pass, 257 do not.
+    let value254 = String(repeating: "v", count: 254)
+    #expect(parseLine("t:1|c|#k:" + value254) == "t{k=\(value254)} c=1")
+    #expect(parseLine("t:1|c|#k:" + value254 + "v") == "error:tags_too_long")
+    #expect(parseLine("t,k=" + value254 + "v:1|c") == "error:tags_too_long")
+
+    let strict = LineLimits(maxNameBytes: 3, maxTags: 1, maxTagBytes: 5)
+    func parse(_ text: String) -> String {
+        Array(text.utf8).withUnsafeBytes { raw in
+            var line = ParsedLine(limits: strict)
+            switch StatsdParser.parse(raw, 0..<raw.count, into: &line) {
+            case .metric: return render(line, raw)
+            case .event: return "event"
+            case .failure(let reason): return "error:\(reason)"
+            }
+        }
+    }
+    #expect(parse("abc:1|c|#k:vvv") == "abc{k=vvv} c=1")
+    #expect(parse("abcd:1|c") == "error:name_too_long")
+    #expect(parse("abc:1|c|#k:vvvv") == "error:tags_too_long")
+    #expect(parse("abc:1|c|#k:v,j:w") == "error:tags_too_long")
+    #expect(strict.longestKeyBytes == 1 + 2 + 3 + 1 * (2 + 2 + 5 - 1))
+}
+
 @Test func survivesHostileLines() {
     // A 64 KiB name, 10,000 tags, NUL bytes and random bytes: no crash, bounded answer.
-    #expect(parseLine(String(repeating: "a", count: 65_000) + ":1|c").hasPrefix("a"))
+    #expect(parseLine(String(repeating: "a", count: 65_000) + ":1|c") == "error:name_too_long")
     let tags = (0..<10_000).map { "k\($0):v" }.joined(separator: ",")
-    #expect(parseLine("many:1|c|#" + tags).hasPrefix("many{"))
+    #expect(parseLine("many:1|c|#" + tags) == "error:tags_too_long")
     #expect(parseLine([0, 0, 0, 0x3A, 0x31, 0x7C, 0x63]) == "error:invalid_name")
     var rng = SystemRandomNumberGenerator()
     for _ in 0..<2000 {

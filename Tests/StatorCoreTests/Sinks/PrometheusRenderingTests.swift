@@ -510,3 +510,55 @@ func labelsOfPlainTagsAreRenderedAsTheGeneralPathRendersThem(histogram: Bool) th
             """)
     #expect(metrics.labeledValue(SelfMetrics.seriesDropped("prometheus", "type_conflict")) == 2)
 }
+
+@Test func aSetStillReadsZeroAfterAMassExpiryCompactsTheState() throws {
+    // The bomb's 5,000 series expire together at the third flush, and the state compacts
+    // (most of its entries are free). The set survives it, but gets no member in that
+    // interval: it must read 0 like any set after an empty interval, not its last count.
+    let metrics = SelfMetrics(readers: 1)
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 1), seed: 7)
+    let sink = PrometheusSink(configuration: PrometheusConfiguration(), metrics: metrics, reservedNames: [])
+    let flusher = Flusher(
+        table: table, configuration: FlushConfiguration(intervalMillis: 10_000, seriesTTLMillis: 20_000),
+        startMillis: 0, metrics: metrics
+    ) { try? sink.emit($0) }
+    let bomb = (0..<5_000).map { "bomb.\($0):1|c" }
+    for (n, lines) in [bomb + ["keep.s:a|s", "keep.s:b|s"], ["keep.s:a|s", "keep.t:1|ms"], ["keep.t:2|ms"]].enumerated() {
+        ingest(table, lines)
+        flusher.flush(at: EpochMillis(n + 1) * 10_000)
+    }
+    let (series, histograms) = sink.state.withState { ($0.series.count, $0.histograms.count) }
+    #expect(series == 2)  // compacted: the set and the timer
+    #expect(histograms == 1)
+    let page = String(decoding: sink.page.body, as: UTF8.self)
+    #expect(page.contains("\nkeep_s 0\n"))
+    #expect(page.contains("keep_t_seconds_count 2\n"))
+}
+
+@Test func aggregatesThatOverflowBothWaysReadInfinityNeverNaN() throws {
+    // Each value is finite, but the aggregates overflow to +Inf and -Inf and then meet: a gauge
+    // at -Inf given deltas that overflow up, a histogram's cumulative _sum, a reservoir's
+    // running moments. Every sink must see +Inf, never NaN.
+    let metrics = SelfMetrics(readers: 1)
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 1, maxSamplesPerSeries: 1), seed: 7)
+    let sink = PrometheusSink(configuration: PrometheusConfiguration(), metrics: metrics, reservedNames: [])
+    let flusher = Flusher(
+        table: table, configuration: FlushConfiguration(intervalMillis: 10_000), startMillis: 0, metrics: metrics
+    ) { try? sink.emit($0) }
+    ingest(table, ["g:-1e308|g", "g:-1e308|g", "h:1e308|h", "h:1e308|h", "t:1e308|ms", "t:-1e308|ms", "t:1e308|ms"])
+    var batches = [flusher.flush(at: 10_000)]
+    ingest(table, ["g:+1e308|g", "g:+1e308|g", "h:-1e308|h", "h:-1e308|h"])
+    batches.append(flusher.flush(at: 20_000))
+    for batch in batches {
+        let numbers =
+            batch.gauges.map(\.value) + batch.counters.flatMap { [$0.value, $0.rate] }
+            + batch.samples.flatMap { [$0.count, $0.sum, $0.mean, $0.median, $0.stddev, $0.weightedSum] + $0.percentiles }
+        #expect(!numbers.contains { $0.isNaN })
+        #expect(!String(decoding: JSONLinesEncoder.encode(batch), as: UTF8.self).contains("NaN"))
+    }
+    #expect(batches[1].gauges.first?.value == .infinity)
+    let page = String(decoding: sink.page.body, as: UTF8.self)
+    #expect(!page.contains("NaN"))
+    #expect(page.contains("\ng +Inf\n"))
+    #expect(page.contains("\nh_sum +Inf\n"))
+}

@@ -81,10 +81,14 @@ public final class CumulativeState: Sendable {
             self.labels = labels
         }
 
-        /// Index into `histograms`, or -1.
+        /// Index into `histograms`, or -1. Only a histogram series is given one (a set never
+        /// is), so setting it can never clear `isSet`, which shares the field.
         var histogram: Int32 {
             get { max(histogramOrSet, -1) }
-            set { histogramOrSet = newValue }
+            set {
+                precondition(newValue >= 0, "a histogram index")
+                histogramOrSet = newValue
+            }
         }
 
         /// Whether statsd sets feed the series (it reads 0 after an interval without members).
@@ -298,7 +302,7 @@ public final class CumulativeState: Sendable {
                 let h = Int(s.series[Int(i)].histogram)
                 guard h >= 0 else { continue }
                 let scale = t.key.type == .timer ? 1.0 / 1000 : 1
-                s.histograms[h].sum += t.weightedSum * scale
+                s.histograms[h].sum = (s.histograms[h].sum + t.weightedSum * scale).withoutNaN
                 s.histograms[h].count += t.count
                 for (b, n) in t.bucketCounts.enumerated() where b < s.histograms[h].buckets.count {
                     s.histograms[h].buckets[b] += n
@@ -769,7 +773,8 @@ public final class CumulativeState: Sendable {
         }
         for k in series.indices {
             series[k].family = map(familyMap, series[k].family)
-            series[k].histogram = map(histogramMap, series[k].histogram)
+            // (Only series with a histogram: the field also marks sets, which must stay sets.)
+            if series[k].histogram >= 0 { series[k].histogram = histogramMap[Int(series[k].histogram)] }
             series[k].next = map(seriesMap, series[k].next)
             series[k].previous = map(seriesMap, series[k].previous)
         }
