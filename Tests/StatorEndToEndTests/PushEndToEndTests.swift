@@ -170,6 +170,36 @@ func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
     let stopped = Date()
     #expect(try agent.stop() == 0)
     #expect(Date().timeIntervalSince(stopped) < 9)
-    #expect(agent.stderr.text.contains("unsent series lost"))
+    #expect(agent.stderr.text.contains("unsent series held in memory are lost"))
     receiver.stop()
+}
+
+@Test func aRedirectIsARejectionAndNoHeaderLeavesForItsTarget() throws {
+    // The target answers 301 to another host's address. Following it would turn the POST into
+    // a GET without its body, count the batch as delivered and send the Authorization header
+    // to the redirect's target.
+    let elsewhere = try TestHTTPReceiver()
+    let location = "http://127.0.0.1:\(elsewhere.port)/stolen"
+    let target = try TestHTTPReceiver(script: [.init(status: 301, headers: [("Location", location)])])
+    let agent = try StatorProcess(
+        agent: [
+            "--flush_interval", "200ms", "--sinks.json.path", "", "--sinks.http_push.url",
+            "http://127.0.0.1:\(target.port)/ingest",
+            "--sinks.http_push.headers", #"{"Authorization": "Bearer ${PUSH_TOKEN}"}"#,
+        ],
+        environment: ["PUSH_TOKEN": "s3cret"])
+    try agent.send("r1:1|c\nr2:2|c")
+    try eventually("the redirect counted as a rejection") {
+        try selfMetric(agent, #"stator_push_requests_total{result="rejected"}"#) == 1
+    }
+    #expect(try selfMetric(agent, #"stator_push_dropped_series_total{reason="rejected"}"#) == 2)
+    #expect(try selfMetric(agent, #"stator_push_requests_total{result="success"}"#) == 0)
+    #expect(try agent.stop() == 0)
+    #expect(elsewhere.requests.isEmpty)
+    #expect(target.requests.map(\.method) == ["POST"])
+    let log = agent.stderr.text
+    #expect(log.contains("HTTP 301 redirect to \(location) (not followed)"))
+    #expect(!log.contains("s3cret"))
+    target.stop()
+    elsewhere.stop()
 }

@@ -96,7 +96,7 @@ func expectRecovery(_ agent: StatorProcess, path: String, clear: () throws -> Vo
         agent: [
             "--flush_interval", "100ms", "--sinks.json.path", out,
             "--sinks.http_push.url", "http://127.0.0.1:\(receiver.port)/", "--sinks.http_push.format", "json",
-            "--sinks.http_push.timeout", "300ms",
+            "--sinks.http_push.timeout", "1s",
         ])
     try sendCounters(agent, 1...5)
     try eventually("push errors counted") { try selfMetric(agent, #"stator_sink_errors_total{sink="http_push"}"#) >= 2 }

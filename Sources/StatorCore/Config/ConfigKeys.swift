@@ -260,14 +260,15 @@ public enum ConfigKeys {
                     throw ConfigError("sinks.http_push.headers.\(name) must be a string, got \(value.kind)")
                 }
                 guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }),
-                    !text.contains("\r"), !text.contains("\n")
+                    !text.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" })
                 else { throw ConfigError("sinks.http_push.headers: invalid header \"\(name)\"") }
                 headers[name] = text
             }
             c.push.headers = headers
         },
         duration(
-            "sinks.http_push.timeout", minimum: 10, allowZero: false, "Time allowed per push request.",
+            "sinks.http_push.timeout", minimum: 1000, allowZero: false,
+            "Time allowed per push request, at least 1s (the HTTP client counts whole seconds).",
             { $0.push.timeoutMillis }
         ) { $0.push.timeoutMillis = $1 },
         string(

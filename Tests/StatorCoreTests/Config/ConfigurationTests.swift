@@ -110,6 +110,16 @@ private func error(_ args: [String] = [], env: [String: String] = [:], file: Str
         ([], #"{"sinks": {"prometheus": {"prefix": "my-app"}}}"#, "x.json: sinks.prometheus.prefix may hold only letters"),
         ([], #"{"sinks": {"prometheus": {"unknown": 1}}}"#, "x.json: unknown configuration key \"sinks.prometheus.unknown\""),
         (["--flush_interval"], nil, "flag --flush_interval needs a value"),
+        // The push client's timer counts whole seconds: a shorter timeout would not be the one in force.
+        (
+            ["--sinks.http_push.timeout", "500ms"], nil,
+            "--sinks.http_push.timeout: sinks.http_push.timeout must be at least 1s, got 500ms"
+        ),
+        (["--max_name_bytes", "0"], nil, "--max_name_bytes: max_name_bytes must be between 1 and 65535, got 0"),
+        (
+            [], #"{"sinks": {"http_push": {"headers": {"X-Key": "a\u0000b"}}}}"#,
+            "x.json: sinks.http_push.headers: invalid header \"X-Key\""
+        ),
     ] as [([String], String?, String)])
 func reportsOneClearLine(_ args: [String], _ file: String?, _ expected: String) {
     let message = error(file == nil ? args : args + ["--config", "x.json"], file: file)

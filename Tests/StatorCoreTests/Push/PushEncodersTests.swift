@@ -63,6 +63,20 @@ private func batch() -> FlushBatch {
     }
 }
 
+@Test func expandedHeaderValuesLoseOneTrailingNewlineAndRejectOtherControlBytes() throws {
+    var c = HTTPPushConfiguration()
+    c.headers = ["Authorization": "Bearer ${TOKEN}", "X-Key": "${KEY}"]
+    // A secret mounted from a file ends with a newline: one is trimmed, LF or CRLF.
+    try c.resolveHeaders(environment: ["TOKEN": "t0k\n", "KEY": "k\r\n"])
+    #expect(c.resolvedHeaders == ["Authorization": "Bearer t0k", "X-Key": "k"])
+    // Anything else that would split or end the header is an error naming the header only.
+    for secret in ["t0k\n\n", "t0k\nX-Injected: 1", "t0k\r", "t\u{0}k", "\nt0k"] {
+        c.headers = ["Authorization": "Bearer ${TOKEN}"]
+        let message = #"sinks.http_push.headers.Authorization: the value holds a CR, LF or NUL byte after ${VAR} expansion"#
+        #expect(throws: ConfigError(message)) { try c.resolveHeaders(environment: ["TOKEN": secret]) }
+    }
+}
+
 @Test func retryAfterParsesSecondsAndDates() {
     #expect(PushHTTPClient.retryAfter("3") == 3)
     #expect(PushHTTPClient.retryAfter(" 0 ") == 0)

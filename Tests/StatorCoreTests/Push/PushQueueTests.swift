@@ -40,3 +40,74 @@ private let quiet = Logger(label: "test", level: .critical)
     #expect(queue.append(request(9, size: 100)) == 9 + 2 + 3)  // larger than the bound: everything goes
     #expect(queue.count == 0)
 }
+
+private func temporarySpool() -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("spool-\(UUID().uuidString)").path
+}
+
+@Test func spooledBodiesStayOnDiskAndComeBackWhenSent() throws {
+    let dir = temporarySpool()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let queue = try PushQueue(spoolDirectory: dir, maxBytes: 1 << 20, logger: quiet)
+    for n in 1...5 { #expect(queue.append(request(n, size: 1000)) == 0) }
+    #expect(queue.queuedBytes == 5000)
+    #expect(queue.memoryBytes == 0)  // every body is in the spool only
+    #expect(queue.unspooledSeries == 0)
+    let head = try #require(queue.waitForHead(until: 0))
+    #expect(head.request == request(1, size: 1000))
+    #expect(queue.memoryBytes == 1000)  // the head, read back while it is being sent
+    #expect(queue.waitForHead(until: 0)?.request == request(1, size: 1000))
+    queue.removeHead(head.id)
+    #expect(queue.memoryBytes == 0)
+    #expect(queue.waitForHead(until: 0)?.request.series == 2)
+}
+
+@Test func aSpoolOverTheBoundAtStartIsTrimmedOldestFirstAndCounted() throws {
+    let dir = temporarySpool()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    do {
+        let queue = try PushQueue(spoolDirectory: dir, maxBytes: 1 << 20, logger: quiet)
+        for n in 1...5 { #expect(queue.append(request(n, size: 100)) == 0) }
+    }
+    // The next run has a smaller bound: the three oldest (1 + 2 + 3 series) go, on disk too.
+    let reopened = try PushQueue(spoolDirectory: dir, maxBytes: 250, logger: quiet)
+    #expect(reopened.trimmedAtStart == 6)
+    #expect(reopened.count == 2)
+    #expect(reopened.queuedBytes == 200)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir).count == 2)
+    #expect(reopened.waitForHead(until: 0)?.request == request(4, size: 100))
+    #expect(reopened.memoryBytes == 100)
+}
+
+@Test func whatTheSpoolCannotHoldIsKeptInMemoryAndCountedAsUnspooled() throws {
+    let dir = temporarySpool()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let queue = try PushQueue(spoolDirectory: dir, maxBytes: 1 << 20, logger: quiet)
+    #expect(queue.append(request(2)) == 0)
+    // The directory is replaced by a file: every spool write fails from now on (as on a full
+    // disk, which root cannot be kept from writing otherwise).
+    try FileManager.default.removeItem(atPath: dir)
+    #expect(FileManager.default.createFile(atPath: dir, contents: Data()))
+    #expect(queue.append(request(3)) == 0)
+    #expect(queue.append(request(4)) == 0)
+    #expect(queue.count == 3)
+    #expect(queue.unspooledSeries == 7)
+    #expect(queue.memoryBytes == 20)
+}
+
+@Test func aPushSinkCountsUnspooledSeriesLostAtShutdown() throws {
+    let dir = temporarySpool()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var configuration = HTTPPushConfiguration()
+    configuration.url = "http://127.0.0.1:1/"  // nothing listens: every attempt fails and is retried
+    configuration.spoolDirectory = dir
+    configuration.shutdownGraceMillis = 100
+    let metrics = PushMetrics()
+    let sink = try HTTPPushSink(configuration: configuration, state: nil, metrics: metrics, logger: quiet)
+    try FileManager.default.removeItem(atPath: dir)
+    #expect(FileManager.default.createFile(atPath: dir, contents: Data()))
+    let counters = (1...3).map { CounterSummary(key: MetricKey(type: .counter, name: "c\($0)"), value: 1, rate: 0.1) }
+    try sink.emit(FlushBatch(timestamp: 10_000, interval: 10, percentiles: [], counters: counters))
+    sink.shutdown()
+    #expect(metrics.render().contains("stator_push_dropped_series_total{reason=\"shutdown\"} 3\n"))
+}

@@ -27,8 +27,11 @@ public struct HTTPPushConfiguration: Sendable {
 
     public init() {}
 
-    /// Replaces each `${VAR}` in header values with the environment variable's value.
-    /// - Throws: `ConfigError` naming the header and variable when a variable is not set.
+    /// Replaces each `${VAR}` in header values with the environment variable's value, once.
+    /// One trailing newline (`\n` or `\r\n`) of the result is trimmed: secrets mounted from
+    /// files end with one. Any other CR, LF or NUL would split or end the header on the wire.
+    /// - Throws: `ConfigError` naming the header and variable when a variable is not set, or
+    ///   naming the header (never its value, a secret) when the result holds CR, LF or NUL.
     public mutating func resolveHeaders(environment: [String: String]) throws(ConfigError) {
         var resolved: [String: String] = [:]
         for (name, template) in headers {
@@ -46,7 +49,16 @@ public struct HTTPPushConfiguration: Sendable {
                 value += replacement
                 rest = rest[rest.index(after: close)...]
             }
-            resolved[name] = value + rest
+            value += rest
+            if value.unicodeScalars.last == "\n" {
+                value.unicodeScalars.removeLast()
+                if value.unicodeScalars.last == "\r" { value.unicodeScalars.removeLast() }
+            }
+            guard !value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
+                throw ConfigError(
+                    "sinks.http_push.headers.\(name): the value holds a CR, LF or NUL byte after ${VAR} expansion")
+            }
+            resolved[name] = value
         }
         resolvedHeaders = resolved
     }
@@ -90,6 +102,7 @@ public final class HTTPPushSink: Sink {
         queue = try PushQueue(
             spoolDirectory: configuration.spoolDirectory.isEmpty ? nil : configuration.spoolDirectory,
             maxBytes: configuration.maxSpoolBytes, logger: logger)
+        if queue.trimmedAtStart > 0 { metrics.dropped(reason: "queue_full", queue.trimmedAtStart) }
         metrics.queueBytes.store(UInt64(queue.queuedBytes))
         let thread = WorkerThread(name: "push-sender") { [self] in sendLoop() }
         sender.withLock { $0 = thread }
@@ -149,7 +162,7 @@ public final class HTTPPushSink: Sink {
             if lost > 0 { metrics.dropped(reason: "shutdown", lost) }
             logger.warning(
                 lost > 0
-                    ? "push target unreachable at shutdown: unsent series lost (no spool_dir)"
+                    ? "push target unreachable at shutdown: unsent series held in memory are lost (no spool_dir, or it could not be written)"
                     : "push target unreachable at shutdown: unsent requests stay in the spool",
                 metadata: [("requests", "\(left)"), ("series_lost", "\(lost)")])
         }
@@ -162,7 +175,11 @@ public final class HTTPPushSink: Sink {
         while true {
             let stopping = self.stopping.load(ordering: .acquiring)
             if stopping && WallClock.monotonicSeconds() >= deadline { return }
-            guard let (id, request) = queue.waitForHead(until: stopping ? deadline : WallClock.monotonicSeconds() + 1) else {
+            guard
+                let (id, request) = queue.waitForHead(
+                    until: stopping ? deadline : WallClock.monotonicSeconds() + 1,
+                    unreadable: { [metrics] in metrics.dropped(reason: "spool_unreadable", $0) })
+            else {
                 if stopping && queue.count == 0 { return }
                 continue
             }
@@ -180,7 +197,7 @@ public final class HTTPPushSink: Sink {
                 metrics.request(result: "retry")
                 metrics.retries.add(1)
                 var wait = Double.random(in: backoff / 2...backoff)  // jitter
-                if case .response(_, let retryAfter?, _) = outcome { wait = max(wait, min(retryAfter, 300)) }
+                if case .response(_, let retryAfter?, _, _) = outcome { wait = max(wait, min(retryAfter, 300)) }
                 backoff = min(backoff * 2, Double(configuration.maxBackoffMillis) / 1000)
                 if let suppressed = failureLog.admit() {
                     logger.warning(
@@ -216,7 +233,8 @@ public final class HTTPPushSink: Sink {
     private func describe(_ outcome: PushOutcome) -> String {
         switch outcome {
         case .failure(let reason): reason
-        case .response(let status, _, let body): "HTTP \(status): \(body)"
+        case .response(let status, _, _, let location?): "HTTP \(status) redirect to \(location) (not followed)"
+        case .response(let status, _, let body, nil): "HTTP \(status): \(body)"
         }
     }
 }

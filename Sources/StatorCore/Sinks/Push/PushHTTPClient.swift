@@ -4,8 +4,8 @@ import FoundationNetworking
 
 /// The outcome of one POST.
 enum PushOutcome: Sendable, Equatable {
-    /// The server answered.
-    case response(status: Int, retryAfter: Double?, bodyStart: String)
+    /// The server answered. `location` is a redirect's `Location` (never followed).
+    case response(status: Int, retryAfter: Double?, bodyStart: String, location: String? = nil)
     /// No answer: connection refused or reset, DNS, timeout.
     case failure(String)
 
@@ -13,17 +13,21 @@ enum PushOutcome: Sendable, Equatable {
     var isRetryable: Bool {
         switch self {
         case .failure: true
-        case .response(let status, _, _): status >= 500 || status == 429
+        case .response(let status, _, _, _): status >= 500 || status == 429
         }
     }
 
     var isSuccess: Bool {
-        if case .response(let status, _, _) = self { return (200..<300).contains(status) }
+        if case .response(let status, _, _, _) = self { return (200..<300).contains(status) }
         return false
     }
 }
 
 /// A blocking POST on top of URLSession (http and https), one request at a time.
+///
+/// Redirects are never followed (SPEC section 5): URLSession would turn the POST into a GET
+/// without its body, count that as delivered, and send every header, `Authorization`
+/// included, to whatever host the `Location` names. The 3xx answer itself comes back instead.
 final class PushHTTPClient: Sendable {
     private let session: URLSession
 
@@ -32,7 +36,7 @@ final class PushHTTPClient: Sendable {
         configuration.httpCookieStorage = nil
         configuration.urlCache = nil
         configuration.httpMaximumConnectionsPerHost = 1
-        session = URLSession(configuration: configuration)
+        session = URLSession(configuration: configuration, delegate: RedirectRefusal(), delegateQueue: nil)
     }
 
     /// Posts `body` to `url` and waits for the answer, `timeout` seconds, or until
@@ -52,7 +56,8 @@ final class PushHTTPClient: Sendable {
                 let start = data.map { String(decoding: $0.prefix(200), as: UTF8.self) } ?? ""
                 outcome = .response(
                     status: http.statusCode, retryAfter: Self.retryAfter(http.value(forHTTPHeaderField: "Retry-After")),
-                    bodyStart: start)
+                    bodyStart: start,
+                    location: (300..<400).contains(http.statusCode) ? http.value(forHTTPHeaderField: "Location") : nil)
             } else {
                 outcome = .failure(error.map { "\($0.localizedDescription)" } ?? "no response")
             }
@@ -81,5 +86,15 @@ final class PushHTTPClient: Sendable {
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
         guard let date = formatter.date(from: value) else { return nil }
         return max(0, date.timeIntervalSinceNow)
+    }
+}
+
+/// Answers every redirect with "do not follow": the task then completes with the 3xx response.
+private final class RedirectRefusal: NSObject, URLSessionTaskDelegate, Sendable {
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
+    ) {
+        completionHandler(nil)
     }
 }

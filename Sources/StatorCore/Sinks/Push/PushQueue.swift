@@ -2,29 +2,49 @@ import Glibc
 
 /// Requests waiting to be sent, oldest first, bounded by `max_spool_bytes`.
 ///
-/// With a spool directory every request is a file there, written and fsynced
-/// before its first attempt and named by a sequence number so that order
-/// survives a restart; without one the queue lives in memory. Either way, what
-/// no longer fits is dropped oldest first and reported to the caller.
+/// With a spool directory every request is a file there, written and fsynced before its
+/// first attempt and named by a sequence number so that order survives a restart; its body
+/// then lives on disk only (memory does not grow with the spool), and the sender reads the
+/// head's body back when it sends it. A request that cannot be spooled (disk full), and
+/// every request without a spool directory, is kept in memory. Either way, what no longer
+/// fits is dropped oldest first and reported to the caller.
 final class PushQueue: @unchecked Sendable {
     // SAFETY: every stored property but the constants is touched only with `lock` held.
     private let lock = ConditionLock()
-    private var entries: [(id: UInt64, request: PushRequest)] = []
+    private var entries: [Entry] = []
     private var head = 0
     private var nextID: UInt64 = 1
     private(set) var bytes: Int64 = 0
     private var closed = false
+    /// The head's body read back from the spool, kept while it is retried.
+    private var loadedHead: (id: UInt64, body: [UInt8])?
     let spoolDirectory: String?
     let maxBytes: Int64
+    /// Series of the requests found over `maxBytes` in the spool at start and removed, oldest first.
+    let trimmedAtStart: Int
     private let logger: Logger
 
-    /// Opens the queue; with a spool directory, loads the requests a previous run left there.
+    /// A queued request; `memory` holds its body unless it is in the spool.
+    private struct Entry {
+        var id: UInt64
+        var format: PushFormat
+        var series: Int
+        var size: Int64
+        var memory: [UInt8]?
+    }
+
+    /// Opens the queue; with a spool directory, takes over the requests a previous run left
+    /// there (their headers only: bodies stay on disk), removing the oldest while they exceed
+    /// `maxBytes` (`trimmedAtStart`).
     /// - Throws: `SystemError` when the directory cannot be created or read.
     init(spoolDirectory: String?, maxBytes: Int64, logger: Logger) throws(SystemError) {
         self.spoolDirectory = spoolDirectory
         self.maxBytes = maxBytes
         self.logger = logger
-        guard let dir = spoolDirectory else { return }
+        guard let dir = spoolDirectory else {
+            trimmedAtStart = 0
+            return
+        }
         if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw SystemError(errno: errno, call: "mkdir \(dir)") }
         guard let handle = opendir(dir) else { throw SystemError(errno: errno, call: "opendir \(dir)") }
         var found: [(UInt64, String)] = []
@@ -38,17 +58,34 @@ final class PushQueue: @unchecked Sendable {
         }
         closedir(handle)
         for (id, name) in found.sorted(by: { $0.0 < $1.0 }) {
-            guard let request = Self.load("\(dir)/\(name)") else {
+            guard let header = Self.readHeader("\(dir)/\(name)") else {
                 logger.warning("unreadable spool file removed", metadata: [("file", "\(dir)/\(name)")])
                 unlink("\(dir)/\(name)")
                 continue
             }
-            entries.append((id, request))
-            bytes += Int64(request.body.count)
+            entries.append(Entry(id: id, format: header.format, series: header.series, size: header.size, memory: nil))
+            bytes += header.size
             nextID = max(nextID, id + 1)
         }
-        if !entries.isEmpty {
-            logger.info("resuming spooled push requests", metadata: [("count", "\(entries.count)"), ("bytes", "\(bytes)")])
+        var trimmed = 0
+        var trimmedRequests = 0
+        while head < entries.count, bytes > maxBytes {
+            trimmed += entries[head].series
+            trimmedRequests += 1
+            bytes -= entries[head].size
+            unlink(Self.path(dir, entries[head].id))
+            head += 1
+        }
+        trimmedAtStart = trimmed
+        compact()
+        if trimmedRequests > 0 {
+            logger.error(
+                "spool over max_spool_bytes at start: oldest requests removed",
+                metadata: [("requests", "\(trimmedRequests)"), ("series", "\(trimmed)")])
+        }
+        if head < entries.count {
+            logger.info(
+                "resuming spooled push requests", metadata: [("count", "\(entries.count - head)"), ("bytes", "\(bytes)")])
         }
     }
 
@@ -57,6 +94,13 @@ final class PushQueue: @unchecked Sendable {
 
     /// Queued bytes (`stator_push_queue_bytes`).
     var queuedBytes: Int64 { lock.withLock { bytes } }
+
+    /// Bytes of request bodies held in memory: requests not spooled, and the head read back.
+    var memoryBytes: Int {
+        lock.withLock {
+            entries[head...].reduce(0) { $0 + ($1.memory?.count ?? 0) } + (loadedHead?.body.count ?? 0)
+        }
+    }
 
     /// Adds a request at the tail, spooling it first when there is a directory.
     /// - Returns: series dropped (oldest first) to stay within `max_spool_bytes`.
@@ -67,8 +111,8 @@ final class PushQueue: @unchecked Sendable {
         lock.withLock {
             while head < entries.count, bytes + size > maxBytes {
                 let old = entries[head]
-                droppedSeries += old.request.series
-                bytes -= Int64(old.request.body.count)
+                droppedSeries += old.series
+                bytes -= old.size
                 removeFile(old.id)
                 head += 1
             }
@@ -78,10 +122,14 @@ final class PushQueue: @unchecked Sendable {
             }
             let id = nextID
             nextID += 1
-            if let dir = spoolDirectory, !Self.spool(request, to: dir, id: id) {
-                spoolFailed = true  // keep it in memory rather than lose it
+            var entry = Entry(id: id, format: request.format, series: request.series, size: size, memory: nil)
+            if let dir = spoolDirectory, Self.spool(request, to: dir, id: id) {
+                entry.memory = nil
+            } else {
+                entry.memory = request.body  // no spool, or it failed: kept in memory rather than lost
+                spoolFailed = spoolDirectory != nil
             }
-            entries.append((id, request))
+            entries.append(entry)
             bytes += size
             compact()
             lock.broadcast()
@@ -94,14 +142,30 @@ final class PushQueue: @unchecked Sendable {
         return droppedSeries
     }
 
-    /// Waits until a request is at the head (or `deadline`, monotonic seconds, or `close()`).
-    func waitForHead(until deadline: Double) -> (id: UInt64, request: PushRequest)? {
-        lock.withLock {
-            while head == entries.count && !closed {
-                if WallClock.monotonicSeconds() >= deadline { return nil }
-                lock.wait(until: deadline)
+    /// Waits until a request is at the head (or `deadline`, monotonic seconds, or `close()`),
+    /// and returns it with its body, read back from the spool when it is there. A spooled
+    /// request whose file can no longer be read is dropped and counted in `unreadable`.
+    func waitForHead(until deadline: Double, unreadable: (Int) -> Void = { _ in }) -> (id: UInt64, request: PushRequest)? {
+        while true {
+            let waiting: Entry? = lock.withLock {
+                while head == entries.count && !closed {
+                    if WallClock.monotonicSeconds() >= deadline { return nil }
+                    lock.wait(until: deadline)
+                }
+                return head < entries.count ? entries[head] : nil
             }
-            return head < entries.count ? entries[head] : nil
+            guard let entry = waiting else { return nil }
+            if let body = entry.memory ?? lock.withLock({ loadedHead?.id == entry.id ? loadedHead?.body : nil }) {
+                return (entry.id, PushRequest(format: entry.format, body: body, series: entry.series))
+            }
+            // Read outside the lock: a flush appending meanwhile does not wait for the disk.
+            if let dir = spoolDirectory, let stored = Self.load(Self.path(dir, entry.id)) {
+                lock.withLock { loadedHead = (entry.id, stored.body) }
+                return (entry.id, PushRequest(format: entry.format, body: stored.body, series: entry.series))
+            }
+            logger.error("unreadable spool file dropped", metadata: [("id", "\(entry.id)"), ("series", "\(entry.series)")])
+            removeHead(entry.id)
+            unreadable(entry.series)
         }
     }
 
@@ -109,8 +173,9 @@ final class PushQueue: @unchecked Sendable {
     func removeHead(_ id: UInt64) {
         lock.withLock {
             guard head < entries.count, entries[head].id == id else { return }
-            bytes -= Int64(entries[head].request.body.count)
+            bytes -= entries[head].size
             removeFile(id)
+            if loadedHead?.id == id { loadedHead = nil }
             head += 1
             compact()
         }
@@ -131,9 +196,10 @@ final class PushQueue: @unchecked Sendable {
         }
     }
 
-    /// Requests left in memory only (no spool): what a shutdown would lose.
+    /// Series of the requests held in memory only (no spool, or it could not be written):
+    /// what exiting now loses.
     var unspooledSeries: Int {
-        lock.withLock { spoolDirectory == nil ? entries[head...].reduce(0) { $0 + $1.request.series } : 0 }
+        lock.withLock { entries[head...].reduce(0) { $0 + ($1.memory != nil ? $1.series : 0) } }
     }
 
     private func compact() {
@@ -159,7 +225,7 @@ final class PushQueue: @unchecked Sendable {
     private static func spool(_ request: PushRequest, to dir: String, id: UInt64) -> Bool {
         let final = path(dir, id)
         let temporary = final + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { return false }
         let header = Array("STATOR-PUSH 1 \(request.format.rawValue) \(request.series)\n".utf8)
         var ok = writeAll(fd, header) && writeAll(fd, request.body) && fsync(fd) == 0
@@ -188,8 +254,38 @@ final class PushQueue: @unchecked Sendable {
         return true
     }
 
+    /// What a spool file's first line says, and the size of the body after it.
+    private struct Header {
+        var format: PushFormat
+        var series: Int
+        var size: Int64
+    }
+
+    /// Reads a spool file's header line only (the body stays on disk).
+    private static func readHeader(_ path: String) -> Header? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return nil }
+        var start = [UInt8](repeating: 0, count: 128)
+        let n = start.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard n > 0, let header = parseHeader(start[0..<n]) else { return nil }
+        return Header(format: header.format, series: header.series, size: Int64(info.st_size) - Int64(header.length))
+    }
+
+    /// Parses "STATOR-PUSH 1 <format> <series>\n" at the start of `bytes`; `length` includes the newline.
+    private static func parseHeader(_ bytes: ArraySlice<UInt8>) -> (format: PushFormat, series: Int, length: Int)? {
+        guard let newline = bytes.firstIndex(of: 0x0A) else { return nil }
+        let fields = String(decoding: bytes[..<newline], as: UTF8.self).split(separator: " ")
+        guard fields.count == 4, fields[0] == "STATOR-PUSH", fields[1] == "1",
+            let format = PushFormat(rawValue: String(fields[2])), let series = Int(fields[3]), series >= 0
+        else { return nil }
+        return (format, series, newline - bytes.startIndex + 1)
+    }
+
     private static func load(_ path: String) -> PushRequest? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { return nil }
         defer { Glibc.close(fd) }
         var data: [UInt8] = []
@@ -200,11 +296,7 @@ final class PushQueue: @unchecked Sendable {
             if n <= 0 { break }
             data.append(contentsOf: chunk[0..<n])
         }
-        guard let newline = data.firstIndex(of: 0x0A) else { return nil }
-        let fields = String(decoding: data[..<newline], as: UTF8.self).split(separator: " ")
-        guard fields.count == 4, fields[0] == "STATOR-PUSH", fields[1] == "1",
-            let format = PushFormat(rawValue: String(fields[2])), let series = Int(fields[3])
-        else { return nil }
-        return PushRequest(format: format, body: Array(data[(newline + 1)...]), series: series)
+        guard let header = parseHeader(data[...]) else { return nil }
+        return PushRequest(format: header.format, body: Array(data[header.length...]), series: header.series)
     }
 }
