@@ -51,7 +51,7 @@ public final class Agent: Sendable {
         let fanout = SinkFanout(sinks: sinks, metrics: metrics, logger: logger.child("stator.sinks"))
         self.fanout = fanout
         flusher = Flusher(
-            table: table, configuration: configuration.flush, startMillis: WallClock.nowMillis(),
+            table: table, configuration: configuration.flush, startMillis: SystemFlushClock().monotonicMillis(),
             metrics: metrics, logger: logger.child("stator.flush")
         ) { fanout.publish($0) }
         let page = SelfMetricsPage(
@@ -113,7 +113,7 @@ public final class Agent: Sendable {
         receiver.stop()
         flusher.stop()
         flushThread.join()
-        flusher.flush(at: WallClock.nowMillis())
+        flusher.flushNow()
         fanout.shutdown(deadline: WallClock.monotonicSeconds() + 10)
         http.stop()
         logger.info("stator stopped")

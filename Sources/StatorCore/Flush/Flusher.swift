@@ -22,14 +22,21 @@ public struct FlushConfiguration: Sendable {
 
 /// Closes intervals: at each wall-clock multiple of `flush_interval` it swaps
 /// out every shard, builds one immutable `FlushBatch`, and publishes it.
+///
+/// Time (SPEC section 2): the sleep between flushes, the batches' `interval` and `series_ttl`
+/// run on the monotonic clock; the wall clock only says where the next boundary is and
+/// stamps the batch. A wall-clock step (NTP, a resumed VM) therefore neither stops flushing
+/// (a step back of Δ used to wait Δ for the boundary) nor expires live series (a step
+/// forward of `series_ttl` used to).
 public final class Flusher: Sendable {
     private struct State {
         var generation: UInt32 = 1
-        var previousFlush: EpochMillis
+        /// Monotonic time of the previous flush (of the start, before the first).
+        var previousFlush: Int64
         /// Current value of every live gauge (gauges repeat until they expire).
         var gauges: [MetricKey: Double] = [:]
-        /// (generation, end time) of recent intervals, oldest first, for `series_ttl`.
-        var generationEnds: [(UInt32, EpochMillis)] = []
+        /// (generation, monotonic end time) of recent intervals, oldest first, for `series_ttl`.
+        var generationEnds: [(UInt32, Int64)] = []
         /// Many series expired recently: hand the freed memory back to the kernel at this many
         /// more flushes, once the sinks have let go of them too (the Prometheus state is
         /// compacted on its own thread, after the flush that expired them).
@@ -38,22 +45,29 @@ public final class Flusher: Sendable {
 
     /// Expiring at least this many series in one flush returns freed heap to the kernel (`malloc_trim`).
     static let trimAfterExpiring = 10_000
+    /// A change of at least this much between the wall and the monotonic clock is a step
+    /// (logged; the schedule re-aligns). NTP's slewing moves them apart by at most 0.5 ms/s.
+    static let stepMillis: Int64 = 1000
 
     private let table: ShardedTable
     private let configuration: FlushConfiguration
     private let publish: @Sendable (FlushBatch) -> Void
     private let metrics: SelfMetrics
     private let logger: Logger?
+    private let clock: any FlushClock
     private let state: PthreadLock<State>
     private let wake = ConditionLock()
     private let stopping = Atomic<Bool>(false)
 
     /// - Parameters:
     ///   - table: the aggregation stage to drain.
-    ///   - startMillis: when ingestion started (the first batch's interval counts from it).
+    ///   - startMillis: when ingestion started, on `clock`'s monotonic clock (the first
+    ///     batch's interval counts from it). Tests that call `flush(at:)` with made-up times
+    ///     pass the made-up start: both clocks then read alike.
+    ///   - clock: the wall and monotonic clocks (`SystemFlushClock` but in tests).
     ///   - publish: receives each batch (normally `SinkFanout.publish`).
     public init(
-        table: ShardedTable, configuration: FlushConfiguration, startMillis: EpochMillis,
+        table: ShardedTable, configuration: FlushConfiguration, startMillis: Int64, clock: any FlushClock = SystemFlushClock(),
         metrics: SelfMetrics, logger: Logger? = nil, publish: @escaping @Sendable (FlushBatch) -> Void
     ) {
         self.logger = logger
@@ -61,6 +75,7 @@ public final class Flusher: Sendable {
         self.configuration = configuration
         self.publish = publish
         self.metrics = metrics
+        self.clock = clock
         state = PthreadLock(State(previousFlush: startMillis))
     }
 
@@ -70,23 +85,51 @@ public final class Flusher: Sendable {
     }
 
     /// Flushes at every boundary until `stop()`; run it on a dedicated thread.
+    ///
+    /// Each sleep is on the monotonic clock, until the monotonic time that corresponds to the
+    /// next wall-clock boundary. When it ends, the flush happens whatever the wall clock says
+    /// then; if the wall clock stepped meanwhile (the two clocks moved apart by
+    /// `stepMillis` or more), the step is logged once, that flush is stamped with the wall
+    /// time it happened at, and the next flush is at the next boundary of the new wall time.
     public func runLoop() {
-        var boundary = Flusher.nextBoundary(after: WallClock.nowMillis(), intervalMillis: configuration.intervalMillis)
+        let interval = configuration.intervalMillis
+        var wall = clock.wallMillis()
+        var monotonic = clock.monotonicMillis()
+        var offset = wall - monotonic
+        var stamp = wall
+        var stepped = false
         while !stopping.load(ordering: .acquiring) {
-            let now = WallClock.nowMillis()
-            if now < boundary {
-                let deadline = WallClock.monotonicSeconds() + Double(boundary - now) / 1000
+            // Schedule: the next boundary still ahead of the wall clock (a flush that ran long
+            // skips those it missed; after a step, the first of the new wall time).
+            let boundary = Flusher.nextBoundary(after: stepped ? wall : max(stamp, wall), intervalMillis: interval)
+            let due = monotonic + (boundary - wall)
+            while !stopping.load(ordering: .acquiring), clock.monotonicMillis() < due {
                 wake.withLock {
-                    if !stopping.load(ordering: .acquiring) { wake.wait(until: deadline) }
+                    if !stopping.load(ordering: .acquiring) { clock.wait(untilMonotonic: due, on: wake) }
                 }
-                continue
             }
-            flush(at: boundary)
-            // If a flush ran long (or the clock jumped), skip to the next boundary still ahead.
-            boundary = Flusher.nextBoundary(
-                after: max(boundary, WallClock.nowMillis()),
-                intervalMillis: configuration.intervalMillis)
+            if stopping.load(ordering: .acquiring) { return }
+            wall = clock.wallMillis()
+            monotonic = clock.monotonicMillis()
+            stepped = noteStep(wall: wall, monotonic: monotonic, offset: &offset, expected: boundary)
+            stamp = stepped ? wall : boundary
+            flush(at: stamp, monotonic: monotonic)
+            wall = clock.wallMillis()
+            monotonic = clock.monotonicMillis()
+            if noteStep(wall: wall, monotonic: monotonic, offset: &offset, expected: nil) { stepped = true }
         }
+    }
+
+    /// Whether the wall clock stepped since `offset` (wall minus monotonic) was noted: the two
+    /// clocks moved apart by `stepMillis` or more. A step is logged once and becomes the new offset.
+    private func noteStep(wall: EpochMillis, monotonic: Int64, offset: inout Int64, expected: EpochMillis?) -> Bool {
+        let step = (wall - monotonic) - offset
+        guard abs(step) >= Self.stepMillis else { return false }
+        offset = wall - monotonic
+        var metadata = [("step_ms", "\(step)"), ("now", WallClock.rfc3339(wall))]
+        if let expected { metadata.append(("boundary_due", WallClock.rfc3339(expected))) }
+        logger?.warning("the wall clock stepped: flushing goes on and re-aligns at the next boundary", metadata: metadata)
+        return true
     }
 
     /// Makes `runLoop()` return promptly.
@@ -95,14 +138,25 @@ public final class Flusher: Sendable {
         wake.withLock { wake.broadcast() }
     }
 
+    /// Closes the interval now (the last, partial one at shutdown), stamped with the wall time.
+    @discardableResult
+    public func flushNow() -> FlushBatch {
+        flush(at: clock.wallMillis(), monotonic: clock.monotonicMillis())
+    }
+
     /// Closes the interval ending at `timestamp` and publishes its batch.
     /// - Returns: the batch (also handed to `publish`).
+    /// - Parameters:
+    ///   - timestamp: the batch's `ts` (wall clock).
+    ///   - monotonic: now on the monotonic clock, for `interval` and `series_ttl`; by default
+    ///     `timestamp` (tests that drive both clocks alike).
     @discardableResult
-    public func flush(at timestamp: EpochMillis) -> FlushBatch {
+    public func flush(at timestamp: EpochMillis, monotonic: Int64? = nil) -> FlushBatch {
         let started = WallClock.monotonicSeconds()
+        let now = monotonic ?? timestamp
         let batch = state.withLock { s -> FlushBatch in
-            let interval = Double(timestamp - s.previousFlush) / 1000
-            s.previousFlush = timestamp
+            let interval = Double(max(0, now - s.previousFlush)) / 1000
+            s.previousFlush = now
             let closing = s.generation
             s.generation &+= 1
             let parts = table.drainAll(nextGeneration: s.generation)
@@ -112,7 +166,7 @@ public final class Flusher: Sendable {
                 _ = CStatorSys_release_free_memory()
                 s.trimsPending -= 1
             }
-            s.generationEnds.append((closing, timestamp))
+            s.generationEnds.append((closing, now))
 
             var counters: [CounterSummary] = []
             var sets: [SetSummary] = []
@@ -132,7 +186,7 @@ public final class Flusher: Sendable {
             var expired: [MetricKey] = []
             if configuration.seriesTTLMillis > 0 {
                 var cutoff: UInt32 = 0
-                while let first = s.generationEnds.first, first.1 + configuration.seriesTTLMillis <= timestamp {
+                while let first = s.generationEnds.first, first.1 + configuration.seriesTTLMillis <= now {
                     cutoff = first.0
                     s.generationEnds.removeFirst()
                 }
