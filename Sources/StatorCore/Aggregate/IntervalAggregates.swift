@@ -45,17 +45,35 @@ struct SetAggregate {
 
 /// Distinct 64-bit member hashes: open addressing, linear probing. The hashes are
 /// already seeded and well mixed, so they index the table directly.
+///
+/// Exact up to `limit` members (`max_set_members`); the member after that turns the set into
+/// a `HyperLogLog` sketch of every member so far (the table is freed), so one set never
+/// holds more than about `limit × 16` bytes of table or 16 KiB of sketch.
 struct MemberSet {
     private var slots: [UInt64] = []
     private var hasZero = false
+    /// Past `limit` members: the sketch, and the table is empty.
+    private var sketch: HyperLogLog?
+    /// Most members counted exactly.
+    let limit: Int
 
-    init() {}
+    init(limit: Int = AggregationConfiguration.defaultMaxSetMembers) { self.limit = limit }
 
     /// An empty set with room for `expected` slots (rounded up to a power of two; 0: none yet).
-    init(expected: Int) {
+    init(expected: Int, limit: Int = AggregationConfiguration.defaultMaxSetMembers) {
+        self.limit = limit
         guard expected > 0 else { return }
-        slots = Array(repeating: 0, count: Int.powerOfTwo(atLeast: expected, minimum: 8))
+        slots = Array(repeating: 0, count: Int.powerOfTwo(atLeast: min(expected, 2 * limit), minimum: 8))
     }
+
+    /// Whether the set switched to a sketch (its count is an estimate).
+    var isEstimated: Bool { sketch != nil }
+
+    /// Bytes the set holds for its members: its table, or its sketch.
+    var memberBytes: Int { slots.count * MemoryLayout<UInt64>.stride + (sketch?.registers.count ?? 0) }
+
+    /// The number of distinct members: exact, or the sketch's estimate past `limit`.
+    var distinct: Double { sketch?.estimate ?? Double(count) }
 
     /// Starts fetching the slot where `member` would go in the set of `aggregate`.
     /// (Static, reading fields through the pointer: a method call on the element would copy it.)
@@ -79,7 +97,7 @@ struct MemberSet {
         }
     }
 
-    /// Number of distinct members.
+    /// Number of distinct members while exact (it stays at `limit` once the set is a sketch).
     private(set) var count = 0
 
     /// Slots of the table (twice the members at most, or a power of two it was sized to).
@@ -87,20 +105,29 @@ struct MemberSet {
 
     @inline(__always)
     mutating func insert(_ member: UInt64) {
+        if sketch != nil {
+            sketch?.insert(member)
+            return
+        }
         if member == 0 {
             if !hasZero {
+                if count >= limit { return switchToSketch(adding: member) }
                 hasZero = true
                 count += 1
             }
             return
         }
-        if (count + 1) * 2 > slots.count { grow() }
+        if (count + 1) * 2 > slots.count {
+            if count >= limit, !contains(member) { return switchToSketch(adding: member) }
+            grow()
+        }
         let mask = slots.count - 1
         var i = Int(truncatingIfNeeded: member) & mask
         while true {
             let existing = slots[i]
             if existing == member { return }
             if existing == 0 {
+                if count >= limit { return switchToSketch(adding: member) }
                 slots[i] = member
                 count += 1
                 return
@@ -109,8 +136,46 @@ struct MemberSet {
         }
     }
 
+    /// Whether `member` (not 0) is in the table.
+    private func contains(_ member: UInt64) -> Bool {
+        guard !slots.isEmpty else { return false }
+        let mask = slots.count - 1
+        var i = Int(truncatingIfNeeded: member) & mask
+        while slots[i] != 0 {
+            if slots[i] == member { return true }
+            i = (i + 1) & mask
+        }
+        return false
+    }
+
+    /// The member past `limit`: every member so far and `member` go into a sketch, and the
+    /// table is freed. (Out of line: once per set and interval at most.)
+    @inline(never)
+    private mutating func switchToSketch(adding member: UInt64) {
+        var hll = HyperLogLog()
+        if hasZero { hll.insert(0) }
+        for m in slots where m != 0 { hll.insert(m) }
+        hll.insert(member)
+        sketch = hll
+        slots = []
+        hasZero = false
+    }
+
     /// Adds every member of `other` (merging one series' interval from two places).
     mutating func formUnion(_ other: MemberSet) {
+        if let theirs = other.sketch {
+            if sketch == nil {
+                var hll = theirs
+                if hasZero { hll.insert(0) }
+                for m in slots where m != 0 { hll.insert(m) }
+                sketch = hll
+                slots = []
+                hasZero = false
+            } else {
+                sketch?.formUnion(theirs)
+            }
+            return
+        }
         if other.hasZero { insert(0) }
         for member in other.slots where member != 0 { insert(member) }
     }

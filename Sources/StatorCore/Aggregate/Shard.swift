@@ -2,14 +2,16 @@
 final class ShardContext: Sendable {
     let budget: SeriesBudget
     let maxSamples: Int
+    let maxSetMembers: Int
     let buckets: HistogramBuckets
     /// The table's key hash seed.
     let keySeed: UInt64
 
-    init(budget: SeriesBudget, maxSamples: Int, buckets: HistogramBuckets, keySeed: UInt64) {
+    init(budget: SeriesBudget, maxSamples: Int, maxSetMembers: Int, buckets: HistogramBuckets, keySeed: UInt64) {
         self.keySeed = keySeed
         self.budget = budget
         self.maxSamples = maxSamples
+        self.maxSetMembers = maxSetMembers
         self.buckets = buckets
     }
 }
@@ -149,7 +151,8 @@ final class Shard: Sendable {
         case .set:
             // Sized for as many members as the last interval's; the hint then follows this one's.
             position = s.interval.sets.count
-            s.interval.sets.append(SetAggregate(key: key, members: MemberSet(expected: Int(s.index[id].setSizeHint))))
+            s.interval.sets.append(
+                SetAggregate(key: key, members: MemberSet(expected: Int(s.index[id].setSizeHint), limit: context.maxSetMembers)))
             s.index[id].setSizeHint = 0
         case .timer, .histogram, .distribution:
             let arena: SampleArena

@@ -6,6 +6,9 @@ public struct AggregationConfiguration: Sendable {
     public var maxSeries: Int = 1_000_000
     /// Exact samples kept per series per interval before the reservoir (`max_samples_per_series`).
     public var maxSamplesPerSeries: Int = 10_000
+    /// Members a set counts exactly per interval before its HyperLogLog sketch (`max_set_members`).
+    public var maxSetMembers: Int = AggregationConfiguration.defaultMaxSetMembers
+    public static let defaultMaxSetMembers = 10_000
     /// Histogram buckets of timers, histograms and distributions (`sinks.prometheus.buckets`, `bucket_overrides`).
     public var buckets = HistogramBuckets()
     /// What one line may carry (`max_name_bytes`, `max_tags`, `max_tag_bytes`); the readers' parsers hold lines to it.
@@ -20,8 +23,10 @@ public struct AggregationConfiguration: Sendable {
 
     public init(
         shards: Int = AggregationConfiguration.defaultShards, maxSeries: Int = 1_000_000, maxSamplesPerSeries: Int = 10_000,
-        buckets: HistogramBuckets = HistogramBuckets(), lineLimits: LineLimits = LineLimits()
+        buckets: HistogramBuckets = HistogramBuckets(), lineLimits: LineLimits = LineLimits(),
+        maxSetMembers: Int = AggregationConfiguration.defaultMaxSetMembers
     ) {
+        self.maxSetMembers = maxSetMembers
         self.shards = shards
         self.maxSeries = maxSeries
         self.maxSamplesPerSeries = maxSamplesPerSeries
@@ -64,7 +69,8 @@ public final class ShardedTable: Sendable {
         let memberSeed = rng.next()
         self.memberSeed = memberSeed
         let context = ShardContext(
-            budget: budget, maxSamples: configuration.maxSamplesPerSeries, buckets: configuration.buckets, keySeed: seed)
+            budget: budget, maxSamples: configuration.maxSamplesPerSeries, maxSetMembers: configuration.maxSetMembers,
+            buckets: configuration.buckets, keySeed: seed)
         shards = (0..<configuration.shards).map { _ in Shard(seed: rng.next(), context: context) }
         shardMask = configuration.shards - 1
         shareSeeds = PthreadLock(SplitMix64(state: rng.next()))

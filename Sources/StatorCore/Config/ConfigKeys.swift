@@ -145,6 +145,11 @@ public enum ConfigKeys {
             { Int64($0.aggregation.maxSamplesPerSeries) }
         ) { $0.aggregation.maxSamplesPerSeries = Int($1) },
         integer(
+            "max_set_members", 1...10_000_000,
+            "Members a set counts exactly per interval; past it the count is a HyperLogLog estimate (16 KiB, ~0.8% error).",
+            { Int64($0.aggregation.maxSetMembers) }
+        ) { $0.aggregation.maxSetMembers = Int($1) },
+        integer(
             "max_series", 1...100_000_000,
             "Cap on tracked series; a line that would create one more is dropped (reason series_limit).",
             { Int64($0.aggregation.maxSeries) }

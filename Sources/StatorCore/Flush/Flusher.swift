@@ -176,7 +176,7 @@ public final class Flusher: Sendable {
                     counters.append(CounterSummary(key: c.key, value: c.sum, rate: interval > 0 ? c.sum / interval : 0))
                 }
                 for g in part.gauges { s.gauges[g.key] = g.resolve(previous: s.gauges[g.key] ?? 0).withoutNaN }
-                for set in part.sets { sets.append(SetSummary(key: set.key, value: Double(set.members.count))) }
+                for set in part.sets { sets.append(SetSummary(key: set.key, value: set.members.distinct)) }
                 for t in part.samples {
                     samples.append(SampleStatistics.summarize(t, percentiles: configuration.percentiles, interval: interval))
                 }

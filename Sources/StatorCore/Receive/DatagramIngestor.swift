@@ -247,7 +247,8 @@ public struct DatagramIngestor: ~Copyable {
         } else {
             local = Self.open(
                 type, key: found.key, bounds: found.bounds, setHint: record.setHint,
-                seal: GaugeSeal(keyHash: record.keyHash, route: record.route), in: share)
+                seal: GaugeSeal(keyHash: record.keyHash, route: record.route),
+                maxSetMembers: table.configuration.maxSetMembers, in: share)
             share.pointee.index.insert(found.key.series, at: local)
         }
         cache.setLocal(position, epoch: share.pointee.epoch, at: Int32(local))
@@ -297,13 +298,14 @@ public struct DatagramIngestor: ~Copyable {
     /// - Returns: its position in the share's list for `type`.
     private static func open(
         _ type: MetricType, key: MetricKey, bounds: BucketBounds?, setHint: UInt32, seal: GaugeSeal,
-        in share: UnsafeMutablePointer<ReaderInterval>
+        maxSetMembers: Int, in share: UnsafeMutablePointer<ReaderInterval>
     ) -> Int {
         switch type {
         case .counter:
             return share.pointee.counters.append(CounterAggregate(key: key, sum: 0))
         case .set:
-            return share.pointee.sets.append(SetAggregate(key: key, members: MemberSet(expected: Int(setHint))))
+            return share.pointee.sets.append(
+                SetAggregate(key: key, members: MemberSet(expected: Int(setHint), limit: maxSetMembers)))
         case .timer, .histogram, .distribution:
             if share.pointee.arena == nil {
                 let arena = SampleArena()
