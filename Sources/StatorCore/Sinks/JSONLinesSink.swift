@@ -60,7 +60,23 @@ public final class JSONLinesSink: Sink {
     private var isStdout: Bool { configuration.path == "-" }
 
     public func emit(_ batch: FlushBatch) throws {
-        guard batch.seriesCount > 0 else { return }
+        guard batch.seriesCount > 0 else {
+            // SIGHUP still reopens the file: after logrotate's rename the new file appears
+            // now, not at the next batch that has series.
+            guard reopenRequested.load(ordering: .acquiring) else { return }
+            let failure: SystemError? = file.withLock { state in
+                guard reopenRequested.exchange(false, ordering: .acquiringAndReleasing) else { return nil }
+                close(&state)
+                do throws(SystemError) {
+                    try open(&state)
+                } catch {
+                    return error
+                }
+                return nil
+            }
+            if let failure { throw failure }
+            return
+        }
         try encoding.withLock { w in
             // Emptied after each batch: a large one's buffer (a million series make about
             // 150 MB) is not kept until the next flush.
@@ -114,15 +130,20 @@ public final class JSONLinesSink: Sink {
     /// closed). On failure, cuts off what part of the batch got in and closes the file (it is
     /// opened again next time: the fault may clear).
     /// - Returns: the failure, or `nil`.
+    ///
+    /// The size before the write is read from the file itself, not remembered: an external
+    /// `copytruncate` (logrotate) empties the file behind the sink's back, and cutting back
+    /// to a remembered, larger size would fill the file with NUL bytes.
     private func write(_ bytes: UnsafeRawBufferPointer, _ state: inout FileState) -> SystemError? {
+        let before = isStdout ? state.size : Self.fileSize(state.fd) ?? state.size
         do throws(SystemError) {
             try writeAll(state.fd, bytes)
         } catch {
-            if !isStdout { _ = ftruncate(state.fd, off_t(state.size)) }
+            if !isStdout, let after = Self.fileSize(state.fd), after > before { _ = ftruncate(state.fd, off_t(before)) }
             close(&state)
             return error
         }
-        state.size += Int64(bytes.count)
+        state.size = before + Int64(bytes.count)
         if !isStdout, configuration.rotateBytes > 0, state.size >= configuration.rotateBytes {
             close(&state)
             rotate()
@@ -149,12 +170,18 @@ public final class JSONLinesSink: Sink {
             state.fd = 1
             return
         }
-        let fd = Glibc.open(configuration.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        // Never through a symlink at the path (another user could point it at a file of
+        // theirs, SPEC section 12); created 0640 at most, as every file Stator creates.
+        let fd = Glibc.open(configuration.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o640)
         guard fd >= 0 else { throw SystemError(errno: errno, call: "open \(configuration.path)") }
-        var st = stat()
-        fstat(fd, &st)
         state.fd = fd
-        state.size = Int64(st.st_size)
+        state.size = Self.fileSize(fd) ?? 0
+    }
+
+    /// The file's size now, or `nil` when `fstat` fails.
+    private static func fileSize(_ fd: Int32) -> Int64? {
+        var st = stat()
+        return fstat(fd, &st) == 0 ? Int64(st.st_size) : nil
     }
 
     private func close(_ state: inout FileState) {
