@@ -99,7 +99,20 @@ public final class Agent: Sendable {
                 ("udp.address", udpAddress), ("http.address", httpAddress),
                 ("flush_interval", ConfigDuration.format(configuration.flush.intervalMillis)),
             ])
+        warnAboutExposure()
         return AgentHandle(agent: self, flushThread: thread)
+    }
+
+    /// Stator authenticates no one (SPEC section 12): says once, at start, which listeners
+    /// other machines can reach.
+    private func warnAboutExposure() {
+        let listeners = [("udp.address", udpAddress, "write series"), ("http.address", httpAddress, "read /metrics")]
+        for (key, address, what) in listeners {
+            guard let parsed = try? SocketAddress(parsing: address), !parsed.isLoopback else { continue }
+            logger.warning(
+                "listening beyond loopback without authentication: whoever can reach this address can \(what) (see docs/security.md)",
+                metadata: [("key", key), ("address", address)])
+        }
     }
 
     /// Reopens the sinks' files (SIGHUP).

@@ -310,3 +310,17 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     #expect(received + drops == Double(burst + 1))
     #expect(try agent.stop() == 0)
 }
+
+@Test func listeningBeyondLoopbackIsWarnedOnceAtStart() throws {
+    let exposed = try StatorProcess(agent: ["--sinks.json.path", ""], udp: "0.0.0.0:0")
+    let warning = try exposed.waitFor(timeout: 10) { text in
+        text.split(separator: "\n").first { $0.contains("listening beyond loopback") }.map(String.init)
+    }
+    #expect(warning.contains(#""key":"udp.address""#))
+    #expect(warning.contains("write series"))
+    #expect(try exposed.stop() == 0)
+    #expect(exposed.stderr.text.components(separatedBy: "listening beyond loopback").count == 2)  // once, UDP only
+    let local = try StatorProcess(agent: ["--sinks.json.path", ""])
+    #expect(try local.stop() == 0)
+    #expect(!local.stderr.text.contains("listening beyond loopback"))
+}

@@ -1,3 +1,4 @@
+import CStatorSys
 import Glibc
 import Synchronization
 

@@ -61,6 +61,18 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Whether only this machine can reach the address: 127.0.0.0/8, `::1`, or an IPv4
+    /// loopback address mapped into IPv6. A wildcard (`0.0.0.0`, `::`) is not.
+    public var isLoopback: Bool {
+        withUnsafeBytes(of: storage) { raw in
+            if family == AF_INET { return raw[4] == 127 }
+            guard family == AF_INET6 else { return false }
+            let address = Array(raw[8..<24])
+            if address == [UInt8](repeating: 0, count: 15) + [1] { return true }
+            return address[0..<10].allSatisfy { $0 == 0 } && address[10] == 0xFF && address[11] == 0xFF && address[12] == 127
+        }
+    }
+
     /// `1.2.3.4:5` or `[::1]:5`.
     public var description: String {
         withUnsafeBytes(of: storage) { raw in SocketAddress.format(raw) }
