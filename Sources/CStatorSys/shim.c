@@ -7,7 +7,9 @@
 #include <string.h>
 #include <pthread.h>
 #include <zlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 #include <linux/sock_diag.h>
 #include "CStatorSys.h"
 
@@ -34,6 +36,11 @@ int CStatorSys_socket_drops(int fd, uint32_t *drops) {
 }
 
 int CStatorSys_release_free_memory(void) { return malloc_trim(0); }
+
+int CStatorSys_unsent_bytes(int fd) {
+    int queued = 0;
+    return ioctl(fd, SIOCOUTQ, &queued) == 0 ? queued : -1;
+}
 
 int CStatorSys_set_mmap_threshold(size_t bytes) { return mallopt(M_MMAP_THRESHOLD, (int)bytes); }
 

@@ -31,6 +31,10 @@ extern const int CStatorSys_MSG_WAITFORONE;
 /// attach to every datagram). Returns 1 and stores it in *drops, or 0 on failure.
 int CStatorSys_socket_drops(int fd, uint32_t *drops);
 
+/// Bytes a TCP socket still holds to send, sent but unacknowledged included (`ioctl(SIOCOUTQ)`);
+/// -1 on failure. Falling between two reads means the peer is taking the data.
+int CStatorSys_unsent_bytes(int fd);
+
 /// pthread_setname_np for the calling thread (needs _GNU_SOURCE). Names over 15 bytes are cut.
 void CStatorSys_set_thread_name(const char *name);
 

@@ -86,19 +86,40 @@ public struct HTTPRequestHead: Sendable, Equatable {
         else { return .invalid }
         var headers: [(name: String, value: String)] = []
         for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")),
-                let name = String(validating: line[line.startIndex..<colon], as: UTF8.self), !name.isEmpty,
-                !name.contains(" ")
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
+                line[line.startIndex..<colon].allSatisfy(isTokenByte)
             else { return .invalid }
+            let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self)
             let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingSpaces()
             headers.append((name.lowercased(), value))
             if headers.count > 100 { return .tooLarge }
         }
+        // Framing that two parsers could read differently (request smuggling through a proxy
+        // in front): a second Content-Length, one that is not a number, Transfer-Encoding
+        // with it, or on a request that has no body (GET, HEAD).
+        let lengths = headers.filter { $0.name == "content-length" }
+        let encodings = headers.filter { $0.name == "transfer-encoding" }
+        if lengths.count > 1 || lengths.contains(where: { $0.value.isEmpty || !$0.value.utf8.allSatisfy(isDigit) }) {
+            return .invalid
+        }
+        if !encodings.isEmpty, !lengths.isEmpty || method == "GET" || method == "HEAD" { return .invalid }
         let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
         let head = HTTPRequestHead(method: method, path: path, minorVersion: version == "HTTP/1.1" ? 1 : 0, headers: headers)
         return .complete(head, consumed: end - bytes.startIndex)
     }
 }
+
+/// RFC 9110's `tchar`: the bytes a header name (a token) may hold.
+private func isTokenByte(_ b: UInt8) -> Bool {
+    switch b {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
+        return true
+    default:
+        return "!#$%&'*+-.^_`|~".utf8.contains(b)
+    }
+}
+
+private func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
 
 extension StringProtocol {
     /// Drops leading and trailing spaces and tabs.

@@ -38,6 +38,9 @@ public final class HTTPServer: Sendable {
         var closeAfterWrite = false
         /// When the connection is closed if nothing progresses.
         var deadline: Double
+        /// While writing: the bytes the kernel still held to send when the server last stopped
+        /// writing (the socket full, or another connection's turn), -1 before.
+        var unsentAtDeadline = -1
         /// Since when it has been waiting for a complete request.
         var waitingSince: Double
 
@@ -52,6 +55,10 @@ public final class HTTPServer: Sendable {
 
     /// Bytes of a streamed body produced per turn before the other connections are served.
     static let streamBudget = 1 << 20
+    /// How long `accept` rests after failing for want of descriptors or memory (EMFILE,
+    /// ENFILE, ENOBUFS, ENOMEM): the pending connection stays in the backlog and the listener
+    /// stays readable, so retrying at once would spin the thread.
+    static let acceptBackoff = 0.25
 
     private let listener: Int32
     private let configuration: HTTPServerConfiguration
@@ -111,9 +118,12 @@ public final class HTTPServer: Sendable {
     private func serve() {
         var connections: [Connection] = []
         var fds: [pollfd] = []
+        var acceptPausedUntil = 0.0
+        let acceptFailures = RateLimiter(period: 60)
         while !stopping.load(ordering: .acquiring) {
             fds.removeAll(keepingCapacity: true)
-            fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
+            let accepting = WallClock.monotonicSeconds() >= acceptPausedUntil
+            fds.append(pollfd(fd: listener, events: accepting ? Int16(POLLIN) : 0, revents: 0))
             var nextDeadline = WallClock.monotonicSeconds() + 0.1
             for c in connections {
                 fds.append(pollfd(fd: c.fd, events: Int16(c.isWriting ? POLLOUT : POLLIN), revents: 0))
@@ -137,27 +147,47 @@ public final class HTTPServer: Sendable {
                 } else if events & Int16(POLLIN) != 0 {
                     open = readInput(c, now: now)
                 } else if now >= c.deadline {
-                    open = false  // idle, slow, or not reading its response
+                    open = stillReading(c, now: now)  // idle, slow, or not reading its response
                 }
                 if open { keep.append(c) } else { close(c.fd) }
             }
             connections = keep
-            if fds[0].revents & Int16(POLLIN) != 0 { acceptAll(&connections, now: now) }
+            if accepting, fds[0].revents & Int16(POLLIN) != 0, let failure = acceptAll(&connections, now: now) {
+                acceptPausedUntil = now + Self.acceptBackoff
+                if let suppressed = acceptFailures.admit() {
+                    logger.error(
+                        "accept failed; new connections wait while the open ones are served",
+                        metadata: [
+                            ("error", String(cString: strerror(failure))), ("retry_in_s", "\(Self.acceptBackoff)"),
+                            ("suppressed", "\(suppressed)"),
+                        ])
+                }
+            }
         }
         for c in connections { close(c.fd) }
     }
 
-    private func acceptAll(_ connections: inout [Connection], now: Double) {
+    /// Accepts every pending connection.
+    /// - Returns: the `errno` of an `accept` that failed for want of resources, which calls for
+    ///   a pause (see `acceptBackoff`); `nil` once the backlog is empty.
+    private func acceptAll(_ connections: inout [Connection], now: Double) -> Int32? {
         while true {
             let fd = accept(listener, nil, nil)
-            if fd < 0 { return }
+            if fd < 0 {
+                let e = errno
+                if e == EINTR || e == ECONNABORTED || e == EPROTO { continue }
+                return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM ? e : nil
+            }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             if connections.count >= configuration.maxConnections {
-                // At the cap, the connection that has waited longest without a complete request
-                // (idle keep-alive, silent or trickling) makes room, so such clients cannot starve
-                // a scraper. Only when every slot is writing a response is the newcomer refused.
-                if let oldest = connections.indices.filter({ !connections[$0].isWriting })
+                // At the cap, the connection that has waited longest without a byte of a request
+                // (idle keep-alive, silent) makes room, so such clients cannot starve a scraper.
+                // One with a request under way (partly received, or being answered) is never
+                // closed for a newcomer: a flood of connections must not cut off a scraper
+                // mid-request. A trickling head is bounded by the read timeout instead. When
+                // every slot has a request under way, the newcomer is refused.
+                if let oldest = connections.indices.filter({ !connections[$0].isWriting && connections[$0].input.isEmpty })
                     .min(by: { connections[$0].waitingSince < connections[$1].waitingSince })
                 {
                     close(connections[oldest].fd)
@@ -219,6 +249,19 @@ public final class HTTPServer: Sendable {
         return flushOutput(c, now: now)
     }
 
+    /// At the deadline of a connection writing a response: whether its client is still taking
+    /// the bytes. The kernel's send buffer (up to 4 MiB) can hold a slow reader's share for
+    /// longer than the timeout without `poll` reporting room to write, so progress is also
+    /// the send queue shrinking since the deadline was set; then the deadline moves on.
+    private func stillReading(_ c: Connection, now: Double) -> Bool {
+        guard c.isWriting, c.unsentAtDeadline >= 0 else { return false }
+        let unsent = Int(CStatorSys_unsent_bytes(c.fd))
+        guard unsent >= 0, unsent < c.unsentAtDeadline else { return false }
+        c.unsentAtDeadline = unsent
+        c.deadline = now + Double(configuration.readTimeoutMillis) / 1000
+        return true
+    }
+
     /// Writes what the socket takes.
     /// - Returns: whether the connection stays open.
     private func flushOutput(_ c: Connection, now: Double) -> Bool {
@@ -227,7 +270,10 @@ public final class HTTPServer: Sendable {
             if c.output.isEmpty, let stream = c.stream {
                 // Produce a streamed body a slice at a time; after `streamBudget` bytes, give the
                 // other connections their turn (poll reports this socket writable again).
-                if produced >= Self.streamBudget { return true }
+                if produced >= Self.streamBudget {
+                    c.unsentAtDeadline = Int(CStatorSys_unsent_bytes(c.fd))  // see `stillReading`
+                    return true
+                }
                 if let chunk = stream.next() {
                     produced += chunk.count
                     c.streamOwed -= chunk.count
@@ -247,8 +293,13 @@ public final class HTTPServer: Sendable {
             }
             if n < 0 {
                 if errno == EINTR { continue }
-                return errno == EAGAIN
+                guard errno == EAGAIN else { return false }
+                c.unsentAtDeadline = Int(CStatorSys_unsent_bytes(c.fd))  // the socket is full: see `stillReading`
+                return true
             }
+            // The write deadline runs from the last progress, not from the response's start:
+            // a slow reader of a big page keeps its connection while bytes still flow.
+            if n > 0 { c.deadline = now + Double(configuration.readTimeoutMillis) / 1000 }
             c.written += n
             if c.written == part.count {
                 c.output.removeFirst()

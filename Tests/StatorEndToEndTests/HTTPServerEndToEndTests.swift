@@ -1,0 +1,128 @@
+import Foundation
+import Glibc
+import Testing
+
+// The HTTP server under abuse that once cost a well-behaved client its answer (issue 18):
+// a slow reader of a big page, a flood of connections at the cap, accept failing with EMFILE,
+// and requests whose framing two parsers could read differently.
+
+/// A connected TCP socket to the agent's HTTP port, with a small receive buffer.
+private func connectHTTP(_ port: UInt16, receiveBuffer: Int32? = nil) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket failed") }
+    if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4) }
+    var tv = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    let rc = withSocketAddress("127.0.0.1", port) { connect(fd, $0, $1) }
+    guard rc == 0 else {
+        close(fd)
+        throw TestFailure("connect failed: \(String(cString: strerror(errno)))")
+    }
+    return fd
+}
+
+private func sendText(_ fd: Int32, _ text: String) {
+    let bytes = Array(text.utf8)
+    _ = send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL))
+}
+
+/// Reads until the server closes the connection or `limit` bytes came, pausing `pause` µs between reads.
+private func readAll(_ fd: Int32, chunk: Int = 65536, pause: UInt32 = 0, limit: Int = .max) -> [UInt8] {
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: chunk)
+    while received.count < limit {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        received.append(contentsOf: buffer[0..<n])
+        if pause > 0 { usleep(pause) }
+    }
+    return received
+}
+
+@Test func aSlowReaderOfABigPageIsServedWholeWhileBytesFlow() throws {
+    // read_timeout 500 ms; the page (about 6.5 MB, more than the kernel's 4 MiB send buffer
+    // holds) is read 32 kB every 10 ms, so writing it takes about two seconds: longer than the
+    // timeout, with bytes flowing all along (though poll may not report room for a while).
+    let agent = try StatorProcess(
+        agent: ["--flush_interval", "100ms", "--sinks.json.path", "", "--http.read_timeout", "500ms"])
+    let lines = (0..<35_000).map { "slow.reader.counter.number.\($0):1|c" }
+    for start in stride(from: 0, to: lines.count, by: 200) {
+        try agent.send(lines[start..<start + 200].joined(separator: "\n"))
+    }
+    _ = try scrape(agent, until: "every counter on the page") { $0.contains("slow_reader_counter_number_34999_total 1") }
+    let fd = try connectHTTP(agent.httpPort, receiveBuffer: 32768)
+    defer { close(fd) }
+    sendText(fd, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    let started = Date()
+    let page = String(decoding: readAll(fd, chunk: 32768, pause: 10_000), as: UTF8.self)
+    let elapsed = Date().timeIntervalSince(started)
+    #expect(elapsed > 1, "the page was read in \(elapsed) s: too fast to test the write deadline")
+    #expect(page.count > 5_000_000)
+    #expect(page.hasPrefix("HTTP/1.1 200"))
+    #expect(page.contains("slow_reader_counter_number_34999_total 1\n"))
+    #expect(page.contains("# TYPE process_open_fds gauge"))  // the page's last part arrived too
+    #expect(try agent.stop() == 0)
+}
+
+@Test func aFloodAtTheCapDoesNotEvictAScraperMidRequest() throws {
+    let agent = try StatorProcess(agent: ["--sinks.json.path", "", "--http.max_connections", "4"])
+    let scraper = try connectHTTP(agent.httpPort)
+    defer { close(scraper) }
+    sendText(scraper, "GET /metrics HTTP/1.1\r\nHost: x\r\n")  // the head's first half
+    usleep(50_000)
+    var flood: [Int32] = []
+    defer { for fd in flood { close(fd) } }
+    for _ in 0..<20 { flood.append(try connectHTTP(agent.httpPort)) }
+    usleep(100_000)
+    sendText(scraper, "Connection: close\r\n\r\n")
+    let reply = String(decoding: readAll(scraper), as: UTF8.self)
+    #expect(reply.hasPrefix("HTTP/1.1 200"), "\(reply.prefix(200))")
+    #expect(reply.contains("stator_lines_received_total"))
+    #expect(try agent.stop() == 0)
+}
+
+@Test func requestsWithAmbiguousFramingGet400AndAClose() throws {
+    let agent = try StatorProcess(agent: ["--sinks.json.path", ""])
+    for request in [
+        "GET /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nX Y: z\r\n\r\n",
+    ] {
+        let exchange = try rawHTTPExchange(port: agent.httpPort, request + "GET /healthz HTTP/1.1\r\n\r\n")
+        let reply = String(decoding: exchange.bytes, as: UTF8.self)
+        #expect(reply.hasPrefix("HTTP/1.1 400"), "\(reply.prefix(100))")
+        #expect(!reply.contains("200"))  // closed after the 400: the pipelined request is not answered
+        #expect(exchange.ending.hasPrefix("closed by the server"))
+    }
+    #expect(try agent.stop() == 0)
+}
+
+@Test func acceptFailingWithEMFILEBacksOffLogsOnceAndKeepsServing() throws {
+    // 48 descriptors: the agent's own use, then a few connections, and accept fails.
+    let agent = try StatorProcess(
+        executable: "/usr/bin/prlimit",
+        ["--nofile=48", try statorBinary(), "--udp.address", "127.0.0.1:0", "--http.address", "127.0.0.1:0",
+            "--sinks.json.path", "", "--http.max_connections", "200"])
+    var open: [Int32] = []
+    defer { for fd in open { close(fd) } }
+    for _ in 0..<60 { if let fd = try? connectHTTP(agent.httpPort) { open.append(fd) } }
+    _ = try agent.waitFor(timeout: 5) { $0.contains("accept failed") ? true : nil }
+    // While the backlog holds connections it cannot take, the server thread must not spin.
+    let pid = agent.process.processIdentifier
+    func cpuTicks() throws -> Int {
+        let fields = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8).split(separator: " ")
+        return (Int(fields[13]) ?? 0) + (Int(fields[14]) ?? 0)
+    }
+    let before = try cpuTicks()
+    usleep(1_000_000)
+    let used = try cpuTicks() - before
+    #expect(used < 30, "\(used) ticks of CPU in one second")  // a spinning loop takes ~100
+    // The connections it holds are served, and new ones once descriptors are free again.
+    for fd in open.prefix(5) { sendText(fd, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n") }
+    for fd in open.prefix(5) { #expect(String(decoding: readAll(fd), as: UTF8.self).hasPrefix("HTTP/1.1 200")) }
+    for fd in open { close(fd) }
+    open = []
+    try eventually("a new connection served") { (try? httpRequest(port: agent.httpPort, "/healthz").status) == 200 }
+    #expect(agent.stderr.text.components(separatedBy: "accept failed").count == 2)  // logged once
+    #expect(try agent.stop() == 0)
+}
