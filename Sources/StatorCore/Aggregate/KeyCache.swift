@@ -225,6 +225,21 @@ struct KeyCache: ~Copyable {
     /// Bytes written to the ring so far (positions are below it).
     var written: UInt64 { head }
 
+    /// The most one `insert` moves `written` on: its record (at most `maxBytes` of identity
+    /// and key, rounded up) and the skip to the ring's start when it would not fit before the end.
+    static let maxInsertAdvance = 2 * ((Record.size + maxBytes + 7) & ~7)
+
+    /// Whether the record at `position`, with everything after it, is still in the ring after
+    /// one more `insert`: false when that insert could write over it.
+    @inline(__always)
+    func survivesInsert(_ position: UInt64) -> Bool {
+        head &+ UInt64(Self.maxInsertAdvance) &- position <= UInt64(Self.ringBytes)
+    }
+
+    /// Whether the record at `position` has not been written over (its key is still readable).
+    @inline(__always)
+    func isAlive(_ position: UInt64) -> Bool { alive(position) }
+
     /// Where in `ringBytes` the key of the record at `position` starts.
     @inline(__always)
     func keyOffset(_ position: UInt64) -> Int {

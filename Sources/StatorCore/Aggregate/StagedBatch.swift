@@ -52,6 +52,9 @@ struct StagedBatch: ~Copyable {
     private var keys: UnsafeMutablePointer<UInt8>
     private var keyCapacity = 1 << 16
     private var keyCount = 0
+    /// The oldest `KeyCache` record whose key a staged sample reads from the ring
+    /// (`KeyCache.none`: none). The reader commits before its ring could overwrite it.
+    private(set) var oldestRingRecord = KeyCache.none
 
     init() { keys = .allocate(capacity: keyCapacity) }
 
@@ -61,6 +64,15 @@ struct StagedBatch: ~Copyable {
         samples.removeAll()
         values.removeAll()
         keyCount = 0
+        oldestRingRecord = KeyCache.none
+    }
+
+    /// Notes that a sample about to be staged reads its key from the ring record at `position`.
+    /// - Returns: the sample's `keyOffset` for that key (`-keyOffset - 1` of the ring).
+    @inline(__always)
+    mutating func ringKey(record position: UInt64, in cache: borrowing KeyCache) -> Int32 {
+        if position < oldestRingRecord { oldestRingRecord = position }
+        return Int32(-cache.keyOffset(position) - 1)
     }
 
     /// Copies a key into the arena.

@@ -152,7 +152,7 @@ public struct DatagramIngestor: ~Copyable {
             }
             switch StatsdParser.parse(datagram, range, into: &line) {
             case .metric:
-                stageLine(datagram, p, index)
+                stageLine(datagram, p, index, rejected: rejected)
             case .event:
                 events &+= 1
             case .failure(let reason):
@@ -380,13 +380,13 @@ public struct DatagramIngestor: ~Copyable {
         else { return false }
         let payload = type == .set ? member : number.value.bitPattern
         let inline: UInt8 = type == .set ? 0 : number.isDelta ? 2 : 1
-        // The key stays in the ring (no copy) unless the record is old enough that the ring
-        // could overwrite it before the commit: a record at most half a ring old, the commit
-        // within an eighth of a ring of inserts plus one datagram's (64 KiB of the shortest
-        // distinct lines make under 600 kB of records): 1.8 MiB, under the ring's 2 MiB.
+        // The key stays in the ring (no copy) when the record is at most half a ring old, and
+        // the batch notes the oldest such record: `stageLine` commits before an insert could
+        // write over it (see `StagedBatch.oldestRingRecord`). An older record's key is copied,
+        // so that one old record does not force commits.
         let offset: Int32
         if cache.written &- position <= UInt64(KeyCache.ringBytes / 2) {
-            offset = Int32(-cache.keyOffset(position) - 1)
+            offset = staged.ringKey(record: position, in: cache)
         } else {
             offset = staged.appendKey(cache.key(position))
         }
@@ -400,11 +400,18 @@ public struct DatagramIngestor: ~Copyable {
     }
 
     /// Stages a parsed line, and remembers its identity when it has one value (see `KeyCache`).
+    /// Remembering it writes a record into the cache's ring, which may write over the oldest
+    /// records: when one of them holds the key of a staged sample, everything staged is
+    /// committed first. Committing mid-datagram is fine: the datagram stays valid until the
+    /// caller's commit anyway, and nothing staged is left pointing into the ring.
     @inline(__always)
-    private mutating func stageLine(_ datagram: UnsafeRawBufferPointer, _ p: PendingLine, _ index: Int) {
+    private mutating func stageLine(_ datagram: UnsafeRawBufferPointer, _ p: PendingLine, _ index: Int, rejected: Rejection) {
         let range = p.range
         keys.prepare(line, datagram)
         let single = p.identity != 0 && line.groups.count == 1 && line.values.count <= 1
+        if single, staged.oldestRingRecord != KeyCache.none, !cache.survivesInsert(staged.oldestRingRecord) {
+            commitLocked(rejected: rejected)
+        }
         for g in line.groups.indices {
             let group = line.groups[g]
             let hash = keys.build(type: group.type)
@@ -446,6 +453,10 @@ public struct DatagramIngestor: ~Copyable {
 
     /// `commit` with the share's lock held.
     private mutating func commitLocked(rejected: Rejection) {
+        // Every key a staged sample reads from the ring is still there (see `stageLine`).
+        assert(
+            staged.oldestRingRecord == KeyCache.none || cache.isAlive(staged.oldestRingRecord),
+            "the key cache's ring wrote over the key of a staged sample")
         guard !staged.samples.isEmpty else {
             staged.reset()
             batchStart = cache.written

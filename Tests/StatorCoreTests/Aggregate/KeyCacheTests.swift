@@ -243,3 +243,26 @@ private func contents(_ table: ShardedTable) -> [String] {
     #expect(counters.count == 801)
     #expect(counters.first { $0.key.name == "a" }?.sum == 3)
 }
+
+@Test func theRingIsNeverWrittenOverAStagedKeyWithinOneHugeDatagram() {
+    // "a" is staged from its record in the ring (its series is not known yet). Then one
+    // datagram of 3 MB of new lines, more than the 2 MiB ring, is staged: nothing between
+    // datagrams can commit in time, so the reader must commit before an insert reaches the key.
+    // (A Unix datagram socket can carry datagrams well past UDP's 64 KiB.)
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 4), seed: 5)
+    var reader = DatagramIngestor(table: table)
+    let long = String(repeating: "z", count: 200)
+    let fill = (0..<15_000).map { "fill.\($0).\(long):1|c" }.joined(separator: "\n")
+    let datagrams = [Array("a:1|c".utf8), Array("a:2|c".utf8), Array(fill.utf8)]
+    let buffers = datagrams.map { bytes in
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
+        copy.copyBytes(from: bytes)
+        return UnsafeRawBufferPointer(copy)
+    }
+    defer { for b in buffers { b.deallocate() } }
+    reader.stage(batch: buffers.count, payload: { buffers[$0] }, rejected: { _, _, _ in })
+    reader.commit(rejected: { _, _, _ in })
+    let counters = table.drainAll(nextGeneration: 2).flatMap(\.counters)
+    #expect(counters.count == 15_001)
+    #expect(counters.first { $0.key.name == "a" }?.sum == 3)
+}
