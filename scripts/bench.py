@@ -7,6 +7,7 @@ LIVE = False  # --format-live: the "as fast as possible" step formats lines as i
 SENDERS = 1  # --senders: concurrent stator-load processes, each its own socket (source port)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".build", "release")
+AGENT = os.path.join(BIN, "stator")  # --agent: another build's binary, to compare two in turns
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -31,7 +32,7 @@ class Agent:
         self.log_path = out + ".log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [os.path.join(BIN, "stator"), "--udp.address", "127.0.0.1:0", "--http.address", "127.0.0.1:0",
+            [AGENT, "--udp.address", "127.0.0.1:0", "--http.address", "127.0.0.1:0",
              "--sinks.json.path", out] + flags,
             stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.time() + 10
@@ -273,9 +274,12 @@ def scale(args):
 
 def bomb(args):
     """A cardinality bomb: 10M distinct counter names at 1M lines/s against max_series
-    1M, while one known counter keeps arriving; then series_ttl passes."""
+    1M, while one known counter keeps arriving; then series_ttl passes. With --name-bytes 256
+    every name is as long as max_name_bytes allows (--names and --bomb-rate set the count
+    and the pace: long names fill datagrams faster)."""
     import socket, threading
-    n, cap, ttl = 10_000_000, 1_000_000, 30
+    n, cap, ttl = args.names, args.series, 30
+    rate = args.bomb_rate
     with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
         out = os.path.join(tmp, "out.json")
         agent = Agent(["--flush_interval", "1s", "--series_ttl", f"{ttl}s", "--max_series", str(cap)], out)
@@ -300,9 +304,9 @@ def bomb(args):
         threads = [threading.Thread(target=known_sender), threading.Thread(target=sampler)]
         for t in threads:
             t.start()
-        cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{agent.udp}", "--rate", "1000000",
-               "--duration", str(n / 1_000_000 + 0.05), "--keys", str(n), "--mix", "c=1", "--tags", "0",
-               "--datagram-size", "1400", "--seed", "4", "--sequential", "1"]
+        cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{agent.udp}", "--rate", str(rate),
+               "--duration", str(n / rate + 0.05), "--keys", str(n), "--mix", "c=1", "--tags", "0",
+               "--datagram-size", "1400", "--seed", "4", "--sequential", "1", "--name-bytes", str(args.name_bytes)]
         sent = json.loads(subprocess.check_output(cmd, text=True))
         time.sleep(2)
         done.set()
@@ -335,7 +339,9 @@ def bomb(args):
     print(f"| series active (max_series {cap:,}) | {int(during.get('stator_series_active', 0)):,} |")
     print(f"| refused, counted as series_limit | {int(limit):,} |")
     print(f"| known counter: sent / flushed | {known['sent']:,} / {int(counted):,} |")
+    print(f"| name bytes | {args.name_bytes or 'as generated (about 20)'} |")
     print(f"| RSS idle / peak / after series_ttl | {idle / 1e6:.0f} MB / {peak_rss / 1e6:.0f} MB / {after / 1e6:.0f} MB |")
+    print(f"| peak RSS above idle per series at the cap | {(peak_rss - idle) / max(1, during.get('stator_series_active', 1)):.0f} B |")
     print(f"| series active after series_ttl | {int(values.get('stator_series_active', 0)):,} |")
 
 
@@ -399,15 +405,20 @@ def main():
     p.add_argument("--rates", default="50000,100000,200000,400000,800000,1600000,0")
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--size", type=int, default=1400)
-    p.add_argument("--series", type=int, default=1000000)
+    p.add_argument("--series", type=int, default=1000000, help="scale: live series; bomb: max_series")
+    p.add_argument("--names", type=int, default=10_000_000, help="bomb: distinct names sent")
+    p.add_argument("--bomb-rate", type=int, default=1_000_000, help="bomb: lines per second")
+    p.add_argument("--name-bytes", type=int, default=0, help="bomb: pad every name to this many bytes")
     p.add_argument("--callgrind", action="store_true", default=True)
     p.add_argument("--format-live", action="store_true",
                    help="at the as-fast-as-possible step, format lines while sending, like a client")
     p.add_argument("--senders", type=int, default=1,
                    help="concurrent generator processes (each its own source port, so SO_REUSEPORT spreads them)")
     p.add_argument("--flag", dest="flags", action="append", default=[], help="extra stator flag (repeat)")
+    p.add_argument("--agent", default=None, help="the stator binary to measure (default: this checkout's release build)")
     args = p.parse_args()
-    global LIVE, SENDERS
+    global LIVE, SENDERS, AGENT
+    AGENT = args.agent or AGENT
     LIVE = args.format_live
     SENDERS = max(1, args.senders)
     if args.mode == "small":

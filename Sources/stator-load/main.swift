@@ -27,6 +27,9 @@ struct Options {
     /// Format every datagram at send time with the configured mix, as a client does,
     /// instead of replaying pre-built ones (which sends far faster than any client).
     var formatLive = false
+    /// Pad every name with `x` to this many bytes (0: names as they are), e.g. to send the
+    /// longest names `max_name_bytes` allows.
+    var nameBytes = 0
 }
 
 func fail(_ message: String) -> Never {
@@ -63,6 +66,7 @@ func parseOptions() -> Options {
         case "--batch": o.batch = max(1, min(1024, Int(value) ?? 64))
         case "--sequential": o.sequential = (value == "1" || value == "true")
         case "--format-live": o.formatLive = (value == "1" || value == "true")
+        case "--name-bytes": o.nameBytes = max(0, Int(value) ?? 0)
         default: fail("unknown flag \(flag)")
         }
     }
@@ -85,6 +89,11 @@ let o = parseOptions()
 var rng = SplitMix64(state: o.seed)
 let totalWeight = o.mix.reduce(0) { $0 + $1.1 }
 
+/// `base`, padded with `.xxx...` to `--name-bytes` bytes when it is shorter.
+func padded(_ base: String) -> String {
+    base.utf8.count >= o.nameBytes ? base : base + "." + String(repeating: "x", count: o.nameBytes - base.utf8.count - 1)
+}
+
 func line(_ rng: inout SplitMix64) -> (String, Double, Double) {
     let key = Int(rng.next() % UInt64(o.keys))
     var pick = rng.unit() * totalWeight
@@ -100,13 +109,14 @@ func line(_ rng: inout SplitMix64) -> (String, Double, Double) {
     let sampled = (type == "c" || type == "ms") && rng.unit() < o.sampleRate
     let rateText = sampled ? "|@0.5" : ""
     let weight = sampled ? 2.0 : 1.0
+    func name(_ kind: String) -> String { padded("bench.\(kind).\(key)") }
     switch type {
-    case "c": return ("bench.counter.\(key):1|c\(rateText)\(tagText)", weight, 0)
-    case "ms": return ("bench.timer.\(key):\(rng.next() % 1000)|ms\(rateText)\(tagText)", 0, weight)
-    case "g": return ("bench.gauge.\(key):\(rng.next() % 100)|g\(tagText)", 0, 0)
-    case "s": return ("bench.set.\(key):u\(rng.next() % 100)|s\(tagText)", 0, 0)
-    case "h": return ("bench.histogram.\(key):\(rng.next() % 1000)|h\(tagText)", 0, 0)
-    default: return ("bench.distribution.\(key):\(rng.next() % 1000)|d\(tagText)", 0, 0)
+    case "c": return ("\(name("counter")):1|c\(rateText)\(tagText)", weight, 0)
+    case "ms": return ("\(name("timer")):\(rng.next() % 1000)|ms\(rateText)\(tagText)", 0, weight)
+    case "g": return ("\(name("gauge")):\(rng.next() % 100)|g\(tagText)", 0, 0)
+    case "s": return ("\(name("set")):u\(rng.next() % 100)|s\(tagText)", 0, 0)
+    case "h": return ("\(name("histogram")):\(rng.next() % 1000)|h\(tagText)", 0, 0)
+    default: return ("\(name("distribution")):\(rng.next() % 1000)|d\(tagText)", 0, 0)
     }
 }
 
@@ -201,7 +211,7 @@ while true {
             var d = Datagram(bytes: [], lines: 0, counterSum: 0, timerCount: 0)
             while true {
                 let key = sequentialKey % o.keys
-                let text = timers ? "bench.timer.\(key):\(rng.next() % 1000)|ms" : "bench.counter.\(key):1|c"
+                let text = timers ? "\(padded("bench.timer.\(key)")):\(rng.next() % 1000)|ms" : "\(padded("bench.counter.\(key)")):1|c"
                 if d.lines > 0, d.bytes.count + 1 + text.utf8.count > max(o.datagramSize, 1) { break }
                 if d.lines > 0 { d.bytes.append(0x0A) }
                 d.bytes.append(contentsOf: text.utf8)
