@@ -305,8 +305,9 @@ def bomb(args):
         for t in threads:
             t.start()
         cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{agent.udp}", "--rate", str(rate),
-               "--duration", str(n / rate + 0.05), "--keys", str(n), "--mix", "c=1", "--tags", "0",
-               "--datagram-size", "1400", "--seed", "4", "--sequential", "1", "--name-bytes", str(args.name_bytes)]
+               "--duration", str(n / rate + 0.05), "--keys", str(n), "--mix", "c=1", "--tags", str(args.bomb_tags),
+               "--datagram-size", "1400", "--seed", "4", "--sequential", "1", "--name-bytes", str(args.name_bytes),
+               "--tag-bytes", str(args.tag_bytes)]
         sent = json.loads(subprocess.check_output(cmd, text=True))
         time.sleep(2)
         done.set()
@@ -340,6 +341,7 @@ def bomb(args):
     print(f"| refused, counted as series_limit | {int(limit):,} |")
     print(f"| known counter: sent / flushed | {known['sent']:,} / {int(counted):,} |")
     print(f"| name bytes | {args.name_bytes or 'as generated (about 20)'} |")
+    print(f"| tags per line, bytes per tag | {args.bomb_tags}, {args.tag_bytes or 'as generated (5)'} |")
     print(f"| RSS idle / peak / after series_ttl | {idle / 1e6:.0f} MB / {peak_rss / 1e6:.0f} MB / {after / 1e6:.0f} MB |")
     print(f"| peak RSS above idle per series at the cap | {(peak_rss - idle) / max(1, during.get('stator_series_active', 1)):.0f} B |")
     print(f"| series active after series_ttl | {int(values.get('stator_series_active', 0)):,} |")
@@ -409,6 +411,8 @@ def main():
     p.add_argument("--names", type=int, default=10_000_000, help="bomb: distinct names sent")
     p.add_argument("--bomb-rate", type=int, default=1_000_000, help="bomb: lines per second")
     p.add_argument("--name-bytes", type=int, default=0, help="bomb: pad every name to this many bytes")
+    p.add_argument("--bomb-tags", type=int, default=0, help="bomb: tags per line")
+    p.add_argument("--tag-bytes", type=int, default=0, help="bomb: pad every tag (key:value) to this many bytes")
     p.add_argument("--callgrind", action="store_true", default=True)
     p.add_argument("--format-live", action="store_true",
                    help="at the as-fast-as-possible step, format lines while sending, like a client")

@@ -30,6 +30,8 @@ struct Options {
     /// Pad every name with `x` to this many bytes (0: names as they are), e.g. to send the
     /// longest names `max_name_bytes` allows.
     var nameBytes = 0
+    /// Pad every tag (`key:value`) with `x` to this many bytes (0: tags as they are).
+    var tagBytes = 0
 }
 
 func fail(_ message: String) -> Never {
@@ -67,6 +69,7 @@ func parseOptions() -> Options {
         case "--sequential": o.sequential = (value == "1" || value == "true")
         case "--format-live": o.formatLive = (value == "1" || value == "true")
         case "--name-bytes": o.nameBytes = max(0, Int(value) ?? 0)
+        case "--tag-bytes": o.tagBytes = max(0, Int(value) ?? 0)
         default: fail("unknown flag \(flag)")
         }
     }
@@ -89,6 +92,15 @@ let o = parseOptions()
 var rng = SplitMix64(state: o.seed)
 let totalWeight = o.mix.reduce(0) { $0 + $1.1 }
 
+/// `|#` and `--tags` tags of `key`, each padded with `x` to `--tag-bytes` bytes.
+func tags(_ key: Int) -> String {
+    "|#"
+        + (0..<o.tags).map { t in
+            let tag = "t\(t):v\((key + t) % 7)"
+            return tag.utf8.count >= o.tagBytes ? tag : tag + String(repeating: "x", count: o.tagBytes - tag.utf8.count)
+        }.joined(separator: ",")
+}
+
 /// `base`, padded with `.xxx...` to `--name-bytes` bytes when it is shorter.
 func padded(_ base: String) -> String {
     base.utf8.count >= o.nameBytes ? base : base + "." + String(repeating: "x", count: o.nameBytes - base.utf8.count - 1)
@@ -104,7 +116,7 @@ func line(_ rng: inout SplitMix64) -> (String, Double, Double) {
     }
     var tagText = ""
     if o.tags > 0 {
-        tagText = "|#" + (0..<o.tags).map { "t\($0):v\((key + $0) % 7)" }.joined(separator: ",")
+        tagText = tags(key)
     }
     let sampled = (type == "c" || type == "ms") && rng.unit() < o.sampleRate
     let rateText = sampled ? "|@0.5" : ""
@@ -211,7 +223,11 @@ while true {
             var d = Datagram(bytes: [], lines: 0, counterSum: 0, timerCount: 0)
             while true {
                 let key = sequentialKey % o.keys
-                let text = timers ? "\(padded("bench.timer.\(key)")):\(rng.next() % 1000)|ms" : "\(padded("bench.counter.\(key)")):1|c"
+                let tagText = o.tags > 0 ? tags(key) : ""
+                let text =
+                    timers
+                    ? "\(padded("bench.timer.\(key)")):\(rng.next() % 1000)|ms\(tagText)"
+                    : "\(padded("bench.counter.\(key)")):1|c\(tagText)"
                 if d.lines > 0, d.bytes.count + 1 + text.utf8.count > max(o.datagramSize, 1) { break }
                 if d.lines > 0 { d.bytes.append(0x0A) }
                 d.bytes.append(contentsOf: text.utf8)
