@@ -153,9 +153,15 @@ struct MemberSet {
     @inline(never)
     private mutating func switchToSketch(adding member: UInt64) {
         var hll = HyperLogLog()
+        hll.insert(member)
+        becomeSketch(from: hll)
+    }
+
+    /// Folds the table's members into `start` and keeps that as the set's sketch.
+    private mutating func becomeSketch(from start: HyperLogLog) {
+        var hll = start
         if hasZero { hll.insert(0) }
         for m in slots where m != 0 { hll.insert(m) }
-        hll.insert(member)
         sketch = hll
         slots = []
         hasZero = false
@@ -164,16 +170,7 @@ struct MemberSet {
     /// Adds every member of `other` (merging one series' interval from two places).
     mutating func formUnion(_ other: MemberSet) {
         if let theirs = other.sketch {
-            if sketch == nil {
-                var hll = theirs
-                if hasZero { hll.insert(0) }
-                for m in slots where m != 0 { hll.insert(m) }
-                sketch = hll
-                slots = []
-                hasZero = false
-            } else {
-                sketch?.formUnion(theirs)
-            }
+            if sketch == nil { becomeSketch(from: theirs) } else { sketch?.formUnion(theirs) }
             return
         }
         if other.hasZero { insert(0) }

@@ -114,6 +114,7 @@ final class PushQueue: @unchecked Sendable {
                 droppedSeries += old.series
                 bytes -= old.size
                 removeFile(old.id)
+                if loadedHead?.id == old.id { loadedHead = nil }
                 head += 1
             }
             if size > maxBytes {
@@ -122,14 +123,11 @@ final class PushQueue: @unchecked Sendable {
             }
             let id = nextID
             nextID += 1
-            var entry = Entry(id: id, format: request.format, series: request.series, size: size, memory: nil)
-            if let dir = spoolDirectory, Self.spool(request, to: dir, id: id) {
-                entry.memory = nil
-            } else {
-                entry.memory = request.body  // no spool, or it failed: kept in memory rather than lost
-                spoolFailed = spoolDirectory != nil
-            }
-            entries.append(entry)
+            let spooled = spoolDirectory.map { Self.spool(request, to: $0, id: id) } ?? false
+            spoolFailed = spoolDirectory != nil && !spooled
+            // Not spooled (no directory, or the write failed): kept in memory rather than lost.
+            entries.append(
+                Entry(id: id, format: request.format, series: request.series, size: size, memory: spooled ? nil : request.body))
             bytes += size
             compact()
             lock.broadcast()
