@@ -347,6 +347,52 @@ def bomb(args):
     print(f"| series active after series_ttl | {int(values.get('stator_series_active', 0)):,} |")
 
 
+def sets(args):
+    """One set fed --names distinct members (10M by default) in one interval at --bomb-rate
+    lines/s: past max_set_members it must switch to its sketch, so RSS stays flat, and the
+    count it flushes must be within 3% of what was sent."""
+    import threading
+    n, rate = args.names, args.bomb_rate
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
+        out = os.path.join(tmp, "out.json")
+        agent = Agent(["--flush_interval", "1h"], out)
+        time.sleep(1)
+        idle = rss_bytes(agent.proc.pid)
+        done = threading.Event()
+        peak = {"rss": 0}
+
+        def sampler():
+            while not done.is_set():
+                peak["rss"] = max(peak["rss"], rss_bytes(agent.proc.pid))
+                time.sleep(0.1)
+
+        thread = threading.Thread(target=sampler)
+        thread.start()
+        cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{agent.udp}", "--rate", str(rate),
+               "--duration", str(n / rate + 0.05), "--keys", str(n), "--mix", "s=1", "--tags", "0",
+               "--datagram-size", "1400", "--seed", "4", "--sequential", "1"]
+        sent = json.loads(subprocess.check_output(cmd, text=True))
+        time.sleep(1)
+        done.set()
+        thread.join()
+        values, _ = agent.metrics()
+        peak_rss = max(peak["rss"], rss_bytes(agent.proc.pid))
+        agent.stop()  # SIGTERM: the one interval is flushed
+        value = 0.0
+        with open(out) as f:
+            for line in f:
+                o = json.loads(line)
+                if o["name"] == "bench.set":
+                    value += o["value"]
+    distinct = min(sent["lines"], n)
+    print("\n| measure | value |\n|---|---|")
+    print(f"| members sent | {sent['lines']:,} at {sent['lines_per_second']:,.0f} lines/s ({distinct:,} distinct) |")
+    print(f"| lines received, kernel drops | {int(values.get('stator_lines_received_total', 0)):,}, "
+          f"{int(values.get('stator_udp_kernel_drops_total', 0))} |")
+    print(f"| set value flushed | {value:,.0f} ({100 * (value - distinct) / distinct:+.2f}%) |")
+    print(f"| RSS idle / peak | {idle / 1e6:.1f} MB / {peak_rss / 1e6:.1f} MB |")
+
+
 def micro(args):
     exe = os.path.join(BIN, "stator-micro")
     print(subprocess.check_output([exe], text=True))
@@ -403,7 +449,7 @@ def micro(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", nargs="?", default="throughput", choices=["throughput", "small", "memory", "scale", "micro", "bomb"])
+    p.add_argument("mode", nargs="?", default="throughput", choices=["throughput", "small", "memory", "scale", "micro", "bomb", "sets"])
     p.add_argument("--rates", default="50000,100000,200000,400000,800000,1600000,0")
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--size", type=int, default=1400)
@@ -428,7 +474,7 @@ def main():
     if args.mode == "small":
         args.size = 0
         args.mode = "throughput"
-    {"throughput": throughput, "memory": memory, "scale": scale, "micro": micro, "bomb": bomb}[args.mode](args)
+    {"throughput": throughput, "memory": memory, "scale": scale, "micro": micro, "bomb": bomb, "sets": sets}[args.mode](args)
 
 
 if __name__ == "__main__":

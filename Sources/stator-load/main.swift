@@ -215,9 +215,10 @@ while true {
         // Format the batch's datagrams now, with the same mix as the pool.
         for i in 0..<o.batch { install(randomDatagram(&rng), at: (next + i) % pool.count) }
     } else if o.sequential {
-        // Fill the pool's buffers anew with the next keys: counters (value 1), or timers when
-        // the mix starts with `ms`.
+        // Fill the pool's buffers anew with the next keys: counters (value 1), timers when
+        // the mix starts with `ms`, or members of one set when it starts with `s`.
         let timers = o.mix.first?.0 == "ms"
+        let members = o.mix.first?.0 == "s"
         for i in 0..<o.batch {
             let k = (next + i) % pool.count
             var d = Datagram(bytes: [], lines: 0, counterSum: 0, timerCount: 0)
@@ -225,9 +226,11 @@ while true {
                 let key = sequentialKey % o.keys
                 let tagText = o.tags > 0 ? tags(key) : ""
                 let text =
-                    timers
-                    ? "\(padded("bench.timer.\(key)")):\(rng.next() % 1000)|ms\(tagText)"
-                    : "\(padded("bench.counter.\(key)")):1|c\(tagText)"
+                    members
+                    ? "bench.set:member.\(key)|s\(tagText)"
+                    : timers
+                        ? "\(padded("bench.timer.\(key)")):\(rng.next() % 1000)|ms\(tagText)"
+                        : "\(padded("bench.counter.\(key)")):1|c\(tagText)"
                 if d.lines > 0, d.bytes.count + 1 + text.utf8.count > max(o.datagramSize, 1) { break }
                 if d.lines > 0 { d.bytes.append(0x0A) }
                 d.bytes.append(contentsOf: text.utf8)
