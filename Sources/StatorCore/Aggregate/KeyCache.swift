@@ -1,16 +1,6 @@
 import CStatorSys
 import Glibc
 
-/// Where a shard keeps a series: its slot and the series' number. A hint that the shard
-/// checks (the slot must still hold that series) before it trusts it; see `Shard.record`.
-struct SeriesRoute: Equatable {
-    var slot: Int32
-    var series: SeriesID
-
-    /// No hint: the shard looks the key up.
-    static let unknown = SeriesRoute(slot: -1, series: .none)
-}
-
 /// One reader's memory of the lines it has seen: from a line's identity bytes (its name as
 /// sent, and everything after its value: type, rate, tags) to what parsing and key building
 /// made of them (type, rate, encoded key and its hash) and where the shard keeps the series.

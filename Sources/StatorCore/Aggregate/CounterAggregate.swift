@@ -1,0 +1,5 @@
+/// A counter's interval: the rate-scaled sum.
+struct CounterAggregate {
+    var key: MetricKey
+    var sum: Double
+}
