@@ -405,8 +405,8 @@ def micro(args):
         # kernel's copy instead.)
         lines = 400000
         for label, mode, patterns, caches in [
-                ("parse + aggregate (DatagramIngestor stage(batch:) + commit)", "ingest",
-                 ["*11ingestBatch__4intoySaySWG_SnySiG10StatorCore16DatagramIngestorVztF"], True),  # (not its closures)
+                ("parse + aggregate (ReaderAggregator stage(batch:) + commit)", "ingest",
+                 ["*11ingestBatch__4intoySaySWG_SnySiG10StatorCore16ReaderAggregatorVztF"], True),  # (not its closures)
                 ("parse only (split + StatsdParser.parse, every line)", "parse",
                  ["*parseEveryLineyySaySays5UInt8VGGF"], False)]:
             with tempfile.TemporaryDirectory() as tmp:

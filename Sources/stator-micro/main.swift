@@ -55,12 +55,12 @@ func now() -> Double {
 }
 
 let table = ShardedTable(configuration: AggregationConfiguration(shards: shards), seed: 1)
-var ingestor = DatagramIngestor(table: table)
+var ingestor = ReaderAggregator(table: table)
 
 /// Stages `buffers[batch]` as a reader stages a receive batch, and commits them. (What callgrind
 /// counts in the `ingest` mode: one function around both, since stage may itself commit.)
 @inline(never)
-func ingestBatch(_ buffers: [UnsafeRawBufferPointer], _ batch: Range<Int>, into ingestor: inout DatagramIngestor) {
+func ingestBatch(_ buffers: [UnsafeRawBufferPointer], _ batch: Range<Int>, into ingestor: inout ReaderAggregator) {
     ingestor.stage(batch: batch.count, payload: { buffers[batch.lowerBound + $0] }, rejected: { _, _, _ in })
     ingestor.commit(rejected: { _, _, _ in })
 }
@@ -70,7 +70,7 @@ func ingestBatch(_ buffers: [UnsafeRawBufferPointer], _ batch: Range<Int>, into 
 /// - Returns: the number of flushes.
 @inline(never)
 func ingestAsTheAgent(_ datagrams: [[UInt8]], table: ShardedTable, flusher: Flusher) -> Int64 {
-    var ingestor = DatagramIngestor(table: table)
+    var ingestor = ReaderAggregator(table: table)
     // The datagrams where a batch of them can be handed over together, as a reader's buffers are.
     let buffers = datagrams.map { bytes in
         let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 16)
@@ -118,7 +118,7 @@ if callgrind == "flush" {
         _ in
     }
     let state = CumulativeState()
-    var ingestor = DatagramIngestor(table: table)
+    var ingestor = ReaderAggregator(table: table)
     var sinceFlush = 0
     var second: Int64 = 0
     for (n, d) in datagrams.enumerated() {

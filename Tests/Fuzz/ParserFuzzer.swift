@@ -9,7 +9,7 @@
 // Tests/StatorCoreTests/Parse/FuzzRegressionTests.swift.
 
 nonisolated(unsafe) private var fuzzTable: ShardedTable?
-nonisolated(unsafe) private var fuzzIngestor: DatagramIngestor?
+nonisolated(unsafe) private var fuzzIngestor: ReaderAggregator?
 nonisolated(unsafe) private var fuzzFlusher: Flusher?
 nonisolated(unsafe) private var fuzzPrometheus: PrometheusSink?
 nonisolated(unsafe) private var fuzzInputs = 0
@@ -24,7 +24,7 @@ private func fuzzSetUp() {
         configuration: AggregationConfiguration(shards: 4, maxSeries: 5_000, maxSamplesPerSeries: 64), seed: 7)
     let metrics = SelfMetrics(readers: 1)
     fuzzTable = table
-    fuzzIngestor = DatagramIngestor(table: table)
+    fuzzIngestor = ReaderAggregator(table: table)
     fuzzFlusher = Flusher(
         table: table, configuration: FlushConfiguration(intervalMillis: 1_000, seriesTTLMillis: 3_000),
         startMillis: 0, metrics: metrics, publish: { _ in })

@@ -73,7 +73,7 @@ int CStatorSys_zstream_write(CStatorSys_zstream *s, const uint8_t *input, size_t
 /// Frees the z_stream and the output buffer.
 void CStatorSys_zstream_free(CStatorSys_zstream *s);
 
-/// One line of a datagram, as `CStatorSys_scan_lines` finds it (Swift: `PendingLine`).
+/// One line of a datagram, as `CStatorSys_scan_lines` finds it (Swift: `LineScanner.Line`).
 typedef struct CStatorSys_line {
     int64_t start;      // the line: bytes start..<end (the `\n` and a `\r` before it excluded)
     int64_t end;

@@ -1,5 +1,5 @@
 /// What staging a share's gauge in the shards needs besides its aggregate (see
-/// `DatagramIngestor.sealGauge`): the series' key hash and the shard's route to it.
+/// `ReaderAggregator.sealGauge`): the series' key hash and the shard's route to it.
 struct GaugeSeal {
     var keyHash: UInt64
     var route: SeriesRoute
@@ -15,7 +15,7 @@ struct ReaderInterval: ~Copyable {
     /// Per gauge (same positions): what staging it needs.
     var gaugeSeals = ShareList<GaugeSeal>()
     /// Each gauge's position in `gauges` by its key hash, for a gauge line that has to be
-    /// staged: the share's operations on its series are staged first (`DatagramIngestor.sealGauge`).
+    /// staged: the share's operations on its series are staged first (`ReaderAggregator.sealGauge`).
     var gaugeByHash: [UInt64: Int32] = [:]
     /// Two gauges here have one key hash: a staged gauge line then stages every gauge's operations.
     var gaugeHashesCollide = false

@@ -56,3 +56,15 @@ extension CStatorSys_line {
     /// The line's bytes.
     var range: Range<Int> { Int(start)..<Int(end) }
 }
+
+/// The parts of a line of the simple shape (`StatsdParser.simpleShape`), as the scanner found them.
+extension LineScanner.Line {
+    // (The scanner orders them: start <= colon < pipe < end. Unchecked: each check was a
+    // compare and branch per line.)
+    /// The line's name as sent (a simple line's).
+    var name: Range<Int> { Range(uncheckedBounds: (Int(start), Int(colon))) }
+    /// Everything after the value (a simple line's).
+    var suffix: Range<Int> { Range(uncheckedBounds: (Int(pipe), Int(end))) }
+    /// The value (a simple line's).
+    var value: Range<Int> { Range(uncheckedBounds: (Int(colon &+ 1), Int(pipe))) }
+}

@@ -335,7 +335,7 @@ public enum StatsdParser {
     /// `:` before that `|` (several values or groups, or no type). For a line that `parse`
     /// accepts with one group of one value, the name (as sent, name tags included) is
     /// `line.lowerBound..<colon` and everything but the value is in it or in `pipe..<end`:
-    /// another line with the same bytes there differs only in its value (`DatagramIngestor`
+    /// another line with the same bytes there differs only in its value (`ReaderAggregator`
     /// relies on this to skip parsing lines it has seen before).
     @inline(__always)
     public static func simpleShape(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) -> (colon: Int, pipe: Int)? {

@@ -19,12 +19,10 @@ public struct ReceiverConfiguration: Sendable {
     public init() {}
 }
 
-/// The receive stage: reader threads that take datagrams off their sockets in
-/// batches and drive each line through parse -> aggregate.
-///
-/// One datagram's path: `DatagramBatchReader.read` -> `DatagramIngestor.stage(batch:)`
-/// (`LineScanner`; a line seen before: `KeyCache` -> the reader's share; else
-/// `StatsdParser.parse` -> staged) -> `DatagramIngestor.commit` -> `ShardedTable.record`.
+/// The receive stage: reader threads that take datagrams off their sockets in batches
+/// and hand each batch to their `ReaderAggregator` (the aggregate stage's engine): three
+/// calls, `stage(batch:)`, `commit` and `flushCounts(to:)`. Everything past the socket,
+/// parsing included, happens behind those calls.
 public final class Receiver: Sendable {
     private let sockets: [UDPSocket]
     private let table: ShardedTable
@@ -91,7 +89,7 @@ public final class Receiver: Sendable {
 
     private func readLoop(_ socket: UDPSocket, index: Int) {
         let reader = DatagramBatchReader(capacity: configuration.batchSize)
-        var ingestor = DatagramIngestor(table: table)
+        var aggregator = ReaderAggregator(table: table)
         let errorLog = RateLimiter(period: 10)
         var batchesSinceDrops = 0
         var nap = ReaderNap(capacity: reader.capacity, maxNanos: maxNapNanos)
@@ -112,13 +110,13 @@ public final class Receiver: Sendable {
                 continue
             }
             // Stage the whole batch, then record it shard by shard.
-            let report: DatagramIngestor.Rejection = { reason, datagram, range in
+            let report: ReaderAggregator.Rejection = { reason, datagram, range in
                 self.rejected(reason, reader.payload(datagram), range, reader, datagram)
             }
-            ingestor.stage(batch: n, payload: { reader.payload($0) }, rejected: report)
-            ingestor.commit(rejected: report)
+            aggregator.stage(batch: n, payload: { reader.payload($0) }, rejected: report)
+            aggregator.commit(rejected: report)
             metrics.packetsReceived.add(UInt64(n))
-            ingestor.flushCounts(to: metrics)
+            aggregator.flushCounts(to: metrics)
             // The kernel's drop count: whenever the socket was drained, and every 256 full batches.
             batchesSinceDrops += 1
             if n < reader.capacity || batchesSinceDrops >= 256, let drops = socket.kernelDrops {
@@ -133,7 +131,7 @@ public final class Receiver: Sendable {
         }
     }
 
-    /// Logs an example of a rejected line, at most one every few seconds (the count is kept by the ingestor).
+    /// Logs an example of a rejected line, at most one every few seconds (the count is kept by the aggregator).
     private func rejected(
         _ reason: ParseFailure, _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>,
         _ reader: DatagramBatchReader, _ datagram: Int

@@ -88,7 +88,7 @@ extension FlushBatch {
     // reader throughout, as a reader thread runs: the hint of a set that the reader adds to in
     // its own share lives in the reader's record of the line (see `ReaderShare`).
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 1), seed: 1)
-    var reader = DatagramIngestor(table: table)
+    var reader = ReaderAggregator(table: table)
     func ingest(_ table: ShardedTable, _ lines: [String]) {
         for line in lines { Array(line.utf8).withUnsafeBytes { reader.ingest($0) } }
     }
@@ -218,7 +218,7 @@ extension FlushBatch {
     // One series allowed, and taken: the first line's two groups (two new series) are one
     // dropped line, and the second line another; each is reported once, with its own bytes.
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 4, maxSeries: 1), seed: 3)
-    var ingestor = DatagramIngestor(table: table)
+    var ingestor = ReaderAggregator(table: table)
     Array("a:1|c".utf8).withUnsafeBytes { ingestor.ingest($0) }
     let text = "x:1|c:2|ms\ny:3|c\na:2|c"
     var reports: [String] = []
@@ -249,9 +249,9 @@ extension FlushBatch {
     defer { for b in buffers { b.deallocate() } }
     func run(batched: Bool) -> (reports: [String], counters: [Double], gauges: [Double], sets: [Int], timers: [Double]) {
         let table = ShardedTable(configuration: AggregationConfiguration(shards: 4), seed: 9)
-        var ingestor = DatagramIngestor(table: table)
+        var ingestor = ReaderAggregator(table: table)
         var reports: [String] = []
-        let report: DatagramIngestor.Rejection = { reason, datagram, range in
+        let report: ReaderAggregator.Rejection = { reason, datagram, range in
             let line = String(decoding: UnsafeRawBufferPointer(rebasing: buffers[datagram - 10][range]), as: UTF8.self)
             reports.append("\(reason) \(datagram) \(line)")
         }

@@ -68,7 +68,7 @@ private func contents(_ table: ShardedTable) -> [String] {
     // One reader for everything, as a reader thread runs: lines packed into datagrams of up
     // to 60 kB, 64 datagrams staged per commit (the long lines make the ring wrap within a
     // batch, so keys staged from the ring must survive until the commit). Most lines are seen before.
-    var reader = DatagramIngestor(table: cached)
+    var reader = ReaderAggregator(table: cached)
     var datagrams: [[UInt8]] = [[]]
     for line in lines {
         if !datagrams[datagrams.count - 1].isEmpty, datagrams[datagrams.count - 1].count + line.utf8.count >= 60_000 {
@@ -77,7 +77,7 @@ private func contents(_ table: ShardedTable) -> [String] {
         if !datagrams[datagrams.count - 1].isEmpty { datagrams[datagrams.count - 1].append(0x0A) }
         datagrams[datagrams.count - 1].append(contentsOf: line.utf8)
     }
-    let report: DatagramIngestor.Rejection = { reason, _, _ in cachedCounts[reason, default: 0] += 1 }
+    let report: ReaderAggregator.Rejection = { reason, _, _ in cachedCounts[reason, default: 0] += 1 }
     for start in stride(from: 0, to: datagrams.count, by: 64) {
         let batch = datagrams[start..<min(start + 64, datagrams.count)].map { bytes in
             let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
@@ -90,7 +90,7 @@ private func contents(_ table: ShardedTable) -> [String] {
     }
     // A new reader per line: nothing is ever seen before, every line is parsed.
     for line in lines {
-        var fresh = DatagramIngestor(table: parsed)
+        var fresh = ReaderAggregator(table: parsed)
         Array(line.utf8).withUnsafeBytes { raw in
             fresh.ingest(raw) { reason, _, _ in parsedCounts[reason, default: 0] += 1 }
         }
@@ -111,15 +111,15 @@ private func contents(_ table: ShardedTable) -> [String] {
 @Test func aRouteToASeriesThatExpiredIsNotFollowed() {
     // One shard: the series made after the expiry takes the expired one's slot (and number).
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 1), seed: 5)
-    var reader = DatagramIngestor(table: table)
-    func send(_ line: String, _ ingestor: inout DatagramIngestor) {
+    var reader = ReaderAggregator(table: table)
+    func send(_ line: String, _ ingestor: inout ReaderAggregator) {
         Array(line.utf8).withUnsafeBytes { ingestor.ingest($0) }
     }
     send("a:1|c", &reader)
     send("a:1|c", &reader)  // now the reader knows where "a" is
     _ = table.drainAll(nextGeneration: 2)
     #expect(table.expire(cutoff: 1).count == 1)
-    var other = DatagramIngestor(table: table)
+    var other = ReaderAggregator(table: table)
     send("b:10|c", &other)
     send("a:5|c", &reader)
     let sums = Dictionary(
@@ -225,7 +225,7 @@ private func contents(_ table: ShardedTable) -> [String] {
     let table = ShardedTable(
         configuration: AggregationConfiguration(
             shards: 4, lineLimits: LineLimits(maxNameBytes: 4096, maxTagBytes: 4096)), seed: 5)
-    var reader = DatagramIngestor(table: table)
+    var reader = ReaderAggregator(table: table)
     let long = String(repeating: "y", count: 1_000)
     var datagrams = ["a:1|c", "a:2|c"].map { Array($0.utf8) }
     for d in 0..<200 {
@@ -250,7 +250,7 @@ private func contents(_ table: ShardedTable) -> [String] {
     // datagrams can commit in time, so the reader must commit before an insert reaches the key.
     // (A Unix datagram socket can carry datagrams well past UDP's 64 KiB.)
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 4), seed: 5)
-    var reader = DatagramIngestor(table: table)
+    var reader = ReaderAggregator(table: table)
     let long = String(repeating: "z", count: 200)
     let fill = (0..<15_000).map { "fill.\($0).\(long):1|c" }.joined(separator: "\n")
     let datagrams = [Array("a:1|c".utf8), Array("a:2|c".utf8), Array(fill.utf8)]

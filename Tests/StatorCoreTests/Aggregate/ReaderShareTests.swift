@@ -6,7 +6,7 @@ import Testing
 /// (`ReaderShare`); the table merges the shares with the shards when it drains them. These
 /// tests hold the merged interval to what one place would have recorded.
 
-private func send(_ lines: [String], _ ingestor: inout DatagramIngestor) {
+private func send(_ lines: [String], _ ingestor: inout ReaderAggregator) {
     for line in lines { Array(line.utf8).withUnsafeBytes { ingestor.ingest($0) } }
 }
 
@@ -18,7 +18,7 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
 
 @Test func aSeriesInTheShardAndInTheShareComesOutOnceWithBothSums() {
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 2), seed: 7)
-    var reader = DatagramIngestor(table: table)
+    var reader = ReaderAggregator(table: table)
     // The first line is parsed and staged (the shard learns the series, the reader its route);
     // the next ones go to the share; a line with several values is always parsed and staged.
     send(["a:1|c", "a:2|c", "a:2|c", "a:1:4|c", "a:2|c"], &reader)
@@ -29,8 +29,8 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
 
 @Test func twoReadersOfOneSeriesMergeCountersSetsAndTimers() {
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 4), seed: 9)
-    var first = DatagramIngestor(table: table)
-    var second = DatagramIngestor(table: table)
+    var first = ReaderAggregator(table: table)
+    var second = ReaderAggregator(table: table)
     send(["c:1|c", "c:1|c", "c:1|c|@0.5", "c:1|c|@0.5", "u:x|s", "u:x|s", "u:y|s"], &first)
     send(["c:10|c", "c:10|c", "u:y|s", "u:y|s", "u:z|s"], &second)
     send(["t:1|ms", "t:2|ms", "t:3|ms|@0.5", "t:3|ms|@0.5"], &first)
@@ -60,7 +60,7 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
 @Test func twoIdentitiesOfOneSeriesInOneShareMerge() {
     // Tags in either order are one series but two identities, each with its own record.
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 2), seed: 4)
-    var reader = DatagramIngestor(table: table)
+    var reader = ReaderAggregator(table: table)
     send(["r:1|c|#a:1,b:2", "r:1|c|#b:2,a:1", "r:1|c|#a:1,b:2", "r:1|c|#b:2,a:1", "r:1|c|#b:2,a:1"], &reader)
     // The second identity finds the series' aggregate in the share (`ShareIndex`), as does a
     // record made again after the cache evicted it: one aggregate per series and interval.
@@ -73,7 +73,7 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
 @Test func aStoppedReadersShareGoesOutWithTheNextDrain() {
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 2), seed: 1)
     do {
-        var reader = DatagramIngestor(table: table)
+        var reader = ReaderAggregator(table: table)
         send(["gone:1|c", "gone:1|c", "gone:1|c"], &reader)
     }
     let counters = drained(table).flatMap(\.counters)
@@ -83,7 +83,7 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
 
 @Test func theNextIntervalStartsEmptyAndTheSeriesStaysAlive() {
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 1), seed: 2)
-    var reader = DatagramIngestor(table: table)
+    var reader = ReaderAggregator(table: table)
     send(["a:1|c", "a:1|c"], &reader)
     #expect(drained(table, generation: 2).flatMap(\.counters).map(\.sum) == [2])
     // Generation 2: only the share's aggregate gets data; the shard still learns that the
@@ -98,7 +98,7 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
     // The first line is staged (set 5 in the shard); the others go to the share, composed
     // in order (+1, set 7, -2): merged shard then share, 5.
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 1), seed: 3)
-    var reader = DatagramIngestor(table: table)
+    var reader = ReaderAggregator(table: table)
     send(["g:5|g", "g:+1|g", "g:7|g", "d:+1|g", "g:-2|g", "d:+2|g", "d:-0.5|g"], &reader)
     #expect(reader.shareSizes.gauges == 2)
     let gauges = drained(table).flatMap(\.gauges)
@@ -114,7 +114,7 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
     // the share again. Without that, the merge (shard, then share) would give 10. A staged
     // line of another series (`k`, first seen) leaves the share's gauges as they are.
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 2), seed: 5)
-    var reader = DatagramIngestor(table: table)
+    var reader = ReaderAggregator(table: table)
     send(["g:1|g|#a:2,b:1", "h:4|g", "g:+1|g|#a:2,b:1", "h:+1|g"], &reader)
     #expect(reader.shareSizes.gauges == 2)
     send(["k:1|g", "g:7|g|#b:1,a:2", "g:+2|g|#a:2,b:1", "h:-3|g"], &reader)
@@ -133,7 +133,7 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
     // 3,000 values in the shard's aggregate and 5,000 in a share's, against 2,000 kept.
     let limit = 2_000
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 1, maxSamplesPerSeries: limit), seed: 6)
-    var reader = DatagramIngestor(table: table)
+    var reader = ReaderAggregator(table: table)
     var all: [Double] = []
     // Several values per line are parsed and staged: they go to the shard.
     var line = "t"

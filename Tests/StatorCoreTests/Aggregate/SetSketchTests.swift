@@ -71,7 +71,7 @@ func theSketchEstimatesWithinThreePercentAtEveryScale(_ n: Int) {
     // 50,000 members of one set through a reader (lines seen before go to its share) with
     // max_set_members 1,000: the batch says about 50,000, and no set kept a table past the limit.
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 2, maxSetMembers: 1_000), seed: 3)
-    var reader = DatagramIngestor(table: table)
+    var reader = ReaderAggregator(table: table)
     for start in stride(from: 0, to: 50_000, by: 500) {
         let text = (start..<start + 500).map { "users:u\($0)|s|#site:eu" }.joined(separator: "\n")
         Array(text.utf8).withUnsafeBytes { reader.ingest($0) }

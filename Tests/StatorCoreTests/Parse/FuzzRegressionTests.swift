@@ -28,7 +28,7 @@ import Testing
         table: table, configuration: FlushConfiguration(intervalMillis: 1_000), startMillis: 0, metrics: metrics,
         publish: { _ in })
     let prometheus = PrometheusSink(configuration: PrometheusConfiguration(), metrics: metrics, reservedNames: [])
-    var ingestor = DatagramIngestor(table: table)
+    var ingestor = ReaderAggregator(table: table)
     var accepted = 0
     for input in inputs {
         input.withUnsafeBytes { raw in ingestor.ingest(raw) }

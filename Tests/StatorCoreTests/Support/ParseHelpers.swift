@@ -48,11 +48,11 @@ func parseLine(_ bytes: [UInt8]) -> String {
 func parseLine(_ text: String) -> String { parseLine(Array(text.utf8)) }
 
 /// Parses and records lines into a table the way a reader thread does (through
-/// `DatagramIngestor`, one line per datagram).
+/// `ReaderAggregator`, one line per datagram).
 /// - Returns: the outcome of each line (`ok`, `event`, `error:<reason>`).
 @discardableResult
 func ingest(_ table: ShardedTable, _ lines: [String]) -> [String] {
-    var ingestor = DatagramIngestor(table: table)
+    var ingestor = ReaderAggregator(table: table)
     return lines.map { text in
         var outcome = "ok"
         let events = ingestor.events

@@ -1,28 +1,11 @@
 import CStatorSys
 
-/// A line of the datagram being staged (`LineScanner.Line`): its range, and for a line of the
-/// simple shape where its `:` and `|` are and its `KeyCache` identity hash (0 for another
-/// shape); then the position of its `KeyCache` record when its identity was seen before, else
-/// `KeyCache.none`.
-typealias PendingLine = LineScanner.Line
-
-extension PendingLine {
-    // (The scanner orders them: start <= colon < pipe < end. Unchecked: each check was a
-    // compare and branch per line.)
-    /// The line's name as sent (a simple line's).
-    var name: Range<Int> { Range(uncheckedBounds: (Int(start), Int(colon))) }
-    /// Everything after the value (a simple line's).
-    var suffix: Range<Int> { Range(uncheckedBounds: (Int(pipe), Int(end))) }
-    /// The value (a simple line's).
-    var value: Range<Int> { Range(uncheckedBounds: (Int(colon &+ 1), Int(pipe))) }
-}
-
-/// Drives datagrams through parse -> aggregate. `stage(_:datagram:rejected:)`
+/// One reader's aggregation engine: drives its datagrams through parse -> aggregate. `stage(_:datagram:rejected:)`
 /// splits a datagram into lines, parses them and stages their samples;
 /// `commit(rejected:)` records everything staged, shard by shard (one lock per
 /// shard, lookups prefetched together). One per reader thread: it owns the
 /// reusable parse, key and staging scratch; not shared.
-public struct DatagramIngestor: ~Copyable {
+public struct ReaderAggregator: ~Copyable {
     /// A rejected line: why, which datagram of the batch, and its byte range there.
     public typealias Rejection = (_ reason: ParseFailure, _ datagram: Int, _ line: Range<Int>) -> Void
 
@@ -38,7 +21,7 @@ public struct DatagramIngestor: ~Copyable {
     /// ring, so the batch is committed before an eighth of the ring has been written over.
     private var batchStart: UInt64 = 0
     /// The current datagram's lines, between the passes of `stage`.
-    private var pending = ScratchList<PendingLine>(capacity: 64)
+    private var pending = ScratchList<LineScanner.Line>(capacity: 64)
     private var order: [Int32] = []
     private var starts: [Int32] = []
     private var rejectedSamples: [Int32] = []
@@ -405,7 +388,8 @@ public struct DatagramIngestor: ~Copyable {
     /// committed first. Committing mid-datagram is fine: the datagram stays valid until the
     /// caller's commit anyway, and nothing staged is left pointing into the ring.
     @inline(__always)
-    private mutating func stageLine(_ datagram: UnsafeRawBufferPointer, _ p: PendingLine, _ index: Int, rejected: Rejection) {
+    private mutating func stageLine(_ datagram: UnsafeRawBufferPointer, _ p: LineScanner.Line, _ index: Int, rejected: Rejection)
+    {
         let range = p.range
         keys.prepare(line, datagram)
         let single = p.identity != 0 && line.groups.count == 1 && line.values.count <= 1
