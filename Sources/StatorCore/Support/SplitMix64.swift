@@ -1,5 +1,5 @@
 /// A small, fast PRNG (splitmix64): reservoir sampling, and reproducible corpora in the benchmarks.
-public struct SplitMix64: Sendable {
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     public var state: UInt64
 
     public init(state: UInt64) { self.state = state }

@@ -2,14 +2,39 @@ import CStatorSys
 import Testing
 @testable import StatorCore
 
+/// The identity hash as `lines.c` defines it, written again here byte by byte (not through
+/// the C function): each range in 8-byte little-endian words, the last one zero-padded, each
+/// mixed in with a multiply; then both lengths and a finalizer, and the low bit set.
+private func referenceIdentityHash(_ bytes: UnsafeRawBufferPointer, name: Range<Int>, suffix: Range<Int>, seed: UInt64)
+    -> UInt64
+{
+    func mix(_ h: UInt64, _ range: Range<Int>) -> UInt64 {
+        var h = h
+        var i = range.lowerBound
+        while i < range.upperBound {
+            var word: UInt64 = 0
+            for k in 0..<min(8, range.upperBound - i) { word |= UInt64(bytes[i + k]) << (8 * k) }
+            h = (h ^ word) &* 0xBF58_476D_1CE4_E5B9
+            i += 8
+        }
+        return h
+    }
+    var h = mix(mix(seed, name), suffix)
+    h ^= UInt64(name.count << 16 | suffix.count) &* 0x9E37_79B9_7F4A_7C15
+    h ^= h >> 32
+    h &*= 0xD6E8_FEB8_6659_FD93
+    h ^= h >> 29
+    return h | 1
+}
+
 /// What `LineScanner` must find, from the scalar pieces it replaces: `LineSplitter`'s lines,
-/// `StatsdParser.simpleShape`'s shapes and `identityHash` of each simple line.
+/// `StatsdParser.simpleShape`'s shapes and the identity hash of each simple line.
 private func reference(_ bytes: [UInt8], seed: UInt64) -> [[Int]] {
     var lines: [[Int]] = []
     bytes.withUnsafeBytes { raw in
         LineSplitter.forEachLine(in: raw) { r in
             if let shape = StatsdParser.simpleShape(raw, r) {
-                let h = LineScanner.identityHash(
+                let h = referenceIdentityHash(
                     raw, name: r.lowerBound..<shape.colon, suffix: shape.pipe..<r.upperBound, seed: seed)
                 lines.append([r.lowerBound, r.upperBound, shape.colon, shape.pipe, Int(truncatingIfNeeded: h)])
             } else {
@@ -45,7 +70,7 @@ func scansLikeTheSplitterAndTheShape(_ text: String) {
 @Test func scansRandomDatagramsOfEverySizeLikeTheReference() {
     // Bytes drawn mostly from the delimiters, so that lines, colons and pipes fall at every
     // position of the 64-byte blocks and the eight-byte words, and at the datagram's end.
-    var rng = SystemRandomNumberGenerator()
+    var rng = SplitMix64(state: 20_261_205)  // seeded: a failure comes back on the next run
     let alphabet = Array("ab.:|\n\r#,1".utf8) + [0, 0xFF]
     // Also few newlines and delimiters: lines and names that span several 64-byte blocks.
     let sparse = Array(repeating: UInt8(ascii: "x"), count: 60) + Array(":|\n".utf8)
