@@ -27,9 +27,9 @@ struct KeyCache: ~Copyable {
         var rate: Double
         var route: SeriesRoute
         /// Where this reader keeps the series' aggregate for the open interval (`ReaderShare`):
-        /// its position in the share's array for the type, valid while `localEpoch` is the
-        /// share's epoch.
-        var localEpoch: UInt32
+        /// its position in the share's array for the type, valid while `shareGeneration` is the
+        /// share's generation.
+        var shareGeneration: UInt32
         var localPosition: Int32
         /// For a set: the member table's size for the series' next interval in this reader
         /// (twice the members of the last one).
@@ -194,7 +194,7 @@ struct KeyCache: ~Copyable {
         let p = address(position)
         p.storeBytes(
             of: Record(
-                keyHash: keyHash, rate: rate, route: .unknown, localEpoch: 0, localPosition: 0, setHint: 0, targets: (0, 0),
+                keyHash: keyHash, rate: rate, route: .unknown, shareGeneration: 0, localPosition: 0, setHint: 0, targets: (0, 0),
                 nameLength: UInt16(name.count),
                 suffixLength: UInt16(suffix.count), keyLength: UInt16(key.count), type: type.rawValue),
             as: Record.self)
@@ -244,11 +244,11 @@ struct KeyCache: ~Copyable {
     }
 
     /// Records where this reader's share keeps the series of the record at `position` (found
-    /// just now, so alive) in the interval of `epoch`.
+    /// just now, so alive) in the interval of `generation`.
     @inline(__always)
-    func setLocal(_ position: UInt64, epoch: UInt32, at local: Int32) {
+    func setLocal(_ position: UInt64, generation: UInt32, at local: Int32) {
         let p = address(position)
-        p.storeBytes(of: epoch, toByteOffset: Self.localEpochOffset, as: UInt32.self)
+        p.storeBytes(of: generation, toByteOffset: Self.shareGenerationOffset, as: UInt32.self)
         p.storeBytes(of: local, toByteOffset: Self.localPositionOffset, as: Int32.self)
     }
 
@@ -264,7 +264,7 @@ struct KeyCache: ~Copyable {
         address(position).storeBytes(of: hint, toByteOffset: Self.setHintOffset, as: UInt32.self)
     }
 
-    private static let localEpochOffset = offset(of: \.localEpoch)
+    private static let shareGenerationOffset = offset(of: \.shareGeneration)
     private static let localPositionOffset = offset(of: \.localPosition)
     private static let setHintOffset = offset(of: \.setHint)
     private static let targetsOffset = offset(of: \.targets)

@@ -165,7 +165,7 @@ public struct ReaderAggregator: ~Copyable {
                 datagram, value, type: type, rate: record.rate, memberSeed: table.memberSeed)
         else { return false }
         var local = Int(record.localPosition)
-        if record.localEpoch != share.pointee.epoch {
+        if record.shareGeneration != share.pointee.generation {
             guard let registered = register(record: position, share: share, cache: cache, table: table) else { return false }
             local = registered
         }
@@ -234,7 +234,7 @@ public struct ReaderAggregator: ~Copyable {
                 maxSetMembers: table.configuration.maxSetMembers, in: share)
             share.pointee.index.insert(found.key.series, at: local)
         }
-        cache.setLocal(position, epoch: share.pointee.epoch, at: Int32(local))
+        cache.setLocal(position, generation: share.pointee.generation, at: Int32(local))
         if type == .set { cache.setSetHint(position, 0) }
         return local
     }
@@ -249,7 +249,7 @@ public struct ReaderAggregator: ~Copyable {
         datagram: UnsafeRawBufferPointer, value: Range<Int>, memberSeed: UInt64
     ) {
         let record = cache[position]
-        guard record.localEpoch == share.pointee.epoch else { return }
+        guard record.shareGeneration == share.pointee.generation else { return }
         let local = Int(record.localPosition)
         let (first, second) = record.targets
         switch record.metricType {
@@ -341,7 +341,7 @@ public struct ReaderAggregator: ~Copyable {
                 hash: seal.keyHash, rate: 1, payload: op.value.bitPattern,
                 route: seal.route, keyOffset: offset, keyLength: Int32(key.count), valueStart: 0, valueEnd: 0,
                 datagram: -1, lineStart: 0, lineEnd: 0, cacheRecord: KeyCache.none, type: .gauge,
-                inline: op.isDelta ? 2 : 1))
+                values: .init(inline: op.isDelta)))
         g.pointee.hasSet = false
         g.pointee.value = 0
         g.pointee.delta = 0
@@ -358,11 +358,11 @@ public struct ReaderAggregator: ~Copyable {
     ) -> Bool {
         let record = cache[position]
         let type = record.metricType
-        // The member's hash for a set, else the value itself (inline: nothing in the value list).
+        // The member's hash for a set, else the value itself, inline (nothing in the value list).
         guard let (member, number) = seenValue(datagram, value, type: type, rate: record.rate, memberSeed: memberSeed)
         else { return false }
         let payload = type == .set ? member : number.value.bitPattern
-        let inline: UInt8 = type == .set ? 0 : number.isDelta ? 2 : 1
+        let storage: StagedSample.ValueStorage = type == .set ? .inList : .init(inline: number.isDelta)
         // The key stays in the ring (no copy) when the record is at most half a ring old, and
         // the batch notes the oldest such record: `stageLine` commits before an insert could
         // write over it (see `StagedBatch.oldestRingRecord`). An older record's key is copied,
@@ -378,7 +378,7 @@ public struct ReaderAggregator: ~Copyable {
                 hash: record.keyHash, rate: record.rate, payload: payload, route: record.route, keyOffset: offset,
                 keyLength: Int32(record.keyLength), valueStart: 0, valueEnd: 0, datagram: Int32(index),
                 lineStart: Int32(range.lowerBound), lineEnd: Int32(range.upperBound), cacheRecord: position, type: type,
-                inline: inline))
+                values: storage))
         return true
     }
 

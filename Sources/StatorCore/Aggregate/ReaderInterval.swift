@@ -28,15 +28,15 @@ struct ReaderInterval: ~Copyable {
     /// `arena` without the retain and release that reading a strong reference costs per value.
     /// SAFETY: set together with `arena`, which keeps the object alive, and cleared with it.
     var arenaReference: Unmanaged<SampleArena>?
-    /// Counts the intervals: a `KeyCache` record's `localEpoch` names the interval its
-    /// `localPosition` belongs to.
-    var epoch: UInt32 = 1
+    /// Counts this share's intervals (as the shards' `generation` counts theirs): a `KeyCache`
+    /// record's `shareGeneration` names the interval its `localPosition` belongs to.
+    var generation: UInt32 = 1
     /// For the reservoirs of this reader's sampled series.
     var rng: SplitMix64
 
     init(rng: SplitMix64) { self.rng = rng }
 
-    /// Moves the interval's aggregates out and starts the next epoch.
+    /// Moves the interval's aggregates out and starts the next generation.
     mutating func take() -> IntervalAggregates {
         let taken = IntervalAggregates(
             counters: counters.take(), gauges: gauges.take(), sets: sets.take(), samples: samples.take(), arena: arena)
@@ -46,8 +46,8 @@ struct ReaderInterval: ~Copyable {
         index.removeAll()
         arena = nil
         arenaReference = nil
-        epoch &+= 1
-        if epoch == 0 { epoch = 1 }  // 0 is a fresh record's
+        generation &+= 1
+        if generation == 0 { generation = 1 }  // 0 is a fresh record's
         return taken
     }
 }

@@ -26,7 +26,7 @@ final class ReaderShare: Sendable {
     /// The open interval; touch only between `lock()` and `unlock()`.
     var state: UnsafeMutablePointer<ReaderInterval> { interval.unsafeValue }
 
-    /// Swaps the open interval out and starts the next epoch.
+    /// Swaps the open interval out and starts the next generation.
     func drain() -> IntervalAggregates { interval.withLock { $0.take() } }
 
     /// `drain()` with the lock held by the caller.

@@ -3,7 +3,7 @@ struct StagedSample {
     var hash: UInt64
     var rate: Double
     /// For a set: the member's seeded hash. For a sample whose one value is staged inline
-    /// (`inline` is not 0): the value's bit pattern.
+    /// (`values` is `.inlineValue` or `.inlineDelta`): the value's bit pattern.
     var payload: UInt64
     /// Where the shard keeps the series, if the reader knows (`KeyCache`); when it did not
     /// (or the route was stale), the shard writes back where it found it and sets `learned`.
@@ -26,16 +26,28 @@ struct StagedSample {
     var type: MetricType
     /// Set by the shard when it looked the series up and wrote `route`.
     var learned = false
-    /// 0: the values are `values[valueStart..<valueEnd]` of the batch; 1: one value, in
-    /// `payload`; 2: one delta (a gauge's `+`/`-` value), in `payload`. A line seen before
-    /// stages its value inline (no entry in the batch's value list).
-    var inline: UInt8 = 0
+    /// Where the sample's values are. A line seen before stages its value inline (no entry
+    /// in the batch's value list).
+    var values: ValueStorage = .inList
+
+    /// Where a staged sample's values are (one byte in the record).
+    enum ValueStorage: UInt8 {
+        /// `values[valueStart..<valueEnd]` of the batch (none for a set: its member is in `payload`).
+        case inList
+        /// One value, its bit pattern in `payload`.
+        case inlineValue
+        /// One delta (a gauge's `+`/`-` value), its bit pattern in `payload`.
+        case inlineDelta
+
+        /// One value in `payload`: a delta when `isDelta`.
+        init(inline isDelta: Bool) { self = isDelta ? .inlineDelta : .inlineValue }
+    }
 
     /// Calls `body` with each of the sample's values, in order.
     @inline(__always)
     func forEachValue(in values: UnsafeBufferPointer<ParsedValue>, _ body: (ParsedValue) -> Void) {
-        if inline != 0 {
-            body(ParsedValue(value: Double(bitPattern: payload), isDelta: inline == 2))
+        if self.values != .inList {
+            body(ParsedValue(value: Double(bitPattern: payload), isDelta: self.values == .inlineDelta))
         } else {
             for v in UnsafeBufferPointer(rebasing: values[Int(valueStart)..<Int(valueEnd)]) { body(v) }
         }

@@ -185,7 +185,7 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
 @Test func aRecordsTypeReadsBackAsWritten() {
     for type in MetricType.allCases {
         var record = KeyCache.Record(
-            keyHash: 0, rate: 1, route: .unknown, localEpoch: 0, localPosition: 0, setHint: 0, targets: (0, 0),
+            keyHash: 0, rate: 1, route: .unknown, shareGeneration: 0, localPosition: 0, setHint: 0, targets: (0, 0),
             nameLength: 0,
             suffixLength: 0, keyLength: 0, type: 0)
         record.type = type.rawValue
