@@ -9,6 +9,10 @@
 #include <emmintrin.h>
 #endif
 
+// A set is four ways of two 8-byte words (KeyCache.Way), one cache line.
+_Static_assert(CStatorSys_CACHE_SET_BYTES == 4 * 2 * sizeof(uint64_t), "a key cache set is four 16-byte ways");
+_Static_assert(CStatorSys_CACHE_SET_SHIFT + 13 <= 64, "the set index (8,192 sets) fits in the identity hash");
+
 // Datagrams are at most 65,535 bytes (UDP): 1,024 words of 64 bytes per mask.
 #define MAX_WORDS 1025
 
@@ -139,7 +143,8 @@ size_t CStatorSys_scan_lines(const uint8_t *bytes, size_t count, uint64_t seed, 
                     line->colon = (int64_t)colon;
                     line->pipe = (int64_t)pipe;
                     line->identity = h;
-                    __builtin_prefetch((const uint8_t *)sets + ((h >> 40) & set_mask) * 64, 0, 3);
+                    __builtin_prefetch(
+                        (const uint8_t *)sets + ((h >> CStatorSys_CACHE_SET_SHIFT) & set_mask) * CStatorSys_CACHE_SET_BYTES, 0, 3);
                 }
             }
         }

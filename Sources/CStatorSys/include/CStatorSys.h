@@ -73,6 +73,14 @@ int CStatorSys_zstream_write(CStatorSys_zstream *s, const uint8_t *input, size_t
 /// Frees the z_stream and the output buffer.
 void CStatorSys_zstream_free(CStatorSys_zstream *s);
 
+/// The layout of the reader's key cache (`KeyCache`) that `CStatorSys_scan_lines` assumes
+/// when it starts fetching a line's set: sets of `CStatorSys_CACHE_SET_BYTES` bytes (four ways
+/// of an 8-byte hash and an 8-byte position), and a line's set picked by its identity hash
+/// shifted right by `CStatorSys_CACHE_SET_SHIFT`, masked by the number of sets minus one.
+/// `KeyCache` reads these two constants and checks its own layout against them.
+#define CStatorSys_CACHE_SET_BYTES 64
+#define CStatorSys_CACHE_SET_SHIFT 40
+
 /// One line of a datagram, as `CStatorSys_scan_lines` finds it (Swift: `LineScanner.Line`).
 typedef struct CStatorSys_line {
     int64_t start;      // the line: bytes start..<end (the `\n` and a `\r` before it excluded)
@@ -86,7 +94,8 @@ typedef struct CStatorSys_line {
 /// Finds the non-empty lines of `count` bytes (split at `\n`, a trailing `\r` stripped) and,
 /// for each simple line (`name:value|suffix`: a first `:`, then a `|` before any other `:`),
 /// where its `:` and `|` are and `CStatorSys_identity_hash` of its name and suffix, starting
-/// to fetch the 64-byte set `sets + ((identity >> 40) & set_mask) * 64` of each. Writes at
+/// to fetch the set `sets + ((identity >> CStatorSys_CACHE_SET_SHIFT) & set_mask) *
+/// CStatorSys_CACHE_SET_BYTES` of each (see `CStatorSys_CACHE_SET_BYTES`). Writes at
 /// most `count / 2 + 1` lines to `out` (the most a datagram can hold); returns how many.
 size_t CStatorSys_scan_lines(const uint8_t *bytes, size_t count, uint64_t seed, CStatorSys_line *out,
                              const void *sets, uint64_t set_mask);

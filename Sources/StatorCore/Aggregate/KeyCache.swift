@@ -81,7 +81,10 @@ struct KeyCache: ~Copyable {
     let seed: UInt64
 
     init(seed: UInt64) {
-        precondition(Self.ways * MemoryLayout<Way>.stride == 64, "a set is the 64 bytes LineScanner prefetches")
+        // The layout the C scanner assumes (CStatorSys.h, CStatorSys_CACHE_SET_BYTES).
+        precondition(
+            Self.ways * MemoryLayout<Way>.stride == Int(CStatorSys_CACHE_SET_BYTES),
+            "a set is the CStatorSys_CACHE_SET_BYTES bytes LineScanner prefetches")
         self.seed = seed
         victims = Array(repeating: 0, count: Self.sets)
         table = Self.map(Self.sets * Self.ways * MemoryLayout<Way>.stride).bindMemory(
@@ -109,7 +112,7 @@ struct KeyCache: ~Copyable {
 
     @inline(__always)
     private func firstWay(_ hash: UInt64) -> Int {
-        (Int(truncatingIfNeeded: hash >> 40) & (Self.sets - 1)) &* Self.ways
+        (Int(truncatingIfNeeded: hash >> UInt64(CStatorSys_CACHE_SET_SHIFT)) & (Self.sets - 1)) &* Self.ways
     }
 
     /// Whether the ring still holds the record at `position`.
@@ -121,8 +124,9 @@ struct KeyCache: ~Copyable {
         ring + Int(position & UInt64(Self.ringBytes - 1))
     }
 
-    /// The sets, 64 bytes each, where `LineScanner` starts fetching a line's set: the set of
-    /// `hash` is at `(hash >> 40) & setMask` (as `firstWay` finds it).
+    /// The sets, `CStatorSys_CACHE_SET_BYTES` each, where `LineScanner` starts fetching a
+    /// line's set: the set of `hash` is at `(hash >> CStatorSys_CACHE_SET_SHIFT) & setMask`
+    /// (as `firstWay` finds it).
     var sets: UnsafeRawPointer { UnsafeRawPointer(table) }
     static let setMask = UInt64(sets - 1)
 
