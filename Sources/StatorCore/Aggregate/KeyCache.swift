@@ -45,10 +45,14 @@ struct KeyCache: ~Copyable {
         /// `MetricType.rawValue`.
         var type: UInt8
 
-        /// `type` as a `MetricType`. (`MetricType(rawValue:)` was not inlined: a call per line.
-        /// The field is only ever written from a `MetricType`, whose raw values are its tags.)
+        /// `type` as a `MetricType`, by bit cast: `MetricType(rawValue:)` is not inlined, and
+        /// would be a call per line. Valid because the field is only ever written from a
+        /// `MetricType` (in `insert`), whose raw values are its tags; checked in debug builds.
         @inline(__always)
-        var metricType: MetricType { unsafeBitCast(type, to: MetricType.self) }
+        var metricType: MetricType {
+            assert(MetricType(rawValue: type) != nil, "a key cache record's type byte is not a MetricType")
+            return unsafeBitCast(type, to: MetricType.self)
+        }
 
         /// Bytes from the record's start to its identity bytes.
         static let size = (MemoryLayout<Record>.size + 7) & ~7
