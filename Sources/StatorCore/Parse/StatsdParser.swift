@@ -52,7 +52,12 @@ public enum StatsdParser {
         guard nameEnd &- start <= out.limits.maxNameBytes else { return .failure(.nameTooLong) }
         if nonASCII, !UTF8Validation.isValid(bytes, start..<colonIndex) { return .failure(.invalidUTF8) }
         out.name = start..<nameEnd
-        if hasNameTags, let failure = parseNameTags(bytes, marker, colonIndex, &out) { return .failure(failure) }
+        // The longest tag kept, `key:value` as sent (for `max_tag_bytes`, checked at the end).
+        var longestTag = 0
+        if hasNameTags {
+            guard let longest = parseNameTags(bytes, marker, colonIndex, &out) else { return .failure(.invalidTags) }
+            longestTag = longest
+        }
 
         // Sample groups: `v[:v...]|type[|@rate]`, further groups after `:` (etsy multi form).
         var i = colonIndex &+ 1
@@ -116,7 +121,10 @@ public enum StatsdParser {
                     if b == pipe { break }
                     high |= b
                     if b == comma {
-                        if sep > pairStart { out.tags.append(TagRange(key: pairStart..<sep, value: (sep &+ 1)..<i)) }
+                        if sep > pairStart {
+                            out.tags.append(TagRange(key: pairStart..<sep, value: (sep &+ 1)..<i))
+                            longestTag = max(longestTag, i &- pairStart)
+                        }
                         pairStart = i &+ 1
                         sep = -1
                     } else if b == colon, sep < 0 {
@@ -124,7 +132,10 @@ public enum StatsdParser {
                     }
                     i &+= 1
                 }
-                if sep > pairStart { out.tags.append(TagRange(key: pairStart..<sep, value: (sep &+ 1)..<i)) }
+                if sep > pairStart {
+                    out.tags.append(TagRange(key: pairStart..<sep, value: (sep &+ 1)..<i))
+                    longestTag = max(longestTag, i &- pairStart)
+                }
                 tagsHadNonASCII = high >= 0x80
             } else {
                 while i < end, bytes[i] != pipe { i &+= 1 }
@@ -161,33 +172,25 @@ public enum StatsdParser {
                 }
             }
         }
-        if !out.tags.isEmpty, let failure = checkTags(out) { return .failure(failure) }
-        if seenRate, let failure = checkScaledValues(out) { return .failure(failure) }
-        return .metric
-    }
-
-    /// `max_tags` and `max_tag_bytes` (each tag `key:value` or `key=value` as sent; bare tags
-    /// are not kept, so they do not count).
-    private static func checkTags(_ out: borrowing ParsedLine) -> ParseFailure? {
-        guard out.tags.count <= out.limits.maxTags else { return .tagsTooLong }
-        for k in out.tags.indices {
-            let tag = out.tags[k]
-            guard tag.value.upperBound &- tag.key.lowerBound <= out.limits.maxTagBytes else { return .tagsTooLong }
+        // `max_tags` and `max_tag_bytes`: each tag `key:value` or `key=value` as sent, its length
+        // noted as the tags were scanned; bare tags are not kept, so they do not count.
+        guard out.tags.count <= out.limits.maxTags, longestTag <= out.limits.maxTagBytes else {
+            return .failure(.tagsTooLong)
         }
-        return nil
-    }
-
-    /// A counter adds value / rate: each must be finite (`x:1e308|c|@0.5` is not). A timer's
-    /// weight 1 / rate is finite for every rate `parseRate` accepts.
-    private static func checkScaledValues(_ out: borrowing ParsedLine) -> ParseFailure? {
-        for g in out.groups.indices {
-            let group = out.groups[g]
-            guard group.type == .counter, group.rate != 1 else { continue }
-            for v in group.valueStart..<group.valueEnd where !isScalable(out.values[v].value, rate: group.rate) {
-                return .invalidSampleRate
+        // (Written out here, not in a function of `out`: passing the noncopyable line to a
+        // function copied its bytes on every call.)
+        // A counter adds value / rate: each must be finite (`x:1e308|c|@0.5` is not). A timer's
+        // weight 1 / rate is finite for every rate `parseRate` accepts.
+        if seenRate {
+            for g in out.groups.indices {
+                let group = out.groups[g]
+                guard group.type == .counter, group.rate != 1 else { continue }
+                for v in group.valueStart..<group.valueEnd where !isScalable(out.values[v].value, rate: group.rate) {
+                    return .failure(.invalidSampleRate)
+                }
             }
         }
-        return nil
+        return .metric
     }
 
     /// Whether a counter's `value / rate` is finite (`rate` from `parseRate`).
@@ -219,25 +222,28 @@ public enum StatsdParser {
     }
 
     /// Parses the name tags that start at `marker` (`[`, `#` or `,`) and end at the `:`.
+    /// - Returns: the longest tag kept, in bytes as sent; `nil` when the tags are malformed
+    ///   (`invalid_tags`).
     private static func parseNameTags(
         _ bytes: UnsafeRawBufferPointer, _ marker: Int, _ colonIndex: Int, _ out: inout ParsedLine
-    ) -> ParseFailure? {
+    ) -> Int? {
         var tags = (marker &+ 1)..<colonIndex
         if bytes[marker] == UInt8(ascii: "[") {
             // SignalFx: name[k=v,k2=v2], the `]` last.
-            guard colonIndex > marker &+ 1, bytes[colonIndex &- 1] == UInt8(ascii: "]") else { return .invalidTags }
+            guard colonIndex > marker &+ 1, bytes[colonIndex &- 1] == UInt8(ascii: "]") else { return nil }
             tags = (marker &+ 1)..<(colonIndex &- 1)
-            for k in tags where bytes[k] == UInt8(ascii: "[") || bytes[k] == UInt8(ascii: "]") { return .invalidTags }
+            for k in tags where bytes[k] == UInt8(ascii: "[") || bytes[k] == UInt8(ascii: "]") { return nil }
         }
-        appendTags(bytes, tags, separator: equals, &out)
-        return nil
+        return appendTags(bytes, tags, separator: equals, &out)
     }
 
     /// Appends `k<sep>v` pairs separated by `,`; pairs without the separator
     /// (bare tags) or with an empty key are ignored.
+    /// - Returns: the longest pair appended, in bytes.
     private static func appendTags(
         _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, separator: UInt8, _ out: inout ParsedLine
-    ) {
+    ) -> Int {
+        var longest = 0
         var i = range.lowerBound
         let end = range.upperBound
         while i < end {
@@ -247,9 +253,13 @@ public enum StatsdParser {
                 if sep < 0, bytes[i] == separator { sep = i }
                 i &+= 1
             }
-            if sep > pairStart { out.tags.append(TagRange(key: pairStart..<sep, value: (sep &+ 1)..<i)) }
+            if sep > pairStart {
+                out.tags.append(TagRange(key: pairStart..<sep, value: (sep &+ 1)..<i))
+                longest = max(longest, i &- pairStart)
+            }
             i &+= 1
         }
+        return longest
     }
 
     @inline(__always)
