@@ -349,7 +349,7 @@ public struct ReaderAggregator: ~Copyable {
 
     /// Stages a line from its `KeyCache` record and its value.
     /// (Static, with the batch and the cache passed in: as a mutating method of this
-    /// noncopyable struct it was not inlined, and its call cost 25 instructions per line.)
+    /// noncopyable struct it is not inlined, and the call is paid on every line.)
     /// - Returns: `false` when the value does not convert (the full parser then says why).
     @inline(__always)
     private static func stageSeen(

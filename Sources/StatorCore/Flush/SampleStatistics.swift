@@ -50,10 +50,10 @@ enum SampleStatistics {
 
     /// Sorts finite values ascending: an introsort (quicksort with the median of three,
     /// insertion sort below 16 values, heapsort past 2·log2(n) levels, so crafted values cannot
-    /// make it quadratic). The standard library's stable sort cost about 115 instructions per
-    /// value at the 60 values of a typical timer interval, mostly insertion-sorting its runs;
-    /// equal values need no stable order here (values are finite: the parser rejects NaN and
-    /// infinities).
+    /// make it quadratic), not the standard library's stable sort: at the few dozen values of
+    /// a typical timer interval the stable sort spends most of its time insertion-sorting its
+    /// runs (BENCHMARKS.md has the figures), and equal values need no stable order here (values
+    /// are finite: the parser rejects NaN and infinities).
     /// (`depthLimit` is for tests: 0 heapsorts everything of 16 values or more.)
     static func sortAscending(_ values: inout [Double], depthLimit: Int? = nil) {
         values.withUnsafeMutableBufferPointer { buffer in

@@ -4,8 +4,8 @@ import Glibc
 ///
 /// Used by the JSON-lines sink (one buffer per flush), the push sink's JSON bodies and the
 /// logger. The buffer is its own (noncopyable: one owner), written with `memcpy`: through a
-/// Swift array, each of the twenty to fifty appends of a series' object cost about 70
-/// instructions of generic sequence copying.
+/// Swift array, each of the dozens of appends of a series' object goes through generic
+/// sequence copying (BENCHMARKS.md has the figures).
 public struct JSONWriter: ~Copyable {
     private var base: UnsafeMutablePointer<UInt8>
     private var capacity: Int

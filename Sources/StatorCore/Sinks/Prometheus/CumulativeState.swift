@@ -140,9 +140,8 @@ public final class CumulativeState: Sendable {
     }
 
     /// The order new series join the page in: by name bytes (after the type byte and the
-    /// length), then by the whole key. (Compared in place: through array slices and the
-    /// generic sequence comparisons, sorting 60,000 new series took seconds in a debug build
-    /// and a minute under AddressSanitizer.)
+    /// length), then by the whole key. (Compared in place: array slices and the generic
+    /// sequence comparisons make sorting many new series slow in debug and sanitizer builds.)
     static func pageOrder(_ a: MetricKey, _ b: MetricKey) -> Bool {
         a.bytes.withUnsafeBytes { ka in
             b.bytes.withUnsafeBytes { kb in
