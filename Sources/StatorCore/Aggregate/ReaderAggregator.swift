@@ -145,12 +145,13 @@ public struct ReaderAggregator: ~Copyable {
         }
     }
 
-    /// Adds a line seen before straight into this reader's share (`ReaderShare`), when its
-    /// series' aggregate is commutative (not a gauge) and the shard's route to it is known.
-    /// The first line of a series in an interval asks the shard for the series
-    /// (`ShardedTable.touch`) and makes the share's aggregate. The share's lock is held.
-    /// - Returns: `false` when the line must be staged instead (a gauge, no route yet, a route
-    ///   to an expired series, a value that does not convert).
+    /// Adds a line seen before straight into this reader's share (`ReaderShare`), when the
+    /// shard's route to its series is known (a gauge's operations compose in the share; see
+    /// `sealGauge` for how their order is kept). The first line of a series in an interval asks
+    /// the shard for the series (`ShardedTable.touch`) and makes the share's aggregate. The
+    /// share's lock is held.
+    /// - Returns: `false` when the line must be staged instead (no route yet, a route to an
+    ///   expired series, a value that does not convert).
     @inline(__always)
     private static func addToShare(
         _ datagram: UnsafeRawBufferPointer, record position: UInt64, value: Range<Int>,

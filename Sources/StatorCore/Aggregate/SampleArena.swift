@@ -3,8 +3,10 @@
 /// copying, no doubling slack), and writing one touches no Swift array (no uniqueness check).
 /// Owned by one `IntervalAggregates`; freed with it after the flush has read it.
 final class SampleArena: @unchecked Sendable {
-    // SAFETY: the slabs are only written under the owning shard's lock while the interval
-    // is open, and only read by the flusher after `drain` handed the interval over.
+    // SAFETY: the slabs are only written with the lock of the interval that owns the arena
+    // held (a shard's, or a reader share's) while the interval is open, or by the flusher
+    // while it holds every such lock during the drain's merge (`IntervalMerge`); afterwards
+    // they are only read, by the flusher, from the interval `drain` handed over.
     /// Values per block of a series' samples.
     static let blockValues = 16
     /// Doubles per slab (8 KiB).

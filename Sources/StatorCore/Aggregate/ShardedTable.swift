@@ -98,7 +98,7 @@ public final class ShardedTable: Sendable {
         shards[shardIndex(hash)].touch(route)
     }
 
-    /// Makes the per-thread scratch for `record(_:_:scratch:)`.
+    /// Makes a reader's key builder (its scratch for the keys of the lines it parses).
     func makeKeyBuilder() -> SeriesKeyBuilder { SeriesKeyBuilder(seed: seed) }
 
     /// The shard a key hash belongs to (bits 48 and up; the index uses the low bits).

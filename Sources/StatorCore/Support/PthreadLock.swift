@@ -8,8 +8,9 @@ import Glibc
 /// library (whose atomics are not instrumented), and reports false races inside its
 /// `withLock` (`scripts/test --sanitize`).
 public final class PthreadLock<Value: ~Copyable>: @unchecked Sendable {
-    // SAFETY: `value` is only touched inside `withLock`, with `mutex` held; both live at
-    // stable heap addresses for the lifetime of the object. (Behind a pointer rather than a
+    // SAFETY: `value` is only touched with `mutex` held: inside `withLock`, or through
+    // `unsafeValue` between `lock()` and `unlock()` (the reader's share, see `ReaderShare`);
+    // both live at stable heap addresses for the lifetime of the object. (Behind a pointer rather than a
     // stored `var`, so no run-time exclusivity tracking is paid on every lock.)
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let value: UnsafeMutablePointer<Value>
