@@ -103,3 +103,32 @@ final class CountingSink: Sink {
     running.shutdown()
     #expect(try repositoryFile("docs/design.md").contains("final class CountingSink: Sink {"))
 }
+
+/// The sink example in docs/design.md, as written there (not a copy), type-checks against
+/// the StatorCore module this test run was built with.
+@Test func theSinkExampleInTheDocsTypeChecksAsWritten() throws {
+    let page = try repositoryFile("docs/design.md")
+    let blocks = page.components(separatedBy: "```swift\n").dropFirst().map { $0.components(separatedBy: "\n```")[0] }
+    let example = try #require(blocks.first { $0.contains(": Sink {") })
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    // The build folder of this run: the agent binary's (scripts/test --sanitize sets it), else .build/debug.
+    let build = ProcessInfo.processInfo.environment["TEST_STATOR_BINARY"].map {
+        URL(fileURLWithPath: $0).deletingLastPathComponent()
+    } ?? root.appendingPathComponent(".build/debug")
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("sink-example-\(UUID().uuidString).swift")
+    try example.write(to: file, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(at: file) }
+    let swiftc = Process()
+    swiftc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    swiftc.arguments = [
+        "swiftc", "-typecheck", "-I", build.appendingPathComponent("Modules").path,
+        "-Xcc", "-fmodule-map-file=" + build.appendingPathComponent("CStatorSys.build/module.modulemap").path, file.path,
+    ]
+    let errors = Pipe()
+    swiftc.standardError = errors
+    try swiftc.run()
+    let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    swiftc.waitUntilExit()
+    #expect(swiftc.terminationStatus == 0, "\(output)")
+}
