@@ -344,7 +344,13 @@ func sample(_ page: String, _ series: String) -> Double? {
 /// A value from the agent's own metrics page (`name` with its labels, as written there).
 /// -1 when the page has no such series.
 func selfMetric(_ agent: StatorProcess, _ series: String) throws -> Double {
-    sample(try httpRequest(port: agent.httpPort, "/metrics").body, series) ?? -1
+    do {
+        return sample(try httpRequest(port: agent.httpPort, "/metrics").body, series) ?? -1
+    } catch {
+        // Say whether the agent is still there, and what it said last (a sanitizer report ends it).
+        let state = agent.process.isRunning ? "running" : "exited with \(agent.process.terminationStatus)"
+        throw TestFailure("\(error); the agent is \(state); its stderr ends: \(agent.stderr.text.suffix(3000))")
+    }
 }
 
 /// The sum of `name`'s counter values in a JSON-lines file; every line must parse.
