@@ -99,7 +99,9 @@ func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
     }
     #expect(sample(page, "stator_push_dropped_series_total{reason=\"rejected\"}") == 2)
     #expect(sample(page, "stator_push_retries_total") == 0)
-    usleep(300_000)  // a few more flushes: nothing new to send, and no retry of the rejected request
+    // Three more flushes (counted, not slept for): nothing new to send, and no retry of the rejected request.
+    let flushes = try selfMetric(agent, "stator_flushes_total")
+    try eventually("three more flushes") { try selfMetric(agent, "stator_flushes_total") >= flushes + 3 }
     #expect(receiver.requests.filter { String(decoding: $0.body, as: UTF8.self).contains("reject.me") }.count == 1)
     #expect(agent.stderr.text.contains("bad things happened here"))
     #expect(try agent.stop() == 0)

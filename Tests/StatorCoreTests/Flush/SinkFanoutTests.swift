@@ -77,14 +77,28 @@ func nextBoundaryIsTheNextWallClockMultiple(_ now: EpochMillis, _ interval: Int6
     #expect(Flusher.nextBoundary(after: now, intervalMillis: interval) == expected)
 }
 
+/// The system's clocks, saying when the flusher begins to wait (an explicit signal instead of
+/// a sleep long enough for the thread to get there).
+private final class WaitSignallingClock: FlushClock {
+    let waiting = Atomic<Bool>(false)
+    private let system = SystemFlushClock()
+    func wallMillis() -> EpochMillis { system.wallMillis() }
+    func monotonicMillis() -> Int64 { system.monotonicMillis() }
+    func wait(untilMonotonic deadline: Int64, on lock: ConditionLock) {
+        waiting.store(true, ordering: .releasing)
+        system.wait(untilMonotonic: deadline, on: lock)
+    }
+}
+
 @Test func flusherLoopStopsPromptly() {
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 1))
+    let clock = WaitSignallingClock()
     let flusher = Flusher(
-        table: table, configuration: FlushConfiguration(intervalMillis: 3_600_000), startMillis: 0,
+        table: table, configuration: FlushConfiguration(intervalMillis: 3_600_000), startMillis: 0, clock: clock,
         metrics: SelfMetrics(readers: 1)
     ) { _ in }
     let thread = WorkerThread(name: "flush-test") { flusher.runLoop() }
-    usleep(20_000)
+    #expect(waitUntil { clock.waiting.load(ordering: .acquiring) })  // asleep until the next hour's boundary
     let started = WallClock.monotonicSeconds()
     flusher.stop()
     thread.join()
