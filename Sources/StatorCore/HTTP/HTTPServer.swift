@@ -149,7 +149,7 @@ public final class HTTPServer: Sendable {
                 } else if now >= c.deadline {
                     open = stillReading(c, now: now)  // idle, slow, or not reading its response
                 }
-                if open { keep.append(c) } else { close(c.fd) }
+                if open { keep.append(c) } else { Self.closeDiscardingInput(c.fd) }
             }
             connections = keep
             if accepting, fds[0].revents & Int16(POLLIN) != 0, let failure = acceptAll(&connections, now: now) {
@@ -190,17 +190,30 @@ public final class HTTPServer: Sendable {
                 if let oldest = connections.indices.filter({ !connections[$0].isWriting && connections[$0].input.isEmpty })
                     .min(by: { connections[$0].waitingSince < connections[$1].waitingSince })
                 {
-                    close(connections[oldest].fd)
+                    Self.closeDiscardingInput(connections[oldest].fd)
                     connections.remove(at: oldest)
                 } else {
                     let parts = HTTPResponse.text(503, "too many connections\n").serialize(keepAlive: false, includeBody: true)
                     for part in parts { _ = part.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
-                    close(fd)
+                    Self.closeDiscardingInput(fd)
                     continue
                 }
             }
             connections.append(Connection(fd: fd, deadline: now + Double(configuration.idleTimeoutMillis) / 1000, now: now))
         }
+    }
+
+    /// Closes a connection after reading (and dropping) what the client already sent. Closing
+    /// a socket with unread input makes the kernel answer with a reset instead of a normal
+    /// close, and a reset can destroy the response still on its way (a 503, or a response
+    /// written just before): the client then sees its connection reset instead of the answer.
+    private static func closeDiscardingInput(_ fd: Int32) {
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        for _ in 0..<16 {  // bounded: at most 64 KiB of a client that keeps sending
+            let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n <= 0 { break }
+        }
+        close(fd)
     }
 
     /// Reads what is available and answers every complete request.
