@@ -9,7 +9,7 @@
 #include <emmintrin.h>
 #endif
 
-// A set is four ways of two 8-byte words (KeyCache.Way), one cache line.
+// A set is four ways of two 8-byte words (LineIdentityCache.Way), one cache line.
 _Static_assert(CStatorSys_CACHE_SET_BYTES == 4 * 2 * sizeof(uint64_t), "a key cache set is four 16-byte ways");
 _Static_assert(CStatorSys_CACHE_SET_SHIFT + 13 <= 64, "the set index (8,192 sets) fits in the identity hash");
 

@@ -73,11 +73,11 @@ int CStatorSys_zstream_write(CStatorSys_zstream *s, const uint8_t *input, size_t
 /// Frees the z_stream and the output buffer.
 void CStatorSys_zstream_free(CStatorSys_zstream *s);
 
-/// The layout of the reader's key cache (`KeyCache`) that `CStatorSys_scan_lines` assumes
+/// The layout of the reader's key cache (`LineIdentityCache`) that `CStatorSys_scan_lines` assumes
 /// when it starts fetching a line's set: sets of `CStatorSys_CACHE_SET_BYTES` bytes (four ways
 /// of an 8-byte hash and an 8-byte position), and a line's set picked by its identity hash
 /// shifted right by `CStatorSys_CACHE_SET_SHIFT`, masked by the number of sets minus one.
-/// `KeyCache` reads these two constants and checks its own layout against them.
+/// `LineIdentityCache` reads these two constants and checks its own layout against them.
 #define CStatorSys_CACHE_SET_BYTES 64
 #define CStatorSys_CACHE_SET_SHIFT 40
 

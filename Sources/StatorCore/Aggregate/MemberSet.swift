@@ -44,7 +44,7 @@ struct MemberSet {
     }
 
     /// Where the table's slots start and their mask, for a reader to start fetching a member's
-    /// slot ahead without reading the set (`KeyCache.Record.targets`); (0, 0) without a table.
+    /// slot ahead without reading the set (`LineIdentityCache.Record.targets`); (0, 0) without a table.
     /// (Static, reading fields through the pointer: a method call on the element would copy it.)
     @inline(__always)
     static func targets(of aggregate: UnsafePointer<SetAggregate>) -> (UInt64, UInt64) {

@@ -12,10 +12,10 @@ public struct ReaderAggregator: ~Copyable {
     private let table: ShardedTable
     private var line: ParsedLine
     private var keys: SeriesKeyBuilder
-    private var cache: KeyCache
+    private var cache: LineIdentityCache
     private var staged = StagedBatch()
-    /// This reader's share of the open interval (see `ReaderShare`).
-    private let share: ReaderShare
+    /// This reader's share of the open interval (see `LockedReaderAggregates`).
+    private let share: LockedReaderAggregates
     private let maxSamples: Int
     /// `cache.written` when the current batch began: samples staged since may name keys in the
     /// ring, so the batch is committed before an eighth of the ring has been written over.
@@ -36,7 +36,7 @@ public struct ReaderAggregator: ~Copyable {
         self.table = table
         line = ParsedLine(limits: table.configuration.lineLimits)
         keys = table.makeKeyBuilder()
-        cache = KeyCache(seed: table.seed ^ 0x6A09_E667_F3BC_C908)
+        cache = LineIdentityCache(seed: table.seed ^ 0x6A09_E667_F3BC_C908)
         share = table.makeShare()
         maxSamples = table.configuration.maxSamplesPerSeries
     }
@@ -52,7 +52,7 @@ public struct ReaderAggregator: ~Copyable {
     /// Parses every line of `datagram` and stages its samples.
     ///
     /// Four passes over the datagram's lines: find each line's shape and identity hash and
-    /// start fetching its `KeyCache` set; start fetching the records the sets name; find the
+    /// start fetching its `LineIdentityCache` set; start fetching the records the sets name; find the
     /// records and start fetching the aggregates in this reader's share that they name; then
     /// add or stage each line: a line seen before adds its value to the share
     /// (`addToShare`) or is staged from its record (only the value is new), another is parsed
@@ -76,7 +76,7 @@ public struct ReaderAggregator: ~Copyable {
         share.lock()
         for k in 0..<count {
             stageLocked(payload(k), datagram: first &+ k, rejected: rejected)
-            if staged.samples.count >= commitThreshold || cache.written &- batchStart > UInt64(KeyCache.ringBytes / 8) {
+            if staged.samples.count >= commitThreshold || cache.written &- batchStart > UInt64(LineIdentityCache.ringBytes / 8) {
                 commitLocked(rejected: rejected)
             }
         }
@@ -87,7 +87,7 @@ public struct ReaderAggregator: ~Copyable {
     @inline(__always)
     private mutating func stageLocked(_ datagram: UnsafeRawBufferPointer, datagram index: Int, rejected: Rejection) {
         pending.refill(atMost: LineScanner.maxLines(datagram.count)) { out in
-            LineScanner.scan(datagram, seed: cache.seed, into: out, sets: cache.sets, setMask: KeyCache.setMask)
+            LineScanner.scan(datagram, seed: cache.seed, into: out, sets: cache.sets, setMask: LineIdentityCache.setMask)
         }
         lines &+= UInt64(pending.count)
         pending.withUnsafeBufferPointer { pending in
@@ -113,7 +113,7 @@ public struct ReaderAggregator: ~Copyable {
         for k in pending.indices {
             let p = pending[k]
             let range = p.range
-            if p.record != KeyCache.none {
+            if p.record != LineIdentityCache.none {
                 if let record = cache.written == written
                     ? p.record : cache.find(datagram, name: p.name, suffix: p.suffix, hash: p.identity)
                 {
@@ -145,7 +145,7 @@ public struct ReaderAggregator: ~Copyable {
         }
     }
 
-    /// Adds a line seen before straight into this reader's share (`ReaderShare`), when the
+    /// Adds a line seen before straight into this reader's share (`LockedReaderAggregates`), when the
     /// shard's route to its series is known (a gauge's operations compose in the share; see
     /// `sealGauge` for how their order is kept). The first line of a series in an interval asks
     /// the shard for the series (`ShardedTable.touch`) and makes the share's aggregate. The
@@ -155,7 +155,7 @@ public struct ReaderAggregator: ~Copyable {
     @inline(__always)
     private static func addToShare(
         _ datagram: UnsafeRawBufferPointer, record position: UInt64, value: Range<Int>,
-        share: UnsafeMutablePointer<ReaderInterval>, cache: borrowing KeyCache, table: ShardedTable, maxSamples: Int
+        share: UnsafeMutablePointer<ReaderAggregates>, cache: borrowing LineIdentityCache, table: ShardedTable, maxSamples: Int
     ) -> Bool {
         let record = cache[position]
         let type = record.metricType
@@ -219,7 +219,7 @@ public struct ReaderAggregator: ~Copyable {
     /// - Returns: the aggregate's position, or `nil` when the route no longer holds.
     @inline(never)
     private static func register(
-        record position: UInt64, share: UnsafeMutablePointer<ReaderInterval>, cache: borrowing KeyCache,
+        record position: UInt64, share: UnsafeMutablePointer<ReaderAggregates>, cache: borrowing LineIdentityCache,
         table: ShardedTable
     ) -> Int? {
         let record = cache[position]
@@ -242,11 +242,11 @@ public struct ReaderAggregator: ~Copyable {
 
     /// Starts fetching the share's aggregate of the line whose record is at `position`, when
     /// `addToShare` will add to it (see `stage`), and what adding writes outside it, from the
-    /// addresses the record keeps (`KeyCache.Record.targets`): reading them from the aggregate
+    /// addresses the record keeps (`LineIdentityCache.Record.targets`): reading them from the aggregate
     /// would wait for it here. For a set, the member's slot: its hash is computed here too.
     @inline(__always)
     private static func prefetchShare(
-        record position: UInt64, share: UnsafeMutablePointer<ReaderInterval>, cache: borrowing KeyCache,
+        record position: UInt64, share: UnsafeMutablePointer<ReaderAggregates>, cache: borrowing LineIdentityCache,
         datagram: UnsafeRawBufferPointer, value: Range<Int>, memberSeed: UInt64
     ) {
         let record = cache[position]
@@ -282,7 +282,7 @@ public struct ReaderAggregator: ~Copyable {
     /// - Returns: its position in the share's list for `type`.
     private static func open(
         _ type: MetricType, key: MetricKey, bounds: BucketBounds?, setHint: UInt32, seal: GaugeSeal,
-        maxSetMembers: Int, in share: UnsafeMutablePointer<ReaderInterval>
+        maxSetMembers: Int, in share: UnsafeMutablePointer<ReaderAggregates>
     ) -> Int {
         switch type {
         case .counter:
@@ -317,7 +317,7 @@ public struct ReaderAggregator: ~Copyable {
     /// Operations that come later still compose in the share. (Two gauges of one key hash in
     /// the share: every gauge's operations are staged.)
     static func sealGauge(
-        keyHash: UInt64, _ state: UnsafeMutablePointer<ReaderInterval>, _ staged: inout StagedBatch
+        keyHash: UInt64, _ state: UnsafeMutablePointer<ReaderAggregates>, _ staged: inout StagedBatch
     ) {
         if state.pointee.gaugeHashesCollide {
             for k in 0..<state.pointee.gauges.count { sealGauge(at: k, state, &staged) }
@@ -328,7 +328,7 @@ public struct ReaderAggregator: ~Copyable {
 
     /// Stages the operations of the share's gauge at `k` and empties it.
     private static func sealGauge(
-        at k: Int, _ state: UnsafeMutablePointer<ReaderInterval>, _ staged: inout StagedBatch
+        at k: Int, _ state: UnsafeMutablePointer<ReaderAggregates>, _ staged: inout StagedBatch
     ) {
         let g = state.pointee.gauges.pointer(k)
         guard g.pointee.hasSet || g.pointee.delta != 0 else { return }  // nothing to apply
@@ -341,21 +341,21 @@ public struct ReaderAggregator: ~Copyable {
             StagedSample(
                 hash: seal.keyHash, rate: 1, payload: op.value.bitPattern,
                 route: seal.route, keyOffset: offset, keyLength: Int32(key.count), valueStart: 0, valueEnd: 0,
-                datagram: -1, lineStart: 0, lineEnd: 0, cacheRecord: KeyCache.none, type: .gauge,
+                datagram: -1, lineStart: 0, lineEnd: 0, cacheRecord: LineIdentityCache.none, type: .gauge,
                 values: .init(inline: op.isDelta)))
         g.pointee.hasSet = false
         g.pointee.value = 0
         g.pointee.delta = 0
     }
 
-    /// Stages a line from its `KeyCache` record and its value.
+    /// Stages a line from its `LineIdentityCache` record and its value.
     /// (Static, with the batch and the cache passed in: as a mutating method of this
     /// noncopyable struct it is not inlined, and the call is paid on every line.)
     /// - Returns: `false` when the value does not convert (the full parser then says why).
     @inline(__always)
     private static func stageSeen(
         _ datagram: UnsafeRawBufferPointer, _ range: Range<Int>, _ index: Int, record position: UInt64, value: Range<Int>,
-        into staged: inout StagedBatch, cache: borrowing KeyCache, memberSeed: UInt64
+        into staged: inout StagedBatch, cache: borrowing LineIdentityCache, memberSeed: UInt64
     ) -> Bool {
         let record = cache[position]
         let type = record.metricType
@@ -369,7 +369,7 @@ public struct ReaderAggregator: ~Copyable {
         // write over it (see `StagedBatch.oldestRingRecord`). An older record's key is copied,
         // so that one old record does not force commits.
         let offset: Int32
-        if cache.written &- position <= UInt64(KeyCache.ringBytes / 2) {
+        if cache.written &- position <= UInt64(LineIdentityCache.ringBytes / 2) {
             offset = staged.ringKey(record: position, in: cache)
         } else {
             offset = staged.appendKey(cache.key(position))
@@ -383,7 +383,7 @@ public struct ReaderAggregator: ~Copyable {
         return true
     }
 
-    /// Stages a parsed line, and remembers its identity when it has one value (see `KeyCache`).
+    /// Stages a parsed line, and remembers its identity when it has one value (see `LineIdentityCache`).
     /// Remembering it writes a record into the cache's ring, which may write over the oldest
     /// records: when one of them holds the key of a staged sample, everything staged is
     /// committed first. Committing mid-datagram is fine: the datagram stays valid until the
@@ -394,7 +394,7 @@ public struct ReaderAggregator: ~Copyable {
         let range = p.range
         keys.prepare(line, datagram)
         let single = p.identity != 0 && line.groups.count == 1 && line.values.count <= 1
-        if single, staged.oldestRingRecord != KeyCache.none, !cache.survivesInsert(staged.oldestRingRecord) {
+        if single, staged.oldestRingRecord != LineIdentityCache.none, !cache.survivesInsert(staged.oldestRingRecord) {
             commitLocked(rejected: rejected)
         }
         for g in line.groups.indices {
@@ -405,12 +405,12 @@ public struct ReaderAggregator: ~Copyable {
             let valueStart = Int32(staged.values.count)
             for v in group.valueStart..<group.valueEnd { staged.values.append(line.values[v]) }
             let memberHash = group.type == .set ? Self.memberHash(datagram, group.member, seed: table.memberSeed) : 0
-            var record = KeyCache.none
+            var record = LineIdentityCache.none
             if single {
                 record =
                     cache.insert(
                         datagram, name: p.name, suffix: p.suffix, hash: p.identity,
-                        type: group.type, rate: group.rate, key: keys.bytes, keyHash: hash) ?? KeyCache.none
+                        type: group.type, rate: group.rate, key: keys.bytes, keyHash: hash) ?? LineIdentityCache.none
             }
             staged.samples.append(
                 StagedSample(
@@ -429,7 +429,7 @@ public struct ReaderAggregator: ~Copyable {
 
     /// Records everything staged. A line that would create a series past `max_series`
     /// is counted once (`series_limit`) and reported to `rejected`.
-    /// It runs with this reader's share locked (see `ReaderShare`), so `rejected` must not flush the table.
+    /// It runs with this reader's share locked (see `LockedReaderAggregates`), so `rejected` must not flush the table.
     public mutating func commit(rejected: Rejection) {
         share.lock()
         commitLocked(rejected: rejected)
@@ -440,7 +440,7 @@ public struct ReaderAggregator: ~Copyable {
     private mutating func commitLocked(rejected: Rejection) {
         // Every key a staged sample reads from the ring is still there (see `stageLine`).
         assert(
-            staged.oldestRingRecord == KeyCache.none || cache.isAlive(staged.oldestRingRecord),
+            staged.oldestRingRecord == LineIdentityCache.none || cache.isAlive(staged.oldestRingRecord),
             "the key cache's ring wrote over the key of a staged sample")
         guard !staged.samples.isEmpty else {
             staged.reset()
@@ -451,7 +451,7 @@ public struct ReaderAggregator: ~Copyable {
         staged.cacheKeys = cache.ringBytes
         table.record(&staged, order: &order, starts: &starts, rejected: &rejectedSamples)
         staged.samples.withUnsafeBufferPointer { samples in
-            for e in samples where e.learned && e.cacheRecord != KeyCache.none {
+            for e in samples where e.learned && e.cacheRecord != LineIdentityCache.none {
                 cache.learn(e.cacheRecord, route: e.route)
             }
         }

@@ -64,7 +64,7 @@ struct SampleAggregate {
     }
 
     /// Where the next `add` writes besides the aggregate itself, for a reader to start fetching
-    /// ahead without reading the aggregate (`KeyCache.Record.targets`): the bucket counts, and
+    /// ahead without reading the aggregate (`LineIdentityCache.Record.targets`): the bucket counts, and
     /// the slot of the next kept value (0 when the next add starts a block, or once the values
     /// are a reservoir: the add then draws a slot).
     /// (Static, reading fields through the pointer: a method call on the element would copy it.)
@@ -123,7 +123,7 @@ struct SampleAggregate {
     private var moments: (mean: Double, m2: Double) { isSampled ? (mean, m2) : keptMoments }
 
     /// Adds the samples of `other`, the same series' interval recorded in another place (a
-    /// reader's share, see `ReaderShare`). Counts, sums, extremes and buckets add up exactly.
+    /// reader's share, see `LockedReaderAggregates`). Counts, sums, extremes and buckets add up exactly.
     /// The kept values are concatenated while both together are at most `maxSamples`; past
     /// that they become a uniform reservoir of the union: each of the `maxSamples` draws takes
     /// from one side with probability proportional to the samples that side has left (a

@@ -42,7 +42,7 @@ final class Shard: Sendable {
 
     /// Records staged samples of this shard under one lock, in two phases. First each
     /// sample's series and interval aggregate are found or made, in order (a sample with a
-    /// route from the reader's `KeyCache` goes straight to its slot when the slot still holds
+    /// route from the reader's `LineIdentityCache` goes straight to its slot when the slot still holds
     /// its series; the others are looked up by key), with prefetch passes before each step so
     /// that the cache misses of different samples overlap. Then the values are added, through
     /// the aggregate arrays' buffers (no per-sample uniqueness checks).
@@ -101,7 +101,7 @@ final class Shard: Sendable {
     }
 
     /// For a reader that adds this interval's values of the series at `route` into its own
-    /// share (`ReaderShare`): checks that the route still holds, marks the series as receiving
+    /// share (`LockedReaderAggregates`): checks that the route still holds, marks the series as receiving
     /// data in the current generation (for `series_ttl`; without an aggregate here, which a
     /// staged sample would still make), and returns its key and, for a sampled series, its
     /// histogram bounds.

@@ -48,7 +48,7 @@ public final class ShardedTable: Sendable {
     /// Seeds set-member hashes.
     let memberSeed: UInt64
     /// The readers' shares of the open interval, drained with the shards.
-    private let shares = PthreadLock(ReaderShares())
+    private let shares = PthreadLock(ReaderAggregatesRegistry())
     /// Seeds the shares' reservoirs, and the merge's.
     private let shareSeeds: PthreadLock<SplitMix64>
 
@@ -77,14 +77,14 @@ public final class ShardedTable: Sendable {
     }
 
     /// A share for a new reader, drained with the shards until `retire`.
-    func makeShare() -> ReaderShare {
-        let share = ReaderShare(seed: shareSeeds.withLock { $0.next() })
+    func makeShare() -> LockedReaderAggregates {
+        let share = LockedReaderAggregates(seed: shareSeeds.withLock { $0.next() })
         shares.withLock { $0.live.append(share) }
         return share
     }
 
     /// Stops draining `share`; what it holds goes out with the next flush.
-    func retire(_ share: ReaderShare) {
+    func retire(_ share: LockedReaderAggregates) {
         let last = share.drain()
         shares.withLock { s in
             s.live.removeAll { $0 === share }

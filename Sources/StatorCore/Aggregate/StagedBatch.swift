@@ -5,11 +5,11 @@ struct StagedSample {
     /// For a set: the member's seeded hash. For a sample whose one value is staged inline
     /// (`values` is `.inlineValue` or `.inlineDelta`): the value's bit pattern.
     var payload: UInt64
-    /// Where the shard keeps the series, if the reader knows (`KeyCache`); when it did not
+    /// Where the shard keeps the series, if the reader knows (`LineIdentityCache`); when it did not
     /// (or the route was stale), the shard writes back where it found it and sets `learned`.
     var route: SeriesRoute
     /// Where the key is: at this offset of the batch's key arena, or (when negative) at
-    /// `-keyOffset - 1` of the reader's `KeyCache` ring (see `StagedKeys`).
+    /// `-keyOffset - 1` of the reader's `LineIdentityCache` ring (see `StagedKeys`).
     var keyOffset: Int32
     var keyLength: Int32
     /// Its values: `values[valueStart..<valueEnd]` of the batch.
@@ -21,7 +21,7 @@ struct StagedSample {
     var datagram: Int32
     var lineStart: Int32
     var lineEnd: Int32
-    /// The position of the line's record in the reader's `KeyCache`, or `KeyCache.none`.
+    /// The position of the line's record in the reader's `LineIdentityCache`, or `LineIdentityCache.none`.
     var cacheRecord: UInt64
     var type: MetricType
     /// Set by the shard when it looked the series up and wrote `route`.
@@ -64,9 +64,9 @@ struct StagedBatch: ~Copyable {
     private var keys: UnsafeMutablePointer<UInt8>
     private var keyCapacity = 1 << 16
     private var keyCount = 0
-    /// The oldest `KeyCache` record whose key a staged sample reads from the ring
-    /// (`KeyCache.none`: none). The reader commits before its ring could overwrite it.
-    private(set) var oldestRingRecord = KeyCache.none
+    /// The oldest `LineIdentityCache` record whose key a staged sample reads from the ring
+    /// (`LineIdentityCache.none`: none). The reader commits before its ring could overwrite it.
+    private(set) var oldestRingRecord = LineIdentityCache.none
 
     init() { keys = .allocate(capacity: keyCapacity) }
 
@@ -76,13 +76,13 @@ struct StagedBatch: ~Copyable {
         samples.removeAll()
         values.removeAll()
         keyCount = 0
-        oldestRingRecord = KeyCache.none
+        oldestRingRecord = LineIdentityCache.none
     }
 
     /// Notes that a sample about to be staged reads its key from the ring record at `position`.
     /// - Returns: the sample's `keyOffset` for that key (`-keyOffset - 1` of the ring).
     @inline(__always)
-    mutating func ringKey(record position: UInt64, in cache: borrowing KeyCache) -> Int32 {
+    mutating func ringKey(record position: UInt64, in cache: borrowing LineIdentityCache) -> Int32 {
         if position < oldestRingRecord { oldestRingRecord = position }
         return Int32(-cache.keyOffset(position) - 1)
     }
@@ -111,13 +111,13 @@ struct StagedBatch: ~Copyable {
     /// The arena's bytes (valid until the next `appendKey` or `reset`).
     var keyBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: keys, count: keyCount) }
 
-    /// The reader's `KeyCache` ring, where samples of lines seen before find their keys
+    /// The reader's `LineIdentityCache` ring, where samples of lines seen before find their keys
     /// (the reader commits before the ring could overwrite a key a staged sample names).
     var cacheKeys = UnsafeRawBufferPointer(start: nil, count: 0)
 }
 
 /// Where a batch's staged samples find their keys: the batch's own arena or the reader's
-/// `KeyCache` ring (a line seen before is staged without copying its key).
+/// `LineIdentityCache` ring (a line seen before is staged without copying its key).
 struct StagedKeys {
     let arena: UnsafeRawBufferPointer
     let cache: UnsafeRawBufferPointer

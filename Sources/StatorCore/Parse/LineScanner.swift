@@ -2,7 +2,7 @@ import CStatorSys
 
 /// A datagram's lines, and for each line of the simple shape (`name:value|suffix`, see
 /// `StatsdParser.simpleShape`) where its `:` and `|` are and its identity hash (the seeded
-/// hash of its name and suffix that `KeyCache` looks it up by).
+/// hash of its name and suffix that `LineIdentityCache` looks it up by).
 ///
 /// The work is done in C (`CStatorSys_scan_lines`): bit masks of the datagram's `\n`, `:` and
 /// `|` bytes, sixteen bytes per compare, then each line's delimiters found by counting

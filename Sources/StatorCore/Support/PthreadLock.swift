@@ -9,7 +9,7 @@ import Glibc
 /// `withLock` (`scripts/test --sanitize`).
 public final class PthreadLock<Value: ~Copyable>: @unchecked Sendable {
     // SAFETY: `value` is only touched with `mutex` held: inside `withLock`, or through
-    // `unsafeValue` between `lock()` and `unlock()` (the reader's share, see `ReaderShare`);
+    // `unsafeValue` between `lock()` and `unlock()` (the reader's share, see `LockedReaderAggregates`);
     // both live at stable heap addresses for the lifetime of the object. (Behind a pointer rather than a
     // stored `var`, so no run-time exclusivity tracking is paid on every lock.)
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>

@@ -86,7 +86,7 @@ extension FlushBatch {
     // Grown once, a set's table starts the next interval at the size it reached (no regrowing
     // through the sizes below), and shrinks again after an interval with fewer members. One
     // reader throughout, as a reader thread runs: the hint of a set that the reader adds to in
-    // its own share lives in the reader's record of the line (see `ReaderShare`).
+    // its own share lives in the reader's record of the line (see `LockedReaderAggregates`).
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 1), seed: 1)
     var reader = ReaderAggregator(table: table)
     func ingest(_ table: ShardedTable, _ lines: [String]) {

@@ -1,10 +1,10 @@
 /// Where a share keeps each series it has an aggregate for in the open interval: from the
 /// series' number to the aggregate's position in the list for its type. Consulted only when
-/// a line's `KeyCache` record does not know the position (the series' first line in the
+/// a line's `LineIdentityCache` record does not know the position (the series' first line in the
 /// interval, or a record new since), so that a series whose record was evicted and made
 /// again does not get a second aggregate. Open addressing, linear probing, at most half
 /// full; emptied, back to its first size, with the interval.
-struct ShareIndex: ~Copyable {
+struct SeriesPositions: ~Copyable {
     private var series: UnsafeMutablePointer<SeriesID>
     private var positions: UnsafeMutablePointer<Int32>
     private var capacity: Int

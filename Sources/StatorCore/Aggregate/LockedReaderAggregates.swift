@@ -1,6 +1,6 @@
 /// A reader's share of the aggregation, so that a line seen before costs no staging, no
 /// grouping and no shard lock: the reader adds its value straight into an aggregate of its
-/// own, found through the line's `KeyCache` record.
+/// own, found through the line's `LineIdentityCache` record.
 ///
 /// Which values go here: those of lines whose series the reader has a checked route to
 /// (counter sums, gauge operations, set members, sampled values). The shard still owns the series: the reader asks it once per
@@ -12,10 +12,10 @@
 /// holds every share's lock while it drains the shares and the shards, so that each batch
 /// lands wholly in one interval, in its shard and share parts alike (a gauge's operations in
 /// two places keep their order only so). Uncontended, it costs two atomic operations per batch.
-final class ReaderShare: Sendable {
-    private let interval: PthreadLock<ReaderInterval>
+final class LockedReaderAggregates: Sendable {
+    private let interval: PthreadLock<ReaderAggregates>
 
-    init(seed: UInt64) { interval = PthreadLock(ReaderInterval(rng: SplitMix64(state: seed))) }
+    init(seed: UInt64) { interval = PthreadLock(ReaderAggregates(rng: SplitMix64(state: seed))) }
 
     @inline(__always)
     func lock() { interval.lock() }
@@ -24,7 +24,7 @@ final class ReaderShare: Sendable {
     func unlock() { interval.unlock() }
 
     /// The open interval; touch only between `lock()` and `unlock()`.
-    var state: UnsafeMutablePointer<ReaderInterval> { interval.unsafeValue }
+    var state: UnsafeMutablePointer<ReaderAggregates> { interval.unsafeValue }
 
     /// Swaps the open interval out and starts the next generation.
     func drain() -> IntervalAggregates { interval.withLock { $0.take() } }
@@ -34,8 +34,8 @@ final class ReaderShare: Sendable {
 }
 
 /// The shares the table drains at each flush, and what retired readers left.
-struct ReaderShares {
-    var live: [ReaderShare] = []
+struct ReaderAggregatesRegistry {
+    var live: [LockedReaderAggregates] = []
     /// Intervals of readers that stopped (their last values go out with the next flush).
     var retired: [IntervalAggregates] = []
 }

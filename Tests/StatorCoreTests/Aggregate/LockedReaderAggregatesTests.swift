@@ -3,7 +3,7 @@ import Testing
 @testable import StatorCore
 
 /// A reader adds the values of lines seen before into its own share of the interval
-/// (`ReaderShare`); the table merges the shares with the shards when it drains them. These
+/// (`LockedReaderAggregates`); the table merges the shares with the shards when it drains them. These
 /// tests hold the merged interval to what one place would have recorded.
 
 private func send(_ lines: [String], _ ingestor: inout ReaderAggregator) {
@@ -62,7 +62,7 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 2), seed: 4)
     var reader = ReaderAggregator(table: table)
     send(["r:1|c|#a:1,b:2", "r:1|c|#b:2,a:1", "r:1|c|#a:1,b:2", "r:1|c|#b:2,a:1", "r:1|c|#b:2,a:1"], &reader)
-    // The second identity finds the series' aggregate in the share (`ShareIndex`), as does a
+    // The second identity finds the series' aggregate in the share (`SeriesPositions`), as does a
     // record made again after the cache evicted it: one aggregate per series and interval.
     #expect(reader.shareSizes.counters == 1)
     let counters = drained(table).flatMap(\.counters)
@@ -184,7 +184,7 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
 
 @Test func aRecordsTypeReadsBackAsWritten() {
     for type in MetricType.allCases {
-        var record = KeyCache.Record(
+        var record = LineIdentityCache.Record(
             keyHash: 0, rate: 1, route: .unknown, shareGeneration: 0, localPosition: 0, setHint: 0, targets: (0, 0),
             nameLength: 0,
             suffixLength: 0, keyLength: 0, type: 0)
@@ -194,7 +194,7 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
 }
 
 @Test func aShareIndexFindsWhatItRecordedThroughGrowthAndForgetsItAtTheEnd() {
-    var index = ShareIndex()
+    var index = SeriesPositions()
     for k in 0..<1_000 { index.insert(SeriesID(index: UInt32(k * 7), incarnation: 1), at: k) }
     #expect(index.count == 1_000)
     #expect((0..<1_000).allSatisfy { index.position(of: SeriesID(index: UInt32($0 * 7), incarnation: 1)) == $0 })

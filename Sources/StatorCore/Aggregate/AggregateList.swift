@@ -1,6 +1,6 @@
 /// A growable array of aggregates that the reader reaches through plain pointers (a Swift
-/// array would check its uniqueness on every write). Owned by one `ReaderInterval`.
-struct ShareList<Element>: ~Copyable {
+/// array would check its uniqueness on every write). Owned by one `ReaderAggregates`.
+struct AggregateList<Element>: ~Copyable {
     private var storage: UnsafeMutablePointer<Element>
     private var capacity: Int
     private(set) var count = 0
@@ -18,7 +18,7 @@ struct ShareList<Element>: ~Copyable {
     /// The element at `index` (below `count`), in place.
     @inline(__always)
     func pointer(_ index: Int) -> UnsafeMutablePointer<Element> {
-        precondition(index >= 0 && index < count, "ShareList index out of range")
+        precondition(index >= 0 && index < count, "AggregateList index out of range")
         return storage + index
     }
 

@@ -20,13 +20,13 @@ import Glibc
 /// route is checked by the shard. A record's position in the ring counts every byte ever
 /// written, so it names one record for good: `learn` writes a route only into the record
 /// it was learned for, and only while the ring still holds it.
-struct KeyCache: ~Copyable {
+struct LineIdentityCache: ~Copyable {
     /// What a line parsed to; its identity bytes (name, suffix) and key follow it in the ring.
     struct Record {
         var keyHash: UInt64
         var rate: Double
         var route: SeriesRoute
-        /// Where this reader keeps the series' aggregate for the open interval (`ReaderShare`):
+        /// Where this reader keeps the series' aggregate for the open interval (`LockedReaderAggregates`):
         /// its position in the share's array for the type, valid while `shareGeneration` is the
         /// share's generation.
         var shareGeneration: UInt32

@@ -3,7 +3,7 @@ import Testing
 @testable import StatorCore
 
 /// A reader skips parsing a line whose identity (name, and all after the value) it has seen
-/// before (`KeyCache`). These tests hold that shortcut to what a full parse of every line does.
+/// before (`LineIdentityCache`). These tests hold that shortcut to what a full parse of every line does.
 
 /// Lines that exercise the shortcut: identities seen many times with changing values (valid,
 /// negative, junk, empty, signed), every type, sample rates, tags in either order, name tags,
@@ -169,9 +169,9 @@ private func contents(_ table: ShardedTable) -> [String] {
 @Test func identityHashesSpreadOverTheSets() {
     // 20,000 identities that differ in a few digits, as a client's series do: all hashes
     // distinct, and no set (8,192 of them, four ways each) gets many more than its share.
-    let cache = KeyCache(seed: 11)
+    let cache = LineIdentityCache(seed: 11)
     var hashes = Set<UInt64>()
-    var perSet = [Int](repeating: 0, count: KeyCache.sets)
+    var perSet = [Int](repeating: 0, count: LineIdentityCache.sets)
     for n in 0..<20_000 {
         let name = Array("bench.\(["counter", "timer", "gauge", "set"][n % 4]).\(n / 4)".utf8)
         let suffix = Array("|\(["c", "ms", "g", "s"][n % 4])|#t0:v\(n % 7),t1:v\((n + 1) % 7)".utf8)
@@ -180,7 +180,7 @@ private func contents(_ table: ShardedTable) -> [String] {
             cache.hash(raw, name: 0..<name.count, suffix: (name.count + 1)..<line.count)
         }
         hashes.insert(h)
-        perSet[Int(truncatingIfNeeded: h >> 40) & (KeyCache.sets - 1)] += 1
+        perSet[Int(truncatingIfNeeded: h >> 40) & (LineIdentityCache.sets - 1)] += 1
     }
     #expect(hashes.count == 20_000)
     // About 2.4 per set on average: a dozen would be a clumping hash.
