@@ -15,7 +15,7 @@ public struct ReaderAggregator: ~Copyable {
     private var cache: LineIdentityCache
     private var staged = StagedBatch()
     /// This reader's share of the open interval (see `LockedReaderAggregates`).
-    private let share: LockedReaderAggregates
+    let share: LockedReaderAggregates
     private let maxSamples: Int
     /// `cache.written` when the current batch began: samples staged since may name keys in the
     /// ring, so the batch is committed before an eighth of the ring has been written over.
@@ -470,14 +470,6 @@ public struct ReaderAggregator: ~Copyable {
         }
         staged.reset()
         batchStart = cache.written
-    }
-
-    /// Aggregates in this reader's share of the open interval, by list (for tests).
-    var shareSizes: (counters: Int, gauges: Int, sets: Int, samples: Int) {
-        share.lock()
-        defer { share.unlock() }
-        let s = share.state
-        return (s.pointee.counters.count, s.pointee.gauges.count, s.pointee.sets.count, s.pointee.samples.count)
     }
 
     /// Adds the counts to the agent's metrics and resets them. Lines received go last, so

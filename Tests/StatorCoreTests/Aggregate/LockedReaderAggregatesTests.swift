@@ -247,3 +247,13 @@ private func drained(_ table: ShardedTable, generation: UInt32 = 2) -> [Interval
         MemberSet.targets(of: $0) == (0, 0)
     })
 }
+
+extension ReaderAggregator {
+    /// Aggregates in this reader's share of the open interval, by list.
+    var shareSizes: (counters: Int, gauges: Int, sets: Int, samples: Int) {
+        share.lock()
+        defer { share.unlock() }
+        let s = share.state
+        return (s.pointee.counters.count, s.pointee.gauges.count, s.pointee.sets.count, s.pointee.samples.count)
+    }
+}
