@@ -272,6 +272,17 @@ def scale(args):
         print(f"| page renders during that load | {', '.join(f'{r:.2f} s' for r in renders)} |")
 
 
+def flushed_sum(path, name):
+    """The sum of `value` over every JSON line of series `name` in the flushed output."""
+    total = 0.0
+    with open(path) as f:
+        for line in f:
+            o = json.loads(line)
+            if o["name"] == name:
+                total += o["value"]
+    return total
+
+
 def bomb(args):
     """A cardinality bomb: 10M distinct counter names at 1M lines/s against max_series
     1M, while one known counter keeps arriving; then series_ttl passes. With --name-bytes 256
@@ -326,12 +337,7 @@ def bomb(args):
         after = rss_bytes(agent.proc.pid)
         values, _ = agent.metrics()
         agent.stop()
-        counted = 0.0
-        with open(out) as f:
-            for line in f:
-                o = json.loads(line)
-                if o["name"] == "known.counter":
-                    counted += o["value"]
+        counted = flushed_sum(out, "known.counter")
     received = during.get("stator_lines_received_total", 0)
     limit = during.get('stator_lines_invalid_total{reason="series_limit"}', 0)
     print("\n| measure | value |\n|---|---|")
@@ -378,12 +384,7 @@ def sets(args):
         values, _ = agent.metrics()
         peak_rss = max(peak["rss"], rss_bytes(agent.proc.pid))
         agent.stop()  # SIGTERM: the one interval is flushed
-        value = 0.0
-        with open(out) as f:
-            for line in f:
-                o = json.loads(line)
-                if o["name"] == "bench.set":
-                    value += o["value"]
+        value = flushed_sum(out, "bench.set")
     distinct = min(sent["lines"], n)
     print("\n| measure | value |\n|---|---|")
     print(f"| members sent | {sent['lines']:,} at {sent['lines_per_second']:,.0f} lines/s ({distinct:,} distinct) |")
