@@ -1,7 +1,7 @@
 import CStatorSys
 
-/// One reader's aggregation engine: drives its datagrams through parse -> aggregate. `stage(_:datagram:rejected:)`
-/// splits a datagram into lines, parses them and stages their samples;
+/// One reader's aggregation engine: drives its datagrams through parse -> aggregate.
+/// `stage(_:datagram:rejected:)` splits a datagram into lines, parses them and stages their samples;
 /// `commit(rejected:)` records everything staged, shard by shard (one lock per
 /// shard, lookups prefetched together). One per reader thread: it owns the
 /// reusable parse, key and staging scratch; not shared.
@@ -17,8 +17,10 @@ public struct ReaderAggregator: ~Copyable {
     /// This reader's share of the open interval (see `LockedReaderAggregates`).
     let share: LockedReaderAggregates
     private let maxSamples: Int
-    /// `cache.written` when the current batch began: samples staged since may name keys in the
-    /// ring, so the batch is committed before an eighth of the ring has been written over.
+    /// `cache.written` when the current batch began. The batch is committed once an eighth of
+    /// the ring has been written since, so that the keys it reads from the ring stay young
+    /// (`stageSeen` copies an older one). Safety does not rest on this: `stageLine` commits
+    /// before an insert could write over a staged key.
     private var batchStart: UInt64 = 0
     /// The current datagram's lines, between the passes of `stage`.
     private var pending = ScratchList<LineScanner.Line>(capacity: 64)

@@ -51,6 +51,10 @@ public final class HTTPServer: Sendable {
         }
 
         var isWriting: Bool { !output.isEmpty || stream != nil }
+
+        /// Notes what the kernel still holds to send, as the server stops writing for now
+        /// (see `stillReading`).
+        func noteUnsent() { unsentAtDeadline = Int(CStatorSys_unsent_bytes(fd)) }
     }
 
     /// Bytes of a streamed body produced per turn before the other connections are served.
@@ -62,6 +66,9 @@ public final class HTTPServer: Sendable {
 
     private let listener: Int32
     private let configuration: HTTPServerConfiguration
+    /// `http.read_timeout` and `http.idle_timeout`, in seconds.
+    private let readTimeout: Double
+    private let idleTimeout: Double
     private let handler: HTTPHandler
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
@@ -73,6 +80,8 @@ public final class HTTPServer: Sendable {
     /// - Throws: `ConfigError` for a bad address, `SystemError` when binding fails.
     public init(configuration: HTTPServerConfiguration, logger: Logger, handler: @escaping HTTPHandler) throws {
         self.configuration = configuration
+        readTimeout = Double(configuration.readTimeoutMillis) / 1000
+        idleTimeout = Double(configuration.idleTimeoutMillis) / 1000
         self.handler = handler
         self.logger = logger
         let address = try SocketAddress(parsing: configuration.address)
@@ -199,7 +208,7 @@ public final class HTTPServer: Sendable {
                     continue
                 }
             }
-            connections.append(Connection(fd: fd, deadline: now + Double(configuration.idleTimeoutMillis) / 1000, now: now))
+            connections.append(Connection(fd: fd, deadline: now + idleTimeout, now: now))
         }
     }
 
@@ -225,7 +234,7 @@ public final class HTTPServer: Sendable {
         if n < 0 { return errno == EAGAIN || errno == EINTR }
         if c.input.isEmpty {
             // A request has started: it must arrive whole within the read timeout.
-            c.deadline = min(c.deadline, now + Double(configuration.readTimeoutMillis) / 1000)
+            c.deadline = min(c.deadline, now + readTimeout)
         }
         c.input.append(contentsOf: chunk[0..<n])
         return answerPending(c, now: now)
@@ -258,7 +267,7 @@ public final class HTTPServer: Sendable {
         }
         c.written = 0
         c.closeAfterWrite = !keepAlive
-        c.deadline = now + Double(configuration.readTimeoutMillis) / 1000
+        c.deadline = now + readTimeout
         return flushOutput(c, now: now)
     }
 
@@ -271,7 +280,7 @@ public final class HTTPServer: Sendable {
         let unsent = Int(CStatorSys_unsent_bytes(c.fd))
         guard unsent >= 0, unsent < c.unsentAtDeadline else { return false }
         c.unsentAtDeadline = unsent
-        c.deadline = now + Double(configuration.readTimeoutMillis) / 1000
+        c.deadline = now + readTimeout
         return true
     }
 
@@ -284,7 +293,7 @@ public final class HTTPServer: Sendable {
                 // Produce a streamed body a slice at a time; after `streamBudget` bytes, give the
                 // other connections their turn (poll reports this socket writable again).
                 if produced >= Self.streamBudget {
-                    c.unsentAtDeadline = Int(CStatorSys_unsent_bytes(c.fd))  // see `stillReading`
+                    c.noteUnsent()
                     return true
                 }
                 if let chunk = stream.next() {
@@ -307,12 +316,12 @@ public final class HTTPServer: Sendable {
             if n < 0 {
                 if errno == EINTR { continue }
                 guard errno == EAGAIN else { return false }
-                c.unsentAtDeadline = Int(CStatorSys_unsent_bytes(c.fd))  // the socket is full: see `stillReading`
+                c.noteUnsent()  // the socket is full
                 return true
             }
             // The write deadline runs from the last progress, not from the response's start:
             // a slow reader of a big page keeps its connection while bytes still flow.
-            if n > 0 { c.deadline = now + Double(configuration.readTimeoutMillis) / 1000 }
+            if n > 0 { c.deadline = now + readTimeout }
             c.written += n
             if c.written == part.count {
                 c.output.removeFirst()
@@ -321,10 +330,10 @@ public final class HTTPServer: Sendable {
         }
         if c.closeAfterWrite { return false }
         c.waitingSince = now
-        c.deadline = now + Double(configuration.idleTimeoutMillis) / 1000
+        c.deadline = now + idleTimeout
         if !c.input.isEmpty {
             // Pipelined requests already received.
-            c.deadline = now + Double(configuration.readTimeoutMillis) / 1000
+            c.deadline = now + readTimeout
             return answerPending(c, now: now)
         }
         return true
