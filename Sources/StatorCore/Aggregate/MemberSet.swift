@@ -32,6 +32,12 @@ struct MemberSet {
     /// The number of distinct members: exact, or the sketch's estimate past `limit`.
     var distinct: Double { sketch?.estimate ?? Double(count) }
 
+    /// The seeded hash of the member at `range` of `datagram`: what a set counts.
+    @inline(__always)
+    static func hash(of range: Range<Int>, in datagram: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
+        SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: datagram[range]), seed: seed)
+    }
+
     /// Starts fetching the slot where `member` would go in the set of `aggregate`.
     /// (Static, reading fields through the pointer: a method call on the element would copy it.)
     @inline(__always)

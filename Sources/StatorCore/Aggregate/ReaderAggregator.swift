@@ -97,15 +97,16 @@ public struct ReaderAggregator: ~Copyable {
                 cache.prefetchRecords(p.identity, identity: Int(p.end &- p.pipe &+ p.colon &- p.start))
             }
         }
+        // SAFETY: `share` (held by this aggregator) keeps the state at one address for its
+        // life, and `stage(batch:)` holds its lock until this datagram is done.
         let state = share.state
         pending.withUnsafeMutableBufferPointer { pending in
             for k in pending.indices where pending[k].identity != 0 {
                 let p = pending[k]
                 if let record = cache.find(datagram, name: p.name, suffix: p.suffix, hash: p.identity) {
                     pending[k].record = record
-                    Self.prefetchShare(
-                        record: record, share: state, cache: cache, datagram: datagram, value: p.value,
-                        memberSeed: table.memberSeed)
+                    state.pointee.prefetch(
+                        record: record, cache: cache, datagram: datagram, value: p.value, memberSeed: table.memberSeed)
                 }
             }
         }
@@ -126,7 +127,9 @@ public struct ReaderAggregator: ~Copyable {
                     {
                         continue
                     }
-                    if cache[record].metricType == .gauge { Self.sealGauge(keyHash: cache[record].keyHash, state, &staged) }
+                    if cache[record].metricType == .gauge {
+                        state.pointee.sealGauge(keyHash: cache[record].keyHash, into: &staged)
+                    }
                     if Self.stageSeen(
                         datagram, range, index, record: record, value: value, into: &staged, cache: cache,
                         memberSeed: table.memberSeed)
@@ -147,54 +150,27 @@ public struct ReaderAggregator: ~Copyable {
         }
     }
 
-    /// Adds a line seen before straight into this reader's share (`LockedReaderAggregates`), when the
-    /// shard's route to its series is known (a gauge's operations compose in the share; see
-    /// `sealGauge` for how their order is kept). The first line of a series in an interval asks
-    /// the shard for the series (`ShardedTable.touch`) and makes the share's aggregate. The
-    /// share's lock is held.
+    /// Adds a line seen before straight into this reader's share (`ReaderAggregates.add`),
+    /// when the shard's route to its series is known. Gauges too: their operations compose in
+    /// the share, and `ReaderAggregates.sealGauge` keeps their order with staged gauge lines.
+    /// The share's lock is held.
     /// - Returns: `false` when the line must be staged instead (no route yet, a route to an
     ///   expired series, a value that does not convert).
     @inline(__always)
     private static func addToShare(
         _ datagram: UnsafeRawBufferPointer, record position: UInt64, value: Range<Int>,
-        share: UnsafeMutablePointer<ReaderAggregates>, cache: borrowing LineIdentityCache, table: ShardedTable, maxSamples: Int
+        share: UnsafeMutablePointer<ReaderAggregates>, cache: borrowing LineIdentityCache, table: ShardedTable,
+        maxSamples: Int
     ) -> Bool {
         let record = cache[position]
-        let type = record.metricType
         guard record.route.slot >= 0 else { return false }
         // The value first: a line that does not convert is staged, and the parser says why.
         guard
             let (member, number) = seenValue(
-                datagram, value, type: type, rate: record.rate, memberSeed: table.memberSeed)
+                datagram, value, type: record.metricType, rate: record.rate, memberSeed: table.memberSeed)
         else { return false }
-        var local = Int(record.localPosition)
-        if record.shareGeneration != share.pointee.generation {
-            guard let registered = register(record: position, share: share, cache: cache, table: table) else { return false }
-            local = registered
-        }
-        // (Most lines have rate 1: no division then, which the add would wait for.)
-        let unsampled = record.rate == 1
-        switch type {
-        case .counter:
-            share.pointee.counters.pointer(local).pointee.sum += unsampled ? number.value : number.value / record.rate
-        case .set:
-            let set = share.pointee.sets.pointer(local)
-            set.pointee.members.insert(member)
-            let wanted = UInt32(clamping: set.pointee.members.count &* 2)
-            if wanted > cache[position].setHint { cache.setSetHint(position, wanted) }
-            cache.setTargets(position, MemberSet.targets(of: set))
-        case .timer, .histogram, .distribution:
-            let aggregate = share.pointee.samples.pointer(local)
-            share.pointee.arenaReference.unsafelyUnwrapped._withUnsafeGuaranteedRef { arena in
-                aggregate.pointee.add(
-                    number.value, weight: unsampled ? 1 : 1 / record.rate, maxSamples: maxSamples, arena: arena,
-                    rng: &share.pointee.rng)
-            }
-            cache.setTargets(position, SampleAggregate.targets(of: aggregate))
-        case .gauge:
-            share.pointee.gauges.pointer(local).pointee.apply(number)
-        }
-        return true
+        return share.pointee.add(
+            record: position, member: member, number: number, cache: cache, table: table, maxSamples: maxSamples)
     }
 
     /// The value of a line seen before, converted and checked as the parser does: for a set its
@@ -208,146 +184,11 @@ public struct ReaderAggregator: ~Copyable {
     ) -> (member: UInt64, number: ParsedValue)? {
         if type == .set {
             guard StatsdParser.isMember(value) else { return nil }
-            return (memberHash(datagram, value, seed: memberSeed), ParsedValue(value: 0, isDelta: false))
+            return (MemberSet.hash(of: value, in: datagram, seed: memberSeed), ParsedValue(value: 0, isDelta: false))
         }
         guard case .value(let v) = StatsdParser.value(datagram, value, type: type) else { return nil }
         if type == .counter, rate != 1, !StatsdParser.isScalable(v.value, rate: rate) { return nil }
         return (0, v)
-    }
-
-    /// The first line of a series in this interval (or since its record was made again): asks
-    /// the shard for the series, finds or makes the share's aggregate, and notes its position
-    /// in the record. (Out of line: once per series and interval, off the per-line path.)
-    /// - Returns: the aggregate's position, or `nil` when the route no longer holds.
-    @inline(never)
-    private static func register(
-        record position: UInt64, share: UnsafeMutablePointer<ReaderAggregates>, cache: borrowing LineIdentityCache,
-        table: ShardedTable
-    ) -> Int? {
-        let record = cache[position]
-        let type = record.metricType
-        guard let found = table.touch(hash: record.keyHash, route: record.route) else { return nil }
-        let local: Int
-        if let known = share.pointee.index.position(of: found.key.series) {
-            local = known  // the series has an aggregate here already (its record was made again since)
-        } else {
-            local = Self.open(
-                type, key: found.key, bounds: found.bounds, setHint: record.setHint,
-                seal: GaugeSeal(keyHash: record.keyHash, route: record.route),
-                maxSetMembers: table.configuration.maxSetMembers, in: share)
-            share.pointee.index.insert(found.key.series, at: local)
-        }
-        cache.setLocal(position, generation: share.pointee.generation, at: Int32(local))
-        if type == .set { cache.setSetHint(position, 0) }
-        return local
-    }
-
-    /// Starts fetching the share's aggregate of the line whose record is at `position`, when
-    /// `addToShare` will add to it (see `stage`), and what adding writes outside it, from the
-    /// addresses the record keeps (`LineIdentityCache.Record.targets`): reading them from the aggregate
-    /// would wait for it here. For a set, the member's slot: its hash is computed here too.
-    @inline(__always)
-    private static func prefetchShare(
-        record position: UInt64, share: UnsafeMutablePointer<ReaderAggregates>, cache: borrowing LineIdentityCache,
-        datagram: UnsafeRawBufferPointer, value: Range<Int>, memberSeed: UInt64
-    ) {
-        let record = cache[position]
-        guard record.shareGeneration == share.pointee.generation else { return }
-        let local = Int(record.localPosition)
-        let (first, second) = record.targets
-        switch record.metricType {
-        case .counter:
-            CStatorSys_prefetch(share.pointee.counters.pointer(local))
-        case .set:
-            CStatorSys_prefetch(share.pointee.sets.pointer(local))
-            guard first != 0, let slots = UnsafeRawPointer(bitPattern: UInt(first)) else { return }
-            CStatorSys_prefetch(slots - 16)  // the table's header: its count and reference count
-            if StatsdParser.isMember(value) {
-                let member = memberHash(datagram, value, seed: memberSeed)
-                CStatorSys_prefetch(slots + (Int(truncatingIfNeeded: member & second) &* 8))
-            }
-        case .timer, .histogram, .distribution:
-            let aggregate = UnsafeRawPointer(share.pointee.samples.pointer(local))
-            CStatorSys_prefetch(aggregate)
-            CStatorSys_prefetch(aggregate + 64)
-            if let buckets = UnsafeRawPointer(bitPattern: UInt(first)) {
-                CStatorSys_prefetch(buckets)
-                CStatorSys_prefetch(buckets + 64)
-            }
-            if let slot = UnsafeRawPointer(bitPattern: UInt(second)) { CStatorSys_prefetch(slot) }
-        case .gauge:
-            CStatorSys_prefetch(share.pointee.gauges.pointer(local))
-        }
-    }
-
-    /// Makes the share's aggregate of a series for the open interval.
-    /// - Returns: its position in the share's list for `type`.
-    private static func open(
-        _ type: MetricType, key: MetricKey, bounds: BucketBounds?, setHint: UInt32, seal: GaugeSeal,
-        maxSetMembers: Int, in share: UnsafeMutablePointer<ReaderAggregates>
-    ) -> Int {
-        switch type {
-        case .counter:
-            return share.pointee.counters.append(CounterAggregate(key: key, sum: 0))
-        case .set:
-            return share.pointee.sets.append(
-                SetAggregate(key: key, members: MemberSet(expected: Int(setHint), limit: maxSetMembers)))
-        case .timer, .histogram, .distribution:
-            if share.pointee.arena == nil {
-                let arena = SampleArena()
-                share.pointee.arena = arena
-                share.pointee.arenaReference = Unmanaged.passUnretained(arena)
-            }
-            return share.pointee.samples.append(
-                SampleAggregate(key: key, bounds: bounds.unsafelyUnwrapped, arena: share.pointee.arena.unsafelyUnwrapped))
-        case .gauge:
-            _ = share.pointee.gaugeSeals.append(seal)
-            let local = share.pointee.gauges.append(GaugeAggregate(key: key, hasSet: false, value: 0, delta: 0))
-            if share.pointee.gaugeByHash.updateValue(Int32(local), forKey: seal.keyHash) != nil {
-                share.pointee.gaugeHashesCollide = true
-            }
-            return local
-        }
-    }
-
-    /// Before a gauge line is staged: if this reader's share holds operations of the line's
-    /// series (found by `keyHash`), stages them first, composed into one (the last set and
-    /// later deltas as one set, or the deltas as one delta), and empties the share's aggregate.
-    /// A staged line reaches its shard at the commit, and the shards' part of an interval is
-    /// applied before the shares': without this, operations the line came after (another
-    /// identity of the series, such as tags in another order) would be applied after it.
-    /// Operations that come later still compose in the share. (Two gauges of one key hash in
-    /// the share: every gauge's operations are staged.)
-    static func sealGauge(
-        keyHash: UInt64, _ state: UnsafeMutablePointer<ReaderAggregates>, _ staged: inout StagedBatch
-    ) {
-        if state.pointee.gaugeHashesCollide {
-            for k in 0..<state.pointee.gauges.count { sealGauge(at: k, state, &staged) }
-        } else if let k = state.pointee.gaugeByHash[keyHash] {
-            sealGauge(at: Int(k), state, &staged)
-        }
-    }
-
-    /// Stages the operations of the share's gauge at `k` and empties it.
-    private static func sealGauge(
-        at k: Int, _ state: UnsafeMutablePointer<ReaderAggregates>, _ staged: inout StagedBatch
-    ) {
-        let g = state.pointee.gauges.pointer(k)
-        guard g.pointee.hasSet || g.pointee.delta != 0 else { return }  // nothing to apply
-        let seal = state.pointee.gaugeSeals.pointer(k).pointee
-        let op = g.pointee.composed
-        let key = g.pointee.key.bytes
-        let offset = key.withUnsafeBytes { staged.appendKey($0) }
-        // (No line of its own: `datagram` -1 keeps it out of the rejection log.)
-        staged.samples.append(
-            StagedSample(
-                hash: seal.keyHash, rate: 1, payload: op.value.bitPattern,
-                route: seal.route, keyOffset: offset, keyLength: Int32(key.count), valueStart: 0, valueEnd: 0,
-                datagram: -1, lineStart: 0, lineEnd: 0, cacheRecord: LineIdentityCache.none, type: .gauge,
-                values: .init(inline: op.isDelta)))
-        g.pointee.hasSet = false
-        g.pointee.value = 0
-        g.pointee.delta = 0
     }
 
     /// Stages a line from its `LineIdentityCache` record and its value.
@@ -402,11 +243,11 @@ public struct ReaderAggregator: ~Copyable {
         for g in line.groups.indices {
             let group = line.groups[g]
             let hash = keys.build(type: group.type)
-            if group.type == .gauge { Self.sealGauge(keyHash: hash, share.state, &staged) }
+            if group.type == .gauge { share.state.pointee.sealGauge(keyHash: hash, into: &staged) }
             let offset = staged.appendKey(keys.bytes)
             let valueStart = Int32(staged.values.count)
             for v in group.valueStart..<group.valueEnd { staged.values.append(line.values[v]) }
-            let memberHash = group.type == .set ? Self.memberHash(datagram, group.member, seed: table.memberSeed) : 0
+            let memberHash = group.type == .set ? MemberSet.hash(of: group.member, in: datagram, seed: table.memberSeed) : 0
             var record = LineIdentityCache.none
             if single {
                 record =
@@ -421,12 +262,6 @@ public struct ReaderAggregator: ~Copyable {
                     datagram: Int32(index), lineStart: Int32(range.lowerBound), lineEnd: Int32(range.upperBound),
                     cacheRecord: record, type: group.type))
         }
-    }
-
-    /// A set member's seeded hash (what the set counts).
-    @inline(__always)
-    private static func memberHash(_ datagram: UnsafeRawBufferPointer, _ member: Range<Int>, seed: UInt64) -> UInt64 {
-        SeriesKeyBuilder.hash(UnsafeRawBufferPointer(rebasing: datagram[member]), seed: seed)
     }
 
     /// Records everything staged. A line that would create a series past `max_series`

@@ -31,16 +31,34 @@ struct SampleAggregate {
     /// The blocks holding the kept values, in order (in the interval's arena).
     private var blocks: [UnsafeMutablePointer<Double>] = []
     var key: MetricKey
+    #if DEBUG
+        /// The arena holding `buckets` and `blocks`. Their memory is the arena's: debug builds
+        /// check on every use of it that the arena is still alive.
+        private weak var owner: SampleArena?
+    #endif
 
     init(key: MetricKey, bounds: BucketBounds, arena: SampleArena) {
         self.key = key
         self.bounds = bounds
         buckets = arena.allocate(bounds.upperBounds.count + 1)
         bucketScale = key.type == .timer ? 1.0 / 1000 : 1
+        #if DEBUG
+            owner = arena
+        #endif
+    }
+
+    /// Checks, in debug builds, that the arena holding the values and bucket counts is alive:
+    /// an aggregate must not outlive the interval (and so the arena) it was made in.
+    @inline(__always)
+    private func checkArena() {
+        #if DEBUG
+            assert(owner != nil, "a SampleAggregate was used after its SampleArena was freed")
+        #endif
     }
 
     @inline(__always)
     mutating func add(_ x: Double, weight: Double, maxSamples: Int, arena: SampleArena, rng: inout SplitMix64) {
+        checkArena()
         count += weight
         samples &+= 1
         sum += x
@@ -132,6 +150,8 @@ struct SampleAggregate {
     /// - Parameter arena: the arena of this aggregate's interval (new blocks come from it).
     mutating func merge(_ other: SampleAggregate, maxSamples: Int, arena: SampleArena, rng: inout SplitMix64) {
         guard other.samples > 0 else { return }
+        checkArena()
+        other.checkArena()
         let (n1, n2) = (samples, other.samples)
         count += other.count
         sum += other.sum
@@ -181,6 +201,7 @@ struct SampleAggregate {
 
     /// Calls `body` with the kept values of each block, in the order kept (the last block may be partly used).
     private func forEachBlock(_ body: (UnsafeBufferPointer<Double>) -> Void) {
+        checkArena()
         for (b, block) in blocks.enumerated() {
             body(UnsafeBufferPointer(start: block, count: Swift.min(SampleArena.blockValues, kept - b * SampleArena.blockValues)))
         }
@@ -200,5 +221,8 @@ struct SampleAggregate {
     }
 
     /// The bucket counts, copied out of the arena (only while the interval, and so its arena, lives).
-    var bucketCounts: [Double] { Array(UnsafeBufferPointer(start: buckets, count: bounds.upperBounds.count + 1)) }
+    var bucketCounts: [Double] {
+        checkArena()
+        return Array(UnsafeBufferPointer(start: buckets, count: bounds.upperBounds.count + 1))
+    }
 }

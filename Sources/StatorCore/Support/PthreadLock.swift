@@ -38,8 +38,19 @@ public final class PthreadLock<Value: ~Copyable>: @unchecked Sendable {
     @inline(__always)
     func unlock() { pthread_mutex_unlock(mutex) }
 
-    /// The value, for use between `lock()` and `unlock()` only.
-    var unsafeValue: UnsafeMutablePointer<Value> { value }
+    /// The value, for use between `lock()` and `unlock()` only (checked in debug builds: the
+    /// lock is held, by someone).
+    var unsafeValue: UnsafeMutablePointer<Value> {
+        assert(isHeld, "PthreadLock.unsafeValue read without the lock held")
+        return value
+    }
+
+    /// Whether some thread holds the lock (for debug checks only: the answer may be stale).
+    private var isHeld: Bool {
+        guard pthread_mutex_trylock(mutex) == 0 else { return true }
+        pthread_mutex_unlock(mutex)
+        return false
+    }
 
     /// Runs `body` with the value, holding the lock.
     @inline(__always)

@@ -253,7 +253,6 @@ extension ReaderAggregator {
     var shareSizes: (counters: Int, gauges: Int, sets: Int, samples: Int) {
         share.lock()
         defer { share.unlock() }
-        let s = share.state
-        return (s.pointee.counters.count, s.pointee.gauges.count, s.pointee.sets.count, s.pointee.samples.count)
+        return share.state.pointee.sizes
     }
 }
