@@ -245,9 +245,28 @@ func namesFollowTheSpec(_ c: NameCase) {
     #expect(slices > 10)
 }
 
+/// Names made of `stem` and a number whose exposed forms (each name plus each of `suffixes`)
+/// all fall in the first `buckets` buckets of a 64-bucket name index (`CumulativeState.nameHash`):
+/// a test of a state whose index stays at 64 buckets (64 names or fewer) puts them in a
+/// few long collision chains.
+func collidingNames(_ stem: String, count: Int, suffixes: [String] = [""], buckets: Int = 4) -> [String] {
+    var names: [String] = []
+    var n = 0
+    while names.count < count {
+        let name = "\(stem)\(n)"
+        n += 1
+        if suffixes.allSatisfy({ CumulativeState.nameHash(Array((name + $0).utf8)) & 63 < buckets }) {
+            names.append(name)
+        }
+    }
+    return names
+}
+
+let histogramSuffixes = ["", "_bucket", "_sum", "_count"]
+
 @Test func familiesWhoseNamesCollideInTheIndexStayCorrect() throws {
-    // Every exposed name hashes to one of two values: the index's collision chains carry everything.
-    let state = CumulativeState(prefix: "", reservedNames: [], metrics: nil, nameHashMask: 1)
+    // Every exposed name falls in one of four buckets: the index's collision chains carry everything.
+    let state = CumulativeState(prefix: "", reservedNames: [], metrics: nil)
     let table = ShardedTable(
         configuration: AggregationConfiguration(shards: 2, buckets: HistogramBuckets(defaults: [1])), seed: 5)
     let flusher = Flusher(
@@ -258,23 +277,28 @@ func namesFollowTheSpec(_ c: NameCase) {
         String(decoding: PrometheusTextEncoder.render(state), as: UTF8.self).split(separator: "\n")
             .filter { $0.hasPrefix("# TYPE ") }.map { String($0.split(separator: " ")[2]) }
     }
+    let f = collidingNames("f", count: 20)
+    let h = collidingNames("h", count: 1, suffixes: histogramSuffixes)[0]
+    let k = collidingNames("k", count: 1, suffixes: histogramSuffixes)[0]
     // Two histograms (four names each): h expires, k stays.
-    ingest(table, (0..<20).map { "f\($0):1|g" } + ["h:1|h", "h_count:1|g", "c:1|c", "k:1|h"])
+    ingest(table, f.map { "\($0):1|g" } + ["\(h):1|h", "\(h)_count:1|g", "c:1|c", "\(k):1|h"])
     flusher.flush(at: 10_000)
     #expect(names().count == 23)  // h_count is taken by the histogram h
-    #expect(!names().contains("h_count"))
+    #expect(!names().contains("\(h)_count"))
     // Half the gauges stay alive; the rest expire and are unlinked from their chains.
-    ingest(table, (0..<10).map { "f\($0):2|g" } + ["k:2|h"])
+    ingest(table, f[..<10].map { "\($0):2|g" } + ["\(k):2|h"])
     flusher.flush(at: 20_000)
-    ingest(table, (0..<10).map { "f\($0):3|g" } + ["k:3|h"])
+    ingest(table, f[..<10].map { "\($0):3|g" } + ["\(k):3|h"])
     flusher.flush(at: 30_000)
-    #expect(Set(names()) == Set((0..<10).map { "f\($0)" } + ["k"]))
-    #expect(!names().contains("k_count"))
+    #expect(Set(names()) == Set(f[..<10] + [k]))
+    #expect(!names().contains("\(k)_count"))
     // Names freed by expiry can be registered again, with another type.
-    ingest(table, (0..<10).map { "f\($0):4|g" } + ["h_count:5|g", "f15:1|c", "h:2|c", "k_sum:1|g", "k:4|h"])
+    ingest(
+        table, f[..<10].map { "\($0):4|g" } + ["\(h)_count:5|g", "\(f[15]):1|c", "\(h):2|c", "\(k)_sum:1|g", "\(k):4|h"])
     flusher.flush(at: 40_000)
-    #expect(Set(names()) == Set((0..<10).map { "f\($0)" } + ["h_count", "f15_total", "h_total", "k"]))
+    #expect(Set(names()) == Set(f[..<10] + ["\(h)_count", "\(f[15])_total", "\(h)_total", k]))
     #expect(state.familyCount == 14)  // k_sum is still taken by the histogram k
+    #expect(state.withState { $0.nameHeads.count } == 64)  // so the names shared four chains
 }
 
 @Test func aMassExpiryShrinksTheStateAndLeavesThePageAsIfItNeverHappened() throws {
@@ -339,24 +363,28 @@ func namesFollowTheSpec(_ c: NameCase) {
 }
 
 @Test func everyNameOfEveryHistogramStaysFindableInCollidingChains() throws {
-    // Two buckets for every exposed name: lookups walk chains through all four names of many
-    // histograms. Every name taken must stay findable, or a second family would take it.
+    // Four buckets for every exposed name: lookups walk chains through all four names of
+    // several histograms. Every name taken must stay findable, or a second family would take
+    // it. (Four of each keep the index at 64 buckets, which `collidingNames` assumes.)
     let metrics = SelfMetrics(readers: 1)
-    let state = CumulativeState(prefix: "", reservedNames: [], metrics: metrics, nameHashMask: 1)
+    let state = CumulativeState(prefix: "", reservedNames: [], metrics: metrics)
     let table = ShardedTable(configuration: AggregationConfiguration(shards: 2), seed: 3)
     let flusher = Flusher(
         table: table, configuration: FlushConfiguration(intervalMillis: 10_000, seriesTTLMillis: 0),
         startMillis: 0, metrics: metrics
     ) { state.apply($0) }
-    ingest(table, (0..<20).map { "g\($0):1|g" })
+    let g = collidingNames("g", count: 4)
+    let h = collidingNames("h", count: 4, suffixes: histogramSuffixes)
+    ingest(table, g.map { "\($0):1|g" })
     flusher.flush(at: 10_000)
-    ingest(table, (0..<20).map { "h\($0):1|h" })
+    ingest(table, h.map { "\($0):1|h" })
     flusher.flush(at: 20_000)
     // Each of these names is taken already, by a gauge or by a histogram's derived names.
-    let taken = (0..<20).flatMap { ["g\($0):1|h", "h\($0):1|g", "h\($0)_bucket:1|g", "h\($0)_sum:1|g", "h\($0)_count:1|g"] }
+    let taken = g.map { "\($0):1|h" } + h.flatMap { name in histogramSuffixes.map { "\(name)\($0):1|g" } }
     ingest(table, taken)
     flusher.flush(at: 30_000)
-    #expect(state.familyCount == 40)
+    #expect(state.familyCount == 8)
+    #expect(state.withState { $0.nameHeads.count } == 64)  // so the names shared four chains
     #expect(metrics.labeledValue(SelfMetrics.seriesDropped("prometheus", "type_conflict")) == UInt64(taken.count))
 }
 

@@ -4,13 +4,17 @@ import Glibc
 // families sharing a bucket chain through their links. Names are derived from each family's
 // source key when compared, never stored.
 extension CumulativeState {
-    /// The bucket of `nameHeads` an exposed sample name is indexed under (its hash folded by
-    /// `nameHashMask`). A seeded hash: names come from the network, and crafted collisions
-    /// would make each new family walk one long chain.
+    /// The bucket of `nameHeads` an exposed sample name is indexed under.
     func nameBucket(_ bytes: [UInt8], _ s: borrowing State) -> Int {
+        Self.nameHash(bytes) & (s.nameHeads.count - 1)
+    }
+
+    /// The hash of an exposed sample name. Seeded (per process): names come from the network,
+    /// and crafted collisions would make each new family walk one long chain.
+    static func nameHash(_ bytes: [UInt8]) -> Int {
         var h = Hasher()
         bytes.withUnsafeBytes { h.combine(bytes: $0) }  // in one call, not byte by byte
-        return h.finalize() & nameHashMask & (s.nameHeads.count - 1)
+        return h.finalize()
     }
 
     /// The family name a statsd key registers.

@@ -14,9 +14,6 @@ import CStatorSys
 /// key that registered it (its name and HELP come from that key), so neither
 /// needs an allocation of its own; histogram state sits in a side table.
 public final class CumulativeState: Sendable {
-    /// Normally every bit; tests fold hashes into a few values to force collisions.
-    let nameHashMask: Int
-
     private let state = PthreadLock(State())
     let prefix: [UInt8]
     /// Names the agent's own metrics use; statsd families may not take them.
@@ -30,12 +27,7 @@ public final class CumulativeState: Sendable {
     ///   - prefix: `sinks.prometheus.prefix`.
     ///   - reservedNames: family names already exposed by someone else (the agent's own metrics).
     ///   - metrics: where left-out series are counted (`stator_series_dropped_total{sink="prometheus"}`).
-    public convenience init(prefix: String = "", reservedNames: [String] = [], metrics: SelfMetrics? = nil) {
-        self.init(prefix: prefix, reservedNames: reservedNames, metrics: metrics, nameHashMask: -1)
-    }
-
-    init(prefix: String, reservedNames: [String], metrics: SelfMetrics?, nameHashMask: Int) {
-        self.nameHashMask = nameHashMask
+    public init(prefix: String = "", reservedNames: [String] = [], metrics: SelfMetrics? = nil) {
         self.prefix = Array(prefix.utf8)
         reserved = Set(reservedNames.map { Array($0.utf8) })
         var first = [Bool](repeating: false, count: 256)
