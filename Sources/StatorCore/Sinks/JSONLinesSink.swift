@@ -65,8 +65,7 @@ public final class JSONLinesSink: Sink {
             // now, not at the next batch that has series.
             guard reopenRequested.load(ordering: .acquiring) else { return }
             let failure: SystemError? = file.withLock { state in
-                guard reopenRequested.exchange(false, ordering: .acquiringAndReleasing) else { return nil }
-                close(&state)
+                guard closeIfReopenRequested(&state) else { return nil }
                 do throws(SystemError) {
                     try open(&state)
                 } catch {
@@ -87,9 +86,18 @@ public final class JSONLinesSink: Sink {
         }
     }
 
+    /// Closes the file when SIGHUP asked for a reopen since the last look (`reopen()`); the
+    /// caller opens it again, by path.
+    /// - Returns: whether it closed the file.
+    private func closeIfReopenRequested(_ state: inout FileState) -> Bool {
+        guard reopenRequested.exchange(false, ordering: .acquiringAndReleasing) else { return false }
+        close(&state)
+        return true
+    }
+
     /// Writes a batch (after the kept ones, if any); keeps a copy of it when it cannot be written.
     private func emit(_ encoded: UnsafeRawBufferPointer, series: Int, _ state: inout FileState) throws(SystemError) {
-        if reopenRequested.exchange(false, ordering: .acquiringAndReleasing) { close(&state) }
+        _ = closeIfReopenRequested(&state)  // the write below opens the file again
         if state.unwritten.isEmpty {
             // The usual case: written straight from the encoding buffer.
             let failure: SystemError?
