@@ -1,0 +1,65 @@
+/// What a mapping sets for the series it maps besides their name and labels, with the file's
+/// `defaults` already applied. A field left `nil` falls back to the agent's configuration
+/// (`sinks.prometheus`, `series_ttl`).
+public struct MappingOptions: Hashable, Sendable {
+    public enum ObserverType: String, Sendable {
+        case histogram, summary
+    }
+
+    /// How timers, histograms and distributions appear on `/metrics` (nil: a histogram).
+    public var observerType: ObserverType?
+    /// Histogram bucket bounds (nil: `sinks.prometheus`).
+    public var buckets: [Double]?
+    /// Summary quantiles, ascending (statsd_exporter's defaults 0.5, 0.9, 0.99 when unset).
+    public var quantiles: [Double] = MappingOptions.defaultQuantiles
+    /// Replaces `series_ttl` for the series (0: never expires).
+    public var ttlMillis: Int64?
+    /// Multiplies the values on `/metrics` (after timers are turned into seconds).
+    public var scale: Double?
+    /// The family's `# HELP` text.
+    public var help: String?
+
+    public static let defaultQuantiles: [Double] = [0.5, 0.9, 0.99]
+
+    public init() {}
+}
+
+/// One entry of a mapping file's `mappings`, as read and checked (`MappingFile`).
+struct MappingRule: Sendable {
+    enum MatchType: String, Sendable {
+        case glob, regex
+    }
+
+    enum Action: String, Sendable {
+        case map, drop
+    }
+
+    /// Its position in the file (0 for the first): the first rule that matches decides.
+    var index: Int
+    /// Its line in the file, for messages and `stator map`.
+    var line: Int
+    var match: String
+    var matchType: MatchType
+    /// `match_metric_type`, or every kind.
+    var metricKind: GlobTrie.Kind?
+    /// `name`, as written and as a template.
+    var nameText: String
+    var name: MappingTemplate
+    /// `labels`, in file order.
+    var labels: [(name: String, value: MappingTemplate)]
+    var honorLabels: Bool
+    var action: Action
+    var options: MappingOptions
+    /// The compiled `match`, for a regex rule.
+    var regex: MappingRegex?
+}
+
+/// A compiled regular expression of a regex rule. `Regex` values are immutable once made and
+/// safe to match from several threads; the wrapper only says so to the compiler.
+final class MappingRegex: @unchecked Sendable {
+    let regex: Regex<AnyRegexOutput>
+
+    init(_ pattern: String) throws {
+        regex = try Regex(pattern)
+    }
+}
