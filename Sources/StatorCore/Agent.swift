@@ -10,6 +10,8 @@ public final class Agent: Sendable {
     private let fanout: SinkFanout
     private let flusher: Flusher
     private let http: HTTPServer
+    /// The mapping rules (`mapping_config`), when configured.
+    private let mapping: MappingRules?
 
     /// The bound UDP address (its real port when 0 was configured).
     public var udpAddress: String { receiver.boundAddress }
@@ -28,6 +30,17 @@ public final class Agent: Sendable {
         self.metrics = metrics
         var aggregation = configuration.aggregation
         aggregation.buckets = configuration.prometheus.buckets
+        var mapping: MappingRules?
+        if !configuration.mappingConfig.isEmpty {
+            let rules = try MappingRules(
+                path: configuration.mappingConfig, maxNameBytes: configuration.aggregation.lineLimits.maxNameBytes)
+            for key in rules.ignoredKeys {
+                logger.warning("mapping_config: key accepted but not used by Stator", metadata: [("key", key)])
+            }
+            mapping = rules
+        }
+        self.mapping = mapping
+        aggregation.mapping = mapping
         let table = ShardedTable(configuration: aggregation)
         self.table = table
         receiver = try Receiver(
@@ -55,10 +68,43 @@ public final class Agent: Sendable {
             metrics: metrics, logger: logger.child("stator.flush")
         ) { fanout.publish($0) }
         let page = SelfMetricsPage(
-            metrics: metrics, table: table, push: pushMetrics,
+            metrics: metrics, table: table, push: pushMetrics, mapping: mapping,
             flushIntervalSeconds: Double(configuration.flush.intervalMillis) / 1000)
+        let reload = Agent.reloader(mapping: mapping, metrics: metrics, logger: logger.child("stator.mapping"))
         http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http")) { head in
-            Agent.route(head, page: page, prometheus: prometheus)
+            if head.path == "/-/reload" {
+                guard head.method == "POST" else {
+                    return .text(405, "method not allowed\n", headers: [("Allow", "POST")])
+                }
+                switch reload() {
+                case .success(let rules): return .text(200, "reloaded: \(rules) mapping rules\n")
+                case .failure(let error): return .text(400, "\(error.message)\n")
+                }
+            }
+            return Agent.route(head, page: page, prometheus: prometheus)
+        }
+        reloadMapping = reload
+    }
+
+    /// Re-reads `mapping_config` (SIGHUP, `POST /-/reload`): the rules in force, or why the
+    /// file was refused (the old rules stay).
+    private let reloadMapping: @Sendable () -> Result<Int, ConfigError>
+
+    private static func reloader(
+        mapping: MappingRules?, metrics: SelfMetrics, logger: Logger
+    ) -> @Sendable () -> Result<Int, ConfigError> {
+        {
+            guard let mapping else { return .failure(ConfigError("no mapping_config is configured: nothing to reload")) }
+            do throws(ConfigError) {
+                let rules = try mapping.reload()
+                metrics.mappingReloadsSucceeded.add(1)
+                logger.info("mapping rules reloaded", metadata: [("rules", "\(rules)"), ("path", mapping.path)])
+                return .success(rules)
+            } catch {
+                metrics.mappingReloadsFailed.add(1)
+                logger.error("mapping rules not reloaded: the old rules stay", metadata: [("error", error.message)])
+                return .failure(error)
+            }
         }
     }
 
@@ -115,10 +161,11 @@ public final class Agent: Sendable {
         }
     }
 
-    /// Reopens the sinks' files (SIGHUP).
+    /// Reopens the sinks' files and reloads the mapping rules (SIGHUP).
     public func reopen() {
         logger.info("reopening sink files")
         fanout.reopen()
+        if mapping != nil { _ = reloadMapping() }
     }
 
     fileprivate func shutdown(flushThread: WorkerThread) {

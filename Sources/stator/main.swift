@@ -51,8 +51,29 @@ case .send(let configuration, let lines, let readStandardInput):
     exit(send(configuration, lines, readStandardInput: readStandardInput))
 case .checkConfig(let configuration):
     for warning in parsed.warnings { FileHandleStderr.write("stator: warning: \(warning)\n") }
+    if !configuration.mappingConfig.isEmpty {
+        // The mapping file is part of the configuration: a file the agent would refuse fails here too.
+        do {
+            let rules = try MappingRules(
+                path: configuration.mappingConfig, maxNameBytes: configuration.aggregation.lineLimits.maxNameBytes)
+            for key in rules.ignoredKeys {
+                FileHandleStderr.write("stator: warning: mapping_config: \(key) is accepted but not used by Stator\n")
+            }
+        } catch {
+            fail(error.message)
+        }
+    }
     printOut(ConfigKeys.render(configuration))
     exit(0)
+case .map(let configuration, let name, let type):
+    do {
+        let rules = try MappingRules(
+            path: configuration.mappingConfig, maxNameBytes: configuration.aggregation.lineLimits.maxNameBytes)
+        printOut(rules.describe(name, type: type))
+        exit(0)
+    } catch {
+        fail(error.message)
+    }
 case .run(let configuration):
     HeapPolicy.apply()
     // Block the signals we handle before any thread starts, so every thread inherits the mask

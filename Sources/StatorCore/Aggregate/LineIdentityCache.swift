@@ -119,6 +119,14 @@ struct LineIdentityCache: ~Copyable {
         (Int(truncatingIfNeeded: hash >> UInt64(CStatorSys_CACHE_SET_SHIFT)) & (Self.sets - 1)) &* Self.ways
     }
 
+    /// Forgets every line identity (a mapping reload changes what keys lines make): every way
+    /// is emptied, so each identity misses once and is parsed and remembered again. Records
+    /// in the ring stay until it overwrites them, unreachable.
+    mutating func forgetAll() {
+        table.update(repeating: Way(hash: 0, position: 0), count: Self.sets * Self.ways)
+        for k in victims.indices { victims[k] = 0 }
+    }
+
     /// Whether the ring still holds the record at `position`.
     @inline(__always)
     private func alive(_ position: UInt64) -> Bool { head &- position <= UInt64(Self.ringBytes) }

@@ -4,6 +4,9 @@
 /// bytes it built in scratch space, and allocate a `MetricKey` only on insert:
 /// `[type][u16 name length][name]` then, per tag in key order,
 /// `[u16 key length][key][u16 value length][value]` (lengths little-endian).
+/// A series named by a mapping rule (`mapping_config`) has bit 7 of the type byte set and
+/// ends with `[u16 options]`, its rule's `MappingOptions` in the `MappingOptionsRegistry`:
+/// so a mapped series is never the same series as an unmapped one of the same name and tags.
 public struct MetricKey: Hashable, Sendable, CustomStringConvertible {
     /// The encoded key.
     public let bytes: [UInt8]
@@ -26,8 +29,20 @@ public struct MetricKey: Hashable, Sendable, CustomStringConvertible {
     /// Hashes the bytes in one call (an array of bytes would be combined byte by byte).
     public func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
 
+    /// The type byte's flag of a mapped series.
+    static let mappedFlag: UInt8 = 0x80
+
     /// The series' type.
-    public var type: MetricType { MetricType(rawValue: bytes[0]) ?? .counter }
+    public var type: MetricType { MetricType(rawValue: bytes[0] & ~Self.mappedFlag) ?? .counter }
+
+    /// Whether a mapping rule named the series (its name is then used as written).
+    public var isMapped: Bool { bytes[0] & Self.mappedFlag != 0 }
+
+    /// The options of the rule that named the series (`MappingOptionsRegistry`), if one did.
+    var mappingOptions: UInt16? {
+        guard isMapped, bytes.count >= 5 else { return nil }
+        return UInt16(bytes[bytes.count - 2]) | UInt16(bytes[bytes.count - 1]) << 8
+    }
 
     /// Calls `body` with the name's bytes.
     public func withName<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
@@ -41,7 +56,8 @@ public struct MetricKey: Hashable, Sendable, CustomStringConvertible {
     public func forEachTag(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
         bytes.withUnsafeBytes { raw in
             var i = 3 + (Int(raw[1]) | Int(raw[2]) << 8)
-            while i < raw.count {
+            let end = raw[0] & Self.mappedFlag != 0 ? raw.count - 2 : raw.count
+            while i < end {
                 let kl = Int(raw[i]) | Int(raw[i + 1]) << 8
                 let k = UnsafeRawBufferPointer(rebasing: raw[(i + 2)..<(i + 2 + kl)])
                 i += 2 + kl

@@ -31,6 +31,14 @@ public struct ReaderAggregator: ~Copyable {
     public private(set) var lines: UInt64 = 0
     public private(set) var events: UInt64 = 0
     private var invalid = [UInt64](repeating: 0, count: ParseFailure.allCases.count)
+    private var dropped = [UInt64](repeating: 0, count: DropReason.allCases.count)
+    /// The mapping in force (`mapping_config`), the rules this reader follows, and the
+    /// decisions it made under them.
+    private let mappingRules: MappingRules?
+    private var mapping: LoadedMapping?
+    private var mappingCache: MappingCache
+    /// New names an `action: drop` rule matched, since the last `flushCounts(to:)`.
+    private var droppedNames: UInt64 = 0
     /// Staged samples past which `stage` commits by itself (datagrams stay valid until then).
     private let commitThreshold = 8192
 
@@ -41,6 +49,9 @@ public struct ReaderAggregator: ~Copyable {
         cache = LineIdentityCache(seed: table.seed ^ 0x6A09_E667_F3BC_C908)
         share = table.makeShare()
         maxSamples = table.configuration.maxSamplesPerSeries
+        mappingRules = table.configuration.mapping
+        mapping = mappingRules?.current
+        mappingCache = MappingCache(seed: table.seed ^ 0xBB67_AE85_84CA_A73B)
     }
 
     deinit { table.retire(share) }
@@ -75,6 +86,7 @@ public struct ReaderAggregator: ~Copyable {
         batch count: Int, from first: Int = 0, payload: (Int) -> UnsafeRawBufferPointer, rejected: Rejection
     ) {
         guard count > 0 else { return }
+        if let rules = mappingRules, rules.generation != mapping?.generation { followReload(rules, rejected: rejected) }
         share.lock()
         for k in 0..<count {
             stageLocked(payload(k), datagram: first &+ k, rejected: rejected)
@@ -83,6 +95,18 @@ public struct ReaderAggregator: ~Copyable {
             }
         }
         share.unlock()
+    }
+
+    /// Takes the rules a reload put in force, between two batches: what is staged is committed
+    /// under the old rules, then every decision made under them is forgotten (the line
+    /// identities, whose records hold mapped keys, and the mapping decisions), so every line
+    /// from here on is mapped by the new rules, also a line seen before.
+    @inline(never)
+    private mutating func followReload(_ rules: MappingRules, rejected: Rejection) {
+        commit(rejected: rejected)
+        cache.forgetAll()
+        mappingCache.forgetAll()
+        mapping = rules.current
     }
 
     /// `stage(_:datagram:rejected:)` of one datagram, with the share's lock held.
@@ -240,8 +264,34 @@ public struct ReaderAggregator: ~Copyable {
         if single, staged.oldestRingRecord != LineIdentityCache.none, !cache.survivesInsert(staged.oldestRingRecord) {
             commitLocked(rejected: rejected)
         }
+        /// What `keys` holds: the line's own name and tags (nil), or a mapping's.
+        var mappedParts: MappedKeyParts?
+        var drop: DropReason?
         for g in line.groups.indices {
             let group = line.groups[g]
+            if let mapping {
+                let name = UnsafeRawBufferPointer(rebasing: datagram[line.name])
+                let (decision, new) = mappingCache.decision(name, type: group.type, rules: mapping)
+                switch decision {
+                case .unmatched:
+                    if mappedParts != nil {
+                        keys.prepare(line, datagram)
+                        mappedParts = nil
+                    }
+                case .dropped:
+                    if new { droppedNames &+= 1 }
+                    drop = .mapping
+                    continue
+                case .invalidName:
+                    drop = drop ?? .mappingInvalidName
+                    continue
+                case .mapped(let parts):
+                    if mappedParts !== parts {
+                        keys.prepareMapped(line, datagram, parts)
+                        mappedParts = parts
+                    }
+                }
+            }
             let hash = keys.build(type: group.type)
             if group.type == .gauge { share.state.pointee.sealGauge(keyHash: hash, into: &staged) }
             let offset = staged.appendKey(keys.bytes)
@@ -262,6 +312,7 @@ public struct ReaderAggregator: ~Copyable {
                     datagram: Int32(index), lineStart: Int32(range.lowerBound), lineEnd: Int32(range.upperBound),
                     cacheRecord: record, type: group.type))
         }
+        if let drop { dropped[drop.rawValue] &+= 1 }
     }
 
     /// Records everything staged. A line that would create a series past `max_series`
@@ -316,6 +367,14 @@ public struct ReaderAggregator: ~Copyable {
         for (reason, n) in invalid.enumerated() where n > 0 {
             metrics.linesInvalid[reason].add(n)
             invalid[reason] = 0
+        }
+        for (reason, n) in dropped.enumerated() where n > 0 {
+            metrics.linesDropped[reason].add(n)
+            dropped[reason] = 0
+        }
+        if droppedNames > 0 {
+            metrics.mappingSeries[MappingResult.dropped.rawValue].add(droppedNames)
+            droppedNames = 0
         }
         metrics.linesReceived.add(lines)
         lines = 0

@@ -12,6 +12,8 @@ struct SeriesKeyBuilder: ~Copyable {
     /// Bytes of the current key.
     private(set) var count = 0
     private var order = ScratchList<Int32>(capacity: 16)
+    /// Whether the prepared key is a mapped series' (`prepareMapped`).
+    private(set) var isMapped = false
     let seed: UInt64
 
     init(seed: UInt64) {
@@ -27,6 +29,7 @@ struct SeriesKeyBuilder: ~Copyable {
 
     /// Encodes the line's name and its sorted, de-duplicated tags after a type byte.
     mutating func prepare(_ line: borrowing ParsedLine, _ src: UnsafeRawBufferPointer) {
+        isMapped = false
         count = 1  // the type byte, written by build(type:)
         append(src, line.name)
         guard !line.tags.isEmpty else { return }
@@ -84,11 +87,37 @@ struct SeriesKeyBuilder: ~Copyable {
         }
     }
 
+    /// Encodes a mapped series' key (see `MetricKey`): the name a mapping rule gave, the line's
+    /// tags together with the rule's labels (a label wins over a tag of the same name unless
+    /// the rule honours the line's labels), and the rule's options. Off the per-line path: it
+    /// runs when a reader meets a line identity it does not know.
+    mutating func prepareMapped(_ line: borrowing ParsedLine, _ src: UnsafeRawBufferPointer, _ parts: MappedKeyParts) {
+        isMapped = true
+        count = 1
+        parts.name.withUnsafeBytes { append($0, 0..<$0.count) }
+        var tags: [[UInt8]: [UInt8]] = [:]
+        for t in line.tags.indices {
+            let tag = line.tags[t]
+            tags[Array(UnsafeRawBufferPointer(rebasing: src[tag.key]))] = Array(UnsafeRawBufferPointer(rebasing: src[tag.value]))
+        }
+        for label in parts.labels where !(parts.honorLabels && tags[label.name] != nil) {
+            tags[label.name] = label.value
+        }
+        for key in tags.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            key.withUnsafeBytes { append($0, 0..<$0.count) }
+            tags[key].unsafelyUnwrapped.withUnsafeBytes { append($0, 0..<$0.count) }
+        }
+        if count + 2 > capacity { grow(to: count + 2) }
+        buffer[count] = UInt8(truncatingIfNeeded: parts.options)
+        buffer[count + 1] = UInt8(truncatingIfNeeded: parts.options >> 8)
+        count += 2
+    }
+
     /// Sets the type byte of the prepared key.
     /// - Returns: the key's hash.
     @inline(__always)
     mutating func build(type: MetricType) -> UInt64 {
-        buffer[0] = type.rawValue
+        buffer[0] = isMapped ? type.rawValue | MetricKey.mappedFlag : type.rawValue
         return Self.hash(bytes, seed: seed)
     }
 

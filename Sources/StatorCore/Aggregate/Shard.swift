@@ -6,13 +6,41 @@ final class ShardContext: Sendable {
     let buckets: HistogramBuckets
     /// The table's key hash seed.
     let keySeed: UInt64
+    /// The options of mapped series (their buckets), when a mapping is configured.
+    let mappingOptions: MappingOptionsRegistry?
+    /// New series by whether a mapping rule named them (counted only with a mapping).
+    let newMappedSeries = AtomicCounter()
+    let newUnmappedSeries = AtomicCounter()
 
-    init(budget: SeriesBudget, maxSamples: Int, maxSetMembers: Int, buckets: HistogramBuckets, keySeed: UInt64) {
+    init(
+        budget: SeriesBudget, maxSamples: Int, maxSetMembers: Int, buckets: HistogramBuckets, keySeed: UInt64,
+        mappingOptions: MappingOptionsRegistry? = nil
+    ) {
         self.keySeed = keySeed
         self.budget = budget
         self.maxSamples = maxSamples
         self.maxSetMembers = maxSetMembers
         self.buckets = buckets
+        self.mappingOptions = mappingOptions
+    }
+
+    /// A slot's `boundsIndex` for a mapped series whose rule sets buckets: the flag, then the
+    /// rule's options number.
+    static let mappedBounds: UInt32 = 0x8000_0000
+
+    /// The `boundsIndex` of a new sampled series: its mapping rule's buckets, else the first
+    /// `bucket_overrides` glob its name matches, else the defaults.
+    func boundsIndex(of key: MetricKey) -> Int {
+        if let id = key.mappingOptions, mappingOptions?.bounds(id) != nil { return Int(Self.mappedBounds | UInt32(id)) }
+        return key.withName { buckets.boundsIndex(for: $0) }
+    }
+
+    /// The bounds a `boundsIndex` names.
+    func bounds(at index: UInt32) -> BucketBounds {
+        if index & Self.mappedBounds != 0, let bounds = mappingOptions?.bounds(UInt16(truncatingIfNeeded: index)) {
+            return bounds
+        }
+        return buckets.bounds(at: Int(index))
     }
 }
 
@@ -115,7 +143,7 @@ final class Shard: Sendable {
                 s.index[id].position = -1
             }
             let key = s.index[id].key
-            let bounds = key.type.isSampled ? context.buckets.bounds(at: Int(s.index[id].boundsIndex)) : nil
+            let bounds = key.type.isSampled ? context.bounds(at: s.index[id].boundsIndex) : nil
             return (key, bounds)
         }
     }
@@ -128,7 +156,10 @@ final class Shard: Sendable {
         let context = self.context
         guard let series = context.budget.admit() else { return nil }
         let owned = MetricKey(bytes: Array(key), series: series)
-        let bounds = type.isSampled ? owned.withName { context.buckets.boundsIndex(for: $0) } : 0
+        let bounds = type.isSampled ? context.boundsIndex(of: owned) : 0
+        if context.mappingOptions != nil {
+            (owned.isMapped ? context.newMappedSeries : context.newUnmappedSeries).add(1)
+        }
         return s.index.insert(owned, hash: hash, generation: s.generation, boundsIndex: bounds)
     }
 
@@ -163,7 +194,7 @@ final class Shard: Sendable {
                 s.interval.arena = arena
             }
             position = s.interval.samples.count
-            let bounds = context.buckets.bounds(at: Int(s.index[id].boundsIndex))
+            let bounds = context.bounds(at: s.index[id].boundsIndex)
             s.interval.samples.append(SampleAggregate(key: key, bounds: bounds, arena: arena))
         }
         s.index[id].position = Int32(position)

@@ -13,6 +13,8 @@ public struct AggregationConfiguration: Sendable {
     public var buckets = HistogramBuckets()
     /// What one line may carry (`max_name_bytes`, `max_tags`, `max_tag_bytes`); the readers' parsers hold lines to it.
     public var lineLimits = LineLimits()
+    /// The mapping rules in force (`mapping_config`), if any: readers name series by them.
+    public var mapping: MappingRules?
 
     /// Eight per core (at least 16): few enough that a reader's commit, which visits every shard
     /// its batch touches, finds several samples per shard (each visit costs a lock and a few
@@ -39,6 +41,7 @@ public struct AggregationConfiguration: Sendable {
 /// each shard behind its own lock, updated concurrently by the reader threads.
 public final class ShardedTable: Sendable {
     private let shards: [Shard]
+    private let context: ShardContext
     /// Shards minus one: a shard is picked by bits 48 and up of the key hash.
     private let shardMask: Int
     let budget: SeriesBudget
@@ -70,7 +73,8 @@ public final class ShardedTable: Sendable {
         self.memberSeed = memberSeed
         let context = ShardContext(
             budget: budget, maxSamples: configuration.maxSamplesPerSeries, maxSetMembers: configuration.maxSetMembers,
-            buckets: configuration.buckets, keySeed: seed)
+            buckets: configuration.buckets, keySeed: seed, mappingOptions: configuration.mapping?.options)
+        self.context = context
         shards = (0..<configuration.shards).map { _ in Shard(seed: rng.next(), context: context) }
         shardMask = configuration.shards - 1
         shareSeeds = PthreadLock(SplitMix64(state: rng.next()))
@@ -197,6 +201,11 @@ public final class ShardedTable: Sendable {
             }
         }
         return removed
+    }
+
+    /// New series a mapping rule named, and new series none did (with a mapping configured).
+    var newSeriesByMapping: (mapped: UInt64, unmapped: UInt64) {
+        (context.newMappedSeries.value, context.newUnmappedSeries.value)
     }
 
     /// Series currently tracked (`stator_series_active`).

@@ -13,6 +13,8 @@ public enum Command: Sendable {
     /// Send statsd lines to the agent at `udp.address` (`stator send`): the lines given
     /// as arguments, then standard input's when `readStandardInput`.
     case send(StatorConfiguration, lines: [String], readStandardInput: Bool)
+    /// Print what `mapping_config` makes of a statsd name of a type (`stator map`).
+    case map(StatorConfiguration, name: String, type: MetricType)
 }
 
 /// The version printed by `stator version`.
@@ -41,7 +43,7 @@ public enum CommandLineParser {
         var mode = "run"
         if let first = args.first, !first.hasPrefix("-") {
             switch first {
-            case "run", "check-config", "version", "help", "send": mode = first
+            case "run", "check-config", "version", "help", "send", "map": mode = first
             default: throw ConfigError("unknown command \"\(first)\" (try stator --help)")
             }
             args = args.dropFirst()
@@ -50,8 +52,23 @@ public enum CommandLineParser {
         var flags: [(ConfigKey, String)] = []
         var lines: [String] = []
         var readStandardInput = false
+        var mapType = MetricType.counter
         while let arg = args.popFirst() {
             if arg == "--" { continue }  // the conventional end of options; every argument here is an option
+            if mode == "map" {
+                if arg == "--type" || arg.hasPrefix("--type=") {
+                    let text = arg == "--type" ? args.popFirst() ?? "" : String(arg.dropFirst("--type=".count))
+                    guard let type = MetricType(statsdCode: text) else {
+                        throw ConfigError("--type must be c, g, s, ms, h or d, got \"\(text)\"")
+                    }
+                    mapType = type
+                    continue
+                }
+                if !arg.hasPrefix("--") {
+                    lines.append(arg)
+                    continue
+                }
+            }
             if mode == "send" {
                 if arg == "--stdin" {
                     readStandardInput = true
@@ -107,6 +124,14 @@ public enum CommandLineParser {
         try configuration.push.resolveHeaders(environment: environment)
         switch mode {
         case "check-config": return Parsed(command: .checkConfig(configuration), warnings: warnings)
+        case "map":
+            guard lines.count == 1, let name = lines.first else {
+                throw ConfigError("stator map needs one statsd name (try stator --help)")
+            }
+            guard !configuration.mappingConfig.isEmpty else {
+                throw ConfigError("stator map needs a mapping file: --mapping_config FILE, or mapping_config in --config")
+            }
+            return Parsed(command: .map(configuration, name: name, type: mapType), warnings: warnings)
         case "send":
             guard !lines.isEmpty || readStandardInput else {
                 throw ConfigError("stator send needs lines to send, or --stdin (try stator --help)")
@@ -137,6 +162,8 @@ public enum CommandLineParser {
               stator send [--stdin] [LINE ...] [--config FILE] [--KEY VALUE ...]
                                                                      send statsd lines to the agent at udp.address
                                                                      (checked first; exit 1 if any is invalid)
+              stator map NAME [--type c|g|s|ms|h|d] [--mapping_config FILE]
+                                                                     print what the mapping rules make of a statsd name
               stator version                                         print the version
               stator --help                                          this text
 

@@ -154,6 +154,11 @@ public enum ConfigKeys {
             "Cap on tracked series; a line that would create one more is dropped (reason series_limit).",
             { Int64($0.aggregation.maxSeries) }
         ) { $0.aggregation.maxSeries = Int($1) },
+        string(
+            "mapping_config",
+            "A statsd_exporter mapping file (YAML) that names series and adds labels (docs/mapping.md); \"\" maps nothing.",
+            { $0.mappingConfig }
+        ) { (c, s) throws(ConfigError) in c.mappingConfig = s },
         integer(
             "max_name_bytes", 1...65_535, "Longest name in bytes (before name tags); longer lines are dropped (name_too_long).",
             { Int64($0.aggregation.lineLimits.maxNameBytes) }

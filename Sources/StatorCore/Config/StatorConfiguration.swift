@@ -9,6 +9,8 @@ public struct StatorConfiguration: Sendable {
     public var flush = FlushConfiguration()
     /// Shards and limits (`shards`, `max_series`, `max_samples_per_series`, `max_name_bytes`, `max_tags`, `max_tag_bytes`).
     public var aggregation = AggregationConfiguration()
+    /// A statsd_exporter mapping file (`mapping_config`); empty maps nothing.
+    public var mappingConfig = ""
     /// JSON-lines sink (`sinks.json.*`).
     public var json = JSONLinesConfiguration()
     /// Prometheus sink (`sinks.prometheus.*`); its buckets also drive the aggregation stage.

@@ -6,21 +6,28 @@ public struct SelfMetricsPage: Sendable {
     let metrics: SelfMetrics
     let table: ShardedTable
     let push: PushMetrics?
+    let mapping: MappingRules?
     let flushIntervalSeconds: Double
 
     /// - Parameter flushIntervalSeconds: `flush_interval`, shown as `stator_flush_interval_seconds`
     ///   (the reference for a slow-flush alert).
-    public init(metrics: SelfMetrics, table: ShardedTable, push: PushMetrics? = nil, flushIntervalSeconds: Double = 10) {
+    public init(
+        metrics: SelfMetrics, table: ShardedTable, push: PushMetrics? = nil, mapping: MappingRules? = nil,
+        flushIntervalSeconds: Double = 10
+    ) {
         self.metrics = metrics
         self.table = table
         self.push = push
+        self.mapping = mapping
         self.flushIntervalSeconds = flushIntervalSeconds
     }
 
     /// The family names this page uses (statsd families may not take them).
     public static let familyNames = [
         "stator_packets_received_total", "stator_lines_received_total", "stator_lines_invalid_total",
-        "stator_events_received_total", "stator_udp_kernel_drops_total", "stator_series_active", "stator_flushes_total",
+        "stator_events_received_total", "stator_lines_dropped_total", "stator_mapping_series_total",
+        "stator_mapping_reloads_total", "stator_mapping_rules", "stator_udp_kernel_drops_total", "stator_series_active",
+        "stator_flushes_total",
         "stator_flush_duration_seconds", "stator_flush_interval_seconds", "stator_sink_errors_total",
         "stator_series_dropped_total",
         "stator_push_requests_total", "stator_push_series_total", "stator_push_retries_total",
@@ -48,6 +55,29 @@ public struct SelfMetricsPage: Sendable {
         }
         family("stator_events_received_total", "counter", "DogStatsD events and service checks received (not aggregated).")
         sample("stator_events_received_total", metrics.eventsReceived.value)
+        family("stator_lines_dropped_total", "counter", "Valid lines not aggregated, by reason (mapping rules).")
+        for reason in DropReason.allCases {
+            sample("stator_lines_dropped_total{reason=\"\(reason)\"}", metrics.linesDropped[reason.rawValue].value)
+        }
+        if let mapping {
+            let (mapped, unmapped) = table.newSeriesByMapping
+            let counts: [MappingResult: UInt64] = [
+                .matched: mapped, .unmatched: unmapped,
+                .dropped: metrics.mappingSeries[MappingResult.dropped.rawValue].value,
+            ]
+            family(
+                "stator_mapping_series_total", "counter",
+                "New series identities by what the mapping rules said (dropped: new names a drop rule matched).")
+            for result in MappingResult.allCases {
+                sample("stator_mapping_series_total{result=\"\(result)\"}", counts[result] ?? 0)
+            }
+            family(
+                "stator_mapping_reloads_total", "counter", "Reloads of mapping_config, by result (failure keeps the old rules).")
+            sample("stator_mapping_reloads_total{result=\"failure\"}", metrics.mappingReloadsFailed.value)
+            sample("stator_mapping_reloads_total{result=\"success\"}", metrics.mappingReloadsSucceeded.value)
+            family("stator_mapping_rules", "gauge", "Mapping rules in force.")
+            sample("stator_mapping_rules", Double(mapping.ruleCount))
+        }
         family("stator_udp_kernel_drops_total", "counter", "Datagrams the kernel dropped on our sockets (receive buffer full).")
         sample("stator_udp_kernel_drops_total", metrics.kernelDropsTotal)
         family("stator_series_active", "gauge", "Series tracked (not yet expired through series_ttl).")

@@ -17,3 +17,18 @@ public enum MetricType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// Whether samples of this type are summarised with count/percentiles.
     public var isSampled: Bool { self == .timer || self == .histogram || self == .distribution }
 }
+
+extension MetricType {
+    /// The type of a statsd type code as a line writes it (`c`, `g`, `s`, `ms`, `h`, `d`).
+    public init?(statsdCode: String) {
+        switch statsdCode {
+        case "c": self = .counter
+        case "g": self = .gauge
+        case "s": self = .set
+        case "ms": self = .timer
+        case "h": self = .histogram
+        case "d": self = .distribution
+        default: return nil
+        }
+    }
+}

@@ -17,6 +17,34 @@ public final class AtomicCounter: Sendable {
     public var value: UInt64 { storage.load(ordering: .acquiring) }
 }
 
+/// Why a valid line was not aggregated (`stator_lines_dropped_total{reason}`).
+public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
+    /// A mapping rule with `action: drop` matched it.
+    case mapping
+    /// A mapping rule gave it a name that cannot be used (empty, or over `max_name_bytes`).
+    case mappingInvalidName
+
+    public var description: String {
+        switch self {
+        case .mapping: "mapping"
+        case .mappingInvalidName: "mapping_invalid_name"
+        }
+    }
+}
+
+/// What the mapping said of a new series identity (`stator_mapping_series_total{result}`).
+public enum MappingResult: Int, CaseIterable, Sendable, CustomStringConvertible {
+    case matched, unmatched, dropped
+
+    public var description: String {
+        switch self {
+        case .matched: "matched"
+        case .unmatched: "unmatched"
+        case .dropped: "dropped"
+        }
+    }
+}
+
 /// The agent's own counters (SPEC section 6), updated lock-free by every
 /// stage and read live by `/metrics`. Reader threads add once per batch.
 public final class SelfMetrics: Sendable {
@@ -28,6 +56,13 @@ public final class SelfMetrics: Sendable {
     /// Per reader socket: the kernel's drop counter as last read (`SO_MEMINFO`).
     public let kernelDrops: [AtomicCounter]
     public let flushes = AtomicCounter()
+    /// Indexed by `DropReason.rawValue` (`stator_lines_dropped_total{reason}`).
+    public let linesDropped: [AtomicCounter] = DropReason.allCases.map { _ in AtomicCounter() }
+    /// New series identities by what the mapping said: indexed by `MappingResult.rawValue`.
+    public let mappingSeries: [AtomicCounter] = MappingResult.allCases.map { _ in AtomicCounter() }
+    /// Mapping reloads that put new rules in force, and those that kept the old ones.
+    public let mappingReloadsSucceeded = AtomicCounter()
+    public let mappingReloadsFailed = AtomicCounter()
     /// Bit pattern of the last flush's duration in seconds.
     public let lastFlushDurationBits = AtomicCounter()
     private let labeled = PthreadLock<[String: UInt64]>([:])

@@ -26,7 +26,9 @@ extension CumulativeState {
 
     /// Writes the family name a statsd key registers into `out`, reusing its storage.
     func writeFamilyName(of key: MetricKey, into out: inout [UInt8]) {
-        key.withName { PrometheusNaming.appendFamilyName(prefix: prefix, statsdName: $0, type: key.type, to: &out) }
+        key.withName {
+            PrometheusNaming.appendFamilyName(prefix: prefix, statsdName: $0, type: key.type, mapped: key.isMapped, to: &out)
+        }
     }
 
     /// How many sample names a family of `type` exposes: its name (slot 0), and for a
@@ -113,7 +115,7 @@ extension CumulativeState {
 
     /// Whether two keys have the same type and name.
     static func sameNameAndType(_ a: MetricKey, _ b: MetricKey) -> Bool {
-        a.type == b.type
+        a.type == b.type && a.isMapped == b.isMapped
             && a.withName { na in
                 b.withName { nb in
                     guard na.count == nb.count else { return false }

@@ -14,13 +14,18 @@ public enum PrometheusNaming {
     }
 
     /// Replaces `out` with the family name (see `familyName`), reusing its storage.
-    static func appendFamilyName(prefix: [UInt8], statsdName: UnsafeRawBufferPointer, type: MetricType, to out: inout [UInt8]) {
+    /// A mapped series (`mapped`) is named as its mapping rule wrote the name: no prefix and no
+    /// suffix, only invalid bytes replaced.
+    static func appendFamilyName(
+        prefix: [UInt8], statsdName: UnsafeRawBufferPointer, type: MetricType, mapped: Bool = false, to out: inout [UInt8]
+    ) {
         out.removeAll(keepingCapacity: true)
         out.reserveCapacity(prefix.count + statsdName.count + 9)
-        prefix.withUnsafeBytes { appendSanitized($0, to: &out) }
+        if !mapped { prefix.withUnsafeBytes { appendSanitized($0, to: &out) } }
         appendSanitized(statsdName, to: &out)
         prefixLeadingDigit(&out)
         if out.isEmpty { out.append(0x5F) }
+        if mapped { return }
         switch type {
         case .counter: appendSuffix("_total", to: &out)
         case .timer: appendSuffix("_seconds", to: &out)

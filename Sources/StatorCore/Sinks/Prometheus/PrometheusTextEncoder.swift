@@ -32,7 +32,8 @@ enum PrometheusTextEncoder {
     ) {
         let family = s.families[f]
         family.source.withName {
-            PrometheusNaming.appendFamilyName(prefix: prefix, statsdName: $0, type: family.source.type, to: &name)
+            PrometheusNaming.appendFamilyName(
+                prefix: prefix, statsdName: $0, type: family.source.type, mapped: family.source.isMapped, to: &name)
         }
         append("# HELP ", &out)
         out.append(contentsOf: name)

@@ -1,0 +1,44 @@
+/// Every distinct `MappingOptions` the loaded mapping files have used, numbered for good: a
+/// mapped series' key carries its rule's number (`MetricKey.mappingOptions`), so the shards
+/// (buckets, ttl) and the Prometheus sink (name, summary, scale, help) find its options, also
+/// after a reload replaced the rule. Append-only and deduplicated, so reloading one file again
+/// and again adds nothing; at most 65,536 distinct option sets (a reload that would pass that
+/// is refused, and the old rules stay).
+public final class MappingOptionsRegistry: Sendable {
+    private struct State {
+        var ids: [MappingOptions: UInt16] = [:]
+        var list: [MappingOptions] = []
+        var bounds: [BucketBounds?] = []
+    }
+
+    private let state = PthreadLock(State())
+
+    public init() {}
+
+    /// The number of `options`, given now if they are new.
+    /// - Returns: `nil` when 65,536 option sets are registered already.
+    func number(of options: MappingOptions) -> UInt16? {
+        state.withLock { s in
+            if let id = s.ids[options] { return id }
+            guard s.list.count <= Int(UInt16.max) else { return nil }
+            let id = UInt16(s.list.count)
+            s.ids[options] = id
+            s.list.append(options)
+            s.bounds.append(options.buckets.map { BucketBounds($0) })
+            return id
+        }
+    }
+
+    /// The options numbered `id` (default options for a number never given).
+    func options(_ id: UInt16) -> MappingOptions {
+        state.withLock { s in Int(id) < s.list.count ? s.list[Int(id)] : MappingOptions() }
+    }
+
+    /// The histogram bounds of options `id`, when they set buckets (one shared object per list).
+    func bounds(_ id: UInt16) -> BucketBounds? {
+        state.withLock { s in Int(id) < s.bounds.count ? s.bounds[Int(id)] : nil }
+    }
+
+    /// Every option set so far, by number (a reader of many series takes this once).
+    func snapshot() -> [MappingOptions] { state.withLock { $0.list } }
+}
