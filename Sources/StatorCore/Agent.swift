@@ -33,7 +33,9 @@ public final class Agent: Sendable {
         var mapping: MappingRules?
         if !configuration.mappingConfig.isEmpty {
             let rules = try MappingRules(
-                path: configuration.mappingConfig, maxNameBytes: configuration.aggregation.lineLimits.maxNameBytes)
+                path: configuration.mappingConfig,
+                options: MappingOptionsRegistry(defaultBuckets: configuration.prometheus.buckets.defaults.upperBounds),
+                maxNameBytes: configuration.aggregation.lineLimits.maxNameBytes)
             for key in rules.ignoredKeys {
                 logger.warning("mapping_config: key accepted but not used by Stator", metadata: [("key", key)])
             }
@@ -48,7 +50,7 @@ public final class Agent: Sendable {
             logger: logger.child("stator.receive"))
         let prometheus = PrometheusSink(
             configuration: configuration.prometheus, metrics: metrics, reservedNames: SelfMetricsPage.familyNames,
-            logger: logger.child("stator.prometheus"))
+            logger: logger.child("stator.prometheus"), mappingOptions: mapping?.options)
         var sinks: [any Sink] = [prometheus]
         if !configuration.json.path.isEmpty { sinks.append(JSONLinesSink(configuration: configuration.json, metrics: metrics)) }
         var pushMetrics: PushMetrics?

@@ -6,12 +6,19 @@ public final class BucketBounds: Sendable, Equatable {
     /// `le="0.005"` ... `le="+Inf"`, rendered once for every page.
     let leLabels: [[UInt8]]
 
-    public init(_ upperBounds: [Double]) {
+    /// What a value is multiplied by before it is bucketed (after a timer's milliseconds become
+    /// seconds): a mapping rule's `scale`, else 1.
+    public let valueScale: Double
+
+    public init(_ upperBounds: [Double], valueScale: Double = 1) {
         self.upperBounds = upperBounds
+        self.valueScale = valueScale
         leLabels = upperBounds.map { Array("le=\"\(PrometheusNumber.format($0))\"".utf8) } + [Array("le=\"+Inf\"".utf8)]
     }
 
-    public static func == (a: BucketBounds, b: BucketBounds) -> Bool { a === b || a.upperBounds == b.upperBounds }
+    public static func == (a: BucketBounds, b: BucketBounds) -> Bool {
+        a === b || (a.upperBounds == b.upperBounds && a.valueScale == b.valueScale)
+    }
 
     /// The index of the first bucket whose bound is >= `x` (`upperBounds.count` for the `+Inf` bucket).
     /// (`x` is finite or infinite, never NaN: the parser rejects NaN.)

@@ -23,8 +23,10 @@ struct SampleAggregate {
     /// Rate-weighted count per bucket of `bounds` (not cumulative; the last is `+Inf`), in the arena.
     private let buckets: UnsafeMutablePointer<Double>
     let bounds: BucketBounds
-    /// Timers are bucketed in seconds (their values are milliseconds).
+    /// Timers are bucketed in seconds (their values are milliseconds): 1 / 1000, else 1.
     let bucketScale: Double
+    /// A mapping rule's `scale` (`BucketBounds.valueScale`), applied after the seconds.
+    private let valueScale: Double
     /// Running mean and sum of squared deviations, kept once the reservoir is in use.
     var mean: Double = 0
     var m2: Double = 0
@@ -42,9 +44,18 @@ struct SampleAggregate {
         self.bounds = bounds
         buckets = arena.allocate(bounds.upperBounds.count + 1)
         bucketScale = key.type == .timer ? 1.0 / 1000 : 1
+        valueScale = bounds.valueScale
         #if DEBUG
             owner = arena
         #endif
+    }
+
+    /// The value as it is bucketed: a timer's milliseconds in seconds (divided, so that 5 ms
+    /// is exactly the bound 0.005), then scaled by a mapping's `scale`.
+    @inline(__always)
+    private func bucketValue(_ x: Double) -> Double {
+        let seconds = bucketScale == 1 ? x : x / 1000
+        return valueScale == 1 ? seconds : seconds * valueScale
     }
 
     /// Checks, in debug builds, that the arena holding the values and bucket counts is alive:
@@ -63,7 +74,7 @@ struct SampleAggregate {
         samples &+= 1
         sum += x
         weightedSum += x * weight
-        buckets[bounds.bucket(for: bucketScale == 1 ? x : x / 1000)] += weight
+        buckets[bounds.bucket(for: bucketValue(x))] += weight
         if x < min { min = x }
         if x > max { max = x }
         if samples <= maxSamples {

@@ -257,7 +257,9 @@ final class Shard: Sendable {
     /// Forgets series whose last data came in generation `cutoff` or earlier,
     /// visiting at most `limit` slots under the lock.
     /// - Returns: the forgotten keys and whether the sweep reached the end of the shard.
-    func sweep(cutoff: UInt32, limit: Int) -> (removed: [MetricKey], done: Bool) {
+    /// - Parameter mappedCutoffs: per mapping options number (`MetricKey.mappingOptions`), the
+    ///   cutoff of series whose rule sets a `ttl` (0: they never expire); empty when none does.
+    func sweep(cutoff: UInt32, mappedCutoffs: [UInt32?] = [], limit: Int) -> (removed: [MetricKey], done: Bool) {
         let budget = context.budget
         return state.withLock { s in
             var removed: [MetricKey] = []
@@ -265,7 +267,13 @@ final class Shard: Sendable {
             var id = s.sweepCursor
             while id < end {
                 let slot = s.index.slots[id]
-                if slot.keyLength > 0, slot.lastGeneration <= cutoff {
+                var seriesCutoff = cutoff
+                if !mappedCutoffs.isEmpty, slot.keyLength > 0, let n = slot.key.mappingOptions, Int(n) < mappedCutoffs.count,
+                    let own = mappedCutoffs[Int(n)]
+                {
+                    seriesCutoff = own
+                }
+                if slot.keyLength > 0, slot.lastGeneration <= seriesCutoff {
                     removed.append(slot.key)
                     s.index.remove(Int32(id))
                     budget.release(slot.key.series)

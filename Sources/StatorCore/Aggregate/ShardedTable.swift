@@ -191,11 +191,11 @@ public final class ShardedTable: Sendable {
     /// Forgets every series whose last data came in generation `cutoff` or
     /// earlier, in chunks so that no lock is held for long.
     /// - Returns: the forgotten keys.
-    func expire(cutoff: UInt32, chunk: Int = 4096) -> [MetricKey] {
+    func expire(cutoff: UInt32, mappedCutoffs: [UInt32?] = [], chunk: Int = 4096) -> [MetricKey] {
         var removed: [MetricKey] = []
         for shard in shards {
             while true {
-                let (keys, done) = shard.sweep(cutoff: cutoff, limit: chunk)
+                let (keys, done) = shard.sweep(cutoff: cutoff, mappedCutoffs: mappedCutoffs, limit: chunk)
                 removed.append(contentsOf: keys)
                 if done { break }
             }

@@ -43,6 +43,34 @@ public final class Flusher: Sendable {
         var trimsPending = 0
     }
 
+    /// The TTLs in force: `series_ttl`, or a mapping's `defaults.ttl` in its place, and the
+    /// `ttl` of each mapping options number that sets one (0: never expires).
+    struct TTLs {
+        var `default`: Int64
+        /// Per options number; empty when no rule sets a ttl (the sweep then reads no keys).
+        var mapped: [Int64?] = []
+
+        init(series: Int64, mapping: MappingRules?) {
+            `default` = mapping?.current.defaultTTLMillis ?? series
+            if let ttls = mapping?.options.ttls(), ttls.contains(where: { $0 != nil }) { mapped = ttls }
+        }
+
+        /// The longest TTL, for which the ends of past intervals are kept (0: none expires).
+        var longest: Int64 { mapped.reduce(`default`) { max($0, $1 ?? 0) } }
+    }
+
+    /// The newest generation that ended `ttl` or longer before `now` (0: none, or `ttl` is 0):
+    /// series whose last data came in it or earlier expire.
+    static func cutoff(_ ttl: Int64, _ ends: [(UInt32, Int64)], now: Int64) -> UInt32 {
+        guard ttl > 0 else { return 0 }
+        var cutoff: UInt32 = 0
+        for (generation, end) in ends {
+            guard end + ttl <= now else { break }
+            cutoff = generation
+        }
+        return cutoff
+    }
+
     /// Expiring at least this many series in one flush returns freed heap to the kernel (`malloc_trim`).
     static let trimAfterExpiring = 10_000
     /// A change of at least this much between the wall and the monotonic clock is a step
@@ -182,16 +210,29 @@ public final class Flusher: Sendable {
                 }
             }
 
-            // series_ttl: forget series whose last data is older than the TTL.
+            // series_ttl: forget series whose last data is older than the TTL (a mapping's
+            // defaults.ttl replaces it, and a rule's ttl for the series it names).
             var expired: [MetricKey] = []
-            if configuration.seriesTTLMillis > 0 {
-                var cutoff: UInt32 = 0
-                while let first = s.generationEnds.first, first.1 + configuration.seriesTTLMillis <= now {
-                    cutoff = first.0
+            let ttl = TTLs(series: configuration.seriesTTLMillis, mapping: table.configuration.mapping)
+            if ttl.longest > 0 {
+                // Intervals that ended longer ago than the longest TTL are no longer needed.
+                while s.generationEnds.count > 1, s.generationEnds[1].1 + ttl.longest <= now {
                     s.generationEnds.removeFirst()
                 }
-                if cutoff > 0 {
-                    expired = table.expire(cutoff: cutoff)
+                let cutoff = Self.cutoff(ttl.default, s.generationEnds, now: now)
+                // (Once per distinct TTL: a file may have many rules, with few TTLs among them.)
+                var byTTL: [Int64: UInt32] = [:]
+                let ends = s.generationEnds
+                let mapped = ttl.mapped.map { t in
+                    t.map { t in
+                        if let known = byTTL[t] { return known }
+                        let c = Self.cutoff(t, ends, now: now)
+                        byTTL[t] = c
+                        return c
+                    }
+                }
+                if cutoff > 0 || mapped.contains(where: { ($0 ?? 0) > 0 }) {
+                    expired = table.expire(cutoff: cutoff, mappedCutoffs: mapped)
                     if expired.count >= Self.trimAfterExpiring { s.trimsPending = 3 }
                     for key in expired where key.type == .gauge { s.gauges[key] = nil }
                     if s.gauges.capacity >= 1024, s.gauges.count * 4 < s.gauges.capacity {

@@ -7,6 +7,8 @@ import Foundation
 struct MappingFile: Sendable {
     var rules: [MappingRule] = []
     var globDisableOrdering = false
+    /// `defaults.ttl`: replaces `series_ttl` for unmatched series too (0: they never expire).
+    var defaultTTLMillis: Int64?
     /// Accepted keys that change nothing here (`max_age`, `age_buckets`, `buf_cap`, native
     /// histogram options), with their lines.
     var ignoredKeys: [(key: String, line: Int)] = []
@@ -64,6 +66,7 @@ struct MappingFile: Sendable {
             if let v = d["glob_disable_ordering"] { globDisableOrdering = try Self.bool(v, "glob_disable_ordering") }
             defaults.observerType = try observerType(d)
             defaults.ttlMillis = try d["ttl"].map { v throws(MappingError) in try Self.duration(v, "ttl") }
+            defaultTTLMillis = defaults.ttlMillis
             defaults.buckets = try buckets(d)
             defaults.quantiles = try quantiles(d)
         }
@@ -155,7 +158,9 @@ struct MappingFile: Sendable {
         } else if let q = defaults.quantiles {
             options.quantiles = q
         }
-        options.ttlMillis = try f["ttl"].map { v throws(MappingError) in try Self.duration(v, "ttl") } ?? defaults.ttlMillis
+        // As statsd_exporter: a rule's ttl of 0 takes the defaults' when they set one.
+        let ttl = try f["ttl"].map { v throws(MappingError) in try Self.duration(v, "ttl") }
+        options.ttlMillis = ttl == 0 && (defaults.ttlMillis ?? 0) > 0 ? defaults.ttlMillis : ttl ?? defaults.ttlMillis
         if let v = f["scale"] {
             let s = try Self.number(v, "scale")
             guard s.isFinite, s != 0 else {

@@ -12,8 +12,10 @@ public final class MappingOptionsRegistry: Sendable {
     }
 
     private let state = PthreadLock(State())
+    /// `sinks.prometheus.buckets`: the bounds of a rule that sets a `scale` and no buckets.
+    private let defaultBuckets: [Double]
 
-    public init() {}
+    public init(defaultBuckets: [Double] = HistogramBuckets.defaultBuckets) { self.defaultBuckets = defaultBuckets }
 
     /// The number of `options`, given now if they are new.
     /// - Returns: `nil` when 65,536 option sets are registered already.
@@ -24,7 +26,11 @@ public final class MappingOptionsRegistry: Sendable {
             let id = UInt16(s.list.count)
             s.ids[options] = id
             s.list.append(options)
-            s.bounds.append(options.buckets.map { BucketBounds($0) })
+            // Own bounds when the rule sets buckets or a scale: a scaled value is bucketed after
+            // scaling, as statsd_exporter observes it.
+            let scale = options.scale ?? 1
+            s.bounds.append(
+                options.buckets != nil || scale != 1 ? BucketBounds(options.buckets ?? defaultBuckets, valueScale: scale) : nil)
             return id
         }
     }
@@ -34,10 +40,13 @@ public final class MappingOptionsRegistry: Sendable {
         state.withLock { s in Int(id) < s.list.count ? s.list[Int(id)] : MappingOptions() }
     }
 
-    /// The histogram bounds of options `id`, when they set buckets (one shared object per list).
+    /// The histogram bounds of options `id`, when they set buckets or a scale.
     func bounds(_ id: UInt16) -> BucketBounds? {
         state.withLock { s in Int(id) < s.bounds.count ? s.bounds[Int(id)] : nil }
     }
+
+    /// Each option set's `ttl`, by number (`nil`: the default TTL).
+    func ttls() -> [Int64?] { state.withLock { $0.list.map(\.ttlMillis) } }
 
     /// Every option set so far, by number (a reader of many series takes this once).
     func snapshot() -> [MappingOptions] { state.withLock { $0.list } }

@@ -36,8 +36,11 @@ final class LoadedMapping: Sendable {
     let optionNumbers: [UInt16]
     let generation: UInt32
     let maxNameBytes: Int
+    /// `defaults.ttl`, which replaces `series_ttl` for every series without a rule's own.
+    let defaultTTLMillis: Int64?
 
-    init(mapper: MetricMapper, optionNumbers: [UInt16], generation: UInt32, maxNameBytes: Int) {
+    init(mapper: MetricMapper, optionNumbers: [UInt16], generation: UInt32, maxNameBytes: Int, defaultTTLMillis: Int64?) {
+        self.defaultTTLMillis = defaultTTLMillis
         self.mapper = mapper
         self.optionNumbers = optionNumbers
         self.generation = generation
@@ -99,7 +102,8 @@ public final class MappingRules: Sendable {
             numbers.append(n)
         }
         return LoadedMapping(
-            mapper: MetricMapper(file), optionNumbers: numbers, generation: generation, maxNameBytes: maxNameBytes)
+            mapper: MetricMapper(file), optionNumbers: numbers, generation: generation, maxNameBytes: maxNameBytes,
+            defaultTTLMillis: file.defaultTTLMillis)
     }
 
     /// Counts the rule sets loaded; moves with each successful reload.

@@ -230,7 +230,7 @@ private func show(_ m: MetricMapper, _ name: String, _ type: MetricType = .count
     #expect(file.rules[0].options.ttlMillis == 80_000)
     #expect(file.rules[1].options.observerType == .histogram)
     #expect(file.rules[1].options.buckets == [0.1, 1])
-    #expect(file.rules[1].options.ttlMillis == 0)
+    #expect(file.rules[1].options.ttlMillis == 80_000)  // ttl 0 takes the defaults' ttl, as statsd_exporter does
     #expect(file.rules[1].options.scale == 0.001)
     #expect(file.rules[1].options.help == "Requests, by route.\n")
     #expect(file.rules[2].options.quantiles == [0.9])

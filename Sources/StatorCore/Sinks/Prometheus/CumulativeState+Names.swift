@@ -33,7 +33,9 @@ extension CumulativeState {
 
     /// How many sample names a family of `type` exposes: its name (slot 0), and for a
     /// histogram also `_bucket`, `_sum` and `_count` (slots 1-3).
-    static func exposedCount(_ type: FamilyType) -> Int { type == .histogram ? 4 : 1 }
+    /// (A summary exposes its name, `_sum` and `_count`, and keeps `_bucket` too, so that the
+    /// slots are a histogram's.)
+    static func exposedCount(_ type: FamilyType) -> Int { type == .histogram || type == .summary ? 4 : 1 }
 
     /// Writes exposed name `slot` of the family named `name` into `out`.
     static func writeExposed(_ name: [UInt8], slot: Int, into out: inout [UInt8]) {

@@ -3,7 +3,9 @@
 extension CumulativeState {
     /// The Prometheus type of a family.
     public enum FamilyType: UInt8, Sendable {
-        case counter, gauge, histogram
+        /// `summary`: a mapped timer, histogram or distribution whose rule says
+        /// `observer_type: summary`.
+        case counter, gauge, histogram, summary
 
         init(_ type: MetricType) {
             switch type {
@@ -13,11 +15,20 @@ extension CumulativeState {
             }
         }
 
+        /// The family type of a statsd key: a mapped sampled series is a summary when its
+        /// rule says so.
+        static func of(_ key: MetricKey, _ options: [MappingOptions]) -> FamilyType {
+            let type = FamilyType(key.type)
+            guard type == .histogram, let id = key.mappingOptions, Int(id) < options.count else { return type }
+            return options[Int(id)].observerType == .summary ? .summary : .histogram
+        }
+
         var text: String {
             switch self {
             case .counter: "counter"
             case .gauge: "gauge"
             case .histogram: "histogram"
+            case .summary: "summary"
             }
         }
     }
@@ -90,13 +101,18 @@ extension CumulativeState {
         }
     }
 
+    /// A histogram series' cumulative state, or a summary series'.
     struct Histogram {
         /// The family's buckets (every series of a histogram family has the same).
         var bounds: BucketBounds?
-        /// Rate-weighted count per bucket (not cumulative); the last is `+Inf`.
+        /// Rate-weighted count per bucket (not cumulative); the last is `+Inf`. For a summary:
+        /// the last interval's value at each of `quantiles` (shown while the series' `setAt`
+        /// is the last flush).
         var buckets: [Double]
         var sum: Double = 0
         var count: Double = 0
+        /// A summary's quantiles, ascending (empty for a histogram).
+        var quantiles: [Double] = []
     }
 
     /// Reusable buffers for the names that folding a batch derives, compares and hashes (kept
@@ -161,6 +177,8 @@ extension CumulativeState {
             return h >= 0 ? histograms[Int(h)].bounds : nil
         }
         /// The last batch folded in (its sequence and flush time).
+        /// The mapping options by number (`MappingOptionsRegistry`), as of the last fold.
+        var mappingOptions: [MappingOptions] = []
         var appliedSequence: UInt64 = 0
         var appliedTimestamp: EpochMillis = 0
     }

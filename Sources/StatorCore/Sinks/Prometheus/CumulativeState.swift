@@ -22,12 +22,19 @@ public final class CumulativeState: Sendable {
     /// without hashing them for `reserved`.
     private let reservedFirstBytes: [Bool]
     private let metrics: SelfMetrics?
+    /// The options of mapped series (`mapping_config`): summaries, `scale`, `help`.
+    let mappingOptions: MappingOptionsRegistry?
 
     /// - Parameters:
     ///   - prefix: `sinks.prometheus.prefix`.
     ///   - reservedNames: family names already exposed by someone else (the agent's own metrics).
     ///   - metrics: where left-out series are counted (`stator_series_dropped_total{sink="prometheus"}`).
-    public init(prefix: String = "", reservedNames: [String] = [], metrics: SelfMetrics? = nil) {
+    ///   - mappingOptions: the options of mapped series, when a mapping is configured.
+    public init(
+        prefix: String = "", reservedNames: [String] = [], metrics: SelfMetrics? = nil,
+        mappingOptions: MappingOptionsRegistry? = nil
+    ) {
+        self.mappingOptions = mappingOptions
         self.prefix = Array(prefix.utf8)
         reserved = Set(reservedNames.map { Array($0.utf8) })
         var first = [Bool](repeating: false, count: 256)
@@ -73,6 +80,7 @@ public final class CumulativeState: Sendable {
             }
             s.appliedTimestamp = batch.timestamp
             s.flushNumber &+= 1
+            if let mappingOptions { s.mappingOptions = mappingOptions.snapshot() }
             var dropped = Dropped()
             var scratch = s.scratch
             s.scratch = NameScratch()
@@ -104,31 +112,49 @@ public final class CumulativeState: Sendable {
             }
             for c in batch.counters {
                 guard let i = route(c.key, nil, &s, &dropped, &scratch) else { continue }
-                s.series[Int(i)].value += c.value
+                s.series[Int(i)].value += c.key.isMapped ? (c.value * Self.scale(c.key, s)).withoutNaN : c.value
             }
             for g in batch.gauges {
                 guard let i = route(g.key, nil, &s, &dropped, &scratch) else { continue }
-                s.series[Int(i)].value = g.value
+                s.series[Int(i)].value = g.key.isMapped ? (g.value * Self.scale(g.key, s)).withoutNaN : g.value
             }
             let flush = s.flushNumber
             for set in batch.sets {
                 guard let i = route(set.key, nil, &s, &dropped, &scratch) else { continue }
-                s.series[Int(i)].value = set.value
+                s.series[Int(i)].value = set.key.isMapped ? (set.value * Self.scale(set.key, s)).withoutNaN : set.value
                 s.series[Int(i)].setAt = UInt32(truncatingIfNeeded: flush)
             }
             for t in batch.samples {
                 guard let i = route(t.key, t.bounds, &s, &dropped, &scratch) else { continue }
                 let h = Int(s.series[Int(i)].histogram)
                 guard h >= 0 else { continue }
-                let scale = t.key.type == .timer ? 1.0 / 1000 : 1
+                // Timers in seconds, then the mapping's scale (section 4, then section 8).
+                let scale = (t.key.type == .timer ? 1.0 / 1000 : 1) * (t.key.isMapped ? Self.scale(t.key, s) : 1)
                 s.histograms[h].sum = (s.histograms[h].sum + t.weightedSum * scale).withoutNaN
                 s.histograms[h].count += t.count
+                if !s.histograms[h].quantiles.isEmpty {
+                    // A summary: the interval's exact quantiles, by statsd's rank (section 2).
+                    let values = t.sortedValues
+                    guard !values.isEmpty else { continue }
+                    for (k, q) in s.histograms[h].quantiles.enumerated() {
+                        let rank = SampleStatistics.rank(q * 100, values.count)
+                        s.histograms[h].buckets[k] = (values[rank - 1] * scale).withoutNaN
+                    }
+                    s.series[Int(i)].setAt = UInt32(truncatingIfNeeded: flush)
+                    continue
+                }
                 for (b, n) in t.bucketCounts.enumerated() where b < s.histograms[h].buckets.count {
                     s.histograms[h].buckets[b] += n
                 }
             }
             return dropped
         }
+    }
+
+    /// The `scale` of a mapped key's rule (1 when it sets none).
+    static func scale(_ key: MetricKey, _ s: borrowing State) -> Double {
+        guard let id = key.mappingOptions, Int(id) < s.mappingOptions.count else { return 1 }
+        return s.mappingOptions[Int(id)].scale ?? 1
     }
 
     /// The order new series join the page in: by name bytes (after the type byte and the
@@ -197,7 +223,7 @@ public final class CumulativeState: Sendable {
             // The number's earlier holder expired in a batch this state never saw: let it go now.
             forget(number, &s, &scratch)
         }
-        let type = FamilyType(key.type)
+        let type = FamilyType.of(key, s.mappingOptions)
         let familyIndex: Int32
         let lookup = known.map { FamilyLookup.named($0) } ?? findFamily(named: key, &s, &scratch)
         if case .named(let existing) = lookup {
@@ -246,7 +272,8 @@ public final class CumulativeState: Sendable {
                 linkNames(familyIndex, type, buckets: buckets, &s)
             }
         }
-        let labels = PrometheusNaming.labels(of: key, histogram: type == .histogram)
+        let labels = PrometheusNaming.labels(
+            of: key, reserving: type == .histogram ? "le" : type == .summary ? "quantile" : nil)
         let bare = labels.isEmpty
         let identity = SeriesIdentity(family: familyIndex, labels: labels)
         let seriesIndex: Int32
@@ -261,6 +288,13 @@ public final class CumulativeState: Sendable {
                 let histogram = Histogram(
                     bounds: bounds, buckets: Array(repeating: 0, count: (bounds?.upperBounds.count ?? 0) + 1))
                 series.histogram = Self.store(histogram, in: &s.histograms, reusing: &s.freeHistograms)
+            } else if type == .summary {
+                let quantiles = key.mappingOptions.map {
+                    Int($0) < s.mappingOptions.count ? s.mappingOptions[Int($0)].quantiles : []
+                }
+                let q = quantiles ?? MappingOptions.defaultQuantiles
+                let summary = Histogram(bounds: nil, buckets: Array(repeating: 0, count: q.count), quantiles: q)
+                series.histogram = Self.store(summary, in: &s.histograms, reusing: &s.freeHistograms)
             }
             seriesIndex = addSeries(series, &s)
             if bare { s.families[Int(familyIndex)].bareSeries = seriesIndex } else { s.seriesIndex[identity] = seriesIndex }

@@ -151,17 +151,25 @@ public enum PrometheusNaming {
     /// empty values and names starting `__` left out, `le` renamed `exported_le` on
     /// histograms; of two tags with the same sanitized name the later (in tag order) wins.
     static func labels(of key: MetricKey, histogram: Bool) -> Labels {
-        plainLabels(of: key, histogram: histogram) ?? sortedLabels(of: key, histogram: histogram)
+        labels(of: key, reserving: histogram ? "le" : nil)
+    }
+
+    /// `labels(of:histogram:)` with the label the family's own samples add (`le` on a
+    /// histogram, `quantile` on a summary): a tag of that name becomes `exported_<name>`, and
+    /// the labels are split where it goes.
+    static func labels(of key: MetricKey, reserving reserved: String?) -> Labels {
+        let name = reserved.map { Array($0.utf8) }
+        return plainLabels(of: key, reserving: name) ?? sortedLabels(of: key, reserving: name)
     }
 
     /// `labels(of:histogram:)` for any key: each tag renamed and escaped on its own, then sorted.
-    static func sortedLabels(of key: MetricKey, histogram: Bool) -> Labels {
+    static func sortedLabels(of key: MetricKey, reserving reserved: [UInt8]?) -> Labels {
         var pairs: [(name: [UInt8], value: [UInt8])] = []
         key.forEachTag { k, v in
             guard !v.isEmpty else { return }
             var name = sanitize(k)
             if name.count >= 2, name[0] == 0x5F, name[1] == 0x5F { return }
-            if histogram, name == Array("le".utf8) { name = Array("exported_le".utf8) }
+            if let reserved, name == reserved { name = Array("exported_".utf8) + reserved }
             var value: [UInt8] = []
             appendEscapedLabelValue(v, to: &value)
             if let same = pairs.firstIndex(where: { $0.name == name }) {
@@ -172,10 +180,9 @@ public enum PrometheusNaming {
         }
         pairs.sort { $0.name.lexicographicallyPrecedes($1.name) }
         var labels = Labels()
-        let le = Array("le".utf8)
         for (name, value) in pairs {
-            // Sorted: every label going before `le` comes first.
-            if histogram && le.lexicographicallyPrecedes(name) {
+            // Sorted: every label going before the reserved one comes first.
+            if let reserved, reserved.lexicographicallyPrecedes(name) {
                 labels.appendAfter(name, value)
             } else {
                 labels.appendBefore(name, value)
@@ -188,7 +195,7 @@ public enum PrometheusNaming {
     /// valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`, not starting `__`, not `le` on a histogram),
     /// every value non-empty, names strictly ascending. Rendered in one pass into one array,
     /// as `labels(of:histogram:)` renders them; `nil` for any other key (the general path).
-    static func plainLabels(of key: MetricKey, histogram: Bool) -> Labels? {
+    static func plainLabels(of key: MetricKey, reserving reserved: [UInt8]?) -> Labels? {
         // (No capacity reserved: a series record keeps this array, and a million of them with
         // spare capacity, or one allocated for no labels at all, cost RSS.)
         var text: [UInt8] = []
@@ -197,14 +204,14 @@ public enum PrometheusNaming {
         var split = false
         key.forEachTag { k, v in
             guard plain else { return }
-            guard !v.isEmpty, isLabelName(k), !(histogram && k.elementsEqual("le".utf8)),
+            guard !v.isEmpty, isLabelName(k), !(reserved.map { k.elementsEqual($0) } ?? false),
                 previous.baseAddress == nil || previous.lexicographicallyPrecedes(k)
             else {
                 plain = false
                 return
             }
             previous = k
-            if histogram && !split && "le".utf8.lexicographicallyPrecedes(k) {
+            if let reserved, !split, reserved.lexicographicallyPrecedes(k) {
                 text.append(0xFF)
                 split = true
             }

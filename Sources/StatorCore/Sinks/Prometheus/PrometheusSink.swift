@@ -79,14 +79,17 @@ public final class PrometheusSink: Sink {
     /// How long after a request flushes keep rendering the page ahead of the next one.
     static let eagerWindowSeconds = 300.0
 
-    /// - Parameters:
-    ///   - reservedNames: family names the agent's own metrics use.
     private let logger: Logger?
 
+    /// - Parameters:
+    ///   - reservedNames: family names the agent's own metrics use.
+    ///   - mappingOptions: the options of mapped series, when `mapping_config` is set.
     public init(
-        configuration: PrometheusConfiguration, metrics: SelfMetrics, reservedNames: [String], logger: Logger? = nil
+        configuration: PrometheusConfiguration, metrics: SelfMetrics, reservedNames: [String], logger: Logger? = nil,
+        mappingOptions: MappingOptionsRegistry? = nil
     ) {
-        state = CumulativeState(prefix: configuration.prefix, reservedNames: reservedNames, metrics: metrics)
+        state = CumulativeState(
+            prefix: configuration.prefix, reservedNames: reservedNames, metrics: metrics, mappingOptions: mappingOptions)
         self.logger = logger
     }
 

@@ -37,8 +37,13 @@ enum PrometheusTextEncoder {
         }
         append("# HELP ", &out)
         out.append(contentsOf: name)
-        append(" statsd \(family.source.type) ", &out)
-        family.source.withName { PrometheusNaming.appendEscapedHelp($0, to: &out) }
+        if let help = mappingHelp(family.source, s) {
+            out.append(0x20)
+            Array(help.utf8).withUnsafeBytes { PrometheusNaming.appendEscapedHelp($0, to: &out) }
+        } else {
+            append(" statsd \(family.source.type) ", &out)
+            family.source.withName { PrometheusNaming.appendEscapedHelp($0, to: &out) }
+        }
         append("\n# TYPE ", &out)
         out.append(contentsOf: name)
         append(" \(family.type.text)\n", &out)
@@ -64,16 +69,35 @@ enum PrometheusTextEncoder {
                 }
                 sample(name, sumSuffix, series.labels, nil, h.sum, &out)
                 sample(name, countSuffix, series.labels, nil, h.count, &out)
+            case .summary:
+                let h = s.histograms[Int(series.histogram)]
+                // The last interval's quantiles; none after an interval without samples.
+                if series.setAt == UInt32(truncatingIfNeeded: s.flushNumber) {
+                    for (k, q) in h.quantiles.enumerated() where k < h.buckets.count {
+                        let label = Array("quantile=\"\(PrometheusNumber.format(q))\"".utf8)
+                        sample(name, [], series.labels, label, h.buckets[k], &out)
+                    }
+                }
+                sample(name, sumSuffix, series.labels, nil, h.sum, &out)
+                sample(name, countSuffix, series.labels, nil, h.count, &out)
             }
             i = series.next
         }
+    }
+
+    /// The `help` of a mapped family's rule, if it sets one (trailing line breaks dropped).
+    private static func mappingHelp(_ key: MetricKey, _ s: borrowing CumulativeState.State) -> String? {
+        guard let id = key.mappingOptions, Int(id) < s.mappingOptions.count, var help = s.mappingOptions[Int(id)].help
+        else { return nil }
+        while help.last == "\n" { help.removeLast() }
+        return help.isEmpty ? nil : help
     }
 
     private static let bucketSuffix = Array("_bucket".utf8)
     private static let sumSuffix = Array("_sum".utf8)
     private static let countSuffix = Array("_count".utf8)
 
-    /// One sample line: `name{labels} value`, with `le` in its sorted place.
+    /// One sample line: `name{labels} value`, with `le` (or a summary's `quantile`) in its sorted place.
     private static func sample(
         _ name: [UInt8], _ suffix: [UInt8], _ labels: PrometheusNaming.Labels, _ le: [UInt8]?, _ value: Double,
         _ out: inout [UInt8]

@@ -58,6 +58,16 @@ public enum RemoteWriteEncoder {
                         }
                         out.append(Series(labels: sorted(labels, name: name + Array("_sum".utf8)), value: h.sum))
                         out.append(Series(labels: sorted(labels, name: name + Array("_count".utf8)), value: h.count))
+                    case .summary:
+                        let h = s.histograms[Int(series.histogram)]
+                        if series.setAt == UInt32(truncatingIfNeeded: s.flushNumber) {
+                            for (k, q) in h.quantiles.enumerated() where k < h.buckets.count {
+                                let quantile = (Array("quantile".utf8), Array(PrometheusNumber.format(q).utf8))
+                                out.append(Series(labels: sorted(labels + [quantile], name: name), value: h.buckets[k]))
+                            }
+                        }
+                        out.append(Series(labels: sorted(labels, name: name + Array("_sum".utf8)), value: h.sum))
+                        out.append(Series(labels: sorted(labels, name: name + Array("_count".utf8)), value: h.count))
                     }
                     i = series.next
                 }
