@@ -16,8 +16,9 @@ import Glibc
 /// otherwise each set replaces its ways in turn. The memory is mapped zeroed and costs RSS
 /// only as it fills (at most about 2.6 MB per reader).
 ///
-/// Records never go stale: what they hold depends only on their identity bytes, and the
-/// route is checked by the shard. A record's position in the ring counts every byte ever
+/// Records never go stale: what they hold depends only on their identity bytes and the
+/// mapping rules in force (a reload empties the cache, `forgetAll`), and the route is
+/// checked by the shard. A record's position in the ring counts every byte ever
 /// written, so it names one record for good: `learn` writes a route only into the record
 /// it was learned for, and only while the ring still holds it.
 struct LineIdentityCache: ~Copyable {
