@@ -97,23 +97,29 @@ def load(port, rate, seconds, size, extra=()):
 
 
 def accounted(path):
+    """The flushed counter sums and timer counts of the generator's series, unmapped
+    (bench.counter.N, bench.timer.N) or mapped by `mapping_rules` (bench_counter_total, bench_timer)."""
     counters = timers = 0.0
     if not os.path.exists(path): return 0.0, 0.0
     with open(path) as f:
         for line in f:
             o = json.loads(line)
-            if o["type"] == "counter" and o["name"].startswith("bench.counter."):
+            name = o["name"]
+            if o["type"] == "counter" and (name.startswith("bench.counter.") or name == "bench_counter_total"):
                 counters += o["value"]
-            elif o["type"] == "timer" and o["name"].startswith("bench.timer."):
+            elif o["type"] == "timer" and (name.startswith("bench.timer.") or name == "bench_timer"):
                 timers += o["count"]
     return counters, timers
 
 
-def step(rate, seconds, size, flags):
+def step(rate, seconds, size, flags, warmup=0.0):
+    """One paced step. `warmup` seconds of the same load go first, unmeasured (but accounted):
+    the agent has then met every line identity of the workload."""
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:
         out = os.path.join(tmp, "out.json")
         agent = Agent(["--flush_interval", "1s"] + flags, out)
         time.sleep(0.3)
+        early = load(agent.udp, rate, warmup, size) if warmup > 0 else None
         cpu0 = cpu_seconds(agent.proc.pid)
         sent = load(agent.udp, rate, seconds, size)
         time.sleep(0.2)  # let the readers finish what the socket holds
@@ -124,6 +130,8 @@ def step(rate, seconds, size, flags):
             raise SystemExit("stator exited non-zero")
         counters, timers = accounted(out)
         expected = sent["counter_sum"] + sent["timer_count"]
+        if early:
+            expected += early["counter_sum"] + early["timer_count"]
         share = (counters + timers) / expected if expected else 1.0
         return {
             "target_rate": rate or "max", "sent_lines": sent["lines"], "sent_rate": round(sent["lines_per_second"]),
@@ -448,9 +456,79 @@ def micro(args):
             print("callgrind, per flush of 8,000 series (instructions): " + ", ".join(figures))
 
 
+def mapping_rules(path, rules=1000):
+    """A mapping file as large ones are written: globs over app and service names (most),
+    regexes over batch job names, and, last, the two rules that map the generator's counters
+    and timers (so every line is still accounted for). The generator's gauges and sets match
+    nothing: their names go through every glob state and every regex when first seen."""
+    out = ["mappings:"]
+    globs = (rules - 2) * 9 // 10
+    for i in range(globs):
+        if i % 2 == 0:
+            out += [f'- match: "app{i}.*.requests"', '  name: "app_requests_total"', "  labels:",
+                    f'    app: "app{i}"', '    route: "$1"']
+        else:
+            out += [f'- match: "svc{i}.*.*.latency"', '  name: "svc_latency"', "  labels:",
+                    f'    service: "svc{i}"', '    method: "$1"', '    code: "$2"']
+    for i in range(rules - 2 - globs):
+        out += [f"- match: '^batch{i}\\.(\\w+)\\.(\\w+)\\.duration$'", "  match_type: regex",
+                '  name: "batch_duration"', "  labels:", f'    batch: "{i}"', '    job: "$1"', '    step: "$2"']
+    out += ['- match: "bench.counter.*"', '  name: "bench_counter_total"', "  labels:", '    key: "$1"',
+            '- match: "bench.timer.*"', '  name: "bench_timer"', "  labels:", '    key: "$1"']
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def mapping(args):
+    """CPU per line at 400k lines/s with a 1,000-rule mapping file against none, in turns, after a
+    second of warm-up (each line identity is mapped once; the storm below measures that cost);
+    then a storm of new names (1M a minute) through the same rules, against none."""
+    runs = max(1, args.runs)
+    with tempfile.TemporaryDirectory() as tmp:
+        rules = os.path.join(tmp, "mapping.yml")
+        mapping_rules(rules)
+        variants = [("no mapping", []), ("1,000 rules", ["--mapping_config", rules])]
+        results = {label: [] for label, _ in variants}
+        print("\n| run | variant | CPU-s per million lines | accounted | kernel drops |\n|---|---|---|---|---|")
+        for k in range(runs):
+            # ABBA: each variant goes first in every other round, so neither always follows the other.
+            for label, flags in (variants if k % 2 == 0 else variants[::-1]):
+                r = step(400000, args.seconds, args.size, args.flags + flags, warmup=1.0)
+                results[label].append(r["cpu_s_per_million"])
+                print(f"| {k + 1} | {label} | {r['cpu_s_per_million']:.3f} | {100 * r['accounted']:.3f}% | {r['kernel_drops']} |")
+                sys.stdout.flush()
+        for label, values in results.items():
+            values.sort()
+            n = len(values)
+            median = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+            print(f"{label}: median {median:.4f}, mean {sum(values) / n:.4f} CPU-s per million lines over {n} runs")
+
+        # The storm: every line a new name, half counters (a glob maps them), half gauges (no
+        # rule matches: every glob state and regex tried). 1M names a minute.
+        rate, seconds = 1_000_000 // 60, args.storm_seconds
+        print("\n| variant | new names | CPU-s | µs of agent CPU per new name | series active |\n|---|---|---|---|---|")
+        for label, flags in variants:
+            with tempfile.TemporaryDirectory(dir="/dev/shm") as out_dir:
+                agent = Agent(["--flush_interval", "1s", "--max_series", "10000000"] + args.flags + flags,
+                              os.path.join(out_dir, "out.json"))
+                time.sleep(0.5)
+                cpu0 = cpu_seconds(agent.proc.pid)
+                cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{agent.udp}", "--rate", str(rate),
+                       "--duration", str(seconds), "--keys", str(rate * seconds + 1), "--mix", "c=1,g=1",
+                       "--datagram-size", "1400", "--seed", "5", "--sequential", "1"]
+                sent = json.loads(subprocess.check_output(cmd, text=True))
+                time.sleep(1.5)
+                cpu1 = cpu_seconds(agent.proc.pid)
+                values, _ = agent.metrics()
+                agent.stop()
+            names = sent["lines"]
+            print(f"| {label} | {names:,} | {cpu1 - cpu0:.2f} | {(cpu1 - cpu0) / names * 1e6:.1f} | "
+                  f"{int(values.get('stator_series_active', 0)):,} |")
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", nargs="?", default="throughput", choices=["throughput", "small", "memory", "scale", "micro", "bomb", "sets"])
+    p.add_argument("mode", nargs="?", default="throughput", choices=["throughput", "small", "memory", "scale", "micro", "bomb", "sets", "mapping"])
     p.add_argument("--rates", default="50000,100000,200000,400000,800000,1600000,0")
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--size", type=int, default=1400)
@@ -466,6 +544,8 @@ def main():
     p.add_argument("--senders", type=int, default=1,
                    help="concurrent generator processes (each its own source port, so SO_REUSEPORT spreads them)")
     p.add_argument("--flag", dest="flags", action="append", default=[], help="extra stator flag (repeat)")
+    p.add_argument("--runs", type=int, default=6, help="mapping: runs of each variant, in turns")
+    p.add_argument("--storm-seconds", type=int, default=30, help="mapping: seconds of the new-name storm")
     p.add_argument("--agent", default=None, help="the stator binary to measure (default: this checkout's release build)")
     args = p.parse_args()
     global LIVE, SENDERS, AGENT
@@ -475,7 +555,9 @@ def main():
     if args.mode == "small":
         args.size = 0
         args.mode = "throughput"
-    {"throughput": throughput, "memory": memory, "scale": scale, "micro": micro, "bomb": bomb, "sets": sets}[args.mode](args)
+    modes = {"throughput": throughput, "memory": memory, "scale": scale, "micro": micro, "bomb": bomb, "sets": sets,
+             "mapping": mapping}
+    modes[args.mode](args)
 
 
 if __name__ == "__main__":
