@@ -116,7 +116,7 @@ private let mappingFile = #"""
 
     // POST /-/reload: the new rules apply to the next line, also of a name seen before.
     try "mappings:\n- match: \"jobs.*\"\n  name: \"jobs_second_total\"\n".write(toFile: mapping, atomically: true, encoding: .utf8)
-    let reloaded = try httpRequest(port: agent.httpPort, "/-/reload", method: "POST")
+    let reloaded = try reload(agent)
     #expect(reloaded.status == 200)
     #expect(reloaded.body == "reloaded: 1 mapping rules\n")
     try agent.send("jobs.a:1|c")
@@ -125,7 +125,7 @@ private let mappingFile = #"""
 
     // A bad file: 400 with the reason, and the rules in force stay.
     try "mappings:\n- match: \"jobs.*\"\n  name: \"bad.name\"\n".write(toFile: mapping, atomically: true, encoding: .utf8)
-    let refused = try httpRequest(port: agent.httpPort, "/-/reload", method: "POST")
+    let refused = try reload(agent)
     #expect(refused.status == 400)
     #expect(refused.body.hasPrefix("mapping_config \(mapping): line 3: name bad.name is not a metric name"))
     #expect(try httpRequest(port: agent.httpPort, "/-/reload").status == 405)
@@ -161,7 +161,7 @@ private let mappingFile = #"""
     for k in 1...rounds {
         try sendUDP(Array(repeating: text, count: perRound), host: agent.udpHost, port: agent.udpPort)
         try files[k % 2].write(toFile: mapping, atomically: true, encoding: .utf8)
-        #expect(try httpRequest(port: agent.httpPort, "/-/reload", method: "POST").status == 200)
+        #expect(try reload(agent).status == 200)
     }
     try eventually(timeout: 30, "every line received") {
         try selfMetric(agent, "stator_lines_received_total") == Double(datagrams * perDatagram)
@@ -174,6 +174,16 @@ private let mappingFile = #"""
     #expect(a + b == Double(datagrams * perDatagram))
     #expect(a > 0 && b > 0)  // both rule sets were in force while lines arrived
     #expect(try counterSum(out, "load.0") == 0)
+}
+
+/// `POST /-/reload`; on failure, says what the agent last logged (a sanitizer's report ends it).
+private func reload(_ agent: StatorProcess) throws -> HTTPReply {
+    do {
+        return try httpRequest(port: agent.httpPort, "/-/reload", method: "POST")
+    } catch {
+        let state = agent.process.isRunning ? "running" : "exited with \(agent.process.terminationStatus)"
+        throw TestFailure("\(error); the agent is \(state); its stderr ends: \(agent.stderr.text.suffix(3000))")
+    }
 }
 
 @Test(arguments: [

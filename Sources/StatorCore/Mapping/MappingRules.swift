@@ -74,10 +74,11 @@ public final class MappingRules: Sendable {
     let options: MappingOptionsRegistry
     /// `max_name_bytes`: a mapped name longer than this drops the line.
     let maxNameBytes: Int
-    private let loaded: Mutex<LoadedMapping>
+    /// (`PthreadLock`, not `Mutex`: ThreadSanitizer sees pthread locks; see `PthreadLock`.)
+    private let loaded: PthreadLock<LoadedMapping>
     private let generationValue = Atomic<UInt32>(1)
     /// Held across a whole reload, so that two at once (SIGHUP and `/-/reload`) take turns.
-    private let reloading = Mutex(())
+    private let reloading = PthreadLock(())
     /// Keys statsd_exporter accepts that change nothing here, with their lines (for a warning).
     public let ignoredKeys: [String]
 
@@ -88,7 +89,7 @@ public final class MappingRules: Sendable {
         self.options = options
         self.maxNameBytes = maxNameBytes
         let file = try MappingFile.load(path: path)
-        loaded = Mutex(try Self.prepare(file, options: options, generation: 1, maxNameBytes: maxNameBytes))
+        loaded = PthreadLock(try Self.prepare(file, options: options, generation: 1, maxNameBytes: maxNameBytes))
         ignoredKeys = file.ignoredKeys.map { "\($0.key) (line \($0.line))" }
     }
 
@@ -121,13 +122,13 @@ public final class MappingRules: Sendable {
     /// - Throws: what is wrong with the file; the old rules stay.
     @discardableResult
     public func reload() throws(ConfigError) -> Int {
-        try reloading.withLock { _ throws(ConfigError) in
-            let file = try MappingFile.load(path: path)
-            let next = generation &+ 1
-            let mapping = try Self.prepare(file, options: options, generation: next, maxNameBytes: maxNameBytes)
-            loaded.withLock { $0 = mapping }
-            generationValue.store(next, ordering: .releasing)
-            return file.rules.count
-        }
+        reloading.lock()
+        defer { reloading.unlock() }
+        let file = try MappingFile.load(path: path)
+        let next = generation &+ 1
+        let mapping = try Self.prepare(file, options: options, generation: next, maxNameBytes: maxNameBytes)
+        loaded.withLock { $0 = mapping }
+        generationValue.store(next, ordering: .releasing)
+        return file.rules.count
     }
 }
