@@ -64,7 +64,11 @@ class Agent:
                 try:
                     values[name] = float(value)
                 except ValueError:
-                    pass
+                    continue
+                # The receive counters carry an input label: also sum them without it.
+                if 'input="' in name:
+                    base = re.sub(r'input="[^"]*",?', "", name).replace(",}", "}").replace("{}", "")
+                    values[base] = values.get(base, 0.0) + float(value)
         return values, len(text)
 
     def stop(self):

@@ -53,7 +53,7 @@ private let everyKind = [
     #expect(head.contains("Vary: Accept-Encoding"))
     let body = try gunzipBytes(Array(raw[split.upperBound...]))
     #expect(String(decoding: body, as: UTF8.self).contains("zipped_counter_total 4\n"))
-    #expect(String(decoding: body, as: UTF8.self).contains("stator_lines_received_total 1\n"))
+    #expect(String(decoding: body, as: UTF8.self).contains("stator_lines_received_total{input=\"udp\"} 1\n"))
     #expect(try agent.stop() == 0)
 }
 
@@ -201,6 +201,6 @@ final class PrometheusServer {
     #expect(body.count > 8_000_000)
     let tail = String(decoding: body.suffix(200_000), as: UTF8.self)
     #expect(tail.contains("_total 1\n# HELP stator_packets_received_total"))
-    #expect(tail.contains("stator_lines_received_total 60000\n"))
+    #expect(tail.contains("stator_lines_received_total{input=\"udp\"} 60000\n"))
     #expect(try agent.stop() == 0)
 }

@@ -360,12 +360,13 @@ public struct ReaderAggregator: ~Copyable {
         batchStart = cache.written
     }
 
-    /// Adds the counts to the agent's metrics and resets them. Lines received go last, so
-    /// whoever sees them has the batch's other counts too (if it reads those afterwards).
-    public mutating func flushCounts(to metrics: SelfMetrics) {
+    /// Adds the counts to the agent's metrics, under `input`, and resets them. Lines received
+    /// go last, so whoever sees them has the batch's other counts too (if it reads those afterwards).
+    public mutating func flushCounts(to metrics: SelfMetrics, input: Input = .udp) {
+        let counters = metrics.input(input)
         if events > 0 { metrics.eventsReceived.add(events) }
         for (reason, n) in invalid.enumerated() where n > 0 {
-            metrics.linesInvalid[reason].add(n)
+            counters.invalid[reason].add(n)
             invalid[reason] = 0
         }
         for (reason, n) in dropped.enumerated() where n > 0 {
@@ -376,7 +377,7 @@ public struct ReaderAggregator: ~Copyable {
             metrics.mappingSeries[MappingResult.dropped.rawValue].add(droppedNames)
             droppedNames = 0
         }
-        metrics.linesReceived.add(lines)
+        counters.lines.add(lines)
         lines = 0
         events = 0
     }

@@ -7,14 +7,17 @@ public struct SelfMetricsPage: Sendable {
     let table: ShardedTable
     let push: PushMetrics?
     let mapping: MappingRules?
+    /// The inputs configured (their counters are shown; UDP always is).
+    let inputs: [Input]
     let flushIntervalSeconds: Double
 
     /// - Parameter flushIntervalSeconds: `flush_interval`, shown as `stator_flush_interval_seconds`
     ///   (the reference for a slow-flush alert).
     public init(
         metrics: SelfMetrics, table: ShardedTable, push: PushMetrics? = nil, mapping: MappingRules? = nil,
-        flushIntervalSeconds: Double = 10
+        inputs: [Input] = [.udp], flushIntervalSeconds: Double = 10
     ) {
+        self.inputs = inputs
         self.metrics = metrics
         self.table = table
         self.push = push
@@ -26,7 +29,8 @@ public struct SelfMetricsPage: Sendable {
     public static let familyNames = [
         "stator_packets_received_total", "stator_lines_received_total", "stator_lines_invalid_total",
         "stator_events_received_total", "stator_lines_dropped_total", "stator_mapping_series_total",
-        "stator_mapping_reloads_total", "stator_mapping_rules", "stator_udp_kernel_drops_total", "stator_series_active",
+        "stator_mapping_reloads_total", "stator_mapping_rules", "stator_tcp_connections", "stator_udp_kernel_drops_total",
+        "stator_series_active",
         "stator_flushes_total",
         "stator_flush_duration_seconds", "stator_flush_interval_seconds", "stator_sink_errors_total",
         "stator_series_dropped_total",
@@ -45,13 +49,22 @@ public struct SelfMetricsPage: Sendable {
         func sample(_ series: String, _ value: Double) { out += "\(series) \(PrometheusNumber.format(value))\n" }
         func sample(_ series: String, _ value: UInt64) { out += "\(series) \(value)\n" }
 
-        family("stator_packets_received_total", "counter", "UDP datagrams received.")
-        sample("stator_packets_received_total", metrics.packetsReceived.value)
-        family("stator_lines_received_total", "counter", "Non-empty statsd lines received.")
-        sample("stator_lines_received_total", metrics.linesReceived.value)
-        family("stator_lines_invalid_total", "counter", "Lines rejected, by reason.")
-        for reason in ParseFailure.allCases.sorted(by: { $0.description < $1.description }) {
-            sample("stator_lines_invalid_total{reason=\"\(reason)\"}", metrics.linesInvalid[Int(reason.rawValue)].value)
+        family(
+            "stator_packets_received_total", "counter", "Datagrams received (UDP, Unix), and reads on TCP connections, by input.")
+        for input in inputs { sample("stator_packets_received_total{input=\"\(input)\"}", metrics.input(input).packets.value) }
+        family("stator_lines_received_total", "counter", "Non-empty statsd lines received, by input.")
+        for input in inputs { sample("stator_lines_received_total{input=\"\(input)\"}", metrics.input(input).lines.value) }
+        family("stator_lines_invalid_total", "counter", "Lines rejected, by input and reason.")
+        for input in inputs {
+            for reason in ParseFailure.allCases.sorted(by: { $0.description < $1.description }) {
+                sample(
+                    "stator_lines_invalid_total{input=\"\(input)\",reason=\"\(reason)\"}",
+                    metrics.input(input).invalid[Int(reason.rawValue)].value)
+            }
+        }
+        if inputs.contains(.tcp) {
+            family("stator_tcp_connections", "gauge", "Open connections on the TCP input.")
+            sample("stator_tcp_connections", metrics.tcpConnections.value)
         }
         family("stator_events_received_total", "counter", "DogStatsD events and service checks received (not aggregated).")
         sample("stator_events_received_total", metrics.eventsReceived.value)

@@ -115,8 +115,8 @@ public final class Receiver: Sendable {
             }
             aggregator.stage(batch: n, payload: { reader.payload($0) }, rejected: report)
             aggregator.commit(rejected: report)
-            metrics.packetsReceived.add(UInt64(n))
-            aggregator.flushCounts(to: metrics)
+            metrics.input(.udp).packets.add(UInt64(n))
+            aggregator.flushCounts(to: metrics, input: .udp)
             // The kernel's drop count: whenever the socket was drained, and every 256 full batches.
             batchesSinceDrops += 1
             if n < reader.capacity || batchesSinceDrops >= 256, let drops = socket.kernelDrops {

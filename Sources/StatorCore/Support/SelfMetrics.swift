@@ -17,6 +17,31 @@ public final class AtomicCounter: Sendable {
     public var value: UInt64 { storage.load(ordering: .acquiring) }
 }
 
+/// Where lines come in (SPEC section 9): the `input` label of the receive counters.
+public enum Input: Int, CaseIterable, Sendable, CustomStringConvertible {
+    case udp, unixgram, tcp
+
+    public var description: String {
+        switch self {
+        case .udp: "udp"
+        case .unixgram: "unixgram"
+        case .tcp: "tcp"
+        }
+    }
+}
+
+/// One input's counters: packets (UDP and Unix datagrams, TCP reads), lines, invalid lines by reason.
+public final class InputCounters: Sendable {
+    public let packets = AtomicCounter()
+    public let lines = AtomicCounter()
+    /// Indexed by `ParseFailure.rawValue`.
+    public let invalid: [AtomicCounter] = ParseFailure.allCases.map { _ in AtomicCounter() }
+
+    /// Counts one rejected line.
+    @inline(__always)
+    public func invalid(_ reason: ParseFailure, _ n: UInt64 = 1) { invalid[Int(reason.rawValue)].add(n) }
+}
+
 /// Why a valid line was not aggregated (`stator_lines_dropped_total{reason}`).
 public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     /// A mapping rule with `action: drop` matched it.
@@ -48,11 +73,11 @@ public enum MappingResult: Int, CaseIterable, Sendable, CustomStringConvertible 
 /// The agent's own counters (SPEC section 6), updated lock-free by every
 /// stage and read live by `/metrics`. Reader threads add once per batch.
 public final class SelfMetrics: Sendable {
-    public let packetsReceived = AtomicCounter()
-    public let linesReceived = AtomicCounter()
+    /// Packets, lines and invalid lines by input (`stator_*_total{input}`), indexed by `Input.rawValue`.
+    public let inputs: [InputCounters] = Input.allCases.map { _ in InputCounters() }
     public let eventsReceived = AtomicCounter()
-    /// Indexed by `ParseFailure.rawValue`.
-    public let linesInvalid: [AtomicCounter] = ParseFailure.allCases.map { _ in AtomicCounter() }
+    /// Open TCP connections (`stator_tcp_connections`).
+    public let tcpConnections = AtomicCounter()
     /// Per reader socket: the kernel's drop counter as last read (`SO_MEMINFO`).
     public let kernelDrops: [AtomicCounter]
     public let flushes = AtomicCounter()
@@ -74,9 +99,17 @@ public final class SelfMetrics: Sendable {
         startTime = WallClock.nowSeconds()
     }
 
-    /// Counts one rejected line.
+    /// The counters of one input.
     @inline(__always)
-    public func invalid(_ reason: ParseFailure, _ n: UInt64 = 1) { linesInvalid[Int(reason.rawValue)].add(n) }
+    public func input(_ input: Input) -> InputCounters { inputs[input.rawValue] }
+
+    /// Lines received over every input.
+    public var linesReceivedTotal: UInt64 { inputs.reduce(0) { $0 &+ $1.lines.value } }
+
+    /// Lines refused for `reason` over every input.
+    public func invalidTotal(_ reason: ParseFailure) -> UInt64 {
+        inputs.reduce(0) { $0 &+ $1.invalid[Int(reason.rawValue)].value }
+    }
 
     /// Datagrams dropped by the kernel on all our sockets.
     public var kernelDropsTotal: UInt64 { kernelDrops.reduce(0) { $0 &+ $1.value } }

@@ -231,7 +231,7 @@ extension FlushBatch {
     #expect(reports == ["series_limit 0 x:1|c:2|ms", "series_limit 0 y:3|c"])
     let metrics = SelfMetrics(readers: 1)
     ingestor.flushCounts(to: metrics)
-    #expect(metrics.linesInvalid[Int(ParseFailure.seriesLimit.rawValue)].value == 2)
+    #expect(metrics.invalidTotal(.seriesLimit) == 2)
     #expect(table.drainAll(nextGeneration: 2).flatMap(\.counters).map(\.sum) == [3])
 }
 
