@@ -46,7 +46,7 @@ public final class Agent: Sendable {
         let table = ShardedTable(configuration: aggregation)
         self.table = table
         receiver = try Receiver(
-            configuration: configuration.udp, table: table, metrics: metrics,
+            configuration: configuration.udp, unixgram: configuration.unixgram, table: table, metrics: metrics,
             logger: logger.child("stator.receive"))
         let prometheus = PrometheusSink(
             configuration: configuration.prometheus, metrics: metrics, reservedNames: SelfMetricsPage.familyNames,
@@ -71,6 +71,7 @@ public final class Agent: Sendable {
         ) { fanout.publish($0) }
         let page = SelfMetricsPage(
             metrics: metrics, table: table, push: pushMetrics, mapping: mapping,
+            inputs: [.udp] + (configuration.unixgram.path.isEmpty ? [] : [.unixgram]),
             flushIntervalSeconds: Double(configuration.flush.intervalMillis) / 1000)
         let reload = Agent.reloader(mapping: mapping, metrics: metrics, logger: logger.child("stator.mapping"))
         http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http")) { head in
@@ -145,6 +146,7 @@ public final class Agent: Sendable {
             "stator started",
             metadata: [
                 ("udp.address", udpAddress), ("http.address", httpAddress),
+                ("unixgram.path", receiver.unixPath ?? ""),
                 ("flush_interval", ConfigDuration.format(configuration.flush.intervalMillis)),
             ])
         warnAboutExposure()

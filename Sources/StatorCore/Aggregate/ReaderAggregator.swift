@@ -360,6 +360,13 @@ public struct ReaderAggregator: ~Copyable {
         batchStart = cache.written
     }
 
+    /// Counts a line that its input refused before parsing (a TCP line over
+    /// `tcp.max_line_bytes`, a cut Unix datagram): once as received, once as invalid.
+    public mutating func countRefused(_ reason: ParseFailure) {
+        lines &+= 1
+        invalid[Int(reason.rawValue)] &+= 1
+    }
+
     /// Adds the counts to the agent's metrics, under `input`, and resets them. Lines received
     /// go last, so whoever sees them has the batch's other counts too (if it reads those afterwards).
     public mutating func flushCounts(to metrics: SelfMetrics, input: Input = .udp) {

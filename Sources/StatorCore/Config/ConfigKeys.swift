@@ -92,6 +92,24 @@ public enum ConfigKeys {
             "Receive buffer asked for per socket; a warning says when the kernel grants less.",
             { Int64($0.udp.receiveBufferBytes) }
         ) { $0.udp.receiveBufferBytes = Int($1) },
+        string(
+            "unixgram.path", "A Unix datagram socket to receive statsd lines on (DogStatsD's local path); \"\" disables it.",
+            { $0.unixgram.path }
+        ) { (c, s) throws(ConfigError) in c.unixgram.path = s },
+        string(
+            "unixgram.mode", "Permission bits of the socket file, in octal: who may send to it.",
+            { "0" + String($0.unixgram.mode, radix: 8) }
+        ) { (c, s) throws(ConfigError) in
+            guard let mode = UnixgramConfiguration.parseMode(s) else {
+                throw ConfigError("unixgram.mode must be octal permission bits such as \"0660\", got \"\(s)\"")
+            }
+            c.unixgram.mode = mode
+        },
+        integer(
+            "unixgram.receive_buffer_bytes", 4096...(1 << 31 - 1),
+            "Receive buffer asked for on the Unix socket; a full buffer makes senders wait.",
+            { Int64($0.unixgram.receiveBufferBytes) }
+        ) { $0.unixgram.receiveBufferBytes = Int($1) },
         address(
             "http.address", "HTTP address for /metrics and /healthz: host:port or [v6]:port.",
             { $0.http.address }

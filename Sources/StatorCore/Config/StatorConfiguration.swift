@@ -3,6 +3,8 @@
 public struct StatorConfiguration: Sendable {
     /// UDP receive stage (`udp.*`).
     public var udp = ReceiverConfiguration()
+    /// Unix datagram input (`unixgram.*`); off while its path is empty.
+    public var unixgram = UnixgramConfiguration()
     /// HTTP server (`http.*`).
     public var http = HTTPServerConfiguration()
     /// Flush interval and series expiry (`flush_interval`, `series_ttl`, `percentiles`).

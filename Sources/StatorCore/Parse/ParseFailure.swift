@@ -34,6 +34,9 @@ public enum ParseFailure: UInt8, Sendable, CaseIterable, CustomStringConvertible
     case nameTooLong
     /// More than `max_tags` tags, or one longer than `max_tag_bytes`.
     case tagsTooLong
+    /// A TCP line longer than `tcp.max_line_bytes`, or a Unix datagram longer than the
+    /// reader's buffer (counted by the input that read it).
+    case lineTooLong
 
     /// The reason label, e.g. `invalid_value`.
     public var description: String {
@@ -54,6 +57,7 @@ public enum ParseFailure: UInt8, Sendable, CaseIterable, CustomStringConvertible
         case .seriesLimit: "series_limit"
         case .nameTooLong: "name_too_long"
         case .tagsTooLong: "tags_too_long"
+        case .lineTooLong: "line_too_long"
         }
     }
 }

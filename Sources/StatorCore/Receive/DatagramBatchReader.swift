@@ -2,25 +2,29 @@ import CStatorSys
 import Glibc
 
 /// Receives up to `capacity` datagrams per system call with `recvmmsg`, into
-/// a preallocated arena (64 KiB per datagram, so none is ever truncated).
+/// a preallocated arena (`maxDatagram` bytes per datagram: 64 KiB for UDP, so none is ever
+/// truncated; a Unix socket's largest datagram for `unixgram`).
 ///
 /// Owned by one reader thread; not shared.
 final class DatagramBatchReader {
-    static let maxDatagram = 65_536
+    /// The largest UDP datagram (and more than the largest UDP payload).
+    static let udpDatagram = 65_536
+    let maxDatagram: Int
     let capacity: Int
     private let buffers: UnsafeMutableRawPointer
     private let iovecs: UnsafeMutablePointer<iovec>
     private let headers: UnsafeMutablePointer<CStatorSys_mmsghdr>
     private let names: UnsafeMutablePointer<sockaddr_storage>
 
-    init(capacity: Int) {
+    init(capacity: Int, maxDatagram: Int = DatagramBatchReader.udpDatagram) {
         self.capacity = capacity
-        buffers = .allocate(byteCount: capacity * Self.maxDatagram, alignment: 16)
+        self.maxDatagram = maxDatagram
+        buffers = .allocate(byteCount: capacity * maxDatagram, alignment: 16)
         iovecs = .allocate(capacity: capacity)
         headers = .allocate(capacity: capacity)
         names = .allocate(capacity: capacity)
         for i in 0..<capacity {
-            iovecs[i] = iovec(iov_base: buffers + i * Self.maxDatagram, iov_len: Self.maxDatagram)
+            iovecs[i] = iovec(iov_base: buffers + i * maxDatagram, iov_len: maxDatagram)
         }
     }
 
@@ -54,8 +58,11 @@ final class DatagramBatchReader {
     /// The payload of datagram `i` of the last batch.
     @inline(__always)
     func payload(_ i: Int) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: buffers + i * Self.maxDatagram, count: Int(headers[i].msg_len))
+        UnsafeRawBufferPointer(start: buffers + i * maxDatagram, count: Int(headers[i].msg_len))
     }
+
+    /// Whether datagram `i` of the last batch was longer than `maxDatagram` (and cut).
+    func isTruncated(_ i: Int) -> Bool { headers[i].msg_hdr.msg_flags & Int32(MSG_TRUNC) != 0 }
 
     /// The sender of datagram `i`, formatted (for log lines only).
     func sender(_ i: Int) -> String {

@@ -25,6 +25,8 @@ public struct ReceiverConfiguration: Sendable {
 /// parsing included, happens behind those calls.
 public final class Receiver: Sendable {
     private let sockets: [UDPSocket]
+    /// The Unix datagram input (`unixgram.path`), when configured.
+    private let unixSocket: UnixDatagramSocket?
     private let table: ShardedTable
     private let metrics: SelfMetrics
     private let logger: Logger
@@ -39,7 +41,10 @@ public final class Receiver: Sendable {
 
     /// Binds every reader's socket (so a port in use fails here, before serving).
     /// - Throws: `ConfigError` for a bad address, `SystemError` when binding fails.
-    public init(configuration: ReceiverConfiguration, table: ShardedTable, metrics: SelfMetrics, logger: Logger) throws {
+    public init(
+        configuration: ReceiverConfiguration, unixgram: UnixgramConfiguration = UnixgramConfiguration(), table: ShardedTable,
+        metrics: SelfMetrics, logger: Logger
+    ) throws {
         self.configuration = configuration
         self.table = table
         self.metrics = metrics
@@ -52,6 +57,7 @@ public final class Receiver: Sendable {
             sockets.append(try UDPSocket(address: address, receiveBuffer: configuration.receiveBufferBytes, reusePort: true))
         }
         self.sockets = sockets
+        unixSocket = unixgram.path.isEmpty ? nil : try UnixDatagramSocket(configuration: unixgram)
         // 1 ms with the default 8 MiB buffer; proportionally less when the kernel grants less.
         maxNapNanos = min(1_000_000, sockets[0].grantedReceiveBuffer * 1_000_000 / (8 << 20))
         boundAddress = sockets[0].localAddress()?.description ?? configuration.address
@@ -67,11 +73,20 @@ public final class Receiver: Sendable {
         }
     }
 
-    /// Starts the reader threads.
+    /// The bound Unix socket's path, when that input is on.
+    public var unixPath: String? { unixSocket?.path }
+
+    /// Starts the reader threads: one per UDP socket, and one for the Unix socket.
     public func start() {
         threads.withLock { threads in
             for (n, socket) in sockets.enumerated() {
-                threads.append(WorkerThread(name: "udp-reader-\(n)") { [self] in readLoop(socket, index: n) })
+                let source = DatagramSource(
+                    fd: socket.fd, input: .udp, maxDatagram: DatagramBatchReader.udpDatagram, udp: (socket, n))
+                threads.append(WorkerThread(name: "udp-reader-\(n)") { [self] in readLoop(source) })
+            }
+            if let unix = unixSocket {
+                let source = DatagramSource(fd: unix.fd, input: .unixgram, maxDatagram: unix.maxDatagram, udp: nil)
+                threads.append(WorkerThread(name: "unixgram-reader") { [self] in readLoop(source) })
             }
         }
     }
@@ -85,10 +100,21 @@ public final class Receiver: Sendable {
             return copy
         }
         for t in all { t.join() }
+        unixSocket?.remove()
     }
 
-    private func readLoop(_ socket: UDPSocket, index: Int) {
-        let reader = DatagramBatchReader(capacity: configuration.batchSize)
+    /// A socket a reader thread takes datagrams from.
+    private struct DatagramSource {
+        let fd: Int32
+        let input: Input
+        let maxDatagram: Int
+        /// A UDP socket and its place in `SelfMetrics.kernelDrops` (the Unix socket drops nothing:
+        /// its senders block).
+        let udp: (socket: UDPSocket, index: Int)?
+    }
+
+    private func readLoop(_ source: DatagramSource) {
+        let reader = DatagramBatchReader(capacity: configuration.batchSize, maxDatagram: source.maxDatagram)
         var aggregator = ReaderAggregator(table: table)
         let errorLog = RateLimiter(period: 10)
         var batchesSinceDrops = 0
@@ -97,7 +123,7 @@ public final class Receiver: Sendable {
             let stop = stopping.load(ordering: .acquiring)
             let n: Int
             do {
-                n = try reader.read(from: socket.fd, wait: !stop)
+                n = try reader.read(from: source.fd, wait: !stop)
             } catch {
                 if let suppressed = errorLog.admit() {
                     logger.error("recvmmsg failed", metadata: [("error", "\(error)"), ("suppressed", "\(suppressed)")])
@@ -113,13 +139,28 @@ public final class Receiver: Sendable {
             let report: ReaderAggregator.Rejection = { reason, datagram, range in
                 self.rejected(reason, reader.payload(datagram), range, reader, datagram)
             }
-            aggregator.stage(batch: n, payload: { reader.payload($0) }, rejected: report)
+            if source.input == .unixgram {
+                // A datagram longer than the buffer was cut: its lines are not read at all.
+                for i in 0..<n where reader.isTruncated(i) {
+                    aggregator.countRefused(.lineTooLong)
+                    if let suppressed = errorLog.admit() {
+                        logger.warning(
+                            "unixgram datagram longer than the reader's buffer dropped",
+                            metadata: [("buffer_bytes", "\(reader.maxDatagram)"), ("suppressed", "\(suppressed)")])
+                    }
+                }
+            }
+            aggregator.stage(
+                batch: n, payload: { reader.isTruncated($0) ? UnsafeRawBufferPointer(start: nil, count: 0) : reader.payload($0) },
+                rejected: report)
             aggregator.commit(rejected: report)
-            metrics.input(.udp).packets.add(UInt64(n))
-            aggregator.flushCounts(to: metrics, input: .udp)
+            metrics.input(source.input).packets.add(UInt64(n))
+            aggregator.flushCounts(to: metrics, input: source.input)
             // The kernel's drop count: whenever the socket was drained, and every 256 full batches.
             batchesSinceDrops += 1
-            if n < reader.capacity || batchesSinceDrops >= 256, let drops = socket.kernelDrops {
+            if let (socket, index) = source.udp, n < reader.capacity || batchesSinceDrops >= 256,
+                let drops = socket.kernelDrops
+            {
                 metrics.kernelDrops[index].store(UInt64(drops))
                 batchesSinceDrops = 0
             }

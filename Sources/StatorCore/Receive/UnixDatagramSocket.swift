@@ -1,0 +1,122 @@
+import Glibc
+
+/// Configuration of the Unix datagram input (`unixgram.*`); off while `path` is empty.
+public struct UnixgramConfiguration: Sendable {
+    /// The socket file (`unixgram.path`).
+    public var path = ""
+    /// Permission bits of the socket file (`unixgram.mode`): who may write to it.
+    public var mode: UInt32 = 0o660
+    /// Receive buffer to ask the kernel for (`unixgram.receive_buffer_bytes`).
+    public var receiveBufferBytes: Int = 8 << 20
+
+    public init() {}
+
+    /// Reads `unixgram.mode`: octal permission bits such as `0660`.
+    public static func parseMode(_ text: String) -> UInt32? {
+        guard !text.isEmpty, text.count <= 4, text.allSatisfy({ ("0"..."7").contains($0) }), let bits = UInt32(text, radix: 8)
+        else { return nil }
+        return bits
+    }
+}
+
+/// A bound Unix datagram socket (DogStatsD's local path): a full receive buffer blocks the
+/// sender instead of dropping, and the file's permissions say who may write. The file is
+/// created at `path` with `mode`; a stale socket file there (nobody listening) is replaced,
+/// anything else is an error that leaves it alone. `remove()` unlinks it at exit, if it is
+/// still the file this socket made. Owns its file descriptor.
+final class UnixDatagramSocket: Sendable {
+    let fd: Int32
+    let path: String
+    /// What the kernel granted for `SO_RCVBUF` (bytes usable for data).
+    let grantedReceiveBuffer: Int
+    /// The largest datagram a sender here can send (`net.core.wmem_max`, at least 64 KiB):
+    /// the reader's buffer per datagram.
+    let maxDatagram: Int
+    /// The file's device and inode, so that `remove()` unlinks only the file it made.
+    private let identity: (dev_t, ino_t)
+
+    /// - Throws: `ConfigError` for a path that cannot be used, `SystemError` when a call fails.
+    init(configuration: UnixgramConfiguration, receiveTimeoutMillis: Int = 100) throws {
+        let path = configuration.path
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.utf8.count < capacity else {
+            throw ConfigError("unixgram.path \(path) is longer than a Unix socket path may be (\(capacity - 1) bytes)")
+        }
+        try Self.clearStale(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError(errno: errno, call: "socket") }
+        var timeout = timeval(tv_sec: receiveTimeoutMillis / 1000, tv_usec: (receiveTimeoutMillis % 1000) * 1000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var size = Int32(clamping: configuration.receiveBufferBytes)
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, 4) != 0 { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4) }
+        var granted: Int32 = 0
+        var len = socklen_t(4)
+        getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &len)
+        grantedReceiveBuffer = Int(granted) / 2  // Linux reports twice the usable size.
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in path.utf8.enumerated() { raw[i] = b }
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let e = errno
+            Glibc.close(fd)
+            throw SystemError(errno: e, call: "bind \(path)")
+        }
+        var info = stat()
+        guard chmod(path, mode_t(configuration.mode)) == 0, lstat(path, &info) == 0 else {
+            let e = errno
+            unlink(path)
+            Glibc.close(fd)
+            throw SystemError(errno: e, call: "chmod \(path)")
+        }
+        identity = (info.st_dev, info.st_ino)
+        self.fd = fd
+        self.path = path
+        maxDatagram = max(DatagramBatchReader.udpDatagram, Self.largestDatagram())
+    }
+
+    /// Removes a socket file nobody listens on; refuses anything else at `path`.
+    private static func clearStale(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }  // nothing there
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw ConfigError("unixgram.path \(path) exists and is not a socket; it was left as it is")
+        }
+        let probe = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard probe >= 0 else { throw SystemError(errno: errno, call: "socket") }
+        defer { Glibc.close(probe) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in path.utf8.enumerated() { raw[i] = b }
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if rc == 0 { throw ConfigError("unixgram.path \(path): another process is receiving on this socket") }
+        guard errno == ECONNREFUSED else { throw SystemError(errno: errno, call: "connect \(path)") }
+        guard unlink(path) == 0 else { throw SystemError(errno: errno, call: "unlink stale socket \(path)") }
+    }
+
+    /// `net.core.wmem_max`: no sender's buffer, and so no datagram, is larger (capped at 4 MiB).
+    private static func largestDatagram() -> Int {
+        guard let text = ProcessStats.readSmallFile("/proc/sys/net/core/wmem_max"), let value = Int(text.filter(\.isNumber))
+        else {
+            return 212_992
+        }
+        return min(value, 4 << 20)
+    }
+
+    /// Unlinks the socket file, if it is still the one this socket made.
+    func remove() {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_dev == identity.0, info.st_ino == identity.1 else { return }
+        unlink(path)
+    }
+
+    deinit { Glibc.close(fd) }
+}
