@@ -110,7 +110,7 @@ size_t CStatorSys_scan_lines(const uint8_t *bytes, size_t count, uint64_t seed, 
     size_t words = (count + 63) / 64, full = count / 64;
     uint64_t stack[3 * MAX_WORDS];
     uint64_t *masks = stack;
-    if (words > MAX_WORDS) {  // larger than a UDP datagram: only from callers other than the receiver
+    if (words > MAX_WORDS) {  // larger than a UDP datagram: a large Unix datagram, a TCP read behind a long partial line
         masks = malloc(3 * words * sizeof(uint64_t));
         if (masks == NULL) abort();
     }

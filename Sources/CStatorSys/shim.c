@@ -153,3 +153,5 @@ void CStatorSys_zstream_free(CStatorSys_zstream *s) {
     free(s->out);
     memset(s, 0, sizeof(*s));
 }
+
+const void *CStatorSys_memrchr(const void *s, int c, size_t n) { return memrchr(s, c, n); }

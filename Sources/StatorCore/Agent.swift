@@ -7,6 +7,8 @@ public final class Agent: Sendable {
     private let metrics: SelfMetrics
     private let table: ShardedTable
     private let receiver: Receiver
+    /// The TCP input (`tcp.address`), when configured.
+    private let tcp: TCPInput?
     private let fanout: SinkFanout
     private let flusher: Flusher
     private let http: HTTPServer
@@ -15,6 +17,8 @@ public final class Agent: Sendable {
 
     /// The bound UDP address (its real port when 0 was configured).
     public var udpAddress: String { receiver.boundAddress }
+    /// The bound TCP address, when the TCP input is on.
+    public var tcpAddress: String? { tcp?.boundAddress }
     /// The bound HTTP address.
     public var httpAddress: String { http.boundAddress }
 
@@ -48,6 +52,10 @@ public final class Agent: Sendable {
         receiver = try Receiver(
             configuration: configuration.udp, unixgram: configuration.unixgram, table: table, metrics: metrics,
             logger: logger.child("stator.receive"))
+        tcp =
+            configuration.tcp.address.isEmpty
+            ? nil
+            : try TCPInput(configuration: configuration.tcp, table: table, metrics: metrics, logger: logger.child("stator.tcp"))
         let prometheus = PrometheusSink(
             configuration: configuration.prometheus, metrics: metrics, reservedNames: SelfMetricsPage.familyNames,
             logger: logger.child("stator.prometheus"), mappingOptions: mapping?.options)
@@ -71,7 +79,8 @@ public final class Agent: Sendable {
         ) { fanout.publish($0) }
         let page = SelfMetricsPage(
             metrics: metrics, table: table, push: pushMetrics, mapping: mapping,
-            inputs: [.udp] + (configuration.unixgram.path.isEmpty ? [] : [.unixgram]),
+            inputs: [.udp] + (configuration.unixgram.path.isEmpty ? [] : [.unixgram])
+                + (configuration.tcp.address.isEmpty ? [] : [.tcp]),
             flushIntervalSeconds: Double(configuration.flush.intervalMillis) / 1000)
         let reload = Agent.reloader(mapping: mapping, metrics: metrics, logger: logger.child("stator.mapping"))
         http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http")) { head in
@@ -139,6 +148,7 @@ public final class Agent: Sendable {
     /// Starts reading, flushing and serving; returns at once.
     public func start() -> AgentHandle {
         receiver.start()
+        tcp?.start()
         http.start()
         let flusher = self.flusher
         let thread = WorkerThread(name: "flusher") { flusher.runLoop() }
@@ -146,7 +156,7 @@ public final class Agent: Sendable {
             "stator started",
             metadata: [
                 ("udp.address", udpAddress), ("http.address", httpAddress),
-                ("unixgram.path", receiver.unixPath ?? ""),
+                ("unixgram.path", receiver.unixPath ?? ""), ("tcp.address", tcpAddress ?? ""),
                 ("flush_interval", ConfigDuration.format(configuration.flush.intervalMillis)),
             ])
         warnAboutExposure()
@@ -175,6 +185,7 @@ public final class Agent: Sendable {
     fileprivate func shutdown(flushThread: WorkerThread) {
         logger.info("shutting down: draining sockets and flushing the last interval")
         receiver.stop()
+        tcp?.stop()
         flusher.stop()
         flushThread.join()
         flusher.flushNow()

@@ -46,9 +46,9 @@ case .help:
 case .version:
     printOut("stator \(statorVersion)\n")
     exit(0)
-case .send(let configuration, let lines, let readStandardInput):
+case .send(let configuration, let lines, let readStandardInput, let transport):
     for warning in parsed.warnings { FileHandleStderr.write("stator: warning: \(warning)\n") }
-    exit(send(configuration, lines, readStandardInput: readStandardInput))
+    exit(send(configuration, lines, readStandardInput: readStandardInput, via: transport))
 case .checkConfig(let configuration):
     for warning in parsed.warnings { FileHandleStderr.write("stator: warning: \(warning)\n") }
     if !configuration.mappingConfig.isEmpty {
@@ -106,9 +106,12 @@ case .run(let configuration):
 }
 
 /// `stator send`: checks each line with the agent's parser, sends the valid ones to
-/// `udp.address` in as few datagrams as fit, and reports the invalid ones.
+/// `udp.address` in as few datagrams as fit (or to a Unix socket, or over TCP), and reports
+/// the invalid ones.
 /// - Returns: the exit status: 0, 1 when a line was invalid, 2 when sending failed.
-func send(_ configuration: StatorConfiguration, _ arguments: [String], readStandardInput: Bool) -> Int32 {
+func send(_ configuration: StatorConfiguration, _ arguments: [String], readStandardInput: Bool, via transport: SendTransport)
+    -> Int32
+{
     var lines = arguments.map { Array($0.utf8) }
     if readStandardInput {
         while let text = readLine(strippingNewline: true) {
@@ -128,8 +131,18 @@ func send(_ configuration: StatorConfiguration, _ arguments: [String], readStand
         }
     }
     do {
-        let client = try StatsdClient(address: try SocketAddress(parsing: configuration.udp.address))
-        try client.send(StatsdClient.pack(valid))
+        switch transport {
+        case .udp:
+            let client = try StatsdClient(address: try SocketAddress(parsing: configuration.udp.address))
+            try client.send(StatsdClient.pack(valid))
+        case .unix(let path):
+            try StatsdClient.sendUnix(path: path, StatsdClient.pack(valid, maxDatagram: 8192))
+        case .tcp:
+            guard !configuration.tcp.address.isEmpty else {
+                fail("stator send --tcp needs tcp.address (--tcp.address HOST:PORT)")
+            }
+            try StatsdClient.sendTCP(address: try SocketAddress(parsing: configuration.tcp.address), valid)
+        }
     } catch let error as ConfigError {
         fail(error.message)
     } catch {

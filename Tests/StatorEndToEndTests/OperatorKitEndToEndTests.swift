@@ -9,7 +9,7 @@ import Testing
 func exportedFamilies() throws -> Set<String> {
     let agent = try StatorProcess(agent: [
         "--sinks.json.path", "", "--sinks.http_push.url", "http://127.0.0.1:\(try freePort())/",
-        "--mapping_config", repositoryPath("etc/mapping.yml"),
+        "--mapping_config", repositoryPath("etc/mapping.yml"), "--tcp.address", "127.0.0.1:0",
     ])
     defer { _ = try? agent.stop() }
     let page = try httpRequest(port: agent.httpPort, "/metrics").body

@@ -79,6 +79,8 @@ final class StatorProcess: @unchecked Sendable {
     let stderr = PipeCollector()
     private(set) var udpPort: UInt16 = 0
     private(set) var httpPort: UInt16 = 0
+    /// The TCP input's port, when it is on.
+    private(set) var tcpPort: UInt16 = 0
     private(set) var udpHost = "127.0.0.1"
 
     /// Starts `stator` with `arguments` and a clean environment plus `environment`.
@@ -116,6 +118,7 @@ final class StatorProcess: @unchecked Sendable {
         }
         udpPort = port("udp.address")
         httpPort = port("http.address")
+        tcpPort = port("tcp.address")
         if let address = object["udp.address"] as? String, address.hasPrefix("[") { udpHost = "::1" }
         guard udpPort != 0, httpPort != 0 else { throw TestFailure("no ports in start-up line: \(line)") }
     }

@@ -35,6 +35,10 @@ int CStatorSys_socket_drops(int fd, uint32_t *drops);
 /// -1 on failure. Falling between two reads means the peer is taking the data.
 int CStatorSys_unsent_bytes(int fd);
 
+/// memrchr(3), a GNU extension Swift's Glibc module does not show: the last `c` in the
+/// `n` bytes at `s`, or NULL.
+const void *CStatorSys_memrchr(const void *s, int c, size_t n);
+
 /// pthread_setname_np for the calling thread (needs _GNU_SOURCE). Names over 15 bytes are cut.
 void CStatorSys_set_thread_name(const char *name);
 

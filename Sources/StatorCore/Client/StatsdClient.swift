@@ -62,3 +62,55 @@ public struct StatsdClient: ~Copyable {
         }
     }
 }
+
+extension StatsdClient {
+    /// Sends each datagram to the Unix datagram socket at `path` (a blocking socket: a full
+    /// agent makes this wait rather than drop).
+    public static func sendUnix(path: String, _ datagrams: [[UInt8]]) throws(SystemError) {
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError(errno: errno, call: "socket") }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        guard path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw SystemError(errno: ENAMETOOLONG, call: "connect \(path)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw SystemError(errno: errno, call: "connect \(path)") }
+        for datagram in datagrams {
+            let sent = datagram.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+            guard sent == datagram.count else { throw SystemError(errno: errno, call: "send \(path)") }
+        }
+    }
+
+    /// Sends the lines, each ended by a newline, over one TCP connection to `address`, then
+    /// closes it.
+    public static func sendTCP(address: SocketAddress, _ lines: [[UInt8]]) throws(SystemError) {
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError(errno: errno, call: "socket") }
+        defer { close(fd) }
+        var storage = address.storage
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, address.length) }
+        }
+        guard rc == 0 else { throw SystemError(errno: errno, call: "connect \(address)") }
+        var stream: [UInt8] = []
+        for line in lines {
+            stream += line
+            stream.append(0x0A)
+        }
+        var offset = 0
+        while offset < stream.count {
+            let n = stream.withUnsafeBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return Glibc.send(fd, base + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw SystemError(errno: errno, call: "send \(address)") }
+            offset += n
+        }
+    }
+}

@@ -12,9 +12,17 @@ public enum Command: Sendable {
     case version
     /// Send statsd lines to the agent at `udp.address` (`stator send`): the lines given
     /// as arguments, then standard input's when `readStandardInput`.
-    case send(StatorConfiguration, lines: [String], readStandardInput: Bool)
+    case send(StatorConfiguration, lines: [String], readStandardInput: Bool, via: SendTransport)
     /// Print what `mapping_config` makes of a statsd name of a type (`stator map`).
     case map(StatorConfiguration, name: String, type: MetricType)
+}
+
+/// Where `stator send` sends: `udp.address` (the default), a Unix datagram socket
+/// (`--unix PATH`), or `tcp.address` (`--tcp`).
+public enum SendTransport: Sendable, Equatable {
+    case udp
+    case unix(String)
+    case tcp
 }
 
 /// The version printed by `stator version`.
@@ -53,6 +61,7 @@ public enum CommandLineParser {
         var lines: [String] = []
         var readStandardInput = false
         var mapType = MetricType.counter
+        var transport = SendTransport.udp
         while let arg = args.popFirst() {
             if arg == "--" { continue }  // the conventional end of options; every argument here is an option
             if mode == "map" {
@@ -72,6 +81,15 @@ public enum CommandLineParser {
             if mode == "send" {
                 if arg == "--stdin" {
                     readStandardInput = true
+                    continue
+                }
+                if arg == "--unix" {
+                    guard let path = args.popFirst(), !path.isEmpty else { throw ConfigError("--unix needs a socket path") }
+                    transport = .unix(path)
+                    continue
+                }
+                if arg == "--tcp" {
+                    transport = .tcp
                     continue
                 }
                 if !arg.hasPrefix("--") {
@@ -137,7 +155,8 @@ public enum CommandLineParser {
                 throw ConfigError("stator send needs lines to send, or --stdin (try stator --help)")
             }
             return Parsed(
-                command: .send(configuration, lines: lines, readStandardInput: readStandardInput), warnings: warnings)
+                command: .send(configuration, lines: lines, readStandardInput: readStandardInput, via: transport),
+                warnings: warnings)
         default: return Parsed(command: .run(configuration), warnings: warnings)
         }
     }
@@ -159,8 +178,9 @@ public enum CommandLineParser {
             Usage:
               stator [--config FILE] [--KEY VALUE ...]               run the agent
               stator check-config [--config FILE] [--KEY VALUE ...]  print the effective configuration
-              stator send [--stdin] [LINE ...] [--config FILE] [--KEY VALUE ...]
+              stator send [--stdin] [--unix PATH | --tcp] [LINE ...] [--config FILE] [--KEY VALUE ...]
                                                                      send statsd lines to the agent at udp.address
+                                                                     (or its Unix socket PATH, or tcp.address)
                                                                      (checked first; exit 1 if any is invalid)
               stator map NAME [--type c|g|s|ms|h|d] [--mapping_config FILE]
                                                                      print what the mapping rules make of a statsd name

@@ -110,6 +110,27 @@ public enum ConfigKeys {
             "Receive buffer asked for on the Unix socket; a full buffer makes senders wait.",
             { Int64($0.unixgram.receiveBufferBytes) }
         ) { $0.unixgram.receiveBufferBytes = Int($1) },
+        string(
+            "tcp.address", "TCP address to receive newline-delimited statsd lines on: host:port or [v6]:port; \"\" disables it.",
+            { $0.tcp.address }
+        ) { (c, s) throws(ConfigError) in
+            if !s.isEmpty { _ = try SocketAddress(parsing: s) }
+            c.tcp.address = s
+        },
+        integer(
+            "tcp.max_connections", 1...1_000_000, "TCP connections served at once; a new one past this is closed at once.",
+            { Int64($0.tcp.maxConnections) }
+        ) { $0.tcp.maxConnections = Int($1) },
+        duration(
+            "tcp.idle_timeout", minimum: 1000, allowZero: true,
+            "A TCP connection that sends nothing for this long is closed; 0 never closes it.",
+            { $0.tcp.idleTimeoutMillis }
+        ) { $0.tcp.idleTimeoutMillis = $1 },
+        integer(
+            "tcp.max_line_bytes", 256...262_144,
+            "Longest TCP line; a longer one is dropped (line_too_long) up to its newline and the connection kept.",
+            { Int64($0.tcp.maxLineBytes) }
+        ) { $0.tcp.maxLineBytes = Int($1) },
         address(
             "http.address", "HTTP address for /metrics and /healthz: host:port or [v6]:port.",
             { $0.http.address }

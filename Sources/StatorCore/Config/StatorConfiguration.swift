@@ -5,6 +5,8 @@ public struct StatorConfiguration: Sendable {
     public var udp = ReceiverConfiguration()
     /// Unix datagram input (`unixgram.*`); off while its path is empty.
     public var unixgram = UnixgramConfiguration()
+    /// TCP input (`tcp.*`); off while its address is empty.
+    public var tcp = TCPConfiguration()
     /// HTTP server (`http.*`).
     public var http = HTTPServerConfiguration()
     /// Flush interval and series expiry (`flush_interval`, `series_ttl`, `percentiles`).

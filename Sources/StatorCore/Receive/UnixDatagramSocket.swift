@@ -1,3 +1,4 @@
+import CStatorSys
 import Glibc
 
 /// Configuration of the Unix datagram input (`unixgram.*`); off while `path` is empty.

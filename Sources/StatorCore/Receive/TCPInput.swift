@@ -1,0 +1,313 @@
+import CStatorSys
+import Glibc
+import Synchronization
+
+/// Configuration of the TCP input (`tcp.*`); off while `address` is empty.
+public struct TCPConfiguration: Sendable {
+    /// Where to listen (`tcp.address`).
+    public var address = ""
+    /// Connections served at once (`tcp.max_connections`); a newcomer past it is closed at once.
+    public var maxConnections = 256
+    /// A connection that sends nothing for this long is closed (`tcp.idle_timeout`; 0: never).
+    public var idleTimeoutMillis: Int64 = 300_000
+    /// The longest line (`tcp.max_line_bytes`); a longer one is `line_too_long`.
+    public var maxLineBytes = 65_536
+
+    public init() {}
+}
+
+/// The TCP input (SPEC section 9): newline-delimited statsd lines on stream connections.
+///
+/// One thread serves every connection with `poll`, so that no connection can starve another:
+/// each turn reads at most one chunk from each readable connection. What a turn reads goes to
+/// the thread's `ReaderAggregator` as one receive batch: per connection, the complete lines of
+/// the chunk (the partial line left from its last chunk in front), while the part after the
+/// last newline waits in the connection for the next chunk. So a connection holds at most
+/// `tcp.max_line_bytes` of a partial line, whatever a client trickles; a line longer than that
+/// is counted once as `line_too_long` and skipped up to its newline, the connection kept.
+/// Past `tcp.max_connections` a new connection is closed at once; the others are not touched.
+/// At close (the client's, or the agent's at shutdown, after reading what was sent) a last line
+/// without its newline counts as a line.
+public final class TCPInput: Sendable {
+    private let listener: Int32
+    private let configuration: TCPConfiguration
+    private let table: ShardedTable
+    private let metrics: SelfMetrics
+    private let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+    private let thread = PthreadLock<WorkerThread?>(nil)
+    /// The address the listener is bound to.
+    public let boundAddress: String
+
+    /// Bytes read from one connection per turn.
+    static let chunk = 64 << 10
+    /// The turn's buffer: chunks, each with its connection's partial line in front, stay here
+    /// until the batch is committed.
+    static let turnBuffer = 1 << 20
+
+    /// Binds and listens (so a port in use fails here, before serving).
+    public init(configuration: TCPConfiguration, table: ShardedTable, metrics: SelfMetrics, logger: Logger) throws {
+        self.configuration = configuration
+        self.table = table
+        self.metrics = metrics
+        self.logger = logger
+        let address = try SocketAddress(parsing: configuration.address)
+        let fd = socket(
+            address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw SystemError(errno: errno, call: "socket") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+        var storage = address.storage
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, address.length) }
+        }
+        guard rc == 0, listen(fd, 1024) == 0 else {
+            let e = errno
+            Glibc.close(fd)
+            throw SystemError(errno: e, call: "bind tcp \(address)")
+        }
+        listener = fd
+        var bound = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &bound) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        boundAddress = SocketAddress(storage: bound, length: len).description
+    }
+
+    deinit { Glibc.close(listener) }
+
+    public func start() {
+        thread.withLock { $0 = WorkerThread(name: "tcp-reader") { [self] in serve() } }
+    }
+
+    /// Stops accepting, reads what the connected clients already sent, and returns once it is staged and counted.
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        let t = thread.withLock { t in
+            let copy = t
+            t = nil
+            return copy
+        }
+        t?.join()
+    }
+
+    /// One client connection.
+    private final class Connection {
+        let fd: Int32
+        /// The line begun in the last chunk (at most `tcp.max_line_bytes`).
+        var partial: [UInt8] = []
+        /// Skipping the rest of a line longer than `tcp.max_line_bytes`, up to its newline.
+        var skipping = false
+        var lastActivity: Double
+
+        init(fd: Int32, now: Double) {
+            self.fd = fd
+            lastActivity = now
+        }
+    }
+
+    private func serve() {
+        var connections: [Connection] = []
+        var fds: [pollfd] = []
+        var aggregator = ReaderAggregator(table: table)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: Self.turnBuffer, alignment: 16)
+        defer { buffer.deallocate() }
+        var turn = Turn(buffer: buffer)
+        let idleTimeout = Double(configuration.idleTimeoutMillis) / 1000
+        let badLineLog = RateLimiter(period: 5)
+        let rejected: ReaderAggregator.Rejection = { [logger] reason, _, _ in
+            if let suppressed = badLineLog.admit() {
+                logger.warning(
+                    "invalid line dropped",
+                    metadata: [("reason", reason.description), ("input", "tcp"), ("suppressed", "\(suppressed)")])
+            }
+        }
+        while true {
+            let stop = stopping.load(ordering: .acquiring)
+            if stop {
+                // Shutdown: what every client already sent is read and staged, and a last
+                // line without its newline counts; then the connections are closed.
+                for c in connections {
+                    while read(c, &turn, &aggregator, rejected: rejected) == .more {}
+                    close(c, &turn, &aggregator, rejected: rejected)
+                }
+                finish(&turn, &aggregator, rejected: rejected)
+                metrics.tcpConnections.store(0)
+                return
+            }
+            fds.removeAll(keepingCapacity: true)
+            fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
+            for c in connections { fds.append(pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)) }
+            _ = poll(&fds, nfds_t(fds.count), 100)
+            let now = WallClock.monotonicSeconds()
+            var open: [Connection] = []
+            open.reserveCapacity(connections.count)
+            for (n, c) in connections.enumerated() {
+                let events = fds[n + 1].revents
+                var keep = true
+                if events & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+                    c.lastActivity = now
+                    keep = read(c, &turn, &aggregator, rejected: rejected) != .closed
+                } else if idleTimeout > 0, now - c.lastActivity >= idleTimeout {
+                    keep = false
+                }
+                if keep { open.append(c) } else { close(c, &turn, &aggregator, rejected: rejected) }
+            }
+            connections = open
+            if fds[0].revents & Int16(POLLIN) != 0 { accept(into: &connections, now: now) }
+            finish(&turn, &aggregator, rejected: rejected)
+            metrics.tcpConnections.store(UInt64(connections.count))
+        }
+    }
+
+    /// Accepts every pending connection; past `tcp.max_connections` each is closed at once.
+    private func accept(into connections: inout [Connection], now: Double) {
+        while true {
+            let fd = Glibc.accept(listener, nil, nil)
+            if fd < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                return  // the backlog is empty (or out of descriptors: the next turn retries)
+            }
+            guard connections.count < configuration.maxConnections else {
+                Glibc.close(fd)
+                continue
+            }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            connections.append(Connection(fd: fd, now: now))
+        }
+    }
+
+    /// What a turn read: chunks and the regions of complete lines in them, in `buffer`.
+    private struct Turn {
+        let buffer: UnsafeMutableRawPointer
+        var used = 0
+        var regions: [Range<Int>] = []
+        var reads = 0
+    }
+
+    private enum ReadResult { case more, drained, closed }
+
+    /// Reads one chunk from `c` into the turn and stages its complete lines.
+    private func read(
+        _ c: Connection, _ turn: inout Turn, _ aggregator: inout ReaderAggregator, rejected: ReaderAggregator.Rejection
+    ) -> ReadResult {
+        // Room for the partial line and a chunk; else this turn's batch goes first.
+        if turn.used + c.partial.count + Self.chunk > Self.turnBuffer { finish(&turn, &aggregator, rejected: rejected) }
+        let start = turn.used
+        // SAFETY: `partial` is at most `tcp.max_line_bytes` (checked below), and the turn buffer
+        // has room for it and a chunk (checked above; `tcp.max_line_bytes` is at most 256 KiB).
+        c.partial.withUnsafeBytes { p in
+            if let base = p.baseAddress { (turn.buffer + start).copyMemory(from: base, byteCount: p.count) }
+        }
+        let kept = c.partial.count
+        // The partial line and the chunk together stay within 64 KiB, the size the line scanner
+        // masks on the stack (a larger region costs it an allocation): the chunk shrinks
+        // behind a long partial line, to 4 KiB at the least.
+        let want = max(Self.chunk - kept, 4096)
+        let n = recv(c.fd, turn.buffer + start + kept, want, 0)
+        if n < 0 {
+            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return .drained }
+            return .closed
+        }
+        if n == 0 { return .closed }
+        turn.reads += 1
+        var data = start..<(start + kept + n)
+        c.partial.removeAll(keepingCapacity: true)
+        let bytes = UnsafeRawBufferPointer(start: turn.buffer, count: data.upperBound)
+        if c.skipping {
+            // The rest of a line that was too long: dropped up to its newline.
+            guard let newline = Self.firstNewline(bytes, in: (start + kept)..<data.upperBound) else {
+                turn.used = start
+                return n == want ? .more : .drained
+            }
+            c.skipping = false
+            data = (newline + 1)..<data.upperBound
+        }
+        // Lines up to the last newline are complete; the rest waits for the next chunk.
+        let end = Self.lastNewline(bytes, in: data).map { $0 + 1 } ?? data.lowerBound
+        let rest = end..<data.upperBound
+        if rest.count > configuration.maxLineBytes {
+            aggregator.countRefused(.lineTooLong)
+            c.skipping = true
+        } else if !rest.isEmpty {
+            c.partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[rest]))
+        }
+        stage(data.lowerBound..<end, bytes, &turn, &aggregator)
+        turn.used = end
+        return n == want ? .more : .drained
+    }
+
+    /// Stages complete lines, leaving out (and counting) any longer than `tcp.max_line_bytes`.
+    private func stage(
+        _ lines: Range<Int>, _ bytes: UnsafeRawBufferPointer, _ turn: inout Turn, _ aggregator: inout ReaderAggregator
+    ) {
+        guard !lines.isEmpty else { return }
+        guard lines.count > configuration.maxLineBytes else {
+            turn.regions.append(lines)  // no line in it can be too long
+            return
+        }
+        var from = lines.lowerBound
+        var at = lines.lowerBound
+        while at < lines.upperBound {
+            let newline = Self.firstNewline(bytes, in: at..<lines.upperBound) ?? (lines.upperBound - 1)
+            if newline - at > configuration.maxLineBytes {
+                if at > from { turn.regions.append(from..<at) }
+                aggregator.countRefused(.lineTooLong)
+                from = newline + 1
+            }
+            at = newline + 1
+        }
+        if from < lines.upperBound { turn.regions.append(from..<lines.upperBound) }
+    }
+
+    /// Closes `c`; a last line without its newline counts as a line.
+    private func close(
+        _ c: Connection, _ turn: inout Turn, _ aggregator: inout ReaderAggregator, rejected: ReaderAggregator.Rejection
+    ) {
+        if !c.partial.isEmpty, !c.skipping {
+            if turn.used + c.partial.count > Self.turnBuffer { finish(&turn, &aggregator, rejected: rejected) }
+            c.partial.withUnsafeBytes { p in
+                if let base = p.baseAddress { (turn.buffer + turn.used).copyMemory(from: base, byteCount: p.count) }
+            }
+            turn.regions.append(turn.used..<(turn.used + c.partial.count))
+            turn.used += c.partial.count
+        }
+        Glibc.close(c.fd)
+    }
+
+    /// Stages and commits what the turn read, and counts it.
+    private func finish(_ turn: inout Turn, _ aggregator: inout ReaderAggregator, rejected: ReaderAggregator.Rejection) {
+        if !turn.regions.isEmpty {
+            let regions = turn.regions
+            let base = turn.buffer
+            aggregator.stage(
+                batch: regions.count,
+                payload: { UnsafeRawBufferPointer(start: base + regions[$0].lowerBound, count: regions[$0].count) },
+                rejected: rejected)
+            aggregator.commit(rejected: rejected)
+        }
+        if turn.reads > 0 { metrics.input(.tcp).packets.add(UInt64(turn.reads)) }
+        aggregator.flushCounts(to: metrics, input: .tcp)
+        turn.regions.removeAll(keepingCapacity: true)
+        turn.used = 0
+        turn.reads = 0
+    }
+
+    private static func firstNewline(_ bytes: UnsafeRawBufferPointer, in range: Range<Int>) -> Int? {
+        guard !range.isEmpty, let base = bytes.baseAddress, let hit = memchr(base + range.lowerBound, 0x0A, range.count) else {
+            return nil
+        }
+        return base.distance(to: UnsafeRawPointer(hit))
+    }
+
+    private static func lastNewline(_ bytes: UnsafeRawBufferPointer, in range: Range<Int>) -> Int? {
+        guard !range.isEmpty, let base = bytes.baseAddress,
+            let hit = CStatorSys_memrchr(base + range.lowerBound, 0x0A, range.count)
+        else {
+            return nil
+        }
+        return base.distance(to: UnsafeRawPointer(hit))
+    }
+}
