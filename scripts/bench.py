@@ -460,6 +460,61 @@ def micro(args):
             print("callgrind, per flush of 8,000 series (instructions): " + ", ".join(figures))
 
 
+def inputs(args):
+    """The Unix datagram and TCP inputs against UDP, in turns (ABBA): single-line datagrams
+    from two senders at 400k lines/s through the Unix socket (blocking senders) and through
+    UDP; and 1M lines/s over 8 TCP connections (1,400-byte writes) against UDP datagrams of
+    1,400 bytes at the same rate."""
+    global SENDERS
+    runs = max(1, args.runs)
+    cases = [
+        ("single-line datagrams, 2 senders, 400k lines/s", 400000, 0, 2, [("udp", None), ("unixgram", "unix")]),
+        ("1,400-byte writes, 1M lines/s", 1000000, 1400, 1, [("udp", None), ("tcp, 8 connections", "tcp")]),
+    ]
+    for title, rate, size, senders, variants in cases:
+        print(f"\n{title}\n\n| run | input | lines sent | accounted | send errors | kernel drops | CPU-s per million lines |")
+        print("|---|---|---|---|---|---|---|")
+        results = {label: [] for label, _ in variants}
+        for k in range(runs):
+            for label, kind in (variants if k % 2 == 0 else variants[::-1]):
+                with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
+                    out = os.path.join(tmp, "out.json")
+                    sock = os.path.join(tmp, "stator.sock")
+                    flags = ["--flush_interval", "1s"] + args.flags
+                    if kind == "unix": flags += ["--unixgram.path", sock]
+                    if kind == "tcp": flags += ["--tcp.address", "127.0.0.1:0"]
+                    agent = Agent(flags, out)
+                    tcp_port = None
+                    if kind == "tcp":
+                        for line in open(agent.log_path):
+                            if '"stator started"' in line:
+                                tcp_port = int(json.loads(line)["tcp.address"].rsplit(":", 1)[1])
+                    time.sleep(0.3)
+                    extra = ["--unix", sock] if kind == "unix" else ["--tcp", "8"] if kind == "tcp" else []
+                    SENDERS = senders
+                    port = tcp_port if kind == "tcp" else agent.udp
+                    cpu0 = cpu_seconds(agent.proc.pid)
+                    sent = load(port, rate, args.seconds, size, extra)
+                    time.sleep(0.3)
+                    cpu1 = cpu_seconds(agent.proc.pid)
+                    values, _ = agent.metrics()
+                    agent.stop()
+                    counters, timers = accounted(out)
+                    expected = sent["counter_sum"] + sent["timer_count"]
+                    share = (counters + timers) / expected if expected else 1.0
+                    cpu = (cpu1 - cpu0) / sent["lines"] * 1e6
+                    results[label].append(cpu)
+                    print(f"| {k + 1} | {label} | {sent['lines']:,} | {100 * share:.3f}% | {sent['send_errors']} | "
+                          f"{int(values.get('stator_udp_kernel_drops_total', 0))} | {cpu:.3f} |")
+                    sys.stdout.flush()
+        SENDERS = 1
+        for label, values in results.items():
+            values.sort()
+            n = len(values)
+            median = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+            print(f"{label}: median {median:.4f} CPU-s per million lines over {n} runs")
+
+
 def mapping_rules(path, rules=1000):
     """A mapping file as large ones are written: globs over app and service names (most),
     regexes over batch job names, and, last, the two rules that map the generator's counters
@@ -532,7 +587,7 @@ def mapping(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", nargs="?", default="throughput", choices=["throughput", "small", "memory", "scale", "micro", "bomb", "sets", "mapping"])
+    p.add_argument("mode", nargs="?", default="throughput", choices=["throughput", "small", "memory", "scale", "micro", "bomb", "sets", "mapping", "inputs"])
     p.add_argument("--rates", default="50000,100000,200000,400000,800000,1600000,0")
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--size", type=int, default=1400)
@@ -548,7 +603,7 @@ def main():
     p.add_argument("--senders", type=int, default=1,
                    help="concurrent generator processes (each its own source port, so SO_REUSEPORT spreads them)")
     p.add_argument("--flag", dest="flags", action="append", default=[], help="extra stator flag (repeat)")
-    p.add_argument("--runs", type=int, default=6, help="mapping: runs of each variant, in turns")
+    p.add_argument("--runs", type=int, default=6, help="mapping, inputs: runs of each variant, in turns")
     p.add_argument("--storm-seconds", type=int, default=30, help="mapping: seconds of the new-name storm")
     p.add_argument("--agent", default=None, help="the stator binary to measure (default: this checkout's release build)")
     args = p.parse_args()
@@ -560,7 +615,7 @@ def main():
         args.size = 0
         args.mode = "throughput"
     modes = {"throughput": throughput, "memory": memory, "scale": scale, "micro": micro, "bomb": bomb, "sets": sets,
-             "mapping": mapping}
+             "mapping": mapping, "inputs": inputs}
     modes[args.mode](args)
 
 

@@ -8,6 +8,8 @@ import StatorCore
 //
 //   stator-load --target 127.0.0.1:8125 --rate 400000 --duration 10 --keys 2000
 //               --mix c=50,ms=30,g=10,s=10 --sample-rate 0 --tags 2 --datagram-size 1400 --seed 1
+//   --unix PATH: the same datagrams to a Unix datagram socket (blocking: a busy agent makes
+//   the sender wait); --tcp N: the same lines, newline-ended, over N connections to --target.
 
 struct Options {
     var host = "127.0.0.1"
@@ -32,6 +34,10 @@ struct Options {
     var nameBytes = 0
     /// Pad every tag (`key:value`) with `x` to this many bytes (0: tags as they are).
     var tagBytes = 0
+    /// Send to this Unix datagram socket instead of UDP.
+    var unixPath = ""
+    /// Send over this many TCP connections instead of UDP (0: UDP).
+    var tcpConnections = 0
 }
 
 func fail(_ message: String) -> Never {
@@ -70,6 +76,8 @@ func parseOptions() -> Options {
         case "--format-live": o.formatLive = (value == "1" || value == "true")
         case "--name-bytes": o.nameBytes = max(0, Int(value) ?? 0)
         case "--tag-bytes": o.tagBytes = max(0, Int(value) ?? 0)
+        case "--unix": o.unixPath = value
+        case "--tcp": o.tcpConnections = max(0, Int(value) ?? 0)
         default: fail("unknown flag \(flag)")
         }
     }
@@ -154,31 +162,69 @@ for _ in 0..<256 {  // a small working set, like a real client formatting lines 
     pool.append(randomDatagram(&rng))
 }
 
-let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-var sndbuf: Int32 = 8 << 20
-setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, 4)
-var addr = sockaddr_in()
-addr.sin_family = sa_family_t(AF_INET)
-addr.sin_port = o.port.bigEndian
-guard inet_pton(AF_INET, o.host, &addr.sin_addr) == 1 else { fail("--target needs an IPv4 address") }
-let connected = withUnsafePointer(to: &addr) {
-    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+/// The sockets to send on: one (UDP or Unix datagram), or `--tcp` connections.
+func openSockets() -> [Int32] {
+    if !o.unixPath.isEmpty {
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var sndbuf: Int32 = 8 << 20
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, 4)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in o.unixPath.utf8.enumerated() { raw[i] = b } }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { fail("connect \(o.unixPath) failed") }
+        return [fd]
+    }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = o.port.bigEndian
+    guard inet_pton(AF_INET, o.host, &addr.sin_addr) == 1 else { fail("--target needs an IPv4 address") }
+    let kind = o.tcpConnections > 0 ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue)
+    return (0..<max(1, o.tcpConnections)).map { _ in
+        let fd = socket(AF_INET, kind, 0)
+        var sndbuf: Int32 = 8 << 20
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, 4)
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { fail("connect failed") }
+        return fd
+    }
 }
-guard connected == 0 else { fail("connect failed") }
+let sockets = openSockets()
+let fd = sockets[0]
+
+/// Sends all of `bytes` on a stream socket.
+func sendAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        guard let base = bytes.baseAddress else { return true }
+        let n = send(fd, base + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+        if n < 0, errno == EINTR { continue }
+        guard n > 0 else { return false }
+        offset += n
+    }
+    return true
+}
 
 // Pinned buffers for sendmmsg.
 var sequentialKey = 0
+// Each with a newline after its bytes, which a TCP stream sends and a datagram does not.
 var pinned = pool.map { d -> UnsafeMutableRawBufferPointer in
-    let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, d.bytes.count), alignment: 1)
+    let p = UnsafeMutableRawBufferPointer.allocate(byteCount: d.bytes.count + 1, alignment: 1)
     d.bytes.withUnsafeBytes { p.copyMemory(from: $0) }
+    p[d.bytes.count] = 0x0A
     return p
 }
 /// Replaces pool entry `k` and its pinned copy.
 @MainActor func install(_ d: Datagram, at k: Int) {
     pool[k] = d
     pinned[k].deallocate()
-    pinned[k] = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, d.bytes.count), alignment: 1)
+    pinned[k] = UnsafeMutableRawBufferPointer.allocate(byteCount: d.bytes.count + 1, alignment: 1)
     d.bytes.withUnsafeBytes { pinned[k].copyMemory(from: $0) }
+    pinned[k][d.bytes.count] = 0x0A
 }
 
 let iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: o.batch)
@@ -242,6 +288,29 @@ while true {
             install(d, at: k)
         }
     }
+    if o.tcpConnections > 0 {
+        // A stream: each datagram's lines with their newline, the connections in turn.
+        var sent = 0
+        for i in 0..<o.batch {
+            let k = (next + i) % pool.count
+            let bytes = UnsafeRawBufferPointer(rebasing: pinned[k][0..<(pool[k].bytes.count + 1)])
+            guard sendAll(sockets[(sentDatagrams + i) % sockets.count], bytes) else { break }
+            sent += 1
+        }
+        if sent == 0 {
+            errors += 1
+            continue
+        }
+        for i in 0..<sent {
+            let d = pool[(next + i) % pool.count]
+            sentLines += d.lines
+            counterSum += d.counterSum
+            timerCount += d.timerCount
+        }
+        sentDatagrams += sent
+        next = (next + sent) % pool.count
+        continue
+    }
     for i in 0..<o.batch {
         let k = (next + i) % pool.count
         iovecs[i] = iovec(iov_base: pinned[k].baseAddress, iov_len: pool[k].bytes.count)
@@ -264,6 +333,7 @@ while true {
     sentDatagrams += Int(n)
     next = (next + Int(n)) % pool.count
 }
+for s in sockets { close(s) }  // TCP: the agent reads to the end, and the last line counts at close
 let elapsed = now() - start
 print(
     "{\"lines\":\(sentLines),\"datagrams\":\(sentDatagrams),\"seconds\":\(elapsed),\"lines_per_second\":\(Double(sentLines) / elapsed),"

@@ -58,6 +58,15 @@ public final class Receiver: Sendable {
         }
         self.sockets = sockets
         unixSocket = unixgram.path.isEmpty ? nil : try UnixDatagramSocket(configuration: unixgram)
+        if unixSocket != nil, let text = ProcessStats.readSmallFile("/proc/sys/net/unix/max_dgram_qlen"),
+            let queue = Int(text.filter(\.isNumber)), queue < 128
+        {
+            logger.warning(
+                "the kernel queues few datagrams on the Unix socket; its senders will wait often",
+                metadata: [
+                    ("net.unix.max_dgram_qlen", "\(queue)"), ("fix", "sysctl -w net.unix.max_dgram_qlen=1024"),
+                ])
+        }
         // 1 ms with the default 8 MiB buffer; proportionally less when the kernel grants less.
         maxNapNanos = min(1_000_000, sockets[0].grantedReceiveBuffer * 1_000_000 / (8 << 20))
         boundAddress = sockets[0].localAddress()?.description ?? configuration.address
@@ -164,7 +173,9 @@ public final class Receiver: Sendable {
                 metrics.kernelDrops[index].store(UInt64(drops))
                 batchesSinceDrops = 0
             }
-            let pause = nap.after(batchOf: n)
+            // (Never on the Unix socket: its senders wait for the reader, and its queue is
+            // short, net.unix.max_dgram_qlen, so a nap would only hold them up.)
+            let pause = source.input == .unixgram ? 0 : nap.after(batchOf: n)
             if pause > 0, !stop {
                 var time = timespec(tv_sec: 0, tv_nsec: pause)
                 nanosleep(&time, nil)
