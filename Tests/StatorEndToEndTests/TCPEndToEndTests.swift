@@ -7,7 +7,7 @@ import Testing
 
 /// A blocking TCP connection to the agent's TCP input.
 final class TCPClient {
-    let fd: Int32
+    private(set) var fd: Int32
 
     init(port: UInt16) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -35,7 +35,14 @@ final class TCPClient {
         return recv(fd, &byte, 1, 0) <= 0
     }
 
-    deinit { close(fd) }
+    /// Closes the connection now (once: a second close could hit a descriptor another test
+    /// opened since).
+    func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+
+    deinit { close() }
 }
 
 private func tcpAgent(_ dir: TemporaryDirectory, _ flags: [String] = []) throws -> (StatorProcess, String) {
@@ -63,7 +70,7 @@ private func tcpAgent(_ dir: TemporaryDirectory, _ flags: [String] = []) throws 
     #expect(try selfMetric(agent, "stator_tcp_connections") == 1)
     // A last line without its newline counts when the client closes.
     try client.send("tcp.last:5|c")
-    close(client.fd)
+    client.close()
     try eventually("the last line") { try selfMetric(agent, #"stator_lines_received_total{input="tcp"}"#) == 7 }
     try eventually("the connection gone") { try selfMetric(agent, "stator_tcp_connections") == 0 }
     #expect(try agent.stop() == 0)
@@ -120,7 +127,7 @@ private func tcpAgent(_ dir: TemporaryDirectory, _ flags: [String] = []) throws 
         try c.send("idle.\(n).partial.line.without.its.end")
         return c
     }
-    try eventually("a thousand idle connections") { try selfMetric(agent, "stator_tcp_connections") >= 1_000 }
+    try eventually(timeout: 60, "a thousand idle connections") { try selfMetric(agent, "stator_tcp_connections") >= 1_000 }
     try normalClient()
     // A binary stream, read to its end once the agent closes it after the client's close.
     var rng = SystemRandomNumberGenerator()

@@ -61,7 +61,7 @@ public final class TCPInput: Sendable {
         let rc = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, address.length) }
         }
-        guard rc == 0, listen(fd, 1024) == 0 else {
+        guard rc == 0, listen(fd, 4096) == 0 else {  // a burst of connects waits in the backlog, not in SYN retries
             let e = errno
             Glibc.close(fd)
             throw SystemError(errno: e, call: "bind tcp \(address)")
