@@ -9,9 +9,16 @@ import Testing
 final class TCPClient {
     private(set) var fd: Int32
 
-    init(port: UInt16) throws {
+    /// - Parameter resetOnClose: close with a reset (`SO_LINGER` 0) instead of a FIN, so the
+    ///   test's side keeps no TIME_WAIT socket: thousands of those would fill the loopback's
+    ///   ephemeral ports for every other test running alongside.
+    init(port: UInt16, resetOnClose: Bool = false) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+        if resetOnClose {
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        }
         let rc = withSocketAddress("127.0.0.1", port) { connect(fd, $0, $1) }
         guard rc == 0 else { throw TestFailure("connect: \(String(cString: strerror(errno)))") }
     }
@@ -118,12 +125,12 @@ private func tcpAgent(_ dir: TemporaryDirectory, _ flags: [String] = []) throws 
         try c.send(String(repeating: "normal:1|c\n", count: 100))
         expected += 100
     }
-    // 10,000 connect/close cycles.
-    for _ in 0..<10_000 { _ = try TCPClient(port: agent.tcpPort) }
+    // 10,000 connect/close cycles (closed with a reset: see `resetOnClose`).
+    for _ in 0..<10_000 { _ = try TCPClient(port: agent.tcpPort, resetOnClose: true) }
     try normalClient()
     // 1,000 idle connections, each with half a line (bounded per connection).
     let idle = try (0..<1_000).map { n -> TCPClient in
-        let c = try TCPClient(port: agent.tcpPort)
+        let c = try TCPClient(port: agent.tcpPort, resetOnClose: true)
         try c.send("idle.\(n).partial.line.without.its.end")
         return c
     }
