@@ -84,28 +84,9 @@ public final class HTTPServer: Sendable {
         idleTimeout = Double(configuration.idleTimeoutMillis) / 1000
         self.handler = handler
         self.logger = logger
-        let address = try SocketAddress(parsing: configuration.address)
-        let fd = socket(
-            address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw SystemError(errno: errno, call: "socket") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
-        var storage = address.storage
-        let rc = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, address.length) }
-        }
-        guard rc == 0, listen(fd, 128) == 0 else {
-            let e = errno
-            close(fd)
-            throw SystemError(errno: e, call: "bind \(address)")
-        }
+        let (fd, bound) = try SocketAddress(parsing: configuration.address).listen(backlog: 128, purpose: "http")
         listener = fd
-        var bound = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        _ = withUnsafeMutablePointer(to: &bound) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        boundAddress = SocketAddress(storage: bound, length: len).description
+        boundAddress = bound.description
     }
 
     deinit { close(listener) }

@@ -99,3 +99,41 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         return "?"
     }
 }
+
+extension SocketAddress {
+    /// A listening stream socket bound to this address: non-blocking, close-on-exec, with
+    /// `SO_REUSEADDR` (a restart need not wait for the old connections' TIME_WAIT).
+    /// - Returns: the descriptor and the bound address (its real port when 0 was asked for).
+    func listen(backlog: Int32, purpose: String) throws(SystemError) -> (fd: Int32, bound: SocketAddress) {
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw SystemError(errno: errno, call: "socket") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+        var address = storage
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard rc == 0, Glibc.listen(fd, backlog) == 0 else {
+            let e = errno
+            close(fd)
+            throw SystemError(errno: e, call: "bind \(purpose) \(self)")
+        }
+        var bound = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &bound) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        return (fd, SocketAddress(storage: bound, length: len))
+    }
+
+    /// The `sockaddr_un` of a Unix socket path, or `nil` when the path does not fit.
+    static func unix(_ path: String) -> sockaddr_un? {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        guard path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in path.utf8.enumerated() { raw[i] = b }
+        }
+        return address
+    }
+}

@@ -51,28 +51,10 @@ public final class TCPInput: Sendable {
         self.table = table
         self.metrics = metrics
         self.logger = logger
-        let address = try SocketAddress(parsing: configuration.address)
-        let fd = socket(
-            address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw SystemError(errno: errno, call: "socket") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
-        var storage = address.storage
-        let rc = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, address.length) }
-        }
-        guard rc == 0, listen(fd, 4096) == 0 else {  // a burst of connects waits in the backlog, not in SYN retries
-            let e = errno
-            Glibc.close(fd)
-            throw SystemError(errno: e, call: "bind tcp \(address)")
-        }
+        // A burst of connects waits in the backlog, not in SYN retransmits.
+        let (fd, bound) = try SocketAddress(parsing: configuration.address).listen(backlog: 4096, purpose: "tcp")
         listener = fd
-        var bound = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        _ = withUnsafeMutablePointer(to: &bound) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        boundAddress = SocketAddress(storage: bound, length: len).description
+        boundAddress = bound.description
     }
 
     deinit { Glibc.close(listener) }

@@ -39,11 +39,8 @@ final class UnixDatagramSocket: Sendable {
     /// - Throws: `ConfigError` for a path that cannot be used, `SystemError` when a call fails.
     init(configuration: UnixgramConfiguration, receiveTimeoutMillis: Int = 100) throws {
         let path = configuration.path
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard path.utf8.count < capacity else {
-            throw ConfigError("unixgram.path \(path) is longer than a Unix socket path may be (\(capacity - 1) bytes)")
+        guard var address = SocketAddress.unix(path) else {
+            throw ConfigError("unixgram.path \(path) is longer than a Unix socket path may be (107 bytes)")
         }
         try Self.clearStale(path)
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -56,9 +53,6 @@ final class UnixDatagramSocket: Sendable {
         var len = socklen_t(4)
         getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &len)
         grantedReceiveBuffer = Int(granted) / 2  // Linux reports twice the usable size.
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in path.utf8.enumerated() { raw[i] = b }
-        }
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
@@ -90,11 +84,7 @@ final class UnixDatagramSocket: Sendable {
         let probe = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard probe >= 0 else { throw SystemError(errno: errno, call: "socket") }
         defer { Glibc.close(probe) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in path.utf8.enumerated() { raw[i] = b }
-        }
+        guard var address = SocketAddress.unix(path) else { return }  // (checked by the caller)
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
