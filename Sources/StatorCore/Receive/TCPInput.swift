@@ -108,13 +108,7 @@ public final class TCPInput: Sendable {
         while true {
             let stop = stopping.load(ordering: .acquiring)
             if stop {
-                // Shutdown: what every client already sent is read and staged, and a last
-                // line without its newline counts; then the connections are closed.
-                for c in connections {
-                    while read(c, &turn, &aggregator, rejected: rejected) == .more {}
-                    close(c, &turn, &aggregator, rejected: rejected)
-                }
-                finish(&turn, &aggregator, rejected: rejected)
+                drain(&connections, &fds, &turn, &aggregator, rejected: rejected)
                 metrics.tcpConnections.store(0)
                 return
             }
@@ -142,6 +136,40 @@ public final class TCPInput: Sendable {
             metrics.tcpConnections.store(UInt64(connections.count))
         }
     }
+
+    /// At shutdown: reads what every client already sent, then closes the connections (a last
+    /// line without its newline counts). What a client sent just before may still be on its
+    /// way (a sender whose buffer was full hands the rest over as the agent reads), so the
+    /// connections are read until they stay quiet for `quietMillis`, for at most `drainSeconds`.
+    private func drain(
+        _ connections: inout [Connection], _ fds: inout [pollfd], _ turn: inout Turn, _ aggregator: inout ReaderAggregator,
+        rejected: ReaderAggregator.Rejection
+    ) {
+        let deadline = WallClock.monotonicSeconds() + Self.drainSeconds
+        while !connections.isEmpty, WallClock.monotonicSeconds() < deadline {
+            fds.removeAll(keepingCapacity: true)
+            for c in connections { fds.append(pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)) }
+            guard poll(&fds, nfds_t(fds.count), Self.quietMillis) > 0 else { break }  // quiet: all read
+            var open: [Connection] = []
+            for (n, c) in connections.enumerated() {
+                var result = ReadResult.drained
+                if fds[n].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+                    repeat { result = read(c, &turn, &aggregator, rejected: rejected) } while result == .more
+                }
+                if result == .closed { close(c, &turn, &aggregator, rejected: rejected) } else { open.append(c) }
+            }
+            connections = open
+            finish(&turn, &aggregator, rejected: rejected)
+        }
+        for c in connections { close(c, &turn, &aggregator, rejected: rejected) }
+        connections = []
+        finish(&turn, &aggregator, rejected: rejected)
+    }
+
+    /// At shutdown, how long the connections must stay quiet to count as read to the end,
+    /// and the longest the reading may take.
+    static let quietMillis: Int32 = 50
+    static let drainSeconds = 5.0
 
     /// Accepts every pending connection; past `tcp.max_connections` each is closed at once.
     private func accept(into connections: inout [Connection], now: Double) {
