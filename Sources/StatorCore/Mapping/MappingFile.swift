@@ -190,24 +190,37 @@ struct MappingFile: Sendable {
         return t
     }
 
-    /// `histogram_options.buckets`, or the older `buckets`.
-    private mutating func buckets(_ f: Fields) throws(MappingError) -> [Double]? {
+    /// `<block>.<key>`, or the older top-level `<key>` (both at once is an error); keys of the
+    /// block that Stator has no use for go to `ignoredKeys`.
+    private mutating func optionOrLegacy(
+        _ f: Fields, block: String, key: String, ignored: [String]
+    ) throws(MappingError) -> YAMLNode? {
         var found: YAMLNode?
-        if let h = f["histogram_options"], !h.isNull {
-            let o = try Fields(h, "histogram_options")
-            try o.allow(["buckets", "native_histogram_bucket_factor", "native_histogram_max_buckets"])
-            for key in ["native_histogram_bucket_factor", "native_histogram_max_buckets"] {
-                if let v = o[key] { ignoredKeys.append((key, v.line)) }
+        if let b = f[block], !b.isNull {
+            let o = try Fields(b, block)
+            try o.allow(Set([key] + ignored))
+            for k in ignored {
+                if let v = o[k] { ignoredKeys.append((k, v.line)) }
             }
-            found = o["buckets"]
+            found = o[key]
         }
-        if let legacy = f["buckets"] {
+        if let legacy = f[key] {
             if found != nil {
-                throw MappingError(line: legacy.line, message: "buckets are set twice (buckets and histogram_options.buckets)")
+                throw MappingError(line: legacy.line, message: "\(key) are set twice (\(key) and \(block).\(key))")
             }
             found = legacy
         }
         guard let node = found, !node.isNull else { return nil }
+        return node
+    }
+
+    /// `histogram_options.buckets`, or the older `buckets`.
+    private mutating func buckets(_ f: Fields) throws(MappingError) -> [Double]? {
+        guard
+            let node = try optionOrLegacy(
+                f, block: "histogram_options", key: "buckets",
+                ignored: ["native_histogram_bucket_factor", "native_histogram_max_buckets"])
+        else { return nil }
         guard case .sequence(let items, _) = node else {
             throw MappingError(line: node.line, message: "buckets must be a list of numbers")
         }
@@ -222,23 +235,10 @@ struct MappingFile: Sendable {
 
     /// `summary_options.quantiles`, or the older `quantiles`: a list of `{quantile, error}`.
     private mutating func quantiles(_ f: Fields) throws(MappingError) -> [Double]? {
-        var found: YAMLNode?
-        if let s = f["summary_options"], !s.isNull {
-            let o = try Fields(s, "summary_options")
-            try o.allow(["quantiles", "max_age", "age_buckets", "buf_cap"])
-            for key in ["max_age", "age_buckets", "buf_cap"] {
-                if let v = o[key] { ignoredKeys.append((key, v.line)) }
-            }
-            found = o["quantiles"]
-        }
-        if let legacy = f["quantiles"] {
-            if found != nil {
-                throw MappingError(
-                    line: legacy.line, message: "quantiles are set twice (quantiles and summary_options.quantiles)")
-            }
-            found = legacy
-        }
-        guard let node = found, !node.isNull else { return nil }
+        guard
+            let node = try optionOrLegacy(
+                f, block: "summary_options", key: "quantiles", ignored: ["max_age", "age_buckets", "buf_cap"])
+        else { return nil }
         guard case .sequence(let items, _) = node else {
             throw MappingError(line: node.line, message: "quantiles must be a list of {quantile: q, error: e}")
         }
