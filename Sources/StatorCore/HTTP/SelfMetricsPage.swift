@@ -176,4 +176,7 @@ struct ProcessStats {
         guard n > 0 else { return nil }
         return String(decoding: buffer[0..<n], as: UTF8.self)
     }
+
+    /// The number a /proc file such as a sysctl holds, if it can be read.
+    static func readNumber(_ path: String) -> Int? { readSmallFile(path).flatMap { Int($0.filter(\.isNumber)) } }
 }

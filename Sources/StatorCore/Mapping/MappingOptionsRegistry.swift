@@ -35,11 +35,6 @@ public final class MappingOptionsRegistry: Sendable {
         }
     }
 
-    /// The options numbered `id` (default options for a number never given).
-    func options(_ id: UInt16) -> MappingOptions {
-        state.withLock { s in Int(id) < s.list.count ? s.list[Int(id)] : MappingOptions() }
-    }
-
     /// The histogram bounds of options `id`, when they set buckets or a scale.
     func bounds(_ id: UInt16) -> BucketBounds? {
         state.withLock { s in Int(id) < s.bounds.count ? s.bounds[Int(id)] : nil }

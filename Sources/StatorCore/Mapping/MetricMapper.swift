@@ -25,13 +25,11 @@ struct MappedName: Sendable, Equatable {
 /// first, then the regex rules in file order, as statsd_exporter tries them.
 final class MetricMapper: Sendable {
     let rules: [MappingRule]
-    let globDisableOrdering: Bool
     private let trie: GlobTrie
     private let regexRules: [Int]
 
     init(_ file: MappingFile) {
         rules = file.rules
-        globDisableOrdering = file.globDisableOrdering
         var trie = GlobTrie(orderingDisabled: file.globDisableOrdering)
         for rule in file.rules where rule.matchType == .glob {
             trie.add(rule.match.split(separator: ".", omittingEmptySubsequences: false), kind: rule.metricKind, rule: rule.index)

@@ -58,9 +58,7 @@ public final class Receiver: Sendable {
         }
         self.sockets = sockets
         unixSocket = unixgram.path.isEmpty ? nil : try UnixDatagramSocket(configuration: unixgram)
-        if unixSocket != nil, let text = ProcessStats.readSmallFile("/proc/sys/net/unix/max_dgram_qlen"),
-            let queue = Int(text.filter(\.isNumber)), queue < 128
-        {
+        if unixSocket != nil, let queue = ProcessStats.readNumber("/proc/sys/net/unix/max_dgram_qlen"), queue < 128 {
             logger.warning(
                 "the kernel queues few datagrams on the Unix socket; its senders will wait often",
                 metadata: [

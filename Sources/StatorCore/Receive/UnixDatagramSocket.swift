@@ -95,10 +95,7 @@ final class UnixDatagramSocket: Sendable {
 
     /// `net.core.wmem_max`: no sender's buffer, and so no datagram, is larger (capped at 4 MiB).
     private static func largestDatagram() -> Int {
-        guard let text = ProcessStats.readSmallFile("/proc/sys/net/core/wmem_max"), let value = Int(text.filter(\.isNumber))
-        else {
-            return 212_992
-        }
+        guard let value = ProcessStats.readNumber("/proc/sys/net/core/wmem_max") else { return 212_992 }
         return min(value, 4 << 20)
     }
 

@@ -103,9 +103,6 @@ public final class SelfMetrics: Sendable {
     @inline(__always)
     public func input(_ input: Input) -> InputCounters { inputs[input.rawValue] }
 
-    /// Lines received over every input.
-    public var linesReceivedTotal: UInt64 { inputs.reduce(0) { $0 &+ $1.lines.value } }
-
     /// Lines refused for `reason` over every input.
     public func invalidTotal(_ reason: ParseFailure) -> UInt64 {
         inputs.reduce(0) { $0 &+ $1.invalid[Int(reason.rawValue)].value }
