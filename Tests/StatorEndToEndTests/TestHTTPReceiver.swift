@@ -52,12 +52,12 @@ final class TestHTTPReceiver: Sendable {
     func stop() {
         stopping.store(true, ordering: .releasing)
         shutdown(listener, Int32(SHUT_RDWR))
-        let open = state.withLock { s in
-            let c = s.connections
+        // Under the lock: a connection's thread closes its descriptor under the same lock once
+        // it has left the list, so no shutdown here can reach a number another test reopened.
+        state.withLock { s in
+            for fd in s.connections { shutdown(fd, Int32(SHUT_RDWR)) }
             s.connections = []
-            return c
         }
-        for fd in open { shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
     deinit {
@@ -78,7 +78,12 @@ final class TestHTTPReceiver: Sendable {
     }
 
     private func serve(_ fd: Int32) {
-        defer { close(fd) }
+        defer {
+            state.withLock { s in
+                s.connections.removeAll { $0 == fd }
+                close(fd)
+            }
+        }
         var tv = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var buffer: [UInt8] = []
