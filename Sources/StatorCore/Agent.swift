@@ -61,14 +61,19 @@ public final class Agent: Sendable {
             logger: logger.child("stator.prometheus"), mappingOptions: mapping?.options)
         var sinks: [any Sink] = [prometheus]
         if !configuration.json.path.isEmpty { sinks.append(JSONLinesSink(configuration: configuration.json, metrics: metrics)) }
-        var pushMetrics: PushMetrics?
-        if !configuration.push.url.isEmpty {
-            let push = PushMetrics(selfMetrics: metrics)
-            pushMetrics = push
+        var pushMetrics: [PushMetrics] = []
+        for (position, var push) in configuration.pushes.enumerated() where !push.url.isEmpty {
+            if push.name.isEmpty { push.name = HTTPPushConfiguration.defaultName(position: position) }
+            let measured = PushMetrics(sink: push.name, selfMetrics: metrics)
+            pushMetrics.append(measured)
             sinks.append(
                 try HTTPPushSink(
-                    configuration: configuration.push, state: prometheus.state, metrics: push,
-                    logger: logger.child("stator.push")))
+                    configuration: push, state: prometheus.state, metrics: measured,
+                    logger: logger.child("stator.push").with(("sink", push.name))))
+        }
+        if !configuration.graphite.address.isEmpty {
+            sinks.append(
+                GraphiteSink(configuration: configuration.graphite, metrics: metrics, logger: logger.child("stator.graphite")))
         }
         sinks.append(contentsOf: extraSinks)
         let fanout = SinkFanout(sinks: sinks, metrics: metrics, logger: logger.child("stator.sinks"))
@@ -78,10 +83,11 @@ public final class Agent: Sendable {
             metrics: metrics, logger: logger.child("stator.flush")
         ) { fanout.publish($0) }
         let page = SelfMetricsPage(
-            metrics: metrics, table: table, push: pushMetrics, mapping: mapping,
+            metrics: metrics, table: table, pushes: pushMetrics, mapping: mapping,
             inputs: [.udp] + (configuration.unixgram.path.isEmpty ? [] : [.unixgram])
                 + (configuration.tcp.address.isEmpty ? [] : [.tcp]),
-            flushIntervalSeconds: Double(configuration.flush.intervalMillis) / 1000)
+            flushIntervalSeconds: Double(configuration.flush.intervalMillis) / 1000,
+            graphite: !configuration.graphite.address.isEmpty)
         let reload = Agent.reloader(mapping: mapping, metrics: metrics, logger: logger.child("stator.mapping"))
         http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http")) { head in
             if head.path == "/-/reload" {

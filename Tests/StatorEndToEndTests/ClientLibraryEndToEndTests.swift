@@ -3,7 +3,7 @@ import Testing
 
 /// The python3 on the test's PATH (scripts/test installs the `statsd` and `datadog` packages
 /// into it from PyPI).
-private func python() throws -> String {
+func python() throws -> String {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
     for dir in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/python3") {
         return "\(dir)/python3"

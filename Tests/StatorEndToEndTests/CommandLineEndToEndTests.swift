@@ -76,4 +76,6 @@ func badConfigurationExitsNonZeroWithOneLine(_ file: String, _ flags: [String], 
     let run = try StatorProcess(["check-config", "--config", repositoryPath("etc/stator.json")], waitForStart: false)
     #expect(try run.waitForExit() == 0, "\(run.stderr.text)")
     #expect(run.stderr.text.isEmpty)
+    // The file holds every key: the effective configuration it gives is the file itself.
+    #expect(run.stdout.text == readFile(repositoryPath("etc/stator.json")))
 }

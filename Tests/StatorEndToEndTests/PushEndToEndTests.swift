@@ -205,3 +205,37 @@ func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
     target.stop()
     elsewhere.stop()
 }
+
+@Test func severalPushesEachDeliverAndADeadOneDelaysOnlyItself() throws {
+    let dir = try TemporaryDirectory()
+    let live = try TestHTTPReceiver()
+    let dead = try freePort()  // nothing listens: every attempt fails and is retried
+    let config = dir.file("stator.json")
+    try """
+    {"sinks": {"http_push": [
+      {"url": "http://127.0.0.1:\(dead)/down", "name": "down"},
+      {"url": "http://127.0.0.1:\(live.port)/up?db=stats", "name": "up", "external_labels": {"host": "${HOST_ID}", "env": "default"}}
+    ]}}
+    """.write(toFile: config, atomically: true, encoding: .utf8)
+    let agent = try StatorProcess(
+        agent: ["--config", config, "--flush_interval", "200ms", "--sinks.json.path", ""], environment: ["HOST_ID": "web-1"])
+    try agent.send("multi.hits:5|c|#env:prod\nmulti.other:1|c")
+    let deadline = Date().addingTimeInterval(10)
+    while live.requests.isEmpty && Date() < deadline { usleep(20_000) }
+    let request = try #require(live.requests.first)
+    #expect(request.path == "/up?db=stats")  // the URL as given, query string included
+    let all = try objects(request)
+    // external_labels join the tags; a line's own tag of the same name wins.
+    #expect(
+        all.first { $0["name"] as? String == "multi.hits" }?["tags"] as? [String: String] == ["env": "prod", "host": "web-1"])
+    #expect(
+        all.first { $0["name"] as? String == "multi.other" }?["tags"] as? [String: String] == ["env": "default", "host": "web-1"])
+    let page = try httpRequest(port: agent.httpPort, "/metrics").body
+    #expect(sample(page, #"stator_push_requests_total{result="success",sink="up"}"#) ?? 0 >= 1)
+    #expect(sample(page, #"stator_push_requests_total{result="success",sink="down"}"#) == 0)
+    #expect(sample(page, #"stator_push_retries_total{sink="down"}"#) ?? 0 >= 1)
+    #expect(sample(page, #"stator_sink_errors_total{sink="down"}"#) ?? 0 >= 1)
+    #expect(sample(page, #"stator_sink_errors_total{sink="up"}"#) == 0)
+    #expect(try agent.stop() == 0)
+    #expect(agent.stderr.text.contains(#""sink":"down""#))  // its log lines say which push
+}

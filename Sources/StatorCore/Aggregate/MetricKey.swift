@@ -69,6 +69,13 @@ public struct MetricKey: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Whether the key has a tag of this name.
+    public func hasTag(named name: [UInt8]) -> Bool {
+        var found = false
+        forEachTag { k, _ in if !found, k.elementsEqual(name) { found = true } }
+        return found
+    }
+
     /// The name as a String.
     public var name: String { withName { String(decoding: $0, as: UTF8.self) } }
 

@@ -139,7 +139,7 @@ public enum CommandLineParser {
             try set(key, text, source: name, &configuration)
         }
         for (key, text) in flags { try set(key, text, source: key.flag, &configuration) }
-        try configuration.push.resolveHeaders(environment: environment)
+        try configuration.resolvePushes(environment: environment)
         switch mode {
         case "check-config": return Parsed(command: .checkConfig(configuration), warnings: warnings)
         case "map":

@@ -72,6 +72,16 @@ public enum ConfigKeys {
         return result
     }
 
+    private static func isNameByte(_ b: UInt8) -> Bool {
+        b == 0x5F || (b >= 0x30 && b <= 0x39) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A)
+    }
+
+    /// A Prometheus label name not reserved for internal use: `[a-zA-Z_][a-zA-Z0-9_]*`, not `__...`.
+    static func isLabelName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, !(first >= 0x30 && first <= 0x39), !name.hasPrefix("__") else { return false }
+        return name.utf8.allSatisfy(isNameByte)
+    }
+
     private static func describe(_ v: JSONValue) -> String {
         if case .string(let s) = v { return "\"\(s)\"" }
         return v.kind
@@ -234,11 +244,29 @@ public enum ConfigKeys {
             { Int64($0.json.keepFiles) }
         ) { $0.json.keepFiles = Int($1) },
         string(
+            "sinks.json.format", "json: one object per series; emf: CloudWatch Embedded Metric Format objects (docs/formats.md).",
+            { $0.json.format.rawValue }
+        ) { (c, s) throws(ConfigError) in
+            guard let format = JSONLinesFormat(rawValue: s) else {
+                throw ConfigError("sinks.json.format must be json or emf, got \"\(s)\"")
+            }
+            c.json.format = format
+        },
+        string(
+            "sinks.json.namespace", "The CloudWatch namespace of format emf.", { $0.json.namespace }
+        ) { (c, s) throws(ConfigError) in
+            guard !s.isEmpty, s.utf8.count <= 255 else {
+                throw ConfigError("sinks.json.namespace must be 1 to 255 bytes, got \"\(s)\"")
+            }
+            c.json.namespace = s
+        },
+        string(
             "sinks.prometheus.prefix", "Prepended to every statsd family name on /metrics (letters, digits, _).",
             { $0.prometheus.prefix }
         ) { (c, s) throws(ConfigError) in
-            guard s.utf8.allSatisfy({ $0 == 0x5F || ($0 >= 0x30 && $0 <= 0x39) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A) })
-            else { throw ConfigError("sinks.prometheus.prefix may hold only letters, digits and _, got \"\(s)\"") }
+            guard s.utf8.allSatisfy(isNameByte) else {
+                throw ConfigError("sinks.prometheus.prefix may hold only letters, digits and _, got \"\(s)\"")
+            }
             c.prometheus.prefix = s
         },
         ConfigKey(
@@ -272,6 +300,16 @@ public enum ConfigKeys {
             c.prometheus.buckets.overrides = overrides
         },
         string(
+            "sinks.http_push.name",
+            "The sink label of this push's metrics (default http_push, then http_push_2... by position in a list).",
+            { $0.push.name }
+        ) { (c, s) throws(ConfigError) in
+            guard s.utf8.allSatisfy({ isNameByte($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }) else {
+                throw ConfigError("sinks.http_push.name may hold only letters, digits, _, - and ., got \"\(s)\"")
+            }
+            c.push.name = s
+        },
+        string(
             "sinks.http_push.url", "POST every flush here (http:// or https://); empty disables the push sink.",
             { $0.push.url }
         ) { (c, s) throws(ConfigError) in
@@ -282,10 +320,12 @@ public enum ConfigKeys {
             }
             c.push.url = s
         },
-        string("sinks.http_push.format", "Body format: json, remote_write or datadog.", { $0.push.format.rawValue }) {
-            (c, s) throws(ConfigError) in
+        string(
+            "sinks.http_push.format", "Body format: json, remote_write, datadog, otlp or influx.", { $0.push.format.rawValue }
+        ) { (c, s) throws(ConfigError) in
             guard let format = PushFormat(rawValue: s) else {
-                throw ConfigError("sinks.http_push.format must be one of json, remote_write, datadog, got \"\(s)\"")
+                throw ConfigError(
+                    "sinks.http_push.format must be one of json, remote_write, datadog, otlp, influx, got \"\(s)\"")
             }
             c.push.format = format
         },
@@ -315,6 +355,45 @@ public enum ConfigKeys {
             }
             c.push.headers = headers
         },
+        ConfigKey(
+            path: "sinks.http_push.external_labels", kind: .object,
+            help:
+                "Labels added to every series this push sends, e.g. {\"host\": \"${HOSTNAME}\"}; a line's own tag of the same name wins.",
+            read: { .object($0.push.externalLabels.mapValues { .string($0) }) }
+        ) { (c, v) throws(ConfigError) in
+            guard case .object(let fields) = v else {
+                throw ConfigError("sinks.http_push.external_labels must be an object, got \(v.kind)")
+            }
+            var labels: [String: String] = [:]
+            for (name, value) in fields {
+                guard case .string(let text) = value else {
+                    throw ConfigError("sinks.http_push.external_labels.\(name) must be a string, got \(value.kind)")
+                }
+                guard isLabelName(name), name != "le", name != "quantile" else {
+                    throw ConfigError(
+                        "sinks.http_push.external_labels: \"\(name)\" is not a label name a push may add (le and quantile are the histograms')"
+                    )
+                }
+                labels[name] = text
+            }
+            c.push.externalLabels = labels
+        },
+        string(
+            "sinks.http_push.service_name", "OTLP resource attribute service.name.", { $0.push.serviceName }
+        ) { (c, s) throws(ConfigError) in
+            guard !s.isEmpty else { throw ConfigError("sinks.http_push.service_name must not be empty") }
+            c.push.serviceName = s
+        },
+        string(
+            "sinks.http_push.temporality",
+            "OTLP temporality: cumulative (the state /metrics shows) or delta (each interval's own aggregates).",
+            { $0.push.temporality.rawValue }
+        ) { (c, s) throws(ConfigError) in
+            guard let temporality = OTLPTemporality(rawValue: s) else {
+                throw ConfigError("sinks.http_push.temporality must be cumulative or delta, got \"\(s)\"")
+            }
+            c.push.temporality = temporality
+        },
         duration(
             "sinks.http_push.timeout", minimum: 1000, allowZero: false,
             "Time allowed per push request, at least 1s (the HTTP client counts whole seconds).",
@@ -330,6 +409,36 @@ public enum ConfigKeys {
             "Bound on queued push bytes (memory or spool); the oldest are dropped past it.",
             { $0.push.maxSpoolBytes }
         ) { $0.push.maxSpoolBytes = $1 },
+        string(
+            "sinks.graphite.address",
+            "Graphite plaintext TCP receiver, host:port (resolved at every connect); \"\" disables the sink.",
+            { $0.graphite.address }
+        ) { (c, s) throws(ConfigError) in
+            if !s.isEmpty { _ = try GraphiteConfiguration.split(s) }
+            c.graphite.address = s
+        },
+        string(
+            "sinks.graphite.prefix", "Put before every Graphite path, e.g. \"myapp\" (no trailing dot).", { $0.graphite.prefix }
+        ) { (c, s) throws(ConfigError) in
+            guard !s.contains(where: { $0 == " " || $0 == "\n" || $0 == ";" }), !s.hasSuffix("."), !s.hasPrefix(".") else {
+                throw ConfigError(
+                    "sinks.graphite.prefix may not hold spaces, newlines or ; or start or end with a dot, got \"\(s)\"")
+            }
+            c.graphite.prefix = s
+        },
+        string(
+            "sinks.graphite.tags", "graphite: tags as ;k=v after the path; none: tags left out.", { $0.graphite.tags.rawValue }
+        ) { (c, s) throws(ConfigError) in
+            guard let tags = GraphiteConfiguration.Tags(rawValue: s) else {
+                throw ConfigError("sinks.graphite.tags must be graphite or none, got \"\(s)\"")
+            }
+            c.graphite.tags = tags
+        },
+        integer(
+            "sinks.graphite.max_queue_bytes", 1024...(1 << 40),
+            "Bound on Graphite text waiting for the connection; the oldest flushes are dropped past it.",
+            { $0.graphite.maxQueueBytes }
+        ) { $0.graphite.maxQueueBytes = $1 },
         ConfigKey(
             path: "log.level", kind: .logLevel,
             help: "Lowest log level written: trace, debug, info, notice, warning, error or critical.",
@@ -374,7 +483,9 @@ public enum ConfigKeys {
         for name in object.keys.sorted() {
             guard let value = object[name] else { continue }
             let path = prefix.isEmpty ? name : "\(prefix).\(name)"
-            if let key = key(path) {
+            if path == pushSection, case .array(let items) = value {
+                configuration.pushes = try pushList(items, source: source)
+            } else if let key = key(path) {
                 do {
                     try key.write(&configuration, value)
                 } catch {
@@ -386,6 +497,23 @@ public enum ConfigKeys {
                 throw ConfigError("\(source): unknown configuration key \"\(path)\"")
             }
         }
+    }
+
+    /// The section that may also be a list of objects, one per push.
+    static let pushSection = "sinks.http_push"
+
+    /// Reads `sinks.http_push` written as a list: each entry an object of the same keys.
+    private static func pushList(_ items: [JSONValue], source: String) throws(ConfigError) -> [HTTPPushConfiguration] {
+        var pushes: [HTTPPushConfiguration] = []
+        for (n, item) in items.enumerated() {
+            guard case .object(let fields) = item else {
+                throw ConfigError("\(source): \(pushSection)[\(n)] must be an object, got \(item.kind)")
+            }
+            var scratch = StatorConfiguration()
+            try apply(object: fields, prefix: pushSection, to: &scratch, source: "\(source): \(pushSection)[\(n)]")
+            pushes.append(scratch.push)
+        }
+        return pushes
     }
 
     /// The effective configuration as a JSON document (what `check-config` prints).
@@ -402,6 +530,19 @@ public enum ConfigKeys {
             node[head] = child
         }
         for key in all { insert(key.path.split(separator: "."), text(key.read(configuration)), into: &tree) }
+        if configuration.pushes.count != 1 {
+            // Several pushes: the section is a list, each entry read through the same keys.
+            let pushKeys = all.filter { $0.path.hasPrefix(pushSection + ".") }
+            let entries = configuration.pushes.map { push -> String in
+                var one = StatorConfiguration()
+                one.push = push
+                let fields = pushKeys.map { "\"\($0.path.dropFirst(pushSection.count + 1))\": \(text($0.read(one)))" }
+                return "{" + fields.joined(separator: ", ") + "}"
+            }
+            var sinks = tree["sinks"] as? [String: Any] ?? [:]
+            sinks["http_push"] = "[" + entries.joined(separator: ", ") + "]"
+            tree["sinks"] = sinks
+        }
         func write(_ node: [String: Any], indent: String) -> String {
             let inner = indent + "  "
             let lines = node.keys.sorted().map { name -> String in

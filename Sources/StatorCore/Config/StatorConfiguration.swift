@@ -19,12 +19,49 @@ public struct StatorConfiguration: Sendable {
     public var json = JSONLinesConfiguration()
     /// Prometheus sink (`sinks.prometheus.*`); its buckets also drive the aggregation stage.
     public var prometheus = PrometheusConfiguration()
-    /// HTTP push sink (`sinks.http_push.*`); enabled when `url` is set.
-    public var push = HTTPPushConfiguration()
+    /// HTTP pushes (`sinks.http_push`: one object or a list); each is enabled when its `url` is set.
+    public var pushes = [HTTPPushConfiguration()]
+    /// Graphite plaintext sink (`sinks.graphite.*`); enabled when `address` is set.
+    public var graphite = GraphiteConfiguration()
     /// Log level (`log.level`).
     public var logLevel: Logger.Level = .info
 
     public init() {}
+
+    /// The first push: the one the `sinks.http_push.*` flags and environment variables set.
+    public var push: HTTPPushConfiguration {
+        get { pushes.first ?? HTTPPushConfiguration() }
+        set {
+            if pushes.isEmpty { pushes.append(newValue) } else { pushes[0] = newValue }
+        }
+    }
+
+    /// Replaces every push's `${VAR}`s and gives every push that is on (a `url`) its name
+    /// (`http_push`, `http_push_2`... by position when none is configured).
+    /// - Throws: `ConfigError` for a variable that is not set, two pushes of one name or one
+    ///   spool directory, or a name another sink uses.
+    public mutating func resolvePushes(environment: [String: String]) throws(ConfigError) {
+        var seen: [HTTPPushConfiguration] = []
+        for position in pushes.indices {
+            var push = pushes[position]
+            let section = pushes.count == 1 ? "sinks.http_push" : "sinks.http_push[\(position)]"
+            try push.resolve(environment: environment, section: section)
+            pushes[position] = push
+            guard !push.url.isEmpty else { continue }
+            if push.name.isEmpty { push.name = HTTPPushConfiguration.defaultName(position: position) }
+            if ["json", "prometheus", "graphite", "rollup"].contains(push.name) {
+                throw ConfigError("\(section).name: \(push.name) is the name of another sink")
+            }
+            if seen.contains(where: { $0.name == push.name }) {
+                throw ConfigError("\(section).name: two pushes are named \(push.name)")
+            }
+            if !push.spoolDirectory.isEmpty, seen.contains(where: { $0.spoolDirectory == push.spoolDirectory }) {
+                throw ConfigError("\(section).spool_dir: two pushes share \(push.spoolDirectory); each needs its own")
+            }
+            seen.append(push)
+            pushes[position] = push
+        }
+    }
 }
 
 /// Durations in configuration: `250ms`, `10s`, `5m`, `1h`, or `0`.

@@ -5,22 +5,25 @@ import Glibc
 public struct SelfMetricsPage: Sendable {
     let metrics: SelfMetrics
     let table: ShardedTable
-    let push: PushMetrics?
+    let pushes: [PushMetrics]
     let mapping: MappingRules?
     /// The inputs configured (their counters are shown; UDP always is).
     let inputs: [Input]
     let flushIntervalSeconds: Double
+    /// Whether the Graphite sink is on (its queue is shown).
+    let graphite: Bool
 
     /// - Parameter flushIntervalSeconds: `flush_interval`, shown as `stator_flush_interval_seconds`
     ///   (the reference for a slow-flush alert).
     public init(
-        metrics: SelfMetrics, table: ShardedTable, push: PushMetrics? = nil, mapping: MappingRules? = nil,
-        inputs: [Input] = [.udp], flushIntervalSeconds: Double = 10
+        metrics: SelfMetrics, table: ShardedTable, pushes: [PushMetrics] = [], mapping: MappingRules? = nil,
+        inputs: [Input] = [.udp], flushIntervalSeconds: Double = 10, graphite: Bool = false
     ) {
+        self.graphite = graphite
         self.inputs = inputs
         self.metrics = metrics
         self.table = table
-        self.push = push
+        self.pushes = pushes
         self.mapping = mapping
         self.flushIntervalSeconds = flushIntervalSeconds
     }
@@ -35,7 +38,8 @@ public struct SelfMetricsPage: Sendable {
         "stator_flush_duration_seconds", "stator_flush_interval_seconds", "stator_sink_errors_total",
         "stator_series_dropped_total",
         "stator_push_requests_total", "stator_push_series_total", "stator_push_retries_total",
-        "stator_push_dropped_series_total", "stator_push_queue_bytes", "process_cpu_seconds_total",
+        "stator_push_dropped_series_total", "stator_push_queue_bytes", "stator_graphite_queue_bytes",
+        "process_cpu_seconds_total",
         "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_start_time_seconds",
         "process_open_fds", "process_max_fds",
     ]
@@ -111,7 +115,11 @@ public struct SelfMetricsPage: Sendable {
             for (series, value) in labeled where series.hasPrefix(name + "{") { sample(series, value) }
         }
 
-        if let push { out += push.render() }
+        out += PushMetrics.render(pushes)
+        if graphite {
+            family("stator_graphite_queue_bytes", "gauge", "Bytes of Graphite text waiting for the connection.")
+            sample("stator_graphite_queue_bytes", Double(metrics.graphiteQueueBytes.value))
+        }
 
         let process = ProcessStats.read()
         family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.")

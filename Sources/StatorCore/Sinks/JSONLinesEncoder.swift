@@ -13,7 +13,12 @@ public enum JSONLinesEncoder {
     }
 
     /// Appends every series object of `batch`, calling `separator` after each one.
-    public static func forEachObject(_ batch: FlushBatch, into w: inout JSONWriter, separator: (inout JSONWriter) -> Void) {
+    /// - Parameter labels: a push's `external_labels`, added to the tags of every series that
+    ///   has no tag of the same name.
+    static func forEachObject(
+        _ batch: FlushBatch, into w: inout JSONWriter, labels: PushEncoders.ExternalLabels = .none,
+        separator: (inout JSONWriter) -> Void
+    ) {
         var prefix = JSONWriter(capacity: 48)
         prefix.raw("{\"ts\":\"")
         prefix.text(WallClock.rfc3339(batch.timestamp))
@@ -36,6 +41,15 @@ public enum JSONLinesEncoder {
                 w.string(k)
                 w.raw(UInt8(ascii: ":"))
                 w.string(v)
+            }
+            if !labels.isEmpty {
+                labels.forEachMissing(from: key) { k, v in
+                    if !first { w.raw(UInt8(ascii: ",")) }
+                    first = false
+                    w.string(k)
+                    w.raw(UInt8(ascii: ":"))
+                    w.string(v)
+                }
             }
             w.raw("}")
         }

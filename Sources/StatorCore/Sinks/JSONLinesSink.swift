@@ -9,12 +9,24 @@ public struct JSONLinesConfiguration: Sendable {
     public var rotateBytes: Int64 = 0
     /// Rotated files kept (`path.1` is the newest).
     public var keepFiles: Int = 5
+    /// What each line holds: a SPEC section 3 object, or CloudWatch EMF objects.
+    public var format: JSONLinesFormat = .json
+    /// The CloudWatch namespace of `emf` objects.
+    public var namespace: String = "Stator"
 
     public init(path: String = "-", rotateBytes: Int64 = 0, keepFiles: Int = 5) {
         self.path = path
         self.rotateBytes = rotateBytes
         self.keepFiles = keepFiles
     }
+}
+
+/// The objects the JSON-lines sink writes (`sinks.json.format`).
+public enum JSONLinesFormat: String, Sendable {
+    /// One SPEC section 3 object per series.
+    case json
+    /// CloudWatch Embedded Metric Format: objects the CloudWatch agent turns into metrics.
+    case emf
 }
 
 /// Writes each batch as NDJSON with a single `write` call, so a reader that

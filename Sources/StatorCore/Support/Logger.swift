@@ -58,6 +58,8 @@ public struct Logger: Sendable {
     public var label: String
     /// Messages below this level are not formatted or written.
     public var level: Level
+    /// Pairs written on every line (after the message's own), e.g. the push a line is about.
+    public var metadata: [(String, String)] = []
     let output: Output
 
     /// Creates a logger.
@@ -69,7 +71,16 @@ public struct Logger: Sendable {
 
     /// A logger for a sub-component, sharing level and output.
     public func child(_ label: String) -> Logger {
-        Logger(label: label, level: level, output: output)
+        var child = Logger(label: label, level: level, output: output)
+        child.metadata = metadata
+        return child
+    }
+
+    /// This logger with `pairs` added to every line it writes.
+    public func with(_ pairs: (String, String)...) -> Logger {
+        var logger = self
+        logger.metadata += pairs
+        return logger
     }
 
     /// Writes one JSON line if `level` is enabled.
@@ -91,7 +102,7 @@ public struct Logger: Sendable {
         w.string(label)
         w.raw(",\"msg\":")
         w.string(message())
-        for (key, value) in metadata() {
+        for (key, value) in metadata() + self.metadata {
             w.raw(",")
             w.string(key)
             w.raw(":")

@@ -81,6 +81,8 @@ public final class SelfMetrics: Sendable {
     /// Per reader socket: the kernel's drop counter as last read (`SO_MEMINFO`).
     public let kernelDrops: [AtomicCounter]
     public let flushes = AtomicCounter()
+    /// Bytes of Graphite text waiting for the connection (`sinks.graphite`).
+    public let graphiteQueueBytes = AtomicCounter()
     /// Indexed by `DropReason.rawValue` (`stator_lines_dropped_total{reason}`).
     public let linesDropped: [AtomicCounter] = DropReason.allCases.map { _ in AtomicCounter() }
     /// New series identities by what the mapping said: indexed by `MappingResult.rawValue`.

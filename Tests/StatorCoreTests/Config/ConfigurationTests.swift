@@ -188,3 +188,75 @@ func globsMatchStatsdNames(_ pattern: String, _ name: String, _ expected: Bool) 
 @Test func aBareDoubleDashIsIgnored() throws {
     #expect(try configuration(["--", "--flush_interval", "1s"]).flush.intervalMillis == 1000)
 }
+
+@Test func severalPushesReadFromAListEachWithItsNameAndResolvedValues() throws {
+    let file = #"""
+        {"sinks": {"http_push": [
+          {"url": "http://a.example/api/v1/write", "format": "remote_write", "external_labels": {"host": "${HOST_ID}"}},
+          {"url": "http://b.example/v1/metrics", "format": "otlp", "temporality": "delta", "service_name": "billing"},
+          {"url": "http://c.example/write", "format": "influx", "name": "influx-main", "spool_dir": "/var/spool/c"}
+        ]}}
+        """#
+    let c = try configuration(["--config", "x.json"], env: ["HOST_ID": "web-1"], file: file)
+    #expect(c.pushes.map(\.name) == ["http_push", "http_push_2", "influx-main"])
+    #expect(c.pushes.map(\.format) == [.remoteWrite, .otlp, .influx])
+    #expect(c.pushes[0].resolvedExternalLabels?.map(\.name) == ["host"])
+    #expect(c.pushes[0].resolvedExternalLabels?.map(\.value) == ["web-1"])
+    #expect(c.pushes[1].temporality == .delta)
+    #expect(c.pushes[1].serviceName == "billing")
+    #expect(c.pushes[2].spoolDirectory == "/var/spool/c")
+    // A flag sets the first push; the others keep what the file says.
+    let flagged = try configuration(
+        ["--config", "x.json", "--sinks.http_push.batch_size", "7"], env: ["HOST_ID": "w"], file: file)
+    #expect(flagged.pushes.map(\.batchSize) == [7, 1000, 1000])
+}
+
+@Test(arguments: [
+    (
+        #"{"sinks": {"http_push": [{"url": "http://a/", "name": "x"}, {"url": "http://b/", "name": "x"}]}}"#,
+        "sinks.http_push[1].name: two pushes are named x"
+    ),
+    (
+        #"{"sinks": {"http_push": [{"url": "http://a/", "spool_dir": "/s"}, {"url": "http://b/", "spool_dir": "/s"}]}}"#,
+        "sinks.http_push[1].spool_dir: two pushes share /s; each needs its own"
+    ),
+    (
+        #"{"sinks": {"http_push": [{"url": "http://a/", "name": "json"}]}}"#,
+        "sinks.http_push.name: json is the name of another sink"
+    ),
+    (
+        #"{"sinks": {"http_push": [{"url": "http://a/", "colour": "red"}]}}"#,
+        "x.json: sinks.http_push[0]: unknown configuration key \"sinks.http_push.colour\""
+    ),
+    (#"{"sinks": {"http_push": ["http://a/"]}}"#, "x.json: sinks.http_push[0] must be an object, got a string"),
+    (
+        #"{"sinks": {"http_push": {"url": "http://a/", "external_labels": {"le": "x"}}}}"#,
+        "x.json: sinks.http_push.external_labels: \"le\" is not a label name a push may add (le and quantile are the histograms')"
+    ),
+    (
+        #"{"sinks": {"http_push": {"url": "http://a/", "format": "otlp", "temporality": "sometimes"}}}"#,
+        "x.json: sinks.http_push.temporality must be cumulative or delta, got \"sometimes\""
+    ),
+    (
+        #"{"sinks": {"graphite": {"address": "graphite"}}}"#,
+        "x.json: sinks.graphite.address must be host:port or [IPv6]:port, got \"graphite\""
+    ),
+    (#"{"sinks": {"graphite": {"tags": "yes"}}}"#, "x.json: sinks.graphite.tags must be graphite or none, got \"yes\""),
+    (#"{"sinks": {"json": {"format": "xml"}}}"#, "x.json: sinks.json.format must be json or emf, got \"xml\""),
+])
+func badPushAndSinkSettingsAreOneClearLine(_ file: String, _ message: String) {
+    #expect(error(["--config", "x.json"], file: file) == message)
+}
+
+@Test func aListOfPushesIsPrintedAsAListByCheckConfig() throws {
+    let file = #"{"sinks": {"http_push": [{"url": "http://a/"}, {"url": "http://b/", "format": "influx"}]}}"#
+    let text = ConfigKeys.render(try configuration(["--config", "x.json"], file: file))
+    let document = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    let pushes = try #require((document["sinks"] as? [String: Any])?["http_push"] as? [[String: Any]])
+    #expect(pushes.map { $0["url"] as? String } == ["http://a/", "http://b/"])
+    #expect(pushes.map { $0["format"] as? String } == ["json", "influx"])
+    #expect(pushes.map { $0["name"] as? String } == ["http_push", "http_push_2"])
+    // What check-config prints is a configuration file that gives the same pushes.
+    let again = try configuration(["--config", "x.json"], file: text)
+    #expect(again.pushes.map(\.url) == ["http://a/", "http://b/"])
+}

@@ -55,11 +55,11 @@ private func batch() -> FlushBatch {
 @Test func headersSubstituteEnvironmentVariables() throws {
     var c = HTTPPushConfiguration()
     c.headers = ["DD-API-KEY": "${DD_KEY}", "Authorization": "Bearer ${TOKEN}-x", "Plain": "v"]
-    try c.resolveHeaders(environment: ["DD_KEY": "secret", "TOKEN": "t0k"])
+    try c.resolve(environment: ["DD_KEY": "secret", "TOKEN": "t0k"])
     #expect(c.resolvedHeaders == ["DD-API-KEY": "secret", "Authorization": "Bearer t0k-x", "Plain": "v"])
     c.headers = ["X": "${MISSING}"]
     #expect(throws: ConfigError("sinks.http_push.headers.X: environment variable MISSING is not set")) {
-        try c.resolveHeaders(environment: [:])
+        try c.resolve(environment: [:])
     }
 }
 
@@ -67,13 +67,13 @@ private func batch() -> FlushBatch {
     var c = HTTPPushConfiguration()
     c.headers = ["Authorization": "Bearer ${TOKEN}", "X-Key": "${KEY}"]
     // A secret mounted from a file ends with a newline: one is trimmed, LF or CRLF.
-    try c.resolveHeaders(environment: ["TOKEN": "t0k\n", "KEY": "k\r\n"])
+    try c.resolve(environment: ["TOKEN": "t0k\n", "KEY": "k\r\n"])
     #expect(c.resolvedHeaders == ["Authorization": "Bearer t0k", "X-Key": "k"])
     // Anything else that would split or end the header is an error naming the header only.
     for secret in ["t0k\n\n", "t0k\nX-Injected: 1", "t0k\r", "t\u{0}k", "\nt0k"] {
         c.headers = ["Authorization": "Bearer ${TOKEN}"]
         let message = #"sinks.http_push.headers.Authorization: the value holds a CR, LF or NUL byte after ${VAR} expansion"#
-        #expect(throws: ConfigError(message)) { try c.resolveHeaders(environment: ["TOKEN": secret]) }
+        #expect(throws: ConfigError(message)) { try c.resolve(environment: ["TOKEN": secret]) }
     }
 }
 

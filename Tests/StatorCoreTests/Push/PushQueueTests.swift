@@ -109,5 +109,7 @@ private func temporarySpool() -> String {
     let counters = (1...3).map { CounterSummary(key: MetricKey(type: .counter, name: "c\($0)"), value: 1, rate: 0.1) }
     try sink.emit(FlushBatch(timestamp: 10_000, interval: 10, percentiles: [], counters: counters))
     sink.shutdown()
-    #expect(metrics.render().contains("stator_push_dropped_series_total{reason=\"shutdown\"} 3\n"))
+    #expect(metrics.droppedSeries(reason: "shutdown") == 3)
+    #expect(
+        PushMetrics.render([metrics]).contains("stator_push_dropped_series_total{reason=\"shutdown\",sink=\"http_push\"} 3\n"))
 }

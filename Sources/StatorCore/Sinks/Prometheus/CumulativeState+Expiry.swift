@@ -93,8 +93,10 @@ extension CumulativeState {
         var families: [Family] = []
         var series: [Series] = []
         var histograms: [Histogram] = []
+        var starts: [UInt32] = []
         families.reserveCapacity(s.liveFamilies)
         series.reserveCapacity(liveSeries)
+        starts.reserveCapacity(liveSeries)
         var f = s.firstFamily
         while f >= 0 {
             familyMap[Int(f)] = Int32(families.count)
@@ -103,6 +105,7 @@ extension CumulativeState {
             while i >= 0 {
                 seriesMap[Int(i)] = Int32(series.count)
                 series.append(s.series[Int(i)])
+                starts.append(s.seriesStarts[Int(i)])
                 let h = s.series[Int(i)].histogram
                 if h >= 0 {
                     histogramMap[Int(h)] = Int32(histograms.count)
@@ -136,6 +139,7 @@ extension CumulativeState {
         s.lastFamily = map(familyMap, s.lastFamily)
         s.families = families
         s.series = series
+        s.seriesStarts = starts
         s.histograms = histograms
         s.freeFamilies = []
         s.freeSeries = []

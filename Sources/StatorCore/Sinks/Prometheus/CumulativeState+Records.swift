@@ -176,11 +176,17 @@ extension CumulativeState {
             let h = series[Int(family.firstSeries)].histogram
             return h >= 0 ? histograms[Int(h)].bounds : nil
         }
-        /// The last batch folded in (its sequence and flush time).
         /// The mapping options by number (`MappingOptionsRegistry`), as of the last fold.
         var mappingOptions: [MappingOptions] = []
+        /// The last batch folded in (its sequence and flush time).
         var appliedSequence: UInt64 = 0
         var appliedTimestamp: EpochMillis = 0
+        /// When each series (by index) began: the start of the interval it first appeared in,
+        /// in seconds since the epoch (the start time of its OTLP cumulative stream). Kept
+        /// aside so that `Series` stays at 40 bytes.
+        var seriesStarts: [UInt32] = []
+        /// The start of the interval of the batch being folded in, in seconds since the epoch.
+        var intervalStart: UInt32 = 0
     }
 
     /// What looking up a family name found.

@@ -79,6 +79,7 @@ public final class CumulativeState: Sendable {
                 s.appliedSequence = batch.sequence
             }
             s.appliedTimestamp = batch.timestamp
+            s.intervalStart = UInt32(clamping: (batch.timestamp - Int64((batch.interval * 1000).rounded())).floorDiv(1000))
             s.flushNumber &+= 1
             if let mappingOptions { s.mappingOptions = mappingOptions.snapshot() }
             var dropped = Dropped()
@@ -333,6 +334,10 @@ public final class CumulativeState: Sendable {
         let f = Int(series.family)
         series.previous = s.families[f].lastSeries
         let index = Self.store(series, in: &s.series, reusing: &s.freeSeries)
+        if Int(index) >= s.seriesStarts.count {
+            s.seriesStarts.append(contentsOf: repeatElement(0, count: Int(index) + 1 - s.seriesStarts.count))
+        }
+        s.seriesStarts[Int(index)] = s.intervalStart
         if s.families[f].lastSeries >= 0 {
             s.series[Int(s.families[f].lastSeries)].next = index
         } else {

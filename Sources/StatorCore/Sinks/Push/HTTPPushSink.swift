@@ -1,75 +1,12 @@
 import Foundation
 import Synchronization
 
-/// Configuration of the HTTP push sink (`sinks.http_push`).
-public struct HTTPPushConfiguration: Sendable {
-    /// Where to POST; empty disables the sink (`url`).
-    public var url: String = ""
-    /// Body format (`format`).
-    public var format: PushFormat = .json
-    /// Series per request at most (`batch_size`).
-    public var batchSize: Int = 1000
-    /// Extra request headers as configured; `${VAR}` is replaced at start-up (`headers`).
-    public var headers: [String: String] = [:]
-    /// `headers` with every `${VAR}` replaced (see `resolveHeaders(environment:)`).
-    public var resolvedHeaders: [String: String]?
-    /// Time allowed per request (`timeout`).
-    public var timeoutMillis: Int64 = 5000
-    /// Directory for the on-disk spool; empty keeps the queue in memory (`spool_dir`).
-    public var spoolDirectory: String = ""
-    /// Bound on queued bytes, memory or disk (`max_spool_bytes`).
-    public var maxSpoolBytes: Int64 = 256 << 20
-    /// First retry delay; doubled up to `maxBackoffMillis`, with jitter.
-    public var initialBackoffMillis: Int64 = 250
-    public var maxBackoffMillis: Int64 = 30_000
-    /// How long the push keeps trying at shutdown.
-    public var shutdownGraceMillis: Int64 = 5000
-
-    public init() {}
-
-    /// Replaces each `${VAR}` in header values with the environment variable's value, once.
-    /// One trailing newline (`\n` or `\r\n`) of the result is trimmed: secrets mounted from
-    /// files end with one. Any other CR, LF or NUL would split or end the header on the wire.
-    /// - Throws: `ConfigError` naming the header and variable when a variable is not set, or
-    ///   naming the header (never its value, a secret) when the result holds CR, LF or NUL.
-    public mutating func resolveHeaders(environment: [String: String]) throws(ConfigError) {
-        var resolved: [String: String] = [:]
-        for (name, template) in headers {
-            var value = ""
-            var rest = Substring(template)
-            while let open = rest.range(of: "${") {
-                value += rest[..<open.lowerBound]
-                guard let close = rest[open.upperBound...].firstIndex(of: "}") else {
-                    throw ConfigError("sinks.http_push.headers.\(name): unterminated ${ in \"\(template)\"")
-                }
-                let variable = String(rest[open.upperBound..<close])
-                guard let replacement = environment[variable] else {
-                    throw ConfigError("sinks.http_push.headers.\(name): environment variable \(variable) is not set")
-                }
-                value += replacement
-                rest = rest[rest.index(after: close)...]
-            }
-            value += rest
-            if value.unicodeScalars.last == "\n" {
-                value.unicodeScalars.removeLast()
-                if value.unicodeScalars.last == "\r" { value.unicodeScalars.removeLast() }
-            }
-            guard !value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
-                throw ConfigError(
-                    "sinks.http_push.headers.\(name): the value holds a CR, LF or NUL byte after ${VAR} expansion")
-            }
-            resolved[name] = value
-        }
-        resolvedHeaders = resolved
-    }
-}
-
 /// Pushes every flush to a remote store (SPEC section 5): encodes the batch in
 /// the configured format, queues the requests (spooled to disk when configured),
 /// and sends them strictly oldest first from its own thread, retrying failures
 /// with exponential backoff and jitter. A slow or dead target delays only this sink.
 public final class HTTPPushSink: Sink {
-    public let name = "http_push"
+    public let name: String
     private let configuration: HTTPPushConfiguration
     private let url: URL
     private let headers: [(String, String)]
@@ -80,10 +17,15 @@ public final class HTTPPushSink: Sink {
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
     private let stopAt = Atomic<UInt64>(0)  // bit pattern of the monotonic shutdown deadline
-    private let lastRemoteWrite = PthreadLock<UInt64>(0)
+    private let lastCumulative = PthreadLock<UInt64>(0)
     private let sender = PthreadLock<WorkerThread?>(nil)
     private let rejectionLog = RateLimiter(period: 10)
     private let failureLog = RateLimiter(period: 10)
+    private let partialLog = RateLimiter(period: 10)
+    /// `external_labels`, sorted by name.
+    private let externalLabels: [(name: String, value: String)]
+    /// OTLP's resource attributes.
+    private let resource: OTLPResource
 
     /// - Parameters:
     ///   - state: the Prometheus sink's cumulative state (needed by `remote_write`).
@@ -94,6 +36,11 @@ public final class HTTPPushSink: Sink {
         }
         self.url = url
         self.configuration = configuration
+        name = configuration.name.isEmpty ? HTTPPushConfiguration.defaultName(position: 0) : configuration.name
+        externalLabels =
+            configuration.resolvedExternalLabels
+            ?? configuration.externalLabels.sorted { $0.key < $1.key }
+            .map { (name: $0.key, value: $0.value) }
         self.state = state
         self.metrics = metrics
         self.logger = logger
@@ -104,19 +51,37 @@ public final class HTTPPushSink: Sink {
             maxBytes: configuration.maxSpoolBytes, logger: logger)
         if queue.trimmedAtStart > 0 { metrics.dropped(reason: "queue_full", queue.trimmedAtStart) }
         metrics.queueBytes.store(UInt64(queue.queuedBytes))
+        resource = OTLPResource(serviceName: configuration.serviceName)
         let thread = WorkerThread(name: "push-sender") { [self] in sendLoop() }
         sender.withLock { $0 = thread }
     }
 
     public func emit(_ batch: FlushBatch) throws {
+        let extra = PushEncoders.ExternalLabels(externalLabels)
+        let size = configuration.batchSize
         let requests: [PushRequest]
         switch configuration.format {
         case .json:
-            requests = batch.seriesCount == 0 ? [] : PushEncoders.json(batch, batchSize: configuration.batchSize)
+            requests = batch.seriesCount == 0 ? [] : PushEncoders.json(batch, batchSize: size, labels: extra)
         case .datadog:
-            requests = batch.seriesCount == 0 ? [] : PushEncoders.datadog(batch, batchSize: configuration.batchSize)
+            requests = batch.seriesCount == 0 ? [] : PushEncoders.datadog(batch, batchSize: size, labels: extra)
+        case .influx:
+            requests = batch.seriesCount == 0 ? [] : InfluxEncoder.requests(batch, batchSize: size, labels: extra)
         case .remoteWrite:
-            requests = remoteWriteRequests(batch)
+            requests = cumulativeRequests(batch) { state in
+                let (series, timestamp, sequence) = RemoteWriteEncoder.series(from: state, labels: extra)
+                return (PushEncoders.remoteWrite(series, timestamp: timestamp, batchSize: size), sequence)
+            }
+        case .otlp:
+            if configuration.temporality == .delta {
+                requests =
+                    batch.seriesCount == 0
+                    ? [] : OTLPDeltaEncoder.requests(batch, resource: resource, batchSize: size, labels: extra)
+            } else {
+                requests = cumulativeRequests(batch) { [resource] state in
+                    OTLPCumulativeEncoder.requests(state, resource: resource, batchSize: size, labels: extra)
+                }
+            }
         }
         for request in requests {
             let dropped = queue.append(request)
@@ -131,19 +96,20 @@ public final class HTTPPushSink: Sink {
     }
 
     /// The shared state as of the newest batch applied, once per applied batch.
-    private func remoteWriteRequests(_ batch: FlushBatch) -> [PushRequest] {
+    private func cumulativeRequests(
+        _ batch: FlushBatch, _ encode: (CumulativeState) -> (requests: [PushRequest], sequence: UInt64)
+    ) -> [PushRequest] {
         guard let state else { return [] }
         state.apply(batch)  // no-op when the Prometheus sink already folded it in
-        let (series, timestamp, sequence) = RemoteWriteEncoder.series(from: state)
+        let (requests, sequence) = encode(state)
         // The Prometheus sink may have applied later batches already; their values are
         // sent once, stamped with their own flush time, and the older batches skipped.
-        let fresh = lastRemoteWrite.withLock { last in
+        let fresh = lastCumulative.withLock { last in
             guard sequence == 0 || sequence > last else { return false }
             last = sequence
             return true
         }
-        guard fresh, !series.isEmpty else { return [] }
-        return PushEncoders.remoteWrite(series, timestamp: timestamp, batchSize: configuration.batchSize)
+        return fresh ? requests : []
     }
 
     /// Keeps sending for at most the shutdown grace, then leaves the rest in the spool.
@@ -189,6 +155,9 @@ public final class HTTPPushSink: Sink {
                 self.stopping.load(ordering: .acquiring) ? deadline : .infinity
             }
             if outcome.isSuccess {
+                if request.format == .otlp, case .response(_, _, _, _, let body) = outcome {
+                    notePartialSuccess(body)
+                }
                 queue.removeHead(id)
                 metrics.request(result: "success")
                 metrics.seriesSent.add(UInt64(request.series))
@@ -197,7 +166,7 @@ public final class HTTPPushSink: Sink {
                 metrics.request(result: "retry")
                 metrics.retries.add(1)
                 var wait = Double.random(in: backoff / 2...backoff)  // jitter
-                if case .response(_, let retryAfter?, _, _) = outcome { wait = max(wait, min(retryAfter, 300)) }
+                if case .response(_, let retryAfter?, _, _, _) = outcome { wait = max(wait, min(retryAfter, 300)) }
                 backoff = min(backoff * 2, Double(configuration.maxBackoffMillis) / 1000)
                 if let suppressed = failureLog.admit() {
                     logger.warning(
@@ -230,65 +199,91 @@ public final class HTTPPushSink: Sink {
         }
     }
 
+    /// OTLP: a 2xx answer may still say that the receiver refused some data points.
+    private func notePartialSuccess(_ body: [UInt8]) {
+        guard let partial = OTLPPartialSuccess(decoding: body), partial.rejectedDataPoints > 0 || !partial.message.isEmpty
+        else { return }
+        if partial.rejectedDataPoints > 0 { metrics.dropped(reason: "partial_success", Int(partial.rejectedDataPoints)) }
+        if let suppressed = partialLog.admit() {
+            logger.warning(
+                "OTLP receiver accepted the request partly",
+                metadata: [
+                    ("rejected_data_points", "\(partial.rejectedDataPoints)"), ("message", partial.message),
+                    ("suppressed", "\(suppressed)"),
+                ])
+        }
+    }
+
     private func describe(_ outcome: PushOutcome) -> String {
         switch outcome {
         case .failure(let reason): reason
-        case .response(let status, _, _, let location?): "HTTP \(status) redirect to \(location) (not followed)"
-        case .response(let status, _, let body, nil): "HTTP \(status): \(body)"
+        case .response(let status, _, _, let location?, _): "HTTP \(status) redirect to \(location) (not followed)"
+        case .response(let status, _, let body, nil, _): "HTTP \(status): \(body)"
         }
     }
 }
 
-/// The push sink's own metrics (SPEC section 6), rendered on `/metrics` when push is enabled.
+/// One push's own metrics (SPEC section 6), each labelled with its `sink` name; rendered on
+/// `/metrics` for every push together.
 public final class PushMetrics: Sendable {
+    let sink: String
     let seriesSent = AtomicCounter()
     let retries = AtomicCounter()
     let queueBytes = AtomicCounter()
-    private let labeled = PthreadLock<[String: UInt64]>([
-        "stator_push_requests_total{result=\"success\"}": 0, "stator_push_requests_total{result=\"retry\"}": 0,
-        "stator_push_requests_total{result=\"rejected\"}": 0,
-        "stator_push_dropped_series_total{reason=\"rejected\"}": 0,
-        "stator_push_dropped_series_total{reason=\"queue_full\"}": 0,
-        "stator_push_dropped_series_total{reason=\"shutdown\"}": 0,
-    ])
-
+    /// The reasons a series is dropped, each shown from the start (at 0).
+    static let dropReasons = ["partial_success", "queue_full", "rejected", "shutdown", "spool_unreadable"]
+    private let requests: PthreadLock<[String: UInt64]>
+    private let drops: PthreadLock<[String: UInt64]>
     private let selfMetrics: SelfMetrics?
 
-    /// - Parameter selfMetrics: where a failed request (retried or rejected) also counts as a
-    ///   sink error, `stator_sink_errors_total{sink="http_push"}`.
-    public init(selfMetrics: SelfMetrics? = nil) {
+    /// - Parameters:
+    ///   - sink: the push's name, its `sink` label.
+    ///   - selfMetrics: where a failed request (retried or rejected) also counts as a sink
+    ///     error, `stator_sink_errors_total{sink=...}`.
+    public init(sink: String = "http_push", selfMetrics: SelfMetrics? = nil) {
+        self.sink = sink
         self.selfMetrics = selfMetrics
-        selfMetrics?.registerLabeled(SelfMetrics.sinkErrors("http_push"))
+        requests = PthreadLock(["rejected": 0, "retry": 0, "success": 0])
+        drops = PthreadLock(Dictionary(uniqueKeysWithValues: Self.dropReasons.map { ($0, 0) }))
+        selfMetrics?.registerLabeled(SelfMetrics.sinkErrors(sink))
     }
 
     func request(result: String) {
-        labeled.withLock { $0["stator_push_requests_total{result=\"\(result)\"}", default: 0] += 1 }
-        if result != "success" { selfMetrics?.addLabeled(SelfMetrics.sinkErrors("http_push")) }
+        requests.withLock { $0[result, default: 0] += 1 }
+        if result != "success" { selfMetrics?.addLabeled(SelfMetrics.sinkErrors(sink)) }
     }
 
     func dropped(reason: String, _ series: Int) {
-        labeled.withLock { $0["stator_push_dropped_series_total{reason=\"\(reason)\"}", default: 0] += UInt64(series) }
+        drops.withLock { $0[reason, default: 0] += UInt64(series) }
     }
 
-    /// The families in the text format.
-    func render() -> String {
-        let values = labeled.withLock { $0 }
+    /// Series dropped for `reason` so far.
+    func droppedSeries(reason: String) -> UInt64 { drops.withLock { $0[reason] ?? 0 } }
+
+    /// The families of every push, in the text format.
+    static func render(_ pushes: [PushMetrics]) -> String {
+        guard !pushes.isEmpty else { return "" }
         var out = ""
-        func family(_ name: String, _ type: String, _ help: String) { out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
-        family("stator_push_requests_total", "counter", "Push requests by result (success, retry, rejected).")
-        for (k, v) in values.sorted(by: { $0.key < $1.key }) where k.hasPrefix("stator_push_requests_total") {
-            out += "\(k) \(v)\n"
+        func family(_ name: String, _ type: String, _ help: String, _ samples: (PushMetrics) -> [(String, UInt64)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for push in pushes {
+                for (labels, value) in samples(push) { out += "\(name){\(labels)} \(value)\n" }
+            }
         }
-        family("stator_push_series_total", "counter", "Series delivered by the push sink.")
-        out += "stator_push_series_total \(seriesSent.value)\n"
-        family("stator_push_retries_total", "counter", "Push attempts that failed and will be retried.")
-        out += "stator_push_retries_total \(retries.value)\n"
-        family("stator_push_dropped_series_total", "counter", "Series the push sink gave up on, by reason.")
-        for (k, v) in values.sorted(by: { $0.key < $1.key }) where k.hasPrefix("stator_push_dropped_series_total") {
-            out += "\(k) \(v)\n"
+        func sink(_ p: PushMetrics) -> String { "sink=\"\(p.sink)\"" }
+        family("stator_push_requests_total", "counter", "Push requests by result (success, retry, rejected) and push.") { p in
+            p.requests.withLock { $0 }.sorted { $0.key < $1.key }.map { ("result=\"\($0.key)\",\(sink(p))", $0.value) }
         }
-        family("stator_push_queue_bytes", "gauge", "Bytes of push requests waiting (memory or spool).")
-        out += "stator_push_queue_bytes \(queueBytes.value)\n"
+        family("stator_push_series_total", "counter", "Series delivered, by push.") { [(sink($0), $0.seriesSent.value)] }
+        family("stator_push_retries_total", "counter", "Push attempts that failed and will be retried, by push.") {
+            [(sink($0), $0.retries.value)]
+        }
+        family("stator_push_dropped_series_total", "counter", "Series a push gave up on, by reason and push.") { p in
+            p.drops.withLock { $0 }.sorted { $0.key < $1.key }.map { ("reason=\"\($0.key)\",\(sink(p))", $0.value) }
+        }
+        family("stator_push_queue_bytes", "gauge", "Bytes of push requests waiting (memory or spool), by push.") {
+            [(sink($0), $0.queueBytes.value)]
+        }
         return out
     }
 }

@@ -3,12 +3,18 @@ public enum PushFormat: String, Sendable, CaseIterable {
     case json
     case remoteWrite = "remote_write"
     case datadog
+    case otlp
+    case influx
 
     /// The request headers the format needs.
     var headers: [(String, String)] {
         switch self {
         case .json, .datadog:
             [("Content-Type", "application/json")]
+        case .otlp:
+            [("Content-Type", "application/x-protobuf")]
+        case .influx:
+            [("Content-Type", "text/plain; charset=utf-8")]
         case .remoteWrite:
             [
                 ("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy"),
@@ -27,11 +33,33 @@ public struct PushRequest: Sendable, Equatable {
 
 /// Splits a batch into request bodies of at most `batchSize` series each.
 enum PushEncoders {
+    /// A push's `external_labels`: added to every series it sends that has no tag (label,
+    /// attribute) of the same name.
+    struct ExternalLabels: Sendable {
+        /// Sorted by name in byte order.
+        let pairs: [(name: [UInt8], value: [UInt8])]
+
+        static let none = ExternalLabels([])
+
+        init(_ labels: [(name: String, value: String)]) {
+            pairs = labels.map { (Array($0.name.utf8), Array($0.value.utf8)) }.sorted {
+                $0.name.lexicographicallyPrecedes($1.name)
+            }
+        }
+
+        var isEmpty: Bool { pairs.isEmpty }
+
+        /// Calls `body` with each label the key has no tag for.
+        func forEachMissing(from key: MetricKey, _ body: ([UInt8], [UInt8]) -> Void) {
+            for pair in pairs where !key.hasTag(named: pair.name) { body(pair.name, pair.value) }
+        }
+    }
+
     /// `json`: arrays of SPEC section 3 objects.
-    static func json(_ batch: FlushBatch, batchSize: Int) -> [PushRequest] {
+    static func json(_ batch: FlushBatch, batchSize: Int, labels: ExternalLabels = .none) -> [PushRequest] {
         var w = JSONWriter(capacity: batch.seriesCount * 160)
         var ends: [Int] = []
-        JSONLinesEncoder.forEachObject(batch, into: &w) { ends.append($0.count) }
+        JSONLinesEncoder.forEachObject(batch, into: &w, labels: labels) { ends.append($0.count) }
         let objects = w.bytes
         var requests: [PushRequest] = []
         var start = 0
@@ -53,7 +81,7 @@ enum PushEncoders {
 
     /// `datadog`: series API v1 bodies; counters as `count`, gauges and sets as
     /// `gauge`, each timer statistic as a gauge `<name>.<stat>`.
-    static func datadog(_ batch: FlushBatch, batchSize: Int) -> [PushRequest] {
+    static func datadog(_ batch: FlushBatch, batchSize: Int, labels: ExternalLabels = .none) -> [PushRequest] {
         let ts = batch.timestamp.floorDiv(1000)
         let interval = max(1, Int64(batch.interval.rounded()))
         var items: [[UInt8]] = []
@@ -78,6 +106,11 @@ enum PushEncoders {
                 if !first { w.raw(",") }
                 first = false
                 w.string(Array(k) + [UInt8(ascii: ":")] + Array(v))
+            }
+            labels.forEachMissing(from: key) { k, v in
+                if !first { w.raw(",") }
+                first = false
+                w.string(k + [UInt8(ascii: ":")] + v)
             }
             w.raw("]}")
             items.append(w.bytes)

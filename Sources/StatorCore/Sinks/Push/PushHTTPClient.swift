@@ -4,8 +4,10 @@ import FoundationNetworking
 
 /// The outcome of one POST.
 enum PushOutcome: Sendable, Equatable {
-    /// The server answered. `location` is a redirect's `Location` (never followed).
-    case response(status: Int, retryAfter: Double?, bodyStart: String, location: String? = nil)
+    /// The server answered. `location` is a redirect's `Location` (never followed); `body` is
+    /// the start of a 2xx answer's body, at most `PushHTTPClient.keptBodyBytes` (an OTLP
+    /// partial success is read from it).
+    case response(status: Int, retryAfter: Double?, bodyStart: String, location: String? = nil, body: [UInt8] = [])
     /// No answer: connection refused or reset, DNS, timeout.
     case failure(String)
 
@@ -13,12 +15,12 @@ enum PushOutcome: Sendable, Equatable {
     var isRetryable: Bool {
         switch self {
         case .failure: true
-        case .response(let status, _, _, _): status >= 500 || status == 429
+        case .response(let status, _, _, _, _): status >= 500 || status == 429
         }
     }
 
     var isSuccess: Bool {
-        if case .response(let status, _, _, _) = self { return (200..<300).contains(status) }
+        if case .response(let status, _, _, _, _) = self { return (200..<300).contains(status) }
         return false
     }
 }
@@ -30,6 +32,8 @@ enum PushOutcome: Sendable, Equatable {
 /// included, to whatever host the `Location` names. The 3xx answer itself comes back instead.
 final class PushHTTPClient: Sendable {
     private let session: URLSession
+    /// How much of a successful answer's body is kept: enough for an OTLP partial success's message.
+    static let keptBodyBytes = 4096
 
     init() {
         let configuration = URLSessionConfiguration.ephemeral
@@ -57,7 +61,8 @@ final class PushHTTPClient: Sendable {
                 outcome = .response(
                     status: http.statusCode, retryAfter: Self.retryAfter(http.value(forHTTPHeaderField: "Retry-After")),
                     bodyStart: start,
-                    location: (300..<400).contains(http.statusCode) ? http.value(forHTTPHeaderField: "Location") : nil)
+                    location: (300..<400).contains(http.statusCode) ? http.value(forHTTPHeaderField: "Location") : nil,
+                    body: (200..<300).contains(http.statusCode) ? data.map { Array($0.prefix(Self.keptBodyBytes)) } ?? [] : [])
             } else {
                 outcome = .failure(error.map { "\($0.localizedDescription)" } ?? "no response")
             }

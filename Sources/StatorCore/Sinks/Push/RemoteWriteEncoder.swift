@@ -27,9 +27,18 @@ public enum RemoteWriteEncoder {
 
     /// Every series on the Prometheus page (histograms as `_bucket`/`_sum`/`_count`
     /// series), as of the last applied batch.
+    /// - Parameter labels: a push's `external_labels`, added to every series without a label of that name.
     /// - Returns: the series, the flush time to stamp them with, and the batch sequence they reflect.
-    static func series(from state: CumulativeState) -> (series: [Series], timestamp: EpochMillis, sequence: UInt64) {
-        state.withState { s in
+    static func series(from state: CumulativeState, labels external: PushEncoders.ExternalLabels = .none) -> (
+        series: [Series], timestamp: EpochMillis, sequence: UInt64
+    ) {
+        func sorted(_ labels: [(name: [UInt8], value: [UInt8])], name: [UInt8]) -> [(name: [UInt8], value: [UInt8])] {
+            var all = labels
+            for pair in external.pairs where !labels.contains(where: { $0.name == pair.name }) { all.append(pair) }
+            all.append((Array("__name__".utf8), name))
+            return all.sorted { $0.name.lexicographicallyPrecedes($1.name) }
+        }
+        return state.withState { s in
             var out: [Series] = []
             var f = s.firstFamily
             while f >= 0 {
@@ -75,10 +84,6 @@ public enum RemoteWriteEncoder {
             }
             return (out, s.appliedTimestamp, s.appliedSequence)
         }
-    }
-
-    private static func sorted(_ labels: [(name: [UInt8], value: [UInt8])], name: [UInt8]) -> [(name: [UInt8], value: [UInt8])] {
-        (labels + [(Array("__name__".utf8), name)]).sorted { $0.name.lexicographicallyPrecedes($1.name) }
     }
 
     /// Turns rendered, escaped labels (`a="x",b="y\"z"`) back into raw name/value pairs.

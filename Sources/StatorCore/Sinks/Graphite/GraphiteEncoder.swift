@@ -1,0 +1,152 @@
+/// Writes a batch as Graphite plaintext lines (`path value timestamp`), named as etsy
+/// statsd's graphite backend names them with `legacyNamespace: false`:
+///
+/// ```
+/// stats.counters.api.requests.count;env=prod 120 1764961210
+/// stats.counters.api.requests.rate;env=prod 12 1764961210
+/// stats.gauges.queue.depth 7 1764961210
+/// stats.sets.users.count 3 1764961210
+/// stats.timers.api.latency.upper_90 80 1764961210
+/// ```
+///
+/// - Paths are sanitized as etsy statsd sanitizes names: whitespace becomes `_`, `/` becomes
+///   `-`, and any other byte outside `[a-zA-Z0-9_.-]` is dropped.
+/// - Tags (`tags: graphite`) follow the path as `;k=v`, in key order; Graphite's reserved
+///   bytes in them (`;` `~` `!` `^` `=` and whitespace) become `_`, and a tag with an empty
+///   key or value is left out. `tags: none` leaves every tag out.
+/// - Timers, histograms and distributions are all `stats.timers`: `count` (rate-weighted)
+///   and `count_ps`; `sum`, `sum_squares`, `mean`, `median`, `upper`, `lower` and `std` of
+///   the values; and for each percentile N (`99.9` is written `99_9`) `count_N`, `sum_N`,
+///   `sum_squares_N`, `mean_N` and `upper_N` over the lowest N% of the values, etsy's
+///   rounding. Beyond `max_samples_per_series` the _N statistics and the median come from
+///   the uniform reservoir.
+/// - Values that are not finite are left out.
+enum GraphiteEncoder {
+    /// - Parameter prefix: put before `stats.` (with a dot), unless empty.
+    static func encode(_ batch: FlushBatch, prefix: String, tags: GraphiteConfiguration.Tags) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(batch.seriesCount * 96)
+        var stamp: [UInt8] = [UInt8(ascii: " ")]
+        JSONWriter.appendInteger(batch.timestamp.floorDiv(1000), to: &stamp)
+        stamp.append(UInt8(ascii: "\n"))
+        var head = Array(prefix.utf8)
+        if !head.isEmpty { head.append(UInt8(ascii: ".")) }
+        head += Array("stats.".utf8)
+        let interval = batch.interval > 0 ? batch.interval : 1
+        var tagText: [UInt8] = []
+        var path: [UInt8] = []
+
+        /// Sets `path` to `<head><kind>.<name>` and `tagText` to the key's tags.
+        func begin(_ kind: StaticString, _ key: MetricKey) {
+            path = head
+            path.append(contentsOf: UnsafeRawBufferPointer(start: kind.utf8Start, count: kind.utf8CodeUnitCount))
+            key.withName { sanitize($0, into: &path) }
+            tagText.removeAll(keepingCapacity: true)
+            guard tags == .graphite else { return }
+            key.forEachTag { k, v in
+                guard !k.isEmpty, !v.isEmpty else { return }
+                tagText.append(UInt8(ascii: ";"))
+                tag(k, into: &tagText)
+                tagText.append(UInt8(ascii: "="))
+                tag(v, into: &tagText)
+            }
+        }
+        /// Writes one line: `path` + `suffix` + tags, the value, the time.
+        func line(_ suffix: String, _ value: Double) {
+            guard value.isFinite else { return }
+            out.append(contentsOf: path)
+            out.append(contentsOf: suffix.utf8)
+            out.append(contentsOf: tagText)
+            out.append(UInt8(ascii: " "))
+            PrometheusNumber.append(value, to: &out)
+            out.append(contentsOf: stamp)
+        }
+
+        for c in batch.counters {
+            begin("counters.", c.key)
+            line(".count", c.value)
+            line(".rate", c.value / interval)
+        }
+        for g in batch.gauges {
+            begin("gauges.", g.key)
+            line("", g.value)
+        }
+        for s in batch.sets {
+            begin("sets.", s.key)
+            line(".count", s.value)
+        }
+        let labels = batch.percentiles.map { p in String(p.label.map { $0 == "." ? "_" : $0 }) }
+        for t in batch.samples {
+            begin("timers.", t.key)
+            let values = t.sortedValues
+            let n = values.count
+            if n > 0 {
+                // The lowest N% (etsy: round(N / 100 * count) values; all of them for one value).
+                var cumulative = [Double](repeating: 0, count: n)
+                var cumulativeSquares = [Double](repeating: 0, count: n)
+                var sum = 0.0
+                var squares = 0.0
+                for (k, v) in values.enumerated() {
+                    sum += v
+                    squares += v * v
+                    cumulative[k] = sum
+                    cumulativeSquares[k] = squares
+                }
+                for (p, label) in zip(batch.percentiles, labels) {
+                    let inThreshold = n > 1 ? Int((p.value / 100 * Double(n)).rounded(.toNearestOrAwayFromZero)) : n
+                    guard inThreshold > 0 else { continue }
+                    line(".count_\(label)", Double(inThreshold))
+                    line(".mean_\(label)", cumulative[inThreshold - 1] / Double(inThreshold))
+                    line(".upper_\(label)", values[inThreshold - 1])
+                    line(".sum_\(label)", cumulative[inThreshold - 1])
+                    line(".sum_squares_\(label)", cumulativeSquares[inThreshold - 1])
+                }
+                let complete = n == t.samples
+                let mid = n / 2
+                line(".std", t.stddev)
+                line(".upper", t.max)
+                line(".lower", t.min)
+                line(".count", t.count)
+                line(".count_ps", t.count / interval)
+                line(".sum", t.sum)
+                line(".sum_squares", complete ? squares : Double(t.samples) * (t.stddev * t.stddev + t.mean * t.mean))
+                line(".mean", t.mean)
+                line(".median", n % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2)
+            } else {
+                line(".count", 0)
+                line(".count_ps", 0)
+            }
+        }
+        return out
+    }
+
+    /// etsy statsd's name rule: whitespace -> `_`, `/` -> `-`, drop what is not `[a-zA-Z0-9_.-]`.
+    static func sanitize(_ name: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        for b in name {
+            switch b {
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"), 0x0B, 0x0C:
+                out.append(UInt8(ascii: "_"))
+            case UInt8(ascii: "/"):
+                out.append(UInt8(ascii: "-"))
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"):
+                out.append(b)
+            default:
+                break
+            }
+        }
+    }
+
+    /// A tag key or value with Graphite's reserved bytes and whitespace replaced by `_`.
+    static func tag(_ text: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        for b in text {
+            switch b {
+            case UInt8(ascii: ";"), UInt8(ascii: "~"), UInt8(ascii: "!"), UInt8(ascii: "^"), UInt8(ascii: "="),
+                UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+                out.append(UInt8(ascii: "_"))
+            default:
+                out.append(b)
+            }
+        }
+    }
+}

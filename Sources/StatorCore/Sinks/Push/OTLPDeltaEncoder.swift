@@ -1,0 +1,68 @@
+/// `format: "otlp"` with `temporality: delta`: each interval's own aggregates, from the batch,
+/// under their statsd names. A data point's start is the previous flush, its time this flush.
+///
+/// - Counters: monotonic `Sum`s. Gauges and sets: `Gauge`s.
+/// - Timers, histograms and distributions: `Histogram`s with the configured buckets; timers in
+///   milliseconds (unit `ms`, bounds in ms), with `min` and `max`. Bucket counts are whole
+///   numbers (a sample rate makes them fractional: they are rounded), and `count` is their total.
+/// - Tags, then the push's `external_labels`, are the attributes.
+enum OTLPDeltaEncoder {
+    static func requests(
+        _ batch: FlushBatch, resource: OTLPResource, batchSize: Int, labels: PushEncoders.ExternalLabels
+    ) -> [PushRequest] {
+        var builder = OTLPRequestBuilder(resource: resource, batchSize: batchSize)
+        let end = UInt64(max(0, batch.timestamp)) * 1_000_000
+        let start = end - min(end, UInt64(max(0, batch.interval * 1e9)))
+        func attributes(_ w: inout ProtobufWriter, _ key: MetricKey, field: UInt32) {
+            key.forEachTag { k, v in OTLPRequestBuilder.attribute(&w, field: field, k, v) }
+            labels.forEachMissing(from: key) { k, v in OTLPRequestBuilder.attribute(&w, field: field, k, v) }
+        }
+        for c in batch.counters {
+            c.key.withName { name in
+                builder.add(name: name, unit: .none, kind: .sum(.delta)) { w in
+                    attributes(&w, c.key, field: 7)
+                    w.fixed64Field(2, start)
+                    w.fixed64Field(3, end)
+                    w.doubleField(4, c.value)
+                }
+            }
+        }
+        for (key, value) in batch.gauges.map({ ($0.key, $0.value) }) + batch.sets.map({ ($0.key, $0.value) }) {
+            key.withName { name in
+                builder.add(name: name, unit: .none, kind: .gauge) { w in
+                    attributes(&w, key, field: 7)
+                    w.fixed64Field(3, end)
+                    w.doubleField(4, value)
+                }
+            }
+        }
+        var milliseconds: [ObjectIdentifier: [Double]] = [:]
+        for t in batch.samples {
+            let timer = t.key.type == .timer
+            let bounds: [Double]
+            if timer {
+                let id = ObjectIdentifier(t.bounds)
+                bounds = milliseconds[id] ?? OTLPRequestBuilder.milliseconds(t.bounds.upperBounds)
+                milliseconds[id] = bounds
+            } else {
+                bounds = t.bounds.upperBounds
+            }
+            let (counts, total) = OTLPRequestBuilder.wholeCounts(t.bucketCounts)
+            t.key.withName { name in
+                builder.add(name: name, unit: timer ? .milliseconds : .none, kind: .histogram(.delta)) { w in
+                    attributes(&w, t.key, field: 9)
+                    w.fixed64Field(2, start)
+                    w.fixed64Field(3, end)
+                    w.fixed64Field(4, total)
+                    w.doubleField(5, t.weightedSum)
+                    OTLPRequestBuilder.packed(&w, field: 6, counts)
+                    OTLPRequestBuilder.packed(&w, field: 7, bounds.map(\.bitPattern))
+                    w.doubleField(11, t.min)
+                    w.doubleField(12, t.max)
+                }
+            }
+        }
+        builder.finishRequest()
+        return builder.requests
+    }
+}

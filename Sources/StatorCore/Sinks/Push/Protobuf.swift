@@ -1,0 +1,127 @@
+/// Protocol buffers, the little of the wire format the push encoders need, written by hand:
+/// varints, fixed 64-bit fields, length-delimited fields and nested messages.
+struct ProtobufWriter {
+    private(set) var bytes: [UInt8] = []
+
+    init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
+
+    var isEmpty: Bool { bytes.isEmpty }
+
+    mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+
+    mutating func append(contentsOf raw: some Collection<UInt8>) { bytes.append(contentsOf: raw) }
+
+    mutating func append(_ other: ProtobufWriter) { bytes.append(contentsOf: other.bytes) }
+
+    mutating func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    /// A field's key: its number and wire type (0 varint, 1 fixed64, 2 length-delimited).
+    mutating func key(_ field: UInt32, _ wireType: UInt8) { varint(UInt64(field) << 3 | UInt64(wireType)) }
+
+    mutating func varintField(_ field: UInt32, _ value: UInt64) {
+        key(field, 0)
+        varint(value)
+    }
+
+    mutating func fixed64Field(_ field: UInt32, _ value: UInt64) {
+        key(field, 1)
+        fixed64(value)
+    }
+
+    mutating func doubleField(_ field: UInt32, _ value: Double) { fixed64Field(field, value.bitPattern) }
+
+    mutating func fixed64(_ value: UInt64) {
+        var v = value.littleEndian
+        withUnsafeBytes(of: &v) { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func bytesField(_ field: UInt32, _ value: UnsafeRawBufferPointer) {
+        key(field, 2)
+        varint(UInt64(value.count))
+        bytes.append(contentsOf: value)
+    }
+
+    mutating func bytesField(_ field: UInt32, _ value: [UInt8]) { value.withUnsafeBytes { bytesField(field, $0) } }
+
+    mutating func stringField(_ field: UInt32, _ value: String) { bytesField(field, Array(value.utf8)) }
+
+    /// A nested message: `body` writes it into `scratch` (kept by the caller between calls, so
+    /// that nesting does not allocate per message), then it is appended with its length.
+    mutating func message(_ field: UInt32, scratch: inout ProtobufWriter, _ body: (inout ProtobufWriter) -> Void) {
+        scratch.removeAll()
+        body(&scratch)
+        key(field, 2)
+        varint(UInt64(scratch.bytes.count))
+        bytes.append(contentsOf: scratch.bytes)
+    }
+
+    /// Appends an already encoded message as field `field`.
+    mutating func message(_ field: UInt32, _ encoded: ProtobufWriter) { bytesField(field, encoded.bytes) }
+}
+
+/// Reads the fields of one protobuf message: enough to pick fields out of a small answer.
+struct ProtobufReader {
+    enum Value {
+        case varint(UInt64)
+        case fixed64(UInt64)
+        case bytes(ArraySlice<UInt8>)
+        case fixed32(UInt32)
+    }
+
+    private let bytes: ArraySlice<UInt8>
+    private var position: Int
+
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        position = bytes.startIndex
+    }
+
+    private mutating func varint() -> UInt64? {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while position < bytes.endIndex, shift < 64 {
+            let b = bytes[position]
+            position += 1
+            result |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return result }
+            shift += 7
+        }
+        return nil
+    }
+
+    /// The next field, or nil at the end or at malformed input.
+    mutating func next() -> (field: UInt64, value: Value)? {
+        guard position < bytes.endIndex, let key = varint() else { return nil }
+        switch key & 7 {
+        case 0:
+            guard let v = varint() else { return nil }
+            return (key >> 3, .varint(v))
+        case 1:
+            guard bytes.endIndex - position >= 8 else { return nil }
+            var v: UInt64 = 0
+            for k in 0..<8 { v |= UInt64(bytes[position + k]) << (8 * UInt64(k)) }
+            position += 8
+            return (key >> 3, .fixed64(v))
+        case 2:
+            guard let n = varint(), n <= UInt64(bytes.endIndex - position) else { return nil }
+            let start = position
+            position += Int(n)
+            return (key >> 3, .bytes(bytes[start..<position]))
+        case 5:
+            guard bytes.endIndex - position >= 4 else { return nil }
+            var v: UInt32 = 0
+            for k in 0..<4 { v |= UInt32(bytes[position + k]) << (8 * UInt32(k)) }
+            position += 4
+            return (key >> 3, .fixed32(v))
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Decodes OTLP request bodies with the official `opentelemetry-proto` package (scripts/test
+/// installs it from PyPI), not with Stator's code, into JSON (protobuf's own mapping: 64-bit
+/// integers as strings, fields in camelCase).
+private func decodeOTLP(_ bodies: [[UInt8]]) throws -> [[String: Any]] {
+    let dir = try TemporaryDirectory()
+    var paths: [String] = []
+    for (n, body) in bodies.enumerated() {
+        let path = dir.file("body\(n).bin")
+        try Data(body).write(to: URL(fileURLWithPath: path))
+        paths.append(path)
+    }
+    let script = """
+        import json, sys
+        from google.protobuf import json_format
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+        out = []
+        for path in sys.argv[1:]:
+            request = ExportMetricsServiceRequest()
+            request.ParseFromString(open(path, "rb").read())
+            out.append(json_format.MessageToDict(request))
+        print(json.dumps(out))
+        """
+    let (status, output) = try runProgram(try python(), ["-c", script] + paths)
+    guard status == 0, let decoded = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [[String: Any]] else {
+        throw TestFailure("the opentelemetry-proto decoder refused the body: \(output)")
+    }
+    return decoded
+}
+
+/// The metrics of a decoded request, by name (several `Metric`s of one name are merged).
+private func metrics(_ request: [String: Any]) -> [String: [String: Any]] {
+    var result: [String: [String: Any]] = [:]
+    for resource in request["resourceMetrics"] as? [[String: Any]] ?? [] {
+        for scope in resource["scopeMetrics"] as? [[String: Any]] ?? [] {
+            for metric in scope["metrics"] as? [[String: Any]] ?? [] {
+                guard let name = metric["name"] as? String else { continue }
+                result[name] = metric
+            }
+        }
+    }
+    return result
+}
+
+private func attributes(_ point: [String: Any]) -> [String: String] {
+    var result: [String: String] = [:]
+    for kv in point["attributes"] as? [[String: Any]] ?? [] {
+        if let key = kv["key"] as? String, let value = (kv["value"] as? [String: Any])?["stringValue"] as? String {
+            result[key] = value
+        }
+    }
+    return result
+}
+
+private func points(_ metric: [String: Any]?, _ kind: String) -> [[String: Any]] {
+    (metric?[kind] as? [String: Any])?["dataPoints"] as? [[String: Any]] ?? []
+}
+
+@Test func otlpDeltaCarriesEachIntervalUnderTheStatsdNames() throws {
+    let receiver = try TestHTTPReceiver()
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", "1h", "--sinks.json.path", "", "--sinks.http_push.url",
+        "http://127.0.0.1:\(receiver.port)/v1/metrics",
+        "--sinks.http_push.format", "otlp", "--sinks.http_push.temporality", "delta", "--sinks.http_push.service_name",
+        "checkout",
+        "--sinks.http_push.external_labels", #"{"region": "eu-1", "env": "default"}"#,
+    ])
+    try agent.send(
+        "otlp.hits:3|c|#env:prod\notlp.hits:2|c|@0.5|#env:prod\notlp.temp:21.5|g\notlp.users:a|s\notlp.lat:4:20:300|ms")
+    #expect(try agent.stop() == 0)
+    let request = try #require(receiver.requests.first)
+    #expect(request.path == "/v1/metrics")
+    #expect(request.headers["content-type"] == "application/x-protobuf")
+    let decoded = try #require(try decodeOTLP(receiver.requests.map(\.body)).first)
+    let resource = try #require((decoded["resourceMetrics"] as? [[String: Any]])?.first?["resource"] as? [String: Any])
+    let resourceAttributes = attributes(resource)
+    #expect(resourceAttributes["service.name"] == "checkout")
+    #expect(resourceAttributes["host.name"] == ProcessInfo.processInfo.hostName)
+    let all = metrics(decoded)
+
+    let hits = try #require(all["otlp.hits"]?["sum"] as? [String: Any])
+    #expect(hits["aggregationTemporality"] as? String == "AGGREGATION_TEMPORALITY_DELTA")
+    #expect(hits["isMonotonic"] as? Bool == true)
+    let hit = try #require(points(all["otlp.hits"], "sum").first)
+    #expect(hit["asDouble"] as? Double == 7)
+    #expect(attributes(hit) == ["env": "prod", "region": "eu-1"])  // the line's tag wins over external_labels
+    let start = try #require(UInt64(hit["startTimeUnixNano"] as? String ?? ""))
+    let end = try #require(UInt64(hit["timeUnixNano"] as? String ?? ""))
+    #expect(start < end && end % 1_000_000 == 0)
+
+    #expect(points(all["otlp.temp"], "gauge").first?["asDouble"] as? Double == 21.5)
+    #expect(points(all["otlp.users"], "gauge").first?["asDouble"] as? Double == 1)
+
+    let latency = try #require(all["otlp.lat"])
+    #expect(latency["unit"] as? String == "ms")
+    let histogram = try #require(points(latency, "histogram").first)
+    #expect(histogram["count"] as? String == "3")
+    #expect(histogram["sum"] as? Double == 324)
+    #expect(histogram["min"] as? Double == 4)
+    #expect(histogram["max"] as? Double == 300)
+    #expect(histogram["explicitBounds"] as? [Double] == [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000])
+    #expect(histogram["bucketCounts"] as? [String] == ["1", "0", "1", "0", "0", "0", "1", "0", "0", "0", "0", "0"])
+}
+
+@Test func otlpCumulativeIsTheStateOfMetricsWithOneStartPerSeries() throws {
+    let receiver = try TestHTTPReceiver()
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", "300ms", "--sinks.json.path", "", "--sinks.http_push.url",
+        "http://127.0.0.1:\(receiver.port)/v1/metrics",
+        "--sinks.http_push.format", "otlp",
+    ])
+    try agent.send("cumul.hits:3|c|#env:prod\ncumul.lat:10:20|ms")
+    try eventually(timeout: 10, "the first OTLP request") { !receiver.requests.isEmpty }
+    try agent.send("cumul.hits:4|c|#env:prod\ncumul.lat:30|ms")
+    try eventually(timeout: 10, "the second interval's values") {
+        let decoded = try decodeOTLP([receiver.requests.last?.body ?? []])
+        return points(metrics(decoded.first ?? [:])["cumul.hits"], "sum").first?["asDouble"] as? Double == 7
+    }
+    #expect(try agent.stop() == 0)
+    let decoded = try decodeOTLP(receiver.requests.map(\.body))
+    let newest = try #require(decoded.last)
+    let first = try #require(points(metrics(decoded[0])["cumul.hits"], "sum").first)
+    let last = try #require(points(metrics(newest)["cumul.hits"], "sum").first)
+    #expect(last["asDouble"] as? Double == 7)
+    #expect(attributes(last) == ["env": "prod"])
+    // One start per series: the same in every request, before the first point's time.
+    #expect(first["startTimeUnixNano"] as? String == last["startTimeUnixNano"] as? String)
+    #expect(UInt64(first["startTimeUnixNano"] as? String ?? "") ?? .max < UInt64(first["timeUnixNano"] as? String ?? "") ?? 0)
+    let sum = try #require(metrics(newest)["cumul.hits"]?["sum"] as? [String: Any])
+    #expect(sum["aggregationTemporality"] as? String == "AGGREGATION_TEMPORALITY_CUMULATIVE")
+    let latency = try #require(metrics(newest)["cumul.lat"])
+    #expect(latency["unit"] as? String == "ms")
+    let histogram = try #require(points(latency, "histogram").first)
+    #expect(histogram["count"] as? String == "3")
+    #expect(histogram["sum"] as? Double == 60)
+    #expect(histogram["bucketCounts"] as? [String] == ["0", "1", "1", "1", "0", "0", "0", "0", "0", "0", "0", "0"])
+}
+
+@Test func anOTLPPartialSuccessIsLoggedAndCounted() throws {
+    // ExportMetricsServiceResponse { partial_success { rejected_data_points: 3, error_message: "bad" } }
+    let partial = String(decoding: [0x0A, 0x07, 0x08, 0x03, 0x12, 0x03] + Array("bad".utf8), as: UTF8.self)
+    let receiver = try TestHTTPReceiver(script: [
+        .init(status: 200, headers: [("Content-Type", "application/x-protobuf")], body: partial)
+    ])
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", "200ms", "--sinks.json.path", "", "--sinks.http_push.url",
+        "http://127.0.0.1:\(receiver.port)/v1/metrics", "--sinks.http_push.format", "otlp",
+    ])
+    try agent.send("partial.hits:1|c")
+    try scrape(agent, until: "the partial success counted") {
+        sample($0, #"stator_push_dropped_series_total{reason="partial_success",sink="http_push"}"#) == 3
+    }
+    #expect(try agent.stop() == 0)
+    #expect(agent.stderr.text.contains(#""msg":"OTLP receiver accepted the request partly""#))
+    #expect(agent.stderr.text.contains(#""rejected_data_points":"3","message":"bad""#))
+}

@@ -1,0 +1,80 @@
+import Foundation
+import Glibc
+
+/// A real VictoriaMetrics (Debian's `victoria-metrics`) on free loopback ports with a
+/// temporary data directory: one HTTP port takes remote write (`/api/v1/write`), Influx
+/// (`/write`) and the Datadog series API (`/datadog/api/v1/series`), and serves the
+/// Prometheus query API; one TCP port takes Graphite plaintext. Stopped on deinit.
+final class VictoriaMetricsServer {
+    let port: UInt16
+    let graphitePort: UInt16
+    let process = Process()
+    let log = PipeCollector()
+    private let dir: TemporaryDirectory
+
+    init() throws {
+        dir = try TemporaryDirectory()
+        port = try freePort()
+        graphitePort = try freePort()
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/victoria-metrics") else {
+            throw TestFailure("victoria-metrics not found: scripts/test installs Debian's victoria-metrics package")
+        }
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/victoria-metrics")
+        process.arguments = [
+            "-storageDataPath=\(dir.file("data"))", "-httpListenAddr=127.0.0.1:\(port)",
+            "-graphiteListenAddr=127.0.0.1:\(graphitePort)", "-loggerLevel=WARN",
+            // Fresh samples are queryable at once, and no query result is cached while a test polls.
+            "-search.latencyOffset=0s", "-search.disableCache", "-retentionPeriod=100y",
+        ]
+        process.standardOutput = log.pipe
+        process.standardError = log.pipe
+        try process.run()
+        try eventually(timeout: 30, "victoria-metrics to be ready") {
+            (try? httpRequest(port: port, "/health").status) == 200 || !process.isRunning
+        }
+        guard process.isRunning else { throw TestFailure("victoria-metrics exited: \(log.text)") }
+    }
+
+    /// Every series an instant query returns: its labels and value.
+    func query(_ promql: String, at time: Double? = nil) throws -> [(labels: [String: String], value: Double)] {
+        _ = try? httpRequest(port: port, "/internal/force_flush")
+        let encoded = promql.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? promql
+        let at = time.map { "&time=\($0)" } ?? ""
+        let reply = try httpRequest(port: port, "/api/v1/query?query=\(encoded)\(at)")
+        guard reply.status == 200,
+            let json = try JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [String: Any],
+            let data = json["data"] as? [String: Any], let result = data["result"] as? [[String: Any]]
+        else { throw TestFailure("query \(promql): \(reply.status) \(reply.body)") }
+        return result.compactMap { series in
+            guard let labels = series["metric"] as? [String: String], let value = series["value"] as? [Any],
+                value.count == 2, let text = value[1] as? String, let number = Double(text)
+            else { return nil }
+            return (labels, number)
+        }
+    }
+
+    /// The value of the one series a query returns, or nil when it returns none.
+    func value(_ promql: String, at time: Double? = nil) throws -> Double? {
+        let result = try query(promql, at: time)
+        guard result.count <= 1 else { throw TestFailure("query \(promql) returned \(result.count) series: \(result)") }
+        return result.first?.value
+    }
+
+    /// Waits until `promql` returns a value (samples arrive a little after they are sent).
+    @discardableResult
+    func await(_ promql: String, timeout: Double = 20) throws -> Double {
+        var found: Double?
+        try eventually(timeout: timeout, "\(promql) in victoria-metrics") {
+            found = try? value(promql)
+            return found != nil
+        }
+        return found ?? .nan
+    }
+
+    deinit {
+        process.terminate()
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
