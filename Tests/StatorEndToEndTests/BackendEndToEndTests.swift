@@ -69,3 +69,38 @@ private let workload = [
     #expect(try vm.value(#"{__name__="stats.timers.vm.lat.sum_squares"}"#) == 90_500)
     #expect(try vm.value(#"{__name__="stats.counters.vm.odd.count",path="a_b_c"}"#) == 1)
 }
+
+/// `sinks.json.format: "emf"`: the file holds CloudWatch Embedded Metric Format objects.
+@Test func theJSONSinkWritesEmbeddedMetricFormatForCloudWatch() throws {
+    let dir = try TemporaryDirectory()
+    let out = dir.file("emf.json")
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", "1h", "--sinks.json.path", out, "--sinks.json.format", "emf", "--sinks.json.namespace", "Checkout",
+    ])
+    try agent.send("emf.orders:2|c|#region:eu\nemf.latency:100:300|ms|#region:eu\nemf.queue:7|g")
+    #expect(try agent.stop() == 0)
+    let objects = try readFile(out).split(separator: "\n").map {
+        try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+    }
+    #expect(objects.count == 2)
+    let eu = try #require(objects.first { $0["region"] as? String == "eu" })
+    let aws = try #require(eu["_aws"] as? [String: Any])
+    #expect((aws["Timestamp"] as? Int ?? 0) > 1_700_000_000_000)
+    let directive = try #require((aws["CloudWatchMetrics"] as? [[String: Any]])?.first)
+    #expect(directive["Namespace"] as? String == "Checkout")
+    #expect(directive["Dimensions"] as? [[String]] == [["region"]])
+    let units = Dictionary(
+        uniqueKeysWithValues: (directive["Metrics"] as? [[String: String]] ?? []).map { ($0["Name"] ?? "", $0["Unit"] ?? "") })
+    #expect(units["emf.orders"] == "Count")
+    #expect(units["emf.latency.count"] == "Count")
+    #expect(units["emf.latency.max"] == "Milliseconds")
+    #expect(eu["emf.orders"] as? Double == 2)
+    #expect(eu["emf.latency.max"] as? Double == 300)
+    #expect(eu["emf.latency.mean"] as? Double == 200)
+    // Every metric the directive names is a key of the object.
+    for name in units.keys { #expect(eu[name] != nil, "\(name)") }
+    let plain = try #require(objects.first { $0["emf.queue"] != nil })
+    #expect(
+        ((plain["_aws"] as? [String: Any])?["CloudWatchMetrics"] as? [[String: Any]])?.first?["Dimensions"] as? [[String]] == [[]]
+    )
+}

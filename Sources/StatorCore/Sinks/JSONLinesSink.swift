@@ -67,6 +67,10 @@ public final class JSONLinesSink: Sink {
         self.configuration = configuration
         self.metrics = metrics
         metrics?.registerLabeled(SelfMetrics.seriesDropped("json", "unwritable"))
+        if configuration.format == .emf {
+            metrics?.registerLabeled(SelfMetrics.seriesDropped("json", "too_many_dimensions"))
+            metrics?.registerLabeled(SelfMetrics.seriesDropped("json", "name_conflict"))
+        }
     }
 
     private var isStdout: Bool { configuration.path == "-" }
@@ -93,7 +97,19 @@ public final class JSONLinesSink: Sink {
             // 150 MB) is not kept until the next flush.
             defer { w.removeAll(keepingCapacityUpTo: Self.keptEncodingBytes) }
             w.reserveCapacity(64 + batch.seriesCount * 160)  // as `JSONLinesEncoder.encode` does
-            JSONLinesEncoder.encode(batch, into: &w)
+            switch configuration.format {
+            case .json:
+                JSONLinesEncoder.encode(batch, into: &w)
+            case .emf:
+                let skipped = EMFEncoder.encode(batch, namespace: configuration.namespace, into: &w)
+                if skipped.tooManyDimensions > 0 {
+                    metrics?.addLabeled(
+                        SelfMetrics.seriesDropped("json", "too_many_dimensions"), UInt64(skipped.tooManyDimensions))
+                }
+                if skipped.nameConflicts > 0 {
+                    metrics?.addLabeled(SelfMetrics.seriesDropped("json", "name_conflict"), UInt64(skipped.nameConflicts))
+                }
+            }
             try w.withBytes { bytes in try file.withLock { state in try emit(bytes, series: batch.seriesCount, &state) } }
         }
     }
