@@ -60,7 +60,8 @@ final class VictoriaMetricsServer {
         return result.first?.value
     }
 
-    /// Waits until `promql` returns a value (samples arrive a little after they are sent).
+    /// Waits until `promql` returns a value (rows reach queries a moment after they are
+    /// written). Every push of the test must be complete before: the value is then final.
     @discardableResult
     func await(_ promql: String, timeout: Double = 20) throws -> Double {
         var found: Double?

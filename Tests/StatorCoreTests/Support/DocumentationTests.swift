@@ -132,3 +132,30 @@ final class CountingSink: Sink {
     swiftc.waitUntilExit()
     #expect(swiftc.terminationStatus == 0, "\(output)")
 }
+
+/// Every configuration example in the docs (a ```json block holding a configuration object)
+/// is a configuration the agent takes.
+@Test(arguments: ["docs/formats.md", "docs/operating.md", "docs/mapping.md", "README.md"])
+func theConfigurationExamplesInTheDocsAreAccepted(_ page: String) throws {
+    let text = try repositoryFile(page)
+    var examples = 0
+    var rest = text[...]
+    while let open = rest.range(of: "```json\n") {
+        guard let close = rest.range(of: "```", range: open.upperBound..<rest.endIndex) else { break }
+        let block = String(rest[open.upperBound..<close.lowerBound])
+        rest = rest[close.upperBound...]
+        let trimmed = block.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Objects the sinks write (JSON lines, EMF) are examples of output, not configuration.
+        guard trimmed.hasPrefix("{\n"), !trimmed.contains("\"_aws\""), !trimmed.contains("\"ts\":") else { continue }
+        examples += 1
+        var configuration = StatorConfiguration()
+        do {
+            let document = try JSONValue.parse(Data(block.utf8), source: page)
+            try ConfigKeys.apply(document, to: &configuration, source: page)
+            try configuration.resolvePushes(environment: ["STATOR_PUSH_TOKEN": "t", "DD_API_KEY": "k", "INFLUX_TOKEN": "t"])
+        } catch {
+            Issue.record("\(page): \(error.message) in\n\(block)")
+        }
+    }
+    if page == "docs/formats.md" { #expect(examples >= 8) }
+}
