@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Orchestrates Stator benchmarks: starts the release agent, drives stator-load,
 and measures from the outside (/proc CPU, /metrics kernel drops, the flushed JSON)."""
-import argparse, json, os, re, signal, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, os, re, signal, socket, subprocess, sys, tempfile, time, urllib.request
 
 LIVE = False  # --format-live: the "as fast as possible" step formats lines as it sends them
 SENDERS = 1  # --senders: concurrent stator-load processes, each its own socket (source port)
@@ -515,6 +515,123 @@ def inputs(args):
             print(f"{label}: median {median:.4f} CPU-s per million lines over {n} runs")
 
 
+def encoders(args):
+    """Each sink's emit for one flush of --series series (default here 100,000): encode, and
+    queue or write, on the sink's own thread."""
+    exe = os.path.join(BIN, "stator-micro")
+    series = args.series if args.series != 1000000 else 100000
+    print(subprocess.check_output([exe, "--encoders", "--series", str(series)], text=True))
+
+
+class OTLPReceiver:
+    """Answers every POST with 200 and an empty body (a full success), as an OpenTelemetry
+    Collector does; counts the requests."""
+    def __init__(self):
+        import http.server, threading
+        outer = self
+        self.requests = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sinks(args):
+    """CPU per line at 400k lines/s with every sink on (Prometheus, JSON lines, Graphite, and
+    pushes of remote write, Influx and Datadog into one VictoriaMetrics and OTLP to a local
+    receiver) against Prometheus and JSON lines alone, in turns (ABBA)."""
+    runs = max(1, args.runs)
+    rate = 400000
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as vmdir:
+        http_port, graphite_port = free_port(), free_port()
+        vm = subprocess.Popen(["victoria-metrics", f"-storageDataPath={vmdir}", f"-httpListenAddr=127.0.0.1:{http_port}",
+                               f"-graphiteListenAddr=127.0.0.1:{graphite_port}", "-loggerLevel=ERROR"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        otlp = OTLPReceiver()
+        try:
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=1).read()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            base = f"http://127.0.0.1:{http_port}"
+            config = {"sinks": {
+                "graphite": {"address": f"127.0.0.1:{graphite_port}"},
+                "http_push": [
+                    {"name": "rw", "url": f"{base}/api/v1/write", "format": "remote_write"},
+                    {"name": "influx", "url": f"{base}/write", "format": "influx"},
+                    {"name": "dd", "url": f"{base}/datadog/api/v1/series", "format": "datadog"},
+                    {"name": "otlp", "url": f"http://127.0.0.1:{otlp.port}/v1/metrics", "format": "otlp"},
+                ]}}
+            variants = [("prometheus + json", None), ("every sink", config)]
+            interval = args.flags[args.flags.index("--flush_interval") + 1] if "--flush_interval" in args.flags else "1s"
+            print(f"\n400k lines/s, {args.seconds:g} s per run, flush every {interval}\n")
+            print("| run | sinks | lines sent | accounted | kernel drops | push requests | CPU-s per million lines |")
+            print("|---|---|---|---|---|---|---|")
+            results = {label: [] for label, _ in variants}
+            for k in range(runs):
+                for label, cfg in (variants if k % 2 == 0 else variants[::-1]):
+                    with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
+                        out = os.path.join(tmp, "out.json")
+                        flags = ["--flush_interval", "1s"] + args.flags
+                        if cfg:
+                            path = os.path.join(tmp, "stator.json")
+                            with open(path, "w") as f:
+                                json.dump(cfg, f)
+                            flags += ["--config", path]
+                        agent = Agent(flags, out)
+                        time.sleep(0.3)
+                        cpu0 = cpu_seconds(agent.proc.pid)
+                        sent = load(agent.udp, rate, args.seconds, args.size)
+                        time.sleep(0.3)
+                        cpu1 = cpu_seconds(agent.proc.pid)
+                        values, _ = agent.metrics()
+                        agent.stop()
+                        counters, timers = accounted(out)
+                        expected = sent["counter_sum"] + sent["timer_count"]
+                        share = (counters + timers) / expected if expected else 1.0
+                        cpu = (cpu1 - cpu0) / sent["lines"] * 1e6
+                        results[label].append(cpu)
+                        pushed = sum(v for n, v in values.items()
+                                     if n.startswith("stator_push_requests_total") and 'result="success"' in n)
+                        print(f"| {k + 1} | {label} | {sent['lines']:,} | {100 * share:.3f}% | "
+                              f"{int(values.get('stator_udp_kernel_drops_total', 0))} | {int(pushed)} | {cpu:.3f} |")
+                        sys.stdout.flush()
+            for label, values in results.items():
+                values.sort()
+                n = len(values)
+                median = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+                print(f"{label}: median {median:.4f} CPU-s per million lines over {n} runs")
+        finally:
+            otlp.stop()
+            vm.terminate()
+            vm.wait(timeout=30)
+
+
 def mapping_rules(path, rules=1000):
     """A mapping file as large ones are written: globs over app and service names (most),
     regexes over batch job names, and, last, the two rules that map the generator's counters
@@ -587,7 +704,8 @@ def mapping(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", nargs="?", default="throughput", choices=["throughput", "small", "memory", "scale", "micro", "bomb", "sets", "mapping", "inputs"])
+    p.add_argument("mode", nargs="?", default="throughput", choices=["throughput", "small", "memory", "scale", "micro", "bomb", "sets", "mapping", "inputs",
+                                                           "encoders", "sinks"])
     p.add_argument("--rates", default="50000,100000,200000,400000,800000,1600000,0")
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--size", type=int, default=1400)
@@ -603,7 +721,7 @@ def main():
     p.add_argument("--senders", type=int, default=1,
                    help="concurrent generator processes (each its own source port, so SO_REUSEPORT spreads them)")
     p.add_argument("--flag", dest="flags", action="append", default=[], help="extra stator flag (repeat)")
-    p.add_argument("--runs", type=int, default=6, help="mapping, inputs: runs of each variant, in turns")
+    p.add_argument("--runs", type=int, default=6, help="mapping, inputs, sinks: runs of each variant, in turns")
     p.add_argument("--storm-seconds", type=int, default=30, help="mapping: seconds of the new-name storm")
     p.add_argument("--agent", default=None, help="the stator binary to measure (default: this checkout's release build)")
     args = p.parse_args()
@@ -615,7 +733,7 @@ def main():
         args.size = 0
         args.mode = "throughput"
     modes = {"throughput": throughput, "memory": memory, "scale": scale, "micro": micro, "bomb": bomb, "sets": sets,
-             "mapping": mapping, "inputs": inputs}
+             "mapping": mapping, "inputs": inputs, "encoders": encoders, "sinks": sinks}
     modes[args.mode](args)
 
 

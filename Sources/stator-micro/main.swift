@@ -10,9 +10,12 @@ import StatorCore
 //   stator-micro --callgrind parse --lines N    one pass of the parser alone over every line
 //   stator-micro --callgrind flush --lines N    two flushes of 400,000 lines each, encoded and folded
 //   --shards N                                  lock shards (default as the agent's)
+//   stator-micro --encoders [--series N]        each sink's emit (encode, and queue or write) for a
+//                                               flush of N series (default 100,000), median of 5
 
 var lineCount = 2_000_000
 var callgrind: String?
+var encoderSeries: Int?
 var shards = AggregationConfiguration.defaultShards
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
@@ -20,8 +23,15 @@ while let a = args.popFirst() {
     case "--lines": lineCount = Int(args.popFirst() ?? "") ?? lineCount
     case "--callgrind": callgrind = args.popFirst()
     case "--shards": shards = Int(args.popFirst() ?? "") ?? shards
+    case "--encoders": encoderSeries = 100_000
+    case "--series": encoderSeries = Int(args.popFirst() ?? "") ?? encoderSeries
     default: break
     }
+}
+
+if let encoderSeries {
+    benchmarkEncoders(series: encoderSeries)
+    exit(0)
 }
 
 // The corpus: datagrams of up to 1,400 bytes.

@@ -52,69 +52,78 @@ enum GraphiteEncoder {
             }
         }
         /// Writes one line: `path` + `suffix` + tags, the value, the time.
-        func line(_ suffix: String, _ value: Double) {
+        func line(_ suffix: [UInt8], _ value: Double) {
             guard value.isFinite else { return }
             out.append(contentsOf: path)
-            out.append(contentsOf: suffix.utf8)
+            out.append(contentsOf: suffix)
             out.append(contentsOf: tagText)
             out.append(UInt8(ascii: " "))
             PrometheusNumber.append(value, to: &out)
             out.append(contentsOf: stamp)
         }
 
+        func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+        let (count, rate, countPS) = (bytes(".count"), bytes(".rate"), bytes(".count_ps"))
         for c in batch.counters {
             begin("counters.", c.key)
-            line(".count", c.value)
-            line(".rate", c.value / interval)
+            line(count, c.value)
+            line(rate, c.value / interval)
         }
         for g in batch.gauges {
             begin("gauges.", g.key)
-            line("", g.value)
+            line([], g.value)
         }
         for s in batch.sets {
             begin("sets.", s.key)
-            line(".count", s.value)
+            line(count, s.value)
         }
-        let labels = batch.percentiles.map { p in String(p.label.map { $0 == "." ? "_" : $0 }) }
+        // Per percentile N (`99.9` written `99_9`): count_N, mean_N, upper_N, sum_N, sum_squares_N.
+        let percentileSuffixes = batch.percentiles.map { p in
+            let label = String(p.label.map { $0 == "." ? "_" : $0 })
+            return ["count", "mean", "upper", "sum", "sum_squares"].map { bytes(".\($0)_\(label)") }
+        }
+        let statSuffixes = [".std", ".upper", ".lower", ".sum", ".sum_squares", ".mean", ".median"].map(bytes)
+        var cumulative: [Double] = []
+        var cumulativeSquares: [Double] = []
         for t in batch.samples {
             begin("timers.", t.key)
             let values = t.sortedValues
             let n = values.count
             if n > 0 {
                 // The lowest N% (etsy: round(N / 100 * count) values; all of them for one value).
-                var cumulative = [Double](repeating: 0, count: n)
-                var cumulativeSquares = [Double](repeating: 0, count: n)
+                cumulative.removeAll(keepingCapacity: true)
+                cumulativeSquares.removeAll(keepingCapacity: true)
                 var sum = 0.0
                 var squares = 0.0
-                for (k, v) in values.enumerated() {
+                for v in values {
                     sum += v
                     squares += v * v
-                    cumulative[k] = sum
-                    cumulativeSquares[k] = squares
+                    cumulative.append(sum)
+                    cumulativeSquares.append(squares)
                 }
-                for (p, label) in zip(batch.percentiles, labels) {
+                for (p, suffixes) in zip(batch.percentiles, percentileSuffixes) {
                     let inThreshold = n > 1 ? Int((p.value / 100 * Double(n)).rounded(.toNearestOrAwayFromZero)) : n
                     guard inThreshold > 0 else { continue }
-                    line(".count_\(label)", Double(inThreshold))
-                    line(".mean_\(label)", cumulative[inThreshold - 1] / Double(inThreshold))
-                    line(".upper_\(label)", values[inThreshold - 1])
-                    line(".sum_\(label)", cumulative[inThreshold - 1])
-                    line(".sum_squares_\(label)", cumulativeSquares[inThreshold - 1])
+                    line(suffixes[0], Double(inThreshold))
+                    line(suffixes[1], cumulative[inThreshold - 1] / Double(inThreshold))
+                    line(suffixes[2], values[inThreshold - 1])
+                    line(suffixes[3], cumulative[inThreshold - 1])
+                    line(suffixes[4], cumulativeSquares[inThreshold - 1])
                 }
                 let complete = n == t.samples
                 let mid = n / 2
-                line(".std", t.stddev)
-                line(".upper", t.max)
-                line(".lower", t.min)
-                line(".count", t.count)
-                line(".count_ps", t.count / interval)
-                line(".sum", t.sum)
-                line(".sum_squares", complete ? squares : Double(t.samples) * (t.stddev * t.stddev + t.mean * t.mean))
-                line(".mean", t.mean)
-                line(".median", n % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2)
+                line(statSuffixes[0], t.stddev)
+                line(statSuffixes[1], t.max)
+                line(statSuffixes[2], t.min)
+                line(count, t.count)
+                line(countPS, t.count / interval)
+                line(statSuffixes[3], t.sum)
+                line(statSuffixes[4], complete ? squares : Double(t.samples) * (t.stddev * t.stddev + t.mean * t.mean))
+                line(statSuffixes[5], t.mean)
+                line(statSuffixes[6], n % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2)
             } else {
-                line(".count", 0)
-                line(".count_ps", 0)
+                line(count, 0)
+                line(countPS, 0)
             }
         }
         return out

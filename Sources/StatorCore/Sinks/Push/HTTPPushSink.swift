@@ -11,7 +11,7 @@ public final class HTTPPushSink: Sink {
     private let url: URL
     private let headers: [(String, String)]
     private let queue: PushQueue
-    private let client = PushHTTPClient()
+    private let client: any PushTransport
     private let state: CumulativeState?
     private let metrics: PushMetrics
     private let logger: Logger
@@ -35,6 +35,7 @@ public final class HTTPPushSink: Sink {
             throw ConfigError("sinks.http_push.url must be an http:// or https:// URL, got \"\(configuration.url)\"")
         }
         self.url = url
+        client = url.scheme == "http" ? PlainHTTPClient() : PushHTTPClient()
         self.configuration = configuration
         name = configuration.name.isEmpty ? HTTPPushConfiguration.defaultName(position: 0) : configuration.name
         externalLabels =
@@ -69,8 +70,8 @@ public final class HTTPPushSink: Sink {
             requests = batch.seriesCount == 0 ? [] : InfluxEncoder.requests(batch, batchSize: size, labels: extra)
         case .remoteWrite:
             requests = cumulativeRequests(batch) { state in
-                let (series, timestamp, sequence) = RemoteWriteEncoder.series(from: state, labels: extra)
-                return (PushEncoders.remoteWrite(series, timestamp: timestamp, batchSize: size), sequence)
+                let (requests, _, sequence) = RemoteWriteEncoder.requests(from: state, labels: extra, batchSize: size)
+                return (requests, sequence)
             }
         case .otlp:
             if configuration.temporality == .delta {

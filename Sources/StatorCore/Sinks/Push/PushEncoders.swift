@@ -80,70 +80,90 @@ enum PushEncoders {
     }
 
     /// `datadog`: series API v1 bodies; counters as `count`, gauges and sets as
-    /// `gauge`, each timer statistic as a gauge `<name>.<stat>`.
+    /// `gauge`, each timer statistic as a gauge `<name>.<stat>`. Each item is written straight
+    /// into its request's body; a series' tags are rendered once for all its items.
     static func datadog(_ batch: FlushBatch, batchSize: Int, labels: ExternalLabels = .none) -> [PushRequest] {
-        let ts = batch.timestamp.floorDiv(1000)
-        let interval = max(1, Int64(batch.interval.rounded()))
-        var items: [[UInt8]] = []
-        func item(_ key: MetricKey, _ suffix: String, _ type: StaticString, _ value: Double) {
+        var head = JSONWriter(capacity: 32)
+        head.raw(",\"points\":[[")
+        head.integer(batch.timestamp.floorDiv(1000))
+        head.raw(",")
+        let points = head.bytes
+        var intervalText = JSONWriter(capacity: 16)
+        intervalText.raw("\",\"interval\":")
+        intervalText.integer(max(1, Int64(batch.interval.rounded())))
+        intervalText.raw(",\"tags\":")
+        let interval = intervalText.bytes
+        let statNames =
+            [".count", ".samples", ".rate", ".sum", ".min", ".max", ".mean", ".median", ".stddev"].map { Array($0.utf8) }
+            + batch.percentiles.map { Array(".p\($0.label)".utf8) }
+        var requests: [PushRequest] = []
+        var w = JSONWriter(capacity: min(batch.seriesCount, batchSize) * 200 + 16)
+        var items = 0
+        var tags = JSONWriter(capacity: 128)
+        var name: [UInt8] = []
+
+        func renderTags(_ key: MetricKey) {
+            tags.removeAll(keepingCapacityUpTo: 1 << 16)
+            tags.raw("[")
+            var first = true
+            key.forEachTag { k, v in
+                if !first { tags.raw(",") }
+                first = false
+                tags.string(Array(k) + [UInt8(ascii: ":")] + Array(v))
+            }
+            labels.forEachMissing(from: key) { k, v in
+                if !first { tags.raw(",") }
+                first = false
+                tags.string(k + [UInt8(ascii: ":")] + v)
+            }
+            tags.raw("]}")
+        }
+        func item(_ suffix: [UInt8], _ type: StaticString, _ value: Double) {
             guard value.isFinite else { return }  // Datadog takes no infinities
-            var w = JSONWriter(capacity: 128)
-            w.raw("{\"metric\":")
-            var name: [UInt8] = key.withName { Array($0) }
-            name.append(contentsOf: suffix.utf8)
-            name.withUnsafeBytes { w.string($0) }
-            w.raw(",\"points\":[[")
-            w.integer(ts)
-            w.raw(",")
+            w.raw(items == 0 ? "{\"series\":[{\"metric\":" : ",{\"metric\":")
+            let keep = name.count
+            name.append(contentsOf: suffix)
+            w.string(name)
+            name.removeSubrange(keep...)
+            w.raw(points)
             w.number(value)
             w.raw("]],\"type\":\"")
             w.raw(type)
-            w.raw("\",\"interval\":")
-            w.integer(interval)
-            w.raw(",\"tags\":[")
-            var first = true
-            key.forEachTag { k, v in
-                if !first { w.raw(",") }
-                first = false
-                w.string(Array(k) + [UInt8(ascii: ":")] + Array(v))
-            }
-            labels.forEachMissing(from: key) { k, v in
-                if !first { w.raw(",") }
-                first = false
-                w.string(k + [UInt8(ascii: ":")] + v)
-            }
+            w.raw(interval)
+            tags.withBytes { w.raw($0) }
+            items += 1
+            if items == batchSize { finish() }
+        }
+        func finish() {
+            guard items > 0 else { return }
             w.raw("]}")
-            items.append(w.bytes)
+            requests.append(PushRequest(format: .datadog, body: w.bytes, series: items))
+            w.removeAll(keepingCapacityUpTo: 1 << 24)
+            items = 0
         }
-        for c in batch.counters { item(c.key, "", "count", c.value) }
-        for g in batch.gauges { item(g.key, "", "gauge", g.value) }
-        for s in batch.sets { item(s.key, "", "gauge", s.value) }
+        func begin(_ key: MetricKey) {
+            name.removeAll(keepingCapacity: true)
+            key.withName { name.append(contentsOf: $0) }
+            renderTags(key)
+        }
+        for c in batch.counters {
+            begin(c.key)
+            item([], "count", c.value)
+        }
+        for g in batch.gauges {
+            begin(g.key)
+            item([], "gauge", g.value)
+        }
+        for s in batch.sets {
+            begin(s.key)
+            item([], "gauge", s.value)
+        }
         for t in batch.samples {
-            let stats: [(String, Double)] =
-                [
-                    ("count", t.count), ("samples", Double(t.samples)), ("rate", t.rate), ("sum", t.sum), ("min", t.min),
-                    ("max", t.max), ("mean", t.mean), ("median", t.median), ("stddev", t.stddev),
-                ] + zip(batch.percentiles, t.percentiles).map { ("p\($0.label)", $1) }
-            for (stat, value) in stats { item(t.key, ".\(stat)", "gauge", value) }
+            begin(t.key)
+            let values = [t.count, Double(t.samples), t.rate, t.sum, t.min, t.max, t.mean, t.median, t.stddev] + t.percentiles
+            for (suffix, value) in zip(statNames, values) { item(suffix, "gauge", value) }
         }
-        return stride(from: 0, to: items.count, by: batchSize).map { chunk in
-            let slice = items[chunk..<min(chunk + batchSize, items.count)]
-            var body = Array("{\"series\":[".utf8)
-            for (n, bytes) in slice.enumerated() {
-                if n > 0 { body.append(UInt8(ascii: ",")) }
-                body.append(contentsOf: bytes)
-            }
-            body.append(contentsOf: "]}".utf8)
-            return PushRequest(format: .datadog, body: body, series: slice.count)
-        }
-    }
-
-    /// `remote_write`: every series of the shared cumulative state, snappy-compressed.
-    static func remoteWrite(_ series: [RemoteWriteEncoder.Series], timestamp: EpochMillis, batchSize: Int) -> [PushRequest] {
-        stride(from: 0, to: series.count, by: batchSize).map { chunk in
-            let slice = series[chunk..<min(chunk + batchSize, series.count)]
-            let body = Snappy.compress(RemoteWriteEncoder.writeRequest(slice, timestamp: timestamp))
-            return PushRequest(format: .remoteWrite, body: body, series: slice.count)
-        }
+        finish()
+        return requests
     }
 }

@@ -25,12 +25,12 @@ enum PushOutcome: Sendable, Equatable {
     }
 }
 
-/// A blocking POST on top of URLSession (http and https), one request at a time.
+/// A blocking POST on top of URLSession, for `https://` pushes (its TLS), one request at a time.
 ///
 /// Redirects are never followed (SPEC section 5): URLSession would turn the POST into a GET
 /// without its body, count that as delivered, and send every header, `Authorization`
 /// included, to whatever host the `Location` names. The 3xx answer itself comes back instead.
-final class PushHTTPClient: Sendable {
+final class PushHTTPClient: PushTransport, Sendable {
     private let session: URLSession
     /// How much of a successful answer's body is kept: enough for an OTLP partial success's message.
     static let keptBodyBytes = 4096
@@ -46,7 +46,8 @@ final class PushHTTPClient: Sendable {
     /// Posts `body` to `url` and waits for the answer, `timeout` seconds, or until
     /// `abortAt()` (monotonic seconds, checked every 50 ms) has passed.
     func post(
-        _ url: URL, body: [UInt8], headers: [(String, String)], timeout: Double, abortAt: () -> Double = { .infinity }
+        _ url: URL, body: [UInt8], headers: [(String, String)], timeout: Double,
+        abortAt: @escaping () -> Double = { .infinity }
     ) -> PushOutcome {
         var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: timeout)
         request.httpMethod = "POST"

@@ -1,5 +1,5 @@
-/// Encodes the cumulative state as Prometheus remote write 1.0 `WriteRequest`s
-/// (protobuf, written by hand), each with at most `batchSize` time series.
+/// Encodes the cumulative state as Prometheus remote write 1.0 `WriteRequest`s (protobuf,
+/// written by hand), each with at most `batchSize` time series, snappy-compressed.
 ///
 /// ```
 /// message WriteRequest { repeated TimeSeries timeseries = 1; }
@@ -7,146 +7,220 @@
 /// message Label        { string name = 1; string value = 2; }
 /// message Sample       { double value = 1; int64 timestamp = 2; }
 /// ```
+///
+/// Each time series is written straight into its request's buffer: its labels are gathered
+/// into one reused scratch buffer, sorted in byte order as the remote-write spec requires,
+/// and measured first, so the message needs no buffer of its own.
 public enum RemoteWriteEncoder {
-    /// One time series to send.
-    public struct Series: Equatable, Sendable {
-        /// Label pairs sorted by name in byte order (so `__name__` comes before lowercase names).
-        public var labels: [(name: [UInt8], value: [UInt8])]
-        public var value: Double
-
-        public init(labels: [(name: [UInt8], value: [UInt8])], value: Double) {
-            self.labels = labels
-            self.value = value
-        }
-
-        public static func == (a: Series, b: Series) -> Bool {
-            a.value.bitPattern == b.value.bitPattern && a.labels.count == b.labels.count
-                && zip(a.labels, b.labels).allSatisfy { $0.name == $1.name && $0.value == $1.value }
-        }
-    }
-
     /// Every series on the Prometheus page (histograms as `_bucket`/`_sum`/`_count`
     /// series), as of the last applied batch.
     /// - Parameter labels: a push's `external_labels`, added to every series without a label of that name.
-    /// - Returns: the series, the flush time to stamp them with, and the batch sequence they reflect.
-    static func series(from state: CumulativeState, labels external: PushEncoders.ExternalLabels = .none) -> (
-        series: [Series], timestamp: EpochMillis, sequence: UInt64
-    ) {
-        func sorted(_ labels: [(name: [UInt8], value: [UInt8])], name: [UInt8]) -> [(name: [UInt8], value: [UInt8])] {
-            var all = labels
-            for pair in external.pairs where !labels.contains(where: { $0.name == pair.name }) { all.append(pair) }
-            all.append((Array("__name__".utf8), name))
-            return all.sorted { $0.name.lexicographicallyPrecedes($1.name) }
-        }
-        return state.withState { s in
-            var out: [Series] = []
+    /// - Returns: the requests, and the batch sequence they reflect.
+    static func requests(
+        from state: CumulativeState, labels external: PushEncoders.ExternalLabels = .none, batchSize: Int
+    ) -> (requests: [PushRequest], timestamp: EpochMillis, sequence: UInt64) {
+        state.withState { s in
+            var writer = Writer(timestamp: s.appliedTimestamp, batchSize: batchSize)
+            var labels = LabelSet()
+            var name: [UInt8] = []
             var f = s.firstFamily
             while f >= 0 {
                 let family = s.families[Int(f)]
-                let name = state.familyName(of: family.source)
+                state.writeFamilyName(of: family.source, into: &name)
                 let bounds = s.bounds(of: family)?.upperBounds ?? []
+                let leTexts = bounds.map { Array(PrometheusNumber.format($0).utf8) } + [Array("+Inf".utf8)]
                 var i = family.firstSeries
                 while i >= 0 {
                     let series = s.series[Int(i)]
-                    let labels = parseLabels(series.labels)
+                    labels.removeAll()
+                    labels.appendRendered(series.labels)
+                    for pair in external.pairs where !labels.contains(name: pair.name) {
+                        labels.append(name: pair.name, value: pair.value)
+                    }
                     switch family.type {
                     case .counter, .gauge:
-                        let value = series.reads(at: s.flushNumber)
-                        out.append(Series(labels: sorted(labels, name: name), value: value))
+                        writer.add(&labels, name: name, suffix: [], value: series.reads(at: s.flushNumber))
                     case .histogram:
                         let h = s.histograms[Int(series.histogram)]
                         var cumulative = 0.0
                         for b in 0...bounds.count {
                             cumulative += b < h.buckets.count ? h.buckets[b] : 0
-                            let le = b == bounds.count ? "+Inf" : PrometheusNumber.format(bounds[b])
-                            out.append(
-                                Series(
-                                    labels: sorted(
-                                        labels + [(Array("le".utf8), Array(le.utf8))], name: name + Array("_bucket".utf8)),
-                                    value: b == bounds.count ? h.count : cumulative))
+                            writer.add(
+                                &labels, name: name, suffix: Self.bucket, extra: (Self.le, leTexts[b]),
+                                value: b == bounds.count ? h.count : cumulative)
                         }
-                        out.append(Series(labels: sorted(labels, name: name + Array("_sum".utf8)), value: h.sum))
-                        out.append(Series(labels: sorted(labels, name: name + Array("_count".utf8)), value: h.count))
+                        writer.add(&labels, name: name, suffix: Self.sum, value: h.sum)
+                        writer.add(&labels, name: name, suffix: Self.count, value: h.count)
                     case .summary:
                         let h = s.histograms[Int(series.histogram)]
                         if series.setAt == UInt32(truncatingIfNeeded: s.flushNumber) {
                             for (k, q) in h.quantiles.enumerated() where k < h.buckets.count {
-                                let quantile = (Array("quantile".utf8), Array(PrometheusNumber.format(q).utf8))
-                                out.append(Series(labels: sorted(labels + [quantile], name: name), value: h.buckets[k]))
+                                writer.add(
+                                    &labels, name: name, suffix: [],
+                                    extra: (Self.quantile, Array(PrometheusNumber.format(q).utf8)),
+                                    value: h.buckets[k])
                             }
                         }
-                        out.append(Series(labels: sorted(labels, name: name + Array("_sum".utf8)), value: h.sum))
-                        out.append(Series(labels: sorted(labels, name: name + Array("_count".utf8)), value: h.count))
+                        writer.add(&labels, name: name, suffix: Self.sum, value: h.sum)
+                        writer.add(&labels, name: name, suffix: Self.count, value: h.count)
                     }
                     i = series.next
                 }
                 f = family.next
             }
-            return (out, s.appliedTimestamp, s.appliedSequence)
+            writer.finishRequest()
+            return (writer.requests, s.appliedTimestamp, s.appliedSequence)
         }
+    }
+
+    private static let bucket = Array("_bucket".utf8)
+    private static let sum = Array("_sum".utf8)
+    private static let count = Array("_count".utf8)
+    private static let le = Array("le".utf8)
+    private static let quantile = Array("quantile".utf8)
+    private static let nameLabel = Array("__name__".utf8)
+
+    /// Label pairs of one series: their bytes in one buffer, reused from series to series.
+    struct LabelSet {
+        private(set) var bytes: [UInt8] = []
+        private(set) var pairs: [(name: Range<Int>, value: Range<Int>)] = []
+
+        mutating func removeAll() {
+            bytes.removeAll(keepingCapacity: true)
+            pairs.removeAll(keepingCapacity: true)
+        }
+
+        mutating func append(name: some Collection<UInt8>, value: some Collection<UInt8>, suffix: [UInt8] = []) {
+            let n = bytes.count
+            bytes.append(contentsOf: name)
+            let v = bytes.count
+            bytes.append(contentsOf: value)
+            bytes.append(contentsOf: suffix)
+            pairs.append((n..<v, v..<bytes.count))
+        }
+
+        /// Drops the pairs and bytes added after `pairs`/`bytes` counts of `mark`.
+        mutating func truncate(to mark: (pairs: Int, bytes: Int)) {
+            pairs.removeSubrange(mark.pairs...)
+            bytes.removeSubrange(mark.bytes...)
+        }
+
+        var mark: (pairs: Int, bytes: Int) { (pairs.count, bytes.count) }
+
+        func contains(name: [UInt8]) -> Bool { pairs.contains { bytes[$0.name].elementsEqual(name) } }
+
+        /// Adds rendered, escaped labels (`a="x",b="y\"z"`, as `/metrics` shows them) as raw pairs.
+        mutating func appendRendered(_ labels: PrometheusNaming.Labels) {
+            appendRendered(labels.before)
+            if !labels.after.isEmpty { appendRendered(labels.after.dropFirst()) }
+        }
+
+        private mutating func appendRendered(_ text: ArraySlice<UInt8>) {
+            var i = text.startIndex
+            while i < text.endIndex {
+                let nameStart = bytes.count
+                while i < text.endIndex, text[i] != UInt8(ascii: "=") {
+                    bytes.append(text[i])
+                    i += 1
+                }
+                let valueStart = bytes.count
+                i += 2  // `="`
+                while i < text.endIndex, text[i] != 0x22 {
+                    if text[i] == 0x5C, i + 1 < text.endIndex {
+                        i += 1
+                        bytes.append(text[i] == UInt8(ascii: "n") ? 0x0A : text[i])
+                    } else {
+                        bytes.append(text[i])
+                    }
+                    i += 1
+                }
+                i += 2  // `",`
+                pairs.append((nameStart..<valueStart, valueStart..<bytes.count))
+            }
+        }
+
+        /// The pairs' indices in byte order of their names.
+        func sortedOrder(into order: inout [Int]) {
+            order.removeAll(keepingCapacity: true)
+            for k in pairs.indices {
+                // Insertion: a series has a handful of labels.
+                var at = order.count
+                while at > 0, bytes[pairs[k].name].lexicographicallyPrecedes(bytes[pairs[order[at - 1]].name]) { at -= 1 }
+                order.insert(k, at: at)
+            }
+        }
+    }
+
+    /// Writes time series into request bodies of at most `batchSize` series each.
+    struct Writer {
+        let timestamp: EpochMillis
+        let batchSize: Int
+        private(set) var requests: [PushRequest] = []
+        private var body = ProtobufWriter()
+        private var count = 0
+        private var order: [Int] = []
+
+        init(timestamp: EpochMillis, batchSize: Int) {
+            self.timestamp = timestamp
+            self.batchSize = batchSize
+        }
+
+        /// One time series: `labels`, plus `__name__` (`name` + `suffix`) and `extra`, sorted.
+        mutating func add(
+            _ labels: inout LabelSet, name: [UInt8], suffix: [UInt8], extra: ([UInt8], [UInt8])? = nil, value: Double
+        ) {
+            let mark = labels.mark
+            labels.append(name: nameLabel, value: name, suffix: suffix)
+            if let extra { labels.append(name: extra.0, value: extra.1) }
+            labels.sortedOrder(into: &order)
+            RemoteWriteEncoder.appendTimeSeries(labels, order: order, value: value, timestamp: timestamp, to: &body)
+            labels.truncate(to: mark)
+            count += 1
+            if count == batchSize { finishRequest() }
+        }
+
+        mutating func finishRequest() {
+            guard count > 0 else { return }
+            requests.append(PushRequest(format: .remoteWrite, body: Snappy.compress(body.bytes), series: count))
+            body.removeAll()
+            count = 0
+        }
+    }
+
+    /// Appends one `TimeSeries` (field 1 of `WriteRequest`) with the labels in `order`.
+    static func appendTimeSeries(
+        _ labels: LabelSet, order: [Int], value: Double, timestamp: EpochMillis, to out: inout ProtobufWriter
+    ) {
+        func labelSize(_ k: Int) -> Int {
+            let (n, v) = (labels.pairs[k].name.count, labels.pairs[k].value.count)
+            return 1 + OTLPRequestBuilder.varintSize(n) + n + 1 + OTLPRequestBuilder.varintSize(v) + v
+        }
+        let sampleSize = 9 + 1 + OTLPRequestBuilder.varintSize(Int(clamping: UInt64(bitPattern: timestamp)))
+        var size = 1 + OTLPRequestBuilder.varintSize(sampleSize) + sampleSize
+        for k in order {
+            let l = labelSize(k)
+            size += 1 + OTLPRequestBuilder.varintSize(l) + l
+        }
+        out.key(1, 2)
+        out.varint(UInt64(size))
+        labels.bytes.withUnsafeBytes { raw in
+            for k in order {
+                out.key(1, 2)
+                out.varint(UInt64(labelSize(k)))
+                out.bytesField(1, UnsafeRawBufferPointer(rebasing: raw[labels.pairs[k].name]))
+                out.bytesField(2, UnsafeRawBufferPointer(rebasing: raw[labels.pairs[k].value]))
+            }
+        }
+        out.key(2, 2)
+        out.varint(UInt64(sampleSize))
+        out.doubleField(1, value)
+        out.varintField(2, UInt64(bitPattern: timestamp))
     }
 
     /// Turns rendered, escaped labels (`a="x",b="y\"z"`) back into raw name/value pairs.
     static func parseLabels(_ labels: PrometheusNaming.Labels) -> [(name: [UInt8], value: [UInt8])] {
-        var text = Array(labels.before)
-        if !labels.after.isEmpty {
-            if !text.isEmpty { text.append(0x2C) }
-            text.append(contentsOf: labels.after.dropFirst())
-        }
-        var pairs: [(name: [UInt8], value: [UInt8])] = []
-        var i = 0
-        while i < text.count {
-            var name: [UInt8] = []
-            while i < text.count, text[i] != UInt8(ascii: "=") {
-                name.append(text[i])
-                i += 1
-            }
-            i += 2  // `="`
-            var value: [UInt8] = []
-            while i < text.count, text[i] != 0x22 {
-                if text[i] == 0x5C, i + 1 < text.count {
-                    i += 1
-                    value.append(text[i] == UInt8(ascii: "n") ? 0x0A : text[i])
-                } else {
-                    value.append(text[i])
-                }
-                i += 1
-            }
-            i += 2  // `",`
-            pairs.append((name, value))
-        }
-        return pairs
-    }
-
-    /// Encodes one `WriteRequest` holding `series`, every sample stamped `timestamp` (ms).
-    public static func writeRequest(_ series: ArraySlice<Series>, timestamp: EpochMillis) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(series.count * 96)
-        var ts: [UInt8] = []
-        var field: [UInt8] = []
-        for s in series {
-            ts.removeAll(keepingCapacity: true)
-            for label in s.labels {
-                field.removeAll(keepingCapacity: true)
-                appendBytesField(1, label.name, &field)
-                appendBytesField(2, label.value, &field)
-                appendBytesField(1, field, &ts)
-            }
-            field.removeAll(keepingCapacity: true)
-            field.append(0x09)  // field 1, fixed64
-            var bits = s.value.bitPattern.littleEndian
-            withUnsafeBytes(of: &bits) { field.append(contentsOf: $0) }
-            field.append(0x10)  // field 2, varint
-            Snappy.appendVarint(UInt64(bitPattern: timestamp), to: &field)
-            appendBytesField(2, field, &ts)
-            appendBytesField(1, ts, &out)
-        }
-        return out
-    }
-
-    private static func appendBytesField(_ number: UInt8, _ bytes: [UInt8], _ out: inout [UInt8]) {
-        out.append(number << 3 | 2)
-        Snappy.appendVarint(UInt64(bytes.count), to: &out)
-        out.append(contentsOf: bytes)
+        var set = LabelSet()
+        set.appendRendered(labels)
+        return set.pairs.map { (Array(set.bytes[$0.name]), Array(set.bytes[$0.value])) }
     }
 }
