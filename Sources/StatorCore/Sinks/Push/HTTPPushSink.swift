@@ -28,7 +28,7 @@ public final class HTTPPushSink: Sink {
     private let resource: OTLPResource
 
     /// - Parameters:
-    ///   - state: the Prometheus sink's cumulative state (needed by `remote_write`).
+    ///   - state: the Prometheus sink's cumulative state (read by `remote_write` and cumulative `otlp`).
     /// - Throws: `ConfigError` for a bad URL, `SystemError` when the spool cannot be opened.
     public init(configuration: HTTPPushConfiguration, state: CumulativeState?, metrics: PushMetrics, logger: Logger) throws {
         guard let url = URL(string: configuration.url), url.scheme == "http" || url.scheme == "https", url.host != nil else {
