@@ -523,6 +523,13 @@ def encoders(args):
     print(subprocess.check_output([exe, "--encoders", "--series", str(series)], text=True))
 
 
+def rollup(args):
+    """The roll-up sink at scale: a flush of 10,000 tenants x 20 names, a 90-day history, one
+    tenant's 90-day query, and the database's bytes per row (stator-micro --rollup)."""
+    exe = os.path.join(BIN, "stator-micro")
+    print(subprocess.check_output([exe, "--rollup", "--tenants", "10000", "--names", "20", "--days", "90"], text=True))
+
+
 class OTLPReceiver:
     """Answers every POST with 200 and an empty body (a full success), as an OpenTelemetry
     Collector does; counts the requests."""
@@ -705,7 +712,7 @@ def mapping(args):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("mode", nargs="?", default="throughput", choices=["throughput", "small", "memory", "scale", "micro", "bomb", "sets", "mapping", "inputs",
-                                                           "encoders", "sinks"])
+                                                           "encoders", "sinks", "rollup"])
     p.add_argument("--rates", default="50000,100000,200000,400000,800000,1600000,0")
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--size", type=int, default=1400)
@@ -733,7 +740,7 @@ def main():
         args.size = 0
         args.mode = "throughput"
     modes = {"throughput": throughput, "memory": memory, "scale": scale, "micro": micro, "bomb": bomb, "sets": sets,
-             "mapping": mapping, "inputs": inputs, "encoders": encoders, "sinks": sinks}
+             "mapping": mapping, "inputs": inputs, "encoders": encoders, "sinks": sinks, "rollup": rollup}
     modes[args.mode](args)
 
 

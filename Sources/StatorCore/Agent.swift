@@ -75,6 +75,10 @@ public final class Agent: Sendable {
             sinks.append(
                 GraphiteSink(configuration: configuration.graphite, metrics: metrics, logger: logger.child("stator.graphite")))
         }
+        let rollup =
+            configuration.rollup.path.isEmpty
+            ? nil : try RollupSink(configuration: configuration.rollup, metrics: metrics, logger: logger.child("stator.rollup"))
+        if let rollup { sinks.append(rollup) }
         sinks.append(contentsOf: extraSinks)
         let fanout = SinkFanout(sinks: sinks, metrics: metrics, logger: logger.child("stator.sinks"))
         self.fanout = fanout
@@ -87,7 +91,7 @@ public final class Agent: Sendable {
             inputs: [.udp] + (configuration.unixgram.path.isEmpty ? [] : [.unixgram])
                 + (configuration.tcp.address.isEmpty ? [] : [.tcp]),
             flushIntervalSeconds: Double(configuration.flush.intervalMillis) / 1000,
-            graphite: !configuration.graphite.address.isEmpty)
+            graphite: !configuration.graphite.address.isEmpty, rollup: rollup)
         let reload = Agent.reloader(mapping: mapping, metrics: metrics, logger: logger.child("stator.mapping"))
         http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http")) { head in
             if head.path == "/-/reload" {
@@ -99,6 +103,7 @@ public final class Agent: Sendable {
                 case .failure(let error): return .text(400, "\(error.message)\n")
                 }
             }
+            if head.path == "/api/v1/rollups", let rollup { return rollup.answer(head) }
             return Agent.route(head, page: page, prometheus: prometheus)
         }
         reloadMapping = reload

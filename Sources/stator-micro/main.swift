@@ -10,12 +10,15 @@ import StatorCore
 //   stator-micro --callgrind parse --lines N    one pass of the parser alone over every line
 //   stator-micro --callgrind flush --lines N    two flushes of 400,000 lines each, encoded and folded
 //   --shards N                                  lock shards (default as the agent's)
+//   stator-micro --rollup [--tenants N --names N --days N]  the roll-up sink: a flush of N x N rows
+//                                               (insert, update), N days of history, one tenant's query
 //   stator-micro --encoders [--series N]        each sink's emit (encode, and queue or write) for a
 //                                               flush of N series (default 100,000), median of 5
 
 var lineCount = 2_000_000
 var callgrind: String?
 var encoderSeries: Int?
+var rollup: (tenants: Int, names: Int, days: Int)?
 var shards = AggregationConfiguration.defaultShards
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
@@ -24,11 +27,19 @@ while let a = args.popFirst() {
     case "--callgrind": callgrind = args.popFirst()
     case "--shards": shards = Int(args.popFirst() ?? "") ?? shards
     case "--encoders": encoderSeries = 100_000
+    case "--rollup": rollup = (10_000, 20, 90)
+    case "--tenants": rollup?.tenants = Int(args.popFirst() ?? "") ?? 10_000
+    case "--names": rollup?.names = Int(args.popFirst() ?? "") ?? 20
+    case "--days": rollup?.days = Int(args.popFirst() ?? "") ?? 90
     case "--series": encoderSeries = Int(args.popFirst() ?? "") ?? encoderSeries
     default: break
     }
 }
 
+if let rollup {
+    benchmarkRollups(tenants: rollup.tenants, names: rollup.names, days: rollup.days)
+    exit(0)
+}
 if let encoderSeries {
     benchmarkEncoders(series: encoderSeries)
     exit(0)

@@ -7,10 +7,12 @@ import Testing
 /// The metric family names on a live agent's `/metrics`, with the push sink enabled so
 /// that its families show too.
 func exportedFamilies() throws -> Set<String> {
+    let dir = try TemporaryDirectory()
     let agent = try StatorProcess(agent: [
         "--sinks.json.path", "", "--sinks.http_push.url", "http://127.0.0.1:\(try freePort())/",
         "--mapping_config", repositoryPath("etc/mapping.yml"), "--tcp.address", "127.0.0.1:0",
-        "--sinks.graphite.address", "127.0.0.1:\(try freePort())",
+        "--sinks.graphite.address", "127.0.0.1:\(try freePort())", "--sinks.rollup.path", dir.file("rollups.db"),
+        "--sinks.rollup.limits", #"[{"match": "api.*", "daily": 1000}]"#,
     ])
     defer { _ = try? agent.stop() }
     let page = try httpRequest(port: agent.httpPort, "/metrics").body
@@ -77,7 +79,7 @@ func theSystemdUnitVerifiesAndIsHardened() throws {
     let promtool = try tool("promtool")
     let (configStatus, configOutput) = try runProgram(promtool, ["check", "config", repositoryPath("etc/prometheus/scrape.yml")])
     #expect(configStatus == 0, "\(configOutput)")
-    #expect(configOutput.contains("SUCCESS: 8 rules found"))
+    #expect(configOutput.contains("SUCCESS: 9 rules found"))
     let (rulesStatus, rulesOutput) = try runProgram(promtool, ["check", "rules", repositoryPath("etc/prometheus/alerts.yml")])
     #expect(rulesStatus == 0, "\(rulesOutput)")
     let (testStatus, testOutput) = try runProgram(promtool, ["test", "rules", repositoryPath("etc/prometheus/alerts.test.yml")])
@@ -114,6 +116,7 @@ func theSystemdUnitVerifiesAndIsHardened() throws {
         "stator_lines_received_total", "stator_lines_invalid_total", "stator_udp_kernel_drops_total",
         "stator_series_active", "stator_flush_duration_seconds", "stator_sink_errors_total", "stator_push_queue_bytes",
         "stator_lines_dropped_total", "stator_mapping_series_total", "stator_mapping_reloads_total", "stator_mapping_rules",
+        "stator_rollup_usage_ratio",
     ] {
         #expect(used.contains(name), "no panel shows \(name)")
     }

@@ -111,4 +111,34 @@ size_t CStatorSys_scan_lines(const uint8_t *bytes, size_t count, uint64_t seed, 
 uint64_t CStatorSys_identity_hash(const uint8_t *bytes, size_t count, size_t name, size_t name_length, size_t suffix,
                                   size_t suffix_length, uint64_t seed);
 
+// SQLite, loaded at run time (sqlite.c): the system's libsqlite3.so.0 is opened with dlopen
+// only when the roll-up sink is configured, so nothing is needed to build Stator. The
+// functions below forward to the library's, with SQLite's own meaning and return codes.
+typedef struct sqlite3 sqlite3;
+typedef struct sqlite3_stmt sqlite3_stmt;
+
+/// Loads libsqlite3.so.0 and its functions, once. Returns 1, or 0 with the reason in `error`.
+int CStatorSys_sqlite_load(char *error, size_t error_size);
+
+int CStatorSys_sqlite3_open_v2(const char *path, sqlite3 **db, int flags);
+int CStatorSys_sqlite3_close_v2(sqlite3 *db);
+int CStatorSys_sqlite3_exec(sqlite3 *db, const char *sql);
+const char *CStatorSys_sqlite3_errmsg(sqlite3 *db);
+int CStatorSys_sqlite3_busy_timeout(sqlite3 *db, int milliseconds);
+int CStatorSys_sqlite3_prepare_v2(sqlite3 *db, const char *sql, sqlite3_stmt **statement);
+int CStatorSys_sqlite3_step(sqlite3_stmt *statement);
+int CStatorSys_sqlite3_reset(sqlite3_stmt *statement);
+int CStatorSys_sqlite3_finalize(sqlite3_stmt *statement);
+int CStatorSys_sqlite3_bind_int64(sqlite3_stmt *statement, int index, int64_t value);
+int CStatorSys_sqlite3_bind_double(sqlite3_stmt *statement, int index, double value);
+/// Binds `length` bytes of text, copied by SQLite (SQLITE_TRANSIENT).
+int CStatorSys_sqlite3_bind_text(sqlite3_stmt *statement, int index, const char *text, int length);
+int CStatorSys_sqlite3_bind_null(sqlite3_stmt *statement, int index);
+int CStatorSys_sqlite3_column_type(sqlite3_stmt *statement, int column);
+int64_t CStatorSys_sqlite3_column_int64(sqlite3_stmt *statement, int column);
+double CStatorSys_sqlite3_column_double(sqlite3_stmt *statement, int column);
+/// The column's text (NULL for a NULL value) and its length in bytes in `length`.
+const unsigned char *CStatorSys_sqlite3_column_text(sqlite3_stmt *statement, int column, int *length);
+const char *CStatorSys_sqlite3_libversion(void);
+
 #endif

@@ -6,7 +6,7 @@ import Foundation
 public struct ConfigKey: Sendable {
     /// How a value is written.
     public enum Kind: Sendable {
-        case string, integer, duration, numberList, objectList, object, logLevel
+        case string, integer, duration, numberList, stringList, objectList, object, logLevel
     }
 
     /// Dotted path, e.g. `udp.address`.
@@ -38,7 +38,7 @@ public struct ConfigKey: Sendable {
         case .integer:
             guard let n = Int64(text) else { throw ConfigError("\(source): \(path) must be an integer, got \"\(text)\"") }
             return .number(Double(n))
-        case .numberList, .objectList, .object:
+        case .numberList, .stringList, .objectList, .object:
             return try JSONValue.parse(Data(text.utf8), source: source)
         }
     }

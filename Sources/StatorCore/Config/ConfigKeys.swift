@@ -439,6 +439,53 @@ public enum ConfigKeys {
             "Bound on Graphite text waiting for the connection; the oldest flushes are dropped past it.",
             { $0.graphite.maxQueueBytes }
         ) { $0.graphite.maxQueueBytes = $1 },
+        string(
+            "sinks.rollup.path", "SQLite database of daily roll-ups by one tag (docs/rollups.md); \"\" disables the sink.",
+            { $0.rollup.path }
+        ) { (c, s) throws(ConfigError) in c.rollup.path = s },
+        string("sinks.rollup.by", "The tag to roll up by, e.g. tenant.", { $0.rollup.by }) { (c, s) throws(ConfigError) in
+            guard !s.isEmpty, !s.contains(where: { $0 == ":" || $0 == "," || $0 == "|" || $0 == "\n" }) else {
+                throw ConfigError("sinks.rollup.by must be a tag key (no :, comma or |), got \"\(s)\"")
+            }
+            c.rollup.by = s
+        },
+        ConfigKey(
+            path: "sinks.rollup.match", kind: .stringList,
+            help: "Globs on the statsd name: a series is rolled up when one matches.",
+            read: { .array($0.rollup.match.map { .string($0) }) }
+        ) { (c, v) throws(ConfigError) in
+            guard case .array(let items) = v, !items.isEmpty else {
+                throw ConfigError("sinks.rollup.match must be a non-empty list of globs, got \(describe(v))")
+            }
+            var globs: [String] = []
+            for item in items {
+                guard case .string(let glob) = item, !glob.isEmpty else {
+                    throw ConfigError("sinks.rollup.match: each glob must be a non-empty string, got \(describe(item))")
+                }
+                globs.append(glob)
+            }
+            c.rollup.match = globs
+        },
+        integer(
+            "sinks.rollup.retention_days", 1...36_500, "Days of roll-ups kept, today included; older rows are deleted daily.",
+            { Int64($0.rollup.retentionDays) }
+        ) { $0.rollup.retentionDays = Int($1) },
+        ConfigKey(
+            path: "sinks.rollup.limits", kind: .objectList,
+            help: "Daily limits: a list of {\"match\": \"<glob>\", \"daily\": N}, shown as stator_rollup_usage_ratio{key,name}.",
+            read: { c in .array(c.rollup.limits.map { .object(["match": .string($0.match), "daily": .number($0.daily)]) }) }
+        ) { (c, v) throws(ConfigError) in
+            let what = "sinks.rollup.limits"
+            guard case .array(let items) = v else { throw ConfigError("\(what) must be a list of objects, got \(v.kind)") }
+            var limits: [RollupConfiguration.Limit] = []
+            for (n, item) in items.enumerated() {
+                guard case .object(let fields) = item, case .string(let glob)? = fields["match"], !glob.isEmpty,
+                    case .number(let daily)? = fields["daily"], daily > 0, daily.isFinite, fields.count == 2
+                else { throw ConfigError("\(what)[\(n)] must be {\"match\": \"<glob>\", \"daily\": <a number above 0>}") }
+                limits.append(.init(match: glob, daily: daily))
+            }
+            c.rollup.limits = limits
+        },
         ConfigKey(
             path: "log.level", kind: .logLevel,
             help: "Lowest log level written: trace, debug, info, notice, warning, error or critical.",

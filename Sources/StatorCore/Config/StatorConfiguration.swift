@@ -23,6 +23,8 @@ public struct StatorConfiguration: Sendable {
     public var pushes = [HTTPPushConfiguration()]
     /// Graphite plaintext sink (`sinks.graphite.*`); enabled when `address` is set.
     public var graphite = GraphiteConfiguration()
+    /// Daily roll-ups in SQLite (`sinks.rollup.*`); enabled when `path` is set.
+    public var rollup = RollupConfiguration()
     /// Log level (`log.level`).
     public var logLevel: Logger.Level = .info
 

@@ -3,10 +3,22 @@ public struct HTTPRequestHead: Sendable, Equatable {
     public var method: String
     /// The path, without the query string.
     public var path: String
+    /// The query string (after `?`), as received; empty when there is none.
+    public var query: String = ""
     /// `1.0` -> 0, `1.1` -> 1.
     public var minorVersion: Int
     /// Header names lowercased, in the order received.
     public var headers: [(name: String, value: String)]
+
+    public init(
+        method: String, path: String, query: String = "", minorVersion: Int = 1, headers: [(name: String, value: String)] = []
+    ) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.minorVersion = minorVersion
+        self.headers = headers
+    }
 
     public static func == (a: HTTPRequestHead, b: HTTPRequestHead) -> Bool {
         a.method == b.method && a.path == b.path && a.minorVersion == b.minorVersion
@@ -103,9 +115,55 @@ public struct HTTPRequestHead: Sendable, Equatable {
             return .invalid
         }
         if !encodings.isEmpty, !lengths.isEmpty || method == "GET" || method == "HEAD" { return .invalid }
-        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
-        let head = HTTPRequestHead(method: method, path: path, minorVersion: version == "HTTP/1.1" ? 1 : 0, headers: headers)
+        let targetParts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let path = targetParts.first.map(String.init) ?? target
+        var head = HTTPRequestHead(method: method, path: path, minorVersion: version == "HTTP/1.1" ? 1 : 0, headers: headers)
+        if targetParts.count == 2 { head.query = String(targetParts[1]) }
         return .complete(head, consumed: end - bytes.startIndex)
+    }
+}
+
+extension HTTPRequestHead {
+    /// The query's parameters, percent-decoded (`+` is a space), in order; nil when one is
+    /// not valid percent-encoded UTF-8.
+    public var queryParameters: [(name: String, value: String)]? {
+        var result: [(name: String, value: String)] = []
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = Self.decode(parts[0]), let value = Self.decode(parts.count > 1 ? parts[1] : "") else { return nil }
+            result.append((name, value))
+        }
+        return result
+    }
+
+    private static func decode(_ text: Substring) -> String? {
+        var bytes: [UInt8] = []
+        var i = text.utf8.startIndex
+        let utf8 = text.utf8
+        while i < utf8.endIndex {
+            let b = utf8[i]
+            if b == UInt8(ascii: "%") {
+                let h = utf8.index(after: i)
+                guard h < utf8.endIndex, utf8.index(after: h) < utf8.endIndex,
+                    let hi = hexValue(utf8[h]), let lo = hexValue(utf8[utf8.index(after: h)])
+                else { return nil }
+                bytes.append(hi << 4 | lo)
+                i = utf8.index(h, offsetBy: 2)
+                continue
+            }
+            bytes.append(b == UInt8(ascii: "+") ? UInt8(ascii: " ") : b)
+            i = utf8.index(after: i)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }
 

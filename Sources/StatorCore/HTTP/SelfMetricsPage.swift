@@ -12,14 +12,17 @@ public struct SelfMetricsPage: Sendable {
     let flushIntervalSeconds: Double
     /// Whether the Graphite sink is on (its queue is shown).
     let graphite: Bool
+    /// The roll-up sink, when on (its usage ratios are shown).
+    let rollup: RollupSink?
 
     /// - Parameter flushIntervalSeconds: `flush_interval`, shown as `stator_flush_interval_seconds`
     ///   (the reference for a slow-flush alert).
     public init(
         metrics: SelfMetrics, table: ShardedTable, pushes: [PushMetrics] = [], mapping: MappingRules? = nil,
-        inputs: [Input] = [.udp], flushIntervalSeconds: Double = 10, graphite: Bool = false
+        inputs: [Input] = [.udp], flushIntervalSeconds: Double = 10, graphite: Bool = false, rollup: RollupSink? = nil
     ) {
         self.graphite = graphite
+        self.rollup = rollup
         self.inputs = inputs
         self.metrics = metrics
         self.table = table
@@ -38,7 +41,7 @@ public struct SelfMetricsPage: Sendable {
         "stator_flush_duration_seconds", "stator_flush_interval_seconds", "stator_sink_errors_total",
         "stator_series_dropped_total",
         "stator_push_requests_total", "stator_push_series_total", "stator_push_retries_total",
-        "stator_push_dropped_series_total", "stator_push_queue_bytes", "stator_graphite_queue_bytes",
+        "stator_push_dropped_series_total", "stator_push_queue_bytes", "stator_graphite_queue_bytes", "stator_rollup_usage_ratio",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_start_time_seconds",
         "process_open_fds", "process_max_fds",
@@ -116,6 +119,7 @@ public struct SelfMetricsPage: Sendable {
         }
 
         out += PushMetrics.render(pushes)
+        if let rollup { out += rollup.renderUsage() }
         if graphite {
             family("stator_graphite_queue_bytes", "gauge", "Bytes of Graphite text waiting for the connection.")
             sample("stator_graphite_queue_bytes", Double(metrics.graphiteQueueBytes.value))

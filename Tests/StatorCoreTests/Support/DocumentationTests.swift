@@ -135,7 +135,7 @@ final class CountingSink: Sink {
 
 /// Every configuration example in the docs (a ```json block holding a configuration object)
 /// is a configuration the agent takes.
-@Test(arguments: ["docs/formats.md", "docs/operating.md", "docs/mapping.md", "README.md"])
+@Test(arguments: ["docs/formats.md", "docs/operating.md", "docs/mapping.md", "docs/rollups.md", "README.md"])
 func theConfigurationExamplesInTheDocsAreAccepted(_ page: String) throws {
     let text = try repositoryFile(page)
     var examples = 0

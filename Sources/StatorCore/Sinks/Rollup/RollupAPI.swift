@@ -1,0 +1,167 @@
+/// `GET /api/v1/rollups`: the roll-up rows as JSON, a page at a time (docs/rollups.md).
+///
+/// Parameters: `by` (the configured tag; optional), `key` (one tag value), `name` (a glob on
+/// the statsd name), `start` and `end` (inclusive UTC days, `YYYY-MM-DD`), `limit` (rows per
+/// page, at most and by default 10,000) and `cursor` (the `next` of the page before). A bad
+/// or unknown parameter answers 400 with the reason.
+extension RollupSink {
+    static let maxRowsPerPage = 10_000
+
+    public func answer(_ head: HTTPRequestHead) -> HTTPResponse {
+        guard head.method == "GET" || head.method == "HEAD" else {
+            return .text(405, "method not allowed\n", headers: [("Allow", "GET, HEAD")])
+        }
+        let request: Request
+        switch Request.parse(head, by: configuration.by) {
+        case .success(let parsed): request = parsed
+        case .failure(let reason): return .text(400, "\(reason.description)\n")
+        }
+        let rows: [RollupRow]
+        do throws(SQLiteError) {
+            rows = try store.rows(
+                key: request.key, nameGlob: request.name, start: request.start, end: request.end, after: request.cursor,
+                limit: request.limit + 1)
+        } catch {
+            return .text(500, "the roll-up database could not be read: \(error.message)\n")
+        }
+        var w = JSONWriter(capacity: 64 + Swift.min(rows.count, request.limit) * 140)
+        w.raw("{\"by\":")
+        w.string(configuration.by)
+        w.raw(",\"rows\":[")
+        for (n, row) in rows.prefix(request.limit).enumerated() {
+            if n > 0 { w.raw(",") }
+            w.raw("{\"day\":")
+            w.string(row.day)
+            w.raw(",\"key\":")
+            w.string(row.key)
+            w.raw(",\"name\":")
+            w.string(row.name)
+            w.raw(",\"type\":")
+            w.string(row.type)
+            for (field, value) in [
+                (",\"sum\":", row.sum), (",\"count\":", row.count), (",\"min\":", row.min), (",\"max\":", row.max),
+                (",\"last\":", row.last),
+            ] {
+                w.text(field)
+                if let value { w.number(value) } else { w.raw("null") }
+            }
+            w.raw("}")
+        }
+        w.raw("],\"next\":")
+        if rows.count > request.limit, let last = rows.prefix(request.limit).last {
+            w.string(Request.encode(RollupStore.Cursor(key: last.key, day: last.day, name: last.name, type: last.type)))
+        } else {
+            w.raw("null")
+        }
+        w.raw("}\n")
+        return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: w.bytes)
+    }
+
+    struct BadRequest: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The parameters of one query, checked.
+    struct Request {
+        var key: String?
+        var name: String?
+        var start = "0000-01-01"
+        var end = "9999-12-31"
+        var limit = RollupSink.maxRowsPerPage
+        var cursor: RollupStore.Cursor?
+
+        static func parse(_ head: HTTPRequestHead, by: String) -> Result<Request, BadRequest> {
+            guard let parameters = head.queryParameters else {
+                return .failure(BadRequest(description: "the query string is not valid percent-encoded UTF-8"))
+            }
+            var request = Request()
+            var seen = Set<String>()
+            for (name, value) in parameters {
+                guard seen.insert(name).inserted else { return .failure(BadRequest(description: "\(name) is given twice")) }
+                switch name {
+                case "by":
+                    guard value == by else {
+                        return .failure(
+                            BadRequest(
+                                description: "by must be \(by), the tag roll-ups are kept by (sinks.rollup.by), got \(value)"))
+                    }
+                case "key":
+                    guard !value.isEmpty else { return .failure(BadRequest(description: "key must not be empty")) }
+                    request.key = value
+                case "name":
+                    guard !value.isEmpty else { return .failure(BadRequest(description: "name must not be empty")) }
+                    request.name = value
+                case "start", "end":
+                    guard isDay(value) else {
+                        return .failure(BadRequest(description: "\(name) must be a day as YYYY-MM-DD, got \(value)"))
+                    }
+                    if name == "start" { request.start = value } else { request.end = value }
+                case "limit":
+                    guard let n = Int(value), n >= 1, n <= RollupSink.maxRowsPerPage else {
+                        return .failure(
+                            BadRequest(description: "limit must be from 1 to \(RollupSink.maxRowsPerPage), got \(value)"))
+                    }
+                    request.limit = n
+                case "cursor":
+                    guard let cursor = decode(value) else {
+                        return .failure(BadRequest(description: "cursor is not a next value this API gave"))
+                    }
+                    request.cursor = cursor
+                default:
+                    return .failure(
+                        BadRequest(description: "unknown parameter \(name) (by, key, name, start, end, limit, cursor)"))
+                }
+            }
+            guard request.start <= request.end else {
+                return .failure(BadRequest(description: "start \(request.start) is after end \(request.end)"))
+            }
+            return .success(request)
+        }
+
+        /// A real calendar day written `YYYY-MM-DD`.
+        static func isDay(_ text: String) -> Bool {
+            let bytes = Array(text.utf8)
+            guard bytes.count == 10, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
+                bytes.enumerated().allSatisfy({ $0.offset == 4 || $0.offset == 7 || ($0.element >= 48 && $0.element <= 57) })
+            else { return false }
+            // timegm normalises 2026-02-30 to March 2nd: a real day comes back as written.
+            return RollupSink.day(of: RollupSink.millis(ofDay: text)) == text
+        }
+
+        /// The cursor as hex of its four fields joined by NUL bytes.
+        static func encode(_ cursor: RollupStore.Cursor) -> String {
+            let bytes = Array([cursor.key, cursor.day, cursor.name, cursor.type].joined(separator: "\u{0}").utf8)
+            let digits = Array("0123456789abcdef".utf8)
+            var out: [UInt8] = []
+            for b in bytes {
+                out.append(digits[Int(b >> 4)])
+                out.append(digits[Int(b & 15)])
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+
+        static func decode(_ text: String) -> RollupStore.Cursor? {
+            let hex = Array(text.utf8)
+            guard hex.count % 2 == 0, hex.count <= 8192 else { return nil }
+            var bytes: [UInt8] = []
+            var i = 0
+            while i < hex.count {
+                guard let hi = nibble(hex[i]), let lo = nibble(hex[i + 1]) else { return nil }
+                bytes.append(hi << 4 | lo)
+                i += 2
+            }
+            guard let joined = String(validating: bytes, as: UTF8.self) else { return nil }
+            let parts = joined.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 4 else { return nil }
+            return RollupStore.Cursor(key: parts[0], day: parts[1], name: parts[2], type: parts[3])
+        }
+
+        private static func nibble(_ b: UInt8) -> UInt8? {
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): b - 48
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): b - 87
+            default: nil
+            }
+        }
+    }
+}

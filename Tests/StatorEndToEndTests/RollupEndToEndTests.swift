@@ -1,0 +1,135 @@
+import Foundation
+import Glibc
+import Testing
+
+/// The roll-up rows the agent's API returns, every page of them.
+private func rollups(_ agent: StatorProcess, _ query: String = "") throws -> [[String: Any]] {
+    var rows: [[String: Any]] = []
+    var cursor: String?
+    repeat {
+        let reply = try httpRequest(
+            port: agent.httpPort, "/api/v1/rollups?limit=1000\(query)" + (cursor.map { "&cursor=\($0)" } ?? ""))
+        guard reply.status == 200, let page = try JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [String: Any]
+        else {
+            throw TestFailure("\(reply.status) \(reply.body)")
+        }
+        rows += page["rows"] as? [[String: Any]] ?? []
+        cursor = page["next"] as? String
+    } while cursor != nil
+    return rows
+}
+
+/// The day sums of one tag value and name, over every day (a test may cross midnight UTC),
+/// each read from its text (see `flushed`).
+private func total(_ agent: StatorProcess, key: String, name: String) throws -> Double {
+    let reply = try httpRequest(port: agent.httpPort, "/api/v1/rollups?key=\(key)&name=\(name)")
+    guard reply.status == 200 else { throw TestFailure("\(reply.status) \(reply.body)") }
+    return reply.body.matches(of: #/"sum":([-0-9.e+]+)/#).compactMap { Double($0.output.1) }.reduce(0, +)
+}
+
+/// What the JSON lines say was flushed for one tag value and name, in flush order. (Each value
+/// is read from its text with `Double(_:)`: Foundation's JSON parser may turn a number into an
+/// NSDecimalNumber, whose Double can be a unit in the last place off.)
+private func flushed(_ paths: [String], tenant: String, name: String) throws -> Double {
+    var sum = 0.0
+    for path in paths {
+        for text in readFile(path).split(separator: "\n") {
+            let line = try jsonLines(String(text))[0]
+            guard line["name"] as? String == name, (line["tags"] as? [String: String])?["tenant"] == tenant,
+                let value = text.firstMatch(of: #/"value":([-0-9.e+]+)/#).flatMap({ Double($0.output.1) })
+            else { continue }
+            sum += value
+        }
+    }
+    return sum
+}
+
+private func rollupAgent(_ dir: TemporaryDirectory, _ out: String, _ flags: [String] = []) throws -> StatorProcess {
+    try StatorProcess(
+        agent: [
+            "--flush_interval", "100ms", "--sinks.json.path", out, "--sinks.rollup.path", dir.file("rollups.db"),
+        ] + flags)
+}
+
+@Test func aDaysTotalsEqualTheFlushedCountersThroughARestartAndAKill() throws {
+    let dir = try TemporaryDirectory()
+    let outs = (1...3).map { dir.file("run\($0).json") }
+    // Sampled counters make fractional values: the totals must still match to the last bit.
+    let lines = "bill.calls:1|c|@0.3|#tenant:acme,route:/a\nbill.calls:2|c|#tenant:beta\nbill.bytes:512|c|#tenant:acme"
+    let first = try rollupAgent(dir, outs[0])
+    for _ in 0..<15 {
+        try first.send(lines)
+        usleep(40_000)
+    }
+    #expect(try first.stop() == 0)  // SIGTERM: the last interval is written too
+
+    let second = try rollupAgent(dir, outs[1])
+    for _ in 0..<15 {
+        try second.send(lines)
+        usleep(40_000)
+    }
+    // Once every line sent is flushed (to the file and the database), kill -9 loses nothing.
+    try eventually(timeout: 10, "the second run's lines in the file and the database") {
+        try flushed(Array(outs[0...1]), tenant: "acme", name: "bill.bytes") == 512 * 30
+            && total(second, key: "acme", name: "bill.bytes") == 512 * 30
+    }
+    second.signal(SIGKILL)
+    _ = try second.waitForExit()
+
+    let third = try rollupAgent(dir, outs[2])
+    for tenant in ["acme", "beta"] {
+        let stored = try total(third, key: tenant, name: "bill.calls")
+        let sent = try flushed(Array(outs[0...1]), tenant: tenant, name: "bill.calls")
+        let rows = try rollups(third, "&key=\(tenant)")
+        #expect(stored == sent, "\(tenant): \(stored) in the database, \(sent) flushed; rows \(rows)")
+    }
+    #expect(try total(third, key: "acme", name: "bill.bytes") == 512 * 30)
+    let rows = try rollups(third, "&key=acme&name=bill.calls")
+    #expect(rows.allSatisfy { $0["type"] as? String == "counter" && $0["count"] is NSNull && $0["last"] is NSNull })
+    #expect(try third.stop() == 0)
+}
+
+@Test func aLockedDatabaseIsCountedAndItsRowsWrittenOnceItIsFree() throws {
+    let dir = try TemporaryDirectory()
+    let out = dir.file("out.json")
+    let agent = try rollupAgent(dir, out, ["--flush_interval", "200ms"])
+    try agent.send("locked.calls:1|c|#tenant:acme")
+    try eventually(timeout: 10, "the first row") { try total(agent, key: "acme", name: "locked.calls") == 1 }
+    // Another process holds the database's write lock past the writer's 5 s busy timeout.
+    let holder = Process()
+    holder.executableURL = URL(fileURLWithPath: try python())
+    holder.arguments = [
+        "-c",
+        "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\n"
+            + "print('locked', flush=True)\ntime.sleep(6.5)\nc.execute('COMMIT')",
+        dir.file("rollups.db"),
+    ]
+    let holderOutput = PipeCollector()
+    holder.standardOutput = holderOutput.pipe
+    try holder.run()
+    try eventually(timeout: 10, "the lock") { holderOutput.text.contains("locked") }
+    for _ in 0..<5 {
+        try agent.send("locked.calls:1|c|#tenant:acme")
+        usleep(100_000)
+    }
+    try scrape(agent, timeout: 20, until: "a failed roll-up write") {
+        (sample($0, #"stator_sink_errors_total{sink="rollup"}"#) ?? 0) >= 1
+    }
+    holder.waitUntilExit()
+    try eventually(timeout: 20, "every row written after the lock") { try total(agent, key: "acme", name: "locked.calls") == 6 }
+    #expect(try agent.stop() == 0)
+    #expect(agent.stderr.text.contains("roll-up rows not written, kept for the next flush"))
+    #expect(try total(try rollupAgent(dir, dir.file("again.json")), key: "acme", name: "locked.calls") == 6)
+}
+
+@Test func aFileThatIsNotADatabaseStopsTheStartNamingIt() throws {
+    let dir = try TemporaryDirectory()
+    try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: dir.file("rollups.db")))
+    let run = try StatorProcess(
+        ["--udp.address", "127.0.0.1:0", "--http.address", "127.0.0.1:0", "--sinks.rollup.path", dir.file("rollups.db")],
+        waitForStart: false)
+    #expect(try run.waitForExit() != 0)
+    #expect(
+        run.stderr.text.contains(
+            "sinks.rollup.path \(dir.file("rollups.db")): the file is not an SQLite database (file is not a database)"))
+}
