@@ -31,6 +31,11 @@ private func everything(_ sink: RollupSink) throws -> [RollupRow] {
     try sink.emit(FlushBatch(timestamp: midnight + 10_000, interval: 10, percentiles: [], counters: [counter("calls", 4, tags)]))
     let rows = try everything(sink)
     #expect(rows.map(\.day) == ["2026-12-05", "2026-12-06"])
+    // Created 0640 at most, as every file Stator creates; the write-ahead log takes that mode.
+    for file in [path, path + "-wal"] {
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int)
+        #expect(mode & 0o027 == 0, "\(file): \(String(mode, radix: 8))")
+    }
     #expect(rows.map(\.sum) == [5, 4])
 }
 

@@ -1,3 +1,5 @@
+import Glibc
+
 /// One roll-up row: a UTC day, a tag value, a name and a type, and the day's aggregates so far.
 struct RollupRow: Equatable, Sendable {
     var day: String
@@ -44,6 +46,13 @@ final class RollupStore: @unchecked Sendable {
     ///   database or is corrupt, it is newer than this Stator, or it rolls up by another tag.
     init(path: String, by: String) throws(ConfigError) {
         self.path = path
+        // Created here, not by SQLite: mode 0640 at most, as every file Stator creates (SQLite
+        // gives the -wal and -shm files the database's mode), and never through a symlink.
+        let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o640)
+        guard fd >= 0 else {
+            throw ConfigError("sinks.rollup.path \(path): \(String(cString: strerror(errno)))")
+        }
+        close(fd)
         do {
             writer = try SQLiteDatabase(
                 path: path, flags: SQLiteDatabase.openReadWrite | SQLiteDatabase.openCreate)
