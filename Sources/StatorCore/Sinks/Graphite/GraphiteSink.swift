@@ -1,4 +1,3 @@
-import CStatorSys
 import Glibc
 
 /// Sends every flush to Graphite over plaintext TCP (SPEC section 10), as etsy statsd's
@@ -159,44 +158,14 @@ public final class GraphiteSink: Sink, @unchecked Sendable {
     /// Opens the connection.
     /// - Returns: why it failed, or nil.
     private func connect(deadline: Double) -> String? {
-        let address: SocketAddress
-        do {
-            address = try SocketAddress(parsing: configuration.address)
-        } catch {
-            return "cannot resolve \(configuration.address): \(error.message)"
+        let limit = min(deadline, WallClock.monotonicSeconds() + Double(configuration.timeoutMillis) / 1000)
+        switch StreamSocket.connect(configuration.address, deadline: limit) {
+        case .success(let socketFD):
+            fd = socketFD
+            return nil
+        case .failure(.timedOut): return "connect timed out"
+        case .failure(.failed(_, let reason)): return reason
         }
-        let socketFD = socket(
-            Int32(address.storage.ss_family),
-            Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-                | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard socketFD >= 0 else { return "socket: \(String(cString: strerror(errno)))" }
-        var storage = address.storage
-        let rc = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(socketFD, $0, address.length) }
-        }
-        if rc != 0 && errno != EINPROGRESS {
-            let e = errno
-            close(socketFD)
-            return "connect: \(String(cString: strerror(e)))"
-        }
-        if rc != 0 {
-            let limit = min(deadline, WallClock.monotonicSeconds() + Double(configuration.timeoutMillis) / 1000)
-            var p = pollfd(fd: socketFD, events: Int16(POLLOUT), revents: 0)
-            let waitMillis = Int32(max(0, min(Double(Int32.max), (limit - WallClock.monotonicSeconds()) * 1000)))
-            guard poll(&p, 1, waitMillis) == 1 else {
-                close(socketFD)
-                return "connect timed out"
-            }
-            var error: Int32 = 0
-            var length = socklen_t(4)
-            getsockopt(socketFD, SOL_SOCKET, SO_ERROR, &error, &length)
-            if error != 0 {
-                close(socketFD)
-                return "connect: \(String(cString: strerror(error)))"
-            }
-        }
-        fd = socketFD
-        return nil
     }
 
     /// Writes `bytes[sent...]`, advancing `sent`.
@@ -210,25 +179,11 @@ public final class GraphiteSink: Sink, @unchecked Sendable {
             let n = recv(fd, &scratch, scratch.count, Int32(MSG_DONTWAIT))
             if n == 0 { return "the receiver closed the connection" }
         }
-        while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { raw in
-                send(fd, raw.baseAddress.map { $0 + sent }, raw.count - sent, Int32(MSG_NOSIGNAL))
-            }
-            if n > 0 {
-                sent += n
-                continue
-            }
-            if n < 0 && errno == EINTR { continue }
-            guard n < 0, errno == EAGAIN || errno == EWOULDBLOCK else {
-                return "send: \(String(cString: strerror(errno)))"
-            }
-            let limit = min(deadline, WallClock.monotonicSeconds() + Double(configuration.timeoutMillis) / 1000)
-            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            let waitMillis = Int32(max(0, min(Double(Int32.max), (limit - WallClock.monotonicSeconds()) * 1000)))
-            if poll(&p, 1, waitMillis) != 1 || p.revents & Int16(POLLOUT) == 0 {
-                return "the receiver took nothing for \(configuration.timeoutMillis) ms"
-            }
+        let timeout = Double(configuration.timeoutMillis) / 1000
+        switch StreamSocket.send(fd, bytes, from: &sent, idleTimeout: timeout, deadline: { deadline }) {
+        case nil: return nil
+        case .timedOut: return "the receiver took nothing for \(configuration.timeoutMillis) ms"
+        case .failed(_, let reason): return reason
         }
-        return nil
     }
 }

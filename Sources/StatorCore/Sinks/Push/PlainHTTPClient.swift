@@ -1,4 +1,3 @@
-import CStatorSys
 import Foundation
 import Glibc
 
@@ -58,9 +57,10 @@ final class PlainHTTPClient: PushTransport, @unchecked Sendable {
             let reused = fd >= 0
             if fd < 0 {
                 let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-                switch Self.connect(address, deadline: min(deadline, abortAt())) {
+                switch StreamSocket.connect(address, deadline: min(deadline, abortAt())) {
                 case .success(let opened): fd = opened
-                case .failure(let failure): return .failure(failure.reason)
+                case .failure(.timedOut): return .failure(Self.waitFailure(deadline: deadline, abortAt: abortAt) ?? "timed out")
+                case .failure(.failed(_, let reason)): return .failure(reason)
                 }
             }
             do throws(Failure) {
@@ -85,20 +85,12 @@ final class PlainHTTPClient: PushTransport, @unchecked Sendable {
         _ fd: Int32, _ request: [UInt8], reused: Bool, deadline: Double, abortAt: @escaping () -> Double
     ) throws(Failure) -> (outcome: PushOutcome, close: Bool) {
         var sent = 0
-        while sent < request.count {
-            let n = request.withUnsafeBytes { raw in
-                send(fd, raw.baseAddress.map { $0 + sent }, raw.count - sent, Int32(MSG_NOSIGNAL))
-            }
-            if n > 0 {
-                sent += n
-                continue
-            }
-            if n < 0 && errno == EINTR { continue }
-            guard n < 0, errno == EAGAIN || errno == EWOULDBLOCK else {
-                if reused && (errno == EPIPE || errno == ECONNRESET) { throw .stale }
-                throw .failed("send: \(String(cString: strerror(errno)))")
-            }
-            try wait(fd, Int16(POLLOUT), deadline: deadline, abortAt: abortAt)
+        switch StreamSocket.send(fd, request, from: &sent, idleTimeout: .infinity, deadline: { min(deadline, abortAt()) }) {
+        case nil: break
+        case .timedOut: throw .failed(Self.waitFailure(deadline: deadline, abortAt: abortAt) ?? "timed out")
+        case .failed(let e, let reason):
+            if reused && (e == EPIPE || e == ECONNRESET) { throw .stale }
+            throw .failed(reason)
         }
         var reader = Reader(fd: fd, deadline: deadline, abortAt: abortAt)
         while true {
@@ -136,67 +128,19 @@ final class PlainHTTPClient: PushTransport, @unchecked Sendable {
             body: (200..<300).contains(head.status) ? body : [])
     }
 
-    /// Waits until `fd` is ready for `events`, the deadline, or the abort time.
-    private func wait(_ fd: Int32, _ events: Int16, deadline: Double, abortAt: () -> Double) throws(Failure) {
-        Self.wait(fd, events, deadline: deadline, abortAt: abortAt)
-        if let failure = Self.waitFailure(deadline: deadline, abortAt: abortAt) { throw .failed(failure) }
-    }
-
+    /// Waits (50 ms at most) until `fd` is ready for `events`, the deadline, or the abort time.
     fileprivate static func wait(_ fd: Int32, _ events: Int16, deadline: Double, abortAt: () -> Double) {
         let limit = min(deadline, abortAt(), WallClock.monotonicSeconds() + 0.05)
         var p = pollfd(fd: fd, events: events, revents: 0)
-        _ = poll(&p, 1, Int32(max(0, (limit - WallClock.monotonicSeconds()) * 1000).rounded(.up)))
+        _ = poll(&p, 1, StreamSocket.millis(until: limit))
     }
 
+    /// Why waiting must stop (shutdown, or the request's time is up), or nil.
     fileprivate static func waitFailure(deadline: Double, abortAt: () -> Double) -> String? {
         let now = WallClock.monotonicSeconds()
         if now >= abortAt() { return "abandoned at shutdown" }
         if now >= deadline { return "timed out" }
         return nil
-    }
-
-    /// A non-blocking connected socket, or why there is none.
-    private static func connect(_ address: String, deadline: Double) -> Result<Int32, ConnectFailure> {
-        let parsed: SocketAddress
-        do {
-            parsed = try SocketAddress(parsing: address)
-        } catch {
-            return .failure(ConnectFailure("cannot resolve \(address): \(error.message)"))
-        }
-        let fd = socket(
-            Int32(parsed.storage.ss_family),
-            Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { return .failure(ConnectFailure("socket: \(String(cString: strerror(errno)))")) }
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
-        var storage = parsed.storage
-        let rc = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, parsed.length) }
-        }
-        if rc != 0 && errno != EINPROGRESS {
-            let e = errno
-            Glibc.close(fd)
-            return .failure(ConnectFailure("connect to \(address): \(String(cString: strerror(e)))"))
-        }
-        if rc != 0 {
-            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            let millis = Int32(max(0, min(Double(Int32.max), (deadline - WallClock.monotonicSeconds()) * 1000)).rounded(.up))
-            var error: Int32 = 0
-            var length = socklen_t(4)
-            guard poll(&p, 1, millis) == 1, getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0, error == 0 else {
-                Glibc.close(fd)
-                return .failure(
-                    ConnectFailure(
-                        error != 0
-                            ? "connect to \(address): \(String(cString: strerror(error)))" : "connect to \(address) timed out"))
-            }
-        }
-        return .success(fd)
-    }
-
-    private struct ConnectFailure: Error {
-        let reason: String
-        init(_ reason: String) { self.reason = reason }
     }
 
     /// Reads an answer from the connection into a buffer, bounded.
