@@ -147,6 +147,16 @@ def step(rate, seconds, size, flags, warmup=0.0):
         }
 
 
+def print_medians(results, mean=False):
+    """One line per variant of a run in turns: the median (and the mean) of its runs' CPU figures."""
+    for label, values in results.items():
+        values = sorted(values)
+        n = len(values)
+        median = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+        average = f", mean {sum(values) / n:.4f}" if mean else ""
+        print(f"{label}: median {median:.4f}{average} CPU-s per million lines over {n} runs")
+
+
 def print_table(rows, title):
     print(f"\n{title}")
     print("| target lines/s | sent lines/s | lines sent | accounted | kernel drops | CPU-s per million lines | RSS MB |")
@@ -508,11 +518,7 @@ def inputs(args):
                           f"{int(values.get('stator_udp_kernel_drops_total', 0))} | {cpu:.3f} |")
                     sys.stdout.flush()
         SENDERS = 1
-        for label, values in results.items():
-            values.sort()
-            n = len(values)
-            median = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
-            print(f"{label}: median {median:.4f} CPU-s per million lines over {n} runs")
+        print_medians(results)
 
 
 def encoders(args):
@@ -628,11 +634,7 @@ def sinks(args):
                         print(f"| {k + 1} | {label} | {sent['lines']:,} | {100 * share:.3f}% | "
                               f"{int(values.get('stator_udp_kernel_drops_total', 0))} | {int(pushed)} | {cpu:.3f} |")
                         sys.stdout.flush()
-            for label, values in results.items():
-                values.sort()
-                n = len(values)
-                median = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
-                print(f"{label}: median {median:.4f} CPU-s per million lines over {n} runs")
+            print_medians(results)
         finally:
             otlp.stop()
             vm.terminate()
@@ -680,11 +682,7 @@ def mapping(args):
                 results[label].append(r["cpu_s_per_million"])
                 print(f"| {k + 1} | {label} | {r['cpu_s_per_million']:.3f} | {100 * r['accounted']:.3f}% | {r['kernel_drops']} |")
                 sys.stdout.flush()
-        for label, values in results.items():
-            values.sort()
-            n = len(values)
-            median = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
-            print(f"{label}: median {median:.4f}, mean {sum(values) / n:.4f} CPU-s per million lines over {n} runs")
+        print_medians(results, mean=True)
 
         # The storm: every line a new name, half counters (a glob maps them), half gauges (no
         # rule matches: every glob state and regex tried). 1M names a minute.
