@@ -1,3 +1,4 @@
+import CStatorSys
 import Glibc
 
 /// Sends every flush to Graphite over plaintext TCP (SPEC section 10), as etsy statsd's
