@@ -147,6 +147,21 @@ def step(rate, seconds, size, flags, warmup=0.0):
         }
 
 
+def measured_run(agent, port, rate, seconds, size, extra=()):
+    """Loads a started agent, then stops it: what was sent, the share of it the JSON lines
+    account for, the agent's CPU-s per million lines, and its own metrics before the stop."""
+    cpu0 = cpu_seconds(agent.proc.pid)
+    sent = load(port, rate, seconds, size, extra)
+    time.sleep(0.3)  # let the readers finish what the socket holds
+    cpu1 = cpu_seconds(agent.proc.pid)
+    values, _ = agent.metrics()
+    agent.stop()
+    counters, timers = accounted(agent.out)
+    expected = sent["counter_sum"] + sent["timer_count"]
+    share = (counters + timers) / expected if expected else 1.0
+    return sent, share, (cpu1 - cpu0) / sent["lines"] * 1e6, values
+
+
 def print_medians(results, mean=False):
     """One line per variant of a run in turns: the median (and the mean) of its runs' CPU figures."""
     for label, values in results.items():
@@ -503,16 +518,7 @@ def inputs(args):
                     extra = ["--unix", sock] if kind == "unix" else ["--tcp", "8"] if kind == "tcp" else []
                     SENDERS = senders
                     port = tcp_port if kind == "tcp" else agent.udp
-                    cpu0 = cpu_seconds(agent.proc.pid)
-                    sent = load(port, rate, args.seconds, size, extra)
-                    time.sleep(0.3)
-                    cpu1 = cpu_seconds(agent.proc.pid)
-                    values, _ = agent.metrics()
-                    agent.stop()
-                    counters, timers = accounted(out)
-                    expected = sent["counter_sum"] + sent["timer_count"]
-                    share = (counters + timers) / expected if expected else 1.0
-                    cpu = (cpu1 - cpu0) / sent["lines"] * 1e6
+                    sent, share, cpu, values = measured_run(agent, port, rate, args.seconds, size, extra)
                     results[label].append(cpu)
                     print(f"| {k + 1} | {label} | {sent['lines']:,} | {100 * share:.3f}% | {sent['send_errors']} | "
                           f"{int(values.get('stator_udp_kernel_drops_total', 0))} | {cpu:.3f} |")
@@ -618,16 +624,7 @@ def sinks(args):
                             flags += ["--config", path]
                         agent = Agent(flags, out)
                         time.sleep(0.3)
-                        cpu0 = cpu_seconds(agent.proc.pid)
-                        sent = load(agent.udp, rate, args.seconds, args.size)
-                        time.sleep(0.3)
-                        cpu1 = cpu_seconds(agent.proc.pid)
-                        values, _ = agent.metrics()
-                        agent.stop()
-                        counters, timers = accounted(out)
-                        expected = sent["counter_sum"] + sent["timer_count"]
-                        share = (counters + timers) / expected if expected else 1.0
-                        cpu = (cpu1 - cpu0) / sent["lines"] * 1e6
+                        sent, share, cpu, values = measured_run(agent, agent.udp, rate, args.seconds, args.size)
                         results[label].append(cpu)
                         pushed = sum(v for n, v in values.items()
                                      if n.startswith("stator_push_requests_total") and 'result="success"' in n)
