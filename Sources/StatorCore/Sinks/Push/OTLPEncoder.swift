@@ -150,8 +150,8 @@ struct OTLPRequestBuilder {
     static func attribute(
         _ w: inout ProtobufWriter, field: UInt32, _ key: some Collection<UInt8>, _ value: some Collection<UInt8>
     ) {
-        let anyValue = 1 + varintSize(value.count) + value.count
-        let keyValue = 1 + varintSize(key.count) + key.count + 1 + varintSize(anyValue) + anyValue
+        let anyValue = 1 + ProtobufWriter.varintSize(value.count) + value.count
+        let keyValue = 1 + ProtobufWriter.varintSize(key.count) + key.count + 1 + ProtobufWriter.varintSize(anyValue) + anyValue
         w.key(field, 2)
         w.varint(UInt64(keyValue))
         w.key(1, 2)
@@ -162,16 +162,6 @@ struct OTLPRequestBuilder {
         w.key(1, 2)
         w.varint(UInt64(value.count))
         w.append(contentsOf: value)
-    }
-
-    static func varintSize(_ n: Int) -> Int {
-        var size = 1
-        var v = UInt64(n) >> 7
-        while v > 0 {
-            size += 1
-            v >>= 7
-        }
-        return size
     }
 
     /// Packed `repeated fixed64` / `repeated double`.

@@ -13,14 +13,22 @@ struct ProtobufWriter {
 
     mutating func append(_ other: ProtobufWriter) { bytes.append(contentsOf: other.bytes) }
 
-    mutating func varint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+    /// Appends `value` as a base-128 varint, the encoding Snappy's length header uses too.
+    mutating func varint(_ value: UInt64) { Snappy.appendVarint(value, to: &bytes) }
+
+    /// The bytes `varint` writes for `n`: what a message's length prefix is sized by before
+    /// the message is written.
+    static func varintSize(_ n: UInt64) -> Int {
+        var size = 1
+        var v = n >> 7
+        while v > 0 {
+            size += 1
             v >>= 7
         }
-        bytes.append(UInt8(v))
+        return size
     }
+
+    static func varintSize(_ n: Int) -> Int { varintSize(UInt64(n)) }
 
     /// A field's key: its number and wire type (0 varint, 1 fixed64, 2 length-delimited).
     mutating func key(_ field: UInt32, _ wireType: UInt8) { varint(UInt64(field) << 3 | UInt64(wireType)) }

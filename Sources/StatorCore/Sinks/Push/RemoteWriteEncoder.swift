@@ -193,13 +193,13 @@ public enum RemoteWriteEncoder {
     ) {
         func labelSize(_ k: Int) -> Int {
             let (n, v) = (labels.pairs[k].name.count, labels.pairs[k].value.count)
-            return 1 + OTLPRequestBuilder.varintSize(n) + n + 1 + OTLPRequestBuilder.varintSize(v) + v
+            return 1 + ProtobufWriter.varintSize(n) + n + 1 + ProtobufWriter.varintSize(v) + v
         }
-        let sampleSize = 9 + 1 + OTLPRequestBuilder.varintSize(Int(clamping: UInt64(bitPattern: timestamp)))
-        var size = 1 + OTLPRequestBuilder.varintSize(sampleSize) + sampleSize
+        let sampleSize = 9 + 1 + ProtobufWriter.varintSize(UInt64(bitPattern: timestamp))
+        var size = 1 + ProtobufWriter.varintSize(sampleSize) + sampleSize
         for k in order {
             let l = labelSize(k)
-            size += 1 + OTLPRequestBuilder.varintSize(l) + l
+            size += 1 + ProtobufWriter.varintSize(l) + l
         }
         out.key(1, 2)
         out.varint(UInt64(size))
