@@ -25,10 +25,12 @@ static struct {
     int (*bind_double)(sqlite3_stmt *, int, double);
     int (*bind_text)(sqlite3_stmt *, int, const char *, int, void (*)(void *));
     int (*bind_null)(sqlite3_stmt *, int);
+    int (*bind_blob)(sqlite3_stmt *, int, const void *, int, void (*)(void *));
     int (*column_type)(sqlite3_stmt *, int);
     int64_t (*column_int64)(sqlite3_stmt *, int);
     double (*column_double)(sqlite3_stmt *, int);
     const unsigned char *(*column_text)(sqlite3_stmt *, int);
+    const void *(*column_blob)(sqlite3_stmt *, int);
     int (*column_bytes)(sqlite3_stmt *, int);
     const char *(*libversion)(void);
 } api;
@@ -66,10 +68,12 @@ static void load(void) {
     LOAD(handle, bind_double, "sqlite3_bind_double");
     LOAD(handle, bind_text, "sqlite3_bind_text");
     LOAD(handle, bind_null, "sqlite3_bind_null");
+    LOAD(handle, bind_blob, "sqlite3_bind_blob");
     LOAD(handle, column_type, "sqlite3_column_type");
     LOAD(handle, column_int64, "sqlite3_column_int64");
     LOAD(handle, column_double, "sqlite3_column_double");
     LOAD(handle, column_text, "sqlite3_column_text");
+    LOAD(handle, column_blob, "sqlite3_column_blob");
     LOAD(handle, column_bytes, "sqlite3_column_bytes");
     LOAD(handle, libversion, "sqlite3_libversion");
     loaded = 1;
@@ -104,6 +108,9 @@ int CStatorSys_sqlite3_bind_text(sqlite3_stmt *statement, int index, const char 
     return api.bind_text(statement, index, text, length, STATOR_SQLITE_TRANSIENT);
 }
 int CStatorSys_sqlite3_bind_null(sqlite3_stmt *statement, int index) { return api.bind_null(statement, index); }
+int CStatorSys_sqlite3_bind_blob(sqlite3_stmt *statement, int index, const void *bytes, int length) {
+    return api.bind_blob(statement, index, bytes, length, STATOR_SQLITE_TRANSIENT);
+}
 int CStatorSys_sqlite3_column_type(sqlite3_stmt *statement, int column) { return api.column_type(statement, column); }
 int64_t CStatorSys_sqlite3_column_int64(sqlite3_stmt *statement, int column) {
     return api.column_int64(statement, column);
@@ -115,5 +122,10 @@ const unsigned char *CStatorSys_sqlite3_column_text(sqlite3_stmt *statement, int
     const unsigned char *text = api.column_text(statement, column);  // before column_bytes, as SQLite asks
     *length = api.column_bytes(statement, column);
     return text;
+}
+const void *CStatorSys_sqlite3_column_blob(sqlite3_stmt *statement, int column, int *length) {
+    const void *bytes = api.column_blob(statement, column);  // before column_bytes, as SQLite asks
+    *length = api.column_bytes(statement, column);
+    return bytes;
 }
 const char *CStatorSys_sqlite3_libversion(void) { return api.libversion(); }

@@ -1,10 +1,10 @@
 import Glibc
 import StatorCore
 
-/// The roll-up sink at scale: `tenants` × `names` counters rolled up per flush (the first
-/// flush of a day inserts every row, later ones update them), a `days`-day history, and a
+/// The roll-up sink at scale: `tenants` × `names` counters rolled up per flush, a `days`-day
+/// history (each day's rows folded whole, as at a SIGTERM), two days of 10-second flushes, and a
 /// query of one tenant over all of it through the API, as `GET /api/v1/rollups` runs it.
-func benchmarkRollups(tenants: Int, names: Int, days: Int) {
+func benchmarkRollups(tenants: Int, names: Int, days: Int, flushesPerDay: Int = 40) {
     let dir = "/tmp/stator-rollup-bench-\(getpid())"
     mkdir(dir, 0o700)
     let path = dir + "/rollups.db"
@@ -18,11 +18,11 @@ func benchmarkRollups(tenants: Int, names: Int, days: Int) {
     var aggregator = ReaderAggregator(table: table)
     var configuration = RollupConfiguration()
     configuration.path = path
-    configuration.retentionDays = days
+    configuration.retentionDays = days - 1  // the last midnight expires the first day
     configuration.limits = [.init(match: "usage.0", daily: 1000)]
     let day0: EpochMillis = 1_790_000_000_000 / 86_400_000 * 86_400_000  // a midnight, UTC
     // swift-format-ignore: NeverUseForceTry
-    let sink = try! RollupSink(
+    var sink = try! RollupSink(
         configuration: configuration, metrics: nil, logger: Logger(label: "bench", level: .critical), now: day0)
 
     /// One flush's worth: every tenant's every name once.
@@ -48,28 +48,45 @@ func benchmarkRollups(tenants: Int, names: Int, days: Int) {
         return now() - t0
     }
     func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+    func ms(_ seconds: Double) -> Double { (seconds * 1e4).rounded() / 10 }
 
-    // A day of flushes: the first inserts every row, the others update them.
-    var inserts: [Double] = []
-    var updates: [Double] = []
-    for day in 0..<days {
+    // History: each day's one flush, folded whole as at a SIGTERM (a day's rows inserted).
+    var dayFolds: [Double] = []
+    for day in 0..<(days - 2) {
+        let batch = interval(at: day0 + EpochMillis(day) * 86_400_000 + 10_000)
+        // swift-format-ignore: NeverUseForceTry
+        try! sink.emit(batch)
+        dayFolds.append(timed { sink.shutdown() })
+    }
+    var st = stat()
+    stat(path, &st)
+    let historyBytes = Int(st.st_size)
+    let historyRows = Double(tenants * names * (days - 2))
+    // A restart (no series known), then the last two days: flushes every 10 s, each folding
+    // a part of the rows waiting. At midnight the day before's rows still wait, every series
+    // starts a new row, and the first day's rows expire, a chunk a flush.
+    var flushes: [Double] = []
+    var firstAfterStart = 0.0
+    var firstAfterMidnight = 0.0
+    // swift-format-ignore: NeverUseForceTry
+    sink = try! RollupSink(
+        configuration: configuration, metrics: nil, logger: Logger(label: "bench", level: .critical),
+        now: day0 + EpochMillis(days - 2) * 86_400_000)
+    for day in (days - 2)..<days {
         let midnight = day0 + EpochMillis(day) * 86_400_000
-        for flush in 0..<(day == days - 1 ? 6 : 1) {
+        for flush in 0..<flushesPerDay {
             let batch = interval(at: midnight + EpochMillis(flush + 1) * 10_000)
             // swift-format-ignore: NeverUseForceTry
             let seconds = timed { try! sink.emit(batch) }
-            if flush == 0 { inserts.append(seconds) } else { updates.append(seconds) }
+            if day == days - 2, flush == 0 {
+                firstAfterStart = seconds  // every series' row worked out
+            } else {
+                flushes.append(seconds)
+            }
+            if day == days - 1, flush == 0 { firstAfterMidnight = seconds }
         }
     }
-    sink.shutdown()
-    var st = stat()
-    stat(path, &st)
-    let rows = Double(tenants * names * days)
-    print("roll-ups, \(tenants) tenants x \(names) names = \(tenants * names) rows per day, \(days) days:")
-    print("  a day's first flush (inserts): median \((median(inserts) * 1e4).rounded() / 10) ms over \(inserts.count) days")
-    print("  a later flush (updates):       median \((median(updates) * 1e4).rounded() / 10) ms over \(updates.count) flushes")
-    print("  database: \(Int(st.st_size)) bytes, \(Int(Double(st.st_size) / rows)) bytes per row (\(Int(rows)) rows)")
-
+    // Queries while a day's changes wait unfolded, as between SIGTERMs.
     let last = RollupSink.day(of: day0 + EpochMillis(days - 1) * 86_400_000)
     let first = RollupSink.day(of: day0)
     var queries: [Double] = []
@@ -81,7 +98,22 @@ func benchmarkRollups(tenants: Int, names: Int, days: Int) {
         queries.append(timed { response = sink.answer(head) })
         returned = response?.contentLength ?? 0
     }
+    stat(path + "-wal", &st)
+    let walBytes = Int(st.st_size)
+    let finalFold = timed { sink.shutdown() }
+    print("roll-ups, \(tenants) tenants x \(names) names = \(tenants * names) rows per day, \(days) days:")
+    print(
+        "  a flush (changes merged, a part folded, the rest saved): median \(ms(median(flushes))) ms, "
+            + "slowest \(ms(flushes.max() ?? 0)) ms, over \(flushes.count) flushes across a midnight")
+    print("    the first after midnight \(ms(firstAfterMidnight)) ms; the first after a start \(ms(firstAfterStart)) ms")
+    print("    in run order: \(flushes.map { "\(ms($0))" }.joined(separator: " "))")
+    print("  a whole day's rows folded at once (SIGTERM): median \(ms(median(dayFolds))) ms, last day \(ms(finalFold)) ms")
+    print("  write-ahead log before the last fold: \(walBytes) bytes")
+    print(
+        "  database after \(days - 2) days: \(historyBytes) bytes, \(Int(Double(historyBytes) / historyRows)) bytes "
+            + "per row (\(Int(historyRows)) rows)")
+
     print(
         "  one tenant, \(days) days (\(names * days) rows, \(returned) bytes of JSON): median "
-            + "\((median(queries) * 1e4).rounded() / 10) ms over \(queries.count) queries")
+            + "\(ms(median(queries))) ms over \(queries.count) queries")
 }

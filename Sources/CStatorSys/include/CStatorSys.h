@@ -134,11 +134,15 @@ int CStatorSys_sqlite3_bind_double(sqlite3_stmt *statement, int index, double va
 /// Binds `length` bytes of text, copied by SQLite (SQLITE_TRANSIENT).
 int CStatorSys_sqlite3_bind_text(sqlite3_stmt *statement, int index, const char *text, int length);
 int CStatorSys_sqlite3_bind_null(sqlite3_stmt *statement, int index);
+/// Binds `length` bytes as a blob, copied by SQLite (SQLITE_TRANSIENT).
+int CStatorSys_sqlite3_bind_blob(sqlite3_stmt *statement, int index, const void *bytes, int length);
 int CStatorSys_sqlite3_column_type(sqlite3_stmt *statement, int column);
 int64_t CStatorSys_sqlite3_column_int64(sqlite3_stmt *statement, int column);
 double CStatorSys_sqlite3_column_double(sqlite3_stmt *statement, int column);
 /// The column's text (NULL for a NULL value) and its length in bytes in `length`.
 const unsigned char *CStatorSys_sqlite3_column_text(sqlite3_stmt *statement, int column, int *length);
+/// The column's blob (NULL for a NULL or empty value) and its length in bytes in `length`.
+const void *CStatorSys_sqlite3_column_blob(sqlite3_stmt *statement, int column, int *length);
 const char *CStatorSys_sqlite3_libversion(void);
 
 #endif

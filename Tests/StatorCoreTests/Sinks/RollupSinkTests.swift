@@ -4,32 +4,37 @@ import Testing
 
 private let quiet = Logger(label: "test", level: .critical)
 
-private func counter(_ name: String, _ value: Double, _ tags: [(String, String)]) -> CounterSummary {
+func rollupCounter(_ name: String, _ value: Double, _ tags: [(String, String)]) -> CounterSummary {
     CounterSummary(key: MetricKey(type: .counter, name: name, tags: tags), value: value, rate: value / 10)
 }
 
-private func temporaryDatabase() -> String {
+func rollupDatabasePath() -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("rollup-\(UUID().uuidString).db").path
 }
 
 /// Midnight UTC of 2026-12-06.
-private let midnight: EpochMillis = 1_796_515_200_000
+let rollupMidnight: EpochMillis = 1_796_515_200_000
 
-private func everything(_ sink: RollupSink) throws -> [RollupRow] {
-    try sink.store.rows(key: nil, nameGlob: nil, start: "0000-01-01", end: "9999-12-31", after: nil, limit: 1000)
+func allRollupRows(_ sink: RollupSink) throws -> [RollupRow] {
+    try sink.rows(key: nil, nameGlob: nil, start: "0000-01-01", end: "9999-12-31", after: nil, limit: 1000)
 }
 
 @Test func aFlushAtMidnightClosesTheDayBefore() throws {
-    let path = temporaryDatabase()
+    let path = rollupDatabasePath()
     defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
     var configuration = RollupConfiguration()
     configuration.path = path
-    let sink = try RollupSink(configuration: configuration, metrics: nil, logger: quiet, now: midnight - 5000)
+    let sink = try RollupSink(configuration: configuration, metrics: nil, logger: quiet, now: rollupMidnight - 5000)
     let tags = [("tenant", "acme")]
-    try sink.emit(FlushBatch(timestamp: midnight - 10_000, interval: 10, percentiles: [], counters: [counter("calls", 2, tags)]))
-    try sink.emit(FlushBatch(timestamp: midnight, interval: 10, percentiles: [], counters: [counter("calls", 3, tags)]))
-    try sink.emit(FlushBatch(timestamp: midnight + 10_000, interval: 10, percentiles: [], counters: [counter("calls", 4, tags)]))
-    let rows = try everything(sink)
+    try sink.emit(
+        FlushBatch(timestamp: rollupMidnight - 10_000, interval: 10, percentiles: [], counters: [rollupCounter("calls", 2, tags)])
+    )
+    try sink.emit(
+        FlushBatch(timestamp: rollupMidnight, interval: 10, percentiles: [], counters: [rollupCounter("calls", 3, tags)]))
+    try sink.emit(
+        FlushBatch(timestamp: rollupMidnight + 10_000, interval: 10, percentiles: [], counters: [rollupCounter("calls", 4, tags)])
+    )
+    let rows = try allRollupRows(sink)
     #expect(rows.map(\.day) == ["2026-12-05", "2026-12-06"])
     // Created 0640 at most, as every file Stator creates; the write-ahead log takes that mode.
     for file in [path, path + "-wal"] {
@@ -40,44 +45,44 @@ private func everything(_ sink: RollupSink) throws -> [RollupRow] {
 }
 
 @Test func rowsOlderThanTheRetentionAreDeletedOnceADay() throws {
-    let path = temporaryDatabase()
+    let path = rollupDatabasePath()
     defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
     var configuration = RollupConfiguration()
     configuration.path = path
     configuration.retentionDays = 3
-    let sink = try RollupSink(configuration: configuration, metrics: nil, logger: quiet, now: midnight)
+    let sink = try RollupSink(configuration: configuration, metrics: nil, logger: quiet, now: rollupMidnight)
     let tags = [("tenant", "acme")]
     for day in 0..<5 {
-        let at = midnight + EpochMillis(day) * 86_400_000 + 60_000
-        try sink.emit(FlushBatch(timestamp: at, interval: 10, percentiles: [], counters: [counter("calls", 1, tags)]))
+        let at = rollupMidnight + EpochMillis(day) * 86_400_000 + 60_000
+        try sink.emit(FlushBatch(timestamp: at, interval: 10, percentiles: [], counters: [rollupCounter("calls", 1, tags)]))
     }
     // Three days kept, today included: the 8th, 9th and 10th.
-    #expect(try everything(sink).map(\.day) == ["2026-12-08", "2026-12-09", "2026-12-10"])
+    #expect(try allRollupRows(sink).map(\.day) == ["2026-12-08", "2026-12-09", "2026-12-10"])
 }
 
 @Test func seriesAreRolledUpByTheTagAcrossTheirOtherTagsAndOnlyWhenMatched() throws {
-    let path = temporaryDatabase()
+    let path = rollupDatabasePath()
     defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
     var configuration = RollupConfiguration()
     configuration.path = path
     configuration.by = "customer"
     configuration.match = ["api.*", "storage.*"]
     configuration.limits = [.init(match: "api.*", daily: 10)]
-    let sink = try RollupSink(configuration: configuration, metrics: nil, logger: quiet, now: midnight + 1000)
+    let sink = try RollupSink(configuration: configuration, metrics: nil, logger: quiet, now: rollupMidnight + 1000)
     let batch = FlushBatch(
-        timestamp: midnight + 10_000, interval: 10, percentiles: [],
+        timestamp: rollupMidnight + 10_000, interval: 10, percentiles: [],
         counters: [
-            counter("api.calls", 2, [("customer", "acme"), ("route", "/a")]),
-            counter("api.calls", 3, [("customer", "acme"), ("route", "/b")]),
-            counter("api.calls", 1, [("customer", "")]),  // an empty value is no value
-            counter("db.calls", 9, [("customer", "acme")]),  // no glob matches
-            counter("api.calls", 4, [("tenant", "acme")]),  // not the roll-up tag
+            rollupCounter("api.calls", 2, [("customer", "acme"), ("route", "/a")]),
+            rollupCounter("api.calls", 3, [("customer", "acme"), ("route", "/b")]),
+            rollupCounter("api.calls", 1, [("customer", "")]),  // an empty value is no value
+            rollupCounter("db.calls", 9, [("customer", "acme")]),  // no glob matches
+            rollupCounter("api.calls", 4, [("tenant", "acme")]),  // not the roll-up tag
         ],
         gauges: [
             GaugeSummary(key: MetricKey(type: .gauge, name: "storage.bytes", tags: [("customer", "acme")]), value: 7)
         ])
     try sink.emit(batch)
-    let rows = try everything(sink)
+    let rows = try allRollupRows(sink)
     #expect(
         rows == [
             RollupRow(day: "2026-12-06", key: "acme", name: "api.calls", type: "counter", sum: 5),
@@ -86,12 +91,12 @@ private func everything(_ sink: RollupSink) throws -> [RollupRow] {
     #expect(sink.renderUsage().contains("stator_rollup_usage_ratio{key=\"acme\",name=\"api.calls\"} 0.5\n"))
     #expect(!sink.renderUsage().contains("storage.bytes"))
     // Another Stator reads today's sums back for the limits.
-    let reopened = try RollupSink(configuration: configuration, metrics: nil, logger: quiet, now: midnight + 20_000)
+    let reopened = try RollupSink(configuration: configuration, metrics: nil, logger: quiet, now: rollupMidnight + 20_000)
     #expect(reopened.renderUsage().contains("stator_rollup_usage_ratio{key=\"acme\",name=\"api.calls\"} 0.5\n"))
 }
 
 @Test func aDatabaseOfAnotherTagOrNoDatabaseAtAllIsRefusedNamingTheFile() throws {
-    let path = temporaryDatabase()
+    let path = rollupDatabasePath()
     defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
     var configuration = RollupConfiguration()
     configuration.path = path
@@ -102,7 +107,7 @@ private func everything(_ sink: RollupSink) throws -> [RollupRow] {
             "sinks.rollup.path \(path): the database holds roll-ups by tenant, not by customer (sinks.rollup.by): give it another path"
         )
     ) { _ = try RollupSink(configuration: configuration, metrics: nil, logger: quiet) }
-    let junk = temporaryDatabase()
+    let junk = rollupDatabasePath()
     defer { try? FileManager.default.removeItem(atPath: junk) }
     try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: junk))
     configuration.path = junk
@@ -112,15 +117,15 @@ private func everything(_ sink: RollupSink) throws -> [RollupRow] {
 }
 
 @Test func theAPIChecksItsParametersAndPagesWithACursor() throws {
-    let path = temporaryDatabase()
+    let path = rollupDatabasePath()
     defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
     var configuration = RollupConfiguration()
     configuration.path = path
-    let sink = try RollupSink(configuration: configuration, metrics: nil, logger: quiet, now: midnight)
+    let sink = try RollupSink(configuration: configuration, metrics: nil, logger: quiet, now: rollupMidnight)
     let counters = ["acme", "beta", "[odd]"].flatMap { tenant in
-        ["api.calls", "api.bytes"].map { counter($0, 1, [("tenant", tenant)]) }
+        ["api.calls", "api.bytes"].map { rollupCounter($0, 1, [("tenant", tenant)]) }
     }
-    try sink.emit(FlushBatch(timestamp: midnight + 10_000, interval: 10, percentiles: [], counters: counters))
+    try sink.emit(FlushBatch(timestamp: rollupMidnight + 10_000, interval: 10, percentiles: [], counters: counters))
     func get(_ query: String) -> (Int, String) {
         var head = HTTPRequestHead(method: "GET", path: "/api/v1/rollups", minorVersion: 1, headers: [])
         head.query = query

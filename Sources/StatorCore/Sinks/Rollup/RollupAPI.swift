@@ -18,7 +18,7 @@ extension RollupSink {
         }
         let rows: [RollupRow]
         do throws(SQLiteError) {
-            rows = try store.rows(
+            rows = try self.rows(
                 key: request.key, nameGlob: request.name, start: request.start, end: request.end, after: request.cursor,
                 limit: request.limit + 1)
         } catch {

@@ -2,21 +2,29 @@ import Glibc
 
 /// Daily roll-ups by one tag, kept in SQLite (SPEC section 11): at each flush, every series
 /// whose name a `match` glob accepts and that carries the `by` tag adds to its row of (UTC
-/// day, tag value, name, type), all of a flush's rows in one transaction. Counters add `sum`;
-/// timers, histograms and distributions add `count` and `sum` and widen `min` and `max`;
-/// gauges keep `last`, `min` and `max`. Sets are not rolled up.
+/// day, tag value, name, type). Counters add `sum`; timers, histograms and distributions add
+/// `count` and `sum` and widen `min` and `max`; gauges keep `last`, `min` and `max`. Sets are
+/// not rolled up.
 ///
+/// - A flush's changes are merged into the rows waiting to be folded (`UnfoldedRows`). Then
+///   one transaction folds some of them into the `rollups` table (`foldCount`: those of the
+///   next tag values in the table's order, at least 5,000 rows or a sixty-fourth of those
+///   waiting) and saves the rest as one blob. So a flush writes a bounded number of table
+///   rows however many tenants send, a row reaches the table within one sweep of the tag
+///   values (about 64 flushes), and a crash loses at most the interval being written. Queries and
+///   the limits add the waiting rows; SIGTERM folds them all.
 /// - A flush's interval belongs to the day its last millisecond is in: the flush at
 ///   00:00:00 UTC closes the day before.
-/// - Rows that cannot be written (a full disk, a locked file) are kept, merged, and written
-///   with the next flush; past `maxPendingRows` they are dropped and counted
-///   (`stator_series_dropped_total{sink="rollup",reason="unwritable"}`).
+/// - A write that fails (a full disk, a locked file) is retried with the next flush, the
+///   changes kept merged in memory; past `maxPendingRows` waiting rows they are dropped and
+///   counted (`stator_series_dropped_total{sink="rollup",reason="unwritable"}`).
 /// - Once a day, rows older than `retention_days` are deleted.
 /// - Today's sums of the names under a `limits` entry are kept in memory (read back from
 ///   the database at start) for `stator_rollup_usage_ratio`.
 public final class RollupSink: Sink, @unchecked Sendable {
-    // SAFETY: `pending` and `purgedDay` are touched only by `emit` and `shutdown`, which the
-    // sink's one thread calls in turn; `usage` is read by scrapes under its lock.
+    // SAFETY: `expiryDay`, `expiring`, `unsavedChanges` and `routes` are touched only by `emit` and
+    // `shutdown`, which the sink's one thread calls in turn; `unfolded` and `usage` are
+    // behind their locks.
     public let name = "rollup"
     let store: RollupStore
     let configuration: RollupConfiguration
@@ -25,45 +33,25 @@ public final class RollupSink: Sink, @unchecked Sendable {
     private let by: [UInt8]
     private let metrics: SelfMetrics?
     private let logger: Logger
-    /// Rows not yet written (this flush's, and any a failed write left), with their primary
-    /// key's bytes, and where each key's row is: rows are merged in place.
-    private var pending = PendingRows()
-
-    private struct PendingRows {
-        var index: [[UInt8]: Int] = [:]
-        var ids: [[UInt8]] = []
-        var rows: [RollupRow] = []
-
-        var count: Int { rows.count }
-        var isEmpty: Bool { rows.isEmpty }
-
-        mutating func removeAll() {
-            index.removeAll(keepingCapacity: true)
-            ids.removeAll(keepingCapacity: true)
-            rows.removeAll(keepingCapacity: true)
-        }
-
-        /// The rows' positions in primary-key order (the ids' bytes compared as memcmp does).
-        func orderByKey() -> [Int] {
-            ids.withUnsafeBufferPointer { ids in
-                Array(ids.indices).sorted { a, b in
-                    ids[a].withUnsafeBytes { x in
-                        ids[b].withUnsafeBytes { y in
-                            guard let xb = x.baseAddress, let yb = y.baseAddress else { return x.count < y.count }
-                            let c = memcmp(xb, yb, min(x.count, y.count))
-                            return c != 0 ? c < 0 : x.count < y.count
-                        }
-                    }
-                }
-            }
-        }
-    }
-    private var purgedDay = ""
+    /// The changes not yet in the `rollups` table. Held across a flush's whole write and a
+    /// query's two reads (table and waiting rows), so a query never sees a row both folded and
+    /// still waiting.
+    private let unfolded: PthreadLock<UnfoldedRows>
+    /// The fewest waiting rows a flush folds (all of them when fewer wait).
+    var minimumFold = 5_000
+    /// The day whose expired rows were last looked for.
+    private var expiryDay = ""
+    /// Rows of days before `before` are being deleted, `expiredRowsPerFlush` a flush, until
+    /// a flush finds fewer.
+    private var expiring: (before: String, deleted: Int64)?
+    static let expiredRowsPerFlush = 5_000
+    /// Changes merged since the last write that succeeded: lost if the database cannot be
+    /// written again before Stator stops.
+    private var unsavedChanges = 0
     private let usage: PthreadLock<(day: String, sums: [RollupKey: Double])>
-    private let failureLog = RateLimiter(period: 10)
     static let maxPendingRows = 1_000_000
 
-    /// Opens (or creates) the database.
+    /// Opens (or creates) the database and reads back the changes a last flush left unfolded.
     /// - Parameter now: the time the limits' sums of today are read back for.
     /// - Throws: `ConfigError` naming the file (see `RollupStore.init`).
     public init(
@@ -78,20 +66,35 @@ public final class RollupSink: Sink, @unchecked Sendable {
         by = Array(configuration.by.utf8)
         let today = Self.day(of: now)
         var sums: [RollupKey: Double] = [:]
-        if !configuration.limits.isEmpty {
-            let globs = limitGlobs
-            do throws(SQLiteError) {
-                sums = try store.sums(day: today) { name in globs.contains { Self.matches($0.glob, name) } }
-            } catch {
-                throw ConfigError("sinks.rollup.path \(configuration.path): \(error.message)")
+        let waiting: UnfoldedRows
+        do throws(SQLiteError) {
+            waiting = try store.unfolded()
+            if !configuration.limits.isEmpty {
+                let globs = limitGlobs
+                let limited = { (name: String) in globs.contains { Self.matches($0.glob, name) } }
+                sums = try store.sums(day: today, where: limited)
+                sums.merge(waiting.sums(day: today, where: limited), uniquingKeysWith: +)
             }
+        } catch {
+            throw ConfigError("sinks.rollup.path \(configuration.path): \(error.message)")
         }
+        unfolded = PthreadLock(waiting)
         usage = PthreadLock((today, sums))
         metrics?.registerLabeled(SelfMetrics.sinkErrors("rollup"))
         metrics?.registerLabeled(SelfMetrics.seriesDropped("rollup", "unwritable"))
         logger.info(
             "roll-ups open",
-            metadata: [("path", configuration.path), ("by", configuration.by), ("sqlite", SQLiteDatabase.libraryVersion)])
+            metadata: [
+                ("path", configuration.path), ("by", configuration.by), ("sqlite", SQLiteDatabase.libraryVersion),
+                ("unfolded_rows", "\(waiting.count)"),
+            ])
+    }
+
+    /// How many waiting rows a flush folds (at least: whole tag values are taken): at least
+    /// `minimumFold`, and a sixty-fourth of those waiting, so that a sweep of every tag value
+    /// takes about 64 flushes at most, and enough to keep at most `maxPendingRows` waiting.
+    func foldCount(waiting: Int) -> Int {
+        Swift.min(waiting, Swift.max(minimumFold, (waiting + 63) / 64, waiting - Self.maxPendingRows))
     }
 
     /// `YYYY-MM-DD` (UTC) of a time, as the rows and the API write days.
@@ -101,60 +104,75 @@ public final class RollupSink: Sink, @unchecked Sendable {
         Array(name.utf8).withUnsafeBytes { Glob.matches(glob, $0) }
     }
 
+    /// What the sink remembers of a series, by its number in the aggregation table: its
+    /// rows' group (or that it is not rolled up), so a known series costs no glob, tag scan or
+    /// hashing per flush.
+    private struct Route {
+        var incarnation: UInt32
+        var epoch: UInt32
+        /// -1: the series is not rolled up.
+        var group: Int32
+        var limited: Bool
+    }
+    /// Indexed by `SeriesID.index` (below the table's series bound).
+    private var routes: [Route] = []
+
     public func emit(_ batch: FlushBatch) throws {
         let day = Self.day(of: batch.timestamp - 1)
-        let dayBytes = Array(day.utf8)
         var sums: [RollupKey: Double] = [:]  // this flush's, of the names under a limit
-        var id: [UInt8] = []
-        /// The row of a series, if it is rolled up: `id` is then its primary key's bytes
-        /// (tag value, day, name, type, each followed by a 0 byte), which sort as the table does.
-        func row(_ key: MetricKey) -> Bool {
-            guard key.withName({ name in matchGlobs.contains { Glob.matches($0, name) } }) else { return false }
-            id.removeAll(keepingCapacity: true)
-            key.forEachTag { k, v in
-                if id.isEmpty, !v.isEmpty, k.elementsEqual(by) { id.append(contentsOf: v) }
+        // Moved out while in use: a local array pays no exclusivity check per access.
+        var routes = self.routes
+        self.routes = []
+        defer { self.routes = routes }
+        try unfolded.withLock { (rows: inout UnfoldedRows) throws in
+            let dayID = rows.day(day)
+            var changes = 0
+            /// Merges a series' change into its row, if it is rolled up. (The key is read only
+            /// for a series not seen before: reading it costs a retain of its bytes, a cache miss.)
+            func add(_ series: SeriesID, _ change: RollupValues, _ key: () -> MetricKey) {
+                let number = Int(series.index)
+                let route: Route
+                if number < routes.count, routes[number].incarnation == series.incarnation,
+                    routes[number].epoch == rows.epoch
+                {
+                    route = routes[number]
+                } else {
+                    route = self.route(key(), &rows)
+                }
+                guard route.group >= 0 else { return }
+                rows.add(group: route.group, day: dayID, change)
+                changes += 1
+                if route.limited, let sum = change.sum { sums[rows.keyAndName(ofGroup: route.group), default: 0] += sum }
+                if series != .none {
+                    if number >= routes.count {
+                        routes.append(
+                            contentsOf: repeatElement(
+                                Route(incarnation: 0, epoch: 0, group: -1, limited: false),
+                                count: number + 1 - routes.count))
+                    }
+                    routes[number] = route
+                }
             }
-            guard !id.isEmpty else { return false }
-            id.append(0)
-            id.append(contentsOf: dayBytes)
-            id.append(0)
-            key.withName { id.append(contentsOf: $0) }
-            id.append(0)
-            id.append(contentsOf: key.type.description.utf8)
-            return true
-        }
-        func add(_ key: MetricKey, _ change: RollupRow) {
-            if let i = pending.index[id] {
-                Self.merge(change, into: &pending.rows[i])
-                return
+            batch.counters.withUnsafeBufferPointer { counters in
+                for i in counters.indices {
+                    add(counters[i].key.series, RollupValues(sum: counters[i].value)) { counters[i].key }
+                }
             }
-            // A new row: its text once.
-            let parts = id.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
-            var row = change
-            (row.key, row.day, row.name, row.type) = (parts[0], day, parts[2], parts[3])
-            pending.index[id] = pending.rows.count
-            pending.ids.append(id)
-            pending.rows.append(row)
-        }
-        func count(_ key: MetricKey, _ sum: Double) {
-            guard !limitGlobs.isEmpty, key.withName({ name in limitGlobs.contains { Glob.matches($0.glob, name) } }) else {
-                return
+            batch.gauges.withUnsafeBufferPointer { gauges in
+                for i in gauges.indices {
+                    let v = gauges[i].value
+                    add(gauges[i].key.series, RollupValues(min: v, max: v, last: v)) { gauges[i].key }
+                }
             }
-            let parts = id.split(separator: 0, omittingEmptySubsequences: false)
-            sums[
-                RollupKey(key: String(decoding: parts[0], as: UTF8.self), name: String(decoding: parts[2], as: UTF8.self)),
-                default: 0] += sum
-        }
-        for c in batch.counters where row(c.key) {
-            add(c.key, RollupRow(day: "", key: "", name: "", type: "", sum: c.value))
-            count(c.key, c.value)
-        }
-        for g in batch.gauges where row(g.key) {
-            add(g.key, RollupRow(day: "", key: "", name: "", type: "", min: g.value, max: g.value, last: g.value))
-        }
-        for t in batch.samples where row(t.key) {
-            add(t.key, RollupRow(day: "", key: "", name: "", type: "", sum: t.sum, count: t.count, min: t.min, max: t.max))
-            count(t.key, t.sum)
+            batch.samples.withUnsafeBufferPointer { samples in
+                for i in samples.indices {
+                    let change = RollupValues(
+                        sum: samples[i].sum, count: samples[i].count, min: samples[i].min, max: samples[i].max)
+                    add(samples[i].key.series, change) { samples[i].key }
+                }
+            }
+            unsavedChanges += changes
+            try write(&rows, day: day)
         }
         if !limitGlobs.isEmpty {
             usage.withLock { usage in
@@ -162,36 +180,95 @@ public final class RollupSink: Sink, @unchecked Sendable {
                 for (id, sum) in sums { usage.sums[id, default: 0] += sum }
             }
         }
-        try write(day: day)
     }
 
-    /// Writes what is pending (this flush's rows and any a failed write left), then deletes
-    /// expired days once a day.
-    private func write(day: String) throws {
-        if !pending.isEmpty {
-            do throws(SQLiteError) {
-                // In primary-key order: each B-tree page is visited once, in turn.
-                let rows = pending.rows
-                try store.add(pending.orderByKey().lazy.map { rows[$0] })
-                pending.removeAll()
-            } catch {
-                if pending.count > Self.maxPendingRows {
-                    metrics?.addLabeled(SelfMetrics.seriesDropped("rollup", "unwritable"), UInt64(pending.count))
-                    pending.removeAll()
-                }
-                throw RollupWriteError(description: "roll-up rows not written, kept for the next flush: \(error.message)")
-            }
+    /// Works out whether and where a series is rolled up: a `match` glob accepts its name and
+    /// it carries the `by` tag with a value.
+    private func route(_ key: MetricKey, _ rows: inout UnfoldedRows) -> Route {
+        var route = Route(incarnation: key.series.incarnation, epoch: rows.epoch, group: -1, limited: false)
+        guard key.withName({ name in matchGlobs.contains { Glob.matches($0, name) } }) else { return route }
+        var value: String?
+        key.forEachTag { k, v in
+            if value == nil, !v.isEmpty, k.elementsEqual(by) { value = String(decoding: v, as: UTF8.self) }
         }
-        guard purgedDay != day else { return }
-        let cutoff = Self.day(of: Self.millis(ofDay: day) - Int64(configuration.retentionDays - 1) * 86_400_000)
+        guard let value else { return route }
+        route.group = rows.group(key: value, name: key.name, type: key.type.description)
+        route.limited = key.withName { name in limitGlobs.contains { Glob.matches($0.glob, name) } }
+        return route
+    }
+
+    /// Folds some waiting rows, saves the rest and deletes a chunk of expired rows, in one
+    /// transaction. At a new day's first flush, the waiting rows of expired days are dropped
+    /// (so the saved blob holds none) and the table's start to go.
+    private func write(_ rows: inout UnfoldedRows, day: String) throws {
+        if expiryDay != day {
+            let midnight = Self.millis(ofDay: day)
+            let cutoff = Self.day(of: midnight - Int64(configuration.retentionDays - 1) * 86_400_000)
+            _ = rows.removeDays(before: cutoff)
+            rows.forgetIdleGroups(activeSince: Self.day(of: midnight - 86_400_000))
+            expiring = (cutoff, 0)
+            expiryDay = day
+        }
+        guard !rows.isEmpty || expiring != nil else { return }
+        let fold = rows.chooseFold(foldCount(waiting: rows.count))
         do throws(SQLiteError) {
-            let deleted = try store.deleteDays(before: cutoff)
-            purgedDay = day
-            if deleted > 0 {
-                logger.info("expired roll-up rows deleted", metadata: [("rows", "\(deleted)"), ("before", cutoff)])
+            let deleted = try store.write(
+                fold: fold.rows, unfolded: fold.slots.count < rows.count ? rows.encoded(leavingOut: fold) : nil,
+                expire: expiring.map { ($0.before, Self.expiredRowsPerFlush) })
+            rows.remove(fold)
+            unsavedChanges = 0
+            if let (before, total) = expiring {
+                expiring = (before, total + deleted)
+                if deleted < Self.expiredRowsPerFlush {
+                    if total + deleted > 0 {
+                        logger.info(
+                            "expired roll-up rows deleted", metadata: [("rows", "\(total + deleted)"), ("before", before)])
+                    }
+                    expiring = nil
+                }
             }
         } catch {
-            throw RollupWriteError(description: "expired roll-up rows not deleted, tried again next flush: \(error.message)")
+            if rows.count > Self.maxPendingRows {
+                metrics?.addLabeled(SelfMetrics.seriesDropped("rollup", "unwritable"), UInt64(rows.count))
+                rows.removeAll()
+                unsavedChanges = 0
+            }
+            throw RollupWriteError(description: "roll-up rows not written, kept for the next flush: \(error.message)")
+        }
+    }
+
+    /// Rows in (key, day, name, type) order, the table's and the waiting changes added up: of
+    /// one key (or all), whose name matches a glob (or any), from `start` to `end` (inclusive
+    /// days), after `cursor`, at most `limit`.
+    func rows(key: String?, nameGlob: String?, start: String, end: String, after cursor: RollupStore.Cursor?, limit: Int)
+        throws(SQLiteError) -> [RollupRow]
+    {
+        unfolded.lock()
+        defer { unfolded.unlock() }
+        do {
+            // The first `limit` rows of the union are among the first `limit` of each side.
+            let folded = try store.rows(key: key, nameGlob: nameGlob, start: start, end: end, after: cursor, limit: limit)
+            let changes = unfolded.unsafeValue.pointee.rows(
+                key: key, nameGlob: nameGlob.map { Array($0.utf8) }, start: start, end: end, after: cursor)
+            var merged: [RollupRow] = []
+            merged.reserveCapacity(Swift.min(limit, folded.count + changes.count))
+            var (i, j) = (0, 0)
+            while merged.count < limit, i < folded.count || j < changes.count {
+                if j == changes.count || (i < folded.count && folded[i].precedes(changes[j])) {
+                    merged.append(folded[i])
+                    i += 1
+                } else if i == folded.count || changes[j].precedes(folded[i]) {
+                    merged.append(changes[j])
+                    j += 1
+                } else {
+                    var row = folded[i]
+                    row.values.merge(changes[j].values)
+                    merged.append(row)
+                    i += 1
+                    j += 1
+                }
+            }
+            return merged
         }
     }
 
@@ -204,15 +281,6 @@ public final class RollupSink: Sink, @unchecked Sendable {
         t.tm_mon = Int32(parts[1] - 1)
         t.tm_mday = Int32(parts[2])
         return EpochMillis(timegm(&t)) * 1000
-    }
-
-    /// Merges a change into a row as the database's upsert does.
-    private static func merge(_ change: RollupRow, into row: inout RollupRow) {
-        if let s = change.sum { row.sum = (row.sum ?? 0) + s }
-        if let c = change.count { row.count = (row.count ?? 0) + c }
-        if let m = change.min { row.min = Swift.min(row.min ?? m, m) }
-        if let m = change.max { row.max = Swift.max(row.max ?? m, m) }
-        if let l = change.last { row.last = l }
     }
 
     /// `stator_rollup_usage_ratio{key,name}`: today's sum over the daily limit of the first
@@ -243,19 +311,29 @@ public final class RollupSink: Sink, @unchecked Sendable {
         return out
     }
 
-    /// Writes what a failed write left, once more, and checkpoints the write-ahead log.
+    /// Folds every waiting row into the table and checkpoints the write-ahead log: a stopped
+    /// Stator leaves one file that holds everything.
     public func shutdown() {
-        if !pending.isEmpty {
+        unfolded.withLock { rows in
+            guard !rows.isEmpty else { return }
             do throws(SQLiteError) {
-                let rows = pending.rows
-                try store.add(pending.orderByKey().lazy.map { rows[$0] })
+                let fold = rows.chooseFold(rows.count)
+                try store.write(fold: fold.rows, unfolded: nil)
+                rows.remove(fold)
             } catch {
-                metrics?.addLabeled(SelfMetrics.seriesDropped("rollup", "unwritable"), UInt64(pending.count))
+                // What the last successful write saved stays in the file (folded at the next
+                // start); the changes merged after it are lost.
+                guard unsavedChanges > 0 else {
+                    logger.warning(
+                        "roll-up rows not folded at shutdown: they stay saved in the file, folded after the next start",
+                        metadata: [("rows", "\(rows.count)"), ("error", error.message)])
+                    return
+                }
+                metrics?.addLabeled(SelfMetrics.seriesDropped("rollup", "unwritable"), UInt64(unsavedChanges))
                 logger.error(
-                    "roll-up rows lost at shutdown: the database could not be written",
-                    metadata: [("rows", "\(pending.count)"), ("error", error.message)])
+                    "roll-up changes lost at shutdown: the database could not be written",
+                    metadata: [("changes", "\(unsavedChanges)"), ("error", error.message)])
             }
-            pending.removeAll()
         }
         try? store.checkpoint()
     }

@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 
 /// One roll-up row: a UTC day, a tag value, a name and a type, and the day's aggregates so far.
@@ -15,13 +16,50 @@ struct RollupRow: Equatable, Sendable {
     var max: Double?
     /// Gauges: the last value flushed.
     var last: Double?
+
+    init(
+        day: String, key: String, name: String, type: String, sum: Double? = nil, count: Double? = nil,
+        min: Double? = nil, max: Double? = nil, last: Double? = nil
+    ) {
+        (self.day, self.key, self.name, self.type) = (day, key, name, type)
+        (self.sum, self.count, self.min, self.max, self.last) = (sum, count, min, max, last)
+    }
+
+    init(day: String, key: String, name: String, type: String, values: RollupValues) {
+        self.init(
+            day: day, key: key, name: name, type: type, sum: values.sum, count: values.count, min: values.min,
+            max: values.max, last: values.last)
+    }
+
+    var values: RollupValues {
+        get { RollupValues(sum: sum, count: count, min: min, max: max, last: last) }
+        set { (sum, count, min, max, last) = (newValue.sum, newValue.count, newValue.min, newValue.max, newValue.last) }
+    }
+
+    /// Whether the row sorts before another in the table's primary-key order: (key, day,
+    /// name, type), each compared by its UTF-8 bytes as SQLite's BINARY collation does.
+    func precedes(_ other: RollupRow) -> Bool {
+        Self.compare((key, day, name, type), (other.key, other.day, other.name, other.type)) < 0
+    }
+
+    /// Whether the row sorts after a page's last row.
+    func isAfter(_ cursor: RollupStore.Cursor) -> Bool {
+        Self.compare((key, day, name, type), (cursor.key, cursor.day, cursor.name, cursor.type)) > 0
+    }
+
+    private static func compare(_ a: (String, String, String, String), _ b: (String, String, String, String)) -> Int {
+        for (x, y) in [(a.0, b.0), (a.1, b.1), (a.2, b.2), (a.3, b.3)] where !x.utf8.elementsEqual(y.utf8) {
+            return x.utf8.lexicographicallyPrecedes(y.utf8) ? -1 : 1
+        }
+        return 0
+    }
 }
 
-/// The roll-up database: the schema (versioned, migrated at open), the flush's upserts in one
-/// transaction, the daily deletion of expired rows, and the queries of the API on a read
-/// connection of their own (WAL: readers never wait for the writer, nor it for them).
+/// The roll-up database: the schema (versioned, migrated at open), a flush's fold and saved
+/// changes in one transaction, the daily deletion of expired rows, and the queries of the API
+/// on a read connection of their own (WAL: readers never wait for the writer, nor it for them).
 ///
-/// Schema, version 1 (docs/rollups.md shows it to `sqlite3` users):
+/// Schema, version 2 (docs/formats.md shows it to `sqlite3` users):
 ///
 /// ```sql
 /// CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -30,15 +68,26 @@ struct RollupRow: Equatable, Sendable {
 ///   sum REAL, count REAL, min REAL, max REAL, last REAL,
 ///   PRIMARY KEY (key, day, name, type)) WITHOUT ROWID;
 /// CREATE INDEX rollups_day ON rollups (day);
+/// -- version 2: the changes not yet folded into rollups (`UnfoldedRows`' blob)
+/// CREATE TABLE unfolded (id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL, rows BLOB NOT NULL);
 /// ```
 final class RollupStore: @unchecked Sendable {
     // SAFETY: `writer` and its statements are used only by the sink's thread (emit, shutdown);
-    // `reader` and its statement only under `readLock`.
-    static let schemaVersion: Int64 = 1
+    // `reader` and its statement only under `readLock`; `checkpointer` only on `checkpoints`.
+    static let schemaVersion: Int64 = 2
     private let writer: SQLiteDatabase
     private let upsert: SQLiteStatement
+    private let saveUnfolded: SQLiteStatement
+    private let clearUnfolded: SQLiteStatement
+    private let deleteExpired: SQLiteStatement
+    private let changes: SQLiteStatement
     private let readLock = PthreadLock<Void>(())
     private let reader: SQLiteDatabase
+    /// Checkpoints run here, on a connection of their own, after each write: copying the log
+    /// into the file (and its fsync) never lengthens a flush's transaction.
+    private let checkpointer: SQLiteDatabase
+    private let checkpoints = DispatchQueue(label: "stator.rollup.checkpoint")
+    private let checkpointQueued = PthreadLock(false)
     let path: String
 
     /// Opens the database (creating it), checks it and migrates its schema.
@@ -64,8 +113,12 @@ final class RollupStore: @unchecked Sendable {
             // against a crash of Stator (the log is in the kernel), synced at checkpoints.
             // A 64 MiB page cache holds a day's rows of 10,000 tenants x 20 names: each flush
             // then updates pages in memory instead of reading them back through the kernel.
+            // No checkpoint at commit: `checkpointer` runs them after each write.
             try writer.execute(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")
+                """
+                PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;
+                PRAGMA wal_autocheckpoint=0;
+                """)
             try Self.migrate(writer, by: by, path: path)
             upsert = try writer.prepare(
                 """
@@ -77,7 +130,17 @@ final class RollupStore: @unchecked Sendable {
                   max = CASE WHEN excluded.max IS NULL THEN max WHEN max IS NULL THEN excluded.max ELSE max(max, excluded.max) END,
                   last = coalesce(excluded.last, last)
                 """)
+            saveUnfolded = try writer.prepare("INSERT OR REPLACE INTO unfolded (id, format, rows) VALUES (1, ?1, ?2)")
+            clearUnfolded = try writer.prepare("DELETE FROM unfolded")
+            // Through the day index, oldest first.
+            deleteExpired = try writer.prepare(
+                """
+                DELETE FROM rollups WHERE (key, day, name, type) IN
+                  (SELECT key, day, name, type FROM rollups WHERE day < ?1 ORDER BY day LIMIT ?2)
+                """)
+            changes = try writer.prepare("SELECT changes()")
             reader = try SQLiteDatabase(path: path, flags: SQLiteDatabase.openReadOnly)
+            checkpointer = try SQLiteDatabase(path: path, flags: SQLiteDatabase.openReadWrite)
         } catch {
             throw ConfigError("sinks.rollup.path \(path): \(Self.explain(error))")
         }
@@ -121,6 +184,13 @@ final class RollupStore: @unchecked Sendable {
                 setting.bind(1, by)
                 try setting.step()
             }
+            if version < 2 {
+                try db.execute(
+                    """
+                    CREATE TABLE unfolded (id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL, rows BLOB NOT NULL);
+                    INSERT INTO schema_version (version) VALUES (2);
+                    """)
+            }
             // Later versions migrate here, one step each, inside this transaction.
             let stored = try db.prepare("SELECT value FROM settings WHERE name = 'by'")
             if try stored.step(), stored.text(0) != by {
@@ -136,12 +206,20 @@ final class RollupStore: @unchecked Sendable {
         }
     }
 
-    /// Adds a flush's rows in one transaction: sums and counts add up, minimums and maximums
-    /// widen, `last` replaces.
-    func add(_ rows: some Collection<RollupRow>) throws(SQLiteError) {
+    /// One flush's write, in one transaction: `fold` added to the table (sums and counts add
+    /// up, minimums and maximums widen, `last` replaces), the changes still unfolded saved in
+    /// place of the last flush's (nil: none are left), and up to `expire.limit` rows of days
+    /// before `expire.before` deleted (a day's expired rows go a chunk a flush, so that no
+    /// flush pays for a whole day's).
+    /// - Returns: the rows deleted.
+    @discardableResult
+    func write(fold: some Collection<RollupRow>, unfolded: [UInt8]?, expire: (before: String, limit: Int)? = nil)
+        throws(SQLiteError) -> Int64
+    {
+        var deleted: Int64 = 0
         try writer.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
-            for row in rows {
+            for row in fold {
                 upsert.bind(1, row.key)
                 upsert.bind(2, row.day)
                 upsert.bind(3, row.name)
@@ -154,28 +232,70 @@ final class RollupStore: @unchecked Sendable {
                 try upsert.step()
                 upsert.reset()
             }
+            if let unfolded {
+                saveUnfolded.bind(1, UnfoldedRows.blobFormat)
+                saveUnfolded.bind(2, blob: unfolded)
+                try saveUnfolded.step()
+                saveUnfolded.reset()
+                saveUnfolded.bind(2, blob: [])  // SQLite's copy of a large blob is freed now
+            } else {
+                try clearUnfolded.step()
+                clearUnfolded.reset()
+            }
+            if let expire {
+                deleteExpired.bind(1, expire.before)
+                deleteExpired.bind(2, Int64(expire.limit))
+                try deleteExpired.step()
+                deleteExpired.reset()
+                try changes.step()
+                deleted = changes.int64(0)
+                changes.reset()
+            }
             try writer.execute("COMMIT")
         } catch {
             try? writer.execute("ROLLBACK")
             throw error
         }
+        scheduleCheckpoint()
+        return deleted
+    }
+
+    /// Queues a passive checkpoint, unless one is already waiting (it will copy this write's
+    /// pages too). A passive checkpoint never blocks the writer or a reader; one that cannot
+    /// finish is taken up by the next.
+    private func scheduleCheckpoint() {
+        let queued = checkpointQueued.withLock { queued in
+            defer { queued = true }
+            return queued
+        }
+        guard !queued else { return }
+        checkpoints.async { [self] in
+            checkpointQueued.withLock { $0 = false }
+            try? checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        }
+    }
+
+    /// The changes the last flush saved unfolded (none in a new database).
+    /// - Throws: when the saved blob is of another format or cannot be read.
+    func unfolded() throws(SQLiteError) -> UnfoldedRows {
+        let read = try writer.prepare("SELECT format, rows FROM unfolded WHERE id = 1")
+        guard try read.step() else { return UnfoldedRows() }
+        let format = read.int64(0)
+        guard format == UnfoldedRows.blobFormat, let rows = UnfoldedRows.decode(read.blob(1)) else {
+            throw SQLiteError(
+                code: 0,
+                message:
+                    "the unfolded roll-up changes (table unfolded, format \(format)) cannot be read; restore the file from a backup"
+            )
+        }
+        return rows
     }
 
     /// Moves the write-ahead log into the database file and empties it (at shutdown: the file
     /// alone then holds everything, for a copy taken while Stator is stopped).
     func checkpoint() throws(SQLiteError) {
+        checkpoints.sync {}
         try writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    }
-
-    /// Deletes the rows of days before `day`.
-    /// - Returns: how many.
-    func deleteDays(before day: String) throws(SQLiteError) -> Int64 {
-        let delete = try writer.prepare("DELETE FROM rollups WHERE day < ?1")
-        delete.bind(1, day)
-        try delete.step()
-        let changes = try writer.prepare("SELECT changes()")
-        try changes.step()
-        return changes.int64(0)
     }
 
     /// Today's sums of the names `matches` accepts, by (key, name): where the limits start

@@ -114,6 +114,14 @@ final class SQLiteStatement {
 
     func bind(_ index: Int32, _ value: Int64) { CStatorSys_sqlite3_bind_int64(statement, index, value) }
 
+    /// Binds bytes as a blob (copied by SQLite).
+    func bind(_ index: Int32, blob: [UInt8]) {
+        // A NULL pointer would bind NULL: an empty blob points at a byte of its own.
+        (blob.isEmpty ? [0] : blob).withUnsafeBytes { bytes in
+            _ = CStatorSys_sqlite3_bind_blob(statement, index, bytes.baseAddress, Int32(blob.count))
+        }
+    }
+
     /// Runs to the next row.
     /// - Returns: whether there is a row (false when done).
     @discardableResult
@@ -135,6 +143,13 @@ final class SQLiteStatement {
     }
 
     func int64(_ index: Int32) -> Int64 { CStatorSys_sqlite3_column_int64(statement, index) }
+
+    /// Column `index` as bytes (empty for NULL).
+    func blob(_ index: Int32) -> [UInt8] {
+        var length: Int32 = 0
+        guard let bytes = CStatorSys_sqlite3_column_blob(statement, index, &length), length > 0 else { return [] }
+        return Array(UnsafeRawBufferPointer(start: bytes, count: Int(length)))
+    }
 
     func text(_ index: Int32) -> String {
         var length: Int32 = 0

@@ -1,0 +1,533 @@
+/// What a flush adds to one roll-up row: `nil` where the row's type keeps no such value.
+/// (Five numbers and a byte of which are present: a waiting row fits one cache line.)
+struct RollupValues: Equatable, Sendable {
+    private var numbers: (Double, Double, Double, Double, Double) = (0, 0, 0, 0, 0)
+    private var present: UInt8 = 0
+
+    init(sum: Double? = nil, count: Double? = nil, min: Double? = nil, max: Double? = nil, last: Double? = nil) {
+        (self.sum, self.count, self.min, self.max, self.last) = (sum, count, min, max, last)
+    }
+
+    /// Counters, timers, histograms, distributions.
+    var sum: Double? {
+        get { present & 1 != 0 ? numbers.0 : nil }
+        set { (numbers.0, present) = (newValue ?? 0, newValue == nil ? present & ~1 : present | 1) }
+    }
+    /// Timers, histograms, distributions (rate-weighted, as the JSON lines' `count`).
+    var count: Double? {
+        get { present & 2 != 0 ? numbers.1 : nil }
+        set { (numbers.1, present) = (newValue ?? 0, newValue == nil ? present & ~2 : present | 2) }
+    }
+    /// Timers, histograms, distributions, gauges.
+    var min: Double? {
+        get { present & 4 != 0 ? numbers.2 : nil }
+        set { (numbers.2, present) = (newValue ?? 0, newValue == nil ? present & ~4 : present | 4) }
+    }
+    var max: Double? {
+        get { present & 8 != 0 ? numbers.3 : nil }
+        set { (numbers.3, present) = (newValue ?? 0, newValue == nil ? present & ~8 : present | 8) }
+    }
+    /// Gauges: the last value flushed.
+    var last: Double? {
+        get { present & 16 != 0 ? numbers.4 : nil }
+        set { (numbers.4, present) = (newValue ?? 0, newValue == nil ? present & ~16 : present | 16) }
+    }
+
+    static func == (a: RollupValues, b: RollupValues) -> Bool {
+        a.sum == b.sum && a.count == b.count && a.min == b.min && a.max == b.max && a.last == b.last
+    }
+
+    /// Adds a later change, as the database's upsert does: sums and counts add up, minimums
+    /// and maximums widen, `last` replaces.
+    mutating func merge(_ change: RollupValues) {
+        if let s = change.sum { sum = (sum ?? 0) + s }
+        if let c = change.count { count = (count ?? 0) + c }
+        if let m = change.min { min = Swift.min(min ?? m, m) }
+        if let m = change.max { max = Swift.max(max ?? m, m) }
+        if let l = change.last { last = l }
+    }
+}
+
+/// Roll-up changes not yet folded into the `rollups` table. Each flush merges its changes in
+/// here; then, in one transaction, it folds some of the waiting rows into the table and saves
+/// the rest as one blob (`RollupStore.write`). So the table and the blob together always hold
+/// every flushed value, while a flush writes a bounded number of table rows however many
+/// tenants send (`RollupSink.foldCount`).
+///
+/// A fold takes the waiting rows of the next tag values in the table's order after the last
+/// fold's (a sweep that wraps around): their rows sit together in the table's B-tree, so a
+/// fold dirties few pages, and every row is folded within one sweep.
+///
+/// Names, tag values, days and types are interned: a row is four small numbers and its
+/// values, hashed and saved without its strings. Each row keeps its slot while it waits, so a
+/// caller can remember where a series' row is (`add(_:_:hint:)`).
+struct UnfoldedRows {
+    /// A row's identity: its tag value, day, name and type, as interned numbers.
+    struct ID: Hashable {
+        var key: Int32
+        var day: Int32
+        var name: Int32
+        var type: Int32
+
+        static let free = ID(key: -1, day: -1, name: -1, type: -1)
+    }
+
+    struct Entry {
+        var id: ID
+        var values: RollupValues
+    }
+
+    /// The rows of one tag value, name and type, one per day: all the series that add to
+    /// them (their other tags differ) share the group, and it knows the slot of its newest
+    /// row, so a flush finds a series' row without hashing, and a new day's rows are made
+    /// without hashing either.
+    struct Group {
+        var key: Int32
+        var name: Int32
+        var type: Int32
+        var day: Int32 = -1
+        var slot: Int32 = -1
+    }
+
+    private struct GroupKey: Hashable {
+        var key: Int32
+        var name: Int32
+        var type: Int32
+    }
+
+    /// Interned strings: `keys`, `days`, `names` and `types`, in that order.
+    private(set) var strings = [Interner](repeating: Interner(), count: 4)
+    /// Changes when the strings are interned again: group numbers from before are void.
+    private(set) var epoch: UInt32 = 0
+    /// The rows, each in its slot until folded; a free slot's id is `ID.free`. (After a clock
+    /// step back over midnight, a day's row can wait in two slots: both are folded, and
+    /// queries add them up.)
+    private var slots: [Entry] = []
+    private var freeSlots: [Int32] = []
+    private var groups: [Group] = []
+    private var groupNumbers: [GroupKey: Int32] = [:]
+    /// Where the next fold starts: after this tag value.
+    private var sweptTo: String?
+    /// The strings' places in byte order, computed again when a table has grown.
+    private var ranks: [[Int32]] = [[], [], [], []]
+
+    /// Rows waiting.
+    private(set) var count = 0
+    var isEmpty: Bool { count == 0 }
+
+    /// A day's number.
+    mutating func day(_ day: String) -> Int32 { strings[1].id(day) }
+
+    /// The group of a tag value, name and type: what a caller remembers for a series.
+    mutating func group(key: String, name: String, type: String) -> Int32 {
+        let groupKey = GroupKey(key: strings[0].id(key), name: strings[2].id(name), type: strings[3].id(type))
+        if let number = groupNumbers[groupKey] { return number }
+        let number = Int32(groups.count)
+        groups.append(Group(key: groupKey.key, name: groupKey.name, type: groupKey.type))
+        groupNumbers[groupKey] = number
+        return number
+    }
+
+    /// A group's tag value and name.
+    func keyAndName(ofGroup number: Int32) -> RollupKey {
+        let group = groups[Int(number)]
+        return RollupKey(key: strings[0][group.key], name: strings[2][group.name])
+    }
+
+    /// Drops every waiting row (the group numbers given so far are void), keeping the storage
+    /// for the rows to come.
+    mutating func removeAll() {
+        slots.removeAll(keepingCapacity: true)
+        freeSlots.removeAll(keepingCapacity: true)
+        groups.removeAll(keepingCapacity: true)
+        groupNumbers.removeAll(keepingCapacity: true)
+        strings = [Interner](repeating: Interner(), count: 4)
+        ranks = [[], [], [], []]
+        count = 0
+        epoch &+= 1
+    }
+
+    /// Merges a change into a group's row of a day, making the row if it is not waiting.
+    mutating func add(group number: Int32, day: Int32, _ change: RollupValues) {
+        let group = groups[Int(number)]
+        let id = ID(key: group.key, day: day, name: group.name, type: group.type)
+        // The group's slot may have been folded, reused by another row, or dropped with all
+        // the slots (`remove`): the row is there only if the slot holds its identity.
+        if group.day == day, Int(group.slot) < slots.count, slots[Int(group.slot)].id == id {
+            slots[Int(group.slot)].values.merge(change)
+            return
+        }
+        let slot: Int32
+        if let free = freeSlots.popLast() {
+            slot = free
+            slots[Int(slot)] = Entry(id: id, values: change)
+        } else {
+            slot = Int32(slots.count)
+            slots.append(Entry(id: id, values: change))
+        }
+        count += 1
+        if day >= group.day { (groups[Int(number)].day, groups[Int(number)].slot) = (day, slot) }
+    }
+
+    /// Merges a change into its row (reading a saved blob, rebuilding).
+    private mutating func add(_ id: ID, _ change: RollupValues) {
+        let groupKey = GroupKey(key: id.key, name: id.name, type: id.type)
+        let number: Int32
+        if let known = groupNumbers[groupKey] {
+            number = known
+        } else {
+            number = Int32(groups.count)
+            groups.append(Group(key: id.key, name: id.name, type: id.type))
+            groupNumbers[groupKey] = number
+        }
+        add(group: number, day: id.day, change)
+    }
+
+    /// The row of an entry, with its strings.
+    func row(_ entry: Entry) -> RollupRow {
+        RollupRow(
+            day: strings[1][entry.id.day], key: strings[0][entry.id.key], name: strings[2][entry.id.name],
+            type: strings[3][entry.id.type], values: entry.values)
+    }
+
+    /// Rows chosen to be folded: their slots, and the rows in the table's primary-key order
+    /// (so that the fold visits each B-tree page once, in turn).
+    struct Fold {
+        var slots: [Int32] = []
+        var rows: [RollupRow] = []
+        var lastKey: String?
+    }
+
+    /// At least `n` waiting rows (all of them when fewer wait), the rows of whole tag values
+    /// taken in turn after the last fold's.
+    mutating func chooseFold(_ n: Int) -> Fold {
+        updateRanks()
+        guard n < count else { return fold(where: { _ in true }, lastKey: nil) }
+        let keyRanks = ranks[0]
+        // Rows waiting per tag value, by the value's place in byte order.
+        var perRank = [Int](repeating: 0, count: keyRanks.count)
+        for entry in slots where entry.id != .free { perRank[Int(keyRanks[Int(entry.id.key)])] += 1 }
+        let byRank = strings[0].strings.indices.sorted { keyRanks[$0] < keyRanks[$1] }
+        var start = 0
+        if let sweptTo {
+            // The first tag value after the last fold's (binary search in byte order).
+            var (low, high) = (0, byRank.count)
+            while low < high {
+                let mid = (low + high) / 2
+                if sweptTo.utf8.lexicographicallyPrecedes(strings[0].strings[byRank[mid]].utf8) {
+                    high = mid
+                } else {
+                    low = mid + 1
+                }
+            }
+            start = low == byRank.count ? 0 : low
+        }
+        var chosen = [Bool](repeating: false, count: keyRanks.count)  // by key number
+        var taken = 0
+        var rank = start
+        var last = start
+        while taken < n {
+            if perRank[rank] > 0 {
+                chosen[byRank[rank]] = true
+                taken += perRank[rank]
+                last = rank
+            }
+            rank = (rank + 1) % byRank.count
+        }
+        return fold(where: { chosen[Int($0.key)] }, lastKey: strings[0].strings[byRank[last]])
+    }
+
+    private func fold(where take: (ID) -> Bool, lastKey: String?) -> Fold {
+        var chosen = Fold(lastKey: lastKey)
+        for (slot, entry) in slots.enumerated() where entry.id != .free && take(entry.id) {
+            chosen.slots.append(Int32(slot))
+        }
+        let r = ranks
+        func order(_ slot: Int32) -> (Int32, Int32, Int32, Int32) {
+            let id = slots[Int(slot)].id
+            return (r[0][Int(id.key)], r[1][Int(id.day)], r[2][Int(id.name)], r[3][Int(id.type)])
+        }
+        chosen.slots.sort { order($0) < order($1) }
+        chosen.rows = chosen.slots.map { row(slots[Int($0)]) }
+        return chosen
+    }
+
+    /// Takes folded rows out (once their transaction is committed).
+    mutating func remove(_ fold: Fold) {
+        for slot in fold.slots { free(slot) }
+        sweptTo = fold.lastKey
+        if isEmpty {
+            // The groups stay (their slots are checked before use); the slots start again.
+            slots.removeAll(keepingCapacity: true)
+            freeSlots.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Forgets the groups (and strings) of series that sent nothing since `day`, if they are
+    /// most of them: the tables stay within about twice what recent days used. Once a day;
+    /// the callers' group numbers are then void (`epoch`).
+    /// - Returns: whether the groups were made again.
+    @discardableResult
+    mutating func forgetIdleGroups(activeSince day: String) -> Bool {
+        let days = strings[1]
+        let active = groups.reduce(0) { $0 + ($1.day >= 0 && days[$1.day] >= day ? 1 : 0) }
+        guard groups.count - active > active + 4096 else { return false }
+        var fresh = UnfoldedRows(epoch: epoch &+ 1, sweptTo: sweptTo)
+        for group in groups where group.day >= 0 && days[group.day] >= day {
+            _ = fresh.group(key: strings[0][group.key], name: strings[2][group.name], type: strings[3][group.type])
+        }
+        for entry in slots where entry.id != .free {
+            let row = row(entry)
+            fresh.add(fresh.id(key: row.key, day: row.day, name: row.name, type: row.type), entry.values)
+        }
+        self = fresh
+        return true
+    }
+
+    private mutating func free(_ slot: Int32) {
+        slots[Int(slot)].id = .free
+        freeSlots.append(slot)
+        count -= 1
+    }
+
+    private init(epoch: UInt32, sweptTo: String?) {
+        self.epoch = epoch
+        self.sweptTo = sweptTo
+    }
+
+    init() {}
+
+    /// Drops the waiting rows of days before `day` (their days are being deleted).
+    /// - Returns: how many.
+    mutating func removeDays(before day: String) -> Int {
+        let expired = strings[1].strings.map { $0 < day }
+        guard expired.contains(true) else { return 0 }
+        let before = count
+        for slot in slots.indices where slots[slot].id != .free && expired[Int(slots[slot].id.day)] { free(Int32(slot)) }
+        return before - count
+    }
+
+    private mutating func id(key: String, day: String, name: String, type: String) -> ID {
+        ID(key: strings[0].id(key), day: strings[1].id(day), name: strings[2].id(name), type: strings[3].id(type))
+    }
+
+    /// Computes the strings' byte-order places again for the tables that grew.
+    private mutating func updateRanks() {
+        for table in 0..<4 where ranks[table].count != strings[table].count {
+            ranks[table] = strings[table].byteOrderRanks()
+        }
+    }
+
+    /// The waiting rows a query selects, in primary-key order.
+    func rows(key: String?, nameGlob: [UInt8]?, start: String, end: String, after cursor: RollupStore.Cursor?)
+        -> [RollupRow]
+    {
+        var selected: [RollupRow] = []
+        let keyID = key.map { strings[0].lookup($0) }
+        if case .some(.none) = keyID { return [] }  // a tag value with no waiting row
+        for entry in slots where entry.id != .free {
+            if let keyID, entry.id.key != keyID { continue }
+            let day = strings[1][entry.id.day]
+            guard day >= start, day <= end else { continue }
+            if let nameGlob {
+                guard Array(strings[2][entry.id.name].utf8).withUnsafeBytes({ Glob.matches(nameGlob, $0) }) else {
+                    continue
+                }
+            }
+            let row = row(entry)
+            if let cursor, !row.isAfter(cursor) { continue }
+            selected.append(row)
+        }
+        selected.sort { $0.precedes($1) }
+        // A day's row waiting in two slots (a clock step back over midnight) is one row.
+        var combined: [RollupRow] = []
+        combined.reserveCapacity(selected.count)
+        for row in selected {
+            if let last = combined.last, !last.precedes(row) {
+                combined[combined.count - 1].values.merge(row.values)
+            } else {
+                combined.append(row)
+            }
+        }
+        return combined
+    }
+
+    /// Today's sums of each tag value and name (the limits' usage after a restart).
+    func sums(day: String, where matches: (String) -> Bool) -> [RollupKey: Double] {
+        guard let dayID = strings[1].lookup(day) else { return [:] }
+        var sums: [RollupKey: Double] = [:]
+        for entry in slots where entry.id != .free && entry.id.day == dayID {
+            guard let sum = entry.values.sum else { continue }
+            let name = strings[2][entry.id.name]
+            guard matches(name) else { continue }
+            sums[RollupKey(key: strings[0][entry.id.key], name: name), default: 0] += sum
+        }
+        return sums
+    }
+}
+
+/// Strings numbered in the order they are first seen.
+struct Interner {
+    private(set) var strings: [String] = []
+    private var numbers: [String: Int32] = [:]
+
+    var count: Int { strings.count }
+
+    mutating func id(_ string: String) -> Int32 {
+        if let n = numbers[string] { return n }
+        let n = Int32(strings.count)
+        numbers[string] = n
+        strings.append(string)
+        return n
+    }
+
+    func lookup(_ string: String) -> Int32? { numbers[string] }
+
+    subscript(id: Int32) -> String { strings[Int(id)] }
+
+    /// Each string's place when they are sorted by their UTF-8 bytes, as SQLite's BINARY
+    /// collation sorts text.
+    func byteOrderRanks() -> [Int32] {
+        var ranks = [Int32](repeating: 0, count: strings.count)
+        let order = strings.indices.sorted { strings[$0].utf8.lexicographicallyPrecedes(strings[$1].utf8) }
+        for (rank, index) in order.enumerated() { ranks[index] = Int32(rank) }
+        return ranks
+    }
+}
+
+/// The blob the waiting rows are saved as (the `unfolded` table's `rows`), format 1, all
+/// integers unsigned LEB128 varints:
+///
+/// - four string tables (tag values, days, names, types): a count, then each string as its
+///   UTF-8 length and bytes;
+/// - a count of rows, then each row: its four string numbers, a byte of flags
+///   (bit 0 sum, 1 count, 2 min, 3 max, 4 last) and each value flagged, as 8 bytes of an
+///   IEEE 754 double, little-endian.
+extension UnfoldedRows {
+    static let blobFormat: Int64 = 1
+
+    /// The waiting rows as a blob, leaving out those being folded (in the same transaction
+    /// that saves it).
+    func encoded(leavingOut fold: Fold? = nil) -> [UInt8] {
+        var folding = [Bool](repeating: false, count: slots.count)
+        for slot in fold?.slots ?? [] { folding[Int(slot)] = true }
+        let waiting = count - (fold?.slots.count ?? 0)
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + strings.reduce(0) { $0 + $1.count * 12 } + waiting * 30)
+        for table in strings {
+            Snappy.appendVarint(UInt64(table.count), to: &out)
+            for string in table.strings {
+                Snappy.appendVarint(UInt64(string.utf8.count), to: &out)
+                out.append(contentsOf: string.utf8)
+            }
+        }
+        Snappy.appendVarint(UInt64(waiting), to: &out)
+        // The rows, written through a pointer: a row is at most 4 varints of 5 bytes (the
+        // numbers are non-negative Int32s), a flags byte and 5 doubles of 8 bytes.
+        let maxRowBytes = 4 * 5 + 1 + 5 * 8
+        let rows = [UInt8](unsafeUninitializedCapacity: waiting * maxRowBytes) { buffer, initialized in
+            guard let base = buffer.baseAddress else { return }
+            var p = 0
+            func varint(_ number: Int32) {
+                var v = UInt32(bitPattern: number)
+                while v >= 0x80 {
+                    base[p] = UInt8(truncatingIfNeeded: v) | 0x80
+                    v >>= 7
+                    p += 1
+                }
+                base[p] = UInt8(v)
+                p += 1
+            }
+            func put(_ value: Double?) {
+                guard let value else { return }
+                UnsafeMutableRawPointer(base + p).storeBytes(of: value.bitPattern.littleEndian, as: UInt64.self)
+                p += 8
+            }
+            for (slot, entry) in slots.enumerated() where entry.id != .free && !folding[slot] {
+                // The bound above holds for every row, and `waiting` rows are written.
+                precondition(p + maxRowBytes <= buffer.count, "more waiting rows than counted")
+                varint(entry.id.key)
+                varint(entry.id.day)
+                varint(entry.id.name)
+                varint(entry.id.type)
+                let v = entry.values
+                var flags: UInt8 = 0
+                if v.sum != nil { flags |= 1 }
+                if v.count != nil { flags |= 2 }
+                if v.min != nil { flags |= 4 }
+                if v.max != nil { flags |= 8 }
+                if v.last != nil { flags |= 16 }
+                base[p] = flags
+                p += 1
+                // In flag order.
+                put(v.sum)
+                put(v.count)
+                put(v.min)
+                put(v.max)
+                put(v.last)
+            }
+            initialized = p
+        }
+        out.append(contentsOf: rows)
+        return out
+    }
+
+    /// The rows a blob holds, or nil when it is not a blob `encoded()` wrote.
+    static func decode(_ blob: [UInt8]) -> UnfoldedRows? {
+        var reader = BlobReader(bytes: blob)
+        var rows = UnfoldedRows()
+        for table in 0..<4 {
+            guard let n = reader.varint(), n <= blob.count else { return nil }
+            for _ in 0..<n {
+                guard let length = reader.varint(), let bytes = reader.bytes(Int(clamping: length)),
+                    let string = String(validating: bytes, as: UTF8.self)
+                else { return nil }
+                _ = rows.strings[table].id(string)
+            }
+        }
+        guard let n = reader.varint(), n <= blob.count else { return nil }
+        for _ in 0..<n {
+            var parts: [Int32] = []
+            for table in 0..<4 {
+                guard let part = reader.varint(), part < UInt64(rows.strings[table].count) else { return nil }
+                parts.append(Int32(part))
+            }
+            guard let flags = reader.bytes(1)?.first, flags < 32 else { return nil }
+            var fields = [Double?](repeating: nil, count: 5)
+            for bit in 0..<5 where flags & (1 << UInt8(bit)) != 0 {
+                guard let raw = reader.bytes(8) else { return nil }
+                fields[bit] = Double(bitPattern: raw.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) })
+            }
+            rows.add(
+                ID(key: parts[0], day: parts[1], name: parts[2], type: parts[3]),
+                RollupValues(sum: fields[0], count: fields[1], min: fields[2], max: fields[3], last: fields[4]))
+        }
+        return reader.atEnd ? rows : nil
+    }
+
+    private struct BlobReader {
+        let bytes: [UInt8]
+        var offset = 0
+
+        var atEnd: Bool { offset == bytes.count }
+
+        mutating func varint() -> UInt64? {
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            while offset < bytes.count, shift < 64 {
+                let byte = bytes[offset]
+                offset += 1
+                value |= UInt64(byte & 0x7F) << shift
+                if byte & 0x80 == 0 { return value }
+                shift += 7
+            }
+            return nil
+        }
+
+        mutating func bytes(_ n: Int) -> ArraySlice<UInt8>? {
+            guard n >= 0, n <= bytes.count - offset else { return nil }
+            defer { offset += n }
+            return bytes[offset..<(offset + n)]
+        }
+    }
+}
