@@ -202,8 +202,8 @@ private func numbered(_ name: String, _ value: Double, tenant: String, series: U
 
 @Test func theSavedBlobReadsBackAsWritten() throws {
     var rows = UnfoldedRows()
-    let g = rows.group(key: "t\u{e9}", name: "api.calls", type: "timer")
-    let h = rows.group(key: "", name: "x", type: "gauge")
+    let g = rows.group(key: "t\u{e9}", name: "api.calls", type: .timer)
+    let h = rows.group(key: "", name: "x", type: .gauge)
     rows.add(group: g, day: rows.day("2026-12-06"), RollupValues(sum: 1.5, count: 3, min: -0.0, max: .infinity))
     rows.add(group: h, day: rows.day("2026-12-05"), RollupValues(min: 2, max: 2, last: 2))
     let decoded = try #require(UnfoldedRows.decode(rows.encoded()))

@@ -129,7 +129,9 @@ public final class RollupSink: Sink, @unchecked Sendable {
             var changes = 0
             /// Merges a series' change into its row, if it is rolled up. (The key is read only
             /// for a series not seen before: reading it costs a retain of its bytes, a cache miss.)
+            var remaining = batch.counters.count + batch.gauges.count + batch.samples.count
             func add(_ series: SeriesID, _ change: RollupValues, _ key: () -> MetricKey) {
+                remaining -= 1
                 let number = Int(series.index)
                 let route: Route
                 if number < routes.count, routes[number].incarnation == series.incarnation,
@@ -137,7 +139,7 @@ public final class RollupSink: Sink, @unchecked Sendable {
                 {
                     route = routes[number]
                 } else {
-                    route = self.route(key(), &rows)
+                    route = self.route(key(), &rows, expected: remaining)
                 }
                 guard route.group >= 0 else { return }
                 rows.add(group: route.group, day: dayID, change)
@@ -183,8 +185,8 @@ public final class RollupSink: Sink, @unchecked Sendable {
     }
 
     /// Works out whether and where a series is rolled up: a `match` glob accepts its name and
-    /// it carries the `by` tag with a value.
-    private func route(_ key: MetricKey, _ rows: inout UnfoldedRows) -> Route {
+    /// it carries the `by` tag with a value. `expected`: the batch's series still to come.
+    private func route(_ key: MetricKey, _ rows: inout UnfoldedRows, expected: Int) -> Route {
         var route = Route(incarnation: key.series.incarnation, epoch: rows.epoch, group: -1, limited: false)
         guard key.withName({ name in matchGlobs.contains { Glob.matches($0, name) } }) else { return route }
         var value: String?
@@ -192,7 +194,7 @@ public final class RollupSink: Sink, @unchecked Sendable {
             if value == nil, !v.isEmpty, k.elementsEqual(by) { value = String(decoding: v, as: UTF8.self) }
         }
         guard let value else { return route }
-        route.group = rows.group(key: value, name: key.name, type: key.type.description)
+        route.group = rows.group(key: value, name: key.name, type: key.type, expected: expected)
         route.limited = key.withName { name in limitGlobs.contains { Glob.matches($0.glob, name) } }
         return route
     }

@@ -106,6 +106,8 @@ struct UnfoldedRows {
     private var freeSlots: [Int32] = []
     private var groups: [Group] = []
     private var groupNumbers: [GroupKey: Int32] = [:]
+    /// `strings[3]` numbers by `MetricType.rawValue` (-1: not interned yet).
+    private var typeNumbers: [Int32] = []
     /// Where the next fold starts: after this tag value.
     private var sweptTo: String?
     /// The strings' places in byte order, computed again when a table has grown.
@@ -119,13 +121,31 @@ struct UnfoldedRows {
     mutating func day(_ day: String) -> Int32 { strings[1].id(day) }
 
     /// The group of a tag value, name and type: what a caller remembers for a series.
-    mutating func group(key: String, name: String, type: String) -> Int32 {
-        let groupKey = GroupKey(key: strings[0].id(key), name: strings[2].id(name), type: strings[3].id(type))
+    /// - Parameter expected: how many more new groups may follow (the caller's series still
+    ///   to route): when the table is full, room for them is made at once, not by doubling
+    ///   step by step (each step hashes every group again).
+    mutating func group(key: String, name: String, type: MetricType, expected: Int = 0) -> Int32 {
+        group(GroupKey(key: strings[0].id(key), name: strings[2].id(name), type: typeNumber(type)), expected: expected)
+    }
+
+    private mutating func group(_ groupKey: GroupKey, expected: Int) -> Int32 {
         if let number = groupNumbers[groupKey] { return number }
+        if groups.count == groups.capacity {
+            groups.reserveCapacity(groups.count + 1 + expected)
+            groupNumbers.reserveCapacity(groups.count + 1 + expected)
+        }
         let number = Int32(groups.count)
         groups.append(Group(key: groupKey.key, name: groupKey.name, type: groupKey.type))
         groupNumbers[groupKey] = number
         return number
+    }
+
+    /// A type's interned number, remembered by the type's raw value.
+    private mutating func typeNumber(_ type: MetricType) -> Int32 {
+        let raw = Int(type.rawValue)
+        if raw >= typeNumbers.count { typeNumbers += repeatElement(-1, count: raw + 1 - typeNumbers.count) }
+        if typeNumbers[raw] < 0 { typeNumbers[raw] = strings[3].id(type.description) }
+        return typeNumbers[raw]
     }
 
     /// A group's tag value and name.
@@ -142,6 +162,7 @@ struct UnfoldedRows {
         groups.removeAll(keepingCapacity: true)
         groupNumbers.removeAll(keepingCapacity: true)
         strings = [Interner](repeating: Interner(), count: 4)
+        typeNumbers = []
         ranks = [[], [], [], []]
         count = 0
         epoch &+= 1
@@ -171,16 +192,7 @@ struct UnfoldedRows {
 
     /// Merges a change into its row (reading a saved blob, rebuilding).
     private mutating func add(_ id: ID, _ change: RollupValues) {
-        let groupKey = GroupKey(key: id.key, name: id.name, type: id.type)
-        let number: Int32
-        if let known = groupNumbers[groupKey] {
-            number = known
-        } else {
-            number = Int32(groups.count)
-            groups.append(Group(key: id.key, name: id.name, type: id.type))
-            groupNumbers[groupKey] = number
-        }
-        add(group: number, day: id.day, change)
+        add(group: group(GroupKey(key: id.key, name: id.name, type: id.type), expected: 0), day: id.day, change)
     }
 
     /// The row of an entry, with its strings.
@@ -274,7 +286,10 @@ struct UnfoldedRows {
         guard groups.count - active > active + 4096 else { return false }
         var fresh = UnfoldedRows(epoch: epoch &+ 1, sweptTo: sweptTo)
         for group in groups where group.day >= 0 && days[group.day] >= day {
-            _ = fresh.group(key: strings[0][group.key], name: strings[2][group.name], type: strings[3][group.type])
+            let key = GroupKey(
+                key: fresh.strings[0].id(strings[0][group.key]), name: fresh.strings[2].id(strings[2][group.name]),
+                type: fresh.strings[3].id(strings[3][group.type]))
+            _ = fresh.group(key, expected: 0)
         }
         for entry in slots where entry.id != .free {
             let row = row(entry)
