@@ -1,53 +1,3 @@
-/// What a flush adds to one roll-up row: `nil` where the row's type keeps no such value.
-/// (Five numbers and a byte of which are present: a waiting row fits one cache line.)
-struct RollupValues: Equatable, Sendable {
-    private var numbers: (Double, Double, Double, Double, Double) = (0, 0, 0, 0, 0)
-    private var present: UInt8 = 0
-
-    init(sum: Double? = nil, count: Double? = nil, min: Double? = nil, max: Double? = nil, last: Double? = nil) {
-        (self.sum, self.count, self.min, self.max, self.last) = (sum, count, min, max, last)
-    }
-
-    /// Counters, timers, histograms, distributions.
-    var sum: Double? {
-        get { present & 1 != 0 ? numbers.0 : nil }
-        set { (numbers.0, present) = (newValue ?? 0, newValue == nil ? present & ~1 : present | 1) }
-    }
-    /// Timers, histograms, distributions (rate-weighted, as the JSON lines' `count`).
-    var count: Double? {
-        get { present & 2 != 0 ? numbers.1 : nil }
-        set { (numbers.1, present) = (newValue ?? 0, newValue == nil ? present & ~2 : present | 2) }
-    }
-    /// Timers, histograms, distributions, gauges.
-    var min: Double? {
-        get { present & 4 != 0 ? numbers.2 : nil }
-        set { (numbers.2, present) = (newValue ?? 0, newValue == nil ? present & ~4 : present | 4) }
-    }
-    var max: Double? {
-        get { present & 8 != 0 ? numbers.3 : nil }
-        set { (numbers.3, present) = (newValue ?? 0, newValue == nil ? present & ~8 : present | 8) }
-    }
-    /// Gauges: the last value flushed.
-    var last: Double? {
-        get { present & 16 != 0 ? numbers.4 : nil }
-        set { (numbers.4, present) = (newValue ?? 0, newValue == nil ? present & ~16 : present | 16) }
-    }
-
-    static func == (a: RollupValues, b: RollupValues) -> Bool {
-        a.sum == b.sum && a.count == b.count && a.min == b.min && a.max == b.max && a.last == b.last
-    }
-
-    /// Adds a later change, as the database's upsert does: sums and counts add up, minimums
-    /// and maximums widen, `last` replaces.
-    mutating func merge(_ change: RollupValues) {
-        if let s = change.sum { sum = (sum ?? 0) + s }
-        if let c = change.count { count = (count ?? 0) + c }
-        if let m = change.min { min = Swift.min(min ?? m, m) }
-        if let m = change.max { max = Swift.max(max ?? m, m) }
-        if let l = change.last { last = l }
-    }
-}
-
 /// Roll-up changes not yet folded into the `rollups` table. Each flush merges its changes in
 /// here; then, in one transaction, it folds some of the waiting rows into the table and saves
 /// the rest as one blob (`RollupStore.write`). So the table and the blob together always hold
@@ -59,8 +9,8 @@ struct RollupValues: Equatable, Sendable {
 /// fold dirties few pages, and every row is folded within one sweep.
 ///
 /// Names, tag values, days and types are interned: a row is four small numbers and its
-/// values, hashed and saved without its strings. Each row keeps its slot while it waits, so a
-/// caller can remember where a series' row is (`add(_:_:hint:)`).
+/// values, hashed and saved without its strings. A row keeps its slot while it waits, and
+/// the series that add to it share a group that knows the slot (`add(group:day:_:)`).
 struct UnfoldedRows {
     /// A row's identity: its tag value, day, name and type, as interned numbers.
     struct ID: Hashable {
@@ -78,9 +28,9 @@ struct UnfoldedRows {
     }
 
     /// The rows of one tag value, name and type, one per day: all the series that add to
-    /// them (their other tags differ) share the group, and it knows the slot of its newest
-    /// row, so a flush finds a series' row without hashing, and a new day's rows are made
-    /// without hashing either.
+    /// them (their other tags differ) share the group, and it knows the day and slot of the
+    /// row it made last, so a flush finds a series' row without hashing, and a new day's rows
+    /// are made without hashing either.
     struct Group {
         var key: Int32
         var name: Int32
@@ -99,10 +49,10 @@ struct UnfoldedRows {
     private(set) var strings = [Interner](repeating: Interner(), count: 4)
     /// Changes when the strings are interned again: group numbers from before are void.
     private(set) var epoch: UInt32 = 0
-    /// The rows, each in its slot until folded; a free slot's id is `ID.free`. (After a clock
+    /// The rows, each in its slot until folded; a free slot's id is `ID.free`. After a clock
     /// step back over midnight, a day's row can wait in two slots: both are folded, and
-    /// queries add them up.)
-    private var slots: [Entry] = []
+    /// queries add them up. The blob's encoder reads them in place, with no closure per row.
+    private(set) var slots: [Entry] = []
     private var freeSlots: [Int32] = []
     private var groups: [Group] = []
     private var groupNumbers: [GroupKey: Int32] = [:]
@@ -187,11 +137,11 @@ struct UnfoldedRows {
             slots.append(Entry(id: id, values: change))
         }
         count += 1
-        if day >= group.day { (groups[Int(number)].day, groups[Int(number)].slot) = (day, slot) }
+        (groups[Int(number)].day, groups[Int(number)].slot) = (day, slot)
     }
 
     /// Merges a change into its row (reading a saved blob, rebuilding).
-    private mutating func add(_ id: ID, _ change: RollupValues) {
+    mutating func restore(_ id: ID, _ change: RollupValues) {
         add(group: group(GroupKey(key: id.key, name: id.name, type: id.type), expected: 0), day: id.day, change)
     }
 
@@ -293,7 +243,7 @@ struct UnfoldedRows {
         }
         for entry in slots where entry.id != .free {
             let row = row(entry)
-            fresh.add(fresh.id(key: row.key, day: row.day, name: row.name, type: row.type), entry.values)
+            fresh.restore(fresh.id(key: row.key, day: row.day, name: row.name, type: row.type), entry.values)
         }
         self = fresh
         return true
@@ -379,170 +329,7 @@ struct UnfoldedRows {
         }
         return sums
     }
-}
 
-/// Strings numbered in the order they are first seen.
-struct Interner {
-    private(set) var strings: [String] = []
-    private var numbers: [String: Int32] = [:]
-
-    var count: Int { strings.count }
-
-    mutating func id(_ string: String) -> Int32 {
-        if let n = numbers[string] { return n }
-        let n = Int32(strings.count)
-        numbers[string] = n
-        strings.append(string)
-        return n
-    }
-
-    func lookup(_ string: String) -> Int32? { numbers[string] }
-
-    subscript(id: Int32) -> String { strings[Int(id)] }
-
-    /// Each string's place when they are sorted by their UTF-8 bytes, as SQLite's BINARY
-    /// collation sorts text.
-    func byteOrderRanks() -> [Int32] {
-        var ranks = [Int32](repeating: 0, count: strings.count)
-        let order = strings.indices.sorted { strings[$0].utf8.lexicographicallyPrecedes(strings[$1].utf8) }
-        for (rank, index) in order.enumerated() { ranks[index] = Int32(rank) }
-        return ranks
-    }
-}
-
-/// The blob the waiting rows are saved as (the `unfolded` table's `rows`), format 1, all
-/// integers unsigned LEB128 varints:
-///
-/// - four string tables (tag values, days, names, types): a count, then each string as its
-///   UTF-8 length and bytes;
-/// - a count of rows, then each row: its four string numbers, a byte of flags
-///   (bit 0 sum, 1 count, 2 min, 3 max, 4 last) and each value flagged, as 8 bytes of an
-///   IEEE 754 double, little-endian.
-extension UnfoldedRows {
-    static let blobFormat: Int64 = 1
-
-    /// The waiting rows as a blob, leaving out those being folded (in the same transaction
-    /// that saves it).
-    func encoded(leavingOut fold: Fold? = nil) -> [UInt8] {
-        var folding = [Bool](repeating: false, count: slots.count)
-        for slot in fold?.slots ?? [] { folding[Int(slot)] = true }
-        let waiting = count - (fold?.slots.count ?? 0)
-        var out: [UInt8] = []
-        out.reserveCapacity(64 + strings.reduce(0) { $0 + $1.count * 12 } + waiting * 30)
-        for table in strings {
-            Snappy.appendVarint(UInt64(table.count), to: &out)
-            for string in table.strings {
-                Snappy.appendVarint(UInt64(string.utf8.count), to: &out)
-                out.append(contentsOf: string.utf8)
-            }
-        }
-        Snappy.appendVarint(UInt64(waiting), to: &out)
-        // The rows, written through a pointer: a row is at most 4 varints of 5 bytes (the
-        // numbers are non-negative Int32s), a flags byte and 5 doubles of 8 bytes.
-        let maxRowBytes = 4 * 5 + 1 + 5 * 8
-        let rows = [UInt8](unsafeUninitializedCapacity: waiting * maxRowBytes) { buffer, initialized in
-            guard let base = buffer.baseAddress else { return }
-            var p = 0
-            func varint(_ number: Int32) {
-                var v = UInt32(bitPattern: number)
-                while v >= 0x80 {
-                    base[p] = UInt8(truncatingIfNeeded: v) | 0x80
-                    v >>= 7
-                    p += 1
-                }
-                base[p] = UInt8(v)
-                p += 1
-            }
-            func put(_ value: Double?) {
-                guard let value else { return }
-                UnsafeMutableRawPointer(base + p).storeBytes(of: value.bitPattern.littleEndian, as: UInt64.self)
-                p += 8
-            }
-            for (slot, entry) in slots.enumerated() where entry.id != .free && !folding[slot] {
-                // The bound above holds for every row, and `waiting` rows are written.
-                precondition(p + maxRowBytes <= buffer.count, "more waiting rows than counted")
-                varint(entry.id.key)
-                varint(entry.id.day)
-                varint(entry.id.name)
-                varint(entry.id.type)
-                let v = entry.values
-                var flags: UInt8 = 0
-                if v.sum != nil { flags |= 1 }
-                if v.count != nil { flags |= 2 }
-                if v.min != nil { flags |= 4 }
-                if v.max != nil { flags |= 8 }
-                if v.last != nil { flags |= 16 }
-                base[p] = flags
-                p += 1
-                // In flag order.
-                put(v.sum)
-                put(v.count)
-                put(v.min)
-                put(v.max)
-                put(v.last)
-            }
-            initialized = p
-        }
-        out.append(contentsOf: rows)
-        return out
-    }
-
-    /// The rows a blob holds, or nil when it is not a blob `encoded()` wrote.
-    static func decode(_ blob: [UInt8]) -> UnfoldedRows? {
-        var reader = BlobReader(bytes: blob)
-        var rows = UnfoldedRows()
-        for table in 0..<4 {
-            guard let n = reader.varint(), n <= blob.count else { return nil }
-            for _ in 0..<n {
-                guard let length = reader.varint(), let bytes = reader.bytes(Int(clamping: length)),
-                    let string = String(validating: bytes, as: UTF8.self)
-                else { return nil }
-                _ = rows.strings[table].id(string)
-            }
-        }
-        guard let n = reader.varint(), n <= blob.count else { return nil }
-        for _ in 0..<n {
-            var parts: [Int32] = []
-            for table in 0..<4 {
-                guard let part = reader.varint(), part < UInt64(rows.strings[table].count) else { return nil }
-                parts.append(Int32(part))
-            }
-            guard let flags = reader.bytes(1)?.first, flags < 32 else { return nil }
-            var fields = [Double?](repeating: nil, count: 5)
-            for bit in 0..<5 where flags & (1 << UInt8(bit)) != 0 {
-                guard let raw = reader.bytes(8) else { return nil }
-                fields[bit] = Double(bitPattern: raw.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) })
-            }
-            rows.add(
-                ID(key: parts[0], day: parts[1], name: parts[2], type: parts[3]),
-                RollupValues(sum: fields[0], count: fields[1], min: fields[2], max: fields[3], last: fields[4]))
-        }
-        return reader.atEnd ? rows : nil
-    }
-
-    private struct BlobReader {
-        let bytes: [UInt8]
-        var offset = 0
-
-        var atEnd: Bool { offset == bytes.count }
-
-        mutating func varint() -> UInt64? {
-            var value: UInt64 = 0
-            var shift: UInt64 = 0
-            while offset < bytes.count, shift < 64 {
-                let byte = bytes[offset]
-                offset += 1
-                value |= UInt64(byte & 0x7F) << shift
-                if byte & 0x80 == 0 { return value }
-                shift += 7
-            }
-            return nil
-        }
-
-        mutating func bytes(_ n: Int) -> ArraySlice<UInt8>? {
-            guard n >= 0, n <= bytes.count - offset else { return nil }
-            defer { offset += n }
-            return bytes[offset..<(offset + n)]
-        }
-    }
+    /// Interns a string of one of the four tables (reading a saved blob).
+    mutating func intern(_ string: String, table: Int) { _ = strings[table].id(string) }
 }
