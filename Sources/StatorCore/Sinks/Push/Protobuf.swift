@@ -13,8 +13,8 @@ struct ProtobufWriter {
 
     mutating func append(_ other: ProtobufWriter) { bytes.append(contentsOf: other.bytes) }
 
-    /// Appends `value` as a base-128 varint, the encoding Snappy's length header uses too.
-    mutating func varint(_ value: UInt64) { Snappy.appendVarint(value, to: &bytes) }
+    /// Appends `value` as a base-128 varint (`Varint`), the encoding Snappy's length header uses too.
+    mutating func varint(_ value: UInt64) { Varint.append(value, to: &bytes) }
 
     /// The bytes `varint` writes for `n`: what a message's length prefix is sized by before
     /// the message is written.
@@ -91,18 +91,7 @@ struct ProtobufReader {
         position = bytes.startIndex
     }
 
-    private mutating func varint() -> UInt64? {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while position < bytes.endIndex, shift < 64 {
-            let b = bytes[position]
-            position += 1
-            result |= UInt64(b & 0x7F) << shift
-            if b < 0x80 { return result }
-            shift += 7
-        }
-        return nil
-    }
+    private mutating func varint() -> UInt64? { Varint.read(bytes, at: &position) }
 
     /// The next field, or nil at the end or at malformed input.
     mutating func next() -> (field: UInt64, value: Value)? {

@@ -6,7 +6,7 @@ public enum Snappy {
     public static func compress(_ input: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(input.count / 2 + 16)
-        appendVarint(UInt64(input.count), to: &out)
+        Varint.append(UInt64(input.count), to: &out)
         input.withUnsafeBufferPointer { src in
             var fragment = 0
             // Fragments of 64 KiB keep every offset within a 2-byte copy.
@@ -77,14 +77,5 @@ public enum Snappy {
             out.append(UInt8(offset >> 8))
             left -= n
         }
-    }
-
-    static func appendVarint(_ value: UInt64, to out: inout [UInt8]) {
-        var v = value
-        while v >= 0x80 {
-            out.append(UInt8(v & 0x7F) | 0x80)
-            v >>= 7
-        }
-        out.append(UInt8(v))
     }
 }

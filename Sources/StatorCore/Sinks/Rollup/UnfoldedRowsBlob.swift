@@ -18,13 +18,13 @@ extension UnfoldedRows {
         var out: [UInt8] = []
         out.reserveCapacity(64 + strings.reduce(0) { $0 + $1.count * 12 } + waiting * 30)
         for table in strings {
-            Snappy.appendVarint(UInt64(table.count), to: &out)
+            Varint.append(UInt64(table.count), to: &out)
             for string in table.strings {
-                Snappy.appendVarint(UInt64(string.utf8.count), to: &out)
+                Varint.append(UInt64(string.utf8.count), to: &out)
                 out.append(contentsOf: string.utf8)
             }
         }
-        Snappy.appendVarint(UInt64(waiting), to: &out)
+        Varint.append(UInt64(waiting), to: &out)
         // The rows, written through a pointer: a row is at most 4 varints of 5 bytes (the
         // numbers are non-negative Int32s), a flags byte and 5 doubles of 8 bytes.
         let maxRowBytes = 4 * 5 + 1 + 5 * 8
@@ -114,18 +114,7 @@ extension UnfoldedRows {
 
         var atEnd: Bool { offset == bytes.count }
 
-        mutating func varint() -> UInt64? {
-            var value: UInt64 = 0
-            var shift: UInt64 = 0
-            while offset < bytes.count, shift < 64 {
-                let byte = bytes[offset]
-                offset += 1
-                value |= UInt64(byte & 0x7F) << shift
-                if byte & 0x80 == 0 { return value }
-                shift += 7
-            }
-            return nil
-        }
+        mutating func varint() -> UInt64? { Varint.read(bytes[...], at: &offset) }
 
         mutating func bytes(_ n: Int) -> ArraySlice<UInt8>? {
             guard n >= 0, n <= bytes.count - offset else { return nil }
