@@ -127,9 +127,9 @@ public final class RollupSink: Sink, @unchecked Sendable {
         try unfolded.withLock { (rows: inout UnfoldedRows) throws in
             let dayID = rows.day(day)
             var changes = 0
+            var remaining = batch.counters.count + batch.gauges.count + batch.samples.count  // to route
             /// Merges a series' change into its row, if it is rolled up. (The key is read only
             /// for a series not seen before: reading it costs a retain of its bytes, a cache miss.)
-            var remaining = batch.counters.count + batch.gauges.count + batch.samples.count
             func add(_ series: SeriesID, _ change: RollupValues, _ key: () -> MetricKey) {
                 remaining -= 1
                 let number = Int(series.index)
