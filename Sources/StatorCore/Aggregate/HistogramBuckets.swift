@@ -130,8 +130,12 @@ enum Glob {
         return p == pattern.count
     }
 
-    /// Convenience for tests and tools.
-    static func matches(_ pattern: String, _ text: String) -> Bool {
-        Array(text.utf8).withUnsafeBytes { matches(Array(pattern.utf8), $0) }
+    /// A string's UTF-8 bytes against a pattern (read in place, not copied).
+    static func matches(_ pattern: [UInt8], _ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { matches(pattern, UnsafeRawBufferPointer($0)) }
     }
+
+    /// Convenience for tests and tools.
+    static func matches(_ pattern: String, _ text: String) -> Bool { matches(Array(pattern.utf8), text) }
 }

@@ -71,7 +71,7 @@ public final class RollupSink: Sink, @unchecked Sendable {
             waiting = try store.unfolded()
             if !configuration.limits.isEmpty {
                 let globs = limitGlobs
-                let limited = { (name: String) in globs.contains { Self.matches($0.glob, name) } }
+                let limited = { (name: String) in globs.contains { Glob.matches($0.glob, name) } }
                 sums = try store.sums(day: today, where: limited)
                 sums.merge(waiting.sums(day: today, where: limited), uniquingKeysWith: +)
             }
@@ -99,10 +99,6 @@ public final class RollupSink: Sink, @unchecked Sendable {
 
     /// `YYYY-MM-DD` (UTC) of a time, as the rows and the API write days.
     public static func day(of millis: EpochMillis) -> String { String(WallClock.rfc3339(millis).prefix(10)) }
-
-    private static func matches(_ glob: [UInt8], _ name: String) -> Bool {
-        Array(name.utf8).withUnsafeBytes { Glob.matches(glob, $0) }
-    }
 
     /// What the sink remembers of a series, by its number in the aggregation table: its
     /// rows' group (or that it is not rolled up), so a known series costs no glob, tag scan or
@@ -293,7 +289,7 @@ public final class RollupSink: Sink, @unchecked Sendable {
         var out = "# HELP stator_rollup_usage_ratio Today's (UTC) roll-up sum over its daily limit, by tag value and name.\n"
         out += "# TYPE stator_rollup_usage_ratio gauge\n"
         for (id, sum) in sums.sorted(by: { ($0.key.key, $0.key.name) < ($1.key.key, $1.key.name) }) {
-            guard let limit = limitGlobs.first(where: { Self.matches($0.glob, id.name) }) else { continue }
+            guard let limit = limitGlobs.first(where: { Glob.matches($0.glob, id.name) }) else { continue }
             out += "stator_rollup_usage_ratio{key=\"\(Self.escape(id.key))\",name=\"\(Self.escape(id.name))\"} "
             out += PrometheusNumber.format(limit.daily > 0 ? sum / limit.daily : .infinity) + "\n"
         }

@@ -295,7 +295,7 @@ struct UnfoldedRows {
             let day = strings[1][entry.id.day]
             guard day >= start, day <= end else { continue }
             if let nameGlob {
-                guard Array(strings[2][entry.id.name].utf8).withUnsafeBytes({ Glob.matches(nameGlob, $0) }) else {
+                guard Glob.matches(nameGlob, strings[2][entry.id.name]) else {
                     continue
                 }
             }
