@@ -93,6 +93,15 @@ struct ProtobufReader {
 
     private mutating func varint() -> UInt64? { Varint.read(bytes, at: &position) }
 
+    /// A little-endian fixed-width field of `count` bytes (8 or 4), or nil past the end.
+    private mutating func fixed(_ count: Int) -> UInt64? {
+        guard bytes.endIndex - position >= count else { return nil }
+        var v: UInt64 = 0
+        for k in 0..<count { v |= UInt64(bytes[position + k]) << (8 * UInt64(k)) }
+        position += count
+        return v
+    }
+
     /// The next field, or nil at the end or at malformed input.
     mutating func next() -> (field: UInt64, value: Value)? {
         guard position < bytes.endIndex, let key = varint() else { return nil }
@@ -101,10 +110,7 @@ struct ProtobufReader {
             guard let v = varint() else { return nil }
             return (key >> 3, .varint(v))
         case 1:
-            guard bytes.endIndex - position >= 8 else { return nil }
-            var v: UInt64 = 0
-            for k in 0..<8 { v |= UInt64(bytes[position + k]) << (8 * UInt64(k)) }
-            position += 8
+            guard let v = fixed(8) else { return nil }
             return (key >> 3, .fixed64(v))
         case 2:
             guard let n = varint(), n <= UInt64(bytes.endIndex - position) else { return nil }
@@ -112,11 +118,8 @@ struct ProtobufReader {
             position += Int(n)
             return (key >> 3, .bytes(bytes[start..<position]))
         case 5:
-            guard bytes.endIndex - position >= 4 else { return nil }
-            var v: UInt32 = 0
-            for k in 0..<4 { v |= UInt32(bytes[position + k]) << (8 * UInt32(k)) }
-            position += 4
-            return (key >> 3, .fixed32(v))
+            guard let v = fixed(4) else { return nil }
+            return (key >> 3, .fixed32(UInt32(v)))
         default:
             return nil
         }
