@@ -162,6 +162,12 @@ def measured_run(agent, port, rate, seconds, size, extra=()):
     return sent, share, (cpu1 - cpu0) / sent["lines"] * 1e6, values
 
 
+def in_turn(variants, k):
+    """The variants in round k's order (ABBA): each goes first in every other round, so that
+    none always follows another while the machine drifts."""
+    return variants if k % 2 == 0 else variants[::-1]
+
+
 def print_medians(results, mean=False):
     """One line per variant of a run in turns: the median (and the mean) of its runs' CPU figures."""
     for label, values in results.items():
@@ -501,7 +507,7 @@ def inputs(args):
         print("|---|---|---|---|---|---|---|")
         results = {label: [] for label, _ in variants}
         for k in range(runs):
-            for label, kind in (variants if k % 2 == 0 else variants[::-1]):
+            for label, kind in in_turn(variants, k):
                 with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
                     out = os.path.join(tmp, "out.json")
                     sock = os.path.join(tmp, "stator.sock")
@@ -613,7 +619,7 @@ def sinks(args):
             print("|---|---|---|---|---|---|---|")
             results = {label: [] for label, _ in variants}
             for k in range(runs):
-                for label, cfg in (variants if k % 2 == 0 else variants[::-1]):
+                for label, cfg in in_turn(variants, k):
                     with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
                         out = os.path.join(tmp, "out.json")
                         flags = ["--flush_interval", "1s"] + args.flags
@@ -673,8 +679,7 @@ def mapping(args):
         results = {label: [] for label, _ in variants}
         print("\n| run | variant | CPU-s per million lines | accounted | kernel drops |\n|---|---|---|---|---|")
         for k in range(runs):
-            # ABBA: each variant goes first in every other round, so neither always follows the other.
-            for label, flags in (variants if k % 2 == 0 else variants[::-1]):
+            for label, flags in in_turn(variants, k):
                 r = step(400000, args.seconds, args.size, args.flags + flags, warmup=1.0)
                 results[label].append(r["cpu_s_per_million"])
                 print(f"| {k + 1} | {label} | {r['cpu_s_per_million']:.3f} | {100 * r['accounted']:.3f}% | {r['kernel_drops']} |")
