@@ -232,3 +232,46 @@ private func numbered(_ name: String, _ value: Double, tenant: String, series: U
     }
     #expect(try tableRows(sink).map(\.sum) == [10, 10, 10])
 }
+
+@Test func anInternerNumbersStringsByTheirBytes() {
+    var interner = Interner()
+    let nfc = "t\u{e9}"  // é, one scalar
+    let nfd = "te\u{301}"  // e and a combining accent: equal as Swift strings, not as bytes
+    #expect(nfc == nfd)
+    #expect(interner.id(nfc) == 0)
+    #expect(interner.id(nfd) == 1)
+    #expect(interner.id("") == 2)
+    let long = String(repeating: "tenant-", count: 20)  // not a small string
+    #expect(interner.id(long) == 3)
+    // Through many growths of the table, each string keeps its number.
+    let numbers = (0..<10_000).map { interner.id("t\($0)") }
+    #expect(numbers == (4..<10_004).map { Int32($0) })
+    #expect(interner.id(nfc) == 0)
+    #expect(interner.lookup(nfd) == 1)
+    #expect(interner.lookup("") == 2)
+    #expect(interner.lookup(long) == 3)
+    #expect(interner.lookup("t9999") == 10_003)
+    #expect(interner.lookup("t10000") == nil)
+    #expect(Array("t42".utf8).withUnsafeBytes { interner.id($0) } == 46)
+    #expect(Array(interner[1].utf8) == Array(nfd.utf8))
+    #expect(interner.count == 10_004)
+}
+
+@Test func twoSpellingsOfOneTenantAreTwoRowsAsInTheTable() throws {
+    let path = rollupDatabasePath()
+    defer { removeDatabase(path) }
+    var configuration = RollupConfiguration()
+    configuration.path = path
+    let sink = try RollupSink(configuration: configuration, metrics: nil, logger: quiet, now: rollupMidnight)
+    let counters = [
+        rollupCounter("calls", 1, [("tenant", "t\u{e9}")]), rollupCounter("calls", 2, [("tenant", "te\u{301}")]),
+    ]
+    try sink.emit(FlushBatch(timestamp: rollupMidnight + 10_000, interval: 10, percentiles: [], counters: counters))
+    let waiting = try allRollupRows(sink)
+    #expect(waiting.map { Array($0.key.utf8) } == [Array("te\u{301}".utf8), Array("t\u{e9}".utf8)])  // byte order
+    #expect(waiting.map { $0.values.sum } == [2, 1])
+    sink.shutdown()  // folds both into the table
+    let reopened = try RollupSink(configuration: configuration, metrics: nil, logger: quiet, now: rollupMidnight)
+    defer { reopened.shutdown() }
+    #expect(try allRollupRows(reopened) == waiting)
+}

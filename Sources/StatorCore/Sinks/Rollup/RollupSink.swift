@@ -22,9 +22,9 @@ import Glibc
 /// - Today's sums of the names under a `limits` entry are kept in memory (read back from
 ///   the database at start) for `stator_rollup_usage_ratio`.
 public final class RollupSink: Sink, @unchecked Sendable {
-    // SAFETY: `expiryDay`, `expiring`, `unsavedChanges` and `routes` are touched only by `emit` and
-    // `shutdown`, which the sink's one thread calls in turn; `unfolded` and `usage` are
-    // behind their locks.
+    // SAFETY: `expiryDay`, `expiring`, `unsavedChanges`, `routes` and the remembered names are
+    // touched only by `emit` and `shutdown`, which the sink's one thread calls in turn;
+    // `unfolded` and `usage` are behind their locks.
     public let name = "rollup"
     let store: RollupStore
     let configuration: RollupConfiguration
@@ -113,6 +113,15 @@ public final class RollupSink: Sink, @unchecked Sendable {
     /// Indexed by `SeriesID.index` (below the table's series bound).
     private var routes: [Route] = []
 
+    private struct NameGlobs {
+        var matched: Bool
+        var limited: Bool
+    }
+    /// Names routed before, numbered, and what the globs said of each (`globsMatching`).
+    private var rememberedNames = Interner()
+    private var nameGlobs: [NameGlobs] = []
+    static let maxRememberedNames = 1 << 16
+
     public func emit(_ batch: FlushBatch) throws {
         let day = Self.day(of: batch.timestamp - 1)
         var sums: [RollupKey: Double] = [:]  // this flush's, of the names under a limit
@@ -184,15 +193,37 @@ public final class RollupSink: Sink, @unchecked Sendable {
     /// it carries the `by` tag with a value. `expected`: the batch's series still to come.
     private func route(_ key: MetricKey, _ rows: inout UnfoldedRows, expected: Int) -> Route {
         var route = Route(incarnation: key.series.incarnation, epoch: rows.epoch, group: -1, limited: false)
-        guard key.withName({ name in matchGlobs.contains { Glob.matches($0, name) } }) else { return route }
-        var value: String?
-        key.forEachTag { k, v in
-            if value == nil, !v.isEmpty, k.elementsEqual(by) { value = String(decoding: v, as: UTF8.self) }
+        key.withName { name in
+            let globs = globsMatching(name)
+            guard globs.matched else { return }
+            route.limited = globs.limited
+            var found = false
+            key.forEachTag { k, v in
+                guard !found, !v.isEmpty, k.elementsEqual(by) else { return }
+                found = true
+                route.group = rows.group(key: v, name: name, type: key.type, expected: expected)
+            }
         }
-        guard let value else { return route }
-        route.group = rows.group(key: value, name: key.name, type: key.type, expected: expected)
-        route.limited = key.withName { name in limitGlobs.contains { Glob.matches($0.glob, name) } }
         return route
+    }
+
+    /// Whether a `match` glob and a `limits` glob accept a name, remembered by name: many
+    /// series share one (a name per tenant), and a new series then costs one hash of its
+    /// name, not every glob. The memo is cleared when it holds `maxRememberedNames`.
+    private func globsMatching(_ name: UnsafeRawBufferPointer) -> NameGlobs {
+        let number = Int(rememberedNames.id(name))
+        if number == nameGlobs.count {
+            nameGlobs.append(
+                NameGlobs(
+                    matched: matchGlobs.contains { Glob.matches($0, name) },
+                    limited: limitGlobs.contains { Glob.matches($0.glob, name) }))
+        }
+        let globs = nameGlobs[number]
+        if rememberedNames.count >= Self.maxRememberedNames {
+            rememberedNames = Interner()
+            nameGlobs = []
+        }
+        return globs
     }
 
     /// Folds some waiting rows, saves the rest and deletes a chunk of expired rows, in one

@@ -74,8 +74,14 @@ struct UnfoldedRows {
     /// - Parameter expected: how many more new groups may follow (the caller's series still
     ///   to route): when the table is full, room for them is made at once, not by doubling
     ///   step by step (each step hashes every group again).
-    mutating func group(key: String, name: String, type: MetricType, expected: Int = 0) -> Int32 {
+    mutating func group(key: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer, type: MetricType, expected: Int = 0)
+        -> Int32
+    {
         group(GroupKey(key: strings[0].id(key), name: strings[2].id(name), type: typeNumber(type)), expected: expected)
+    }
+
+    mutating func group(key: String, name: String, type: MetricType) -> Int32 {
+        group(GroupKey(key: strings[0].id(key), name: strings[2].id(name), type: typeNumber(type)), expected: 0)
     }
 
     private mutating func group(_ groupKey: GroupKey, expected: Int) -> Int32 {
@@ -83,6 +89,9 @@ struct UnfoldedRows {
         if groups.count == groups.capacity {
             groups.reserveCapacity(groups.count + 1 + expected)
             groupNumbers.reserveCapacity(groups.count + 1 + expected)
+        }
+        if freeSlots.isEmpty, slots.count == slots.capacity {
+            slots.reserveCapacity(slots.count + 1 + expected)  // a new group's row follows
         }
         let number = Int32(groups.count)
         groups.append(Group(key: groupKey.key, name: groupKey.name, type: groupKey.type))
