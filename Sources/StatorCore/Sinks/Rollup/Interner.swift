@@ -4,9 +4,9 @@ import Glibc
 /// up makes no `String`. Two spellings of one text (NFC and NFD) are two strings, as SQLite's
 /// BINARY collation keeps them apart.
 ///
-/// An open-addressing table with linear probing. The hash is `Hasher`'s, seeded per process:
-/// tag values and names come from the network, and crafted collisions must not make every
-/// lookup walk one long run of slots.
+/// An open-addressing table with linear probing. The hash is the series keys' own
+/// (`SeriesKeyBuilder.hash`), seeded per process: tag values and names come from the network,
+/// and crafted collisions must not make every lookup walk one long run of slots.
 struct Interner {
     private(set) var strings: [String] = []
     /// Each string's hash, to skip most byte comparisons and to place it again on growth.
@@ -80,10 +80,10 @@ struct Interner {
         }
     }
 
+    private static let seed = UInt64.random(in: 0...UInt64.max)
+
     private static func hash(_ bytes: UnsafeRawBufferPointer) -> Int {
-        var hasher = Hasher()
-        hasher.combine(bytes: bytes)
-        return hasher.finalize()
+        Int(truncatingIfNeeded: SeriesKeyBuilder.hash(bytes, seed: seed))
     }
 
     private static func equal(_ string: String, _ bytes: UnsafeRawBufferPointer) -> Bool {

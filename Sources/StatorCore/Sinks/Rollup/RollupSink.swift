@@ -113,13 +113,18 @@ public final class RollupSink: Sink, @unchecked Sendable {
     /// Indexed by `SeriesID.index` (below the table's series bound).
     private var routes: [Route] = []
 
-    private struct NameGlobs {
+    /// What the sink remembers of a name it has routed (`remembered(_:)`).
+    private struct RememberedName {
+        /// Whether a `match` glob accepts the name, and whether a `limits` glob does.
         var matched: Bool
         var limited: Bool
+        /// The name's number among the waiting rows' strings, while their epoch is `epoch`.
+        var number: Int32 = -1
+        var epoch: UInt32 = 0
     }
-    /// Names routed before, numbered, and what the globs said of each (`globsMatching`).
+    /// Names routed before, numbered, and what is known of each.
     private var rememberedNames = Interner()
-    private var nameGlobs: [NameGlobs] = []
+    private var nameMemo: [RememberedName] = []
     static let maxRememberedNames = 1 << 16
 
     public func emit(_ batch: FlushBatch) throws {
@@ -194,36 +199,38 @@ public final class RollupSink: Sink, @unchecked Sendable {
     private func route(_ key: MetricKey, _ rows: inout UnfoldedRows, expected: Int) -> Route {
         var route = Route(incarnation: key.series.incarnation, epoch: rows.epoch, group: -1, limited: false)
         key.withName { name in
-            let globs = globsMatching(name)
-            guard globs.matched else { return }
-            route.limited = globs.limited
+            let n = remembered(name)
+            guard nameMemo[n].matched else { return }
+            route.limited = nameMemo[n].limited
             var found = false
             key.forEachTag { k, v in
                 guard !found, !v.isEmpty, k.elementsEqual(by) else { return }
                 found = true
-                route.group = rows.group(key: v, name: name, type: key.type, expected: expected)
+                if nameMemo[n].number < 0 || nameMemo[n].epoch != rows.epoch {
+                    (nameMemo[n].number, nameMemo[n].epoch) = (rows.nameNumber(name), rows.epoch)
+                }
+                route.group = rows.group(key: v, nameNumber: nameMemo[n].number, type: key.type, expected: expected)
             }
         }
         return route
     }
 
-    /// Whether a `match` glob and a `limits` glob accept a name, remembered by name: many
-    /// series share one (a name per tenant), and a new series then costs one hash of its
-    /// name, not every glob. The memo is cleared when it holds `maxRememberedNames`.
-    private func globsMatching(_ name: UnsafeRawBufferPointer) -> NameGlobs {
+    /// A name's entry in the memo of names: many series share a name (one per tenant), and a
+    /// new series then costs one lookup of its name, not every glob and another interning.
+    /// The memo starts again when it holds `maxRememberedNames`.
+    private func remembered(_ name: UnsafeRawBufferPointer) -> Int {
+        if rememberedNames.count >= Self.maxRememberedNames {
+            rememberedNames = Interner()
+            nameMemo = []
+        }
         let number = Int(rememberedNames.id(name))
-        if number == nameGlobs.count {
-            nameGlobs.append(
-                NameGlobs(
+        if number == nameMemo.count {
+            nameMemo.append(
+                RememberedName(
                     matched: matchGlobs.contains { Glob.matches($0, name) },
                     limited: limitGlobs.contains { Glob.matches($0.glob, name) }))
         }
-        let globs = nameGlobs[number]
-        if rememberedNames.count >= Self.maxRememberedNames {
-            rememberedNames = Interner()
-            nameGlobs = []
-        }
-        return globs
+        return number
     }
 
     /// Folds some waiting rows, saves the rest and deletes a chunk of expired rows, in one

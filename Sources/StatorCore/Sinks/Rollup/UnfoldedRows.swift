@@ -39,7 +39,7 @@ struct UnfoldedRows {
         var slot: Int32 = -1
     }
 
-    private struct GroupKey: Hashable {
+    private struct GroupKey {
         var key: Int32
         var name: Int32
         var type: Int32
@@ -55,7 +55,7 @@ struct UnfoldedRows {
     private(set) var slots: [Entry] = []
     private var freeSlots: [Int32] = []
     private var groups: [Group] = []
-    private var groupNumbers: [GroupKey: Int32] = [:]
+    private var groupNumbers = GroupIndex()
     /// `strings[3]` numbers by `MetricType.rawValue` (-1: not interned yet).
     private var typeNumbers: [Int32] = []
     /// Where the next fold starts: after this tag value.
@@ -74,29 +74,30 @@ struct UnfoldedRows {
     /// - Parameter expected: how many more new groups may follow (the caller's series still
     ///   to route): when the table is full, room for them is made at once, not by doubling
     ///   step by step (each step hashes every group again).
-    mutating func group(key: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer, type: MetricType, expected: Int = 0)
-        -> Int32
-    {
-        group(GroupKey(key: strings[0].id(key), name: strings[2].id(name), type: typeNumber(type)), expected: expected)
+    mutating func group(key: UnsafeRawBufferPointer, nameNumber: Int32, type: MetricType, expected: Int = 0) -> Int32 {
+        group(GroupKey(key: strings[0].id(key), name: nameNumber, type: typeNumber(type)), expected: expected)
     }
+
+    /// A name's interned number, which a caller may remember while `epoch` stays the same.
+    mutating func nameNumber(_ name: UnsafeRawBufferPointer) -> Int32 { strings[2].id(name) }
 
     mutating func group(key: String, name: String, type: MetricType) -> Int32 {
         group(GroupKey(key: strings[0].id(key), name: strings[2].id(name), type: typeNumber(type)), expected: 0)
     }
 
     private mutating func group(_ groupKey: GroupKey, expected: Int) -> Int32 {
-        if let number = groupNumbers[groupKey] { return number }
         if groups.count == groups.capacity {
             groups.reserveCapacity(groups.count + 1 + expected)
-            groupNumbers.reserveCapacity(groups.count + 1 + expected)
+            groupNumbers.reserve(groups.count + 1 + expected)
         }
+        let found = groupNumbers.number(
+            key: groupKey.key, name: groupKey.name, type: groupKey.type, next: Int32(groups.count))
+        guard found.inserted else { return found.number }
         if freeSlots.isEmpty, slots.count == slots.capacity {
             slots.reserveCapacity(slots.count + 1 + expected)  // a new group's row follows
         }
-        let number = Int32(groups.count)
         groups.append(Group(key: groupKey.key, name: groupKey.name, type: groupKey.type))
-        groupNumbers[groupKey] = number
-        return number
+        return found.number
     }
 
     /// A type's interned number, remembered by the type's raw value.
@@ -119,7 +120,7 @@ struct UnfoldedRows {
         slots.removeAll(keepingCapacity: true)
         freeSlots.removeAll(keepingCapacity: true)
         groups.removeAll(keepingCapacity: true)
-        groupNumbers.removeAll(keepingCapacity: true)
+        groupNumbers.removeAll()
         strings = [Interner](repeating: Interner(), count: 4)
         typeNumbers = []
         ranks = [[], [], [], []]
