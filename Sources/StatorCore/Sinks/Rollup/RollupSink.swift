@@ -22,15 +22,13 @@ import Glibc
 /// - Today's sums of the names under a `limits` entry are kept in memory (read back from
 ///   the database at start) for `stator_rollup_usage_ratio`.
 public final class RollupSink: Sink, @unchecked Sendable {
-    // SAFETY: `expiryDay`, `expiring`, `unsavedChanges`, `routes` and the remembered names are
-    // touched only by `emit` and `shutdown`, which the sink's one thread calls in turn;
+    // SAFETY: `expiryDay`, `expiring`, `unsavedChanges` and `router` are touched only by
+    // `emit` and `shutdown`, which the sink's one thread calls in turn;
     // `unfolded` and `usage` are behind their locks.
     public let name = "rollup"
     let store: RollupStore
     let configuration: RollupConfiguration
-    private let matchGlobs: [[UInt8]]
     private let limitGlobs: [(glob: [UInt8], daily: Double)]
-    private let by: [UInt8]
     private let metrics: SelfMetrics?
     private let logger: Logger
     /// The changes not yet in the `rollups` table. Held across a flush's whole write and a
@@ -61,9 +59,10 @@ public final class RollupSink: Sink, @unchecked Sendable {
         self.metrics = metrics
         self.logger = logger
         store = try RollupStore(path: configuration.path, by: configuration.by)
-        matchGlobs = configuration.match.map { Array($0.utf8) }
         limitGlobs = configuration.limits.map { (Array($0.match.utf8), $0.daily) }
-        by = Array(configuration.by.utf8)
+        router = RollupRouter(
+            match: configuration.match.map { Array($0.utf8) }, limits: configuration.limits.map { Array($0.match.utf8) },
+            by: Array(configuration.by.utf8))
         let today = Self.day(of: now)
         var sums: [RollupKey: Double] = [:]
         let waiting: UnfoldedRows
@@ -100,70 +99,28 @@ public final class RollupSink: Sink, @unchecked Sendable {
     /// `YYYY-MM-DD` (UTC) of a time, as the rows and the API write days.
     public static func day(of millis: EpochMillis) -> String { String(WallClock.rfc3339(millis).prefix(10)) }
 
-    /// What the sink remembers of a series, by its number in the aggregation table: its
-    /// rows' group (or that it is not rolled up), so a known series costs no glob, tag scan or
-    /// hashing per flush.
-    private struct Route {
-        var incarnation: UInt32
-        var epoch: UInt32
-        /// -1: the series is not rolled up.
-        var group: Int32
-        var limited: Bool
-    }
-    /// Indexed by `SeriesID.index` (below the table's series bound).
-    private var routes: [Route] = []
-
-    /// What the sink remembers of a name it has routed (`remembered(_:)`).
-    private struct RememberedName {
-        /// Whether a `match` glob accepts the name, and whether a `limits` glob does.
-        var matched: Bool
-        var limited: Bool
-        /// The name's number among the waiting rows' strings, while their epoch is `epoch`.
-        var number: Int32 = -1
-        var epoch: UInt32 = 0
-    }
-    /// Names routed before, numbered, and what is known of each.
-    private var rememberedNames = Interner()
-    private var nameMemo: [RememberedName] = []
-    static let maxRememberedNames = 1 << 16
+    /// Where each series goes (touched by `emit` only).
+    private var router: RollupRouter
 
     public func emit(_ batch: FlushBatch) throws {
         let day = Self.day(of: batch.timestamp - 1)
         var sums: [RollupKey: Double] = [:]  // this flush's, of the names under a limit
-        // Moved out while in use: a local array pays no exclusivity check per access.
-        var routes = self.routes
-        self.routes = []
-        defer { self.routes = routes }
+        // Swapped out while in use: a local value pays no exclusivity check per access.
+        var router = RollupRouter()
+        swap(&router, &self.router)
+        defer { swap(&router, &self.router) }
         try unfolded.withLock { (rows: inout UnfoldedRows) throws in
             let dayID = rows.day(day)
             var changes = 0
             var remaining = batch.counters.count + batch.gauges.count + batch.samples.count  // to route
-            /// Merges a series' change into its row, if it is rolled up. (The key is read only
-            /// for a series not seen before: reading it costs a retain of its bytes, a cache miss.)
+            /// Merges a series' change into its row, if it is rolled up.
             func add(_ series: SeriesID, _ change: RollupValues, _ key: () -> MetricKey) {
                 remaining -= 1
-                let number = Int(series.index)
-                let route: Route
-                if number < routes.count, routes[number].incarnation == series.incarnation,
-                    routes[number].epoch == rows.epoch
-                {
-                    route = routes[number]
-                } else {
-                    route = self.route(key(), &rows, expected: remaining)
-                }
+                let route = router.route(series, &rows, expected: remaining, key)
                 guard route.group >= 0 else { return }
                 rows.add(group: route.group, day: dayID, change)
                 changes += 1
                 if route.limited, let sum = change.sum { sums[rows.keyAndName(ofGroup: route.group), default: 0] += sum }
-                if series != .none {
-                    if number >= routes.count {
-                        routes.append(
-                            contentsOf: repeatElement(
-                                Route(incarnation: 0, epoch: 0, group: -1, limited: false),
-                                count: number + 1 - routes.count))
-                    }
-                    routes[number] = route
-                }
             }
             batch.counters.withUnsafeBufferPointer { counters in
                 for i in counters.indices {
@@ -192,45 +149,6 @@ public final class RollupSink: Sink, @unchecked Sendable {
                 for (id, sum) in sums { usage.sums[id, default: 0] += sum }
             }
         }
-    }
-
-    /// Works out whether and where a series is rolled up: a `match` glob accepts its name and
-    /// it carries the `by` tag with a value. `expected`: the batch's series still to come.
-    private func route(_ key: MetricKey, _ rows: inout UnfoldedRows, expected: Int) -> Route {
-        var route = Route(incarnation: key.series.incarnation, epoch: rows.epoch, group: -1, limited: false)
-        key.withName { name in
-            let n = remembered(name)
-            guard nameMemo[n].matched else { return }
-            route.limited = nameMemo[n].limited
-            var found = false
-            key.forEachTag { k, v in
-                guard !found, !v.isEmpty, k.elementsEqual(by) else { return }
-                found = true
-                if nameMemo[n].number < 0 || nameMemo[n].epoch != rows.epoch {
-                    (nameMemo[n].number, nameMemo[n].epoch) = (rows.nameNumber(name), rows.epoch)
-                }
-                route.group = rows.group(key: v, nameNumber: nameMemo[n].number, type: key.type, expected: expected)
-            }
-        }
-        return route
-    }
-
-    /// A name's entry in the memo of names: many series share a name (one per tenant), and a
-    /// new series then costs one lookup of its name, not every glob and another interning.
-    /// The memo starts again when it holds `maxRememberedNames`.
-    private func remembered(_ name: UnsafeRawBufferPointer) -> Int {
-        if rememberedNames.count >= Self.maxRememberedNames {
-            rememberedNames = Interner()
-            nameMemo = []
-        }
-        let number = Int(rememberedNames.id(name))
-        if number == nameMemo.count {
-            nameMemo.append(
-                RememberedName(
-                    matched: matchGlobs.contains { Glob.matches($0, name) },
-                    limited: limitGlobs.contains { Glob.matches($0.glob, name) }))
-        }
-        return number
     }
 
     /// Folds some waiting rows, saves the rest and deletes a chunk of expired rows, in one
