@@ -91,7 +91,11 @@ struct UnfoldedRows {
             groupNumbers.reserve(groups.count + 1 + expected)
         }
         let found = groupNumbers.number(
-            key: groupKey.key, name: groupKey.name, type: groupKey.type, next: Int32(groups.count))
+            key: groupKey.key, name: groupKey.name, type: groupKey.type, next: Int32(groups.count)
+        ) { number in
+            let g = groups[Int(number)]
+            return g.key == groupKey.key && g.name == groupKey.name && g.type == groupKey.type
+        }
         guard found.inserted else { return found.number }
         if freeSlots.isEmpty, slots.count == slots.capacity {
             slots.reserveCapacity(slots.count + 1 + expected)  // a new group's row follows
