@@ -23,8 +23,8 @@ import Glibc
 ///   the database at start) for `stator_rollup_usage_ratio`.
 public final class RollupSink: Sink, @unchecked Sendable {
     // SAFETY: `expiryDay`, `expiring`, `unsavedChanges` and `router` are touched only by
-    // `emit` and `shutdown`, which the sink's one thread calls in turn;
-    // `unfolded` and `usage` are behind their locks.
+    // `emit` and `shutdown`, which the sink's one thread calls in turn; `unfolded` and
+    // `usage` are behind their locks.
     public let name = "rollup"
     let store: RollupStore
     let configuration: RollupConfiguration

@@ -70,7 +70,8 @@ struct UnfoldedRows {
     /// A day's number.
     mutating func day(_ day: String) -> Int32 { strings[1].id(day) }
 
-    /// The group of a tag value, name and type: what a caller remembers for a series.
+    /// The group of a tag value (its bytes), a name (its number: `nameNumber`) and a type:
+    /// what a caller remembers for a series.
     /// - Parameter expected: how many more new groups may follow (the caller's series still
     ///   to route): when the table is full, room for them is made at once, not by doubling
     ///   step by step (each step hashes every group again).
@@ -81,6 +82,7 @@ struct UnfoldedRows {
     /// A name's interned number, which a caller may remember while `epoch` stays the same.
     mutating func nameNumber(_ name: UnsafeRawBufferPointer) -> Int32 { strings[2].id(name) }
 
+    /// The group of a tag value, name and type given as strings (tests and tools).
     mutating func group(key: String, name: String, type: MetricType) -> Int32 {
         group(GroupKey(key: strings[0].id(key), name: strings[2].id(name), type: typeNumber(type)), expected: 0)
     }
