@@ -93,7 +93,8 @@ public final class Agent: Sendable {
             flushIntervalSeconds: Double(configuration.flush.intervalMillis) / 1000,
             graphite: !configuration.graphite.address.isEmpty, rollup: rollup)
         let reload = Agent.reloader(mapping: mapping, metrics: metrics, logger: logger.child("stator.mapping"))
-        http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http")) { head in
+        http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http"), metrics: metrics) {
+            head in
             if head.path == "/-/reload" {
                 guard head.method == "POST" else {
                     return .text(405, "method not allowed\n", headers: [("Allow", "POST")])

@@ -84,6 +84,7 @@ private func readAll(_ fd: Int32) -> [UInt8] {
     #expect(counters.count == 35_000, "\(story)")
     let lastPartArrived = page.contains("# TYPE process_open_fds gauge")
     #expect(lastPartArrived, "\(story)")
+    #expect(try selfMetric(agent, #"stator_http_connections_closed_total{reason="write_timeout"}"#) == 0)
     #expect(try agent.stop() == 0)
 }
 
@@ -101,6 +102,12 @@ private func readAll(_ fd: Int32) -> [UInt8] {
     let reply = String(decoding: readAll(scraper), as: UTF8.self)
     #expect(reply.hasPrefix("HTTP/1.1 200"), "\(reply.prefix(200))")
     #expect(reply.contains("stator_lines_received_total"))
+    // The scraper kept its place; the flood's 17 oldest made room for the newest. (A check
+    // makes a fourth connection, which takes the scraper's place: no eviction.)
+    try eventually("the evictions counted") {
+        try selfMetric(agent, #"stator_http_connections_closed_total{reason="evicted"}"#) == 17
+    }
+    #expect(try selfMetric(agent, #"stator_http_connections_closed_total{reason="too_many_connections"}"#) == 0)
     #expect(try agent.stop() == 0)
 }
 
@@ -117,6 +124,41 @@ private func readAll(_ fd: Int32) -> [UInt8] {
         #expect(!reply.contains("200"))  // closed after the 400: the pipelined request is not answered
         #expect(exchange.ending.hasPrefix("closed by the server"))
     }
+    #expect(try selfMetric(agent, #"stator_http_connections_closed_total{reason="bad_request"}"#) == 3)
+    #expect(try agent.stop() == 0)
+}
+
+@Test func slowIdleAndOversizedClientsAreClosedAndCountedByReason() throws {
+    let agent = try StatorProcess(
+        agent: ["--sinks.json.path", "", "--http.read_timeout", "300ms", "--http.idle_timeout", "300ms"])
+    /// Waits for the server to close a connection (recv returns 0 or fails), reading what it sends.
+    func closedByServer(_ fd: Int32) -> Bool {
+        _ = readAll(fd)  // ends at the close, or at the socket's 5 s receive timeout
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_DONTWAIT)) == 0
+    }
+    let trickler = try connectHTTP(agent.httpPort)
+    defer { close(trickler) }
+    sendText(trickler, "GET /metrics HTTP/1.1\r\nHost")  // and no more
+    #expect(closedByServer(trickler))
+    let silent = try connectHTTP(agent.httpPort)
+    defer { close(silent) }
+    #expect(closedByServer(silent))
+    let oversized = try connectHTTP(agent.httpPort)
+    defer { close(oversized) }
+    sendText(oversized, "GET /metrics HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 10_000) + "\r\n\r\n")
+    #expect(String(decoding: readAll(oversized), as: UTF8.self).hasPrefix("HTTP/1.1 431"))
+    func closed(_ reason: String) throws -> Double {
+        try selfMetric(agent, "stator_http_connections_closed_total{reason=\"\(reason)\"}")
+    }
+    #expect(try closed("read_timeout") == 1)
+    #expect(try closed("idle_timeout") == 1)
+    #expect(try closed("head_too_large") == 1)
+    #expect(try closed("write_timeout") == 0)
+    // Logged at most once a minute, idle closes never: the read timeout; the 431 held back.
+    let log = agent.stderr.text
+    #expect(log.components(separatedBy: "HTTP connection closed").count == 2, "\(log.suffix(2000))")
+    #expect(log.contains(#""reason":"read_timeout""#))
     #expect(try agent.stop() == 0)
 }
 

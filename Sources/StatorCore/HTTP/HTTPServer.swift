@@ -57,6 +57,29 @@ public final class HTTPServer: Sendable {
         func noteUnsent() { unsentAtDeadline = Int(CStatorSys_unsent_bytes(fd)) }
     }
 
+    /// Why the server closed a connection (`stator_http_connections_closed_total{reason}`).
+    /// A client that closes, or a response sent with `Connection: close`, is not counted.
+    enum CloseReason: String, CaseIterable {
+        /// A request head not received whole within `http.read_timeout` of its first byte.
+        case readTimeout = "read_timeout"
+        /// A response its client stopped reading for `http.read_timeout`.
+        case writeTimeout = "write_timeout"
+        /// A keep-alive connection without a request for `http.idle_timeout`.
+        case idleTimeout = "idle_timeout"
+        /// The idle connection waiting longest, closed at `http.max_connections` for a newcomer.
+        case evicted
+        /// A newcomer refused (503) at `http.max_connections`, every connection mid-request.
+        case tooManyConnections = "too_many_connections"
+        /// A request answered 400 (a head that does not parse, or ambiguous framing).
+        case badRequest = "bad_request"
+        /// A request head over `http.max_header_bytes`, answered 431.
+        case headTooLarge = "head_too_large"
+
+        var series: String { "stator_http_connections_closed_total{reason=\"\(rawValue)\"}" }
+        /// Whether a close is logged (rate-limited): what a misbehaving client causes.
+        var isLogged: Bool { self != .idleTimeout && self != .evicted }
+    }
+
     /// Bytes of a streamed body produced per turn before the other connections are served.
     static let streamBudget = 1 << 20
     /// How long `accept` rests after failing for want of descriptors or memory (EMFILE,
@@ -71,6 +94,8 @@ public final class HTTPServer: Sendable {
     private let idleTimeout: Double
     private let handler: HTTPHandler
     private let logger: Logger
+    private let metrics: SelfMetrics?
+    private let closeLog = RateLimiter(period: 60)
     private let stopping = Atomic<Bool>(false)
     private let thread = PthreadLock<WorkerThread?>(nil)
     /// The address the server is bound to.
@@ -78,8 +103,13 @@ public final class HTTPServer: Sendable {
 
     /// Binds and listens (so a port in use fails here, before serving).
     /// - Throws: `ConfigError` for a bad address, `SystemError` when binding fails.
-    public init(configuration: HTTPServerConfiguration, logger: Logger, handler: @escaping HTTPHandler) throws {
+    public init(
+        configuration: HTTPServerConfiguration, logger: Logger, metrics: SelfMetrics? = nil,
+        handler: @escaping HTTPHandler
+    ) throws {
         self.configuration = configuration
+        self.metrics = metrics
+        for reason in CloseReason.allCases { metrics?.registerLabeled(reason.series) }
         readTimeout = Double(configuration.readTimeoutMillis) / 1000
         idleTimeout = Double(configuration.idleTimeoutMillis) / 1000
         self.handler = handler
@@ -138,6 +168,7 @@ public final class HTTPServer: Sendable {
                     open = readInput(c, now: now)
                 } else if now >= c.deadline {
                     open = stillReading(c, now: now)  // idle, slow, or not reading its response
+                    if !open { closing(c.isWriting ? .writeTimeout : c.input.isEmpty ? .idleTimeout : .readTimeout) }
                 }
                 if open { keep.append(c) } else { Self.closeDiscardingInput(c.fd) }
             }
@@ -182,15 +213,26 @@ public final class HTTPServer: Sendable {
                 {
                     Self.closeDiscardingInput(connections[oldest].fd)
                     connections.remove(at: oldest)
+                    closing(.evicted)
                 } else {
                     let parts = HTTPResponse.text(503, "too many connections\n").serialize(keepAlive: false, includeBody: true)
                     for part in parts { _ = part.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
                     Self.closeDiscardingInput(fd)
+                    closing(.tooManyConnections)
                     continue
                 }
             }
             connections.append(Connection(fd: fd, deadline: now + idleTimeout, now: now))
         }
+    }
+
+    /// Counts a connection the server closes (or is about to, after its answer), and logs
+    /// what a misbehaving client caused, at most once a minute.
+    private func closing(_ reason: CloseReason) {
+        metrics?.addLabeled(reason.series)
+        guard reason.isLogged, let suppressed = closeLog.admit() else { return }
+        logger.warning(
+            "HTTP connection closed", metadata: [("reason", reason.rawValue), ("suppressed", "\(suppressed)")])
     }
 
     /// Closes a connection after reading (and dropping) what the client already sent. Closing
@@ -231,8 +273,10 @@ public final class HTTPServer: Sendable {
             return true
         case .tooLarge:
             response = .text(431, "request head too large\n")
+            closing(.headTooLarge)
         case .invalid:
             response = .text(400, "bad request\n")
+            closing(.badRequest)
         case .complete(let head, let consumed):
             c.input.removeFirst(consumed)
             keepAlive = head.keepAlive && !head.hasBody
