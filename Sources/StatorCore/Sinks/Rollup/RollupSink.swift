@@ -61,8 +61,7 @@ public final class RollupSink: Sink, @unchecked Sendable {
         store = try RollupStore(path: configuration.path, by: configuration.by)
         limitGlobs = configuration.limits.map { (Array($0.match.utf8), $0.daily) }
         router = RollupRouter(
-            match: configuration.match.map { Array($0.utf8) }, limits: configuration.limits.map { Array($0.match.utf8) },
-            by: Array(configuration.by.utf8))
+            match: configuration.match.map { Array($0.utf8) }, limits: limitGlobs.map(\.glob), by: Array(configuration.by.utf8))
         let today = Self.day(of: now)
         var sums: [RollupKey: Double] = [:]
         let waiting: UnfoldedRows
