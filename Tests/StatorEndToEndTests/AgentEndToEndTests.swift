@@ -7,11 +7,13 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     lines.first { $0["name"] as? String == name && $0["type"] as? String == type }
 }
 
-@Test func aggregatesUDPAndFlushesThePartialIntervalOnSIGTERM() throws {
+// On the debug build: every metric type through the real readers, aggregator and flush,
+// with the hot path's assertions on.
+@Test(.tags(.debugAssertions)) func aggregatesUDPAndFlushesThePartialIntervalOnSIGTERM() throws {
     let dir = try TemporaryDirectory()
     let out = dir.file("out.json")
     // A long interval: the only batch is the one written at shutdown.
-    let agent = try StatorProcess(agent: ["--flush_interval", "1h", "--sinks.json.path", out])
+    let agent = try StatorProcess(agent: ["--flush_interval", "1h", "--sinks.json.path", out], build: .debug)
     let started = Date()
     try agent.send([
         "api.requests:1|c|#env:prod\napi.requests:2|c|@0.5|#env:prod\nnot a line\napi.latency:10:20|ms|#env:prod",

@@ -89,78 +89,75 @@ private final class LineReceiver: Sendable {
     #expect(agent.stderr.text.contains("graphite queue full (max_queue_bytes): oldest flushes dropped"))
 }
 
-/// Debian's graphite-carbon, the reference Graphite receiver, on loopback with a temporary
-/// storage directory: what it wrote to whisper is read back with `whisper-fetch`.
-@Test func graphiteCarbonStoresWhatTheSinkSends() throws {
-    let dir = try TemporaryDirectory()
-    let linePort = try freePort()
-    let config = dir.file("carbon.conf")
-    try """
-    [cache]
-    STORAGE_DIR = \(dir.path)/storage
-    LOCAL_DATA_DIR = \(dir.path)/storage/whisper
-    WHITELISTS_DIR = \(dir.path)/storage/lists
-    CONF_DIR = \(dir.path)
-    LOG_DIR = \(dir.path)/log
-    PID_DIR = \(dir.path)
-    ENABLE_LOGROTATION = False
-    USER =
-    MAX_CACHE_SIZE = inf
-    MAX_UPDATES_PER_SECOND = inf
-    MAX_CREATES_PER_MINUTE = inf
-    LINE_RECEIVER_INTERFACE = 127.0.0.1
-    LINE_RECEIVER_PORT = \(linePort)
-    ENABLE_UDP_LISTENER = False
-    PICKLE_RECEIVER_INTERFACE = 127.0.0.1
-    PICKLE_RECEIVER_PORT = \(try freePort())
-    CACHE_QUERY_INTERFACE = 127.0.0.1
-    CACHE_QUERY_PORT = \(try freePort())
-    ENABLE_TAGS = False
-    WHISPER_AUTOFLUSH = True
-    """.write(toFile: config, atomically: true, encoding: .utf8)
-    try "[default]\npattern = .*\nretentions = 1s:1d\n".write(
-        toFile: dir.file("storage-schemas.conf"), atomically: true, encoding: .utf8)
-    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/carbon-cache") else {
-        throw TestFailure("carbon-cache not found: scripts/test installs Debian's graphite-carbon package")
-    }
-    let carbon = Process()
-    let log = PipeCollector()
-    carbon.executableURL = URL(fileURLWithPath: "/usr/bin/carbon-cache")
-    carbon.arguments = ["--config=\(config)", "--nodaemon", "start"]
-    carbon.currentDirectoryURL = URL(fileURLWithPath: dir.path)
-    carbon.standardOutput = log.pipe
-    carbon.standardError = log.pipe
-    try carbon.run()
-    defer {
-        carbon.terminate()
-        let deadline = Date().addingTimeInterval(10)
-        while carbon.isRunning && Date() < deadline { usleep(10_000) }
-        if carbon.isRunning { kill(carbon.processIdentifier, SIGKILL) }
-    }
-    try eventually(timeout: 30, "carbon-cache to listen") {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        return withSocketAddress("127.0.0.1", linePort) { connect(fd, $0, $1) } == 0 || !carbon.isRunning
-    }
-    #expect(carbon.isRunning, "carbon-cache exited: \(log.text)")
-
-    let agent = try StatorProcess(agent: [
-        "--flush_interval", "1h", "--sinks.json.path", "", "--sinks.graphite.address", "127.0.0.1:\(linePort)",
-        "--sinks.graphite.tags", "none",
-    ])
-    try agent.send("carbon.hits:6|c|#env:ci\ncarbon.lat:10:30|ms")
-    #expect(try agent.stop() == 0)
-    func stored(_ path: String) throws -> [Double] {
-        let file = "\(dir.path)/storage/whisper/\(path.replacingOccurrences(of: ".", with: "/")).wsp"
-        guard FileManager.default.fileExists(atPath: file) else { return [] }
-        let now = Int(Date().timeIntervalSince1970)
-        let (_, output) = try runProgram("/usr/bin/whisper-fetch", ["--from=\(now - 120)", "--until=\(now + 5)", file])
-        return output.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: "\t")
-            return fields.count == 2 && fields[1] != "None" ? Double(fields[1]) : nil
+extension HeavyEndToEndTests {
+    /// Debian's graphite-carbon, the reference Graphite receiver, on loopback with a temporary
+    /// storage directory: what it wrote to whisper is read back with `whisper-fetch`.
+    @Test func graphiteCarbonStoresWhatTheSinkSends() throws {
+        let dir = try TemporaryDirectory()
+        let linePort = try freePort()
+        let config = dir.file("carbon.conf")
+        try """
+        [cache]
+        STORAGE_DIR = \(dir.path)/storage
+        LOCAL_DATA_DIR = \(dir.path)/storage/whisper
+        WHITELISTS_DIR = \(dir.path)/storage/lists
+        CONF_DIR = \(dir.path)
+        LOG_DIR = \(dir.path)/log
+        PID_DIR = \(dir.path)
+        ENABLE_LOGROTATION = False
+        USER =
+        MAX_CACHE_SIZE = inf
+        MAX_UPDATES_PER_SECOND = inf
+        MAX_CREATES_PER_MINUTE = inf
+        LINE_RECEIVER_INTERFACE = 127.0.0.1
+        LINE_RECEIVER_PORT = \(linePort)
+        ENABLE_UDP_LISTENER = False
+        PICKLE_RECEIVER_INTERFACE = 127.0.0.1
+        PICKLE_RECEIVER_PORT = \(try freePort())
+        CACHE_QUERY_INTERFACE = 127.0.0.1
+        CACHE_QUERY_PORT = \(try freePort())
+        ENABLE_TAGS = False
+        WHISPER_AUTOFLUSH = True
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        try "[default]\npattern = .*\nretentions = 1s:1d\n".write(
+            toFile: dir.file("storage-schemas.conf"), atomically: true, encoding: .utf8)
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/carbon-cache") else {
+            throw TestFailure("carbon-cache not found: scripts/test installs Debian's graphite-carbon package")
         }
+        let carbon = Process()
+        let log = PipeCollector()
+        carbon.executableURL = URL(fileURLWithPath: "/usr/bin/carbon-cache")
+        carbon.arguments = ["--config=\(config)", "--nodaemon", "start"]
+        carbon.currentDirectoryURL = URL(fileURLWithPath: dir.path)
+        carbon.standardOutput = log.pipe
+        carbon.standardError = log.pipe
+        try carbon.run()
+        defer { stopChild(carbon) }
+        try eventually(timeout: 30, "carbon-cache to listen") {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            return withSocketAddress("127.0.0.1", linePort) { connect(fd, $0, $1) } == 0 || !carbon.isRunning
+        }
+        #expect(carbon.isRunning, "carbon-cache exited: \(log.text)")
+
+        let agent = try StatorProcess(agent: [
+            "--flush_interval", "1h", "--sinks.json.path", "", "--sinks.graphite.address", "127.0.0.1:\(linePort)",
+            "--sinks.graphite.tags", "none",
+        ])
+        try agent.send("carbon.hits:6|c|#env:ci\ncarbon.lat:10:30|ms")
+        #expect(try agent.stop() == 0)
+        func stored(_ path: String) throws -> [Double] {
+            let file = "\(dir.path)/storage/whisper/\(path.replacingOccurrences(of: ".", with: "/")).wsp"
+            guard FileManager.default.fileExists(atPath: file) else { return [] }
+            let now = Int(Date().timeIntervalSince1970)
+            let (_, output) = try runProgram("/usr/bin/whisper-fetch", ["--from=\(now - 120)", "--until=\(now + 5)", file])
+            return output.split(separator: "\n").compactMap { line in
+                let fields = line.split(separator: "\t")
+                return fields.count == 2 && fields[1] != "None" ? Double(fields[1]) : nil
+            }
+        }
+        try eventually(timeout: 20, "carbon to write the counter") { try stored("stats.counters.carbon.hits.count") == [6] }
+        #expect(try stored("stats.timers.carbon.lat.mean") == [20])
+        #expect(try stored("stats.timers.carbon.lat.upper_90") == [30])
     }
-    try eventually(timeout: 20, "carbon to write the counter") { try stored("stats.counters.carbon.hits.count") == [6] }
-    #expect(try stored("stats.timers.carbon.lat.mean") == [20])
-    #expect(try stored("stats.timers.carbon.lat.upper_90") == [30])
 }

@@ -144,36 +144,40 @@ private let mappingFile = #"""
     #expect(try agent.stop() == 0)
 }
 
-@Test func reloadingAHundredTimesUnderLoadLosesNoLine() throws {
-    let dir = try TemporaryDirectory()
-    let mapping = dir.file("mapping.yml")
-    let files = ["a", "b"].map { "mappings:\n- match: \"load.*\"\n  name: \"load_\($0)_total\"\n  labels:\n    n: \"$1\"\n" }
-    try files[0].write(toFile: mapping, atomically: true, encoding: .utf8)
-    let out = dir.file("out.json")
-    let agent = try StatorProcess(agent: ["--mapping_config", mapping, "--flush_interval", "1h", "--sinks.json.path", out])
-    let rounds = 100
-    let perRound = 40
-    let perDatagram = 25
-    let datagrams = rounds * perRound
-    let text = Array((0..<perDatagram).map { "load.\($0 % 5):1|c" }.joined(separator: "\n").utf8)
-    // Each round sends lines and reloads while they are still in flight (queued in the
-    // socket, or being read): the readers switch rules between two receive batches.
-    for k in 1...rounds {
-        try sendUDP(Array(repeating: text, count: perRound), host: agent.udpHost, port: agent.udpPort)
-        try files[k % 2].write(toFile: mapping, atomically: true, encoding: .utf8)
-        #expect(try reload(agent).status == 200)
+extension HeavyEndToEndTests {
+    @Test func reloadingAHundredTimesUnderLoadLosesNoLine() throws {
+        let dir = try TemporaryDirectory()
+        let mapping = dir.file("mapping.yml")
+        let files = ["a", "b"].map { "mappings:\n- match: \"load.*\"\n  name: \"load_\($0)_total\"\n  labels:\n    n: \"$1\"\n" }
+        try files[0].write(toFile: mapping, atomically: true, encoding: .utf8)
+        let out = dir.file("out.json")
+        let agent = try StatorProcess(agent: ["--mapping_config", mapping, "--flush_interval", "1h", "--sinks.json.path", out])
+        // 100 rounds in the plain pass, 10 under the sanitizers (each round is a flood of
+        // 1,000 lines; ten rounds still switch rules under load, both ways, five times each).
+        let rounds = TestBuild.scaled(100)
+        let perRound = 40
+        let perDatagram = 25
+        let datagrams = rounds * perRound
+        let text = Array((0..<perDatagram).map { "load.\($0 % 5):1|c" }.joined(separator: "\n").utf8)
+        // Each round sends lines and reloads while they are still in flight (queued in the
+        // socket, or being read): the readers switch rules between two receive batches.
+        for k in 1...rounds {
+            try sendUDP(Array(repeating: text, count: perRound), host: agent.udpHost, port: agent.udpPort)
+            try files[k % 2].write(toFile: mapping, atomically: true, encoding: .utf8)
+            #expect(try reload(agent).status == 200)
+        }
+        try eventually(timeout: 30, "every line received") {
+            try selfMetric(agent, "stator_lines_received_total") == Double(datagrams * perDatagram)
+        }
+        #expect(try selfMetric(agent, "stator_udp_kernel_drops_total") == 0)
+        #expect(try selfMetric(agent, #"stator_mapping_reloads_total{result="success"}"#) == Double(rounds))
+        #expect(try agent.stop() == 0)
+        // Every line landed in one of the two mapped names: none lost, none unmapped.
+        let (a, b) = (try counterSum(out, "load_a_total"), try counterSum(out, "load_b_total"))
+        #expect(a + b == Double(datagrams * perDatagram))
+        #expect(a > 0 && b > 0)  // both rule sets were in force while lines arrived
+        #expect(try counterSum(out, "load.0") == 0)
     }
-    try eventually(timeout: 30, "every line received") {
-        try selfMetric(agent, "stator_lines_received_total") == Double(datagrams * perDatagram)
-    }
-    #expect(try selfMetric(agent, "stator_udp_kernel_drops_total") == 0)
-    #expect(try selfMetric(agent, #"stator_mapping_reloads_total{result="success"}"#) == 100)
-    #expect(try agent.stop() == 0)
-    // Every line landed in one of the two mapped names: none lost, none unmapped.
-    let (a, b) = (try counterSum(out, "load_a_total"), try counterSum(out, "load_b_total"))
-    #expect(a + b == Double(datagrams * perDatagram))
-    #expect(a > 0 && b > 0)  // both rule sets were in force while lines arrived
-    #expect(try counterSum(out, "load.0") == 0)
 }
 
 /// `POST /-/reload`; on failure, says what the agent last logged (a sanitizer's report ends it).

@@ -97,113 +97,116 @@ final class PrometheusServer {
         return Double(text)
     }
 
-    deinit {
-        process.terminate()
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
+    deinit { stopChild(process) }
 }
 
-@Test func aRealPrometheusReceivesRemoteWriteWithExpectedValues() throws {
-    let prometheus = try PrometheusServer(extraFlags: ["--web.enable-remote-write-receiver"])
-    try eventually(timeout: 30, "prometheus to be ready") {
-        (try? httpRequest(port: prometheus.port, "/-/ready").status) == 200 || !prometheus.process.isRunning
-    }
-    #expect(prometheus.process.isRunning, "prometheus exited: \(prometheus.log.text)")
-    let agent = try StatorProcess(agent: [
-        "--flush_interval", "300ms", "--sinks.json.path", "", "--sinks.http_push.format", "remote_write",
-        "--sinks.http_push.url", "http://127.0.0.1:\(prometheus.port)/api/v1/write", "--sinks.http_push.batch_size", "5",
-    ])
-    try agent.send("rw.hits:2|c|#env:ci\nrw.hits:3|c|#env:ci\nrw.temp:21.5|g\nrw.lat:100|ms\nrw.lat:100|ms\nrw.lat:300|ms")
-    // One flush is four requests (batch_size 5): wait until the last of them has landed too.
-    try eventually(timeout: 30, "remote-written samples") {
-        (try? prometheus.query("rw_hits_total{env=\"ci\"}")) == 5 && (try? prometheus.query("rw_temp")) == 21.5
-            && (try? prometheus.query("rw_lat_seconds_count")) == 3
-    }
-    #expect(try prometheus.query("rw_temp") == 21.5)
-    #expect(try prometheus.query("rw_lat_seconds_count") == 3)
-    #expect(try prometheus.query("rw_lat_seconds_sum") == 0.5)
-    #expect(try prometheus.query("rw_lat_seconds_bucket{le=\"0.1\"}") == 2)
-    #expect(try prometheus.query("rw_lat_seconds_bucket{le=\"0.5\"}") == 3)
-    #expect(try prometheus.query("rw_lat_seconds_bucket{le=\"+Inf\"}") == 3)
-    // The agent's own metrics are not remote-written.
-    #expect(try prometheus.query("stator_lines_received_total") == nil)
-    let page = try httpRequest(port: agent.httpPort, "/metrics").body
-    #expect((sample(page, "stator_push_requests_total{result=\"success\"}") ?? 0) >= 1)
-    #expect(sample(page, "stator_push_requests_total{result=\"rejected\"}") == 0)
-    #expect(try agent.stop() == 0)
-}
-
-@Test func aRealPrometheusScrapesTheAgentAndQueriesExpectedValues() throws {
-    let agent = try StatorProcess(agent: ["--flush_interval", "200ms", "--sinks.json.path", ""])
-    try agent.send("e2e.hits:2|c|#env:ci\ne2e.hits:3|c|#env:ci\ne2e.temp:21.5|g\ne2e.lat:100|ms\ne2e.lat:100|ms\ne2e.lat:300|ms")
-    try eventually("the flush") { try httpRequest(port: agent.httpPort, "/metrics").body.contains("e2e_lat_seconds_count 3") }
-    let prometheus = try PrometheusServer(scrapeTargets: [agent.httpPort])
-    var hits: Double?
-    try eventually(timeout: 45, "prometheus to scrape the agent") {
-        hits = try? prometheus.query("e2e_hits_total{env=\"ci\",job=\"stator\"}")
-        return hits != nil || !prometheus.process.isRunning
-    }
-    #expect(prometheus.process.isRunning, "prometheus exited: \(prometheus.log.text)")
-    #expect(hits == 5)
-    #expect(try prometheus.query("e2e_temp") == 21.5)
-    #expect(try prometheus.query("e2e_lat_seconds_count") == 3)
-    #expect(try prometheus.query("e2e_lat_seconds_sum") == 0.5)
-    #expect(try prometheus.query("e2e_lat_seconds_bucket{le=\"0.1\"}") == 2)
-    #expect(try prometheus.query("e2e_lat_seconds_bucket{le=\"0.25\"}") == 2)
-    #expect(try prometheus.query("e2e_lat_seconds_bucket{le=\"0.5\"}") == 3)
-    #expect(try prometheus.query("up{job=\"stator\"}") == 1)
-    #expect(try prometheus.query("stator_lines_received_total") == 6)
-    #expect(try agent.stop() == 0)
-}
-
-@Test func aLargePagesPlainScrapeIsStreamedWhole() throws {
-    // 60,000 series: over 8 MB of text, so the page is kept gzipped only and a plain-text
-    // scrape is inflated slice by slice while it is written.
-    // The lines go over TCP, which a loaded machine cannot drop as it can UDP datagrams.
-    let agent = try StatorProcess(
-        agent: [
-            "--flush_interval", "1s", "--sinks.json.path", "", "--log.level", "debug", "--tcp.address", "127.0.0.1:0",
-        ])
-    // A request first, as a scraper's: from then on each flush renders the page.
-    #expect(try httpRequest(port: agent.httpPort, "/metrics", method: "HEAD").status == 200)
-    let client = try TCPClient(port: agent.tcpPort)
-    try client.send((0..<60_000).map { "streamed.page.series.number.\($0):1|c\n" }.joined())
-    // Wait for the sink's log of a page that big (cheaper than scraping 8 MB until it shows,
-    // which matters under the sanitizers).
-    _ = try agent.waitFor(timeout: 90) { log in
-        log.split(separator: "\n").first { line in
-            guard line.contains("\"msg\":\"page rendered\""), let range = line.range(of: "\"text_bytes\":\"") else {
-                return false
-            }
-            return (Int(line[range.upperBound...].prefix { $0.isNumber }) ?? 0) > 8_000_000
+extension HeavyEndToEndTests {
+    @Test func aRealPrometheusReceivesRemoteWriteWithExpectedValues() throws {
+        let prometheus = try PrometheusServer(extraFlags: ["--web.enable-remote-write-receiver"])
+        try eventually(timeout: 30, "prometheus to be ready") {
+            (try? httpRequest(port: prometheus.port, "/-/ready").status) == 200 || !prometheus.process.isRunning
         }
+        #expect(prometheus.process.isRunning, "prometheus exited: \(prometheus.log.text)")
+        let agent = try StatorProcess(agent: [
+            "--flush_interval", "300ms", "--sinks.json.path", "", "--sinks.http_push.format", "remote_write",
+            "--sinks.http_push.url", "http://127.0.0.1:\(prometheus.port)/api/v1/write", "--sinks.http_push.batch_size", "5",
+        ])
+        try agent.send("rw.hits:2|c|#env:ci\nrw.hits:3|c|#env:ci\nrw.temp:21.5|g\nrw.lat:100|ms\nrw.lat:100|ms\nrw.lat:300|ms")
+        // One flush is four requests (batch_size 5): wait until the last of them has landed too.
+        try eventually(timeout: 30, "remote-written samples") {
+            (try? prometheus.query("rw_hits_total{env=\"ci\"}")) == 5 && (try? prometheus.query("rw_temp")) == 21.5
+                && (try? prometheus.query("rw_lat_seconds_count")) == 3
+        }
+        #expect(try prometheus.query("rw_temp") == 21.5)
+        #expect(try prometheus.query("rw_lat_seconds_count") == 3)
+        #expect(try prometheus.query("rw_lat_seconds_sum") == 0.5)
+        #expect(try prometheus.query("rw_lat_seconds_bucket{le=\"0.1\"}") == 2)
+        #expect(try prometheus.query("rw_lat_seconds_bucket{le=\"0.5\"}") == 3)
+        #expect(try prometheus.query("rw_lat_seconds_bucket{le=\"+Inf\"}") == 3)
+        // The agent's own metrics are not remote-written.
+        #expect(try prometheus.query("stator_lines_received_total") == nil)
+        let page = try httpRequest(port: agent.httpPort, "/metrics").body
+        #expect((sample(page, "stator_push_requests_total{result=\"success\"}") ?? 0) >= 1)
+        #expect(sample(page, "stator_push_requests_total{result=\"rejected\"}") == 0)
+        #expect(try agent.stop() == 0)
     }
-    // Five clients ask for the plain page and read none of it; others are served meanwhile.
-    var idle: [Int32] = []
-    defer { for fd in idle { close(fd) } }
-    for _ in 0..<5 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #expect(withSocketAddress("127.0.0.1", agent.httpPort) { connect(fd, $0, $1) } == 0)
-        _ = send(fd, "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", 35, Int32(MSG_NOSIGNAL))
-        idle.append(fd)
+}
+
+extension HeavyEndToEndTests {
+    @Test func aRealPrometheusScrapesTheAgentAndQueriesExpectedValues() throws {
+        let agent = try StatorProcess(agent: ["--flush_interval", "200ms", "--sinks.json.path", ""])
+        try agent.send("e2e.hits:2|c|#env:ci\ne2e.hits:3|c|#env:ci\ne2e.temp:21.5|g\ne2e.lat:100|ms\ne2e.lat:100|ms\ne2e.lat:300|ms")
+        try eventually("the flush") { try httpRequest(port: agent.httpPort, "/metrics").body.contains("e2e_lat_seconds_count 3") }
+        let prometheus = try PrometheusServer(scrapeTargets: [agent.httpPort])
+        var hits: Double?
+        try eventually(timeout: 45, "prometheus to scrape the agent") {
+            hits = try? prometheus.query("e2e_hits_total{env=\"ci\",job=\"stator\"}")
+            return hits != nil || !prometheus.process.isRunning
+        }
+        #expect(prometheus.process.isRunning, "prometheus exited: \(prometheus.log.text)")
+        #expect(hits == 5)
+        #expect(try prometheus.query("e2e_temp") == 21.5)
+        #expect(try prometheus.query("e2e_lat_seconds_count") == 3)
+        #expect(try prometheus.query("e2e_lat_seconds_sum") == 0.5)
+        #expect(try prometheus.query("e2e_lat_seconds_bucket{le=\"0.1\"}") == 2)
+        #expect(try prometheus.query("e2e_lat_seconds_bucket{le=\"0.25\"}") == 2)
+        #expect(try prometheus.query("e2e_lat_seconds_bucket{le=\"0.5\"}") == 3)
+        #expect(try prometheus.query("up{job=\"stator\"}") == 1)
+        #expect(try prometheus.query("stator_lines_received_total") == 6)
+        #expect(try agent.stop() == 0)
     }
-    let started = Date()
-    #expect(try httpRequest(port: agent.httpPort, "/healthz").status == 200)
-    #expect(Date().timeIntervalSince(started) < 1)
-    // A plain scrape read to the end is the whole page: Content-Length and body agree
-    // (a stream that ended short would close the connection early), and the live part
-    // follows the streamed statsd part. (The unit test compares the stream with the page.)
-    let reply = try rawHTTPBytes(port: agent.httpPort, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
-    let separator = try #require(reply.firstRange(of: Array("\r\n\r\n".utf8)))
-    let head = String(decoding: reply[..<separator.lowerBound], as: UTF8.self).lowercased()
-    let body = reply[separator.upperBound...]
-    #expect(head.hasPrefix("http/1.1 200"))
-    #expect(head.contains("content-length: \(body.count)\r\n") || head.hasSuffix("content-length: \(body.count)"))
-    #expect(body.count > 8_000_000)
-    let tail = String(decoding: body.suffix(200_000), as: UTF8.self)
-    #expect(tail.contains("_total 1\n# HELP stator_packets_received_total"))
-    #expect(tail.contains("stator_lines_received_total{input=\"tcp\"} 60000\n"))
-    #expect(try agent.stop() == 0)
+}
+
+extension HeavyEndToEndTests {
+    // Plain pass only: the page must pass 8 MB, which a tenth of the series would not.
+    @Test(.enabled(if: !TestBuild.isSanitized, "a page over 8 MB: plain pass only"))
+    func aLargePagesPlainScrapeIsStreamedWhole() throws {
+        // 60,000 series: over 8 MB of text, so the page is kept gzipped only and a plain-text
+        // scrape is inflated slice by slice while it is written.
+        // The lines go over TCP, which a loaded machine cannot drop as it can UDP datagrams.
+        let agent = try StatorProcess(
+            agent: [
+                "--flush_interval", "1s", "--sinks.json.path", "", "--log.level", "debug", "--tcp.address", "127.0.0.1:0",
+            ])
+        // A request first, as a scraper's: from then on each flush renders the page.
+        #expect(try httpRequest(port: agent.httpPort, "/metrics", method: "HEAD").status == 200)
+        let client = try TCPClient(port: agent.tcpPort)
+        try client.send((0..<60_000).map { "streamed.page.series.number.\($0):1|c\n" }.joined())
+        // Wait for the sink's log of a page that big (cheaper than scraping 8 MB until it shows,
+        // which matters under the sanitizers).
+        _ = try agent.waitFor(timeout: 90) { log in
+            log.split(separator: "\n").first { line in
+                guard line.contains("\"msg\":\"page rendered\""), let range = line.range(of: "\"text_bytes\":\"") else {
+                    return false
+                }
+                return (Int(line[range.upperBound...].prefix { $0.isNumber }) ?? 0) > 8_000_000
+            }
+        }
+        // Five clients ask for the plain page and read none of it; others are served meanwhile.
+        var idle: [Int32] = []
+        defer { for fd in idle { close(fd) } }
+        for _ in 0..<5 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            #expect(withSocketAddress("127.0.0.1", agent.httpPort) { connect(fd, $0, $1) } == 0)
+            _ = send(fd, "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", 35, Int32(MSG_NOSIGNAL))
+            idle.append(fd)
+        }
+        let started = Date()
+        #expect(try httpRequest(port: agent.httpPort, "/healthz").status == 200)
+        #expect(Date().timeIntervalSince(started) < 1)
+        // A plain scrape read to the end is the whole page: Content-Length and body agree
+        // (a stream that ended short would close the connection early), and the live part
+        // follows the streamed statsd part. (The unit test compares the stream with the page.)
+        let reply = try rawHTTPBytes(port: agent.httpPort, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+        let separator = try #require(reply.firstRange(of: Array("\r\n\r\n".utf8)))
+        let head = String(decoding: reply[..<separator.lowerBound], as: UTF8.self).lowercased()
+        let body = reply[separator.upperBound...]
+        #expect(head.hasPrefix("http/1.1 200"))
+        #expect(head.contains("content-length: \(body.count)\r\n") || head.hasSuffix("content-length: \(body.count)"))
+        #expect(body.count > 8_000_000)
+        let tail = String(decoding: body.suffix(200_000), as: UTF8.self)
+        #expect(tail.contains("_total 1\n# HELP stator_packets_received_total"))
+        #expect(tail.contains("stator_lines_received_total{input=\"tcp\"} 60000\n"))
+        #expect(try agent.stop() == 0)
+    }
 }

@@ -107,6 +107,7 @@ private func rollupAgent(_ dir: TemporaryDirectory, _ out: String, _ flags: [Str
     let holderOutput = PipeCollector()
     holder.standardOutput = holderOutput.pipe
     try holder.run()
+    defer { stopChild(holder) }
     try eventually(timeout: 10, "the lock") { holderOutput.text.contains("locked") }
     for _ in 0..<5 {
         try agent.send("locked.calls:1|c|#tenant:acme")

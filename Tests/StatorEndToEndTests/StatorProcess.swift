@@ -10,17 +10,6 @@ func repositoryPath(_ path: String) -> String {
         .deletingLastPathComponent().appendingPathComponent(path).path
 }
 
-/// Where the built `stator` binary is: `$TEST_STATOR_BINARY`, or `.build/debug/stator`
-/// in the package (scripts/test builds it before the tests run).
-func statorBinary() throws -> String {
-    if let path = ProcessInfo.processInfo.environment["TEST_STATOR_BINARY"] { return path }
-    let path = repositoryPath(".build/debug/stator")
-    guard FileManager.default.isExecutableFile(atPath: path) else {
-        throw TestFailure("stator binary not found at \(path): run `swift build` first (scripts/test does)")
-    }
-    return path
-}
-
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
@@ -85,11 +74,13 @@ final class StatorProcess: @unchecked Sendable {
 
     /// Starts `stator` with `arguments` and a clean environment plus `environment`.
     /// Waits for its start-up line when `waitForStart`.
-    /// `executable` replaces the agent's binary, for a wrapper such as `setpriv` that runs it.
+    /// `executable` replaces the agent's binary, for a wrapper such as `setpriv` that runs it;
+    /// `build` picks the binary otherwise (see `AgentBuild`).
     init(
-        executable: String? = nil, _ arguments: [String], environment: [String: String] = [:], waitForStart: Bool = true
+        executable: String? = nil, build: AgentBuild = .release, _ arguments: [String], environment: [String: String] = [:],
+        waitForStart: Bool = true
     ) throws {
-        process.executableURL = URL(fileURLWithPath: try executable ?? statorBinary())
+        process.executableURL = URL(fileURLWithPath: try executable ?? statorBinary(build))
         process.arguments = arguments
         // A clean environment, but sanitizer settings pass through (scripts/test --sanitize).
         var base = ["PATH": "/usr/bin:/bin"]
@@ -103,8 +94,10 @@ final class StatorProcess: @unchecked Sendable {
     }
 
     /// Runs the agent on ephemeral loopback ports with the given extra flags.
-    convenience init(agent flags: [String], udp: String = "127.0.0.1:0", environment: [String: String] = [:]) throws {
-        try self.init(["--udp.address", udp, "--http.address", "127.0.0.1:0"] + flags, environment: environment)
+    convenience init(
+        agent flags: [String], build: AgentBuild = .release, udp: String = "127.0.0.1:0", environment: [String: String] = [:]
+    ) throws {
+        try self.init(build: build, ["--udp.address", udp, "--http.address", "127.0.0.1:0"] + flags, environment: environment)
     }
 
     private func awaitStart() throws {
@@ -136,6 +129,13 @@ final class StatorProcess: @unchecked Sendable {
     }
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Whether the agent is still running, and the end of what it logged (a sanitizer
+    /// report ends it), for failure messages.
+    var state: String {
+        let status = process.isRunning ? "the agent is running" : "the agent exited with \(process.terminationStatus)"
+        return "\(status); its stderr ends: \(stderr.text.suffix(1500))"
+    }
 
     /// Waits for the process to exit (killing it after `timeout`) and returns its status.
     @discardableResult
@@ -233,14 +233,24 @@ func freePort() throws -> UInt16 {
 
 /// Scrapes the agent's `/metrics` until `condition` holds, failing after `timeout` seconds.
 /// - Returns: the page that satisfied it.
+/// On a time-out the failure gives the last page's figures and the agent's state.
 @discardableResult
 func scrape(_ agent: StatorProcess, timeout: Double = 10, until what: String, _ condition: (String) -> Bool) throws -> String {
     var page = ""
-    try eventually(timeout: timeout, what) {
+    try eventually(timeout: timeout, what, seen: pageFigures(page) + "; " + agent.state) {
         page = try httpRequest(port: agent.httpPort, "/metrics").body
         return condition(page)
     }
     return page
+}
+
+/// A page's figures for a failure message: its size, how many samples, and the lines and
+/// series the agent counted.
+func pageFigures(_ page: String) -> String {
+    let samples = page.split(separator: "\n").count { !$0.hasPrefix("#") }
+    let lines = sample(page, "stator_lines_received_total").map { String(Int($0)) } ?? "?"
+    let series = sample(page, "stator_series_active").map { String(Int($0)) } ?? "?"
+    return "a page of \(page.utf8.count) bytes, \(samples) samples, lines received \(lines), series active \(series)"
 }
 
 /// Calls `body` with a `sockaddr` for an IPv4 or IPv6 literal and a port.
@@ -364,9 +374,7 @@ func selfMetric(_ agent: StatorProcess, _ series: String) throws -> Double {
     do {
         return sample(try httpRequest(port: agent.httpPort, "/metrics").body, series) ?? -1
     } catch {
-        // Say whether the agent is still there, and what it said last (a sanitizer report ends it).
-        let state = agent.process.isRunning ? "running" : "exited with \(agent.process.terminationStatus)"
-        throw TestFailure("\(error); the agent is \(state); its stderr ends: \(agent.stderr.text.suffix(3000))")
+        throw TestFailure("\(error); \(agent.state)")
     }
 }
 
@@ -390,14 +398,21 @@ func readFile(_ path: String) -> String {
 }
 
 /// Polls `condition` every 10 ms until it holds, failing after `timeout` seconds.
-func eventually(timeout: Double = 10, _ what: String, _ condition: () throws -> Bool) throws {
-    let deadline = Date().addingTimeInterval(timeout)
+/// `seen` is evaluated on a time-out, after the last poll: what the condition saw last
+/// (a count, a page's figures), so that a failure explains itself.
+func eventually(
+    timeout: Double = 10, _ what: String, seen: @autoclosure () -> String = "", _ condition: () throws -> Bool
+) throws {
+    let started = Date()
+    let deadline = started.addingTimeInterval(timeout)
     while Date() < deadline {
         if try condition() { return }
         usleep(10_000)
     }
     if try condition() { return }
-    throw TestFailure("timed out waiting for \(what)")
+    let last = seen()
+    let waited = String(format: "%.1f", Date().timeIntervalSince(started))
+    throw TestFailure("timed out after \(waited) s waiting for \(what)" + (last.isEmpty ? "" : "; seen last: \(last)"))
 }
 
 /// Runs a command with `input` on stdin; returns (status, stdout + stderr).

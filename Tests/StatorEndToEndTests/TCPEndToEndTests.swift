@@ -115,45 +115,55 @@ private func tcpAgent(_ dir: TemporaryDirectory, _ flags: [String] = []) throws 
     #expect(try agent.stop() == 0)
 }
 
-@Test func tcpAbuseLeavesANormalClientExactAndMemoryBounded() throws {
-    let dir = try TemporaryDirectory()
-    let (agent, out) = try tcpAgent(dir, ["--tcp.max_connections", "1100"])
-    let rss0 = try selfMetric(agent, "process_resident_memory_bytes")
-    var expected = 0.0
-    func normalClient() throws {
-        let c = try TCPClient(port: agent.tcpPort)
-        try c.send(String(repeating: "normal:1|c\n", count: 100))
-        expected += 100
+extension HeavyEndToEndTests {
+    @Test func tcpAbuseLeavesANormalClientExactAndMemoryBounded() throws {
+        let dir = try TemporaryDirectory()
+        let (agent, out) = try tcpAgent(dir, ["--tcp.max_connections", "1100"])
+        let rss0 = try selfMetric(agent, "process_resident_memory_bytes")
+        var expected = 0.0
+        func normalClient() throws {
+            let c = try TCPClient(port: agent.tcpPort)
+            try c.send(String(repeating: "normal:1|c\n", count: 100))
+            expected += 100
+        }
+        // Sizes: 10,000 connect/close cycles, 1,000 idle connections and 2 MB of junk in the
+        // plain pass; a tenth of each under the sanitizers (a scale test, not a race test).
+        let cycles = TestBuild.scaled(10_000)
+        let idleCount = TestBuild.scaled(1_000)
+        // Connect/close cycles (closed with a reset: see `resetOnClose`).
+        for _ in 0..<cycles { _ = try TCPClient(port: agent.tcpPort, resetOnClose: true) }
+        try normalClient()
+        // Idle connections, each with half a line (bounded per connection).
+        let idle = try (0..<idleCount).map { n -> TCPClient in
+            let c = try TCPClient(port: agent.tcpPort, resetOnClose: true)
+            try c.send("idle.\(n).partial.line.without.its.end")
+            return c
+        }
+        var connections = 0.0
+        try eventually(timeout: 60, "\(idleCount) idle connections", seen: "\(connections) connections") {
+            connections = try selfMetric(agent, "stator_tcp_connections")
+            return connections >= Double(idleCount)
+        }
+        try normalClient()
+        // A binary stream, read to its end once the agent closes it after the client's close.
+        var rng = SystemRandomNumberGenerator()
+        do {
+            let junk = try TCPClient(port: agent.tcpPort)
+            try junk.send((0..<TestBuild.scaled(2_000_000)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        }
+        try normalClient()
+        // Every closed connection was read to its end: only the idle ones remain.
+        var open = 0.0
+        try eventually(timeout: 60, "the closed connections read", seen: "\(open) connections open") {
+            open = try selfMetric(agent, "stator_tcp_connections")
+            return open <= Double(idleCount)
+        }
+        let rss1 = try selfMetric(agent, "process_resident_memory_bytes")
+        #expect(rss1 - rss0 < 64e6, "RSS grew by \(rss1 - rss0) bytes")
+        withExtendedLifetime(idle) {}
+        #expect(try agent.stop() == 0)
+        #expect(try counterSum(out, "normal") == expected)
     }
-    // 10,000 connect/close cycles (closed with a reset: see `resetOnClose`).
-    for _ in 0..<10_000 { _ = try TCPClient(port: agent.tcpPort, resetOnClose: true) }
-    try normalClient()
-    // 1,000 idle connections, each with half a line (bounded per connection).
-    let idle = try (0..<1_000).map { n -> TCPClient in
-        let c = try TCPClient(port: agent.tcpPort, resetOnClose: true)
-        try c.send("idle.\(n).partial.line.without.its.end")
-        return c
-    }
-    try eventually(timeout: 60, "a thousand idle connections") { try selfMetric(agent, "stator_tcp_connections") >= 1_000 }
-    try normalClient()
-    // A binary stream, read to its end once the agent closes it after the client's close.
-    var rng = SystemRandomNumberGenerator()
-    do {
-        let junk = try TCPClient(port: agent.tcpPort)
-        try junk.send((0..<2_000_000).map { _ in UInt8.random(in: 0...255, using: &rng) })
-    }
-    try normalClient()
-    // Every closed connection was read to its end: only the idle ones remain.
-    var open = 0.0
-    try eventually(timeout: 60, "the closed connections read (open: \(open))") {
-        open = try selfMetric(agent, "stator_tcp_connections")
-        return open <= 1_000
-    }
-    let rss1 = try selfMetric(agent, "process_resident_memory_bytes")
-    #expect(rss1 - rss0 < 64e6, "RSS grew by \(rss1 - rss0) bytes")
-    withExtendedLifetime(idle) {}
-    #expect(try agent.stop() == 0)
-    #expect(try counterSum(out, "normal") == expected)
 }
 
 @Test func sigtermReadsWhatTCPClientsAlreadySent() throws {

@@ -72,10 +72,5 @@ final class VictoriaMetricsServer {
         return found ?? .nan
     }
 
-    deinit {
-        process.terminate()
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
+    deinit { stopChild(process) }
 }
