@@ -13,7 +13,7 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     let dir = try TemporaryDirectory()
     let out = dir.file("out.json")
     // A long interval: the only batch is the one written at shutdown.
-    let agent = try StatorProcess(agent: ["--flush_interval", "1h", "--sinks.json.path", out], build: .debug)
+    let agent = try StatorProcess(agent: ["--flush_interval", untilShutdown, "--sinks.json.path", out], build: .debug)
     let started = Date()
     try agent.send([
         "api.requests:1|c|#env:prod\napi.requests:2|c|@0.5|#env:prod\nnot a line\napi.latency:10:20|ms|#env:prod",
@@ -57,7 +57,7 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
 }
 
 @Test func sigintAlsoFlushesAndExitsZero() throws {
-    let agent = try StatorProcess(agent: ["--flush_interval", "1h"])
+    let agent = try StatorProcess(agent: ["--flush_interval", untilShutdown])
     try agent.send("ints:7|c")
     agent.signal(SIGINT)
     #expect(try agent.waitForExit() == 0)
@@ -67,7 +67,7 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
 }
 
 @Test func metricsEndpointCountsLinesLive() throws {
-    let agent = try StatorProcess(agent: ["--flush_interval", "1h", "--sinks.json.path", ""])
+    let agent = try StatorProcess(agent: ["--flush_interval", untilShutdown, "--sinks.json.path", ""])
     try agent.send([
         "a:1|c\nb:2|ms\nbad\nc:x|c\n_sc|check|0",
         "d:1|c|#k:v|#k:w\ne:-1|c\nf:1|zz",
@@ -138,14 +138,14 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     let started = Date()
     let reply = try rawHTTP(port: agent.httpPort, "GET /healthz HTTP/1.1\r\nHost: a\r\n", timeout: 5)  // never finishes its head
     #expect(reply.isEmpty)
-    #expect(Date().timeIntervalSince(started) < 2)
+    #expect(Date().timeIntervalSince(started) < (TestBuild.isSanitized ? 5 : 2))  // not the 10 s idle default
     #expect(try agent.stop() == 0)
 }
 
 @Test func idleAndTricklingClientsCannotStarveAScrapeOrUDP() throws {
     let agent = try StatorProcess(agent: [
-        "--flush_interval", "1h", "--sinks.json.path", "", "--http.max_connections", "8",
-        "--http.read_timeout", "1s",
+        "--flush_interval", untilShutdown, "--sinks.json.path", "", "--http.max_connections", "8",
+        "--http.read_timeout", "10s",
     ])
     // Twenty connections that never send a thing, and five that trickle a request byte by byte.
     var fds: [Int32] = []
@@ -160,7 +160,9 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     // A normal scrape still gets through promptly, and UDP lost nothing.
     let started = Date()
     let page = try httpRequest(port: agent.httpPort, "/metrics").body
-    #expect(Date().timeIntervalSince(started) < 1)
+    // Starved, the scrape would wait for the 10 s read timeout; 5 s is room for a sanitized
+    // agent sharing a busy core.
+    #expect(Date().timeIntervalSince(started) < 5)
     try eventually("all lines counted") {
         sample(try httpRequest(port: agent.httpPort, "/metrics").body, "stator_lines_received_total") == 200
     }
@@ -185,7 +187,7 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     }
     let elapsed = closedAfter ?? Date().timeIntervalSince(started)
     #expect(closedAfter != nil, "the trickling connection was never closed")
-    #expect(elapsed < 2)
+    #expect(elapsed < (TestBuild.isSanitized ? 5 : 2))
     #expect(try agent.stop() == 0)
 }
 
@@ -212,7 +214,7 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     // on the monotonic clock: each flush's own lateness (a few ms) moves it a little.
     let interval = try #require(lines[1]["interval"] as? Double)
     let whole = (interval / 0.2).rounded()
-    #expect(whole >= 1 && abs(interval - whole * 0.2) <= 0.05, "interval \(interval)")
+    #expect(whole >= 1 && abs(interval - whole * 0.2) <= (TestBuild.isSanitized ? 0.15 : 0.05), "interval \(interval)")
     #expect(lines.reduce(0) { $0 + ($1["value"] as? Double ?? 0) } == 2)
 }
 
@@ -225,6 +227,9 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     try FileManager.default.moveItem(atPath: out, toPath: out + ".old")
     agent.signal(SIGHUP)
     try agent.waitFor(timeout: 5) { $0.contains("reopening sink files") ? true : nil }
+    // The log line comes before the sink takes the request: wait for the new file, which the
+    // next flush opens, so that "after" cannot go to the old one.
+    try eventually(timeout: 30, "the new file") { FileManager.default.fileExists(atPath: out) }
     try agent.send("after:1|c")
     try eventually("the reopened file") { readFile(out).contains("after") }
     #expect(try agent.stop() == 0)
@@ -254,7 +259,7 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
 @Test func largeDatagramsAreReadWhole() throws {
     let dir = try TemporaryDirectory()
     let out = dir.file("out.json")
-    let agent = try StatorProcess(agent: ["--flush_interval", "1h", "--sinks.json.path", out])
+    let agent = try StatorProcess(agent: ["--flush_interval", untilShutdown, "--sinks.json.path", out])
     // 60,000 bytes in one datagram: 2,400 lines of one counter.
     let datagram = String(repeating: "big.datagram.counter:1|c\n", count: 2400)
     #expect(datagram.utf8.count == 60_000)
@@ -269,7 +274,7 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     let bound = withSocketAddress("::1", 0) { bind(probe, $0, $1) }
     close(probe)
     try #require(bound == 0, "no IPv6 loopback on this machine")
-    let agent = try StatorProcess(agent: ["--flush_interval", "1h"], udp: "[::1]:0")
+    let agent = try StatorProcess(agent: ["--flush_interval", untilShutdown], udp: "[::1]:0")
     try agent.send("six:6|c")
     #expect(try agent.stop() == 0)
     #expect(series(try jsonLines(agent.stdout.text), "six", "counter")?["value"] as? Double == 6)

@@ -28,7 +28,7 @@ extension HeavyEndToEndTests {
           ]
         }}
         """.write(toFile: config, atomically: true, encoding: .utf8)
-        let agent = try StatorProcess(agent: ["--config", config, "--flush_interval", "1h"])
+        let agent = try StatorProcess(agent: ["--config", config, "--flush_interval", untilShutdown])
         try agent.send(workload)
         #expect(try agent.stop() == 0)  // the final flush goes to every sink during shutdown
         #expect(!agent.stderr.text.contains("\"level\":\"error\""), "\(agent.stderr.text)")
@@ -77,7 +77,7 @@ extension HeavyEndToEndTests {
     let dir = try TemporaryDirectory()
     let out = dir.file("emf.json")
     let agent = try StatorProcess(agent: [
-        "--flush_interval", "1h", "--sinks.json.path", out, "--sinks.json.format", "emf", "--sinks.json.namespace", "Checkout",
+        "--flush_interval", untilShutdown, "--sinks.json.path", out, "--sinks.json.format", "emf", "--sinks.json.namespace", "Checkout",
     ])
     try agent.send("emf.orders:2|c|#region:eu\nemf.latency:100:300|ms|#region:eu\nemf.queue:7|g")
     #expect(try agent.stop() == 0)

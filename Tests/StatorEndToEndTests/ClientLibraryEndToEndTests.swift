@@ -16,7 +16,7 @@ func python() throws -> String {
     let path = dir.file("statsd.sock")
     let out = dir.file("out.json")
     let agent = try StatorProcess(agent: [
-        "--tcp.address", "127.0.0.1:0", "--unixgram.path", path, "--flush_interval", "1h", "--sinks.json.path", out,
+        "--tcp.address", "127.0.0.1:0", "--unixgram.path", path, "--flush_interval", untilShutdown, "--sinks.json.path", out,
     ])
     // The Python `statsd` package's TCP client and Datadog's DogStatsD client on a Unix socket,
     // as applications use them.

@@ -141,7 +141,7 @@ extension HeavyEndToEndTests {
         #expect(carbon.isRunning, "carbon-cache exited: \(log.text)")
 
         let agent = try StatorProcess(agent: [
-            "--flush_interval", "1h", "--sinks.json.path", "", "--sinks.graphite.address", "127.0.0.1:\(linePort)",
+            "--flush_interval", untilShutdown, "--sinks.json.path", "", "--sinks.graphite.address", "127.0.0.1:\(linePort)",
             "--sinks.graphite.tags", "none",
         ])
         try agent.send("carbon.hits:6|c|#env:ci\ncarbon.lat:10:30|ms")

@@ -100,7 +100,9 @@ extension HeavyEndToEndTests {
     let scraper = try connectHTTP(agent.httpPort)
     defer { close(scraper) }
     sendText(scraper, "GET /metrics HTTP/1.1\r\nHost: x\r\n")  // the head's first half
-    usleep(50_000)
+    // A barrier, not a sleep: the server answers this only in a round after it has read the
+    // scraper's first bytes (connections are served in order), however slow the agent.
+    #expect(try httpRequest(port: agent.httpPort, "/healthz").status == 200)
     var flood: [Int32] = []
     defer { for fd in flood { close(fd) } }
     for _ in 0..<20 { flood.append(try connectHTTP(agent.httpPort)) }

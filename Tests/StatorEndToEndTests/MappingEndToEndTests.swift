@@ -63,11 +63,15 @@ private let mappingFile = #"""
         "airflow.dag.etl.task.load.duration:1500|ms\nairflow.dag.etl.task.load.duration:500|ms|#env:prod",
         "test.dispatcher.FooProcessor.send.success:1|c\ntest.dispatcher.FooProcessor.send.success:2|c|#job:mine",
         "honoured.a:1|c|#env:prod\nhonoured.b:1|c",
-        "api.users.latency:10|ms\napi.users.latency:20|ms\napi.users.latency:30|ms",
         "bytes.in:2048|c\nbytes.in:1024|c",
         "debug.x:1|c\ndebug.y:5|g\nempty.:1|c\nplain.name:3|c",
+        "api.users.latency:10|ms\napi.users.latency:20|ms\napi.users.latency:30|ms",
     ])
-    let page = try scrape(agent, until: "the mapped series") { sample($0, "app_plain_name_total") == 3 }
+    // The summary's quantiles are the last interval's: sent last, they are on the first page
+    // that has them (a flush between two datagrams would leave them off a later page).
+    let page = try scrape(agent, until: "the mapped series") {
+        sample($0, "app_plain_name_total") == 3 && $0.contains(#"api_latency_seconds{quantile="0.5",route="users"}"#)
+    }
     // Mapped families are named as the rule says: no prefix, no _total or _seconds added.
     #expect(sample(page, #"airflow_task_duration_count{dag="etl",task="load"}"#) == 1)
     #expect(sample(page, #"airflow_task_duration_count{dag="etl",env="prod",task="load"}"#) == 1)
@@ -151,7 +155,7 @@ extension HeavyEndToEndTests {
         let files = ["a", "b"].map { "mappings:\n- match: \"load.*\"\n  name: \"load_\($0)_total\"\n  labels:\n    n: \"$1\"\n" }
         try files[0].write(toFile: mapping, atomically: true, encoding: .utf8)
         let out = dir.file("out.json")
-        let agent = try StatorProcess(agent: ["--mapping_config", mapping, "--flush_interval", "1h", "--sinks.json.path", out])
+        let agent = try StatorProcess(agent: ["--mapping_config", mapping, "--flush_interval", untilShutdown, "--sinks.json.path", out])
         // 100 rounds in the plain pass, 10 under the sanitizers (each round is a flood of
         // 1,000 lines; ten rounds still switch rules under load, both ways, five times each).
         let rounds = TestBuild.scaled(100)

@@ -62,7 +62,7 @@ private func points(_ metric: [String: Any]?, _ kind: String) -> [[String: Any]]
 @Test func otlpDeltaCarriesEachIntervalUnderTheStatsdNames() throws {
     let receiver = try TestHTTPReceiver()
     let agent = try StatorProcess(agent: [
-        "--flush_interval", "1h", "--sinks.json.path", "", "--sinks.http_push.url",
+        "--flush_interval", untilShutdown, "--sinks.json.path", "", "--sinks.http_push.url",
         "http://127.0.0.1:\(receiver.port)/v1/metrics",
         "--sinks.http_push.format", "otlp", "--sinks.http_push.temporality", "delta", "--sinks.http_push.service_name",
         "checkout",

@@ -399,14 +399,16 @@ func readFile(_ path: String) -> String {
 
 /// Polls `condition` every 10 ms until it holds, failing after `timeout` seconds.
 /// `seen` is evaluated on a time-out, after the last poll: what the condition saw last
-/// (a count, a page's figures), so that a failure explains itself.
+/// (a count, a page's figures), so that a failure explains itself. An error thrown by the
+/// condition (a scrape a slow agent did not answer in time) is retried until the deadline;
+/// the last poll's error is what a time-out then throws.
 func eventually(
     timeout: Double = 10, _ what: String, seen: @autoclosure () -> String = "", _ condition: () throws -> Bool
 ) throws {
     let started = Date()
     let deadline = started.addingTimeInterval(timeout)
     while Date() < deadline {
-        if try condition() { return }
+        if (try? condition()) == true { return }
         usleep(10_000)
     }
     if try condition() { return }

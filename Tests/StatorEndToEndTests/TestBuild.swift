@@ -28,6 +28,11 @@ enum TestBuild {
     static func scaled(_ full: Int) -> Int { isSanitized ? max(1, full / 10) : full }
 }
 
+/// A flush interval for a test whose only batch is the one written at shutdown. Flushes fall
+/// on wall-clock multiples of the interval, so `1h` would flush at every hh:00:00 that a test
+/// happens to straddle; the next multiple of a million hours is in 2084.
+let untilShutdown = "1000000h"
+
 /// Which `stator` binary an end-to-end test starts.
 enum AgentBuild {
     /// What users run (`swift run -c release stator`): every test but the few below.
