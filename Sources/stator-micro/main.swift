@@ -14,11 +14,14 @@ import StatorCore
 //                                               (insert, update), N days of history, one tenant's query
 //   stator-micro --encoders [--series N]        each sink's emit (encode, and queue or write) for a
 //                                               flush of N series (default 100,000), median of 5
+//   stator-micro --regex [--names N]            pathological regexes on 5,000-byte names, and N new
+//                                               names (default 20,000) through 1,000 regex or glob rules
 
 var lineCount = 2_000_000
 var callgrind: String?
 var encoderSeries: Int?
 var rollup: (tenants: Int, names: Int, days: Int)?
+var regexNames: Int?
 var shards = AggregationConfiguration.defaultShards
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
@@ -29,13 +32,20 @@ while let a = args.popFirst() {
     case "--encoders": encoderSeries = 100_000
     case "--rollup": rollup = (10_000, 20, 90)
     case "--tenants": rollup?.tenants = Int(args.popFirst() ?? "") ?? 10_000
-    case "--names": rollup?.names = Int(args.popFirst() ?? "") ?? 20
+    case "--regex": regexNames = 20_000
+    case "--names":
+        let n = Int(args.popFirst() ?? "")
+        if regexNames != nil { regexNames = n ?? 20_000 } else { rollup?.names = n ?? 20 }
     case "--days": rollup?.days = Int(args.popFirst() ?? "") ?? 90
     case "--series": encoderSeries = Int(args.popFirst() ?? "") ?? encoderSeries
     default: break
     }
 }
 
+if let regexNames {
+    benchmarkRegexes(names: regexNames)
+    exit(0)
+}
 if let rollup {
     benchmarkRollups(tenants: rollup.tenants, names: rollup.names, days: rollup.days)
     exit(0)

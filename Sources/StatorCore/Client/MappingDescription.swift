@@ -34,4 +34,15 @@ extension MappingRules {
             return out + "\n"
         }
     }
+
+    /// The position in the file (0 for the first) of the rule that decides `name` sent as
+    /// `type`, mapping or dropping it; nil when none matches. What a reader works out once per
+    /// new series (`scripts/bench mapping` times it).
+    public func matchingRule(for name: String, type: MetricType) -> Int? {
+        switch current.mapper.map(name, type: type) {
+        case .unmatched: return nil
+        case .dropped(let rule): return rule
+        case .mapped(let mapped): return mapped.rule
+        }
+    }
 }

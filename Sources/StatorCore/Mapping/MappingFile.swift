@@ -95,13 +95,13 @@ struct MappingFile: Sendable {
                 }
                 return a
             } ?? .map
-        var regex: MappingRegex?
+        var regex: LinearRegex?
         switch matchType {
         case .glob:
             if let problem = Self.globProblem(match) { throw MappingError(line: matchNode.line, message: problem) }
         case .regex:
-            do {
-                regex = try MappingRegex(match)
+            do throws(RegexSyntaxError) {
+                regex = try LinearRegex(match)
             } catch {
                 throw MappingError(line: matchNode.line, message: "match is not a valid regular expression: \(match) (\(error))")
             }
@@ -259,30 +259,29 @@ struct MappingFile: Sendable {
     // MARK: Checks, as statsd_exporter makes them
 
     /// Why `match` is not a glob statsd_exporter accepts, if it is not: dot-separated
-    /// components, each `*` or a name (a letter or `_`, then letters, digits and `_`, with
-    /// single `-` between them).
+    /// components, each `*` or a name. The first name is `[a-zA-Z_][a-zA-Z0-9_-]*`; a later
+    /// one may also start with a digit (`http.*.200`, `kafka.partition.0.*`), and `-` may
+    /// repeat anywhere after the first character (`svc--name.*`).
     static func globProblem(_ match: String) -> String? {
-        for component in match.split(separator: ".", omittingEmptySubsequences: false) {
+        for (index, component) in match.split(separator: ".", omittingEmptySubsequences: false).enumerated() {
             if component == "*" { continue }
-            var previous: Character = "-"
             var valid = !component.isEmpty
             for (k, c) in component.enumerated() {
                 let letter = c.isASCII && (c.isLetter || c == "_")
                 let digit = c.isASCII && c.isNumber
                 if k == 0 {
-                    valid = valid && letter
-                } else if c == "-" {
-                    valid = valid && previous != "-"
+                    valid = valid && (letter || (digit && index > 0))
                 } else {
-                    valid = valid && (letter || digit)
+                    valid = valid && (letter || digit || c == "-")
                 }
-                previous = c
             }
-            if previous == "-" { valid = false }
             if !valid {
-                return "match \(match) is not a glob: each dot-separated component must be * or a name "
-                    + "(letters, digits, _ and single -, starting with a letter or _); \(component) is neither. "
-                    + "Use match_type: regex for anything else"
+                let rule =
+                    index == 0
+                    ? "the first must be * or start with a letter or _"
+                    : "a later one must be * or start with a letter, digit or _"
+                return "match \(match) is not a glob: each dot-separated component is * or letters, digits, _ and -; "
+                    + "\(rule); \(component) is neither. Use match_type: regex for anything else"
             }
         }
         return nil

@@ -50,16 +50,6 @@ struct MappingRule: Sendable {
     var honorLabels: Bool
     var action: Action
     var options: MappingOptions
-    /// The compiled `match`, for a regex rule.
-    var regex: MappingRegex?
-}
-
-/// A compiled regular expression of a regex rule. `Regex` values are immutable once made and
-/// safe to match from several threads; the wrapper only says so to the compiler.
-final class MappingRegex: @unchecked Sendable {
-    let regex: Regex<AnyRegexOutput>
-
-    init(_ pattern: String) throws {
-        regex = try Regex(pattern)
-    }
+    /// The compiled `match`, for a regex rule: Go's syntax and meaning, matched in linear time.
+    var regex: LinearRegex?
 }

@@ -26,7 +26,9 @@ struct MappedName: Sendable, Equatable {
 final class MetricMapper: Sendable {
     let rules: [MappingRule]
     private let trie: GlobTrie
-    private let regexRules: [Int]
+    /// The regex rules in file order: position, `match_metric_type` and the compiled pattern
+    /// (kept apart from the rules so that trying one copies no rule).
+    private let regexRules: [(index: Int, kind: GlobTrie.Kind?, regex: LinearRegex)]
 
     init(_ file: MappingFile) {
         rules = file.rules
@@ -36,7 +38,7 @@ final class MetricMapper: Sendable {
         }
         trie.finish()
         self.trie = trie
-        regexRules = file.rules.filter { $0.matchType == .regex }.map(\.index)
+        regexRules = file.rules.compactMap { rule in rule.regex.map { (rule.index, rule.metricKind, $0) } }
     }
 
     /// Maps a statsd name of a type.
@@ -52,14 +54,28 @@ final class MetricMapper: Sendable {
                     rule: rule.index, name: rule.name.expand(capture: capture),
                     labels: rule.labels.map { .init(name: $0.name, value: $0.value.expand(capture: capture)) }))
         }
-        for index in regexRules {
+        // The name's bytes once for every regex rule (most refuse it by their literal prefilter).
+        var bytes = name
+        let found = bytes.withUTF8 { utf8 -> (Int, [Int])? in
+            let text = UnsafeRawBufferPointer(utf8)
+            for candidate in regexRules {
+                if let k = candidate.kind, k != kind { continue }
+                if let slots = candidate.regex.firstMatch(in: text) { return (candidate.index, slots) }
+            }
+            return nil
+        }
+        if let (index, slots) = found, let regex = rules[index].regex {
             let rule = rules[index]
-            if let k = rule.metricKind, k != kind { continue }
-            guard let regex = rule.regex, let match = try? regex.regex.firstMatch(in: name) else { continue }
             if rule.action == .drop { return .dropped(rule: rule.index) }
-            let output = match.output
-            let capture = { (n: Int) -> Substring? in n >= 0 && n < output.count ? output[n].substring : nil }
-            let named = { (group: String) -> Substring? in output[group]?.substring }
+            // Byte offsets into the name's UTF-8, on rune boundaries; -1 for a group that took no part.
+            let capture = { (n: Int) -> Substring? in
+                guard n >= 0, 2 * n + 1 < slots.count, slots[2 * n] >= 0 else { return nil }
+                let utf8 = name.utf8
+                let start = utf8.index(utf8.startIndex, offsetBy: slots[2 * n])
+                let end = utf8.index(utf8.startIndex, offsetBy: slots[2 * n + 1])
+                return name[start..<end]
+            }
+            let named = { (group: String) -> Substring? in regex.group(named: group).flatMap(capture) }
             return .mapped(
                 MappedName(
                     rule: rule.index, name: rule.name.expand(capture: capture, named: named),

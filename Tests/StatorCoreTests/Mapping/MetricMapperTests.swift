@@ -240,7 +240,9 @@ private func show(_ m: MetricMapper, _ name: String, _ type: MetricType = .count
 @Test(arguments: [
     ("mappings:\n- match: api_*_count\n  name: x", "line 2: match api_*_count is not a glob"),
     ("mappings:\n- match: a..b\n  name: x", "line 2: match a..b is not a glob"),
-    ("mappings:\n- match: a.b-\n  name: x", "line 2: match a.b- is not a glob"),
+    ("mappings:\n- match: 0.b\n  name: x", "line 2: match 0.b is not a glob"),
+    ("mappings:\n- match: a.-b\n  name: x", "line 2: match a.-b is not a glob"),
+    ("mappings:\n- match: a.b*\n  name: x", "line 2: match a.b* is not a glob"),
     ("mappings:\n- match: '(a'\n  match_type: regex\n  name: x", "line 2: match is not a valid regular expression: (a"),
     ("mappings:\n- match: a.b\n  name: x\n  ttl: 5 minutes", "line 4: ttl must be a duration such as 30s, 1m20s or 0, got 5 minutes"),
     ("mappings:\n- match: a.b\n  name: x\n  labels:\n    bad-label: y", "line 5: label name bad-label is invalid"),
@@ -297,4 +299,56 @@ func readsTemplatesAsGoExpandsThem(_ text: String, _ pieces: [MappingTemplate.Pi
     #expect(MappingFile.parseGoDuration("5") == nil)
     #expect(MappingFile.parseGoDuration("") == nil)
     #expect(MappingFile.parseGoDuration("1d") == nil)
+}
+
+@Test func globsTakeDigitsAfterTheFirstComponentAndRepeatedDashes() throws {
+    // Each of these stopped the agent at start before ("200 is neither...").
+    let m = try mapper(
+        """
+        mappings:
+        - match: http.*.200
+          name: "http_ok_total"
+          labels:
+            route: "$1"
+        - match: kafka.partition.0.*
+          name: "kafka_first_partition_total"
+          labels:
+            topic: "$1"
+        - match: svc--name.*
+          name: "svc_total"
+          labels:
+            op: "$1"
+        - match: edge-.b--
+          name: "dashes_total"
+        """)
+    #expect(show(m, "http.login.200") == #"http_ok_total{route="login"}"#)
+    #expect(show(m, "http.login.404") == "-")
+    #expect(show(m, "kafka.partition.0.orders") == #"kafka_first_partition_total{topic="orders"}"#)
+    #expect(show(m, "svc--name.read") == #"svc_total{op="read"}"#)
+    #expect(show(m, "edge-.b--") == "dashes_total{}")
+}
+
+@Test func regexRulesMeanWhatGoMeans() throws {
+    // Go's \b, \w and \d are ASCII; Swift's Regex read them as Unicode.
+    let m = try mapper(
+        #"""
+        mappings:
+        - match: '\bapi\b'
+          match_type: regex
+          name: "api_total"
+        - match: '^(\w+)\.(\d+)\.count$'
+          match_type: regex
+          name: "code_total"
+          labels:
+            service: "$1"
+            code: "$2"
+        - match: '^\pL+\.a{,3}$'
+          match_type: regex
+          name: "letters_total"
+        """#)
+    #expect(show(m, "service.api.requests") == "api_total{}")
+    #expect(show(m, "web.200.count") == #"code_total{service="web",code="200"}"#)
+    #expect(show(m, "café.200.count") == "-")
+    #expect(show(m, "web.\u{663}\u{660}\u{660}.count") == "-")
+    #expect(show(m, "été.a{,3}") == "letters_total{}")
 }
