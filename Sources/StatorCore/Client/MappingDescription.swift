@@ -22,7 +22,12 @@ extension MappingRules {
                 return out + "  name: \"\(mapped.name)\" cannot be used: the line is dropped (mapping_invalid_name)\n"
             }
             out += "  name: \(mapped.name)\n"
-            for label in mapped.labels { out += "  label: \(label.name)=\"\(label.value)\"\n" }
+            for label in mapped.labels {
+                // Escaped as the page writes a label value (backslash, quote, newline).
+                var escaped: [UInt8] = []
+                Array(label.value.utf8).withUnsafeBytes { PrometheusNaming.appendEscapedLabelValue($0, to: &escaped) }
+                out += "  label: \(label.name)=\"\(String(decoding: escaped, as: UTF8.self))\"\n"
+            }
             if rule.honorLabels { out += "  honor_labels: the line's own tags win over these labels\n" }
             let family = bytes.withUnsafeBytes { raw in
                 var text: [UInt8] = []

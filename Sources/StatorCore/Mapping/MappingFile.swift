@@ -90,7 +90,8 @@ struct MappingFile: Sendable {
         let action =
             try f["action"].map { v throws(MappingError) in
                 let text = try Self.string(v, "action")
-                guard let a = MappingRule.Action(rawValue: text) else {
+                // An empty action is `map`, as in statsd_exporter.
+                guard let a = text.isEmpty ? .map : MappingRule.Action(rawValue: text) else {
                     throw MappingError(line: v.line, message: "action must be map or drop, got \(text)")
                 }
                 return a
@@ -190,8 +191,9 @@ struct MappingFile: Sendable {
         return t
     }
 
-    /// `<block>.<key>`, or the older top-level `<key>` (both at once is an error); keys of the
-    /// block that Stator has no use for go to `ignoredKeys`.
+    /// `<block>.<key>`, or the older top-level `<key>`. With both, the block's wins, as in
+    /// statsd_exporter, and the older one goes to `ignoredKeys` (one warning). Keys of the
+    /// block that Stator has no use for go there too.
     private mutating func optionOrLegacy(
         _ f: Fields, block: String, key: String, ignored: [String]
     ) throws(MappingError) -> YAMLNode? {
@@ -206,9 +208,10 @@ struct MappingFile: Sendable {
         }
         if let legacy = f[key] {
             if found != nil {
-                throw MappingError(line: legacy.line, message: "\(key) are set twice (\(key) and \(block).\(key))")
+                ignoredKeys.append(("\(key), overridden by \(block).\(key)", legacy.line))
+            } else {
+                found = legacy
             }
-            found = legacy
         }
         guard let node = found, !node.isNull else { return nil }
         return node

@@ -352,3 +352,41 @@ func readsTemplatesAsGoExpandsThem(_ text: String, _ pieces: [MappingTemplate.Pi
     #expect(show(m, "web.\u{663}\u{660}\u{660}.count") == "-")
     #expect(show(m, "été.a{,3}") == "letters_total{}")
 }
+
+@Test func theNewSpellingWinsOverTheLegacyOneWithAWarningAndAnEmptyActionMaps() throws {
+    // Refused before ("quantiles are set twice"); statsd_exporter lets the new spelling win.
+    let file = try MappingFile.parse(
+        """
+        mappings:
+        - match: a.*
+          name: a
+          observer_type: summary
+          quantiles: [{quantile: 0.5, error: 0.05}]
+          summary_options:
+            quantiles: [{quantile: 0.9, error: 0.01}]
+        - match: b.*
+          name: b
+          buckets: [1, 2]
+          histogram_options:
+            buckets: [5, 10]
+          action: ""
+        """, source: "test.yml")
+    #expect(file.rules[0].options.quantiles == [0.9])
+    #expect(file.rules[1].options.buckets == [5, 10])
+    #expect(file.rules[1].action == .map)
+    #expect(
+        file.ignoredKeys.map { "\($0.key) (line \($0.line))" } == [
+            "quantiles, overridden by summary_options.quantiles (line 5)",
+            "buckets, overridden by histogram_options.buckets (line 10)",
+        ])
+}
+
+@Test func statorMapEscapesLabelValuesAsThePageDoes() throws {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("map-\(UUID().uuidString).yml").path
+    try "mappings:\n- match: '^q\\.(.*)$'\n  match_type: regex\n  name: quoted\n  labels:\n    v: \"$1\"\n".write(
+        toFile: path, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let rules = try MappingRules(path: path, maxNameBytes: 1024)
+    let text = rules.describe(#"q.say "hi" \ bye"#, type: .counter)
+    #expect(text.contains(#"  label: v="say \"hi\" \\ bye""#), "\(text)")
+}
