@@ -148,6 +148,69 @@ private let mappingFile = #"""
     #expect(try agent.stop() == 0)
 }
 
+@Test func aReloadThatEditsARulesOptionsTakesEffectOnTheSeriesItMade() throws {
+    // Before: the gauge froze at its old value beside a new copy, HELP kept the old text, the
+    // timer's count stopped (bucket_conflict) and every series existed twice.
+    let dir = try TemporaryDirectory()
+    let mapping = dir.file("mapping.yml")
+    func rules(help: String, timer: String) -> String {
+        """
+        mappings:
+        - match: "c.*"
+          name: "cnt_total"
+          labels: {k: "$1"}
+        - match: "g.*"
+          name: "gau"
+          help: "\(help)"
+          labels: {k: "$1"}
+        - match: "t.*"
+          name: "tim"
+          labels: {k: "$1"}
+        \(timer)
+        """
+    }
+    try rules(help: "first help", timer: "  histogram_options: {buckets: [1, 2]}").write(
+        toFile: mapping, atomically: true, encoding: .utf8)
+    let agent = try StatorProcess(agent: ["--mapping_config", mapping, "--flush_interval", "200ms", "--sinks.json.path", ""])
+    try agent.send("c.x:1|c\ng.x:5|g\nt.x:100|ms")
+    try scrape(agent, until: "the first values") {
+        sample($0, #"cnt_total{k="x"}"#) == 1 && sample($0, #"gau{k="x"}"#) == 5 && sample($0, #"tim_count{k="x"}"#) == 1
+    }
+
+    // New help and buckets: the same rules otherwise.
+    try rules(help: "second help", timer: "  histogram_options: {buckets: [0.5, 1, 2]}").write(
+        toFile: mapping, atomically: true, encoding: .utf8)
+    #expect(try reload(agent).status == 200)
+    try agent.send("c.x:2|c\ng.x:7|g\nt.x:100|ms")
+    let page = try scrape(agent, until: "the values after the reload") {
+        sample($0, #"gau{k="x"}"#) == 7 && sample($0, #"tim_bucket{k="x",le="0.5"}"#) == 1
+    }
+    #expect(sample(page, #"cnt_total{k="x"}"#) == 3)  // a counter's total carries on
+    #expect(page.contains("# HELP gau second help\n"))
+    #expect(page.components(separatedBy: "# TYPE gau gauge").count == 2)  // one family, once
+    #expect(!page.contains("first help"))
+    // The histogram with new buckets started again from zero: the new sample alone.
+    #expect(sample(page, #"tim_count{k="x"}"#) == 1)
+    #expect(sample(page, #"tim_bucket{k="x",le="+Inf"}"#) == 1)
+    #expect(!page.contains(#"tim_bucket{k="x",le="1"} 2"#))
+    #expect(sample(page, "stator_mapping_series_reset_total") == 1)
+    #expect(sample(page, "stator_series_active") == 3)
+    #expect((sample(page, #"stator_series_dropped_total{reason="bucket_conflict"}"#) ?? 0) == 0)
+
+    // observer_type: summary for the timer rule: the family is made again as a summary.
+    try rules(help: "second help", timer: "  observer_type: summary").write(toFile: mapping, atomically: true, encoding: .utf8)
+    #expect(try reload(agent).status == 200)
+    try agent.send("t.x:300|ms")
+    let summary = try scrape(agent, until: "the timer as a summary") {
+        $0.contains("# TYPE tim summary\n") && sample($0, #"tim{k="x",quantile="0.5"}"#) == 0.3
+    }
+    #expect(!summary.contains("# TYPE tim histogram"))
+    #expect(sample(summary, #"tim_count{k="x"}"#) == 1)
+    #expect(sample(summary, "stator_mapping_series_reset_total") == 2)
+    #expect(sample(summary, "stator_series_active") == 3)
+    #expect(try agent.stop() == 0)
+}
+
 extension HeavyEndToEndTests {
     @Test func reloadingAHundredTimesUnderLoadLosesNoLine() throws {
         let dir = try TemporaryDirectory()

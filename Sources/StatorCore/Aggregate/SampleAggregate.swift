@@ -169,7 +169,18 @@ struct SampleAggregate {
         weightedSum += other.weightedSum
         if other.min < min { min = other.min }
         if other.max > max { max = other.max }
-        for b in 0...bounds.upperBounds.count { buckets[b] += other.buckets[b] }
+        if other.bounds == bounds {
+            for b in 0...bounds.upperBounds.count { buckets[b] += other.buckets[b] }
+        } else {
+            // A reload changed the rule's buckets while the interval was open, between the
+            // making of the two parts: each of the other's counts goes to the bucket that holds
+            // its upper bound. Approximate for that one interval only; the Prometheus state
+            // starts such a histogram again from zero anyway (a counted reset).
+            let upper = other.bounds.upperBounds
+            for b in 0...upper.count {
+                buckets[bounds.bucket(for: b < upper.count ? upper[b] : .infinity)] += other.buckets[b]
+            }
+        }
         if n1 + n2 <= maxSamples {
             samples = n1 + n2
             other.forEachValue { keep($0, arena: arena) }

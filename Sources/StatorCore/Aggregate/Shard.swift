@@ -24,23 +24,28 @@ final class ShardContext: Sendable {
         self.mappingOptions = mappingOptions
     }
 
-    /// A slot's `boundsIndex` for a mapped series whose rule sets buckets: the flag, then the
-    /// rule's options number.
+    /// A slot's `boundsIndex` for a mapped series: the flag, the `bucket_overrides` index its
+    /// name takes (bits 16-30), and its rule's options slot (bits 0-15). The rule's buckets are
+    /// looked up when each interval's aggregate is made, so a reload that changes them takes
+    /// effect on the series from the next interval.
     static let mappedBounds: UInt32 = 0x8000_0000
 
-    /// The `boundsIndex` of a new sampled series: its mapping rule's buckets, else the first
-    /// `bucket_overrides` glob its name matches, else the defaults.
+    /// The `boundsIndex` of a new sampled series: its mapping rule's slot (whose buckets win
+    /// when it sets some), and the first `bucket_overrides` glob its name matches, else the
+    /// defaults.
     func boundsIndex(of key: MetricKey) -> Int {
-        if let id = key.mappingOptions, mappingOptions?.bounds(id) != nil { return Int(Self.mappedBounds | UInt32(id)) }
-        return key.withName { buckets.boundsIndex(for: $0) }
+        let override = key.withName { buckets.boundsIndex(for: $0) }
+        guard let id = key.mappingOptions, mappingOptions != nil else { return override }
+        // Past 32,767 overrides (none configures that many) a mapped series takes the defaults.
+        let overrideBits = override < 0x7FFF ? UInt32(override) << 16 : 0
+        return Int(Self.mappedBounds | overrideBits | UInt32(id))
     }
 
-    /// The bounds a `boundsIndex` names.
+    /// The bounds a `boundsIndex` names, as of now.
     func bounds(at index: UInt32) -> BucketBounds {
-        if index & Self.mappedBounds != 0, let bounds = mappingOptions?.bounds(UInt16(truncatingIfNeeded: index)) {
-            return bounds
-        }
-        return buckets.bounds(at: Int(index))
+        guard index & Self.mappedBounds != 0 else { return buckets.bounds(at: Int(index)) }
+        if let bounds = mappingOptions?.bounds(UInt16(truncatingIfNeeded: index)) { return bounds }
+        return buckets.bounds(at: Int((index & ~Self.mappedBounds) >> 16))
     }
 }
 

@@ -35,7 +35,8 @@ public struct SelfMetricsPage: Sendable {
     public static let familyNames = [
         "stator_packets_received_total", "stator_lines_received_total", "stator_lines_invalid_total",
         "stator_events_received_total", "stator_lines_dropped_total", "stator_mapping_series_total",
-        "stator_mapping_reloads_total", "stator_mapping_rules", "stator_tcp_connections", "stator_udp_kernel_drops_total",
+        "stator_mapping_reloads_total", "stator_mapping_series_reset_total", "stator_mapping_rules", "stator_tcp_connections",
+        "stator_udp_kernel_drops_total",
         "stator_series_active",
         "stator_flushes_total",
         "stator_flush_duration_seconds", "stator_flush_interval_seconds", "stator_sink_errors_total",
@@ -95,6 +96,10 @@ public struct SelfMetricsPage: Sendable {
                 "stator_mapping_reloads_total", "counter", "Reloads of mapping_config, by result (failure keeps the old rules).")
             sample("stator_mapping_reloads_total{result=\"failure\"}", metrics.mappingReloadsFailed.value)
             sample("stator_mapping_reloads_total{result=\"success\"}", metrics.mappingReloadsSucceeded.value)
+            family(
+                "stator_mapping_series_reset_total", "counter",
+                "Series started again from zero because a reload changed their rule's buckets or observer_type.")
+            sample("stator_mapping_series_reset_total", metrics.mappingSeriesResets.value)
             family("stator_mapping_rules", "gauge", "Mapping rules in force.")
             sample("stator_mapping_rules", Double(mapping.ruleCount))
         }

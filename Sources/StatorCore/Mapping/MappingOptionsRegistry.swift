@@ -1,12 +1,16 @@
-/// Every distinct `MappingOptions` the loaded mapping files have used, numbered for good: a
-/// mapped series' key carries its rule's number (`MetricKey.mappingOptions`), so the shards
-/// (buckets, ttl) and the Prometheus sink (name, summary, scale, help) find its options, also
-/// after a reload replaced the rule. Append-only and deduplicated, so reloading one file again
-/// and again adds nothing; at most 65,536 distinct option sets (a reload that would pass that
-/// is refused, and the old rules stay).
+/// The options of every mapping rule loaded since start, by slot. A mapped series' key
+/// carries its rule's slot (`MetricKey.mappingOptions`), so the shards (buckets, ttl), the
+/// flusher (ttl) and the Prometheus sink (type, buckets, quantiles, scale, help) find the
+/// options in force for it.
+///
+/// A slot stands for a rule's identity: everything but its options (`MappingRule.identity`).
+/// A reload that edits only a rule's options keeps its slot, so its series keep their keys
+/// and take the new options: a gauge keeps its value, a counter's total carries on, the page
+/// never shows a family twice. Slots are append-only: at most 65,536 rule identities since
+/// start (a reload that would pass that is refused, and the old rules stay).
 public final class MappingOptionsRegistry: Sendable {
     private struct State {
-        var ids: [MappingOptions: UInt16] = [:]
+        var slots: [String: UInt16] = [:]
         var list: [MappingOptions] = []
         var bounds: [BucketBounds?] = []
     }
@@ -17,32 +21,62 @@ public final class MappingOptionsRegistry: Sendable {
 
     public init(defaultBuckets: [Double] = HistogramBuckets.defaultBuckets) { self.defaultBuckets = defaultBuckets }
 
-    /// The number of `options`, given now if they are new.
-    /// - Returns: `nil` when 65,536 option sets are registered already.
-    func number(of options: MappingOptions) -> UInt16? {
+    /// The slots of `rules` (a file's, in order), taken now for identities not seen before.
+    /// A new slot holds its rule's options at once (no series refers to it yet); a known one
+    /// keeps the options in force until `putInForce`.
+    /// - Returns: `nil` when the rules would take more than 65,536 slots since start.
+    func slots(for rules: [MappingRule]) -> [UInt16]? {
         state.withLock { s in
-            if let id = s.ids[options] { return id }
-            guard s.list.count <= Int(UInt16.max) else { return nil }
-            let id = UInt16(s.list.count)
-            s.ids[options] = id
-            s.list.append(options)
-            // Own bounds when the rule sets buckets or a scale: a scaled value is bucketed after
-            // scaling, as statsd_exporter observes it.
-            let scale = options.scale ?? 1
-            s.bounds.append(
-                options.buckets != nil || scale != 1 ? BucketBounds(options.buckets ?? defaultBuckets, valueScale: scale) : nil)
-            return id
+            var numbers: [UInt16] = []
+            for rule in rules {
+                let identity = rule.identity
+                if let slot = s.slots[identity] {
+                    numbers.append(slot)
+                    continue
+                }
+                guard s.list.count <= Int(UInt16.max) else { return nil }
+                let slot = UInt16(s.list.count)
+                s.slots[identity] = slot
+                s.list.append(rule.options)
+                s.bounds.append(bounds(of: rule.options, replacing: nil))
+                numbers.append(slot)
+            }
+            return numbers
         }
     }
 
-    /// The histogram bounds of options `id`, when they set buckets or a scale.
+    /// Puts the options of `rules` in force in their `slots` (from `slots(for:)`): a reload
+    /// that succeeded. When a file holds one identity twice, the first rule's options win,
+    /// as only the first can match.
+    func putInForce(_ rules: [MappingRule], slots: [UInt16]) {
+        state.withLock { s in
+            var done = Set<UInt16>()
+            for (rule, slot) in zip(rules, slots) where done.insert(slot).inserted {
+                s.list[Int(slot)] = rule.options
+                s.bounds[Int(slot)] = bounds(of: rule.options, replacing: s.bounds[Int(slot)])
+            }
+        }
+    }
+
+    /// Own bounds when the options set buckets or a scale (a scaled value is bucketed after
+    /// scaling, as statsd_exporter observes it); the same object as `current` when they are
+    /// equal, so that nothing downstream sees a change.
+    private func bounds(of options: MappingOptions, replacing current: BucketBounds?) -> BucketBounds? {
+        let scale = options.scale ?? 1
+        guard options.buckets != nil || scale != 1 else { return nil }
+        let bounds = BucketBounds(options.buckets ?? defaultBuckets, valueScale: scale)
+        if let current, current == bounds { return current }
+        return bounds
+    }
+
+    /// The histogram bounds of slot `id`, when its options set buckets or a scale.
     func bounds(_ id: UInt16) -> BucketBounds? {
         state.withLock { s in Int(id) < s.bounds.count ? s.bounds[Int(id)] : nil }
     }
 
-    /// Each option set's `ttl`, by number (`nil`: the default TTL).
+    /// Each slot's `ttl` (`nil`: the default TTL).
     func ttls() -> [Int64?] { state.withLock { $0.list.map(\.ttlMillis) } }
 
-    /// Every option set so far, by number (a reader of many series takes this once).
+    /// Every slot's options in force (a reader of many series takes this once).
     func snapshot() -> [MappingOptions] { state.withLock { $0.list } }
 }

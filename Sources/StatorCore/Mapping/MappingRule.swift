@@ -52,4 +52,14 @@ struct MappingRule: Sendable {
     var options: MappingOptions
     /// The compiled `match`, for a regex rule: Go's syntax and meaning, matched in linear time.
     var regex: LinearRegex?
+
+    /// What makes a rule the same rule in a reloaded file: everything that decides which
+    /// lines it takes and which series it makes of them, not its options. Its series keep
+    /// their keys (`MappingOptionsRegistry`) across a reload that changes only the options.
+    var identity: String {
+        var parts = [matchType.rawValue, match, metricKind.map { "\($0)" } ?? "", nameText]
+        for label in labels { parts.append("\(label.name)=\(label.value.pieces)") }
+        parts += ["\(honorLabels)", action.rawValue]
+        return parts.joined(separator: "\u{0}")
+    }
 }

@@ -89,19 +89,17 @@ public final class MappingRules: Sendable {
         self.options = options
         self.maxNameBytes = maxNameBytes
         let file = try MappingFile.load(path: path)
-        loaded = PthreadLock(try Self.prepare(file, options: options, generation: 1, maxNameBytes: maxNameBytes))
+        let mapping = try Self.prepare(file, options: options, generation: 1, maxNameBytes: maxNameBytes)
+        options.putInForce(file.rules, slots: mapping.optionNumbers)
+        loaded = PthreadLock(mapping)
         ignoredKeys = file.ignoredKeys.map { "\($0.key) (line \($0.line))" }
     }
 
     private static func prepare(
         _ file: MappingFile, options: MappingOptionsRegistry, generation: UInt32, maxNameBytes: Int
     ) throws(ConfigError) -> LoadedMapping {
-        var numbers: [UInt16] = []
-        for rule in file.rules {
-            guard let n = options.number(of: rule.options) else {
-                throw ConfigError("mapping_config: more than 65,536 distinct option sets since start; restart to reset")
-            }
-            numbers.append(n)
+        guard let numbers = options.slots(for: file.rules) else {
+            throw ConfigError("mapping_config: more than 65,536 distinct rules since start; restart to reset")
         }
         return LoadedMapping(
             mapper: MetricMapper(file), optionNumbers: numbers, generation: generation, maxNameBytes: maxNameBytes,
@@ -127,6 +125,9 @@ public final class MappingRules: Sendable {
         let file = try MappingFile.load(path: path)
         let next = generation &+ 1
         let mapping = try Self.prepare(file, options: options, generation: next, maxNameBytes: maxNameBytes)
+        // The options first: a rule kept across the reload keeps its slot, and its series take
+        // the new options from the next interval on, whichever rules map their next lines.
+        options.putInForce(file.rules, slots: mapping.optionNumbers)
         loaded.withLock { $0 = mapping }
         generationValue.store(next, ordering: .releasing)
         return file.rules.count

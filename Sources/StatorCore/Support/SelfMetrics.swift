@@ -90,6 +90,8 @@ public final class SelfMetrics: Sendable {
     /// Mapping reloads that put new rules in force, and those that kept the old ones.
     public let mappingReloadsSucceeded = AtomicCounter()
     public let mappingReloadsFailed = AtomicCounter()
+    /// Series started again because a reload changed their rule's buckets or `observer_type`.
+    public let mappingSeriesResets = AtomicCounter()
     /// Bit pattern of the last flush's duration in seconds.
     public let lastFlushDurationBits = AtomicCounter()
     private let labeled = PthreadLock<[String: UInt64]>([:])

@@ -390,3 +390,25 @@ func readsTemplatesAsGoExpandsThem(_ text: String, _ pieces: [MappingTemplate.Pi
     let text = rules.describe(#"q.say "hi" \ bye"#, type: .counter)
     #expect(text.contains(#"  label: v="say \"hi\" \\ bye""#), "\(text)")
 }
+
+@Test func aRuleKeepsItsSlotWhenOnlyItsOptionsChange() throws {
+    let registry = MappingOptionsRegistry()
+    let first = try MappingFile.parse(
+        "mappings:\n- match: a.*\n  name: a\n  help: one\n- match: b.*\n  name: b\n  histogram_options: {buckets: [1, 2]}\n",
+        source: "test.yml")
+    let slots = try #require(registry.slots(for: first.rules))
+    registry.putInForce(first.rules, slots: slots)
+    #expect(slots == [0, 1])
+    let bounds = try #require(registry.bounds(1))
+    // Moved, with new options: the same slots, the new options in force once put in force.
+    let second = try MappingFile.parse(
+        "mappings:\n- match: b.*\n  name: b\n  histogram_options: {buckets: [1, 2]}\n  help: new\n"
+            + "- match: a.*\n  name: a\n  help: two\n- match: a.*\n  name: other\n",
+        source: "test.yml")
+    let again = try #require(registry.slots(for: second.rules))
+    #expect(again == [1, 0, 2])  // `name: other` is another rule
+    #expect(registry.snapshot()[0].help == "one")  // not in force before the reload commits
+    registry.putInForce(second.rules, slots: again)
+    #expect(registry.snapshot().map(\.help) == ["two", "new", nil])
+    #expect(registry.bounds(1) === bounds)  // equal buckets: the same bounds, nothing reset
+}

@@ -51,6 +51,9 @@ public final class CumulativeState: Sendable {
         public var typeConflicts = 0
         /// Histogram series whose buckets differ from their family's.
         public var bucketConflicts = 0
+        /// Not dropped: series started again because a mapping reload changed their rule's
+        /// buckets or `observer_type` (`stator_mapping_series_reset_total`).
+        public var mappingResets = 0
     }
 
     /// Folds one flush batch into the cumulative state, once: several sinks share
@@ -68,6 +71,7 @@ public final class CumulativeState: Sendable {
                 metrics.addLabeled(
                     SelfMetrics.seriesDropped("prometheus", "bucket_conflict"), UInt64(dropped.bucketConflicts))
             }
+            if dropped.mappingResets > 0 { metrics.mappingSeriesResets.add(UInt64(dropped.mappingResets)) }
         }
         return dropped
     }
@@ -126,6 +130,9 @@ public final class CumulativeState: Sendable {
                 s.series[Int(i)].setAt = UInt32(truncatingIfNeeded: flush)
             }
             for t in batch.samples {
+                if t.key.isMapped, let known = Self.knownRoute(t.key, s) {
+                    dropped.mappingResets += followOptions(of: t.key, bounds: t.bounds, series: known, &s, &scratch)
+                }
                 guard let i = route(t.key, t.bounds, &s, &dropped, &scratch) else { continue }
                 let h = Int(s.series[Int(i)].histogram)
                 guard h >= 0 else { continue }
