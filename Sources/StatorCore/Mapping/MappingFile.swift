@@ -354,10 +354,11 @@ struct MappingFile: Sendable {
 
     /// A YAML boolean, in the forms Go's YAML decoder reads.
     static func bool(_ v: YAMLNode, _ what: String) throws(MappingError) -> Bool {
+        // YAML 1.1's booleans, as go-yaml reads them: these spellings exactly (`tRUE` is text).
         if case .scalar(let text, false, _) = v {
-            switch text.lowercased() {
-            case "true", "yes", "on": return true
-            case "false", "no", "off": return false
+            switch text {
+            case "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON": return true
+            case "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF": return false
             default: break
             }
         }

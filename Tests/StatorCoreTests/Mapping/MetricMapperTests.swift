@@ -258,13 +258,14 @@ private func show(_ m: MetricMapper, _ name: String, _ type: MetricType = .count
     ("mappings:\n- match: a.b\n  name: x\n  match_metric_type: set", "line 4: match_metric_type must be counter, gauge or observer, got set"),
     ("mappings:\n- match: a.b\n  name: x\n  action: keep", "line 4: action must be map or drop, got keep"),
     ("mappings:\n- match: a.b\n  name: x\n  honor_labels: maybe", "line 4: honor_labels must be true or false, got maybe"),
+    ("mappings:\n- match: a.b\n  name: x\n  honor_labels: tRUE", "line 4: honor_labels must be true or false, got tRUE"),
     ("mappings:\n- match: a.b\n  name: x\n  buckets: [1, 0.5]", "line 4: buckets"),
     ("mappings:\n- match: a.b\n  name: x\n  buckets: [a]", "line 4: buckets must be a number, got a"),
     ("mappings:\n- match: a.b\n  name: x\n  observer_type: summary\n  buckets: [1]", "line 2: histogram buckets are set on a summary mapping"),
     ("mappings:\n- match: a.b\n  name: x\n  quantiles: [{quantile: 2}]", "line 4: quantile must be between 0 and 1, got 2.0"),
     ("mappings:\n- match: a.b\n  name: x\n  scale: 0", "line 4: scale must be a finite number other than 0"),
     ("mappings: {a: b}", "line 1: mappings must be a list"),
-    ("mappings:\n- match: *.b\n  name: x", "line 2: aliases (*) are not supported"),
+    ("mappings:\n- match: *.b\n  name: x", "line 2: *.b is an alias to no anchor; quote a value that starts with *"),
 ])
 func rejectsABadFileNamingItsLine(_ text: String, _ message: String) {
     #expect(throws: ConfigError.self) { try MappingFile.parse(text, source: "m.yml") }
@@ -411,4 +412,15 @@ func readsTemplatesAsGoExpandsThem(_ text: String, _ pieces: [MappingTemplate.Pi
     registry.putInForce(second.rules, slots: again)
     #expect(registry.snapshot().map(\.help) == ["two", "new", nil])
     #expect(registry.bounds(1) === bounds)  // equal buckets: the same bounds, nothing reset
+}
+
+@Test(arguments: [
+    ("y", true), ("Y", true), ("yes", true), ("Yes", true), ("YES", true), ("true", true), ("True", true),
+    ("TRUE", true), ("on", true), ("On", true), ("ON", true), ("n", false), ("N", false), ("no", false),
+    ("No", false), ("NO", false), ("false", false), ("False", false), ("FALSE", false), ("off", false),
+    ("Off", false), ("OFF", false),
+])
+func booleansAreYAML11s(_ text: String, _ value: Bool) throws {
+    let file = try MappingFile.parse("mappings:\n- match: a.b\n  name: x\n  honor_labels: \(text)\n", source: "test.yml")
+    #expect(file.rules[0].honorLabels == value)
 }

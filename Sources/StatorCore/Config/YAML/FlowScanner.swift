@@ -1,0 +1,157 @@
+/// Reads flow collections and quoted scalars from one (joined) line.
+struct FlowScanner {
+    static let unclosed = "unclosed flow collection"
+    static let unterminated = "a quoted value that is never closed"
+    static let trailingBackslash = "a \\ at the end of a quoted value"
+    let text: Substring
+    let line: Int
+    var index: Substring.Index
+
+    init(text: Substring, line: Int) {
+        self.text = text
+        self.line = line
+        index = text.startIndex
+    }
+
+    var atEnd: Bool { index >= text.endIndex }
+    var peek: Character? { atEnd ? nil : text[index] }
+    var rest: Substring { text[index...] }
+
+    mutating func advance() { index = text.index(after: index) }
+
+    mutating func skipSpaces() { while let c = peek, c == " " || c == "\t" { advance() } }
+
+    mutating func flowNode() throws(YAMLError) -> YAMLNode {
+        skipSpaces()
+        switch peek {
+        case "[":
+            advance()
+            var items: [YAMLNode] = []
+            while true {
+                skipSpaces()
+                guard let c = peek else { throw YAMLError(line: line, message: Self.unclosed) }
+                if c == "]" {
+                    advance()
+                    return .sequence(items, line: line)
+                }
+                items.append(try flowNode())
+                skipSpaces()
+                guard let d = peek else { throw YAMLError(line: line, message: Self.unclosed) }
+                if d == "," {
+                    advance()
+                } else if d != "]" {
+                    throw YAMLError(line: line, message: "expected , or ] in a flow sequence, found \(d)")
+                }
+            }
+        case "{":
+            advance()
+            var entries: [(key: String, value: YAMLNode)] = []
+            while true {
+                skipSpaces()
+                guard let c = peek else { throw YAMLError(line: line, message: Self.unclosed) }
+                if c == "}" {
+                    advance()
+                    return .mapping(entries, line: line)
+                }
+                let key = try flowScalar(isKey: true)
+                guard case .scalar(let k, _, _) = key else {
+                    throw YAMLError(line: line, message: "a flow mapping key must be a scalar")
+                }
+                if entries.contains(where: { $0.key == k }) { throw YAMLError(line: line, message: "duplicate key \"\(k)\"") }
+                skipSpaces()
+                guard peek == ":" else {
+                    throw YAMLError(line: line, message: "expected : after the key \"\(k)\" in a flow mapping")
+                }
+                advance()
+                skipSpaces()
+                let value: YAMLNode
+                if peek == "," || peek == "}" {
+                    value = .scalar("", quoted: false, line: line)
+                } else {
+                    value = try flowNode()
+                }
+                entries.append((k, value))
+                skipSpaces()
+                guard let d = peek else { throw YAMLError(line: line, message: Self.unclosed) }
+                if d == "," {
+                    advance()
+                } else if d != "}" {
+                    throw YAMLError(line: line, message: "expected , or } in a flow mapping, found \(d)")
+                }
+            }
+        default:
+            return try flowScalar(isKey: false)
+        }
+    }
+
+    /// A scalar inside a flow collection: quoted, or plain up to `,`, `]`, `}` (and for a key, `:`).
+    mutating func flowScalar(isKey: Bool) throws(YAMLError) -> YAMLNode {
+        skipSpaces()
+        if let c = peek, c == "\"" || c == "'" { return .scalar(try quoted(), quoted: true, line: line) }
+        if let c = peek, "&*!%@`?".contains(c) {
+            throw YAMLError(line: line, message: "\(c) cannot start a plain value here; quote it")
+        }
+        let start = index
+        while let c = peek, c != ",", c != "]", c != "}", c != "[", c != "{" {
+            if c == ":" {
+                let after = text.index(after: index)
+                if isKey || after == text.endIndex || text[after] == " " || text[after] == "," { break }
+            }
+            advance()
+        }
+        var value = text[start..<index]
+        while let last = value.last, last == " " { value.removeLast() }
+        return .scalar(String(value), quoted: false, line: line)
+    }
+
+    /// A single- or double-quoted scalar starting here, unescaped.
+    mutating func quoted() throws(YAMLError) -> String {
+        guard let q = peek else { throw YAMLError(line: line, message: "expected a quoted value") }
+        advance()
+        var out = ""
+        while true {
+            guard let c = peek else { throw YAMLError(line: line, message: Self.unterminated) }
+            advance()
+            if c == q {
+                if q == "'", peek == "'" {
+                    out.append("'")
+                    advance()
+                    continue
+                }
+                return out
+            }
+            if q == "\"", c == "\\" {
+                guard let e = peek else { throw YAMLError(line: line, message: Self.trailingBackslash) }
+                advance()
+                switch e {
+                case "\\": out.append("\\")
+                case "\"": out.append("\"")
+                case "/": out.append("/")
+                case "n": out.append("\n")
+                case "t": out.append("\t")
+                case "r": out.append("\r")
+                case "0": out.append("\0")
+                case " ": out.append(" ")
+                case "x", "u", "U":
+                    let digits = e == "x" ? 2 : e == "u" ? 4 : 8
+                    var value: UInt32 = 0
+                    for _ in 0..<digits {
+                        guard let h = peek?.hexDigitValue else {
+                            throw YAMLError(line: line, message: "\\\(e) needs \(digits) hexadecimal digits")
+                        }
+                        value = value << 4 | UInt32(h)
+                        advance()
+                    }
+                    guard let scalar = Unicode.Scalar(value) else {
+                        throw YAMLError(line: line, message: "\\\(e) names no Unicode character")
+                    }
+                    out.unicodeScalars.append(scalar)
+                default:
+                    throw YAMLError(line: line, message: "unknown escape \\\(e) in a double-quoted value")
+                }
+                continue
+            }
+            out.append(c)
+        }
+    }
+}
