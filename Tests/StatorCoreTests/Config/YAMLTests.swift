@@ -252,3 +252,7 @@ extension YAMLNode {
     let got = try parse(fine)
     #expect(got == "{a: one two\nthree, b: \"x y z\", c: \"it's fine\", d: end}")
 }
+
+@Test func readsAByteOrderMarkAndCRLFLineEnds() throws {
+    #expect(try parse("\u{FEFF}mappings:\r\n- match: a.*\r\n  name: a\r\n") == "{mappings: [{match: a.*, name: a}]}")
+}

@@ -33,6 +33,8 @@ public struct YAMLReader {
     init(_ text: String) throws(YAMLError) {
         var lines: [Line] = []
         var number = 0
+        // A byte order mark opens some files written on Windows: it is no part of the text.
+        let text = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
         for raw in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             number += 1
             let raw = raw.last == "\r" ? raw.dropLast() : raw
