@@ -138,13 +138,16 @@ public final class TCPInput: Sendable {
     }
 
     /// At shutdown: reads what every client already sent, then closes the connections (a last
-    /// line without its newline counts). What a client sent just before may still be on its
-    /// way (a sender whose buffer was full hands the rest over as the agent reads), so the
-    /// connections are read until they stay quiet for `quietMillis`, for at most `drainSeconds`.
+    /// line without its newline counts). A client the kernel connected but the loop had not
+    /// accepted yet (still in the backlog) sent its lines as surely as the others: it is
+    /// accepted first. What a client sent just before may still be on its way (a sender whose
+    /// buffer was full hands the rest over as the agent reads), so the connections are read
+    /// until they stay quiet for `quietMillis`, for at most `drainSeconds`.
     private func drain(
         _ connections: inout [Connection], _ fds: inout [pollfd], _ turn: inout Turn, _ aggregator: inout ReaderAggregator,
         rejected: ReaderAggregator.Rejection
     ) {
+        accept(into: &connections, now: WallClock.monotonicSeconds())
         let deadline = WallClock.monotonicSeconds() + Self.drainSeconds
         while !connections.isEmpty, WallClock.monotonicSeconds() < deadline {
             fds.removeAll(keepingCapacity: true)
