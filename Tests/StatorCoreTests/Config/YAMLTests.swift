@@ -256,3 +256,31 @@ extension YAMLNode {
 @Test func readsAByteOrderMarkAndCRLFLineEnds() throws {
     #expect(try parse("\u{FEFF}mappings:\r\n- match: a.*\r\n  name: a\r\n") == "{mappings: [{match: a.*, name: a}]}")
 }
+
+@Test func readsAnchorsAndAliasesInFlowCollections() throws {
+    // `<<: [*a, *b]` is the usual way to merge several mappings.
+    let text = """
+        a: &a {x: 1, y: 2}
+        b: &b {y: 3, z: 4}
+        c:
+          <<: [*a, *b]
+          w: 0
+        d: [&n 5, *n, {k: *n}]
+        """
+    #expect(try parse(text) == "{a: {x: 1, y: 2}, b: {y: 3, z: 4}, c: {w: 0, x: 1, y: 2, z: 4}, d: [5, 5, {k: 5}]}")
+}
+
+@Test(arguments: [
+    "m: " + String(repeating: "[", count: 50_000) + String(repeating: "]", count: 50_000),
+    "m: " + String(repeating: "{a: ", count: 2_000) + String(repeating: "}", count: 2_000),
+    String(repeating: "- ", count: 2_000) + "x",
+])
+func refusesNestingPastAThousandInsteadOfOverflowingTheStack(_ text: String) {
+    // The first killed the agent on a reload (a stack overflow), 50,000 deep.
+    #expect(error(text) == YAMLError(line: 1, message: "collections nested more than 1,000 deep"))
+}
+
+@Test func refusesBlockNestingPastAThousandNamingTheLine() {
+    let text = (0..<1_100).map { String(repeating: " ", count: $0) + "a:" }.joined(separator: "\n")
+    #expect(error(text) == YAMLError(line: 1_001, message: "collections nested more than 1,000 deep"))
+}

@@ -3,13 +3,23 @@ struct FlowScanner {
     static let unclosed = "unclosed flow collection"
     static let unterminated = "a quoted value that is never closed"
     static let trailingBackslash = "a \\ at the end of a quoted value"
+    /// How deep collections may nest, in flow and block style together: recursion past it
+    /// would overflow the stack of the thread reading the file (go-yaml stops at 10,000).
+    static let maxDepth = 1_000
+    static let tooDeep = "collections nested more than 1,000 deep"
     let text: Substring
     let line: Int
     var index: Substring.Index
+    /// The document's anchors: read for `*name`, added to for `&name`.
+    var anchors: [String: YAMLNode]
+    /// The collections this one is nested in (the block ones around it included).
+    var depth: Int
 
-    init(text: Substring, line: Int) {
+    init(text: Substring, line: Int, anchors: [String: YAMLNode] = [:], depth: Int = 0) {
         self.text = text
         self.line = line
+        self.anchors = anchors
+        self.depth = depth
         index = text.startIndex
     }
 
@@ -23,6 +33,24 @@ struct FlowScanner {
 
     mutating func flowNode() throws(YAMLError) -> YAMLNode {
         skipSpaces()
+        if peek == "&" {
+            let name = anchorName()
+            guard !name.isEmpty else { throw YAMLError(line: line, message: "an anchor (&) needs a name") }
+            let node = try flowNode()
+            anchors[name] = node
+            return node
+        }
+        if peek == "*" {
+            let name = anchorName()
+            guard let node = anchors[name] else {
+                throw YAMLError(line: line, message: "*\(name) is an alias to no anchor; quote a value that starts with *")
+            }
+            return node
+        }
+        if peek == "[" || peek == "{" {
+            guard depth < Self.maxDepth else { throw YAMLError(line: line, message: Self.tooDeep) }
+            depth += 1
+        }
         switch peek {
         case "[":
             advance()
@@ -32,6 +60,7 @@ struct FlowScanner {
                 guard let c = peek else { throw YAMLError(line: line, message: Self.unclosed) }
                 if c == "]" {
                     advance()
+                    depth -= 1
                     return .sequence(items, line: line)
                 }
                 items.append(try flowNode())
@@ -51,6 +80,7 @@ struct FlowScanner {
                 guard let c = peek else { throw YAMLError(line: line, message: Self.unclosed) }
                 if c == "}" {
                     advance()
+                    depth -= 1
                     return .mapping(entries, line: line)
                 }
                 let key = try flowScalar(isKey: true)
@@ -82,6 +112,14 @@ struct FlowScanner {
         default:
             return try flowScalar(isKey: false)
         }
+    }
+
+    /// The name after `&` or `*` here (the sign skipped): up to a space, `,`, `[`, `]`, `{`, `}`.
+    private mutating func anchorName() -> String {
+        advance()
+        let start = index
+        while let c = peek, !" \t,[]{}".contains(c) { advance() }
+        return String(text[start..<index])
     }
 
     /// A scalar inside a flow collection: quoted, or plain up to `,`, `]`, `}` (and for a key, `:`).

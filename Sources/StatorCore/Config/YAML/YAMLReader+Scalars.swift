@@ -172,13 +172,14 @@ extension YAMLReader {
         if text.first == "[" || text.first == "{" {
             var joined = String(text)
             while true {
-                var scanner = FlowScanner(text: Substring(joined), line: line)
+                var scanner = FlowScanner(text: Substring(joined), line: line, anchors: anchors, depth: depth)
                 do throws(YAMLError) {
                     let node = try scanner.flowNode()
                     scanner.skipSpaces()
                     guard scanner.atEnd else {
                         throw YAMLError(line: line, message: "unexpected text after a flow collection")
                     }
+                    anchors = scanner.anchors
                     return node
                 } catch {
                     guard error.message == FlowScanner.unclosed else { throw error }

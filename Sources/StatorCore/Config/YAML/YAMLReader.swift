@@ -23,6 +23,8 @@ public struct YAMLReader {
     var at = 0
     /// The nodes anchored so far (`&name`), for aliases (`*name`) further on.
     var anchors: [String: YAMLNode] = [:]
+    /// The block collections the current one is nested in (`FlowScanner.maxDepth` at most).
+    var depth = 0
 
     /// Reads `text` as one document: `nil` when it holds no node at all.
     public static func parse(_ text: String) throws(YAMLError) -> YAMLNode? {
@@ -114,6 +116,11 @@ public struct YAMLReader {
 
     /// The block node starting at the current line, whose indentation is at least `minimumIndent`.
     mutating func block(minimumIndent: Int) throws(YAMLError) -> YAMLNode {
+        guard depth < FlowScanner.maxDepth else {
+            throw YAMLError(line: at < lines.count ? lines[at].number : lines.count, message: FlowScanner.tooDeep)
+        }
+        depth += 1
+        defer { depth -= 1 }
         guard let line = current(), line.indent >= minimumIndent else {
             return .scalar("", quoted: false, line: at < lines.count ? lines[at].number : lines.count)
         }
