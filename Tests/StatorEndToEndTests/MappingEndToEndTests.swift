@@ -211,6 +211,47 @@ private let mappingFile = #"""
     #expect(try agent.stop() == 0)
 }
 
+@Test func newBucketsForOneOfTwoRulesOfAFamilyConflictInsteadOfResettingIt() throws {
+    // Two rules feed one histogram family with the same buckets; a reload changes one rule's.
+    // Resetting the family to whichever rule's sample came last flipped it every flush.
+    let dir = try TemporaryDirectory()
+    let mapping = dir.file("mapping.yml")
+    func rules(_ webBuckets: String) -> String {
+        """
+        mappings:
+        - match: "app.*.lat"
+          name: "lat2"
+          labels: {svc: "$1"}
+          histogram_options: {buckets: [0.01, 0.1, 1]}
+        - match: "web.*.lat"
+          name: "lat2"
+          labels: {svc: "$1"}
+          histogram_options: {buckets: \(webBuckets)}
+        """
+    }
+    try rules("[0.01, 0.1, 1]").write(toFile: mapping, atomically: true, encoding: .utf8)
+    let agent = try StatorProcess(agent: ["--mapping_config", mapping, "--flush_interval", "100ms", "--sinks.json.path", ""])
+    try agent.send("app.a.lat:50|ms\nweb.w.lat:200|ms")
+    try scrape(agent, until: "both series") {
+        sample($0, #"lat2_count{svc="a"}"#) == 1 && sample($0, #"lat2_count{svc="w"}"#) == 1
+    }
+    try rules("[0.5, 5]").write(toFile: mapping, atomically: true, encoding: .utf8)
+    #expect(try reload(agent).status == 200)
+    // Four rounds, each in an interval of its own (the next waits for the last to show).
+    for round in 1...4 {
+        try agent.send("app.a.lat:50|ms\nweb.w.lat:200|ms")
+        try scrape(agent, until: "round \(round) of app.a") { sample($0, #"lat2_count{svc="a"}"#) == Double(1 + round) }
+    }
+    let page = try scrape(agent, until: "the web rule's samples counted as conflicts") {
+        (sample($0, #"stator_series_dropped_total{reason="bucket_conflict",sink="prometheus"}"#) ?? 0) >= 4
+    }
+    #expect(sample(page, "stator_mapping_series_reset_total") == 0)
+    #expect(sample(page, #"lat2_bucket{le="0.1",svc="a"}"#) == 5)  // the family keeps its buckets
+    #expect(sample(page, #"lat2_count{svc="w"}"#) == 1)
+    #expect(!page.contains(#"le="0.5""#))
+    #expect(try agent.stop() == 0)
+}
+
 extension HeavyEndToEndTests {
     @Test func reloadingAHundredTimesUnderLoadLosesNoLine() throws {
         let dir = try TemporaryDirectory()

@@ -27,6 +27,9 @@ public final class MappingOptionsRegistry: Sendable {
     /// - Returns: `nil` when the rules would take more than 65,536 slots since start.
     func slots(for rules: [MappingRule]) -> [UInt16]? {
         state.withLock { s in
+            // Refused whole, before taking any: a refused reload leaves no slots behind.
+            let new = Set(rules.map(\.identity)).filter { s.slots[$0] == nil }.count
+            guard s.list.count + new <= Int(UInt16.max) + 1 else { return nil }
             var numbers: [UInt16] = []
             for rule in rules {
                 let identity = rule.identity
@@ -34,7 +37,6 @@ public final class MappingOptionsRegistry: Sendable {
                     numbers.append(slot)
                     continue
                 }
-                guard s.list.count <= Int(UInt16.max) else { return nil }
                 let slot = UInt16(s.list.count)
                 s.slots[identity] = slot
                 s.list.append(rule.options)

@@ -55,28 +55,21 @@ struct RuneClass: Sendable, Equatable {
     var negated = false
     var foldCase = false
 
+    /// As Go builds a class under `(?i)`: each item's positive set is folded first, then a
+    /// negated item (`\D`, `[:^upper:]`, `\PL`) negated, then the whole class when `[^...]`.
     func contains(_ rune: UInt32) -> Bool {
-        var found = itemsContain(rune)
-        if !found && foldCase {
-            for other in CaseFolding.orbit(of: rune) where other != rune && itemsContain(other) {
-                found = true
-                break
+        let runes = foldCase ? CaseFolding.orbit(of: rune) : [rune]
+        var found = false
+        for item in items where !found {
+            switch item {
+            case .range(let lower, let upper):
+                found = runes.contains { $0 >= lower && $0 <= upper }
+            case .categories(let set, let negated):
+                found = runes.contains { set.contains($0) } != negated
+            case .ranges(let ranges, let negated):
+                found = runes.contains { r in ranges.contains { $0.contains(r) } } != negated
             }
         }
         return found != negated
-    }
-
-    private func itemsContain(_ rune: UInt32) -> Bool {
-        for item in items {
-            switch item {
-            case .range(let lower, let upper):
-                if rune >= lower && rune <= upper { return true }
-            case .categories(let set, let negated):
-                if set.contains(rune) != negated { return true }
-            case .ranges(let ranges, let negated):
-                if ranges.contains(where: { $0.contains(rune) }) != negated { return true }
-            }
-        }
-        return false
     }
 }

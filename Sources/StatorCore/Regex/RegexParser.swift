@@ -268,8 +268,11 @@ struct RegexParser {
     private mutating func parseGroupFlags() throws(RegexSyntaxError) -> Frame? {
         let start = position
         let afterQuestion = position + 2
-        let isP = peek(2) == Self.ascii("P") && peek(3) == Self.ascii("<")
-        if isP || peek(2) == Self.ascii("<") {
+        // As Go: a named group needs more than `(?P<` (or `(?<`) before the end; else the
+        // `P` or `<` is read as a flag, and refused as Perl syntax.
+        let remaining = runes.count - position
+        let isP = remaining > 4 && peek(2) == Self.ascii("P") && peek(3) == Self.ascii("<")
+        if isP || (remaining > 3 && peek(2) == Self.ascii("<")) {
             let nameStart = afterQuestion + (isP ? 2 : 1)
             guard let end = runes[nameStart...].firstIndex(of: Self.ascii(">")) else {
                 throw RegexSyntaxError(code: .invalidNamedCapture, expression: text(start))

@@ -19,10 +19,14 @@ struct RegexProgram: Sendable {
         case match
     }
 
-    /// The largest program a pattern may compile to. Matching costs at most one step per
-    /// instruction per rune of the name, so this bounds the time any rule can take: about
-    /// 10,000 x the name's length. A pattern past it is refused at load ("expression too large").
-    static let maxInstructions = 10_000
+    /// The largest program a pattern may compile to. Matching costs at most two visits per
+    /// instruction per rune of the name, each copying the thread's capture slots, so these
+    /// bound the time and memory any rule can take: at most 2,000 instructions, and 20,000
+    /// instructions x capture slots (two per group, the whole match included). A pattern
+    /// past either is refused at load ("expression too large"); real mapping rules are a
+    /// few dozen instructions.
+    static let maxInstructions = 2_000
+    static let maxInstructionSlots = 20_000
 
     private(set) var instructions: [Instruction] = []
     private(set) var classes: [RuneClass] = []
@@ -47,6 +51,9 @@ struct RegexProgram: Sendable {
         (requiredPrefix, requiredLiteral) = Self.literals(of: node, anchored: anchoredAtStart)
         try emit(.capture(index: 0, name: nil, node), pattern: pattern)
         try append(.match, pattern: pattern)
+        guard instructions.count * slotCount <= Self.maxInstructionSlots else {
+            throw RegexSyntaxError(code: .large, expression: pattern)
+        }
     }
 
     /// The literal runs of the top-level sequence: the one right after a leading `^` or `\A`,
@@ -133,6 +140,18 @@ struct RegexProgram: Sendable {
         case .repeat(let sub, let min, let max, let greedy):
             for _ in 0..<min { try emit(sub, pattern: pattern) }
             guard let max else {
+                if Self.canMatchEmpty(sub) {
+                    // As Go (since 1.17): a star of what can match empty is (x+)?, so that an
+                    // empty iteration never ends the loop before a non-empty one is tried.
+                    let quest = try append(.split(0, 0), pattern: pattern)
+                    let body = instructions.count
+                    try emit(sub, pattern: pattern)
+                    let again = try append(.split(0, 0), pattern: pattern)
+                    let end = instructions.count
+                    instructions[again] = greedy ? .split(body, end) : .split(end, body)
+                    instructions[quest] = greedy ? .split(body, end) : .split(end, body)
+                    return
+                }
                 // x*: loop: split body, exit; body; jump loop
                 let loop = try append(.split(0, 0), pattern: pattern)
                 try emit(sub, pattern: pattern)
@@ -148,6 +167,18 @@ struct RegexProgram: Sendable {
             }
             let end = instructions.count
             for split in splits { instructions[split] = greedy ? .split(split + 1, end) : .split(end, split + 1) }
+        }
+    }
+
+    /// Whether `node` can match the empty string.
+    private static func canMatchEmpty(_ node: RegexNode) -> Bool {
+        switch node {
+        case .empty, .assertion: return true
+        case .literal, .runeClass, .anyRune, .anyRuneNotNewline: return false
+        case .capture(_, _, let sub): return canMatchEmpty(sub)
+        case .repeat(let sub, let min, _, _): return min == 0 || canMatchEmpty(sub)
+        case .concatenation(let subs): return subs.allSatisfy(canMatchEmpty)
+        case .alternation(let subs): return subs.contains(where: canMatchEmpty)
         }
     }
 

@@ -99,6 +99,8 @@ enum CaseFolding {
             if rune >= 0x61 && rune <= 0x7A { return extra(rune, [rune - 0x20, rune]) }
             return [rune]
         }
+        // Dotless ı and dotted İ fold to nothing in Go (CaseFolding.txt has only Turkic rules for them).
+        if rune == 0x130 || rune == 0x131 { return [rune] }
         guard let scalar = Unicode.Scalar(rune) else { return [rune] }
         var runes = [rune]
         let properties = scalar.properties
@@ -110,7 +112,7 @@ enum CaseFolding {
         for other in runes {
             guard let s = Unicode.Scalar(other) else { continue }
             let upper = s.properties.uppercaseMapping.unicodeScalars
-            if upper.count == 1, let u = upper.first, !runes.contains(u.value) { runes.append(u.value) }
+            if upper.count == 1, let u = upper.first, !runes.contains(u.value), u.value != 0x130 { runes.append(u.value) }
         }
         return extra(rune, runes)
     }
@@ -121,6 +123,9 @@ enum CaseFolding {
         [0xB5, 0x39C, 0x3BC], [0x392, 0x3B2, 0x3D0], [0x395, 0x3B5, 0x3F5], [0x398, 0x3B8, 0x3D1, 0x3F4],
         [0x399, 0x3B9, 0x345, 0x1FBE], [0x39A, 0x3BA, 0x3F0], [0x3A0, 0x3C0, 0x3D6], [0x3A1, 0x3C1, 0x3F1],
         [0x3A3, 0x3C2, 0x3C3], [0x3A6, 0x3C6, 0x3D5], [0x1E60, 0x1E61, 0x1E9B], [0xDF, 0x1E9E],
+        // Cyrillic letter variants that fold to plain letters (CaseFolding.txt 1C80-1C88).
+        [0x412, 0x432, 0x1C80], [0x414, 0x434, 0x1C81], [0x41E, 0x43E, 0x1C82], [0x421, 0x441, 0x1C83],
+        [0x422, 0x442, 0x1C84, 0x1C85], [0x42A, 0x44A, 0x1C86], [0x462, 0x463, 0x1C87], [0xA64A, 0xA64B, 0x1C88],
     ]
 
     private static func extra(_ rune: UInt32, _ runes: [UInt32]) -> [UInt32] {

@@ -28,6 +28,10 @@ private func match(_ pattern: String, _ text: String) throws -> [Int]? {
     ("(?U)a+?", "aaa", [0, 3]),
     ("x*", "", [0, 0]),
     ("(a*)+", "b", [0, 0, 0, 0]),
+    // A star of what can match empty is (x+)?, as Go compiles it since 1.17.
+    ("(|a)*", "aa", [0, 0, 0, 0]),
+    ("(|a)+", "aa", [0, 0, 0, 0]),
+    ("(a|)*", "aa", [0, 2, 1, 2]),
     ("(a+)(a*)", "aaa", [0, 3, 0, 3, 3, 3]),
     ("(a+?)(a*)", "aaa", [0, 3, 0, 1, 1, 3]),
     ("(\\w+)_(\\w+)_(\\w+)_total", "a_b_c_total", [0, 11, 0, 1, 2, 3, 4, 5]),
@@ -101,6 +105,16 @@ private func match(_ pattern: String, _ text: String) throws -> [Int]? {
     ("(?i)[a-c]+", "ABC", [0, 3]),
     ("(?i)[^a]", "A", nil),
     ("(?i)é", "É", [0, 2]),
+    ("(?i)ı", "I", nil),  // Go folds neither dotless ı nor dotted İ
+    ("(?i)I", "ı", nil),
+    ("(?i)İ", "i", nil),
+    ("(?i)в", "\u{1C80}", [0, 3]),
+    ("(?i)\\x{1C80}", "в", [0, 2]),
+    // Under (?i) a negated class is the negation of the folded class.
+    ("(?i)[[:^upper:]]+", "abc1", [3, 4]),
+    ("(?i)\\P{Lu}", "a1", [1, 2]),
+    ("(?i)\\W", "\u{17F}!", [2, 3]),
+    ("(?i)[^k]", "\u{212A}x", [3, 4]),
     ("(?im)^A$", "x\na", [2, 3]),
     // Literal text.
     ("\\Qa.b\\E", "axb a.b", [4, 7]),
@@ -121,7 +135,8 @@ private func match(_ pattern: String, _ text: String) throws -> [Int]? {
     ("(b)", "éb", [2, 3, 2, 3]),
 ] as [(String, String, [Int]?)])
 func matchesAsGoDoes(_ pattern: String, _ text: String, _ expected: [Int]?) throws {
-    #expect(try match(pattern, text) == expected, "\(pattern) on \(text)")
+    let got = try match(pattern, text)
+    #expect(got == expected, "\(pattern) on \(text)")
 }
 
 @Test(arguments: [
@@ -154,6 +169,8 @@ func matchesAsGoDoes(_ pattern: String, _ text: String, _ expected: [Int]?) thro
     ("(?P<a-b>x)", "invalid named capture: `(?P<a-b>`"),
     ("(?P<>x)", "invalid named capture: `(?P<>`"),
     ("(?P<name", "invalid named capture: `(?P<name`"),
+    ("(?P<", "invalid or unsupported Perl syntax: `(?P`"),
+    ("(?<", "invalid or unsupported Perl syntax: `(?<`"),
     ("[z-a]", "invalid character class range: `z-a`"),
     ("\\pX", "invalid character class range: `\\pX`"),
     ("\\p{Greek}", "invalid character class range: `\\p{Greek}`"),
@@ -179,10 +196,18 @@ func refusesAsGoDoes(_ pattern: String, _ message: String) {
     #expect(try match("((a{10}){10}){10}", String(repeating: "a", count: 1000)) == [0, 1000, 900, 1000, 990, 1000])
 }
 
-@Test func aProgramPastTheBoundIsRefusedAsTooLarge() {
-    // 1,000 copies of a 20-rune literal: 20,000 instructions, past the 10,000 bound.
-    let pattern = "(?:abcdefghijklmnopqrst){1000}"
+@Test(arguments: [
+    "(?:abcdefghijklmnopqrst){100}",  // 2,000 literal instructions and more: past 2,000
+    String(repeating: "(a*)", count: 1_600),  // 8,000 instructions x 3,202 slots: 428 MB a search before
+    String(repeating: "()", count: 3_330),
+])
+func aProgramPastTheBoundsIsRefusedAsTooLarge(_ pattern: String) {
     #expect(throws: RegexSyntaxError(code: .large, expression: pattern)) { try LinearRegex(pattern) }
+}
+
+@Test func programsWithinTheBoundsLoad() throws {
+    #expect(try LinearRegex(String(repeating: "a", count: 1_990)).programSize == 1_993)
+    #expect(try LinearRegex(String(repeating: "(a)", count: 20)).captureCount == 20)
 }
 
 @Test func namedGroupsAreFoundByName() throws {

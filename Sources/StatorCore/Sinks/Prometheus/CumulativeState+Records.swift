@@ -113,6 +113,9 @@ extension CumulativeState {
         var count: Double = 0
         /// A summary's quantiles, ascending (empty for a histogram).
         var quantiles: [Double] = []
+        /// The mapping rule slot of the statsd series that made it (`MetricKey.mappingOptions`):
+        /// a reload's new buckets are followed only by a family one rule made.
+        var slot: UInt16? = nil
     }
 
     /// Reusable buffers for the names that folding a batch derives, compares and hashes (kept

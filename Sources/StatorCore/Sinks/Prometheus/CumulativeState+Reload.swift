@@ -16,13 +16,23 @@ extension CumulativeState {
             return forgetFamily(f, &s, &scratch)
         }
         if type == .histogram, let bounds, let old = s.bounds(of: family), old != bounds {
-            var reset = 0
+            // Only a family that this rule alone made follows its new buckets. One that another
+            // rule feeds too keeps its buckets, and this rule's samples conflict (counted), as
+            // at a start with the new file; resetting it would flip between the rules' buckets.
             var next = family.firstSeries
+            while next >= 0 {
+                let h = s.series[Int(next)].histogram
+                if h >= 0, s.histograms[Int(h)].slot != key.mappingOptions { return 0 }
+                next = s.series[Int(next)].next
+            }
+            var reset = 0
+            next = family.firstSeries
             while next >= 0 {
                 let h = s.series[Int(next)].histogram
                 if h >= 0 {
                     s.histograms[Int(h)] = Histogram(
-                        bounds: bounds, buckets: Array(repeating: 0, count: bounds.upperBounds.count + 1))
+                        bounds: bounds, buckets: Array(repeating: 0, count: bounds.upperBounds.count + 1),
+                        slot: key.mappingOptions)
                     reset += 1
                 }
                 next = s.series[Int(next)].next

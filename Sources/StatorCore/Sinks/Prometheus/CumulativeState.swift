@@ -136,6 +136,12 @@ public final class CumulativeState: Sendable {
                 guard let i = route(t.key, t.bounds, &s, &dropped, &scratch) else { continue }
                 let h = Int(s.series[Int(i)].histogram)
                 guard h >= 0 else { continue }
+                // A histogram's samples must have its buckets: after a reload gave another rule of
+                // its family new ones, that rule's series conflict, as they would at a start.
+                if s.histograms[h].quantiles.isEmpty, s.histograms[h].bounds != t.bounds {
+                    dropped.bucketConflicts += 1
+                    continue
+                }
                 // Timers in seconds, then the mapping's scale (section 4, then section 8).
                 let scale = (t.key.type == .timer ? 1.0 / 1000 : 1) * (t.key.isMapped ? Self.scale(t.key, s) : 1)
                 s.histograms[h].sum = (s.histograms[h].sum + t.weightedSum * scale).withoutNaN
@@ -294,14 +300,16 @@ public final class CumulativeState: Sendable {
             series.isSet = key.type == .set
             if type == .histogram {
                 let histogram = Histogram(
-                    bounds: bounds, buckets: Array(repeating: 0, count: (bounds?.upperBounds.count ?? 0) + 1))
+                    bounds: bounds, buckets: Array(repeating: 0, count: (bounds?.upperBounds.count ?? 0) + 1),
+                    slot: key.mappingOptions)
                 series.histogram = Self.store(histogram, in: &s.histograms, reusing: &s.freeHistograms)
             } else if type == .summary {
                 let quantiles = key.mappingOptions.map {
                     Int($0) < s.mappingOptions.count ? s.mappingOptions[Int($0)].quantiles : []
                 }
                 let q = quantiles ?? MappingOptions.defaultQuantiles
-                let summary = Histogram(bounds: nil, buckets: Array(repeating: 0, count: q.count), quantiles: q)
+                let summary = Histogram(
+                    bounds: nil, buckets: Array(repeating: 0, count: q.count), quantiles: q, slot: key.mappingOptions)
                 series.histogram = Self.store(summary, in: &s.histograms, reusing: &s.freeHistograms)
             }
             seriesIndex = addSeries(series, &s)
