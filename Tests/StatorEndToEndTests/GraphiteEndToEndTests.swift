@@ -92,6 +92,8 @@ private final class LineReceiver: Sendable {
 extension HeavyEndToEndTests {
     /// Debian's graphite-carbon, the reference Graphite receiver, on loopback with a temporary
     /// storage directory: what it wrote to whisper is read back with `whisper-fetch`.
+    // Budget: 11.7 s plain and under TSan with one core busy, most of it carbon-cache starting (2026-12-07);
+    // its waits are 30 s to listen and 20 s to write.
     @Test func graphiteCarbonStoresWhatTheSinkSends() throws {
         let dir = try TemporaryDirectory()
         let linePort = try freePort()
