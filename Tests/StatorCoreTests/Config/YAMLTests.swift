@@ -275,12 +275,15 @@ extension YAMLNode {
     "m: " + String(repeating: "{a: ", count: 2_000) + String(repeating: "}", count: 2_000),
     String(repeating: "- ", count: 2_000) + "x",
 ])
-func refusesNestingPastAThousandInsteadOfOverflowingTheStack(_ text: String) {
+func refusesNestingPastAHundredInsteadOfOverflowingTheStack(_ text: String) {
     // The first killed the agent on a reload (a stack overflow), 50,000 deep.
-    #expect(error(text) == YAMLError(line: 1, message: "collections nested more than 1,000 deep"))
+    #expect(error(text) == YAMLError(line: 1, message: "collections nested more than 100 deep"))
 }
 
-@Test func refusesBlockNestingPastAThousandNamingTheLine() {
+@Test func refusesBlockNestingPastAHundredNamingTheLine() {
     let text = (0..<1_100).map { String(repeating: " ", count: $0) + "a:" }.joined(separator: "\n")
-    #expect(error(text) == YAMLError(line: 1_001, message: "collections nested more than 1,000 deep"))
+    #expect(error(text) == YAMLError(line: 101, message: "collections nested more than 100 deep"))
+    // 100 deep is read.
+    let deep = (0..<99).map { String(repeating: " ", count: $0) + "a:" }.joined(separator: "\n") + " 1"
+    #expect(error(deep) == nil)
 }
