@@ -287,3 +287,13 @@ func refusesNestingPastAHundredInsteadOfOverflowingTheStack(_ text: String) {
     let deep = (0..<99).map { String(repeating: " ", count: $0) + "a:" }.joined(separator: "\n") + " 1"
     #expect(error(deep) == nil)
 }
+
+@Test func aQuoteOrBracketLeftOpenOverManyLinesIsReadOnce() {
+    // Each line of a quoted value or flow collection was read again with every line after
+    // it (the fuzzer's timeout): 20,000 lines took minutes. Now each is looked at once.
+    let quoted = "a: \"open\n" + String(repeating: "  more text\n", count: 20_000)
+    #expect(error(quoted) == YAMLError(line: 1, message: "a quoted value that is never closed"))
+    let flow = "a: [1,\n" + String(repeating: "  2,\n", count: 20_000)
+    #expect(error(flow) == YAMLError(line: 1, message: "a [ or { that is never closed"))
+    #expect((try? parse("a: [1,\n" + String(repeating: "  2,\n", count: 20_000) + "  3]")) != nil)
+}

@@ -183,12 +183,19 @@ extension YAMLReader {
                     return node
                 } catch {
                     guard error.message == FlowScanner.unclosed else { throw error }
-                    // Not closed on this line: take the next one in, as YAML allows.
-                    guard at < lines.count else {
-                        throw YAMLError(line: line, message: "a [ or { that is never closed")
-                    }
-                    joined += " " + Self.stripComment(lines[at].content)
-                    at += 1
+                    // Not closed on this line: take the next ones in, as YAML allows, until
+                    // their brackets may close it (each line counted once, the whole read again
+                    // only then: linear in the lines).
+                    var open = Self.openBrackets(Substring(joined))
+                    repeat {
+                        guard at < lines.count else {
+                            throw YAMLError(line: line, message: "a [ or { that is never closed")
+                        }
+                        let next = Self.stripComment(lines[at].content)
+                        joined += " " + next
+                        open += Self.openBrackets(next)
+                        at += 1
+                    } while open > 0
                 }
             }
         }
@@ -217,42 +224,90 @@ extension YAMLReader {
     }
 
     /// A quoted scalar starting on this line, taking the following lines in until its quote
-    /// closes (folded: a line break is a space, a blank line a line break).
+    /// closes (folded: a line break is a space, a blank line a line break). Each line is
+    /// looked at once for the closing quote, and the whole read once: a quote left open over
+    /// many lines costs time linear in them.
     mutating func quotedValue(_ text: Substring, line: Int) throws(YAMLError) -> YAMLNode {
+        let quote: Character = text.first == "'" ? "'" : "\""
         var joined = String(text)
+        var closed = Self.closesQuote(text.dropFirst(), quote)
         var breaks = 0
-        while true {
-            var scanner = FlowScanner(text: Substring(joined), line: line)
-            do throws(YAMLError) {
-                let value = try scanner.quoted()
-                scanner.skipSpaces()
-                guard scanner.atEnd || scanner.peek == "#" else {
-                    throw YAMLError(line: line, message: "unexpected text after a quoted value")
+        while !closed {
+            guard at < lines.count, !Self.isDocumentMarker(lines[at]) else {
+                throw YAMLError(line: line, message: FlowScanner.unterminated)
+            }
+            let next = lines[at].raw.drop { $0 == " " || $0 == "\t" }
+            at += 1
+            if next.allSatisfy({ $0 == " " || $0 == "\t" }) {
+                breaks += 1
+                continue
+            }
+            // The line break before this line: a space, or the blank lines' breaks; none after
+            // a `\` that ends a double-quoted line (an escaped line break).
+            if quote == "\"" && joined.reversed().prefix(while: { $0 == "\\" }).count % 2 == 1 {
+                joined.removeLast()
+            } else {
+                while let last = joined.last, last == " " || last == "\t" { joined.removeLast() }
+                joined += breaks > 0 ? String(repeating: "\n", count: breaks) : " "
+            }
+            joined += next
+            breaks = 0
+            closed = Self.closesQuote(next, quote)
+        }
+        var scanner = FlowScanner(text: Substring(joined), line: line)
+        let value = try scanner.quoted()
+        scanner.skipSpaces()
+        guard scanner.atEnd || scanner.peek == "#" else {
+            throw YAMLError(line: line, message: "unexpected text after a quoted value")
+        }
+        return .scalar(value, quoted: true, line: line)
+    }
+
+    /// Whether `text` (inside a scalar quoted with `quote`) holds its closing quote: a `'` not
+    /// doubled, or a `"` not escaped.
+    static func closesQuote(_ text: Substring, _ quote: Character) -> Bool {
+        var index = text.startIndex
+        while index < text.endIndex {
+            let c = text[index]
+            index = text.index(after: index)
+            if quote == "\"", c == "\\" {
+                if index < text.endIndex { index = text.index(after: index) }
+                continue
+            }
+            guard c == quote else { continue }
+            if quote == "'", index < text.endIndex, text[index] == "'" {
+                index = text.index(after: index)
+                continue
+            }
+            return true
+        }
+        return false
+    }
+
+    /// How many `[` and `{` of `text` are left open (negative: closed more than opened),
+    /// outside quotes, for a flow collection read over several lines.
+    static func openBrackets(_ text: Substring) -> Int {
+        var open = 0
+        var quote: Character?
+        var index = text.startIndex
+        while index < text.endIndex {
+            let c = text[index]
+            index = text.index(after: index)
+            if let q = quote {
+                if q == "\"", c == "\\", index < text.endIndex {
+                    index = text.index(after: index)
+                } else if c == q {
+                    quote = nil
                 }
-                return .scalar(value, quoted: true, line: line)
-            } catch {
-                // A `\` ending a double-quoted line escapes the line break: no space there.
-                let escapedBreak = error.message == FlowScanner.trailingBackslash && text.first == "\""
-                guard error.message == FlowScanner.unterminated || escapedBreak else { throw error }
-                guard at < lines.count, !Self.isDocumentMarker(lines[at]) else {
-                    throw YAMLError(line: line, message: "a quoted value that is never closed")
-                }
-                let next = lines[at].raw.drop { $0 == " " || $0 == "\t" }
-                at += 1
-                if next.allSatisfy({ $0 == " " || $0 == "\t" }) {
-                    breaks += 1
-                    continue
-                }
-                // The line break before this line: a space, or the blank lines' breaks.
-                if escapedBreak {
-                    joined.removeLast()
-                } else {
-                    while let last = joined.last, last == " " || last == "\t" { joined.removeLast() }
-                    joined += breaks > 0 ? String(repeating: "\n", count: breaks) : " "
-                }
-                joined += next
-                breaks = 0
+                continue
+            }
+            switch c {
+            case "\"", "'": quote = c
+            case "[", "{": open += 1
+            case "]", "}": open -= 1
+            default: break
             }
         }
+        return open
     }
 }
