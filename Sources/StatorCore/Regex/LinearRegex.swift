@@ -34,53 +34,49 @@ public final class LinearRegex: Sendable {
         return text.withUTF8 { firstMatch(in: UnsafeRawBufferPointer($0)) }
     }
 
-    func firstMatch(in text: UnsafeRawBufferPointer) -> [Int]? {
-        guard mayMatch(text) else { return nil }
+    func firstMatch(in text: UnsafeRawBufferPointer) -> [Int]? { search(text).slots }
+
+    /// The search behind both `firstMatch` and `firstMatchCountingVisits`.
+    private func search(_ text: UnsafeRawBufferPointer) -> (slots: [Int]?, visits: Int) {
+        guard mayMatch(text) else { return (nil, 0) }
         var machine = PikeVM(program: program)
-        return machine.run(text)
+        let slots = machine.run(text)
+        return (slots, machine.visits)
     }
 
     /// Whether `text` holds the literal bytes every match needs (its prefix, when anchored).
     /// Most rules of a large mapping file refuse most names here.
     private func mayMatch(_ text: UnsafeRawBufferPointer) -> Bool {
+        guard let base = text.baseAddress else { return program.requiredPrefix.isEmpty && program.requiredLiteral.count <= 1 }
         let prefix = program.requiredPrefix
         if !prefix.isEmpty {
-            guard text.count >= prefix.count else { return false }
-            for i in prefix.indices where text[i] != prefix[i] { return false }
+            guard text.count >= prefix.count,
+                prefix.withUnsafeBytes({ ByteScan.equal(base, $0.baseAddress ?? base, count: prefix.count) })
+            else { return false }
         }
         let literal = program.requiredLiteral
-        guard literal.count > 1 else { return true }
-        guard text.count >= literal.count, let first = literal.first else { return false }
-        var i = 0
-        let last = text.count - literal.count
-        while i <= last {
-            if text[i] == first {
-                var j = 1
-                while j < literal.count && text[i + j] == literal[j] { j += 1 }
-                if j == literal.count { return true }
+        guard literal.count > 1, let first = literal.first else { return true }
+        return literal.withUnsafeBytes { needle in
+            guard let n = needle.baseAddress else { return true }
+            let last = text.count - literal.count
+            var from = 0
+            while from <= last, let i = ByteScan.firstIndex(of: first, in: text, from..<(last + 1)) {
+                if ByteScan.equal(base + i, n, count: literal.count) { return true }
+                from = i + 1
             }
-            i += 1
+            return false
         }
-        return false
     }
 
     /// `firstMatch`, and how many instructions the search visited: at most the program's
     /// size per rune of the text, plus one, whatever the pattern (what the tests check).
     func firstMatchCountingVisits(in text: String) -> (slots: [Int]?, visits: Int) {
         var text = text
-        return text.withUTF8 { bytes in
-            guard mayMatch(UnsafeRawBufferPointer(bytes)) else { return (nil, 0) }
-            var machine = PikeVM(program: program)
-            let slots = machine.run(UnsafeRawBufferPointer(bytes))
-            return (slots, machine.visits)
-        }
+        return text.withUTF8 { search(UnsafeRawBufferPointer($0)) }
     }
 
     /// The number of instructions of the compiled program.
     public var programSize: Int { program.instructions.count }
-
-    /// Whether `text` has a match.
-    func matches(_ text: String) -> Bool { firstMatch(in: text) != nil }
 }
 
 /// A set of threads, at most one per instruction, in priority order, each with its capture

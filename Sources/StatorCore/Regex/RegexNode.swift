@@ -58,7 +58,11 @@ struct RuneClass: Sendable, Equatable {
     /// As Go builds a class under `(?i)`: each item's positive set is folded first, then a
     /// negated item (`\D`, `[:^upper:]`, `\PL`) negated, then the whole class when `[^...]`.
     func contains(_ rune: UInt32) -> Bool {
-        let runes = foldCase ? CaseFolding.orbit(of: rune) : [rune]
+        foldCase ? contains(anyOf: CaseFolding.orbit(of: rune)) : contains(anyOf: CollectionOfOne(rune))
+    }
+
+    /// Whether the class holds any of `runes` (one rune, or its folding orbit).
+    private func contains(anyOf runes: some Collection<UInt32>) -> Bool {
         var found = false
         for item in items where !found {
             switch item {
