@@ -42,13 +42,7 @@ struct FlowScanner {
             anchors[name] = node
             return node
         }
-        if peek == "*" {
-            let name = anchorName()
-            guard let node = anchors[name] else {
-                throw YAMLError(line: line, message: "*\(name) is an alias to no anchor; quote a value that starts with *")
-            }
-            return node
-        }
+        if peek == "*" { return try Self.resolve(alias: Substring(anchorName()), in: anchors, line: line) }
         if peek == "[" || peek == "{" {
             guard depth < Self.maxDepth else { throw YAMLError(line: line, message: Self.tooDeep) }
             depth += 1
@@ -116,12 +110,24 @@ struct FlowScanner {
         }
     }
 
-    /// The name after `&` or `*` here (the sign skipped): up to a space, `,`, `[`, `]`, `{`, `}`.
+    /// The name after `&` or `*` here (the sign skipped).
     private mutating func anchorName() -> String {
         advance()
-        let start = index
-        while let c = peek, !" \t,[]{}".contains(c) { advance() }
-        return String(text[start..<index])
+        let name = Self.anchorName(rest)
+        index = name.endIndex
+        return String(name)
+    }
+
+    /// The name of an anchor or alias, in flow or block style: what follows its `&` or `*` up
+    /// to a space, `,`, `[`, `]`, `{` or `}`.
+    static func anchorName(_ afterSign: Substring) -> Substring { afterSign.prefix { !" \t,[]{}".contains($0) } }
+
+    /// The node `*name` stands for.
+    static func resolve(alias name: Substring, in anchors: [String: YAMLNode], line: Int) throws(YAMLError) -> YAMLNode {
+        guard let node = anchors[String(name)] else {
+            throw YAMLError(line: line, message: "*\(name) is an alias to no anchor; quote a value that starts with *")
+        }
+        return node
     }
 
     /// A scalar inside a flow collection: quoted, or plain up to `,`, `]`, `}` (and for a key, `:`).

@@ -233,17 +233,16 @@ public struct YAMLReader {
 
     /// `&name` at the start of a value: the name, and the value that follows it.
     static func splitAnchor(_ text: Substring, _ line: Int) throws(YAMLError) -> (String, Substring) {
-        let name = text.dropFirst().prefix { !" \t,[]{}".contains($0) }
+        let name = FlowScanner.anchorName(text.dropFirst())
         guard !name.isEmpty else { throw YAMLError(line: line, message: "an anchor (&) needs a name") }
         return (String(name), text.dropFirst(1 + name.count).drop { $0 == " " })
     }
 
-    /// The node anchored as `*name`'s name.
+    /// The node a block value `*name` stands for (nothing may follow the name).
     func alias(_ text: Substring, _ line: Int) throws(YAMLError) -> YAMLNode {
         let name = text.dropFirst()
-        guard !name.isEmpty, !name.contains(" "), let node = anchors[String(name)] else {
-            throw YAMLError(line: line, message: "*\(name) is an alias to no anchor; quote a value that starts with *")
-        }
-        return node
+        // With more after the name (`*a b`) the value names no anchor: refused as such.
+        let known = FlowScanner.anchorName(name).count == name.count ? anchors : [:]
+        return try FlowScanner.resolve(alias: name, in: known, line: line)
     }
 }
