@@ -196,12 +196,15 @@ public final class Agent: Sendable {
 
     fileprivate func shutdown(flushThread: WorkerThread) {
         logger.info("shutting down: draining sockets and flushing the last interval")
+        // One grace for the whole shutdown, however many targets are dead: every sink
+        // drains at once and is left behind half a second past it.
+        let deadline = WallClock.monotonicSeconds() + SinkShutdown.graceSeconds
         receiver.stop()
         tcp?.stop()
         flusher.stop()
         flushThread.join()
         flusher.flushNow()
-        fanout.shutdown(deadline: WallClock.monotonicSeconds() + 10)
+        fanout.shutdown(deadline: deadline)
         http.stop()
         logger.info("stator stopped")
     }

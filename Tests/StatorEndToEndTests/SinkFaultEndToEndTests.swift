@@ -115,3 +115,38 @@ func expectRecovery(_ agent: StatorProcess, path: String, clear: () throws -> Vo
     #expect(try agent.stop() == 0)
     receiver.stop()
 }
+
+/// Three dead pushes and a dead Graphite took 20 s to stop, one 5 s grace after another,
+/// past what a service manager allows. Every sink now drains at the same time, within one
+/// grace for the whole shutdown (5 s, plus half a second before a sink is left behind).
+@Test func deadTargetsShareOneShutdownGrace() throws {
+    let dir = try TemporaryDirectory()
+    let dead = try (0..<4).map { _ in try freePort() }  // nothing listens: every attempt fails
+    let config = dir.file("stator.json")
+    try """
+    {"sinks": {"http_push": [
+      {"url": "http://127.0.0.1:\(dead[0])/a", "name": "a"},
+      {"url": "http://127.0.0.1:\(dead[1])/b", "name": "b", "format": "influx"},
+      {"url": "http://127.0.0.1:\(dead[2])/c", "name": "c", "format": "otlp"}
+    ], "graphite": {"address": "127.0.0.1:\(dead[3])"}}}
+    """.write(toFile: config, atomically: true, encoding: .utf8)
+    let agent = try StatorProcess(
+        agent: ["--config", config, "--flush_interval", untilShutdown, "--sinks.json.path", dir.file("out.jsonl")])
+    try agent.send("shutdown.hits:3|c")
+    _ = try scrape(agent, until: "the line received") {
+        (sample($0, #"stator_lines_received_total{input="udp"}"#) ?? 0) >= 1
+    }
+    let stopped = Date()
+    #expect(try agent.stop() == 0)
+    let took = Date().timeIntervalSince(stopped)
+    // 5 s of grace, then 0.5 s before a sink is left behind; the rest (draining the sockets,
+    // the last flush, exit) takes milliseconds in the release build, and under a sanitizer
+    // at most a second or two on a loaded machine.
+    #expect(took < (TestBuild.isSanitized ? 8 : 6.5), "shutdown took \(took) s")
+    // Every dead sink said what it lost; the JSON lines sink still got the last flush.
+    let log = agent.stderr.text
+    #expect(log.components(separatedBy: "push target unreachable at shutdown").count - 1 == 3)
+    #expect(log.contains("graphite unreachable at shutdown"))
+    #expect(!log.contains("did not finish before the shutdown deadline"))
+    #expect(try counterSum(dir.file("out.jsonl"), "shutdown.hits") == 3)
+}

@@ -1,11 +1,25 @@
 /// Hands each batch to every sink, each on its own thread behind a bounded
 /// queue, so a slow or failing sink never delays the flush or the others.
+/// At shutdown every sink drains and shuts down on its own thread at the same time,
+/// so dead targets cost one grace period in all, not one each.
 public final class SinkFanout: Sendable {
     private struct Worker: Sendable {
         let sink: any Sink
         let queue: BlockingQueue<FlushBatch>
         let thread: WorkerThread
     }
+
+    /// Which sink threads have finished their shutdown, and by when they should.
+    private final class ShutdownTally: @unchecked Sendable {
+        // SAFETY: `deadline` and `finished` are only touched with `lock` held.
+        let lock = ConditionLock()
+        var deadline = Double.infinity
+        var finished: [Bool]
+
+        init(count: Int) { finished = Array(repeating: false, count: count) }
+    }
+
+    private let tally: ShutdownTally
 
     private let workers: [Worker]
     private let metrics: SelfMetrics
@@ -19,7 +33,9 @@ public final class SinkFanout: Sendable {
     public init(sinks: [any Sink], queueCapacity: Int = 16, metrics: SelfMetrics, logger: Logger) {
         self.metrics = metrics
         self.logger = logger
-        workers = sinks.map { sink in
+        let tally = ShutdownTally(count: sinks.count)
+        self.tally = tally
+        workers = sinks.enumerated().map { index, sink in
             let queue = BlockingQueue<FlushBatch>(capacity: queueCapacity)
             let errorLog = RateLimiter(period: 10)
             metrics.registerLabeled(SelfMetrics.sinkErrors(sink.name))
@@ -38,6 +54,12 @@ public final class SinkFanout: Sendable {
                                 ])
                         }
                     }
+                }
+                // The queue closes only after the deadline is set (`shutdown(deadline:)`).
+                sink.shutdown(until: tally.lock.withLock { tally.deadline })
+                tally.lock.withLock {
+                    tally.finished[index] = true
+                    tally.lock.broadcast()
                 }
             }
             return Worker(sink: sink, queue: queue, thread: thread)
@@ -64,14 +86,25 @@ public final class SinkFanout: Sendable {
         for worker in workers { worker.sink.reopen() }
     }
 
-    /// Delivers what is queued, then shuts every sink down.
-    /// - Parameter deadline: monotonic seconds; a sink still busy then is abandoned (logged).
-    public func shutdown(deadline: Double) {
+    /// Delivers what is queued, then shuts every sink down, all at once.
+    /// - Parameters:
+    ///   - deadline: monotonic seconds by which each sink is to have delivered or spooled
+    ///     what it holds (`Sink.shutdown(until:)`).
+    ///   - abandonAfter: how much longer to wait for a sink before leaving its thread
+    ///     behind (logged), so that one stuck sink cannot keep the agent from exiting.
+    public func shutdown(deadline: Double, abandonAfter: Double = 0.5) {
+        tally.lock.withLock { tally.deadline = deadline }
         for worker in workers { worker.queue.close() }
-        for worker in workers {
-            if worker.queue.waitUntilDrained(deadline: deadline) {
+        let giveUp = deadline + abandonAfter
+        let finished = tally.lock.withLock {
+            while tally.finished.contains(false) && WallClock.monotonicSeconds() < giveUp {
+                tally.lock.wait(until: giveUp)
+            }
+            return tally.finished
+        }
+        for (worker, isFinished) in zip(workers, finished) {
+            if isFinished {
                 worker.thread.join()
-                worker.sink.shutdown()
             } else {
                 worker.thread.detach()
                 logger.error("sink did not finish before the shutdown deadline", metadata: [("sink.name", worker.sink.name)])

@@ -190,7 +190,7 @@ public final class JSONLinesSink: Sink {
     public func reopen() { reopenRequested.store(true, ordering: .releasing) }
 
     /// Makes a last attempt at what is kept, then closes the file.
-    public func shutdown() {
+    public func shutdown(until deadline: Double) {
         file.withLock { state in
             try? writeUnwritten(&state)
             if !state.unwritten.isEmpty {

@@ -19,11 +19,24 @@ public protocol Sink: AnyObject, Sendable {
     /// Reopens files (SIGHUP). The default does nothing.
     func reopen()
 
-    /// Called once after the last batch, before the agent exits. The default does nothing.
-    func shutdown()
+    /// Called once after the last batch, before the agent exits, on the sink's own thread
+    /// while the other sinks shut down beside it. Returns by `deadline` (monotonic seconds):
+    /// what cannot be delivered by then is spooled, or counted as `reason="shutdown"`.
+    /// The default does nothing.
+    func shutdown(until deadline: Double)
 }
 
 extension Sink {
     public func reopen() {}
-    public func shutdown() {}
+    public func shutdown(until deadline: Double) {}
+
+    /// Shuts the sink down with the whole grace, for callers outside the agent.
+    public func shutdown() { shutdown(until: WallClock.monotonicSeconds() + SinkShutdown.graceSeconds) }
+}
+
+/// How long the sinks together may keep trying at shutdown.
+public enum SinkShutdown {
+    /// The 5 s a push keeps trying for (docs/formats.md): shared by every sink, which
+    /// drain at the same time, so that a service manager's stop timeout is never reached.
+    public static let graceSeconds: Double = 5
 }

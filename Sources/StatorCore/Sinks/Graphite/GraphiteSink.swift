@@ -74,10 +74,10 @@ public final class GraphiteSink: Sink, @unchecked Sendable {
     }
 
     /// Keeps sending for at most the grace period, then counts what is left.
-    public func shutdown() {
+    public func shutdown(until deadline: Double) {
         lock.withLock {
             closing = true
-            stopAt = WallClock.monotonicSeconds() + Double(configuration.shutdownGraceMillis) / 1000
+            stopAt = min(deadline, WallClock.monotonicSeconds() + Double(configuration.shutdownGraceMillis) / 1000)
             lock.broadcast()
         }
         sender?.join()

@@ -114,8 +114,8 @@ public final class HTTPPushSink: Sink {
     }
 
     /// Keeps sending for at most the shutdown grace, then leaves the rest in the spool.
-    public func shutdown() {
-        let deadline = WallClock.monotonicSeconds() + Double(configuration.shutdownGraceMillis) / 1000
+    public func shutdown(until agentDeadline: Double) {
+        let deadline = min(agentDeadline, WallClock.monotonicSeconds() + Double(configuration.shutdownGraceMillis) / 1000)
         stopAt.store(deadline.bitPattern, ordering: .releasing)
         stopping.store(true, ordering: .releasing)
         queue.close()

@@ -266,7 +266,7 @@ public final class RollupSink: Sink, @unchecked Sendable {
 
     /// Folds every waiting row into the table and checkpoints the write-ahead log: a stopped
     /// Stator leaves one file that holds everything.
-    public func shutdown() {
+    public func shutdown(until deadline: Double) {
         unfolded.withLock { rows in
             guard !rows.isEmpty else { return }
             do throws(SQLiteError) {
