@@ -10,10 +10,17 @@
 /// - Series with the same tags share objects; their tags are the dimensions (one dimension set
 ///   holding every tag key; `[[]]` for untagged series). A tag with an empty value is left
 ///   out (CloudWatch takes no empty dimension value).
-/// - At most 100 metrics per object (the specification's limit); more make more objects.
-/// - A series with more than 30 tags is skipped: `too_many_dimensions`. A metric whose name
-///   is one of its object's dimension keys, or `_aws`, cannot be a key of that object and is
-///   skipped too: `name_conflict`.
+/// - At most 100 metrics per object (the specification's limit) and 256 KB per object
+///   (CloudWatch's); more make more objects.
+/// - A series with more than 30 tags is skipped: `too_many_dimensions`. A metric named `_aws`
+///   cannot be a key of an object and is skipped: `name_conflict`.
+/// - A tag whose key is `_aws`, or is the name of a metric beside it, is renamed with a `tag_`
+///   prefix (so that no key appears twice in an object and the metadata stays whole). A metric
+///   named like one of its series' tag keys goes in an object of its own, so that the other
+///   metrics of that tag set keep their dimension names from one flush to the next.
+/// - Metric names and dimension names are cut to 255 bytes, dimension values to 1,024
+///   (CloudWatch's limits), at a character boundary; a series whose tags alone would still
+///   make an object over 256 KB is skipped: `too_large`.
 /// - Counters: the interval's value, `Count`. Gauges and sets: `None`. Timers: each statistic
 ///   a metric `<name>.<stat>` (`count` in `Count`; `sum`, `min`, `max`, `mean`, `median`,
 ///   `stddev` and each `p<N>` in `Milliseconds`); histograms and distributions the same in `None`.
@@ -21,11 +28,18 @@
 enum EMFEncoder {
     static let maxMetrics = 100
     static let maxDimensions = 30
+    static let maxNameBytes = 255
+    static let maxValueBytes = 1024
+    static let maxObjectBytes = 256 * 1024
+    /// Room kept in every object for the fixed keys, the timestamp and a metric's value and unit.
+    private static let objectOverhead = 160
+    private static let metricOverhead = 64
 
     /// What an encoding left out.
     struct Skipped: Equatable {
         var tooManyDimensions = 0
         var nameConflicts = 0
+        var tooLarge = 0
     }
 
     private struct Metric {
@@ -36,6 +50,8 @@ enum EMFEncoder {
 
     private struct Group {
         var dimensions: [(key: [UInt8], value: [UInt8])]
+        /// The escaped size of the object's dimensions and namespace.
+        var baseBytes: Int
         var metrics: [Metric] = []
     }
 
@@ -43,16 +59,29 @@ enum EMFEncoder {
     static func encode(_ batch: FlushBatch, namespace: String, into w: inout JSONWriter) -> Skipped {
         var skipped = Skipped()
         var groups: [Group] = []
+        /// Each tag set's group (-1: skipped), and the groups of metrics named like one of its tags.
         var groupOf: [[UInt8]: Int] = [:]
+        var ownGroupOf: [[UInt8]: Int] = [:]
         let reserved = Array("_aws".utf8)
+        let namespaceBytes = JSONWriter.escapedCount(Array(namespace.utf8))
 
-        /// The group of the key's tags, or nil when it has too many.
+        func makeGroup(_ dimensions: [(key: [UInt8], value: [UInt8])]) -> Int? {
+            var base = objectOverhead + namespaceBytes
+            for d in dimensions {
+                base += 2 * JSONWriter.escapedCount(d.key) + JSONWriter.escapedCount(d.value) + 2
+            }
+            guard base + metricOverhead + 3 * JSONWriter.escapedCount(Array(repeating: 0, count: maxNameBytes)) <= maxObjectBytes
+            else { return nil }
+            groups.append(Group(dimensions: dimensions, baseBytes: base))
+            return groups.count - 1
+        }
+        /// The group of the key's tags, or nil when the series is skipped.
         func group(_ key: MetricKey) -> Int? {
             var identity: [UInt8] = []
             var dimensions: [(key: [UInt8], value: [UInt8])] = []
             key.forEachTag { k, v in
                 guard !v.isEmpty else { return }
-                dimensions.append((Array(k), Array(v)))
+                dimensions.append((cut(Array(k), to: maxNameBytes), cut(Array(v), to: maxValueBytes)))
                 identity.append(contentsOf: k)
                 identity.append(0)
                 identity.append(contentsOf: v)
@@ -62,20 +91,44 @@ enum EMFEncoder {
                 skipped.tooManyDimensions += 1
                 return nil
             }
-            if let g = groupOf[identity] { return g }
-            groups.append(Group(dimensions: dimensions))
-            groupOf[identity] = groups.count - 1
-            return groups.count - 1
+            if let g = groupOf[identity] {
+                if g < 0 { skipped.tooLarge += 1 }
+                return g < 0 ? nil : g
+            }
+            // `_aws` and keys made equal by the cut are renamed, keeping the first as it is.
+            guard let renamed = Self.renamed(dimensions, avoiding: []), let g = makeGroup(renamed) else {
+                groupOf[identity] = -1
+                skipped.tooLarge += 1
+                return nil
+            }
+            groupOf[identity] = g
+            return g
         }
         func add(_ g: Int, _ key: MetricKey, _ suffix: String, _ unit: StaticString, _ value: Double) {
             guard value.isFinite else { return }
             var name = key.withName { Array($0) }
+            name = cut(name, to: maxNameBytes - suffix.utf8.count)
             name.append(contentsOf: suffix.utf8)
-            guard name != reserved, !groups[g].dimensions.contains(where: { $0.key == name }) else {
+            guard name != reserved else {
                 skipped.nameConflicts += 1
                 return
             }
-            groups[g].metrics.append(Metric(name: name, unit: unit, value: value))
+            var target = g
+            if groups[g].dimensions.contains(where: { $0.key == name }) {
+                var own = name
+                own.append(0xFF)  // never in a name: a separator no identity byte can fake
+                own.append(contentsOf: withUnsafeBytes(of: g) { Array($0) })
+                if let o = ownGroupOf[own] {
+                    target = o
+                } else if let dimensions = Self.renamed(groups[g].dimensions, avoiding: name), let o = makeGroup(dimensions) {
+                    ownGroupOf[own] = o
+                    target = o
+                } else {
+                    skipped.tooLarge += 1
+                    return
+                }
+            }
+            groups[target].metrics.append(Metric(name: name, unit: unit, value: value))
         }
 
         for c in batch.counters { if let g = group(c.key) { add(g, c.key, "", "Count", c.value) } }
@@ -96,12 +149,18 @@ enum EMFEncoder {
 
         for group in groups {
             // An object holds each name once: a name met again (a counter and a gauge of one
-            // name and tags) starts the next object, as does the 100th metric.
+            // name and tags) starts the next object, as do the 100th metric and 256 KB.
             var start = 0
             while start < group.metrics.count {
                 var names = Set<[UInt8]>()
                 var end = start
-                while end < group.metrics.count, end - start < maxMetrics, names.insert(group.metrics[end].name).inserted {
+                var bytes = group.baseBytes
+                while end < group.metrics.count, end - start < maxMetrics {
+                    let cost = 2 * JSONWriter.escapedCount(group.metrics[end].name) + metricOverhead
+                    guard end == start || bytes + cost <= maxObjectBytes,
+                        names.insert(group.metrics[end].name).inserted
+                    else { break }
+                    bytes += cost
                     end += 1
                 }
                 object(group.dimensions, group.metrics[start..<end], batch.timestamp, namespace, &w)
@@ -109,6 +168,39 @@ enum EMFEncoder {
             }
         }
         return skipped
+    }
+
+    /// The dimensions with `tag_` put before each key that is `_aws`, `name`, or the same as
+    /// an earlier key, until it is none of these nor another tag's key; `nil` when 64 rounds
+    /// (each 4 bytes longer, until the 255-byte cut makes the key all prefix) find none.
+    private static func renamed(
+        _ dimensions: [(key: [UInt8], value: [UInt8])], avoiding name: [UInt8]
+    ) -> [(key: [UInt8], value: [UInt8])]? {
+        let reserved = Array("_aws".utf8)
+        let prefix = Array("tag_".utf8)
+        let original = Set(dimensions.map(\.key))
+        var used = Set<[UInt8]>()
+        var result: [(key: [UInt8], value: [UInt8])] = []
+        for d in dimensions {
+            var key = d.key
+            var rounds = 0
+            while key == reserved || key == name || used.contains(key) || (key != d.key && original.contains(key)) {
+                guard rounds < 64 else { return nil }
+                key = cut(prefix + key, to: maxNameBytes)
+                rounds += 1
+            }
+            used.insert(key)
+            result.append((key, d.value))
+        }
+        return result
+    }
+
+    /// The first `limit` bytes of `bytes` or fewer, ending at a character boundary.
+    static func cut(_ bytes: [UInt8], to limit: Int) -> [UInt8] {
+        guard bytes.count > limit else { return bytes }
+        var end = max(0, limit)
+        while end > 0 && bytes[end] & 0xC0 == 0x80 { end -= 1 }  // not inside a UTF-8 sequence
+        return Array(bytes[..<end])
     }
 
     private static func object(

@@ -70,6 +70,7 @@ public final class JSONLinesSink: Sink {
         if configuration.format == .emf {
             metrics?.registerLabeled(SelfMetrics.seriesDropped("json", "too_many_dimensions"))
             metrics?.registerLabeled(SelfMetrics.seriesDropped("json", "name_conflict"))
+            metrics?.registerLabeled(SelfMetrics.seriesDropped("json", "too_large"))
         }
     }
 
@@ -108,6 +109,9 @@ public final class JSONLinesSink: Sink {
                 }
                 if skipped.nameConflicts > 0 {
                     metrics?.addLabeled(SelfMetrics.seriesDropped("json", "name_conflict"), UInt64(skipped.nameConflicts))
+                }
+                if skipped.tooLarge > 0 {
+                    metrics?.addLabeled(SelfMetrics.seriesDropped("json", "too_large"), UInt64(skipped.tooLarge))
                 }
             }
             try w.withBytes { bytes in try file.withLock { state in try emit(bytes, series: batch.seriesCount, &state) } }

@@ -106,6 +106,18 @@ public struct JSONWriter: ~Copyable {
         raw(UInt8(ascii: "\""))
     }
 
+    /// The bytes `string(_:)` writes for `utf8`, quotes included.
+    static func escapedCount(_ utf8: [UInt8]) -> Int {
+        var n = utf8.count + 2
+        for b in utf8 where needsEscape(b) {
+            switch b {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x0A, 0x0D, 0x09: n += 1
+            default: n += 5
+            }
+        }
+        return n
+    }
+
     /// `"`, `\`, the control bytes and DEL.
     @inline(__always)
     private static func needsEscape(_ b: UInt8) -> Bool {

@@ -69,7 +69,7 @@ private func batch(_ lines: String...) -> FlushBatch {
     let b = h.flush(at: 10_000)
     var w = JSONWriter()
     let skipped = EMFEncoder.encode(b, namespace: "Shop", into: &w)
-    #expect(skipped == .init(tooManyDimensions: 1, nameConflicts: 1))  // `wide`, and `env` among dimension env
+    #expect(skipped == .init(tooManyDimensions: 1))  // `wide`
     let objects = try String(decoding: w.bytes, as: UTF8.self).split(separator: "\n").map {
         try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
     }
@@ -95,4 +95,97 @@ private func batch(_ lines: String...) -> FlushBatch {
     // 101 metrics of one tag set: two objects, 100 and 1.
     let big = objects.filter { $0["batch"] as? String == "big" }
     #expect(big.map { (directive($0)?["Metrics"] as? [Any])?.count ?? 0 } == [100, 1])
+}
+
+/// EMF objects from lines with a raised `max_name_bytes` and `max_tag_bytes`, as parsed dictionaries
+/// and as text.
+private func emf(_ lines: [String], percentiles: [Double] = []) throws -> (EMFEncoder.Skipped, [[String: Any]], String) {
+    let table = ShardedTable(
+        configuration: AggregationConfiguration(
+            shards: 1, maxSeries: 1000, maxSamplesPerSeries: 100,
+            lineLimits: LineLimits(maxNameBytes: 1000, maxTags: 40, maxTagBytes: 3000)),
+        seed: 42)
+    let flusher = Flusher(
+        table: table,
+        configuration: FlushConfiguration(
+            intervalMillis: 10_000, seriesTTLMillis: 300_000, percentiles: percentiles.map(Percentile.init)),
+        startMillis: 0, metrics: SelfMetrics(readers: 1)
+    ) { _ in }
+    #expect(ingest(table, lines) == lines.map { _ in "ok" })
+    var w = JSONWriter()
+    let skipped = EMFEncoder.encode(flusher.flush(at: 10_000), namespace: "Shop", into: &w)
+    let text = String(decoding: w.bytes, as: UTF8.self)
+    let objects = try text.split(separator: "\n").map {
+        try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+    }
+    return (skipped, objects, text)
+}
+
+private func dimensions(_ object: [String: Any]) -> [[String]]? {
+    (((object["_aws"] as? [String: Any])?["CloudWatchMetrics"] as? [[String: Any]])?.first)?["Dimensions"] as? [[String]]
+}
+
+/// A tag named `_aws` wrote a second `_aws` key, which lost the metadata; a metric named like
+/// a tag key of its series was skipped.
+@Test func emfRenamesATagNamedAwsOrLikeAMetricBesideIt() throws {
+    let (skipped, objects, text) = try emf([
+        "awsdim:1|c|#_aws:oops", "env:2|c|#env:prod", "req:3|c|#env:prod", "lat:5|ms|#lat.max:x,tag_lat.max:y",
+    ])
+    #expect(skipped == .init())
+    #expect(text.components(separatedBy: #""_aws":"#).count - 1 == objects.count)  // one `_aws` key in each
+    let aws = try #require(objects.first { $0["awsdim"] != nil })
+    #expect(dimensions(aws) == [["tag__aws"]])
+    #expect(aws["tag__aws"] as? String == "oops")
+    // `env` goes in an object of its own with its tag renamed; `req` keeps `env` as it is.
+    let env = try #require(objects.first { $0["env"] as? Double == 2 })
+    #expect(dimensions(env) == [["tag_env"]])
+    #expect(env["tag_env"] as? String == "prod")
+    #expect(env["req"] == nil)
+    let req = try #require(objects.first { $0["req"] != nil })
+    #expect(dimensions(req) == [["env"]])
+    #expect(req["env"] as? String == "prod")
+    // The renamed key steps over another tag's key: `tag_lat.max` is taken, so `tag_tag_lat.max`.
+    let max = try #require(objects.first { $0["lat.max"] is Double })
+    #expect(dimensions(max) == [["tag_tag_lat.max", "tag_lat.max"]])
+    #expect(max["tag_tag_lat.max"] as? String == "x")
+    #expect(max["tag_lat.max"] as? String == "y")
+    let count = try #require(objects.first { $0["lat.count"] != nil })
+    #expect(dimensions(count) == [["lat.max", "tag_lat.max"]])
+}
+
+/// CloudWatch takes names and dimension names of at most 255 bytes, dimension values of at
+/// most 1,024 and objects of at most 256 KB.
+@Test func emfCutsNamesAndValuesToCloudWatchLimitsAndObjectsTo256KB() throws {
+    let longName = String(repeating: "n", count: 254) + "é" + "tail"  // the cut falls inside é
+    let longKey = String(repeating: "k", count: 300)
+    let longValue = String(repeating: "v", count: 1023) + "ü"
+    let (skipped, objects, _) = try emf([
+        "\(longName):1|c|#\(longKey):\(longValue)",
+        "t\(longName):4|ms",
+    ])
+    #expect(skipped == .init())
+    let counter = try #require(objects.first { $0[String(repeating: "n", count: 254)] != nil })
+    #expect(dimensions(counter) == [[String(repeating: "k", count: 255)]])
+    #expect(counter[String(repeating: "k", count: 255)] as? String == String(repeating: "v", count: 1023))
+    // A statistic's suffix stays whole: the name before it is cut.
+    let timer = try #require(objects.first { $0.keys.contains { $0.hasSuffix(".count") } })
+    let name = try #require(timer.keys.first { $0.hasSuffix(".count") })
+    #expect(name.utf8.count <= 255)
+    #expect(name == "t" + String(repeating: "n", count: 248) + ".count")
+
+    // 100 metrics of 255-byte names escaped six times over (control bytes) pass 256 KB: split.
+    let control = String(repeating: "\u{1}", count: 240)
+    let many = (100..<200).map { "\(control)\($0):1|c|#env:prod" }
+    let (skippedMany, big, text) = try emf(many)
+    #expect(skippedMany == .init())
+    #expect(big.count == 2)
+    #expect(big.reduce(0) { $0 + $1.count } == 100 + 2 * 2)  // each object: `_aws` and `env`
+    for line in text.split(separator: "\n") { #expect(line.utf8.count <= 256 * 1024) }
+
+    // Thirty 255-byte keys and 1,024-byte values that escape six times over cannot fit in one object.
+    let control255 = String(repeating: "\u{2}", count: 253)
+    let wide = (10..<40).map { "\(control255)\($0):" + String(repeating: "\u{2}", count: 1024) }.joined(separator: ",")
+    let (skippedWide, none, _) = try emf(["w:1|c|#" + wide])
+    #expect(skippedWide == .init(tooLarge: 1))
+    #expect(none.isEmpty)
 }
