@@ -146,7 +146,8 @@ extension HeavyEndToEndTests {
             "--flush_interval", untilShutdown, "--sinks.json.path", "", "--sinks.graphite.address", "127.0.0.1:\(linePort)",
             "--sinks.graphite.tags", "none",
         ])
-        try agent.send("carbon.hits:6|c|#env:ci\ncarbon.lat:10:30|ms")
+        // Names of non-ASCII letters stay distinct (escaped), as carbon stores them.
+        try agent.send("carbon.hits:6|c|#env:ci\ncarbon.lat:10:30|ms\ncarbon.café:2|c\ncarbon.cafè:3|c")
         #expect(try agent.stop() == 0)
         func stored(_ path: String) throws -> [Double] {
             let file = "\(dir.path)/storage/whisper/\(path.replacingOccurrences(of: ".", with: "/")).wsp"
@@ -161,5 +162,7 @@ extension HeavyEndToEndTests {
         try eventually(timeout: 20, "carbon to write the counter") { try stored("stats.counters.carbon.hits.count") == [6] }
         #expect(try stored("stats.timers.carbon.lat.mean") == [20])
         #expect(try stored("stats.timers.carbon.lat.upper_90") == [30])
+        #expect(try stored("stats.counters.carbon.caf%C3%A9.count") == [2])
+        #expect(try stored("stats.counters.carbon.caf%C3%A8.count") == [3])
     }
 }

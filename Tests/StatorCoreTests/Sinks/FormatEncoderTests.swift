@@ -38,8 +38,8 @@ private func batch(_ lines: String...) -> FlushBatch {
             == Set([
                 "app.stats.counters.req.count;env=prod;q=a_b 3 10",
                 "app.stats.counters.req.rate;env=prod;q=a_b 0.3 10",
-                "app.stats.counters.odd_name-x.count 1 10",
-                "app.stats.counters.odd_name-x.rate 0.1 10",
+                "app.stats.counters.odd_name-x%2A.count 1 10",
+                "app.stats.counters.odd_name-x%2A.rate 0.1 10",
                 "app.stats.gauges.temp 21.5 10",
                 "app.stats.sets.users.count 1 10",
                 // etsy: the lowest round(N% of 4) values; 99.9 is written 99_9.
@@ -58,6 +58,21 @@ private func batch(_ lines: String...) -> FlushBatch {
     let untagged = String(decoding: GraphiteEncoder.encode(b, prefix: "", tags: .none), as: UTF8.self)
     #expect(untagged.hasPrefix("stats.counters.req.count 3 10\n"))
     #expect(!untagged.contains(";"))
+}
+
+/// etsy dropped every byte outside `[a-zA-Z0-9_.-]`: `café` and `cafè` both became `caf`, and
+/// a tag named `name` replaced Graphite's own (the path).
+@Test func graphiteEscapesWhatEtsyDropsAndRenamesANameTag() {
+    let b = batch("café:1|c", "cafè:2|c", "a*b:3|c", "ab:4|c", "p%:5|c", "web:6|c|#name:x,tag_name:y,z:1")
+    let lines = String(decoding: GraphiteEncoder.encode(b, prefix: "", tags: .graphite), as: UTF8.self)
+        .split(separator: "\n").filter { $0.contains(".count ") || $0.contains(".count;") }.map(String.init)
+    #expect(
+        Set(lines)
+            == Set([
+                "stats.counters.caf%C3%A9.count 1 10", "stats.counters.caf%C3%A8.count 2 10",
+                "stats.counters.a%2Ab.count 3 10", "stats.counters.ab.count 4 10", "stats.counters.p%25.count 5 10",
+                "stats.counters.web.count;tag_tag_name=x;tag_name=y;z=1 6 10",
+            ]))
 }
 
 @Test func emfObjectsGroupByTagsWithUnitsAndLimits() throws {

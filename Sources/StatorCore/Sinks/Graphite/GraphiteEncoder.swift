@@ -9,11 +9,16 @@
 /// stats.timers.api.latency.upper_90 80 1764961210
 /// ```
 ///
-/// - Paths are sanitized as etsy statsd sanitizes names: whitespace becomes `_`, `/` becomes
-///   `-`, and any other byte outside `[a-zA-Z0-9_.-]` is dropped.
+/// - Paths are sanitized as etsy statsd sanitizes names, whitespace becoming `_` and `/`
+///   becoming `-`, except that a byte outside `[a-zA-Z0-9_.-]` is escaped as `%XX` (its
+///   value in hex) where etsy drops it: `café` is `caf%C3%A9` and `a*b` is `a%2Ab`, so names
+///   etsy would merge (every name of non-ASCII letters became `stats.counters..count`) stay
+///   distinct, and Graphite's glob characters never reach a path.
 /// - Tags (`tags: graphite`) follow the path as `;k=v`, in key order; Graphite's reserved
 ///   bytes in them (`;` `~` `!` `^` `=` and whitespace) become `_`, and a tag with an empty
-///   key or value is left out. `tags: none` leaves every tag out.
+///   key or value is left out. A tag named `name` (Graphite's own tag for the path, which it
+///   would replace) is written `tag_name` (`tag_tag_name` when that is taken too, and so on).
+///   `tags: none` leaves every tag out.
 /// - Timers, histograms and distributions are all `stats.timers`: `count` (rate-weighted)
 ///   and `count_ps`; `sum`, `sum_squares`, `mean`, `median`, `upper`, `lower` and `std` of
 ///   the values; and for each percentile N (`99.9` is written `99_9`) `count_N`, `sum_N`,
@@ -43,10 +48,15 @@ enum GraphiteEncoder {
             key.withName { sanitize($0, into: &path) }
             tagText.removeAll(keepingCapacity: true)
             guard tags == .graphite else { return }
+            let nameTag = renamedNameTag(key)
             key.forEachTag { k, v in
                 guard !k.isEmpty, !v.isEmpty else { return }
                 tagText.append(UInt8(ascii: ";"))
-                tag(k, into: &tagText)
+                if let nameTag, k.elementsEqual(reservedTag) {
+                    tagText.append(contentsOf: nameTag)
+                } else {
+                    tag(k, into: &tagText)
+                }
                 tagText.append(UInt8(ascii: "="))
                 tag(v, into: &tagText)
             }
@@ -129,7 +139,30 @@ enum GraphiteEncoder {
         return out
     }
 
-    /// etsy statsd's name rule: whitespace -> `_`, `/` -> `-`, drop what is not `[a-zA-Z0-9_.-]`.
+    /// Graphite's tag for the metric's path: a tag of this name would replace it.
+    private static let reservedTag = Array("name".utf8)
+
+    /// What a tag named `name` is written as, when the key has one: `tag_name`, with more
+    /// `tag_` prefixes while another tag of the key has that name.
+    private static func renamedNameTag(_ key: MetricKey) -> [UInt8]? {
+        var keys: Set<[UInt8]> = []
+        var found = false
+        key.forEachTag { k, v in
+            guard !v.isEmpty else { return }
+            if k.elementsEqual(reservedTag) { found = true }
+            var written: [UInt8] = []
+            tag(k, into: &written)
+            keys.insert(written)
+        }
+        guard found else { return nil }
+        var renamed = reservedTag
+        repeat { renamed = Array("tag_".utf8) + renamed } while keys.contains(renamed)  // at most 33 rounds: 32 tags
+        return renamed
+    }
+
+    /// etsy statsd's name rule, whitespace -> `_` and `/` -> `-`, but a byte outside
+    /// `[a-zA-Z0-9_.-]` escaped as `%XX` where etsy drops it (`%` itself is `%25`), so that
+    /// distinct names stay distinct.
     static func sanitize(_ name: UnsafeRawBufferPointer, into out: inout [UInt8]) {
         for b in name {
             switch b {
@@ -141,9 +174,15 @@ enum GraphiteEncoder {
                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"):
                 out.append(b)
             default:
-                break
+                out.append(UInt8(ascii: "%"))
+                out.append(hexDigit(b >> 4))
+                out.append(hexDigit(b & 0xF))
             }
         }
+    }
+
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "A") + nibble - 10
     }
 
     /// A tag key or value with Graphite's reserved bytes and whitespace replaced by `_`.
