@@ -196,15 +196,18 @@ public final class Agent: Sendable {
 
     fileprivate func shutdown(flushThread: WorkerThread) {
         logger.info("shutting down: draining sockets and flushing the last interval")
-        // One grace for the whole shutdown, however many targets are dead: every sink
-        // drains at once and is left behind half a second past it.
-        let deadline = WallClock.monotonicSeconds() + SinkShutdown.graceSeconds
-        receiver.stop()
-        tcp?.stop()
+        // The whole shutdown ends within the sinks' grace plus one second, however much
+        // traffic still arrives and however many targets are dead: the inputs drain for at
+        // most a second, then every sink gets the grace (ending at most 5.5 s after the
+        // signal), all at once, and is left behind half a second past it.
+        let started = WallClock.monotonicSeconds()
+        receiver.stop(drainUntil: started + SinkShutdown.drainSeconds)
+        tcp?.stop(drainUntil: started + SinkShutdown.drainSeconds)
         flusher.stop()
         flushThread.join()
         flusher.flushNow()
-        fanout.shutdown(deadline: deadline)
+        let deadline = min(WallClock.monotonicSeconds() + SinkShutdown.graceSeconds, started + SinkShutdown.graceSeconds + 0.5)
+        fanout.shutdown(deadline: deadline, abandonAfter: 0.5)
         http.stop()
         logger.info("stator stopped")
     }

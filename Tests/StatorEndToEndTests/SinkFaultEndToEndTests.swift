@@ -150,3 +150,92 @@ func expectRecovery(_ agent: StatorProcess, path: String, clear: () throws -> Vo
     #expect(!log.contains("did not finish before the shutdown deadline"))
     #expect(try counterSum(dir.file("out.jsonl"), "shutdown.hits") == 3)
 }
+
+/// Sends from a thread of its own until stopped (or 20 s at most), so that traffic keeps
+/// arriving while the agent shuts down.
+private final class KeepSending: @unchecked Sendable {
+    private let stopped = NSCondition()
+    private var stop = false
+    private var done = false
+
+    init(_ sendOnce: @escaping @Sendable () -> Void, pauseMicros: UInt32) {
+        let thread = Thread { [self] in
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline, !stopped.withLock({ stop }) {
+                sendOnce()
+                if pauseMicros > 0 { usleep(pauseMicros) }
+            }
+            stopped.withLock {
+                done = true
+                stopped.broadcast()
+            }
+        }
+        thread.start()
+    }
+
+    func finish() {
+        stopped.withLock {
+            stop = true
+            while !done { stopped.wait() }
+        }
+    }
+}
+
+/// A sender that never stops kept the readers draining (the shutdown took as long as the
+/// flood: 12.5 s for 14 s of traffic). The inputs read for at most a second after SIGTERM.
+@Test func aUDPFloodCannotHoldTheShutdown() throws {
+    let dir = try TemporaryDirectory()
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", untilShutdown, "--sinks.json.path", dir.file("out.jsonl"), "--udp.readers", "1",
+    ])
+    let port = agent.udpPort
+    // 4,000 lines in 60 KB: the sender's one copy of it costs far less than the agent's
+    // parsing, so the socket never runs dry while the flood lasts.
+    let datagram = Array(String(repeating: "flood.hits:1|c\n", count: 4_000).utf8)
+    let flood = KeepSending({ try? sendUDP(Array(repeating: datagram, count: 16), port: port) }, pauseMicros: 0)
+    defer { flood.finish() }
+    try eventually("the flood arriving") { try selfMetric(agent, #"stator_lines_received_total{input="udp"}"#) > 0 }
+    let stopped = Date()
+    agent.signal(SIGTERM)
+    #expect(try agent.waitForExit(timeout: 20) == 0)
+    let took = Date().timeIntervalSince(stopped)
+    // A second of draining, the last flush, a JSON write; under a sanitizer, seconds more for
+    // the flush of what was read.
+    #expect(took < (TestBuild.isSanitized ? 8 : 3), "shutdown took \(took) s")
+    #expect(agent.stderr.text.contains("datagrams still arriving at the shutdown deadline"))
+    #expect(try counterSum(dir.file("out.jsonl"), "flood.hits") > 0)
+}
+
+/// A TCP client that never goes quiet kept the drain busy for 5 s, which the sinks' grace
+/// then lacked: a healthy push was abandoned with the last interval. The drain stops after
+/// a second, and the push still has its grace.
+@Test func aTrickleOverTCPLeavesTheSinksTheirGrace() throws {
+    let dir = try TemporaryDirectory()
+    let receiver = try TestHTTPReceiver()
+    let agent = try StatorProcess(agent: [
+        "--tcp.address", "127.0.0.1:0", "--flush_interval", untilShutdown, "--sinks.json.path", "",
+        "--sinks.http_push.url", "http://127.0.0.1:\(receiver.port)/w",
+    ])
+    try agent.send("final.interval:42|c")
+    let client = try TCPClient(port: agent.tcpPort)
+    let fd = client.fd
+    let line = Array("trickle:1|c\n".utf8)
+    let trickle = KeepSending(
+        { _ = line.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }, pauseMicros: 20_000)
+    defer {
+        trickle.finish()
+        client.close()
+    }
+    try eventually("both inputs' lines") {
+        try selfMetric(agent, #"stator_lines_received_total{input="udp"}"#) == 1
+            && selfMetric(agent, #"stator_lines_received_total{input="tcp"}"#) > 0
+    }
+    let stopped = Date()
+    agent.signal(SIGTERM)
+    #expect(try agent.waitForExit(timeout: 20) == 0)
+    let took = Date().timeIntervalSince(stopped)
+    #expect(took < (TestBuild.isSanitized ? 8 : 3), "shutdown took \(took) s")
+    #expect(!agent.stderr.text.contains("abandoned"))
+    let pushed = try receiver.requests.flatMap(objects).filter { $0["name"] as? String == "final.interval" }
+    #expect(pushed.compactMap { $0["value"] as? Double } == [42])
+}

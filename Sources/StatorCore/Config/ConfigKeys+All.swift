@@ -335,9 +335,14 @@ extension ConfigKeys {
         string(
             "sinks.graphite.prefix", "Put before every Graphite path, e.g. \"myapp\" (no trailing dot).", { $0.graphite.prefix }
         ) { (c, s) throws(ConfigError) in
-            guard !s.contains(where: { $0 == " " || $0 == "\n" || $0 == ";" }), !s.hasSuffix("."), !s.hasPrefix(".") else {
+            // The bytes a sanitized name keeps: the prefix is written as it is.
+            let allowed = s.utf8.allSatisfy { b in
+                (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x5F || b == 0x2E
+                    || b == 0x2D
+            }
+            guard allowed, !s.hasSuffix("."), !s.hasPrefix("."), !s.contains("..") else {
                 throw ConfigError(
-                    "sinks.graphite.prefix may not hold spaces, newlines or ; or start or end with a dot, got \"\(s)\"")
+                    "sinks.graphite.prefix takes letters, digits, _, - and dots between them, got \"\(s)\"")
             }
             c.graphite.prefix = s
         },

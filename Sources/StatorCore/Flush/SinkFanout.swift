@@ -15,8 +15,13 @@ public final class SinkFanout: Sendable {
         let lock = ConditionLock()
         var deadline = Double.infinity
         var finished: [Bool]
+        /// The series of the batch each sink is emitting now (0: none).
+        var emitting: [Int]
 
-        init(count: Int) { finished = Array(repeating: false, count: count) }
+        init(count: Int) {
+            finished = Array(repeating: false, count: count)
+            emitting = Array(repeating: 0, count: count)
+        }
     }
 
     private let tally: ShutdownTally
@@ -41,6 +46,8 @@ public final class SinkFanout: Sendable {
             metrics.registerLabeled(SelfMetrics.sinkErrors(sink.name))
             let thread = WorkerThread(name: "sink-\(sink.name)") {
                 while let batch = queue.take() {
+                    tally.lock.withLock { tally.emitting[index] = batch.seriesCount }
+                    defer { tally.lock.withLock { tally.emitting[index] = 0 } }
                     do {
                         try sink.emit(batch)
                     } catch {
@@ -96,19 +103,28 @@ public final class SinkFanout: Sendable {
         tally.lock.withLock { tally.deadline = deadline }
         for worker in workers { worker.queue.close() }
         let giveUp = deadline + abandonAfter
-        let finished = tally.lock.withLock {
+        let (finished, emitting) = tally.lock.withLock {
             while tally.finished.contains(false) && WallClock.monotonicSeconds() < giveUp {
                 tally.lock.wait(until: giveUp)
             }
-            return tally.finished
+            return (tally.finished, tally.emitting)
         }
-        for (worker, isFinished) in zip(workers, finished) {
-            if isFinished {
+        for (index, worker) in workers.enumerated() {
+            if finished[index] {
                 worker.thread.join()
-            } else {
-                worker.thread.detach()
-                logger.error("sink did not finish before the shutdown deadline", metadata: [("sink.name", worker.sink.name)])
+                continue
             }
+            // The log line is the count (the process exits next): the batch it was emitting and
+            // those still queued, besides whatever the sink itself held (it could not say).
+            worker.thread.detach()
+            let waiting = worker.queue.waiting
+            let series = emitting[index] + waiting.reduce(0) { $0 + $1.seriesCount }
+            logger.error(
+                "sink did not finish before the shutdown deadline: what it held is lost",
+                metadata: [
+                    ("sink.name", worker.sink.name), ("emitting", emitting[index] > 0 ? "yes" : "no"),
+                    ("flushes_queued", "\(waiting.count)"), ("series_not_delivered", "\(series)"),
+                ])
         }
     }
 }

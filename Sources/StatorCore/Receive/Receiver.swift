@@ -32,6 +32,8 @@ public final class Receiver: Sendable {
     private let logger: Logger
     private let configuration: ReceiverConfiguration
     private let stopping = Atomic<Bool>(false)
+    /// Monotonic seconds (as bits) after which a stopping reader leaves what its socket still holds.
+    private let drainDeadline = Atomic<UInt64>(Double.infinity.bitPattern)
     private let threads = PthreadLock<[WorkerThread]>([])
     private let badLineLog = RateLimiter(period: 5)
     /// The longest a reader naps between batches (see `readLoop`).
@@ -99,7 +101,10 @@ public final class Receiver: Sendable {
     }
 
     /// Stops reading: each thread drains what its socket already holds, then exits.
-    public func stop() {
+    /// - Parameter deadline: monotonic seconds; a reader still finding datagrams then (a sender
+    ///   that keeps sending) stops there, so that no sender can hold the shutdown.
+    public func stop(drainUntil deadline: Double = .infinity) {
+        drainDeadline.store(deadline.bitPattern, ordering: .relaxed)
         stopping.store(true, ordering: .releasing)
         let all = threads.withLock { t in
             let copy = t
@@ -141,6 +146,12 @@ public final class Receiver: Sendable {
             if n == 0 {
                 if stop { return }  // drained after the stop request
                 continue
+            }
+            if stop, WallClock.monotonicSeconds() >= Double(bitPattern: drainDeadline.load(ordering: .relaxed)) {
+                logger.warning(
+                    "datagrams still arriving at the shutdown deadline: the rest are not read",
+                    metadata: [("input", source.input.description)])
+                return
             }
             // Stage the whole batch, then record it shard by shard.
             let report: ReaderAggregator.Rejection = { reason, datagram, range in

@@ -35,6 +35,8 @@ public final class TCPInput: Sendable {
     private let metrics: SelfMetrics
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
+    /// Monotonic seconds (as bits) after which the shutdown drain stops reading.
+    private let drainDeadline = Atomic<UInt64>(Double.infinity.bitPattern)
     private let thread = PthreadLock<WorkerThread?>(nil)
     /// The address the listener is bound to.
     public let boundAddress: String
@@ -64,7 +66,10 @@ public final class TCPInput: Sendable {
     }
 
     /// Stops accepting, reads what the connected clients already sent, and returns once it is staged and counted.
-    public func stop() {
+    /// - Parameter deadline: monotonic seconds; clients still sending then (a trickle that is
+    ///   never quiet) are read no further, so that no client can hold the shutdown.
+    public func stop(drainUntil deadline: Double = .infinity) {
+        drainDeadline.store(deadline.bitPattern, ordering: .relaxed)
         stopping.store(true, ordering: .releasing)
         let t = thread.withLock { t in
             let copy = t
@@ -142,13 +147,15 @@ public final class TCPInput: Sendable {
     /// accepted yet (still in the backlog) sent its lines as surely as the others: it is
     /// accepted first. What a client sent just before may still be on its way (a sender whose
     /// buffer was full hands the rest over as the agent reads), so the connections are read
-    /// until they stay quiet for `quietMillis`, for at most `drainSeconds`.
+    /// until they stay quiet for `quietMillis`, for at most `drainSeconds` and never past the
+    /// deadline `stop` was given.
     private func drain(
         _ connections: inout [Connection], _ fds: inout [pollfd], _ turn: inout Turn, _ aggregator: inout ReaderAggregator,
         rejected: ReaderAggregator.Rejection
     ) {
         accept(into: &connections, now: WallClock.monotonicSeconds())
-        let deadline = WallClock.monotonicSeconds() + Self.drainSeconds
+        let deadline = min(
+            WallClock.monotonicSeconds() + Self.drainSeconds, Double(bitPattern: drainDeadline.load(ordering: .relaxed)))
         while !connections.isEmpty, WallClock.monotonicSeconds() < deadline {
             fds.removeAll(keepingCapacity: true)
             for c in connections { fds.append(pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)) }

@@ -39,4 +39,7 @@ public enum SinkShutdown {
     /// The 5 s a push keeps trying for (docs/formats.md): shared by every sink, which
     /// drain at the same time, so that a service manager's stop timeout is never reached.
     public static let graceSeconds: Double = 5
+    /// The longest the inputs read at shutdown what senders still send: what they sent
+    /// before the signal takes milliseconds; a sender that keeps sending cannot hold the agent.
+    public static let drainSeconds: Double = 1
 }

@@ -131,6 +131,9 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
         }
     }
 
+    /// The elements not taken yet, oldest first.
+    public var waiting: [Element] { lock.withLock { items } }
+
     /// Stops accepting elements; `take()` drains what is left, then returns `nil`.
     public func close() {
         lock.withLock {

@@ -64,6 +64,15 @@ private func error(_ args: [String] = [], env: [String: String] = [:], file: Str
 @Test(
     arguments: [
         (["--nope", "1"], nil as String?, "unknown flag --nope (try stator --help)"),
+        // Written as it is before every Graphite path: only the bytes a sanitized name keeps.
+        (
+            ["--sinks.graphite.prefix", "my\tapp*"], nil,
+            "--sinks.graphite.prefix: sinks.graphite.prefix takes letters, digits, _, - and dots between them, got \"my\tapp*\""
+        ),
+        (
+            ["--sinks.graphite.prefix", "a..b"], nil,
+            "--sinks.graphite.prefix: sinks.graphite.prefix takes letters, digits, _, - and dots between them, got \"a..b\""
+        ),
         ([], #"{"udp": {"adress": "x"}}"#, "x.json: unknown configuration key \"udp.adress\""),
         (
             [], #"{"flush_interval": 10}"#,
