@@ -252,3 +252,30 @@ func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
     #expect(try agent.stop() == 0)
     #expect(agent.stderr.text.contains(#""sink":"down""#))  // its log lines say which push
 }
+
+@Test func aRequestLargerThanTheQueueIsDroppedAloneAndTheQueueKept() throws {
+    // A port bound but not listening: every attempt is refused, so the requests stay queued.
+    let (reservation, port) = try bindLoopback(Int32(SOCK_STREAM.rawValue))
+    defer { close(reservation) }
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", "100ms", "--sinks.json.path", "", "--sinks.http_push.url", "http://127.0.0.1:\(port)/",
+        "--sinks.http_push.max_spool_bytes", "1024",
+    ])
+    // Three small flushes (one series each, about 100 bytes of JSON) wait in the queue.
+    var queued = 0.0
+    for n in 1...3 {
+        try agent.send("small.counter:\(n)|c")
+        let page = try scrape(agent, until: "small flush \(n) queued") { (sample($0, "stator_push_queue_bytes") ?? 0) > queued }
+        queued = sample(page, "stator_push_queue_bytes") ?? 0
+    }
+    #expect(queued > 300 && queued < 1024)
+    // Then one flush of 40 series: one request of about 4 KB, over the whole bound.
+    try agent.send((1...40).map { "large.counter.\($0):1|c" }.joined(separator: "\n"))
+    let page = try scrape(agent, until: "the large request dropped") {
+        sample($0, #"stator_push_dropped_series_total{reason="too_large"}"#) == 40
+    }
+    #expect(sample(page, #"stator_push_dropped_series_total{reason="queue_full"}"#) == 0)
+    #expect(sample(page, "stator_push_queue_bytes") == queued)
+    #expect(try agent.stop() == 0)
+    #expect(agent.stderr.text.contains("push request larger than max_spool_bytes dropped"))
+}

@@ -321,7 +321,7 @@ extension ConfigKeys {
         ) { (c, s) throws(ConfigError) in c.push.spoolDirectory = s },
         integer(
             "sinks.http_push.max_spool_bytes", 1024...(1 << 50),
-            "Bound on queued push bytes (memory or spool); the oldest are dropped past it.",
+            "Bound on queued push bytes (memory or spool); the oldest are dropped past it, a larger request alone.",
             { $0.push.maxSpoolBytes }
         ) { $0.push.maxSpoolBytes = $1 },
         string(

@@ -13,7 +13,7 @@ private let quiet = Logger(label: "test", level: .critical)
     defer { try? FileManager.default.removeItem(atPath: dir) }
     do {
         let queue = try PushQueue(spoolDirectory: dir, maxBytes: 1 << 20, logger: quiet)
-        for n in 1...3 { #expect(queue.append(request(n)) == 0) }
+        for n in 1...3 { #expect(queue.append(request(n)) == .init()) }
         let head = try #require(queue.waitForHead(until: 0))
         queue.removeHead(head.id)  // the first was delivered
     }
@@ -27,18 +27,60 @@ private let quiet = Logger(label: "test", level: .critical)
     }
     #expect(seen == [2, 3])
     // New requests continue after the old sequence numbers.
-    #expect(reopened.append(request(4)) == 0)
+    #expect(reopened.append(request(4)) == .init())
     #expect(try FileManager.default.contentsOfDirectory(atPath: dir).count == 1)
 }
 
 @Test func theQueueDropsOldestFirstPastItsBound() throws {
     let queue = try PushQueue(spoolDirectory: nil, maxBytes: 25, logger: quiet)
-    #expect(queue.append(request(1)) == 0)
-    #expect(queue.append(request(2)) == 0)
-    #expect(queue.append(request(3)) == 1)  // the oldest (1 series) made room
+    #expect(queue.append(request(1)) == .init())
+    #expect(queue.append(request(2)) == .init())
+    #expect(queue.append(request(3)) == .init(queueFull: 1))  // the oldest (1 series) made room
     #expect(queue.waitForHead(until: 0)?.request.series == 2)
-    #expect(queue.append(request(9, size: 100)) == 9 + 2 + 3)  // larger than the bound: everything goes
-    #expect(queue.count == 0)
+}
+
+@Test(arguments: [nil, "spool"])
+func aRequestLargerThanTheWholeBoundIsDroppedAloneAndNeverEmptiesTheQueue(_ spool: String?) throws {
+    // max_spool_bytes 1024, three small queued flushes, then one large one: all four were
+    // dropped, because the eviction ran before the size check.
+    let dir = temporarySpool()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let queue = try PushQueue(spoolDirectory: spool.map { _ in dir }, maxBytes: 1024, logger: quiet)
+    for n in 1...3 { #expect(queue.append(request(n, size: 100)) == .init()) }
+    #expect(queue.append(request(9, size: 2000)) == .init(tooLarge: 9))
+    #expect(queue.count == 3)
+    #expect(queue.queuedBytes == 300)
+    #expect(queue.waitForHead(until: 0)?.request == request(1, size: 100))
+    if spool != nil { #expect(try FileManager.default.contentsOfDirectory(atPath: dir).count == 3) }
+}
+
+@Test func theRequestBeingSentIsNeverEvicted() throws {
+    // The sender holds the head; a flush that needs room drops the next oldest instead. The
+    // head used to be dropped (counted) and then, delivered, counted as sent too.
+    let queue = try PushQueue(spoolDirectory: nil, maxBytes: 25, logger: quiet)
+    #expect(queue.append(request(1)) == .init())
+    #expect(queue.append(request(2)) == .init())
+    let sending = try #require(queue.waitForHead(until: 0))
+    #expect(sending.request.series == 1)
+    #expect(queue.append(request(3)) == .init(queueFull: 2))
+    #expect(queue.count == 2)
+    queue.removeHead(sending.id)  // delivered
+    #expect(queue.count == 1)
+    #expect(queue.queuedBytes == 10)
+    #expect(queue.waitForHead(until: 0)?.request.series == 3)
+}
+
+@Test func theQueueExceedsItsBoundByTheRequestInFlightOnlyUntilItsAttemptFails() throws {
+    let queue = try PushQueue(spoolDirectory: nil, maxBytes: 25, logger: quiet)
+    #expect(queue.append(request(1, size: 20)) == .init())
+    let sending = try #require(queue.waitForHead(until: 0))
+    // Room for the new request would take the one in flight: it waits beside it.
+    #expect(queue.append(request(2, size: 20)) == .init())
+    #expect(queue.queuedBytes == 40)
+    // The attempt failed: the oldest (the one that was in flight) now makes room.
+    #expect(queue.release(sending.id) == 1)
+    #expect(queue.queuedBytes == 20)
+    #expect(queue.waitForHead(until: 0)?.request == request(2, size: 20))
 }
 
 private func temporarySpool() -> String {
@@ -49,7 +91,7 @@ private func temporarySpool() -> String {
     let dir = temporarySpool()
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let queue = try PushQueue(spoolDirectory: dir, maxBytes: 1 << 20, logger: quiet)
-    for n in 1...5 { #expect(queue.append(request(n, size: 1000)) == 0) }
+    for n in 1...5 { #expect(queue.append(request(n, size: 1000)) == .init()) }
     #expect(queue.queuedBytes == 5000)
     #expect(queue.memoryBytes == 0)  // every body is in the spool only
     #expect(queue.unspooledSeries == 0)
@@ -67,7 +109,7 @@ private func temporarySpool() -> String {
     defer { try? FileManager.default.removeItem(atPath: dir) }
     do {
         let queue = try PushQueue(spoolDirectory: dir, maxBytes: 1 << 20, logger: quiet)
-        for n in 1...5 { #expect(queue.append(request(n, size: 100)) == 0) }
+        for n in 1...5 { #expect(queue.append(request(n, size: 100)) == .init()) }
     }
     // The next run has a smaller bound: the three oldest (1 + 2 + 3 series) go, on disk too.
     let reopened = try PushQueue(spoolDirectory: dir, maxBytes: 250, logger: quiet)
@@ -83,13 +125,13 @@ private func temporarySpool() -> String {
     let dir = temporarySpool()
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let queue = try PushQueue(spoolDirectory: dir, maxBytes: 1 << 20, logger: quiet)
-    #expect(queue.append(request(2)) == 0)
+    #expect(queue.append(request(2)) == .init())
     // The directory is replaced by a file: every spool write fails from now on (as on a full
     // disk, which root cannot be kept from writing otherwise).
     try FileManager.default.removeItem(atPath: dir)
     #expect(FileManager.default.createFile(atPath: dir, contents: Data()))
-    #expect(queue.append(request(3)) == 0)
-    #expect(queue.append(request(4)) == 0)
+    #expect(queue.append(request(3)) == .init())
+    #expect(queue.append(request(4)) == .init())
     #expect(queue.count == 3)
     #expect(queue.unspooledSeries == 7)
     #expect(queue.memoryBytes == 20)

@@ -22,6 +22,8 @@ public final class HTTPPushSink: Sink {
     private let rejectionLog = RateLimiter(period: 10)
     private let failureLog = RateLimiter(period: 10)
     private let partialLog = RateLimiter(period: 10)
+    private let queueFullLog = RateLimiter(period: 10)
+    private let tooLargeLog = RateLimiter(period: 10)
     /// `external_labels`, sorted by name.
     private let externalLabels: [(name: String, value: String)]
     /// OTLP's resource attributes.
@@ -86,14 +88,29 @@ public final class HTTPPushSink: Sink {
         }
         for request in requests {
             let dropped = queue.append(request)
-            if dropped > 0 {
-                metrics.dropped(reason: "queue_full", dropped)
-                logger.error(
-                    "push queue full (max_spool_bytes): oldest series dropped",
-                    metadata: [("series", "\(dropped)")])
+            if dropped.queueFull > 0 { noteQueueFull(dropped.queueFull) }
+            if dropped.tooLarge > 0 {
+                metrics.dropped(reason: "too_large", dropped.tooLarge)
+                if let suppressed = tooLargeLog.admit() {
+                    logger.error(
+                        "push request larger than max_spool_bytes dropped; the queue is kept (lower batch_size)",
+                        metadata: [
+                            ("bytes", "\(request.body.count)"), ("max_spool_bytes", "\(configuration.maxSpoolBytes)"),
+                            ("series", "\(dropped.tooLarge)"), ("suppressed", "\(suppressed)"),
+                        ])
+                }
             }
         }
         metrics.queueBytes.store(UInt64(queue.queuedBytes))
+    }
+
+    private func noteQueueFull(_ series: Int) {
+        metrics.dropped(reason: "queue_full", series)
+        if let suppressed = queueFullLog.admit() {
+            logger.error(
+                "push queue full (max_spool_bytes): oldest series dropped",
+                metadata: [("series", "\(series)"), ("suppressed", "\(suppressed)")])
+        }
     }
 
     /// The shared state as of the newest batch applied, once per applied batch.
@@ -166,6 +183,8 @@ public final class HTTPPushSink: Sink {
             } else if outcome.isRetryable {
                 metrics.request(result: "retry")
                 metrics.retries.add(1)
+                let trimmed = queue.release(id)
+                if trimmed > 0 { noteQueueFull(trimmed) }
                 var wait = Double.random(in: backoff / 2...backoff)  // jitter
                 if case .response(_, let retryAfter?, _, _, _) = outcome { wait = max(wait, min(retryAfter, 300)) }
                 backoff = min(backoff * 2, Double(configuration.maxBackoffMillis) / 1000)
@@ -232,7 +251,7 @@ public final class PushMetrics: Sendable {
     let retries = AtomicCounter()
     let queueBytes = AtomicCounter()
     /// The reasons a series is dropped, each shown from the start (at 0).
-    static let dropReasons = ["partial_success", "queue_full", "rejected", "shutdown", "spool_unreadable"]
+    static let dropReasons = ["partial_success", "queue_full", "rejected", "shutdown", "spool_unreadable", "too_large"]
     private let requests: PthreadLock<[String: UInt64]>
     private let drops: PthreadLock<[String: UInt64]>
     private let selfMetrics: SelfMetrics?

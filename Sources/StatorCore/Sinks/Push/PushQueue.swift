@@ -7,7 +7,13 @@ import Glibc
 /// then lives on disk only (memory does not grow with the spool), and the sender reads the
 /// head's body back when it sends it. A request that cannot be spooled (disk full), and
 /// every request without a spool directory, is kept in memory. Either way, what no longer
-/// fits is dropped oldest first and reported to the caller.
+/// fits is dropped oldest first and reported to the caller, with two exceptions:
+/// - a request larger than the whole bound is dropped alone: it could never fit, and making
+///   room for it would only empty the queue;
+/// - the request being sent (handed out by `waitForHead`, until `removeHead` or `release`)
+///   is never dropped: it would otherwise count as dropped and then as sent. While it is in
+///   flight the queue may exceed the bound by that request; `release` after a failed attempt
+///   trims the excess, oldest (that request) first.
 final class PushQueue: @unchecked Sendable {
     // SAFETY: every stored property but the constants is touched only with `lock` held.
     private let lock = ConditionLock()
@@ -18,6 +24,8 @@ final class PushQueue: @unchecked Sendable {
     private var closed = false
     /// The head's body read back from the spool, kept while it is retried.
     private var loadedHead: (id: UInt64, body: [UInt8])?
+    /// The request being sent: always the head, never evicted.
+    private var inFlight: UInt64?
     let spoolDirectory: String?
     let maxBytes: Int64
     /// Series of the requests found over `maxBytes` in the spool at start and removed, oldest first.
@@ -102,24 +110,26 @@ final class PushQueue: @unchecked Sendable {
         }
     }
 
+    /// Series a call to `append` dropped, by reason.
+    struct Dropped: Equatable {
+        /// Older requests dropped to make room (`queue_full`).
+        var queueFull = 0
+        /// The new request itself, larger than the whole bound (`too_large`).
+        var tooLarge = 0
+    }
+
     /// Adds a request at the tail, spooling it first when there is a directory.
-    /// - Returns: series dropped (oldest first) to stay within `max_spool_bytes`.
-    func append(_ request: PushRequest) -> Int {
+    /// - Returns: series dropped to stay within `max_spool_bytes`: older requests (oldest
+    ///   first, never the one in flight), or the new request alone when it is larger than the
+    ///   whole bound.
+    func append(_ request: PushRequest) -> Dropped {
         let size = Int64(request.body.count)
-        var droppedSeries = 0
+        guard size <= maxBytes else { return Dropped(tooLarge: request.series) }
+        var dropped = Dropped()
         var spoolFailed = false
         lock.withLock {
-            while head < entries.count, bytes + size > maxBytes {
-                let old = entries[head]
-                droppedSeries += old.series
-                bytes -= old.size
-                removeFile(old.id)
-                if loadedHead?.id == old.id { loadedHead = nil }
-                head += 1
-            }
-            if size > maxBytes {
-                droppedSeries += request.series
-                return
+            while bytes + size > maxBytes, let victim = evictable() {
+                dropped.queueFull += evict(at: victim)
             }
             let id = nextID
             nextID += 1
@@ -137,7 +147,41 @@ final class PushQueue: @unchecked Sendable {
                 "could not write a push request to the spool; keeping it in memory",
                 metadata: [("spool_dir", spoolDirectory ?? ""), ("error", String(cString: strerror(errno)))])
         }
-        return droppedSeries
+        return dropped
+    }
+
+    /// The oldest request that may be dropped: the head, or the one after it while the head
+    /// is in flight. Called with `lock` held.
+    private func evictable() -> Int? {
+        if head < entries.count, entries[head].id != inFlight { return head }
+        return head + 1 < entries.count ? head + 1 : nil
+    }
+
+    /// Drops the request at `index` (the head, or the one after an in-flight head).
+    /// Called with `lock` held.
+    /// - Returns: its series.
+    private func evict(at index: Int) -> Int {
+        let old = entries[index]
+        bytes -= old.size
+        removeFile(old.id)
+        if loadedHead?.id == old.id { loadedHead = nil }
+        // The in-flight head moves into the freed slot: the queue keeps its order in O(1).
+        if index != head { entries[index] = entries[head] }
+        head += 1
+        return old.series
+    }
+
+    /// Ends a failed attempt to send request `id`: it may be dropped again, and the queue
+    /// goes back within its bound (oldest first) if it grew past it meanwhile.
+    /// - Returns: series dropped to get back within the bound.
+    func release(_ id: UInt64) -> Int {
+        lock.withLock {
+            if inFlight == id { inFlight = nil }
+            var dropped = 0
+            while bytes > maxBytes, let victim = evictable() { dropped += evict(at: victim) }
+            compact()
+            return dropped
+        }
     }
 
     /// Waits until a request is at the head (or `deadline`, monotonic seconds, or `close()`),
@@ -150,7 +194,11 @@ final class PushQueue: @unchecked Sendable {
                     if WallClock.monotonicSeconds() >= deadline { return nil }
                     lock.wait(until: deadline)
                 }
-                return head < entries.count ? entries[head] : nil
+                guard head < entries.count else { return nil }
+                // Marked under the same lock that picked it: no `append` can drop it from now
+                // on, not even while its body is read back from the spool below.
+                inFlight = entries[head].id
+                return entries[head]
             }
             guard let entry = waiting else { return nil }
             if let body = entry.memory ?? lock.withLock({ loadedHead?.id == entry.id ? loadedHead?.body : nil }) {
@@ -170,6 +218,7 @@ final class PushQueue: @unchecked Sendable {
     /// Removes the head if it is still request `id` (sent, or rejected for good).
     func removeHead(_ id: UInt64) {
         lock.withLock {
+            if inFlight == id { inFlight = nil }
             guard head < entries.count, entries[head].id == id else { return }
             bytes -= entries[head].size
             removeFile(id)
