@@ -279,3 +279,30 @@ func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
     #expect(try agent.stop() == 0)
     #expect(agent.stderr.text.contains("push request larger than max_spool_bytes dropped"))
 }
+
+@Test func thePushURLIsSentByteForByteWithItsCredentialsAsBasicAuth() throws {
+    // URL.path decoded the escapes: the request line was `POST /a b/c/d?e?q=%26x`, and the
+    // user information was dropped without a word.
+    let receiver = try TestHTTPReceiver()
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", untilShutdown, "--sinks.json.path", "", "--sinks.http_push.url",
+        "http://al%40ice:s3cret@127.0.0.1:\(receiver.port)/a%20b/c%2Fd%3Fe?q=%26x",
+    ])
+    try agent.send("url.hits:1|c")
+    #expect(try agent.stop() == 0)
+    let request = try #require(receiver.requests.first)
+    #expect(request.path == "/a%20b/c%2Fd%3Fe?q=%26x")
+    #expect(request.headers["authorization"] == "Basic " + Data("al@ice:s3cret".utf8).base64EncodedString())
+    #expect(request.headers["host"] == "127.0.0.1:\(receiver.port)")
+    // The logs show the URL with its password redacted, and never the password.
+    #expect(agent.stderr.text.contains("http://al%40ice:xxxxx@127.0.0.1:\(receiver.port)/a%20b"))
+    #expect(!agent.stderr.text.contains("s3cret"))
+}
+
+@Test func checkConfigShowsAPushURLWithoutItsPassword() throws {
+    let run = try StatorProcess(
+        ["check-config", "--sinks.http_push.url", "http://alice:s3cret@127.0.0.1:1/w"], waitForStart: false)
+    #expect(try run.waitForExit() == 0)
+    #expect(run.stdout.text.contains(#""url": "http://alice:xxxxx@127.0.0.1:1/w""#))
+    #expect(!run.stdout.text.contains("s3cret"))
+}

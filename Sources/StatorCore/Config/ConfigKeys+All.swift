@@ -225,12 +225,15 @@ extension ConfigKeys {
             c.push.name = s
         },
         string(
-            "sinks.http_push.url", "POST every flush here (http:// or https://); empty disables the push sink.",
-            { $0.push.url }
+            "sinks.http_push.url",
+            "POST every flush here (http:// or https://), path and query as written; user:password@ is sent as Basic auth; empty disables the push sink.",
+            { PushTarget.redact($0.push.url) }
         ) { (c, s) throws(ConfigError) in
             if !s.isEmpty {
-                guard let url = URL(string: s), url.scheme == "http" || url.scheme == "https", url.host != nil else {
-                    throw ConfigError("sinks.http_push.url must be an http:// or https:// URL, got \"\(s)\"")
+                let target = try PushTarget(parsing: s)
+                // URLSession (https) needs a URL Foundation accepts.
+                guard target.scheme == "http" || URL(string: target.identity) != nil else {
+                    throw ConfigError("sinks.http_push.url must be an http:// or https:// URL, got \"\(target.redacted)\"")
                 }
             }
             c.push.url = s

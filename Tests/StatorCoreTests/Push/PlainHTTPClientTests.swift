@@ -71,7 +71,7 @@ private final class ScriptedServer: Sendable {
 
 private func post(_ client: PlainHTTPClient, _ port: UInt16, _ path: String = "/v1/metrics?x=1") -> PushOutcome {
     client.post(
-        URL(string: "http://127.0.0.1:\(port)\(path)")!, body: Array("payload".utf8), headers: [("X-Key", "k")],
+        try! PushTarget(parsing: "http://127.0.0.1:\(port)\(path)"), body: Array("payload".utf8), headers: [("X-Key", "k")],
         timeout: 5, abortAt: { .infinity })
 }
 
@@ -125,7 +125,7 @@ private func post(_ client: PlainHTTPClient, _ port: UInt16, _ path: String = "/
     }
     let started = WallClock.monotonicSeconds()
     let outcome = PlainHTTPClient().post(
-        URL(string: "http://127.0.0.1:\(UInt16(bigEndian: addr.sin_port))/")!, body: [], headers: [], timeout: 30,
+        try PushTarget(parsing: "http://127.0.0.1:\(UInt16(bigEndian: addr.sin_port))/"), body: [], headers: [], timeout: 30,
         abortAt: { started + 0.3 })
     #expect(outcome == .failure("abandoned at shutdown"))
     #expect(WallClock.monotonicSeconds() - started < 5)  // the abort time ends the wait, not the timeout

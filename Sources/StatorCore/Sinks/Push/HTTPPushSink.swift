@@ -8,7 +8,7 @@ import Synchronization
 public final class HTTPPushSink: Sink {
     public let name: String
     private let configuration: HTTPPushConfiguration
-    private let url: URL
+    private let target: PushTarget
     private let headers: [(String, String)]
     private let queue: PushQueue
     private let client: any PushTransport
@@ -33,11 +33,9 @@ public final class HTTPPushSink: Sink {
     ///   - state: the Prometheus sink's cumulative state (read by `remote_write` and cumulative `otlp`).
     /// - Throws: `ConfigError` for a bad URL, `SystemError` when the spool cannot be opened.
     public init(configuration: HTTPPushConfiguration, state: CumulativeState?, metrics: PushMetrics, logger: Logger) throws {
-        guard let url = URL(string: configuration.url), url.scheme == "http" || url.scheme == "https", url.host != nil else {
-            throw ConfigError("sinks.http_push.url must be an http:// or https:// URL, got \"\(configuration.url)\"")
-        }
-        self.url = url
-        client = url.scheme == "http" ? PlainHTTPClient() : PushHTTPClient()
+        let target = try PushTarget(parsing: configuration.url)
+        self.target = target
+        client = target.scheme == "http" ? PlainHTTPClient() : PushHTTPClient()
         self.configuration = configuration
         name = configuration.name.isEmpty ? HTTPPushConfiguration.defaultName(position: 0) : configuration.name
         externalLabels =
@@ -48,13 +46,17 @@ public final class HTTPPushSink: Sink {
         self.metrics = metrics
         self.logger = logger
         let extra = configuration.resolvedHeaders ?? configuration.headers
-        headers = configuration.format.headers + extra.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        let credentials = target.authorization.map { [("Authorization", $0)] } ?? []
+        headers = configuration.format.headers + credentials + extra.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         queue = try PushQueue(
             spoolDirectory: configuration.spoolDirectory.isEmpty ? nil : configuration.spoolDirectory,
             maxBytes: configuration.maxSpoolBytes, logger: logger)
         if queue.trimmedAtStart > 0 { metrics.dropped(reason: "queue_full", queue.trimmedAtStart) }
         metrics.queueBytes.store(UInt64(queue.queuedBytes))
         resource = OTLPResource(serviceName: configuration.serviceName)
+        logger.info(
+            "push configured",
+            metadata: [("url", target.redacted), ("format", configuration.format.rawValue)])
         let thread = WorkerThread(name: "push-sender") { [self] in sendLoop() }
         sender.withLock { $0 = thread }
     }
@@ -169,7 +171,7 @@ public final class HTTPPushSink: Sink {
             }
             var timeout = Double(configuration.timeoutMillis) / 1000
             if stopping { timeout = max(0.05, min(timeout, deadline - WallClock.monotonicSeconds())) }
-            let outcome = client.post(url, body: request.body, headers: headers, timeout: timeout) { [self] in
+            let outcome = client.post(target, body: request.body, headers: headers, timeout: timeout) { [self] in
                 self.stopping.load(ordering: .acquiring) ? deadline : .infinity
             }
             if outcome.isSuccess {

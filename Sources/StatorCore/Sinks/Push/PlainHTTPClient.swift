@@ -5,9 +5,10 @@ import Glibc
 /// (URLSession, for its TLS) for `https://`.
 protocol PushTransport: Sendable {
     /// Posts `body` and waits for the answer, at most `timeout` seconds, or until `abortAt()`
-    /// (monotonic seconds, checked at least every 50 ms) has passed.
+    /// (monotonic seconds, checked at least every 50 ms) has passed. `headers` are sent as
+    /// given (the push has merged its defaults, credentials and configured headers).
     func post(
-        _ url: URL, body: [UInt8], headers: [(String, String)], timeout: Double, abortAt: @escaping () -> Double
+        _ target: PushTarget, body: [UInt8], headers: [(String, String)], timeout: Double, abortAt: @escaping () -> Double
     ) -> PushOutcome
 }
 
@@ -38,15 +39,14 @@ final class PlainHTTPClient: PushTransport, @unchecked Sendable {
     }
 
     func post(
-        _ url: URL, body: [UInt8], headers: [(String, String)], timeout: Double, abortAt: @escaping () -> Double
+        _ target: PushTarget, body: [UInt8], headers: [(String, String)], timeout: Double, abortAt: @escaping () -> Double
     ) -> PushOutcome {
         let deadline = WallClock.monotonicSeconds() + timeout
-        let port = UInt16(url.port ?? 80)
-        guard let host = url.host, !host.isEmpty else { return .failure("no host in \(url)") }
-        var target = url.path.isEmpty ? "/" : url.path
-        if let query = url.query { target += "?" + query }
-        var head = "POST \(target) HTTP/1.1\r\nHost: \(host.contains(":") ? "[\(host)]" : host)"
-        head += url.port.map { ":\($0)" } ?? ""
+        let port = UInt16(target.port ?? 80)
+        let host = target.host
+        // The path and query as written: never decoded (SPEC section 10).
+        var head = "POST \(target.requestTarget) HTTP/1.1\r\nHost: \(host.contains(":") ? "[\(host)]" : host)"
+        head += target.port.map { ":\($0)" } ?? ""
         head += "\r\nContent-Length: \(body.count)\r\nUser-Agent: stator/\(statorVersion)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         head += "\r\n"

@@ -43,12 +43,14 @@ final class PushHTTPClient: PushTransport, Sendable {
         session = URLSession(configuration: configuration, delegate: RedirectRefusal(), delegateQueue: nil)
     }
 
-    /// Posts `body` to `url` and waits for the answer, `timeout` seconds, or until
+    /// Posts `body` to `target` and waits for the answer, `timeout` seconds, or until
     /// `abortAt()` (monotonic seconds, checked every 50 ms) has passed.
     func post(
-        _ url: URL, body: [UInt8], headers: [(String, String)], timeout: Double,
+        _ target: PushTarget, body: [UInt8], headers: [(String, String)], timeout: Double,
         abortAt: @escaping () -> Double = { .infinity }
     ) -> PushOutcome {
+        // Without user information: the credentials are in `headers` already.
+        guard let url = URL(string: target.identity) else { return .failure("not a URL: \(target.redacted)") }
         var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: timeout)
         request.httpMethod = "POST"
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
