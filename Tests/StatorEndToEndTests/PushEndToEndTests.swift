@@ -306,3 +306,26 @@ func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
     #expect(run.stdout.text.contains(#""url": "http://alice:xxxxx@127.0.0.1:1/w""#))
     #expect(!run.stdout.text.contains("s3cret"))
 }
+
+@Test func aConfiguredHeaderReplacesTheDefaultOfTheSameName() throws {
+    // Configured headers were appended after the format's: Content-Type went twice.
+    let receiver = try TestHTTPReceiver()
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", untilShutdown, "--sinks.json.path", "", "--sinks.http_push.url",
+        "http://u:p@127.0.0.1:\(receiver.port)/",
+        "--sinks.http_push.headers",
+        #"{"content-type": "application/json; charset=utf-8", "Authorization": "Bearer t", "user-agent": "edge/2"}"#,
+    ])
+    try agent.send("hdr.hits:1|c")
+    #expect(try agent.stop() == 0)
+    let request = try #require(receiver.requests.first)
+    func values(_ name: String) -> [String] {
+        request.headerLines.filter { $0.lowercased().hasPrefix(name + ":") }.map {
+            String($0.dropFirst(name.count + 1)).trimmingCharacters(in: .whitespaces)
+        }
+    }
+    #expect(values("content-type") == ["application/json; charset=utf-8"])
+    #expect(values("authorization") == ["Bearer t"])  // over the URL's credentials
+    #expect(values("user-agent") == ["edge/2"])
+    #expect(values("host") == ["127.0.0.1:\(receiver.port)"])
+}

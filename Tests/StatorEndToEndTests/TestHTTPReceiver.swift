@@ -10,6 +10,8 @@ final class TestHTTPReceiver: Sendable {
         var method: String
         var path: String
         var headers: [String: String]
+        /// The header lines as received, in order (`headers` keeps one value per name).
+        var headerLines: [String] = []
         var body: [UInt8]
         var at: Date
     }
@@ -121,7 +123,7 @@ final class TestHTTPReceiver: Sendable {
             buffer.removeSubrange(..<length)
             let request = Request(
                 method: requestLine.first.map(String.init) ?? "", path: requestLine.dropFirst().first.map(String.init) ?? "",
-                headers: headers, body: body, at: Date())
+                headers: headers, headerLines: lines.dropFirst().map(String.init), body: body, at: Date())
             let response = state.withLock { s -> Response in
                 s.requests.append(request)
                 return s.script.isEmpty ? Response(status: 200) : s.script.removeFirst()

@@ -255,7 +255,7 @@ extension ConfigKeys {
         ConfigKey(
             path: "sinks.http_push.headers", kind: .object,
             help:
-                "Extra request headers, e.g. {\"Authorization\": \"Bearer ${TOKEN}\"}; ${VAR} is read from the environment at start-up.",
+                "Request headers, e.g. {\"Authorization\": \"Bearer ${TOKEN}\"}, replacing defaults of the same name; ${VAR} is read from the environment at start-up.",
             read: { .object($0.push.headers.mapValues { .string($0) }) }
         ) { (c, v) throws(ConfigError) in
             guard case .object(let fields) = v else {
@@ -269,6 +269,16 @@ extension ConfigKeys {
                 guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }),
                     !text.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" })
                 else { throw ConfigError("sinks.http_push.headers: invalid header \"\(name)\"") }
+                // The client frames the request and names the host itself: a second value
+                // would make the request ambiguous (request smuggling) or misdirected.
+                guard !PushFormat.framingHeaders.contains(name.lowercased()) else {
+                    throw ConfigError(
+                        "sinks.http_push.headers: \(name) cannot be set (the push writes Host, Content-Length and Transfer-Encoding itself)"
+                    )
+                }
+                guard !headers.keys.contains(where: { $0.lowercased() == name.lowercased() }) else {
+                    throw ConfigError("sinks.http_push.headers: \"\(name)\" is given twice (header names ignore case)")
+                }
                 headers[name] = text
             }
             c.push.headers = headers

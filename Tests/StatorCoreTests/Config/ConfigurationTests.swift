@@ -129,6 +129,23 @@ private func error(_ args: [String] = [], env: [String: String] = [:], file: Str
             [], #"{"sinks": {"http_push": {"headers": {"X-Key": "a\u0000b"}}}}"#,
             "x.json: sinks.http_push.headers: invalid header \"X-Key\""
         ),
+        // The client frames the request and names the host: a configured one would go twice.
+        (
+            ["--sinks.http_push.headers", #"{"host": "evil.example"}"#], nil,
+            "--sinks.http_push.headers: sinks.http_push.headers: host cannot be set"
+        ),
+        (
+            ["--sinks.http_push.headers", #"{"Content-Length": "0"}"#], nil,
+            "--sinks.http_push.headers: sinks.http_push.headers: Content-Length cannot be set"
+        ),
+        (
+            [], #"{"sinks": {"http_push": {"headers": {"Transfer-Encoding": "chunked"}}}}"#,
+            "x.json: sinks.http_push.headers: Transfer-Encoding cannot be set"
+        ),
+        (
+            ["--sinks.http_push.headers", #"{"X-Key": "a", "x-key": "b"}"#], nil,
+            "--sinks.http_push.headers: sinks.http_push.headers: \"x-key\" is given twice"
+        ),
     ] as [([String], String?, String)])
 func reportsOneClearLine(_ args: [String], _ file: String?, _ expected: String) {
     let message = error(file == nil ? args : args + ["--config", "x.json"], file: file)

@@ -94,3 +94,39 @@ private func batch() -> FlushBatch {
     #expect(!PushOutcome.response(status: 404, retryAfter: nil, bodyStart: "").isRetryable)
     #expect(PushOutcome.response(status: 204, retryAfter: nil, bodyStart: "").isSuccess)
 }
+
+struct HeaderCase: Sendable, CustomTestStringConvertible {
+    var format: PushFormat
+    var authorization: String?
+    var configured: [String: String]
+    var expected: [String]
+    var testDescription: String { "\(format) \(configured)" }
+}
+
+@Test(arguments: [
+    HeaderCase(
+        format: .json, configured: [:],
+        expected: ["Content-Type: application/json", "User-Agent: stator/\(statorVersion)"]),
+    // Configured headers replace the defaults of the same name, whatever its case: Content-Type
+    // used to be sent twice.
+    HeaderCase(
+        format: .json, configured: ["content-type": "application/json; charset=utf-8", "X-Scope-OrgID": "t1"],
+        expected: ["User-Agent: stator/\(statorVersion)", "X-Scope-OrgID: t1", "content-type: application/json; charset=utf-8"]),
+    HeaderCase(
+        format: .remoteWrite, configured: ["User-Agent": "edge/2", "CONTENT-ENCODING": "snappy"],
+        expected: [
+            "Content-Type: application/x-protobuf", "X-Prometheus-Remote-Write-Version: 0.1.0", "CONTENT-ENCODING: snappy",
+            "User-Agent: edge/2",
+        ]),
+    // The URL's credentials are a default too: a configured Authorization wins.
+    HeaderCase(
+        format: .influx, authorization: "Basic YTpi", configured: [:],
+        expected: ["Content-Type: text/plain; charset=utf-8", "User-Agent: stator/\(statorVersion)", "Authorization: Basic YTpi"]),
+    HeaderCase(
+        format: .otlp, authorization: "Basic YTpi", configured: ["authorization": "Bearer t"],
+        expected: ["Content-Type: application/x-protobuf", "User-Agent: stator/\(statorVersion)", "authorization: Bearer t"]),
+])
+func configuredHeadersReplaceTheDefaultsOfTheSameName(_ c: HeaderCase) {
+    let headers = c.format.requestHeaders(authorization: c.authorization, configured: c.configured)
+    #expect(headers.map { "\($0.0): \($0.1)" } == c.expected)
+}

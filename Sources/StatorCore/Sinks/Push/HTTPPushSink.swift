@@ -46,8 +46,7 @@ public final class HTTPPushSink: Sink {
         self.metrics = metrics
         self.logger = logger
         let extra = configuration.resolvedHeaders ?? configuration.headers
-        let credentials = target.authorization.map { [("Authorization", $0)] } ?? []
-        headers = configuration.format.headers + credentials + extra.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        headers = configuration.format.requestHeaders(authorization: target.authorization, configured: extra)
         queue = try PushQueue(
             spoolDirectory: configuration.spoolDirectory.isEmpty ? nil : configuration.spoolDirectory,
             maxBytes: configuration.maxSpoolBytes, logger: logger)

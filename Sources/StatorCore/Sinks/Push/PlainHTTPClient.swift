@@ -47,7 +47,7 @@ final class PlainHTTPClient: PushTransport, @unchecked Sendable {
         // The path and query as written: never decoded (SPEC section 10).
         var head = "POST \(target.requestTarget) HTTP/1.1\r\nHost: \(host.contains(":") ? "[\(host)]" : host)"
         head += target.port.map { ":\($0)" } ?? ""
-        head += "\r\nContent-Length: \(body.count)\r\nUser-Agent: stator/\(statorVersion)\r\n"
+        head += "\r\nContent-Length: \(body.count)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         head += "\r\n"
         let request = Array(head.utf8) + body

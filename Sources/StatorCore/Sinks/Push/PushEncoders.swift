@@ -24,6 +24,23 @@ public enum PushFormat: String, Sendable, CaseIterable {
     }
 }
 
+extension PushFormat {
+    /// Headers the client writes itself, which configuration may not set (lowercased).
+    static let framingHeaders: Set<String> = ["host", "content-length", "transfer-encoding"]
+
+    /// What a request of this format is sent with: the format's headers, `User-Agent` and the
+    /// URL's credentials (`authorization`), each replaced by a configured header of the same
+    /// name (names compared ignoring case, so that no header goes twice), then the other
+    /// configured headers in name order.
+    func requestHeaders(authorization: String?, configured: [String: String]) -> [(String, String)] {
+        var defaults = headers + [("User-Agent", "stator/\(statorVersion)")]
+        if let authorization { defaults.append(("Authorization", authorization)) }
+        let replaced = Set(configured.keys.map { $0.lowercased() })
+        return defaults.filter { !replaced.contains($0.0.lowercased()) }
+            + configured.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+}
+
 /// One request body and how many series it carries.
 public struct PushRequest: Sendable, Equatable {
     public var format: PushFormat
