@@ -89,10 +89,11 @@ private func rollupAgent(_ dir: TemporaryDirectory, _ out: String, _ flags: [Str
     #expect(try third.stop() == 0)
 }
 
-@Test func aLockedDatabaseIsCountedAndItsRowsWrittenOnceItIsFree() throws {
+@Test func aLockedDatabaseIsCountedAndItsRowsAndUsageWrittenOnceItIsFree() throws {
     let dir = try TemporaryDirectory()
     let out = dir.file("out.json")
-    let agent = try rollupAgent(dir, out, ["--flush_interval", "200ms"])
+    let agent = try rollupAgent(
+        dir, out, ["--flush_interval", "200ms", "--sinks.rollup.limits", #"[{"match": "locked.*", "daily": 10}]"#])
     try agent.send("locked.calls:1|c|#tenant:acme")
     try eventually(timeout: 10, "the first row") { try total(agent, key: "acme", name: "locked.calls") == 1 }
     // Another process holds the database's write lock past the writer's 5 s busy timeout.
@@ -118,6 +119,10 @@ private func rollupAgent(_ dir: TemporaryDirectory, _ out: String, _ flags: [Str
     }
     holder.waitUntilExit()
     try eventually(timeout: 20, "every row written after the lock") { try total(agent, key: "acme", name: "locked.calls") == 6 }
+    // Every accepted flush counts towards the limit, the one whose write failed too.
+    try scrape(agent, timeout: 10, until: "the usage of all six lines") {
+        sample($0, #"stator_rollup_usage_ratio{key="acme",name="locked.calls"}"#) == 0.6
+    }
     #expect(try agent.stop() == 0)
     #expect(agent.stderr.text.contains("roll-up rows not written, kept for the next flush"))
     #expect(try total(try rollupAgent(dir, dir.file("again.json")), key: "acme", name: "locked.calls") == 6)

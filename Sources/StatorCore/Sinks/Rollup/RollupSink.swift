@@ -140,13 +140,19 @@ public final class RollupSink: Sink, @unchecked Sendable {
                 }
             }
             unsavedChanges += changes
+            // The flush is accepted once merged: its sums count towards the limits whether
+            // this write succeeds or the rows wait for a later one (they reach the table then).
+            addUsage(sums, day: day)
             try write(&rows, day: day)
         }
-        if !limitGlobs.isEmpty {
-            usage.withLock { usage in
-                if usage.day != day { usage = (day, [:]) }
-                for (id, sum) in sums { usage.sums[id, default: 0] += sum }
-            }
+    }
+
+    /// Adds a flush's sums of the names under a limit to today's.
+    private func addUsage(_ sums: [RollupKey: Double], day: String) {
+        guard !limitGlobs.isEmpty else { return }
+        usage.withLock { usage in
+            if usage.day != day { usage = (day, [:]) }
+            for (id, sum) in sums { usage.sums[id, default: 0] += sum }
         }
     }
 
