@@ -103,24 +103,33 @@ public struct HistogramBuckets: Sendable {
     }
 }
 
-/// Shell-style globs on bytes: `*` any run (including `.`), `?` one byte, everything else literal.
+/// Shell-style globs on characters: `*` any run (including `.`), `?` one character, everything
+/// else literal. Every glob of Stator (bucket overrides, the roll-ups' `match` and `limits`, the
+/// roll-up API's `name`) goes through this one matcher, so that a name matches the same
+/// everywhere. A character is a UTF-8 scalar; a byte that does not start a well-formed one counts
+/// as one character on its own.
 enum Glob {
+    /// Worst case O(pattern x text) steps (one `*` is retried at a time).
     static func matches(_ pattern: [UInt8], _ text: UnsafeRawBufferPointer) -> Bool {
         var p = 0
         var t = 0
         var star = -1
         var mark = 0
         while t < text.count {
-            if p < pattern.count, pattern[p] == UInt8(ascii: "?") || pattern[p] == text[t] {
-                p += 1
-                t += 1
-            } else if p < pattern.count, pattern[p] == UInt8(ascii: "*") {
+            if p < pattern.count, pattern[p] == UInt8(ascii: "*") {
                 star = p
                 mark = t
                 p += 1
+            } else if p < pattern.count, pattern[p] == UInt8(ascii: "?") {
+                p += 1
+                t += characterLength(text, at: t)
+            } else if p < pattern.count, pattern[p] == text[t] {
+                p += 1
+                t += 1
             } else if star >= 0 {
+                // The `*` takes one more character; `mark` stays on a character's first byte.
                 p = star + 1
-                mark += 1
+                mark += characterLength(text, at: mark)
                 t = mark
             } else {
                 return false
@@ -128,6 +137,29 @@ enum Glob {
         }
         while p < pattern.count, pattern[p] == UInt8(ascii: "*") { p += 1 }
         return p == pattern.count
+    }
+
+    /// The bytes of the character at `i` (< `text.count`): a well-formed UTF-8 scalar's length,
+    /// or 1 for a byte that does not start one.
+    static func characterLength(_ text: UnsafeRawBufferPointer, at i: Int) -> Int {
+        let lead = text[i]
+        let length: Int
+        var low: UInt8 = 0x80  // the second byte's range (Unicode's table of well-formed UTF-8)
+        var high: UInt8 = 0xBF
+        switch lead {
+        case 0x00...0x7F: return 1
+        case 0xC2...0xDF: length = 2
+        case 0xE0...0xEF:
+            length = 3
+            if lead == 0xE0 { low = 0xA0 } else if lead == 0xED { high = 0x9F }
+        case 0xF0...0xF4:
+            length = 4
+            if lead == 0xF0 { low = 0x90 } else if lead == 0xF4 { high = 0x8F }
+        default: return 1
+        }
+        guard i + length <= text.count, text[i + 1] >= low, text[i + 1] <= high else { return 1 }
+        for k in (i + 2)..<(i + length) where text[k] & 0xC0 != 0x80 { return 1 }
+        return length
     }
 
     /// A string's UTF-8 bytes against a pattern (read in place, not copied).

@@ -322,6 +322,9 @@ final class RollupStore: @unchecked Sendable {
 
     /// Rows in (key, day, name, type) order: of one key (or all), whose name matches a glob
     /// (or any), from `start` to `end` (inclusive days), after `cursor`, at most `limit`.
+    ///
+    /// The glob is `Glob`'s, applied here to each row SQLite returns, not SQLite's GLOB: one
+    /// matcher decides for the table, the waiting rows, `match` and `limits` alike.
     func rows(key: String?, nameGlob: String?, start: String, end: String, after cursor: Cursor?, limit: Int)
         throws(SQLiteError) -> [RollupRow]
     {
@@ -329,43 +332,31 @@ final class RollupStore: @unchecked Sendable {
         defer { readLock.unlock() }
         var sql = "SELECT key, day, name, type, sum, count, min, max, last FROM rollups WHERE day BETWEEN ?1 AND ?2"
         if key != nil { sql += " AND key = ?3" }
-        if nameGlob != nil { sql += " AND name GLOB ?4" }
         if cursor != nil { sql += " AND (key, day, name, type) > (?5, ?6, ?7, ?8)" }
-        sql += " ORDER BY key, day, name, type LIMIT ?9"
+        sql += " ORDER BY key, day, name, type"
+        if nameGlob == nil { sql += " LIMIT ?9" }
         let query = try reader.prepare(sql)
         query.bind(1, start)
         query.bind(2, end)
         if let key { query.bind(3, key) }
-        if let nameGlob { query.bind(4, Self.sqliteGlob(nameGlob)) }
         if let cursor {
             query.bind(5, cursor.key)
             query.bind(6, cursor.day)
             query.bind(7, cursor.name)
             query.bind(8, cursor.type)
         }
-        query.bind(9, Int64(limit))
+        if nameGlob == nil { query.bind(9, Int64(limit)) }
+        let glob = nameGlob.map { Array($0.utf8) }
         var rows: [RollupRow] = []
-        while try query.step() {
+        while rows.count < limit, try query.step() {
+            let name = query.text(2)
+            if let glob, !Glob.matches(glob, name) { continue }
             rows.append(
                 RollupRow(
-                    day: query.text(1), key: query.text(0), name: query.text(2), type: query.text(3), sum: query.double(4),
+                    day: query.text(1), key: query.text(0), name: name, type: query.text(3), sum: query.double(4),
                     count: query.double(5), min: query.double(6), max: query.double(7), last: query.double(8)))
         }
         return rows
-    }
-
-    /// Stator's glob (`*` any run, `?` one character, all else literal) as SQLite's GLOB, whose
-    /// `[` opens a character class: `[` and `]` are written as one-character classes.
-    static func sqliteGlob(_ glob: String) -> String {
-        var out = ""
-        for c in glob {
-            switch c {
-            case "[": out += "[[]"
-            case "]": out += "[]]"
-            default: out.append(c)
-            }
-        }
-        return out
     }
 }
 
