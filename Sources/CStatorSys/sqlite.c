@@ -2,6 +2,7 @@
 // libsqlite3.so.0 at run time, when the roll-up sink is configured. Building needs no
 // SQLite headers or library; running without roll-ups needs no SQLite at all.
 #include <dlfcn.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,6 +34,7 @@ static struct {
     const void *(*column_blob)(sqlite3_stmt *, int);
     int (*column_bytes)(sqlite3_stmt *, int);
     const char *(*libversion)(void);
+    void (*progress_handler)(sqlite3 *, int, int (*)(void *), void *);
 } api;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -76,6 +78,7 @@ static void load(void) {
     LOAD(handle, column_blob, "sqlite3_column_blob");
     LOAD(handle, column_bytes, "sqlite3_column_bytes");
     LOAD(handle, libversion, "sqlite3_libversion");
+    LOAD(handle, progress_handler, "sqlite3_progress_handler");
     loaded = 1;
 }
 
@@ -129,3 +132,21 @@ const void *CStatorSys_sqlite3_column_blob(sqlite3_stmt *statement, int column, 
     return bytes;
 }
 const char *CStatorSys_sqlite3_libversion(void) { return api.libversion(); }
+
+// SQLite calls this every STATOR_PROGRESS_STEPS virtual machine instructions of a statement
+// (a few microseconds); answering non-zero stops the statement with SQLITE_INTERRUPT.
+// `deadline` points at CLOCK_MONOTONIC seconds, the clock of WallClock.monotonicSeconds.
+#define STATOR_PROGRESS_STEPS 1000
+static int past_deadline(void *deadline) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9 >= *(const double *)deadline;
+}
+
+void CStatorSys_sqlite3_watch_deadline(sqlite3 *db, const double *deadline) {
+    if (deadline == NULL) {
+        api.progress_handler(db, 0, NULL, NULL);
+    } else {
+        api.progress_handler(db, STATOR_PROGRESS_STEPS, past_deadline, (void *)deadline);
+    }
+}

@@ -128,6 +128,43 @@ private func rollupAgent(_ dir: TemporaryDirectory, _ out: String, _ flags: [Str
     #expect(try total(try rollupAgent(dir, dir.file("again.json")), key: "acme", name: "locked.calls") == 6)
 }
 
+/// While a flush waits for another process's write lock, a query answers at once (with that
+/// flush's rows, merged in memory) and `/metrics` and `/healthz` are not held up.
+@Test func aQueryNeverWaitsForAFlushNorHoldsTheServer() throws {
+    let dir = try TemporaryDirectory()
+    let agent = try rollupAgent(dir, dir.file("out.json"), ["--flush_interval", "200ms"])
+    try agent.send("held.calls:1|c|#tenant:acme")
+    try eventually(timeout: 10, "the first row") { try total(agent, key: "acme", name: "held.calls") == 1 }
+    let holder = Process()
+    holder.executableURL = URL(fileURLWithPath: try python())
+    holder.arguments = [
+        "-c",
+        "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\n"
+            + "print('locked', flush=True)\ntime.sleep(4)\nc.execute('COMMIT')",
+        dir.file("rollups.db"),
+    ]
+    let holderOutput = PipeCollector()
+    holder.standardOutput = holderOutput.pipe
+    try holder.run()
+    defer { stopChild(holder) }
+    try eventually(timeout: 10, "the lock") { holderOutput.text.contains("locked") }
+    try agent.send("held.calls:2|c|#tenant:acme")
+    usleep(600_000)  // three flush intervals: a flush has merged the line and waits for the lock
+    for path in ["/api/v1/rollups?key=acme&name=held.*", "/metrics", "/healthz"] {
+        let start = Date()
+        let reply = try httpRequest(port: agent.httpPort, path)
+        let took = Date().timeIntervalSince(start)
+        #expect(reply.status == 200, "\(path): \(reply.status) \(reply.body)")
+        #expect(took < 1, "\(path) took \(took) s while a flush waited for the lock")
+        if path.hasPrefix("/api") { #expect(reply.body.contains(#""sum":3"#), "\(reply.body)") }
+        if path == "/metrics" {
+            #expect(sample(reply.body, #"stator_rollup_queries_failed_total{reason="timeout"}"#) == 0)
+        }
+    }
+    holder.waitUntilExit()
+    #expect(try agent.stop() == 0)
+}
+
 @Test func aFileThatIsNotADatabaseStopsTheStartNamingIt() throws {
     let dir = try TemporaryDirectory()
     try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: dir.file("rollups.db")))

@@ -144,5 +144,9 @@ const unsigned char *CStatorSys_sqlite3_column_text(sqlite3_stmt *statement, int
 /// The column's blob (NULL for a NULL or empty value) and its length in bytes in `length`.
 const void *CStatorSys_sqlite3_column_blob(sqlite3_stmt *statement, int column, int *length);
 const char *CStatorSys_sqlite3_libversion(void);
+/// Makes the connection's statements stop with SQLITE_INTERRUPT (9) once CLOCK_MONOTONIC
+/// passes `*deadline` seconds (read while they run: it must stay valid until the next call);
+/// NULL removes the watch.
+void CStatorSys_sqlite3_watch_deadline(sqlite3 *db, const double *deadline);
 
 #endif

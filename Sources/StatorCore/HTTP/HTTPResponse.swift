@@ -14,6 +14,10 @@ public struct HTTPResponse: Sendable {
     public var streamLength: Int
     /// The body in parts, written one after the other (a large page is never copied).
     public var body: [[UInt8]]
+    /// When set, the real response is this work's, run off the server's thread (the rest
+    /// of this value is ignored). The work must bound its own time: the connection waits
+    /// for it without a deadline.
+    public var deferred: (@Sendable () -> HTTPResponse)?
 
     public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.init(status: status, headers: headers, parts: [body])
@@ -28,6 +32,14 @@ public struct HTTPResponse: Sendable {
         self.stream = stream
         self.streamLength = stream == nil ? 0 : streamLength
         body = parts
+    }
+
+    /// A response produced by `work` on the server's worker thread, while the server goes on
+    /// serving its other connections (a query that may take long).
+    public static func later(_ work: @escaping @Sendable () -> HTTPResponse) -> HTTPResponse {
+        var response = HTTPResponse(status: 503)
+        response.deferred = work
+        return response
     }
 
     /// Total body length.

@@ -1,4 +1,5 @@
 import CStatorSys
+import Dispatch
 import Glibc
 import Synchronization
 
@@ -19,11 +20,14 @@ public struct HTTPServerConfiguration: Sendable {
     public init() {}
 }
 
-/// Handles one request; runs on the server thread, so it must be quick.
+/// Handles one request; runs on the server thread, so it must be quick (or answer with
+/// `HTTPResponse.later`, whose work runs on the server's worker thread).
 public typealias HTTPHandler = @Sendable (HTTPRequestHead) -> HTTPResponse
 
 /// A small HTTP/1.1 server on one thread with `poll`: keep-alive, pipelining,
-/// and hard bounds on what a client can cost (head size, timeouts, connections).
+/// and hard bounds on what a client can cost (head size, timeouts, connections). A response
+/// that may take long (`HTTPResponse.later`) is produced on a worker thread while this one
+/// goes on serving the other connections, and written once ready.
 public final class HTTPServer: Sendable {
     private final class Connection {
         let fd: Int32
@@ -43,6 +47,10 @@ public final class HTTPServer: Sendable {
         var unsentAtDeadline = -1
         /// Since when it has been waiting for a complete request.
         var waitingSince: Double
+        /// A response being produced on the worker (`HTTPResponse.later`), and how to send it.
+        var pending: PendingResponse?
+        var pendingKeepAlive = false
+        var pendingIncludeBody = true
 
         init(fd: Int32, deadline: Double, now: Double) {
             self.fd = fd
@@ -50,11 +58,17 @@ public final class HTTPServer: Sendable {
             waitingSince = now
         }
 
-        var isWriting: Bool { !output.isEmpty || stream != nil }
+        /// Whether a response is under way: being written, or produced on the worker.
+        var isWriting: Bool { !output.isEmpty || stream != nil || pending != nil }
 
         /// Notes what the kernel still holds to send, as the server stops writing for now
         /// (see `stillReading`).
         func noteUnsent() { unsentAtDeadline = Int(CStatorSys_unsent_bytes(fd)) }
+    }
+
+    /// A deferred response's slot: filled once by the worker, taken by the server's thread.
+    private final class PendingResponse: Sendable {
+        let response = Mutex<HTTPResponse?>(nil)
     }
 
     /// Why the server closed a connection (`stator_http_connections_closed_total{reason}`).
@@ -98,6 +112,13 @@ public final class HTTPServer: Sendable {
     private let closeLog = RateLimiter(period: 60)
     private let stopping = Atomic<Bool>(false)
     private let thread = PthreadLock<WorkerThread?>(nil)
+    /// Runs the work of deferred responses (`HTTPResponse.later`) one at a time, off the
+    /// server's thread, which meanwhile serves every other connection. Each work bounds its
+    /// own time.
+    private let worker = DispatchQueue(label: "stator.http.worker")
+    /// A pipe that wakes `poll` when the worker has finished a response: the worker writes a
+    /// byte to `wake.write`, the server drains `wake.read`.
+    private let wake: (read: Int32, write: Int32)
     /// The address the server is bound to.
     public let boundAddress: String
 
@@ -115,11 +136,27 @@ public final class HTTPServer: Sendable {
         self.handler = handler
         self.logger = logger
         let (fd, bound) = try SocketAddress(parsing: configuration.address).listen(backlog: 128, purpose: "http")
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else {
+            let error = SystemError(errno: errno, call: "pipe")
+            close(fd)
+            throw error
+        }
+        for end in ends {
+            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+        }
+        wake = (ends[0], ends[1])
         listener = fd
         boundAddress = bound.description
     }
 
-    deinit { close(listener) }
+    // The worker's closures hold the server, so the pipe outlives every write to it.
+    deinit {
+        close(listener)
+        close(wake.read)
+        close(wake.write)
+    }
 
     /// Starts serving on a dedicated thread.
     public func start() {
@@ -146,21 +183,31 @@ public final class HTTPServer: Sendable {
             fds.append(pollfd(fd: listener, events: accepting ? Int16(POLLIN) : 0, revents: 0))
             var nextDeadline = WallClock.monotonicSeconds() + 0.1
             for c in connections {
-                fds.append(pollfd(fd: c.fd, events: Int16(c.isWriting ? POLLOUT : POLLIN), revents: 0))
+                let events = c.pending != nil ? 0 : c.isWriting ? POLLOUT : POLLIN  // pending: only a hang-up
+                fds.append(pollfd(fd: c.fd, events: Int16(events), revents: 0))
                 nextDeadline = min(nextDeadline, c.deadline)
             }
+            fds.append(pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0))
             let wait = max(0, Int32((nextDeadline - WallClock.monotonicSeconds()) * 1000) + 1)
             let ready = poll(&fds, nfds_t(fds.count), wait)
             if ready < 0 && errno != EINTR {
                 logger.error("poll failed", metadata: [("error", String(cString: strerror(errno)))])
             }
             let now = WallClock.monotonicSeconds()
+            if fds[fds.count - 1].revents & Int16(POLLIN) != 0 { drainWake() }
             var keep: [Connection] = []
             keep.reserveCapacity(connections.count + 1)
             for (n, c) in connections.enumerated() {
                 let events = fds[n + 1].revents
                 var open = true
-                if events & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 && events & Int16(POLLIN) == 0 {
+                if let pending = c.pending {
+                    if let response = pending.response.withLock({ $0.take() }) {
+                        c.pending = nil
+                        open = respond(c, response, keepAlive: c.pendingKeepAlive, includeBody: c.pendingIncludeBody, now: now)
+                    } else if events & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 {
+                        open = false  // its client is gone: the response is dropped when done
+                    }
+                } else if events & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 && events & Int16(POLLIN) == 0 {
                     open = false
                 } else if events & Int16(POLLOUT) != 0 {
                     open = flushOutput(c, now: now)
@@ -282,7 +329,42 @@ public final class HTTPServer: Sendable {
             keepAlive = head.keepAlive && !head.hasBody
             includeBody = head.method != "HEAD"
             response = handler(head)
+            if let work = response.deferred {
+                hand(work, for: c, keepAlive: keepAlive, includeBody: includeBody)
+                return true
+            }
         }
+        return respond(c, response, keepAlive: keepAlive, includeBody: includeBody, now: now)
+    }
+
+    /// Runs a deferred response's work on the worker; the connection waits (reading nothing
+    /// more, without a deadline) until `serve` finds the response ready.
+    private func hand(_ work: @escaping @Sendable () -> HTTPResponse, for c: Connection, keepAlive: Bool, includeBody: Bool) {
+        let pending = PendingResponse()
+        c.pending = pending
+        c.pendingKeepAlive = keepAlive
+        c.pendingIncludeBody = includeBody
+        c.deadline = .infinity
+        worker.async { [self] in
+            var response = work()
+            response.deferred = nil
+            pending.response.withLock { $0 = response }
+            var byte: UInt8 = 1
+            _ = write(wake.write, &byte, 1)  // a full pipe already holds a wake-up
+        }
+    }
+
+    /// Empties the wake-up pipe (every ready response is found by `serve`'s pass).
+    private func drainWake() {
+        var scratch = [UInt8](repeating: 0, count: 64)
+        while scratch.withUnsafeMutableBytes({ read(wake.read, $0.baseAddress, $0.count) }) > 0 {}
+    }
+
+    /// Starts writing a response.
+    /// - Returns: whether the connection stays open.
+    private func respond(_ c: Connection, _ response: HTTPResponse, keepAlive: Bool, includeBody: Bool, now: Double)
+        -> Bool
+    {
         c.output = response.serialize(keepAlive: keepAlive, includeBody: includeBody)
         if includeBody, let stream = response.stream {
             c.afterStream = Array(c.output.dropFirst())

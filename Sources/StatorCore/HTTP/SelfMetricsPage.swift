@@ -43,6 +43,7 @@ public struct SelfMetricsPage: Sendable {
         "stator_series_dropped_total", "stator_http_connections_closed_total",
         "stator_push_requests_total", "stator_push_series_total", "stator_push_retries_total",
         "stator_push_dropped_series_total", "stator_push_queue_bytes", "stator_graphite_queue_bytes", "stator_rollup_usage_ratio",
+        "stator_rollup_queries_failed_total",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_start_time_seconds",
         "process_open_fds", "process_max_fds",
@@ -125,7 +126,7 @@ public struct SelfMetricsPage: Sendable {
         }
 
         out += PushMetrics.render(pushes)
-        if let rollup { out += rollup.renderUsage() }
+        if let rollup { out += rollup.renderUsage() + rollup.renderQueryFailures() }
         if graphite {
             family("stator_graphite_queue_bytes", "gauge", "Bytes of Graphite text waiting for the connection.")
             sample("stator_graphite_queue_bytes", Double(metrics.graphiteQueueBytes.value))

@@ -4,25 +4,74 @@
 /// the statsd name), `start` and `end` (inclusive UTC days, `YYYY-MM-DD`), `limit` (rows per
 /// page, at most and by default 10,000) and `cursor` (the `next` of the page before). A bad
 /// or unknown parameter answers 400 with the reason.
+/// A query runs off the HTTP server's thread (`HTTPResponse.later`) within `queryBudget`
+/// seconds of its arrival; past it, it stops and answers 503, counted in
+/// `stator_rollup_queries_failed_total{reason="timeout"}` and logged once a minute at most.
 extension RollupSink {
     static let maxRowsPerPage = 10_000
 
+    /// Why a query was not answered (`stator_rollup_queries_failed_total{reason}`).
+    enum QueryFailure: String, CaseIterable {
+        /// A bad or unknown parameter (400).
+        case badRequest = "bad_request"
+        /// Past `queryBudget` (503): a scan too long, or the file locked for reading.
+        case timeout
+        /// The database could not be read (500).
+        case unreadable
+
+        var series: String { "stator_rollup_queries_failed_total{reason=\"\(rawValue)\"}" }
+    }
+
+    /// `stator_rollup_queries_failed_total{reason}`, every reason (from 0).
+    func renderQueryFailures() -> String {
+        var out = "# HELP stator_rollup_queries_failed_total Roll-up API queries not answered, by reason.\n"
+        out += "# TYPE stator_rollup_queries_failed_total counter\n"
+        for failure in QueryFailure.allCases { out += "\(failure.series) \(metrics?.labeledValue(failure.series) ?? 0)\n" }
+        return out
+    }
+
+    /// Checks the request on the server's thread, and hands the query to the server's worker.
     public func answer(_ head: HTTPRequestHead) -> HTTPResponse {
+        let deadline = WallClock.monotonicSeconds() + queryBudget
         guard head.method == "GET" || head.method == "HEAD" else {
             return .text(405, "method not allowed\n", headers: [("Allow", "GET, HEAD")])
         }
-        let request: Request
         switch Request.parse(head, by: configuration.by) {
-        case .success(let parsed): request = parsed
-        case .failure(let reason): return .text(400, "\(reason.description)\n")
+        case .success(let request): return .later { [self] in answer(request, deadline: deadline) }
+        case .failure(let reason):
+            metrics?.addLabeled(QueryFailure.badRequest.series)
+            return .text(400, "\(reason.description)\n")
         }
+    }
+
+    /// Runs a checked query.
+    /// - Parameter deadline: when its budget ends (`WallClock.monotonicSeconds`).
+    func answer(_ request: Request, deadline: Double) -> HTTPResponse {
         let rows: [RollupRow]
         do throws(SQLiteError) {
+            // A query that waited for the worker past its budget does not start.
+            guard WallClock.monotonicSeconds() < deadline else {
+                throw SQLiteError(code: SQLiteDatabase.interrupted, message: "interrupted")
+            }
             rows = try self.rows(
                 key: request.key, nameGlob: request.name, start: request.start, end: request.end, after: request.cursor,
-                limit: request.limit + 1)
+                limit: request.limit + 1, deadline: deadline)
         } catch {
-            return .text(500, "the roll-up database could not be read: \(error.message)\n")
+            let timedOut = error.code == SQLiteDatabase.interrupted || error.code == SQLiteDatabase.busy
+            let failure = timedOut ? QueryFailure.timeout : .unreadable
+            metrics?.addLabeled(failure.series)
+            if let suppressed = queryLog.admit() {
+                logger.warning(
+                    timedOut ? "roll-up query stopped at its time budget" : "roll-up query failed",
+                    metadata: [
+                        ("budget_s", "\(queryBudget)"), ("error", error.message), ("suppressed", "\(suppressed)"),
+                    ])
+            }
+            guard timedOut else { return .text(500, "the roll-up database could not be read: \(error.message)\n") }
+            return .text(
+                503,
+                "the query took longer than its \(PrometheusNumber.format(queryBudget)) s budget; narrow it (key, name, start, end, limit)\n",
+                headers: [("Retry-After", "1")])
         }
         var w = JSONWriter(capacity: 64 + Swift.min(rows.count, request.limit) * 140)
         w.raw("{\"by\":")

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Daily roll-ups by one tag, kept in SQLite (SPEC section 11): at each flush, every series
 /// whose name a `match` glob accepts and that carries the `by` tag adds to its row of (UTC
@@ -29,14 +30,20 @@ public final class RollupSink: Sink, @unchecked Sendable {
     let store: RollupStore
     let configuration: RollupConfiguration
     private let limitGlobs: [(glob: [UInt8], daily: Double)]
-    private let metrics: SelfMetrics?
-    private let logger: Logger
-    /// The changes not yet in the `rollups` table. Held across a flush's whole write and a
-    /// query's two reads (table and waiting rows), so a query never sees a row both folded and
-    /// still waiting.
+    let metrics: SelfMetrics?
+    let logger: Logger
+    /// The changes not yet in the `rollups` table. Held while a flush merges its changes and
+    /// while its write commits (with the folded rows' removal), never while the write waits
+    /// for the database; a query holds it only to read the waiting rows.
     private let unfolded: PthreadLock<UnfoldedRows>
+    /// Writes committed, counted under `unfolded`'s lock as each commit is (see `rows`).
+    private let commits = Atomic<Int>(0)
     /// The fewest waiting rows a flush folds (all of them when fewer wait).
     var minimumFold = 5_000
+    /// Seconds an API query may take from its arrival (`answer`), waiting for the worker
+    /// included; past them it answers 503.
+    var queryBudget = 2.0
+    let queryLog = RateLimiter(period: 60)
     /// The day whose expired rows were last looked for.
     private var expiryDay = ""
     /// Rows of days before `before` are being deleted, `expiredRowsPerFlush` a flush, until
@@ -80,6 +87,7 @@ public final class RollupSink: Sink, @unchecked Sendable {
         usage = PthreadLock((today, sums))
         metrics?.registerLabeled(SelfMetrics.sinkErrors("rollup"))
         metrics?.registerLabeled(SelfMetrics.seriesDropped("rollup", "unwritable"))
+        for failure in QueryFailure.allCases { metrics?.registerLabeled(failure.series) }
         logger.info(
             "roll-ups open",
             metadata: [
@@ -108,7 +116,9 @@ public final class RollupSink: Sink, @unchecked Sendable {
         var router = RollupRouter()
         swap(&router, &self.router)
         defer { swap(&router, &self.router) }
-        try unfolded.withLock { (rows: inout UnfoldedRows) throws in
+        // The lock is held while the changes are merged in memory and while the write commits,
+        // never while it waits for the database: a query never waits for a flush's write.
+        let write = unfolded.withLock { (rows: inout UnfoldedRows) -> PreparedWrite? in
             let dayID = rows.day(day)
             var changes = 0
             var remaining = batch.counters.count + batch.gauges.count + batch.samples.count  // to route
@@ -143,8 +153,9 @@ public final class RollupSink: Sink, @unchecked Sendable {
             // The flush is accepted once merged: its sums count towards the limits whether
             // this write succeeds or the rows wait for a later one (they reach the table then).
             addUsage(sums, day: day)
-            try write(&rows, day: day)
+            return prepareWrite(&rows, day: day)
         }
+        if let write { try self.write(write) }
     }
 
     /// Adds a flush's sums of the names under a limit to today's.
@@ -156,10 +167,17 @@ public final class RollupSink: Sink, @unchecked Sendable {
         }
     }
 
-    /// Folds some waiting rows, saves the rest and deletes a chunk of expired rows, in one
-    /// transaction. At a new day's first flush, the waiting rows of expired days are dropped
-    /// (so the saved blob holds none) and the table's start to go.
-    private func write(_ rows: inout UnfoldedRows, day: String) throws {
+    /// What a flush writes: the rows to fold, the other waiting rows as a blob (nil: none
+    /// left), and the expired rows to delete.
+    private struct PreparedWrite {
+        var fold: UnfoldedRows.Fold
+        var blob: [UInt8]?
+        var expire: (before: String, limit: Int)?
+    }
+
+    /// Chooses what a flush writes (nil: nothing). At a new day's first flush, the waiting rows
+    /// of expired days are dropped (so the saved blob holds none) and the table's start to go.
+    private func prepareWrite(_ rows: inout UnfoldedRows, day: String) -> PreparedWrite? {
         if expiryDay != day {
             let midnight = Self.millis(ofDay: day)
             let cutoff = Self.day(of: midnight - Int64(configuration.retentionDays - 1) * 86_400_000)
@@ -168,13 +186,27 @@ public final class RollupSink: Sink, @unchecked Sendable {
             expiring = (cutoff, 0)
             expiryDay = day
         }
-        guard !rows.isEmpty || expiring != nil else { return }
+        guard !rows.isEmpty || expiring != nil else { return nil }
         let fold = rows.chooseFold(foldCount(waiting: rows.count))
+        return PreparedWrite(
+            fold: fold, blob: fold.slots.count < rows.count ? rows.encoded(leavingOut: fold) : nil,
+            expire: expiring.map { ($0.before, Self.expiredRowsPerFlush) })
+    }
+
+    /// Folds some waiting rows, saves the rest and deletes a chunk of expired rows, in one
+    /// transaction. The commit and the folded rows' removal from memory happen together under
+    /// `unfolded`'s lock (and `commits` counts them), so a query pairs each snapshot of the
+    /// table with the waiting rows of the same moment.
+    private func write(_ write: PreparedWrite) throws {
         do throws(SQLiteError) {
-            let deleted = try store.write(
-                fold: fold.rows, unfolded: fold.slots.count < rows.count ? rows.encoded(leavingOut: fold) : nil,
-                expire: expiring.map { ($0.before, Self.expiredRowsPerFlush) })
-            rows.remove(fold)
+            let deleted = try store.write(fold: write.fold.rows, unfolded: write.blob, expire: write.expire) {
+                (commit: () throws(SQLiteError) -> Void) throws(SQLiteError) in
+                unfolded.lock()
+                defer { unfolded.unlock() }
+                try commit()
+                unfolded.unsafeValue.pointee.remove(write.fold)
+                commits.add(1, ordering: .releasing)
+            }
             unsavedChanges = 0
             if let (before, total) = expiring {
                 expiring = (before, total + deleted)
@@ -187,10 +219,12 @@ public final class RollupSink: Sink, @unchecked Sendable {
                 }
             }
         } catch {
-            if rows.count > Self.maxPendingRows {
-                metrics?.addLabeled(SelfMetrics.seriesDropped("rollup", "unwritable"), UInt64(rows.count))
-                rows.removeAll()
-                unsavedChanges = 0
+            unfolded.withLock { rows in
+                if rows.count > Self.maxPendingRows {
+                    metrics?.addLabeled(SelfMetrics.seriesDropped("rollup", "unwritable"), UInt64(rows.count))
+                    rows.removeAll()
+                    unsavedChanges = 0
+                }
             }
             throw RollupWriteError(description: "roll-up rows not written, kept for the next flush: \(error.message)")
         }
@@ -199,29 +233,47 @@ public final class RollupSink: Sink, @unchecked Sendable {
     /// Rows in (key, day, name, type) order, the table's and the waiting changes added up: of
     /// one key (or all), whose name matches a glob (or any), from `start` to `end` (inclusive
     /// days), after `cursor`, at most `limit`.
-    func rows(key: String?, nameGlob: String?, start: String, end: String, after cursor: RollupStore.Cursor?, limit: Int)
-        throws(SQLiteError) -> [RollupRow]
-    {
-        unfolded.lock()
-        defer { unfolded.unlock() }
-        do {
+    /// - Parameter deadline: past it (`WallClock.monotonicSeconds`), the query stops.
+    /// - Throws: `SQLiteError`, with code `SQLiteDatabase.interrupted` past the deadline.
+    func rows(
+        key: String?, nameGlob: String?, start: String, end: String, after cursor: RollupStore.Cursor?, limit: Int,
+        deadline: Double = .infinity
+    ) throws(SQLiteError) -> [RollupRow] {
+        try store.reading(deadline: deadline) { () throws(SQLiteError) -> [RollupRow] in
+            // A snapshot of the table and the waiting rows of the same moment: no write committed
+            // between the snapshot's start and the waiting rows' read (else, again). Neither waits
+            // for a flush's write: `unfolded` is held only while a write commits.
+            var changes: [RollupRow]?
+            var renew = false
+            while changes == nil {
+                if WallClock.monotonicSeconds() >= deadline {
+                    throw SQLiteError(code: SQLiteDatabase.interrupted, message: "interrupted")
+                }
+                let before = commits.load(ordering: .acquiring)
+                try store.pinSnapshot(renew: renew)
+                renew = true
+                changes = unfolded.withLock { rows in
+                    guard commits.load(ordering: .acquiring) == before else { return nil }
+                    return rows.rows(
+                        key: key, nameGlob: nameGlob.map { Array($0.utf8) }, start: start, end: end, after: cursor)
+                }
+            }
+            let waiting = changes ?? []
             // The first `limit` rows of the union are among the first `limit` of each side.
             let folded = try store.rows(key: key, nameGlob: nameGlob, start: start, end: end, after: cursor, limit: limit)
-            let changes = unfolded.unsafeValue.pointee.rows(
-                key: key, nameGlob: nameGlob.map { Array($0.utf8) }, start: start, end: end, after: cursor)
             var merged: [RollupRow] = []
-            merged.reserveCapacity(Swift.min(limit, folded.count + changes.count))
+            merged.reserveCapacity(Swift.min(limit, folded.count + waiting.count))
             var (i, j) = (0, 0)
-            while merged.count < limit, i < folded.count || j < changes.count {
-                if j == changes.count || (i < folded.count && folded[i].precedes(changes[j])) {
+            while merged.count < limit, i < folded.count || j < waiting.count {
+                if j == waiting.count || (i < folded.count && folded[i].precedes(waiting[j])) {
                     merged.append(folded[i])
                     i += 1
-                } else if i == folded.count || changes[j].precedes(folded[i]) {
-                    merged.append(changes[j])
+                } else if i == folded.count || waiting[j].precedes(folded[i]) {
+                    merged.append(waiting[j])
                     j += 1
                 } else {
                     var row = folded[i]
-                    row.values.merge(changes[j].values)
+                    row.values.merge(waiting[j].values)
                     merged.append(row)
                     i += 1
                     j += 1

@@ -211,13 +211,18 @@ final class RollupStore: @unchecked Sendable {
     /// place of the last flush's (nil: none are left), and up to `expire.limit` rows of days
     /// before `expire.before` deleted (a day's expired rows go a chunk a flush, so that no
     /// flush pays for a whole day's).
+    /// - Parameter committing: runs the commit it is given (so that the caller can commit
+    ///   under a lock of its own, together with what the commit makes true).
     /// - Returns: the rows deleted.
     @discardableResult
-    func write(fold: some Collection<RollupRow>, unfolded: [UInt8]?, expire: (before: String, limit: Int)? = nil)
-        throws(SQLiteError) -> Int64
-    {
+    func write(
+        fold: some Collection<RollupRow>, unfolded: [UInt8]?, expire: (before: String, limit: Int)? = nil,
+        committing: (() throws(SQLiteError) -> Void) throws(SQLiteError) -> Void = { commit throws(SQLiteError) in
+            try commit()
+        }
+    ) throws(SQLiteError) -> Int64 {
         var deleted: Int64 = 0
-        try writer.execute("BEGIN IMMEDIATE")
+        try writer.execute("BEGIN IMMEDIATE")  // waits (busy timeout) for another writer's lock
         do throws(SQLiteError) {
             for row in fold {
                 upsert.bind(1, row.key)
@@ -251,7 +256,8 @@ final class RollupStore: @unchecked Sendable {
                 deleted = changes.int64(0)
                 changes.reset()
             }
-            try writer.execute("COMMIT")
+            // WAL, the write lock held: the commit appends to the log and waits for no one.
+            try committing { () throws(SQLiteError) in try writer.execute("COMMIT") }
         } catch {
             try? writer.execute("ROLLBACK")
             throw error
@@ -320,16 +326,42 @@ final class RollupStore: @unchecked Sendable {
         var type: String
     }
 
+    /// Runs a query's reads holding the reader connection, in one read transaction: every read
+    /// in `body` sees the table as one commit left it. Statements stop past `deadline`
+    /// (`SQLiteDatabase.withDeadline`).
+    func reading<R>(deadline: Double, _ body: () throws(SQLiteError) -> R) throws(SQLiteError) -> R {
+        readLock.lock()
+        defer { readLock.unlock() }
+        let result: Result<R, SQLiteError>
+        do throws(SQLiteError) {
+            result = .success(
+                try reader.withDeadline(deadline) { () throws(SQLiteError) -> R in
+                    try reader.execute("BEGIN")
+                    return try body()
+                })
+        } catch {
+            result = .failure(error)
+        }
+        try? reader.execute("ROLLBACK")  // after the deadline's watch is gone: never interrupted
+        return try result.get()
+    }
+
+    /// Fixes the snapshot of the read transaction `reading` began (its first read does), or,
+    /// with `renew`, ends it and begins another, which sees the newest commit.
+    func pinSnapshot(renew: Bool = false) throws(SQLiteError) {
+        if renew { try reader.execute("ROLLBACK; BEGIN") }
+        try reader.execute("SELECT 1 FROM rollups LIMIT 1")
+    }
+
     /// Rows in (key, day, name, type) order: of one key (or all), whose name matches a glob
     /// (or any), from `start` to `end` (inclusive days), after `cursor`, at most `limit`.
+    /// Called within `reading` (which holds the reader connection), or by a test alone.
     ///
     /// The glob is `Glob`'s, applied here to each row SQLite returns, not SQLite's GLOB: one
     /// matcher decides for the table, the waiting rows, `match` and `limits` alike.
     func rows(key: String?, nameGlob: String?, start: String, end: String, after cursor: Cursor?, limit: Int)
         throws(SQLiteError) -> [RollupRow]
     {
-        readLock.lock()
-        defer { readLock.unlock() }
         var sql = "SELECT key, day, name, type, sum, count, min, max, last FROM rollups WHERE day BETWEEN ?1 AND ?2"
         if key != nil { sql += " AND key = ?3" }
         if cursor != nil { sql += " AND (key, day, name, type) > (?5, ?6, ?7, ?8)" }

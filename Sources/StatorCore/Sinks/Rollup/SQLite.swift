@@ -21,6 +21,10 @@ final class SQLiteDatabase {
     /// SQLITE_OPEN_NOMUTEX: each connection is used by one thread at a time (see the type).
     static let openNoMutex: Int32 = 0x0000_8000
     static let ok: Int32 = 0
+    static let busy: Int32 = 5
+    static let interrupted: Int32 = 9
+    /// How long a statement waits for another connection's lock before it fails (SQLITE_BUSY).
+    static let busyTimeoutMillis: Int32 = 5000
     static let row: Int32 = 100
     static let done: Int32 = 101
 
@@ -49,7 +53,25 @@ final class SQLiteDatabase {
         }
         db = handle
         self.path = path
-        CStatorSys_sqlite3_busy_timeout(db, 5000)
+        CStatorSys_sqlite3_busy_timeout(db, Self.busyTimeoutMillis)
+    }
+
+    /// Runs `body` with a time limit: its statements stop with SQLITE_INTERRUPT past
+    /// `deadline` (`WallClock.monotonicSeconds`), and wait for a lock only as long as is left.
+    func withDeadline<R>(_ deadline: Double, _ body: () throws(SQLiteError) -> R) throws(SQLiteError) -> R {
+        // SAFETY: the handler reads `slot` while a statement of `body` runs; the watch is removed
+        // before the slot is freed.
+        let slot = UnsafeMutablePointer<Double>.allocate(capacity: 1)
+        slot.initialize(to: deadline)
+        let left = (deadline - WallClock.monotonicSeconds()) * 1000
+        CStatorSys_sqlite3_busy_timeout(db, Int32(Swift.max(1, Swift.min(Double(Self.busyTimeoutMillis), left))))
+        CStatorSys_sqlite3_watch_deadline(db, slot)
+        defer {
+            CStatorSys_sqlite3_watch_deadline(db, nil)
+            CStatorSys_sqlite3_busy_timeout(db, Self.busyTimeoutMillis)
+            slot.deallocate()
+        }
+        return try body()
     }
 
     deinit { CStatorSys_sqlite3_close_v2(db) }
