@@ -198,5 +198,6 @@ extension HeavyEndToEndTests {
     open = []
     try eventually("a new connection served") { (try? httpRequest(port: agent.httpPort, "/healthz").status) == 200 }
     #expect(agent.stderr.text.components(separatedBy: "accept failed").count == 2)  // logged once
+    #expect(try selfMetric(agent, #"stator_accept_failures_total{listener="http",reason="emfile"}"#) >= 1)
     #expect(try agent.stop() == 0)
 }

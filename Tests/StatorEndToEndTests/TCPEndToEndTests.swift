@@ -103,6 +103,46 @@ private func tcpAgent(_ dir: TemporaryDirectory, _ flags: [String] = []) throws 
     for n in 0..<8 { #expect(try counterSum(out, "kept.\(n)") == 1) }
 }
 
+@Test func tcpAcceptFailingWithEMFILEBacksOffLogsOnceAndServesAgain() throws {
+    // 48 descriptors: the agent's own use, then a few connections, and accept fails.
+    let dir = try TemporaryDirectory()
+    let out = dir.file("out.json")
+    let agent = try StatorProcess(
+        executable: "/usr/bin/prlimit",
+        ["--nofile=48", try statorBinary(), "--udp.address", "127.0.0.1:0", "--http.address", "127.0.0.1:0",
+            "--tcp.address", "127.0.0.1:0", "--flush_interval", untilShutdown, "--sinks.json.path", out])
+    var open = try (0..<60).map { _ in try TCPClient(port: agent.tcpPort) }  // the kernel's backlog takes them all
+    _ = try agent.waitFor(timeout: 5) { $0.contains("accept failed") ? true : nil }
+    // While the backlog holds connections it cannot take, the TCP thread must not spin.
+    let pid = agent.process.processIdentifier
+    func cpuTicks() throws -> Int {
+        let fields = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8).split(separator: " ")
+        return (Int(fields[13]) ?? 0) + (Int(fields[14]) ?? 0)
+    }
+    let before = try cpuTicks()
+    usleep(1_000_000)
+    let used = try cpuTicks() - before
+    #expect(used < 30, "\(used) ticks of CPU in one second")  // a spinning loop takes ~100
+    // The accepted connections are served meanwhile (the first one was accepted before it ran
+    // out; /metrics cannot be read meanwhile: the HTTP server has no descriptor either).
+    try open[0].send("emfile.held:1|c\n")
+    // Once descriptors are free, the waiting and new connections are served.
+    for c in open { c.close() }
+    open = []
+    let late = try TCPClient(port: agent.tcpPort)
+    try late.send("emfile.late:1|c\n")
+    try eventually("a new connection's line") { try selfMetric(agent, #"stator_lines_received_total{input="tcp"}"#) == 2 }
+    #expect(try selfMetric(agent, #"stator_accept_failures_total{listener="tcp",reason="emfile"}"#) >= 1)
+    // Logged once for TCP (the HTTP server, out of descriptors too when a scrape came, logs its own).
+    let log = agent.stderr.text
+    let failures = log.split(separator: "\n").filter { $0.contains("accept failed") && $0.contains(#""listener":"tcp""#) }
+    #expect(failures.count == 1, "\(log.suffix(2000))")
+    late.close()
+    #expect(try agent.stop() == 0)
+    #expect(try counterSum(out, "emfile.held") == 1)
+    #expect(try counterSum(out, "emfile.late") == 1)
+}
+
 @Test func idleTCPConnectionsAreClosedAfterTheIdleTimeout() throws {
     let dir = try TemporaryDirectory()
     let (agent, _) = try tcpAgent(dir, ["--tcp.idle_timeout", "1s"])

@@ -96,11 +96,6 @@ public final class HTTPServer: Sendable {
 
     /// Bytes of a streamed body produced per turn before the other connections are served.
     static let streamBudget = 1 << 20
-    /// How long `accept` rests after failing for want of descriptors or memory (EMFILE,
-    /// ENFILE, ENOBUFS, ENOMEM): the pending connection stays in the backlog and the listener
-    /// stays readable, so retrying at once would spin the thread.
-    static let acceptBackoff = 0.25
-
     private let listener: Int32
     private let configuration: HTTPServerConfiguration
     /// `http.read_timeout` and `http.idle_timeout`, in seconds.
@@ -131,6 +126,7 @@ public final class HTTPServer: Sendable {
         self.configuration = configuration
         self.metrics = metrics
         for reason in CloseReason.allCases { metrics?.registerLabeled(reason.series) }
+        AcceptLoop.register("http", in: metrics)
         readTimeout = Double(configuration.readTimeoutMillis) / 1000
         idleTimeout = Double(configuration.idleTimeoutMillis) / 1000
         self.handler = handler
@@ -175,11 +171,10 @@ public final class HTTPServer: Sendable {
     private func serve() {
         var connections: [Connection] = []
         var fds: [pollfd] = []
-        var acceptPausedUntil = 0.0
-        let acceptFailures = RateLimiter(period: 60)
+        let acceptor = AcceptLoop(fd: listener, name: "http", logger: logger, metrics: metrics)
         while !stopping.load(ordering: .acquiring) {
             fds.removeAll(keepingCapacity: true)
-            let accepting = WallClock.monotonicSeconds() >= acceptPausedUntil
+            let accepting = !acceptor.isPaused(now: WallClock.monotonicSeconds())
             fds.append(pollfd(fd: listener, events: accepting ? Int16(POLLIN) : 0, revents: 0))
             var nextDeadline = WallClock.monotonicSeconds() + 0.1
             for c in connections {
@@ -217,60 +212,45 @@ public final class HTTPServer: Sendable {
                     open = stillReading(c, now: now)  // idle, slow, or not reading its response
                     if !open { closing(c.isWriting ? .writeTimeout : c.input.isEmpty ? .idleTimeout : .readTimeout) }
                 }
-                if open { keep.append(c) } else { Self.closeDiscardingInput(c.fd) }
+                if open {
+                    keep.append(c)
+                } else {
+                    Self.closeDiscardingInput(c.fd)
+                    acceptor.descriptorFreed()
+                }
             }
             connections = keep
-            if accepting, fds[0].revents & Int16(POLLIN) != 0, let failure = acceptAll(&connections, now: now) {
-                acceptPausedUntil = now + Self.acceptBackoff
-                if let suppressed = acceptFailures.admit() {
-                    logger.error(
-                        "accept failed; new connections wait while the open ones are served",
-                        metadata: [
-                            ("error", String(cString: strerror(failure))), ("retry_in_s", "\(Self.acceptBackoff)"),
-                            ("suppressed", "\(suppressed)"),
-                        ])
-                }
+            if accepting, fds[0].revents & Int16(POLLIN) != 0 {
+                acceptor.acceptAll(now: now) { fd in admit(fd, into: &connections, now: now) }
             }
         }
         for c in connections { close(c.fd) }
     }
 
-    /// Accepts every pending connection.
-    /// - Returns: the `errno` of an `accept` that failed for want of resources, which calls for
-    ///   a pause (see `acceptBackoff`); `nil` once the backlog is empty.
-    private func acceptAll(_ connections: inout [Connection], now: Double) -> Int32? {
-        while true {
-            let fd = accept(listener, nil, nil)
-            if fd < 0 {
-                let e = errno
-                if e == EINTR || e == ECONNABORTED || e == EPROTO { continue }
-                return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM ? e : nil
+    /// Takes an accepted connection, making room at `http.max_connections` (or refusing it).
+    private func admit(_ fd: Int32, into connections: inout [Connection], now: Double) {
+        if connections.count >= configuration.maxConnections {
+            // At the cap, the connection that has waited longest without a byte of a request
+            // (idle keep-alive, silent) makes room, so such clients cannot starve a scraper.
+            // One with a request under way (partly received, or being answered) is never
+            // closed for a newcomer: a flood of connections must not cut off a scraper
+            // mid-request. A trickling head is bounded by the read timeout instead. When
+            // every slot has a request under way, the newcomer is refused.
+            if let oldest = connections.indices.filter({ !connections[$0].isWriting && connections[$0].input.isEmpty })
+                .min(by: { connections[$0].waitingSince < connections[$1].waitingSince })
+            {
+                Self.closeDiscardingInput(connections[oldest].fd)
+                connections.remove(at: oldest)
+                closing(.evicted)
+            } else {
+                let parts = HTTPResponse.text(503, "too many connections\n").serialize(keepAlive: false, includeBody: true)
+                for part in parts { _ = part.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+                Self.closeDiscardingInput(fd)
+                closing(.tooManyConnections)
+                return
             }
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            if connections.count >= configuration.maxConnections {
-                // At the cap, the connection that has waited longest without a byte of a request
-                // (idle keep-alive, silent) makes room, so such clients cannot starve a scraper.
-                // One with a request under way (partly received, or being answered) is never
-                // closed for a newcomer: a flood of connections must not cut off a scraper
-                // mid-request. A trickling head is bounded by the read timeout instead. When
-                // every slot has a request under way, the newcomer is refused.
-                if let oldest = connections.indices.filter({ !connections[$0].isWriting && connections[$0].input.isEmpty })
-                    .min(by: { connections[$0].waitingSince < connections[$1].waitingSince })
-                {
-                    Self.closeDiscardingInput(connections[oldest].fd)
-                    connections.remove(at: oldest)
-                    closing(.evicted)
-                } else {
-                    let parts = HTTPResponse.text(503, "too many connections\n").serialize(keepAlive: false, includeBody: true)
-                    for part in parts { _ = part.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
-                    Self.closeDiscardingInput(fd)
-                    closing(.tooManyConnections)
-                    continue
-                }
-            }
-            connections.append(Connection(fd: fd, deadline: now + idleTimeout, now: now))
         }
+        connections.append(Connection(fd: fd, deadline: now + idleTimeout, now: now))
     }
 
     /// Counts a connection the server closes (or is about to, after its answer), and logs

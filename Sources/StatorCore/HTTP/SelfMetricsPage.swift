@@ -40,7 +40,7 @@ public struct SelfMetricsPage: Sendable {
         "stator_series_active",
         "stator_flushes_total",
         "stator_flush_duration_seconds", "stator_flush_interval_seconds", "stator_sink_errors_total",
-        "stator_series_dropped_total", "stator_http_connections_closed_total",
+        "stator_series_dropped_total", "stator_http_connections_closed_total", "stator_accept_failures_total",
         "stator_push_requests_total", "stator_push_series_total", "stator_push_retries_total",
         "stator_push_dropped_series_total", "stator_push_queue_bytes", "stator_graphite_queue_bytes", "stator_rollup_usage_ratio",
         "stator_rollup_queries_failed_total",
@@ -120,6 +120,7 @@ public struct SelfMetricsPage: Sendable {
             ("stator_sink_errors_total", "counter", "Batches a sink failed to take or write, by sink."),
             ("stator_series_dropped_total", "counter", "Series a sink left out, by sink and reason."),
             ("stator_http_connections_closed_total", "counter", "Connections the HTTP server closed, by reason."),
+            ("stator_accept_failures_total", "counter", "Connections a listener could not accept for want of resources."),
         ] {
             family(name, type, help)
             for (series, value) in labeled where series.hasPrefix(name + "{") { sample(series, value) }

@@ -53,6 +53,7 @@ public final class TCPInput: Sendable {
         self.table = table
         self.metrics = metrics
         self.logger = logger
+        AcceptLoop.register("tcp", in: metrics)
         // A burst of connects waits in the backlog, not in SYN retransmits.
         let (fd, bound) = try SocketAddress(parsing: configuration.address).listen(backlog: 4096, purpose: "tcp")
         listener = fd
@@ -103,6 +104,7 @@ public final class TCPInput: Sendable {
         var turn = Turn(buffer: buffer)
         let idleTimeout = Double(configuration.idleTimeoutMillis) / 1000
         let badLineLog = RateLimiter(period: 5)
+        let acceptor = AcceptLoop(fd: listener, name: "tcp", logger: logger, metrics: metrics)
         let rejected: ReaderAggregator.Rejection = { [logger] reason, _, _ in
             if let suppressed = badLineLog.admit() {
                 logger.warning(
@@ -113,12 +115,12 @@ public final class TCPInput: Sendable {
         while true {
             let stop = stopping.load(ordering: .acquiring)
             if stop {
-                drain(&connections, &fds, &turn, &aggregator, rejected: rejected)
+                drain(&connections, &fds, &turn, &aggregator, acceptor, rejected: rejected)
                 metrics.tcpConnections.store(0)
                 return
             }
             fds.removeAll(keepingCapacity: true)
-            fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
+            fds.append(pollfd(fd: listener, events: acceptor.pollEvents(now: WallClock.monotonicSeconds()), revents: 0))
             for c in connections { fds.append(pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)) }
             _ = poll(&fds, nfds_t(fds.count), 100)
             let now = WallClock.monotonicSeconds()
@@ -133,10 +135,15 @@ public final class TCPInput: Sendable {
                 } else if idleTimeout > 0, now - c.lastActivity >= idleTimeout {
                     keep = false
                 }
-                if keep { open.append(c) } else { close(c, &turn, &aggregator, rejected: rejected) }
+                if keep {
+                    open.append(c)
+                } else {
+                    close(c, &turn, &aggregator, rejected: rejected)
+                    acceptor.descriptorFreed()
+                }
             }
             connections = open
-            if fds[0].revents & Int16(POLLIN) != 0 { accept(into: &connections, now: now) }
+            if fds[0].revents & Int16(POLLIN) != 0 { accept(into: &connections, acceptor, now: now) }
             finish(&turn, &aggregator, rejected: rejected)
             metrics.tcpConnections.store(UInt64(connections.count))
         }
@@ -151,9 +158,9 @@ public final class TCPInput: Sendable {
     /// deadline `stop` was given.
     private func drain(
         _ connections: inout [Connection], _ fds: inout [pollfd], _ turn: inout Turn, _ aggregator: inout ReaderAggregator,
-        rejected: ReaderAggregator.Rejection
+        _ acceptor: AcceptLoop, rejected: ReaderAggregator.Rejection
     ) {
-        accept(into: &connections, now: WallClock.monotonicSeconds())
+        accept(into: &connections, acceptor, now: WallClock.monotonicSeconds(), force: true)
         let deadline = min(
             WallClock.monotonicSeconds() + Self.drainSeconds, Double(bitPattern: drainDeadline.load(ordering: .relaxed)))
         while !connections.isEmpty, WallClock.monotonicSeconds() < deadline {
@@ -182,19 +189,14 @@ public final class TCPInput: Sendable {
     static let drainSeconds = 5.0
 
     /// Accepts every pending connection; past `tcp.max_connections` each is closed at once.
-    private func accept(into connections: inout [Connection], now: Double) {
-        while true {
-            let fd = Glibc.accept(listener, nil, nil)
-            if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return  // the backlog is empty (or out of descriptors: the next turn retries)
-            }
-            guard connections.count < configuration.maxConnections else {
+    /// Out of descriptors, `acceptor` pauses (see `AcceptLoop`); `force` tries anyway (at shutdown).
+    private func accept(into connections: inout [Connection], _ acceptor: AcceptLoop, now: Double, force: Bool = false) {
+        let cap = configuration.maxConnections
+        acceptor.acceptAll(now: now, force: force) { fd in
+            guard connections.count < cap else {
                 Glibc.close(fd)
-                continue
+                return
             }
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             connections.append(Connection(fd: fd, now: now))
         }
     }
