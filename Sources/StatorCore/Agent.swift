@@ -176,9 +176,10 @@ public final class Agent: Sendable {
     }
 
     /// Stator authenticates no one (SPEC section 12): says once, at start, which listeners
-    /// other machines can reach.
+    /// other machines can reach. The Unix socket is local: its file mode says who may write.
     private func warnAboutExposure() {
-        let listeners = [("udp.address", udpAddress, "write series"), ("http.address", httpAddress, "read /metrics")]
+        var listeners = [("udp.address", udpAddress, "write series"), ("http.address", httpAddress, "read /metrics")]
+        if let tcpAddress { listeners.append(("tcp.address", tcpAddress, "write series")) }
         for (key, address, what) in listeners {
             guard let parsed = try? SocketAddress(parsing: address), !parsed.isLoopback else { continue }
             logger.warning(

@@ -327,7 +327,19 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     #expect(warning.contains("write series"))
     #expect(try exposed.stop() == 0)
     #expect(exposed.stderr.text.components(separatedBy: "listening beyond loopback").count == 2)  // once, UDP only
-    let local = try StatorProcess(agent: ["--sinks.json.path", ""])
+    // TCP takes lines as UDP does; the Unix socket is local (its file mode says who may write).
+    let dir = try TemporaryDirectory()
+    let tcp = try StatorProcess(agent: [
+        "--sinks.json.path", "", "--tcp.address", "0.0.0.0:0", "--unixgram.path", dir.file("stator.sock"),
+    ])
+    let tcpWarning = try tcp.waitFor(timeout: 10) { text in
+        text.split(separator: "\n").first { $0.contains("listening beyond loopback") }.map(String.init)
+    }
+    #expect(tcpWarning.contains(#""key":"tcp.address""#))
+    #expect(tcpWarning.contains("write series"))
+    #expect(try tcp.stop() == 0)
+    #expect(tcp.stderr.text.components(separatedBy: "listening beyond loopback").count == 2)  // once, TCP only
+    let local = try StatorProcess(agent: ["--sinks.json.path", "", "--tcp.address", "127.0.0.1:0"])
     #expect(try local.stop() == 0)
     #expect(!local.stderr.text.contains("listening beyond loopback"))
 }

@@ -53,14 +53,12 @@ final class UnixDatagramSocket: Sendable {
         var len = socklen_t(4)
         getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &len)
         grantedReceiveBuffer = Int(granted) / 2  // Linux reports twice the usable size.
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else {
+        guard Self.bind(fd, to: &address, mode: configuration.mode) == 0 else {
             let e = errno
             Glibc.close(fd)
             throw SystemError(errno: e, call: "bind \(path)")
         }
+        // The file has `mode` less the umask's bits from its creation; now exactly `mode`.
         var info = stat()
         guard chmod(path, mode_t(configuration.mode)) == 0, lstat(path, &info) == 0 else {
             let e = errno
@@ -72,6 +70,24 @@ final class UnixDatagramSocket: Sendable {
         self.fd = fd
         self.path = path
         maxDatagram = max(DatagramBatchReader.udpDatagram, Self.largestDatagram())
+    }
+
+    /// Binds `fd` to `address`, creating the socket file with no permission bits beyond `mode`
+    /// from its first instant: a sender must not be able to connect through wider bits while
+    /// they last (SPEC section 12).
+    ///
+    /// Linux creates the file with the socket's own inode mode less the umask, so that mode is
+    /// set first (`fchmod` on an unbound socket); without it the file starts as 0777 less the
+    /// umask (0755, or 0777 under `umask 000`) until a `chmod`. The umask may still take bits
+    /// away: the caller sets exactly `mode` after.
+    /// - Returns: `bind`'s result (0, or -1 with `errno` set).
+    static func bind(_ fd: Int32, to address: inout sockaddr_un, mode: UInt32) -> Int32 {
+        guard fchmod(fd, mode_t(mode & 0o777)) == 0 else { return -1 }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
     }
 
     /// Removes a socket file nobody listens on; refuses anything else at `path`.
