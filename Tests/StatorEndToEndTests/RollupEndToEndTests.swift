@@ -165,6 +165,47 @@ private func rollupAgent(_ dir: TemporaryDirectory, _ out: String, _ flags: [Str
     #expect(try agent.stop() == 0)
 }
 
+/// `rm rollups.db*` under the agent, then another file moved over the path: each noticed at
+/// the next flush, logged and counted, and the file made again at the path with every row, so
+/// that a restart finds the whole history.
+@Test func aRemovedOrReplacedDatabaseIsCreatedAgainWithItsRows() throws {
+    let dir = try TemporaryDirectory()
+    let db = dir.file("rollups.db")
+    let agent = try rollupAgent(dir, dir.file("out.json"), ["--flush_interval", "200ms"])
+    try agent.send("kept.calls:1|c|#tenant:acme")
+    try eventually(timeout: 10, "the first row") { try total(agent, key: "acme", name: "kept.calls") == 1 }
+    for suffix in ["", "-wal", "-shm"] { unlink(db + suffix) }
+    try agent.send("kept.calls:2|c|#tenant:acme")
+    try scrape(agent, timeout: 10, until: "the removal counted") {
+        sample($0, #"stator_sink_errors_total{sink="rollup"}"#) == 1
+    }
+    try eventually(timeout: 10, "the file again") { FileManager.default.fileExists(atPath: db) }
+    let mode = try #require(try FileManager.default.attributesOfItem(atPath: db)[.posixPermissions] as? Int)
+    #expect(mode & 0o027 == 0, "\(String(mode, radix: 8))")
+
+    // Another database moved over the path: set aside, not overwritten.
+    let (status, output) = try runProgram(
+        try python(),
+        ["-c", "import sqlite3, sys\nsqlite3.connect(sys.argv[1]).execute('CREATE TABLE other (x)')", dir.file("other.db")])
+    #expect(status == 0, "\(output)")
+    #expect(rename(dir.file("other.db"), db) == 0)
+    try agent.send("kept.calls:4|c|#tenant:acme")
+    try scrape(agent, timeout: 10, until: "the replacement counted") {
+        sample($0, #"stator_sink_errors_total{sink="rollup"}"#) == 2
+    }
+    try eventually(timeout: 10, "every row through the API") { try total(agent, key: "acme", name: "kept.calls") == 7 }
+    #expect(try agent.stop() == 0)
+    let log = agent.stderr.text
+    #expect(log.contains("roll-up database removed under Stator: created again at its path, with every row Stator had"))
+    #expect(log.contains("roll-up database replaced under Stator: the other file set aside"))
+    let files = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+    #expect(files.filter { $0.hasPrefix("rollups.db.replaced-") }.count == 1, "\(files)")
+    // The history survives a restart on the file at the path.
+    let again = try rollupAgent(dir, dir.file("again.json"))
+    #expect(try total(again, key: "acme", name: "kept.calls") == 7)
+    #expect(try again.stop() == 0)
+}
+
 @Test func aFileThatIsNotADatabaseStopsTheStartNamingIt() throws {
     let dir = try TemporaryDirectory()
     try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: dir.file("rollups.db")))

@@ -199,6 +199,7 @@ public final class RollupSink: Sink, @unchecked Sendable {
     /// table with the waiting rows of the same moment.
     private func write(_ write: PreparedWrite) throws {
         do throws(SQLiteError) {
+            try checkFile()
             let deleted = try store.write(fold: write.fold.rows, unfolded: write.blob, expire: write.expire) {
                 (commit: () throws(SQLiteError) -> Void) throws(SQLiteError) in
                 unfolded.lock()
@@ -227,6 +228,27 @@ public final class RollupSink: Sink, @unchecked Sendable {
                 }
             }
             throw RollupWriteError(description: "roll-up rows not written, kept for the next flush: \(error.message)")
+        }
+    }
+
+    /// Creates the database again at its path if it was removed or replaced since the last
+    /// write (`RollupStore.recreateIfMoved`): logged, and counted as a sink error.
+    private func checkFile() throws(SQLiteError) {
+        guard let change = try store.recreateIfMoved() else { return }
+        let path = ("path", configuration.path)
+        switch change {
+        case .removed:
+            metrics?.addLabeled(SelfMetrics.sinkErrors("rollup"))
+            logger.error(
+                "roll-up database removed under Stator: created again at its path, with every row Stator had",
+                metadata: [path])
+        case .replaced(let aside):
+            metrics?.addLabeled(SelfMetrics.sinkErrors("rollup"))
+            logger.error(
+                "roll-up database replaced under Stator: the other file set aside, and Stator's created again at the path",
+                metadata: [path, ("set_aside", aside)])
+        case .reopened:
+            logger.info("roll-up database open again", metadata: [path])
         }
     }
 
@@ -328,6 +350,7 @@ public final class RollupSink: Sink, @unchecked Sendable {
         unfolded.withLock { rows in
             guard !rows.isEmpty else { return }
             do throws(SQLiteError) {
+                try checkFile()
                 let fold = rows.chooseFold(rows.count)
                 try store.write(fold: fold.rows, unfolded: nil)
                 rows.remove(fold)

@@ -72,78 +72,39 @@ struct RollupRow: Equatable, Sendable {
 /// CREATE TABLE unfolded (id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL, rows BLOB NOT NULL);
 /// ```
 final class RollupStore: @unchecked Sendable {
-    // SAFETY: `writer` and its statements are used only by the sink's thread (emit, shutdown);
-    // `reader` and its statement only under `readLock`; `checkpointer` only on `checkpoints`.
+    // SAFETY: `connections` is replaced only by the sink's thread (`recreateIfMoved`), with
+    // `readLock` held and no checkpoint queued; the writer and its statements are used only by
+    // the sink's thread (emit, shutdown); the reader only under `readLock`; the checkpointer
+    // only on `checkpoints`.
     static let schemaVersion: Int64 = 2
-    private let writer: SQLiteDatabase
-    private let upsert: SQLiteStatement
-    private let saveUnfolded: SQLiteStatement
-    private let clearUnfolded: SQLiteStatement
-    private let deleteExpired: SQLiteStatement
-    private let changes: SQLiteStatement
-    private let readLock = PthreadLock<Void>(())
-    private let reader: SQLiteDatabase
-    /// Checkpoints run here, on a connection of their own, after each write: copying the log
-    /// into the file (and its fsync) never lengthens a flush's transaction.
-    private let checkpointer: SQLiteDatabase
-    private let checkpoints = DispatchQueue(label: "stator.rollup.checkpoint")
+    /// The open connections; nil while the file, found moved, could not be opened again.
+    var connections: RollupConnections?
+    let readLock = PthreadLock<Void>(())
+    let checkpoints = DispatchQueue(label: "stator.rollup.checkpoint")
     private let checkpointQueued = PthreadLock(false)
     let path: String
+    let by: String
 
     /// Opens the database (creating it), checks it and migrates its schema.
     /// - Throws: `ConfigError` naming the file: the library is missing, the file is not a
     ///   database or is corrupt, it is newer than this Stator, or it rolls up by another tag.
     init(path: String, by: String) throws(ConfigError) {
         self.path = path
-        // Created here, not by SQLite: mode 0640 at most, as every file Stator creates (SQLite
-        // gives the -wal and -shm files the database's mode), and never through a symlink.
-        let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o640)
-        guard fd >= 0 else {
-            throw ConfigError("sinks.rollup.path \(path): \(String(cString: strerror(errno)))")
-        }
-        close(fd)
-        do {
-            writer = try SQLiteDatabase(
-                path: path, flags: SQLiteDatabase.openReadWrite | SQLiteDatabase.openCreate)
-        } catch {
-            throw ConfigError("sinks.rollup.path \(path): \(Self.explain(error))")
-        }
+        self.by = by
         do throws(SQLiteError) {
-            // WAL: readers and the writer never wait for each other; NORMAL: a commit is durable
-            // against a crash of Stator (the log is in the kernel), synced at checkpoints.
-            // A 64 MiB page cache holds a day's rows of 10,000 tenants x 20 names: each flush
-            // then updates pages in memory instead of reading them back through the kernel.
-            // No checkpoint at commit: `checkpointer` runs them after each write.
-            try writer.execute(
-                """
-                PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;
-                PRAGMA wal_autocheckpoint=0;
-                """)
-            try Self.migrate(writer, by: by, path: path)
-            upsert = try writer.prepare(
-                """
-                INSERT INTO rollups (key, day, name, type, sum, count, min, max, last) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                ON CONFLICT (key, day, name, type) DO UPDATE SET
-                  sum = CASE WHEN excluded.sum IS NULL THEN sum ELSE coalesce(sum, 0) + excluded.sum END,
-                  count = CASE WHEN excluded.count IS NULL THEN count ELSE coalesce(count, 0) + excluded.count END,
-                  min = CASE WHEN excluded.min IS NULL THEN min WHEN min IS NULL THEN excluded.min ELSE min(min, excluded.min) END,
-                  max = CASE WHEN excluded.max IS NULL THEN max WHEN max IS NULL THEN excluded.max ELSE max(max, excluded.max) END,
-                  last = coalesce(excluded.last, last)
-                """)
-            saveUnfolded = try writer.prepare("INSERT OR REPLACE INTO unfolded (id, format, rows) VALUES (1, ?1, ?2)")
-            clearUnfolded = try writer.prepare("DELETE FROM unfolded")
-            // Through the day index, oldest first.
-            deleteExpired = try writer.prepare(
-                """
-                DELETE FROM rollups WHERE (key, day, name, type) IN
-                  (SELECT key, day, name, type FROM rollups WHERE day < ?1 ORDER BY day LIMIT ?2)
-                """)
-            changes = try writer.prepare("SELECT changes()")
-            reader = try SQLiteDatabase(path: path, flags: SQLiteDatabase.openReadOnly)
-            checkpointer = try SQLiteDatabase(path: path, flags: SQLiteDatabase.openReadWrite)
+            connections = try RollupConnections(path: path, by: by)
         } catch {
             throw ConfigError("sinks.rollup.path \(path): \(Self.explain(error))")
         }
+    }
+
+    /// The open connections.
+    /// - Throws: when the file, found moved, could not be opened again (tried at each flush).
+    func live() throws(SQLiteError) -> RollupConnections {
+        guard let connections else {
+            throw SQLiteError(code: 0, message: "the database is not open: \(path) could not be created again")
+        }
+        return connections
     }
 
     /// The startup error for a failure: says when the file is not (or no longer) a database.
@@ -153,56 +114,6 @@ final class RollupStore: @unchecked Sendable {
         case 26: "the file is not an SQLite database (\(error.message))"
         case -1: "SQLite could not be loaded (\(error.message)); install the system's libsqlite3 (Debian: libsqlite3-0)"
         default: error.message
-        }
-    }
-
-    private static func migrate(_ db: SQLiteDatabase, by: String, path: String) throws(SQLiteError) {
-        try db.execute("BEGIN IMMEDIATE")
-        do throws(SQLiteError) {
-            try db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            let read = try db.prepare("SELECT max(version) FROM schema_version")
-            try read.step()
-            let version = Int64(read.double(0) ?? 0)
-            if version > schemaVersion {
-                throw SQLiteError(
-                    code: 0,
-                    message:
-                        "the database has schema version \(version); this Stator knows \(schemaVersion) (a newer Stator wrote it)"
-                )
-            }
-            if version < 1 {
-                try db.execute(
-                    """
-                    CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-                    CREATE TABLE rollups (key TEXT NOT NULL, day TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,
-                      sum REAL, count REAL, min REAL, max REAL, last REAL,
-                      PRIMARY KEY (key, day, name, type)) WITHOUT ROWID;
-                    CREATE INDEX rollups_day ON rollups (day);
-                    INSERT INTO schema_version (version) VALUES (1);
-                    """)
-                let setting = try db.prepare("INSERT INTO settings (name, value) VALUES ('by', ?1)")
-                setting.bind(1, by)
-                try setting.step()
-            }
-            if version < 2 {
-                try db.execute(
-                    """
-                    CREATE TABLE unfolded (id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL, rows BLOB NOT NULL);
-                    INSERT INTO schema_version (version) VALUES (2);
-                    """)
-            }
-            // Later versions migrate here, one step each, inside this transaction.
-            let stored = try db.prepare("SELECT value FROM settings WHERE name = 'by'")
-            if try stored.step(), stored.text(0) != by {
-                throw SQLiteError(
-                    code: 0,
-                    message:
-                        "the database holds roll-ups by \(stored.text(0)), not by \(by) (sinks.rollup.by): give it another path")
-            }
-            try db.execute("COMMIT")
-        } catch {
-            try? db.execute("ROLLBACK")
-            throw error
         }
     }
 
@@ -222,44 +133,45 @@ final class RollupStore: @unchecked Sendable {
         }
     ) throws(SQLiteError) -> Int64 {
         var deleted: Int64 = 0
-        try writer.execute("BEGIN IMMEDIATE")  // waits (busy timeout) for another writer's lock
+        let c = try live()
+        try c.writer.execute("BEGIN IMMEDIATE")  // waits (busy timeout) for another writer's lock
         do throws(SQLiteError) {
             for row in fold {
-                upsert.bind(1, row.key)
-                upsert.bind(2, row.day)
-                upsert.bind(3, row.name)
-                upsert.bind(4, row.type)
-                upsert.bind(5, row.sum)
-                upsert.bind(6, row.count)
-                upsert.bind(7, row.min)
-                upsert.bind(8, row.max)
-                upsert.bind(9, row.last)
-                try upsert.step()
-                upsert.reset()
+                c.upsert.bind(1, row.key)
+                c.upsert.bind(2, row.day)
+                c.upsert.bind(3, row.name)
+                c.upsert.bind(4, row.type)
+                c.upsert.bind(5, row.sum)
+                c.upsert.bind(6, row.count)
+                c.upsert.bind(7, row.min)
+                c.upsert.bind(8, row.max)
+                c.upsert.bind(9, row.last)
+                try c.upsert.step()
+                c.upsert.reset()
             }
             if let unfolded {
-                saveUnfolded.bind(1, UnfoldedRows.blobFormat)
-                saveUnfolded.bind(2, blob: unfolded)
-                try saveUnfolded.step()
-                saveUnfolded.reset()
-                saveUnfolded.bind(2, blob: [])  // SQLite's copy of a large blob is freed now
+                c.saveUnfolded.bind(1, UnfoldedRows.blobFormat)
+                c.saveUnfolded.bind(2, blob: unfolded)
+                try c.saveUnfolded.step()
+                c.saveUnfolded.reset()
+                c.saveUnfolded.bind(2, blob: [])  // SQLite's copy of a large blob is freed now
             } else {
-                try clearUnfolded.step()
-                clearUnfolded.reset()
+                try c.clearUnfolded.step()
+                c.clearUnfolded.reset()
             }
             if let expire {
-                deleteExpired.bind(1, expire.before)
-                deleteExpired.bind(2, Int64(expire.limit))
-                try deleteExpired.step()
-                deleteExpired.reset()
-                try changes.step()
-                deleted = changes.int64(0)
-                changes.reset()
+                c.deleteExpired.bind(1, expire.before)
+                c.deleteExpired.bind(2, Int64(expire.limit))
+                try c.deleteExpired.step()
+                c.deleteExpired.reset()
+                try c.changes.step()
+                deleted = c.changes.int64(0)
+                c.changes.reset()
             }
             // WAL, the write lock held: the commit appends to the log and waits for no one.
-            try committing { () throws(SQLiteError) in try writer.execute("COMMIT") }
+            try committing { () throws(SQLiteError) in try c.writer.execute("COMMIT") }
         } catch {
-            try? writer.execute("ROLLBACK")
+            try? c.writer.execute("ROLLBACK")
             throw error
         }
         scheduleCheckpoint()
@@ -277,14 +189,14 @@ final class RollupStore: @unchecked Sendable {
         guard !queued else { return }
         checkpoints.async { [self] in
             checkpointQueued.withLock { $0 = false }
-            try? checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            try? connections?.checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
         }
     }
 
     /// The changes the last flush saved unfolded (none in a new database).
     /// - Throws: when the saved blob is of another format or cannot be read.
     func unfolded() throws(SQLiteError) -> UnfoldedRows {
-        let read = try writer.prepare("SELECT format, rows FROM unfolded WHERE id = 1")
+        let read = try live().writer.prepare("SELECT format, rows FROM unfolded WHERE id = 1")
         guard try read.step() else { return UnfoldedRows() }
         let format = read.int64(0)
         guard format == UnfoldedRows.blobFormat, let rows = UnfoldedRows.decode(read.blob(1)) else {
@@ -301,13 +213,13 @@ final class RollupStore: @unchecked Sendable {
     /// alone then holds everything, for a copy taken while Stator is stopped).
     func checkpoint() throws(SQLiteError) {
         checkpoints.sync {}
-        try writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        try live().writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     }
 
     /// Today's sums of the names `matches` accepts, by (key, name): where the limits start
     /// from after a restart.
     func sums(day: String, where matches: (String) -> Bool) throws(SQLiteError) -> [RollupKey: Double] {
-        let read = try writer.prepare("SELECT key, name, sum FROM rollups WHERE day = ?1 AND sum IS NOT NULL")
+        let read = try live().writer.prepare("SELECT key, name, sum FROM rollups WHERE day = ?1 AND sum IS NOT NULL")
         read.bind(1, day)
         var result: [RollupKey: Double] = [:]
         while try read.step() {
@@ -333,6 +245,7 @@ final class RollupStore: @unchecked Sendable {
         readLock.lock()
         defer { readLock.unlock() }
         let result: Result<R, SQLiteError>
+        let reader = try live().reader
         do throws(SQLiteError) {
             result = .success(
                 try reader.withDeadline(deadline) { () throws(SQLiteError) -> R in
@@ -349,6 +262,7 @@ final class RollupStore: @unchecked Sendable {
     /// Fixes the snapshot of the read transaction `reading` began (its first read does), or,
     /// with `renew`, ends it and begins another, which sees the newest commit.
     func pinSnapshot(renew: Bool = false) throws(SQLiteError) {
+        let reader = try live().reader
         if renew { try reader.execute("ROLLBACK; BEGIN") }
         try reader.execute("SELECT 1 FROM rollups LIMIT 1")
     }
@@ -367,7 +281,7 @@ final class RollupStore: @unchecked Sendable {
         if cursor != nil { sql += " AND (key, day, name, type) > (?5, ?6, ?7, ?8)" }
         sql += " ORDER BY key, day, name, type"
         if nameGlob == nil { sql += " LIMIT ?9" }
-        let query = try reader.prepare(sql)
+        let query = try live().reader.prepare(sql)
         query.bind(1, start)
         query.bind(2, end)
         if let key { query.bind(3, key) }
