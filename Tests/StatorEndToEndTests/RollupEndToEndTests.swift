@@ -217,3 +217,38 @@ private func rollupAgent(_ dir: TemporaryDirectory, _ out: String, _ flags: [Str
         run.stderr.text.contains(
             "sinks.rollup.path \(dir.file("rollups.db")): the file is not an SQLite database (file is not a database)"))
 }
+
+/// SIGTERM while another process holds the write lock: the last flush's write waited its
+/// 5 s, then the fold another 5 s, and the sink was left behind at the deadline without a
+/// word of the changes it lost. The fold waits only as long as the shutdown has left, and
+/// the changes lost are logged with their count.
+@Test func aLockedDatabaseAtShutdownIsGivenUpInTimeAndTheLossSaid() throws {
+    let dir = try TemporaryDirectory()
+    let agent = try rollupAgent(dir, dir.file("out.json"), ["--flush_interval", "200ms"])
+    try agent.send("shut.calls:1|c|#tenant:acme")
+    try eventually(timeout: 10, "the first row") { try total(agent, key: "acme", name: "shut.calls") == 1 }
+    let holder = Process()
+    holder.executableURL = URL(fileURLWithPath: try python())
+    holder.arguments = [
+        "-c",
+        "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\n"
+            + "print('locked', flush=True)\ntime.sleep(30)",
+        dir.file("rollups.db"),
+    ]
+    let holderOutput = PipeCollector()
+    holder.standardOutput = holderOutput.pipe
+    try holder.run()
+    defer { stopChild(holder) }
+    try eventually(timeout: 10, "the lock") { holderOutput.text.contains("locked") }
+    try agent.send("shut.calls:7|c|#tenant:acme\nshut.other:9|c|#tenant:beta")
+    try eventually(timeout: 10, "the lines received") {
+        try selfMetric(agent, #"stator_lines_received_total{input="udp"}"#) == 3
+    }
+    let stopped = Date()
+    #expect(try agent.stop() == 0)
+    let took = Date().timeIntervalSince(stopped)
+    #expect(took < (TestBuild.isSanitized ? 8 : 6.5), "shutdown took \(took) s")
+    let log = agent.stderr.text
+    #expect(log.contains("roll-up changes lost at shutdown"))
+    #expect(!log.contains("did not finish before the shutdown deadline"))
+}

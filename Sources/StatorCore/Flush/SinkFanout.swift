@@ -101,7 +101,10 @@ public final class SinkFanout: Sendable {
     ///     behind (logged), so that one stuck sink cannot keep the agent from exiting.
     public func shutdown(deadline: Double, abandonAfter: Double = 0.5) {
         tally.lock.withLock { tally.deadline = deadline }
-        for worker in workers { worker.queue.close() }
+        for worker in workers {
+            worker.sink.prepareForShutdown(until: deadline)
+            worker.queue.close()
+        }
         let giveUp = deadline + abandonAfter
         let (finished, emitting) = tally.lock.withLock {
             while tally.finished.contains(false) && WallClock.monotonicSeconds() < giveUp {

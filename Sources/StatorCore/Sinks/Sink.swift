@@ -24,11 +24,17 @@ public protocol Sink: AnyObject, Sendable {
     /// what cannot be delivered by then is spooled, or counted as `reason="shutdown"`.
     /// The default does nothing.
     func shutdown(until deadline: Double)
+
+    /// Called once when shutdown begins, from another thread, before the last batches reach
+    /// `emit(_:)`: a sink whose `emit` can wait long (a lock held by another process) should
+    /// give up by `deadline` from then on. Must be thread-safe. The default does nothing.
+    func prepareForShutdown(until deadline: Double)
 }
 
 extension Sink {
     public func reopen() {}
     public func shutdown(until deadline: Double) {}
+    public func prepareForShutdown(until deadline: Double) {}
 
     /// Shuts the sink down with the whole grace, for callers outside the agent.
     public func shutdown() { shutdown(until: WallClock.monotonicSeconds() + SinkShutdown.graceSeconds) }

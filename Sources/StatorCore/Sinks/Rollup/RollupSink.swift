@@ -38,6 +38,9 @@ public final class RollupSink: Sink, @unchecked Sendable {
     private let unfolded: PthreadLock<UnfoldedRows>
     /// Writes committed, counted under `unfolded`'s lock as each commit is (see `rows`).
     private let commits = Atomic<Int>(0)
+    /// The agent's shutdown deadline (monotonic seconds, as bits) once shutdown has begun:
+    /// a write waiting for another process's lock gives up by then.
+    private let shutdownDeadline = Atomic<UInt64>(Double.infinity.bitPattern)
     /// The fewest waiting rows a flush folds (all of them when fewer wait).
     var minimumFold = 5_000
     /// Seconds an API query may take from its arrival (`answer`), waiting for the worker
@@ -200,14 +203,18 @@ public final class RollupSink: Sink, @unchecked Sendable {
     private func write(_ write: PreparedWrite) throws {
         do throws(SQLiteError) {
             try checkFile()
-            let deleted = try store.write(fold: write.fold.rows, unfolded: write.blob, expire: write.expire) {
-                (commit: () throws(SQLiteError) -> Void) throws(SQLiteError) in
-                unfolded.lock()
-                defer { unfolded.unlock() }
-                try commit()
-                unfolded.unsafeValue.pointee.remove(write.fold)
-                commits.add(1, ordering: .releasing)
+            let writing = { () throws(SQLiteError) -> Int64 in
+                try self.store.write(fold: write.fold.rows, unfolded: write.blob, expire: write.expire) {
+                    (commit: () throws(SQLiteError) -> Void) throws(SQLiteError) in
+                    self.unfolded.lock()
+                    defer { self.unfolded.unlock() }
+                    try commit()
+                    self.unfolded.unsafeValue.pointee.remove(write.fold)
+                    self.commits.add(1, ordering: .releasing)
+                }
             }
+            let stopBy = Double(bitPattern: shutdownDeadline.load(ordering: .acquiring))
+            let deleted = stopBy.isFinite ? try store.writing(deadline: stopBy - 0.1, writing) : try writing()
             unsavedChanges = 0
             if let (before, total) = expiring {
                 expiring = (before, total + deleted)
@@ -344,15 +351,24 @@ public final class RollupSink: Sink, @unchecked Sendable {
         return out
     }
 
+    /// From now on a write waits for another process's lock only until `deadline`.
+    public func prepareForShutdown(until deadline: Double) {
+        shutdownDeadline.store(deadline.bitPattern, ordering: .releasing)
+    }
+
     /// Folds every waiting row into the table and checkpoints the write-ahead log: a stopped
-    /// Stator leaves one file that holds everything.
+    /// Stator leaves one file that holds everything. A database locked by another process is
+    /// waited for until the deadline, less the moment it takes to say what was lost.
     public func shutdown(until deadline: Double) {
+        let writesEnd = deadline - 0.1
         unfolded.withLock { rows in
             guard !rows.isEmpty else { return }
             do throws(SQLiteError) {
                 try checkFile()
                 let fold = rows.chooseFold(rows.count)
-                try store.write(fold: fold.rows, unfolded: nil)
+                try store.writing(deadline: writesEnd) { () throws(SQLiteError) in
+                    try store.write(fold: fold.rows, unfolded: nil)
+                }
                 rows.remove(fold)
             } catch {
                 // What the last successful write saved stays in the file (folded at the next
@@ -369,7 +385,7 @@ public final class RollupSink: Sink, @unchecked Sendable {
                     metadata: [("changes", "\(unsavedChanges)"), ("error", error.message)])
             }
         }
-        try? store.checkpoint()
+        _ = try? store.writing(deadline: writesEnd) { () throws(SQLiteError) in try store.checkpoint() }
     }
 }
 

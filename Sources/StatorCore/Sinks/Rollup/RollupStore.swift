@@ -211,6 +211,12 @@ final class RollupStore: @unchecked Sendable {
 
     /// Moves the write-ahead log into the database file and empties it (at shutdown: the file
     /// alone then holds everything, for a copy taken while Stator is stopped).
+    /// Runs `body`'s writes with a time limit (at shutdown): past `deadline` they stop, and a
+    /// lock held by another process is waited for only as long as is left.
+    func writing<R>(deadline: Double, _ body: () throws(SQLiteError) -> R) throws(SQLiteError) -> R {
+        try live().writer.withDeadline(deadline, body)
+    }
+
     func checkpoint() throws(SQLiteError) {
         checkpoints.sync {}
         try live().writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
