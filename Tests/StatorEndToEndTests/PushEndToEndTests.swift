@@ -329,3 +329,24 @@ func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
     #expect(values("user-agent") == ["edge/2"])
     #expect(values("host") == ["127.0.0.1:\(receiver.port)"])
 }
+
+@Test func aPushListFromTheEnvironmentAloneDeliversToEveryPush() throws {
+    // Refused as an "unknown environment variable" (a warning, and no push at all).
+    let first = try TestHTTPReceiver()
+    let second = try TestHTTPReceiver()
+    let agent = try StatorProcess(
+        agent: ["--flush_interval", untilShutdown, "--sinks.json.path", ""],
+        environment: [
+            "STATOR_SINKS_HTTP_PUSH": """
+            [{"url": "http://127.0.0.1:\(first.port)/one"},
+             {"url": "http://127.0.0.1:\(second.port)/two", "format": "influx", "name": "influx"}]
+            """
+        ])
+    try agent.send("env.hits:2|c")
+    #expect(try agent.stop() == 0)
+    #expect(!agent.stderr.text.contains("unknown environment variable"))
+    #expect(try first.requests.flatMap(objects).map { $0["name"] as? String } == ["env.hits"])
+    #expect(second.requests.map(\.path) == ["/two"])
+    let influx = String(decoding: try #require(second.requests.first).body, as: UTF8.self)
+    #expect(influx.hasPrefix("env.hits value=2"), "\(influx)")
+}

@@ -131,7 +131,12 @@ public enum CommandLineParser {
             try ConfigKeys.apply(try JSONValue.parse(data, source: configPath), to: &configuration, source: configPath)
         }
         var warnings: [String] = []
+        // Sorted: the push list comes before the STATOR_SINKS_HTTP_PUSH_* keys of its first entry.
         for (name, text) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("STATOR_") {
+            if name == ConfigKeys.pushListVariable {
+                configuration.pushes = try ConfigKeys.pushes(fromEnvironment: text)
+                continue
+            }
             guard let key = ConfigKeys.all.first(where: { $0.environmentName == name }) else {
                 warnings.append("unknown environment variable \(name) ignored")
                 continue

@@ -262,7 +262,7 @@ extension ConfigKeys {
                 throw ConfigError("sinks.http_push.headers must be an object, got \(v.kind)")
             }
             var headers: [String: String] = [:]
-            for (name, value) in fields {
+            for (name, value) in fields.sorted(by: { $0.key < $1.key }) {
                 guard case .string(let text) = value else {
                     throw ConfigError("sinks.http_push.headers.\(name) must be a string, got \(value.kind)")
                 }

@@ -137,6 +137,23 @@ public enum ConfigKeys {
     /// The section that may also be a list of objects, one per push.
     static let pushSection = "sinks.http_push"
 
+    /// The environment variable that holds the whole push list (`STATOR_SINKS_HTTP_PUSH`).
+    static let pushListVariable = "STATOR_SINKS_HTTP_PUSH"
+
+    /// Reads the whole push list from `STATOR_SINKS_HTTP_PUSH`: a JSON list of push objects,
+    /// or one object (a list of one), for containers configured by environment only. It
+    /// replaces the pushes of the file; the `STATOR_SINKS_HTTP_PUSH_*` variables and flags
+    /// then set the first entry, as they do over a file's list.
+    /// - Throws: `ConfigError` naming the variable and the entry.
+    static func pushes(fromEnvironment text: String) throws(ConfigError) -> [HTTPPushConfiguration] {
+        let source = pushListVariable
+        switch try JSONValue.parse(Data(text.utf8), source: source) {
+        case .array(let items): return try pushList(items, source: source)
+        case .object(let fields): return try pushList([.object(fields)], source: source)
+        case let other: throw ConfigError("\(source) must be a JSON list of push objects, or one object; got \(other.kind)")
+        }
+    }
+
     /// Reads `sinks.http_push` written as a list: each entry an object of the same keys.
     private static func pushList(_ items: [JSONValue], source: String) throws(ConfigError) -> [HTTPPushConfiguration] {
         var pushes: [HTTPPushConfiguration] = []

@@ -286,3 +286,45 @@ func badPushAndSinkSettingsAreOneClearLine(_ file: String, _ message: String) {
     let again = try configuration(["--config", "x.json"], file: text)
     #expect(again.pushes.map(\.url) == ["http://a/", "http://b/"])
 }
+
+@Test func thePushListComesWholeFromTheEnvironment() throws {
+    // It was refused as an unknown variable: a container configured by environment only had
+    // no way to get several pushes.
+    let env = [
+        "STATOR_SINKS_HTTP_PUSH": #"""
+            [{"url": "http://a.example/api/v1/write", "format": "remote_write", "headers": {"X-Key": "${KEY}"}},
+             {"url": "http://b.example/v1/metrics", "format": "otlp", "name": "otel"}]
+            """#,
+        "KEY": "k1",
+        // The per-key variables set the first entry, over the list.
+        "STATOR_SINKS_HTTP_PUSH_BATCH_SIZE": "7",
+    ]
+    let parsed = try parse([], env: env, file: nil)
+    #expect(parsed.warnings.isEmpty)
+    guard case .run(let c) = parsed.command else { throw ConfigError("not a run command") }
+    #expect(c.pushes.map(\.name) == ["http_push", "otel"])
+    #expect(c.pushes.map(\.format) == [.remoteWrite, .otlp])
+    #expect(c.pushes.map(\.batchSize) == [7, 1000])
+    #expect(c.pushes[0].resolvedHeaders == ["X-Key": "k1"])
+    // It replaces the file's list; a flag still wins over it.
+    let file = #"{"sinks": {"http_push": [{"url": "http://f1/"}, {"url": "http://f2/"}, {"url": "http://f3/"}]}}"#
+    let flagged = try configuration(
+        ["--config", "x.json", "--sinks.http_push.url", "http://flag/"], env: env, file: file)
+    #expect(flagged.pushes.map(\.url) == ["http://flag/", "http://b.example/v1/metrics"])
+    // One object is a list of one.
+    let one = try configuration(env: ["STATOR_SINKS_HTTP_PUSH": #"{"url": "http://one/", "format": "influx"}"#])
+    #expect(one.pushes.map(\.url) == ["http://one/"])
+    #expect(one.pushes.map(\.format) == [.influx])
+}
+
+@Test(arguments: [
+    (#"[{"url": "http://a/", "colour": "red"}]"#, "STATOR_SINKS_HTTP_PUSH: sinks.http_push[0]: unknown configuration key"),
+    (#"["http://a/"]"#, "STATOR_SINKS_HTTP_PUSH: sinks.http_push[0] must be an object, got a string"),
+    (#""http://a/""#, "STATOR_SINKS_HTTP_PUSH must be a JSON list of push objects, or one object; got a string"),
+    (#"[{"url": "http://a/"}"#, "STATOR_SINKS_HTTP_PUSH: not valid JSON"),
+] as [(String, String)])
+func aBadPushListInTheEnvironmentIsOneClearLine(_ text: String, _ expected: String) {
+    let message = error(env: ["STATOR_SINKS_HTTP_PUSH": text])
+    #expect(message.hasPrefix(expected), "\(message)")
+    #expect(!message.contains("\n"))
+}
