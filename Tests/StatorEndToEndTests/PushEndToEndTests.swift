@@ -350,3 +350,38 @@ func objects(_ request: TestHTTPReceiver.Request) throws -> [[String: Any]] {
     let influx = String(decoding: try #require(second.requests.first).body, as: UTF8.self)
     #expect(influx.hasPrefix("env.hits value=2"), "\(influx)")
 }
+
+@Test func aSpooledRequestKeepsItsFormatAfterTheFormatChanges() throws {
+    // Spooled requests were sent with the current format's headers: a json body went out
+    // as text/plain after a switch to influx.
+    let dir = try TemporaryDirectory()
+    let spool = dir.file("spool")
+    // A port bound but not listening while the first run spools (see theSpoolSurvivesARestart).
+    let (reservation, port) = try bindLoopback(Int32(SOCK_STREAM.rawValue))
+    var reserved = true
+    defer { if reserved { close(reservation) } }
+    let flags = [
+        "--flush_interval", "100ms", "--sinks.json.path", "", "--sinks.http_push.url", "http://127.0.0.1:\(port)/write",
+        "--sinks.http_push.spool_dir", spool,
+    ]
+    let first = try StatorProcess(agent: flags)
+    try first.send("kept.counter:1|c")
+    try eventually("the batch spooled") {
+        ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).contains { $0.hasSuffix(".req") }
+    }
+    #expect(try first.stop() == 0)
+    close(reservation)
+    reserved = false
+    let receiver = try TestHTTPReceiver(port: port)
+    let second = try StatorProcess(agent: flags + ["--sinks.http_push.format", "influx"])
+    try second.send("new.counter:2|c")
+    try eventually("the spooled and the new batch") {
+        receiver.requests.contains { String(decoding: $0.body, as: UTF8.self).hasPrefix("new.counter") }
+    }
+    #expect(try second.stop() == 0)
+    let spooled = receiver.requests.filter { String(decoding: $0.body, as: UTF8.self).contains("kept.counter") }
+    #expect(spooled.map { $0.headers["content-type"] } == ["application/json"])
+    #expect(try spooled.flatMap(objects).map { $0["value"] as? Double } == [1])
+    let fresh = receiver.requests.filter { String(decoding: $0.body, as: UTF8.self).hasPrefix("new.counter") }
+    #expect(fresh.map { $0.headers["content-type"] } == ["text/plain; charset=utf-8"])
+}

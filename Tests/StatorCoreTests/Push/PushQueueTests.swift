@@ -155,3 +155,59 @@ private func temporarySpool() -> String {
     #expect(
         PushMetrics.render([metrics]).contains("stator_push_dropped_series_total{reason=\"shutdown\",sink=\"http_push\"} 3\n"))
 }
+
+@Test func spooledRequestsForAnotherTargetAreRemovedAtStartAndCounted() throws {
+    let dir = temporarySpool()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    do {
+        let queue = try PushQueue(spoolDirectory: dir, maxBytes: 1 << 20, target: "http://a/old", logger: quiet)
+        #expect(queue.append(request(2)) == .init())
+        #expect(queue.append(PushRequest(format: .influx, body: Array("x value=1".utf8), series: 3)) == .init())
+    }
+    // The same target: both kept, each in the format it was encoded in.
+    do {
+        let same = try PushQueue(spoolDirectory: dir, maxBytes: 1 << 20, target: "http://a/old", logger: quiet)
+        #expect(same.retargetedAtStart == 0)
+        #expect(same.count == 2)
+        let head = try #require(same.waitForHead(until: 0))
+        same.removeHead(head.id)
+        #expect(same.waitForHead(until: 0)?.request.format == .influx)
+    }
+    // Another target: removed, on disk too, and counted.
+    let moved = try PushQueue(spoolDirectory: dir, maxBytes: 1 << 20, target: "http://a/new", logger: quiet)
+    #expect(moved.retargetedAtStart == 3)
+    #expect(moved.count == 0)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+}
+
+@Test func aSpoolFileFromBeforeTargetsWereRecordedIsKept() throws {
+    let dir = temporarySpool()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let file = "\(dir)/00000000000000000007.req"
+    #expect(FileManager.default.createFile(atPath: file, contents: Data("STATOR-PUSH 1 json 4\n[]".utf8)))
+    let queue = try PushQueue(spoolDirectory: dir, maxBytes: 1 << 20, target: "http://a/", logger: quiet)
+    #expect(queue.retargetedAtStart == 0)
+    #expect(queue.waitForHead(until: 0)?.request == PushRequest(format: .json, body: Array("[]".utf8), series: 4))
+}
+
+@Test func aPushCountsTheSpooledSeriesOfAnotherURLAsTargetChanged() throws {
+    let dir = temporarySpool()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    do {
+        let old = try PushQueue(spoolDirectory: dir, maxBytes: 1 << 20, target: "http://127.0.0.1:1/old", logger: quiet)
+        #expect(old.append(request(5)) == .init())
+    }
+    var configuration = HTTPPushConfiguration()
+    // The password is not part of the target: rotating it keeps the spool.
+    configuration.url = "http://user:secret@127.0.0.1:1/new"
+    configuration.spoolDirectory = dir
+    configuration.shutdownGraceMillis = 100
+    let metrics = PushMetrics()
+    let sink = try HTTPPushSink(configuration: configuration, state: nil, metrics: metrics, logger: quiet)
+    sink.shutdown()
+    #expect(metrics.droppedSeries(reason: "target_changed") == 5)
+    #expect(
+        PushMetrics.render([metrics]).contains(
+            "stator_push_dropped_series_total{reason=\"target_changed\",sink=\"http_push\"} 5\n"))
+}

@@ -9,7 +9,9 @@ public final class HTTPPushSink: Sink {
     public let name: String
     private let configuration: HTTPPushConfiguration
     private let target: PushTarget
-    private let headers: [(String, String)]
+    /// The headers of a request, by the format it was encoded in: a spooled request keeps
+    /// its format's headers after the push's `format` changed.
+    private let headers: [PushFormat: [(String, String)]]
     private let queue: PushQueue
     private let client: any PushTransport
     private let state: CumulativeState?
@@ -46,11 +48,15 @@ public final class HTTPPushSink: Sink {
         self.metrics = metrics
         self.logger = logger
         let extra = configuration.resolvedHeaders ?? configuration.headers
-        headers = configuration.format.requestHeaders(authorization: target.authorization, configured: extra)
+        headers = Dictionary(
+            uniqueKeysWithValues: PushFormat.allCases.map {
+                ($0, $0.requestHeaders(authorization: target.authorization, configured: extra))
+            })
         queue = try PushQueue(
             spoolDirectory: configuration.spoolDirectory.isEmpty ? nil : configuration.spoolDirectory,
-            maxBytes: configuration.maxSpoolBytes, logger: logger)
+            maxBytes: configuration.maxSpoolBytes, target: target.identity, logger: logger)
         if queue.trimmedAtStart > 0 { metrics.dropped(reason: "queue_full", queue.trimmedAtStart) }
+        if queue.retargetedAtStart > 0 { metrics.dropped(reason: "target_changed", queue.retargetedAtStart) }
         metrics.queueBytes.store(UInt64(queue.queuedBytes))
         resource = OTLPResource(serviceName: configuration.serviceName)
         logger.info(
@@ -170,7 +176,9 @@ public final class HTTPPushSink: Sink {
             }
             var timeout = Double(configuration.timeoutMillis) / 1000
             if stopping { timeout = max(0.05, min(timeout, deadline - WallClock.monotonicSeconds())) }
-            let outcome = client.post(target, body: request.body, headers: headers, timeout: timeout) { [self] in
+            // Its own format's headers: a spooled request keeps the format it was encoded in.
+            let requestHeaders = headers[request.format] ?? []
+            let outcome = client.post(target, body: request.body, headers: requestHeaders, timeout: timeout) { [self] in
                 self.stopping.load(ordering: .acquiring) ? deadline : .infinity
             }
             if outcome.isSuccess {
@@ -252,7 +260,9 @@ public final class PushMetrics: Sendable {
     let retries = AtomicCounter()
     let queueBytes = AtomicCounter()
     /// The reasons a series is dropped, each shown from the start (at 0).
-    static let dropReasons = ["partial_success", "queue_full", "rejected", "shutdown", "spool_unreadable", "too_large"]
+    static let dropReasons = [
+        "partial_success", "queue_full", "rejected", "shutdown", "spool_unreadable", "target_changed", "too_large",
+    ]
     private let requests: PthreadLock<[String: UInt64]>
     private let drops: PthreadLock<[String: UInt64]>
     private let selfMetrics: SelfMetrics?

@@ -30,6 +30,12 @@ final class PushQueue: @unchecked Sendable {
     let maxBytes: Int64
     /// Series of the requests found over `maxBytes` in the spool at start and removed, oldest first.
     let trimmedAtStart: Int
+    /// The push's target (its URL without user information), recorded with every spooled request.
+    let target: String
+    /// Series of the spooled requests found at start for another target (the push's `url`
+    /// changed since they were written) and removed: sending them to the new target, with
+    /// its credentials, would deliver them where they were never meant to go.
+    let retargetedAtStart: Int
     private let logger: Logger
 
     /// A queued request; `memory` holds its body unless it is in the spool.
@@ -42,15 +48,18 @@ final class PushQueue: @unchecked Sendable {
     }
 
     /// Opens the queue; with a spool directory, takes over the requests a previous run left
-    /// there (their headers only: bodies stay on disk), removing the oldest while they exceed
-    /// `maxBytes` (`trimmedAtStart`).
+    /// there for `target` (their headers only: bodies stay on disk; each keeps the format it
+    /// was encoded in), removing those written for another target (`retargetedAtStart`) and
+    /// then the oldest while they exceed `maxBytes` (`trimmedAtStart`).
     /// - Throws: `SystemError` when the directory cannot be created or read.
-    init(spoolDirectory: String?, maxBytes: Int64, logger: Logger) throws(SystemError) {
+    init(spoolDirectory: String?, maxBytes: Int64, target: String = "", logger: Logger) throws(SystemError) {
         self.spoolDirectory = spoolDirectory
         self.maxBytes = maxBytes
+        self.target = target
         self.logger = logger
         guard let dir = spoolDirectory else {
             trimmedAtStart = 0
+            retargetedAtStart = 0
             return
         }
         if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw SystemError(errno: errno, call: "mkdir \(dir)") }
@@ -65,9 +74,18 @@ final class PushQueue: @unchecked Sendable {
             found.append((id, name))
         }
         closedir(handle)
+        var retargeted = 0
+        var retargetedRequests = 0
         for (id, name) in found.sorted(by: { $0.0 < $1.0 }) {
             guard let header = Self.readHeader("\(dir)/\(name)") else {
                 logger.warning("unreadable spool file removed", metadata: [("file", "\(dir)/\(name)")])
+                unlink("\(dir)/\(name)")
+                continue
+            }
+            // A file from before targets were recorded (version 1) was written by this push.
+            if let written = header.target, written != target {
+                retargeted += header.series
+                retargetedRequests += 1
                 unlink("\(dir)/\(name)")
                 continue
             }
@@ -85,7 +103,13 @@ final class PushQueue: @unchecked Sendable {
             head += 1
         }
         trimmedAtStart = trimmed
+        retargetedAtStart = retargeted
         compact()
+        if retargetedRequests > 0 {
+            logger.error(
+                "spooled requests written for another url removed (the push's url changed)",
+                metadata: [("requests", "\(retargetedRequests)"), ("series", "\(retargeted)")])
+        }
         if trimmedRequests > 0 {
             logger.error(
                 "spool over max_spool_bytes at start: oldest requests removed",
@@ -133,7 +157,7 @@ final class PushQueue: @unchecked Sendable {
             }
             let id = nextID
             nextID += 1
-            let spooled = spoolDirectory.map { Self.spool(request, to: $0, id: id) } ?? false
+            let spooled = spoolDirectory.map { Self.spool(request, to: $0, id: id, target: target) } ?? false
             spoolFailed = spoolDirectory != nil && !spooled
             // Not spooled (no directory, or the write failed): kept in memory rather than lost.
             entries.append(
@@ -268,13 +292,14 @@ final class PushQueue: @unchecked Sendable {
         if let p = path(id) { unlink(p) }
     }
 
-    // File layout: "STATOR-PUSH 1 <format> <series>\n" then the body.
-    private static func spool(_ request: PushRequest, to dir: String, id: UInt64) -> Bool {
+    // File layout: "STATOR-PUSH 2 <format> <series> <target>\n" then the body. Version 1
+    // files ("STATOR-PUSH 1 <format> <series>\n") are still read.
+    private static func spool(_ request: PushRequest, to dir: String, id: UInt64, target: String) -> Bool {
         let final = path(dir, id)
         let temporary = final + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { return false }
-        let header = Array("STATOR-PUSH 1 \(request.format.rawValue) \(request.series)\n".utf8)
+        let header = Array("STATOR-PUSH 2 \(request.format.rawValue) \(request.series) \(target)\n".utf8)
         var ok = writeAll(fd, header) && writeAll(fd, request.body) && fsync(fd) == 0
         Glibc.close(fd)
         ok = ok && rename(temporary, final) == 0
@@ -305,6 +330,8 @@ final class PushQueue: @unchecked Sendable {
     private struct Header {
         var format: PushFormat
         var series: Int
+        /// The target it was written for; nil in a version 1 file.
+        var target: String?
         var size: Int64
     }
 
@@ -318,17 +345,24 @@ final class PushQueue: @unchecked Sendable {
         var start = [UInt8](repeating: 0, count: 128)
         let n = start.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
         guard n > 0, let header = parseHeader(start[0..<n]) else { return nil }
-        return Header(format: header.format, series: header.series, size: Int64(info.st_size) - Int64(header.length))
+        return Header(
+            format: header.format, series: header.series, target: header.target,
+            size: Int64(info.st_size) - Int64(header.length))
     }
 
-    /// Parses "STATOR-PUSH 1 <format> <series>\n" at the start of `bytes`; `length` includes the newline.
-    private static func parseHeader(_ bytes: ArraySlice<UInt8>) -> (format: PushFormat, series: Int, length: Int)? {
+    /// Parses "STATOR-PUSH 2 <format> <series> <target>\n" (or version 1, without the target)
+    /// at the start of `bytes`; `length` includes the newline.
+    private static func parseHeader(_ bytes: ArraySlice<UInt8>)
+        -> (format: PushFormat, series: Int, target: String?, length: Int)?
+    {
         guard let newline = bytes.firstIndex(of: 0x0A) else { return nil }
-        let fields = String(decoding: bytes[..<newline], as: UTF8.self).split(separator: " ")
-        guard fields.count == 4, fields[0] == "STATOR-PUSH", fields[1] == "1",
+        let fields = String(decoding: bytes[..<newline], as: UTF8.self).split(
+            separator: " ", omittingEmptySubsequences: false)
+        guard fields.count >= 4, fields[0] == "STATOR-PUSH",
+            (fields[1] == "1" && fields.count == 4) || (fields[1] == "2" && fields.count == 5),
             let format = PushFormat(rawValue: String(fields[2])), let series = Int(fields[3]), series >= 0
         else { return nil }
-        return (format, series, newline - bytes.startIndex + 1)
+        return (format, series, fields.count == 5 ? String(fields[4]) : nil, newline - bytes.startIndex + 1)
     }
 
     private static func load(_ path: String) -> PushRequest? {
