@@ -157,3 +157,23 @@ private func points(_ metric: [String: Any]?, _ kind: String) -> [[String: Any]]
     #expect(agent.stderr.text.contains(#""msg":"OTLP receiver accepted the request partly""#))
     #expect(agent.stderr.text.contains(#""rejected_data_points":"3","message":"bad""#))
 }
+
+@Test(arguments: ["cumulative", "delta"])
+func otlpAttributeKeysAreTheTagKeysAsSentUnderBothTemporalities(_ temporality: String) throws {
+    // Cumulative sent the Prometheus label names (`sp_ace`, `__in` dropped, `exported_le`),
+    // delta the tags as sent: one stream changed its attributes with the temporality.
+    let receiver = try TestHTTPReceiver()
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", untilShutdown, "--sinks.json.path", "", "--sinks.http_push.url",
+        "http://127.0.0.1:\(receiver.port)/v1/metrics", "--sinks.http_push.format", "otlp",
+        "--sinks.http_push.temporality", temporality,
+    ])
+    try agent.send("keys.hits:1|c|#sp ace:x,__in:y,ok:z\nkeys.lat:5|ms|#le:a\nkeys.plain:1|c|#env:prod")
+    #expect(try agent.stop() == 0)
+    let decoded = try decodeOTLP(receiver.requests.map(\.body))
+    var all: [String: [String: Any]] = [:]
+    for request in decoded { all.merge(metrics(request)) { $1 } }
+    #expect(points(all["keys.hits"], "sum").map(attributes) == [["sp ace": "x", "__in": "y", "ok": "z"]])
+    #expect(points(all["keys.lat"], "histogram").map(attributes) == [["le": "a"]])
+    #expect(points(all["keys.plain"], "sum").map(attributes) == [["env": "prod"]])
+}

@@ -37,6 +37,7 @@ extension CumulativeState {
             s.freeHistograms.append(series.histogram)
         }
         s.series[index] = Series(family: -1, labels: .init())
+        if !s.tagsAsSent.isEmpty { s.tagsAsSent[i] = nil }
         s.freeSeries.append(i)
         guard s.families[f].firstSeries < 0 else { return }
         let family = s.families[f]
@@ -135,6 +136,11 @@ extension CumulativeState {
                 (SeriesIdentity(family: map(familyMap, $0.key.family), labels: $0.key.labels), map(seriesMap, $0.value))
             })
         for k in s.routes.indices { s.routes[k].series = map(seriesMap, s.routes[k].series) }
+        s.tagsAsSent = Dictionary(
+            uniqueKeysWithValues: s.tagsAsSent.compactMap { old, bytes in
+                let new = map(seriesMap, old)
+                return new >= 0 ? (new, bytes) : nil
+            })
         s.firstFamily = map(familyMap, s.firstFamily)
         s.lastFamily = map(familyMap, s.lastFamily)
         s.families = families

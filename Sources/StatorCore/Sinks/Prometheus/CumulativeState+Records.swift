@@ -190,6 +190,11 @@ extension CumulativeState {
         var seriesStarts: [UInt32] = []
         /// The start of the interval of the batch being folded in, in seconds since the epoch.
         var intervalStart: UInt32 = 0
+        /// The key bytes of the statsd series that made each series (by index) whose labels
+        /// are not its tags as sent (a tag renamed, dropped, or moved aside for `le`): OTLP's
+        /// attributes are the tag keys as sent, the same under both temporalities. Only such
+        /// series have an entry, so a page of plain tags costs nothing here.
+        var tagsAsSent: [Int32: [UInt8]] = [:]
     }
 
     /// What looking up a family name found.

@@ -286,8 +286,10 @@ public final class CumulativeState: Sendable {
                 linkNames(familyIndex, type, buckets: buckets, &s)
             }
         }
-        let labels = PrometheusNaming.labels(
-            of: key, reserving: type == .histogram ? "le" : type == .summary ? "quantile" : nil)
+        // (As `PrometheusNaming.labels(of:reserving:)`, knowing whether the tags kept their names.)
+        let reserved: [UInt8]? = type == .histogram ? Self.le : type == .summary ? Self.quantile : nil
+        let plain = PrometheusNaming.plainLabels(of: key, reserving: reserved)
+        let labels = plain ?? PrometheusNaming.sortedLabels(of: key, reserving: reserved)
         let bare = labels.isEmpty
         let identity = SeriesIdentity(family: familyIndex, labels: labels)
         let seriesIndex: Int32
@@ -313,6 +315,7 @@ public final class CumulativeState: Sendable {
                 series.histogram = Self.store(summary, in: &s.histograms, reusing: &s.freeHistograms)
             }
             seriesIndex = addSeries(series, &s)
+            if plain == nil { s.tagsAsSent[seriesIndex] = key.bytes }
             if bare { s.families[Int(familyIndex)].bareSeries = seriesIndex } else { s.seriesIndex[identity] = seriesIndex }
         }
         s.series[Int(seriesIndex)].contributors += 1
@@ -322,6 +325,9 @@ public final class CumulativeState: Sendable {
         s.routes[number] = Route(series: seriesIndex, incarnation: key.series.incarnation)
         return seriesIndex
     }
+
+    private static let le = Array("le".utf8)
+    private static let quantile = Array("quantile".utf8)
 
     /// Puts `value` in a slot freed earlier, or at the end.
     /// - Returns: its index.

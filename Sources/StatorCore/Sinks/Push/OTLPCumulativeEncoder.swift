@@ -2,7 +2,9 @@
 /// (`CumulativeState`, shared with the Prometheus sink and remote write), as OTLP.
 ///
 /// - A metric is named by the statsd name of the series that registered its family (the
-///   mapped name when a mapping names it); the attributes are the labels `/metrics` shows.
+///   mapped name when a mapping names it); the attributes are the tags as sent (as under
+///   delta temporality) of the statsd series that made each series, not the sanitized
+///   labels `/metrics` shows.
 /// - Counters: monotonic cumulative `Sum`s. Gauges and sets: `Gauge`s. Timers, histograms and
 ///   distributions: cumulative `Histogram`s; a timer's values are in milliseconds again
 ///   (unit `ms`), unless a mapping names it, whose values are in seconds as on `/metrics`
@@ -30,7 +32,7 @@ enum OTLPCumulativeEncoder {
                     var i = family.firstSeries
                     while i >= 0 {
                         let series = s.series[Int(i)]
-                        let attributes = RemoteWriteEncoder.parseLabels(series.labels)
+                        let attributes = Self.attributes(series, asSent: s.tagsAsSent.isEmpty ? nil : s.tagsAsSent[i])
                         func writeAttributes(_ w: inout ProtobufWriter, field: UInt32) {
                             for a in attributes { OTLPRequestBuilder.attribute(&w, field: field, a.name, a.value) }
                             for pair in labels.pairs where !attributes.contains(where: { $0.name == pair.name }) {
@@ -90,6 +92,19 @@ enum OTLPCumulativeEncoder {
             builder.finishRequest()
             return (builder.requests, s.appliedSequence)
         }
+    }
+}
+
+extension OTLPCumulativeEncoder {
+    /// A series' attributes: the tags as sent of the statsd series that made it (as the delta
+    /// encoder sends them), not the Prometheus labels, whose names are sanitized.
+    fileprivate static func attributes(_ series: CumulativeState.Series, asSent: [UInt8]?)
+        -> [(name: [UInt8], value: [UInt8])]
+    {
+        guard let asSent else { return RemoteWriteEncoder.parseLabels(series.labels) }
+        var pairs: [(name: [UInt8], value: [UInt8])] = []
+        MetricKey(bytes: asSent, series: .none).forEachTag { k, v in pairs.append((Array(k), Array(v))) }
+        return pairs
     }
 }
 
