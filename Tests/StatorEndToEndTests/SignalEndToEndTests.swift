@@ -55,12 +55,14 @@ func sigtermWhileFlushesRunBackToBackLosesNothing(delayMillis: Int) throws {
 @Test func sigtermWithAHungPushTargetSpoolsAndTheNextRunDelivers() throws {
     let dir = try TemporaryDirectory()
     let spool = dir.file("spool")
-    let hung = try TestHTTPReceiver(hang: true)
+    var hung: TestHTTPReceiver? = try TestHTTPReceiver(hang: true)
+    // The same URL in both runs: spooled requests go only to the target they were written for.
+    let port = hung?.port ?? 0
     let flags = [
         "--flush_interval", "100ms", "--sinks.json.path", "", "--sinks.http_push.spool_dir", spool,
-        "--sinks.http_push.format", "json",
+        "--sinks.http_push.format", "json", "--sinks.http_push.url", "http://127.0.0.1:\(port)/",
     ]
-    let first = try StatorProcess(agent: flags + ["--sinks.http_push.url", "http://127.0.0.1:\(hung.port)/"])
+    let first = try StatorProcess(agent: flags)
     for n in 1...5 {
         try first.send("hung.spooled:\(n)|c")
         usleep(120_000)
@@ -69,10 +71,17 @@ func sigtermWhileFlushesRunBackToBackLosesNothing(delayMillis: Int) throws {
     #expect(try first.stop() == 0)
     #expect(Date().timeIntervalSince(stopped) < (TestBuild.isSanitized ? 12 : 8))  // the 5 s push grace, then exit
     #expect(first.stderr.text.contains("stay in the spool"))
-    hung.stop()
+    hung?.stop()
+    hung = nil
 
-    let receiver = try TestHTTPReceiver()
-    let second = try StatorProcess(agent: flags + ["--sinks.http_push.url", "http://127.0.0.1:\(receiver.port)/"])
+    // The hung receiver's threads let go of its listener within about 100 ms.
+    var answering: TestHTTPReceiver?
+    try eventually("the hung target's port free again") {
+        answering = try? TestHTTPReceiver(port: port)
+        return answering != nil
+    }
+    let receiver = try #require(answering)
+    let second = try StatorProcess(agent: flags)
     func total() throws -> Double {
         try receiver.requests.flatMap(objects).filter { $0["name"] as? String == "hung.spooled" }
             .reduce(0) { $0 + ($1["value"] as? Double ?? 0) }
