@@ -137,7 +137,8 @@ size_t CStatorSys_scan_lines(const uint8_t *bytes, size_t count, uint64_t seed, 
             size_t colon = next_bit(colons, start, line_end);
             if (colon < line_end) {
                 size_t pipe = next_bit(pipes, colon + 1, line_end);
-                if (pipe < line_end && next_bit(colons, colon + 1, pipe) == pipe) {
+                if (pipe < line_end && next_bit(colons, colon + 1, pipe) == pipe &&
+                    (colon - start) + (line_end - pipe) <= CStatorSys_IDENTITY_MAX_BYTES) {
                     uint64_t h = mix_range(seed, bytes, count, start, colon - start);
                     h = finish(mix_range(h, bytes, count, pipe, line_end - pipe), colon - start, line_end - pipe);
                     line->colon = (int64_t)colon;

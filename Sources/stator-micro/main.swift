@@ -14,6 +14,8 @@ import StatorCore
 //                                               (insert, update), N days of history, one tenant's query
 //   stator-micro --encoders [--series N]        each sink's emit (encode, and queue or write) for a
 //                                               flush of N series (default 100,000), median of 5
+//   stator-micro --junk                         agent CPU per 60 KB junk datagram (a refused line)
+//   stator-micro --callgrind junk --lines N     N rounds of the junk datagrams, for instruction counts
 //   stator-micro --regex [--names N]            pathological regexes on 5,000-byte names, and N new
 //                                               names (default 20,000) through 1,000 regex or glob rules
 
@@ -22,6 +24,7 @@ var callgrind: String?
 var encoderSeries: Int?
 var rollup: (tenants: Int, names: Int, days: Int)?
 var regexNames: Int?
+var junk = false
 var shards = AggregationConfiguration.defaultShards
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
@@ -33,6 +36,7 @@ while let a = args.popFirst() {
     case "--rollup": rollup = (10_000, 20, 90)
     case "--tenants": rollup?.tenants = Int(args.popFirst() ?? "") ?? 10_000
     case "--regex": regexNames = 20_000
+    case "--junk": junk = true
     case "--names":
         let n = Int(args.popFirst() ?? "")
         if regexNames != nil { regexNames = n ?? 20_000 } else { rollup?.names = n ?? 20 }
@@ -42,6 +46,16 @@ while let a = args.popFirst() {
     }
 }
 
+if junk || callgrind == "junk" {
+    let junkTable = ShardedTable(configuration: AggregationConfiguration(shards: shards), seed: 1)
+    if junk {
+        benchmarkJunk(table: junkTable)
+    } else {
+        var junkIngestor = ReaderAggregator(table: junkTable)
+        ingestJunk(junkDatagrams().map(\.bytes), rounds: lineCount, into: &junkIngestor)
+    }
+    exit(0)
+}
 if let regexNames {
     benchmarkRegexes(names: regexNames)
     exit(0)

@@ -85,6 +85,11 @@ void CStatorSys_zstream_free(CStatorSys_zstream *s);
 #define CStatorSys_CACHE_SET_BYTES 64
 #define CStatorSys_CACHE_SET_SHIFT 40
 
+/// The most bytes of name and suffix a line's identity may take (`LineIdentityCache.maxBytes`:
+/// a longer line is never cached, so it is not hashed either). Beyond it a line is scanned as
+/// not simple, and a line with a 60 KB name costs no hash of its 60 KB.
+#define CStatorSys_IDENTITY_MAX_BYTES 4096
+
 /// One line of a datagram, as `CStatorSys_scan_lines` finds it (Swift: `LineScanner.Line`).
 typedef struct CStatorSys_line {
     int64_t start;      // the line: bytes start..<end (the `\n` and a `\r` before it excluded)
@@ -96,7 +101,8 @@ typedef struct CStatorSys_line {
 } CStatorSys_line;
 
 /// Finds the non-empty lines of `count` bytes (split at `\n`, a trailing `\r` stripped) and,
-/// for each simple line (`name:value|suffix`: a first `:`, then a `|` before any other `:`),
+/// for each simple line (`name:value|suffix`: a first `:`, then a `|` before any other `:`,
+/// name and suffix together at most `CStatorSys_IDENTITY_MAX_BYTES`),
 /// where its `:` and `|` are and `CStatorSys_identity_hash` of its name and suffix, starting
 /// to fetch the set `sets + ((identity >> CStatorSys_CACHE_SET_SHIFT) & set_mask) *
 /// CStatorSys_CACHE_SET_BYTES` of each (see `CStatorSys_CACHE_SET_BYTES`). Writes at

@@ -73,8 +73,8 @@ struct LineIdentityCache: ~Copyable {
     static let sets = 8192
     static let ways = 4
     static let ringBytes = 1 << 21
-    /// Identity and key bytes past which a line is not cached.
-    static let maxBytes = 4096
+    /// Identity and key bytes past which a line is not cached (the scanner hashes no longer identity).
+    static let maxBytes = Int(CStatorSys_IDENTITY_MAX_BYTES)
 
     private let table: UnsafeMutablePointer<Way>
     private let ring: UnsafeMutableRawPointer

@@ -1,5 +1,7 @@
+import Glibc
+
 /// Byte searches eight bytes at a time (SWAR), for the short ranges of a line, where a
-/// call to `memchr` costs more than the search.
+/// call to `memchr` costs more than the search; `find` calls `memchr` for long ranges.
 public enum ByteScan {
     private static let ones: UInt64 = 0x0101_0101_0101_0101
     private static let highs: UInt64 = 0x8080_8080_8080_8080
@@ -23,6 +25,15 @@ public enum ByteScan {
             i &+= 1
         }
         return nil
+    }
+
+    /// The index of the first `byte` in `bytes[range]`, or `nil`, found with `memchr` (vector
+    /// compares): for ranges that may be long, such as the rest of a refused line.
+    @inline(__always)
+    public static func find(_ byte: UInt8, in bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty, let base = bytes.baseAddress, let hit = memchr(base + range.lowerBound, Int32(byte), range.count)
+        else { return nil }
+        return base.distance(to: UnsafeRawPointer(hit))
     }
 
     /// Calls `body` with the `count` bytes at `p` as 64-bit words, for hashing: each eight

@@ -10,7 +10,9 @@ import CStatorSys
 /// were visited three times (`memchr` for the newline, the shape's scans, the hash); Swift has
 /// no portable way to turn a vector compare into a bit mask. The lines are those of
 /// `LineSplitter` (split at `\n`, a trailing `\r` stripped, empty lines skipped), the shapes
-/// those of `simpleShape`.
+/// those of `simpleShape`, except that a line whose name and suffix take more than
+/// `CStatorSys_IDENTITY_MAX_BYTES` (which the cache would not keep) is not simple: its name is
+/// not hashed, so a junk line costs no more than its masks.
 public enum LineScanner {
     /// One line: `start..<end`; for a simple line `colon`, `pipe` and `identity` (never 0),
     /// else -1, -1 and 0. `record` is the caller's (`UInt64.max` on return).

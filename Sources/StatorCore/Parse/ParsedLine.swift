@@ -38,6 +38,11 @@ public struct ParsedLine: ~Copyable {
     var pendingValues = ScratchList<Range<Int>>(capacity: 16)
     /// The bounds the parser holds every line to (kept across `reset()`).
     public let limits: LineLimits
+    #if DEBUG
+        /// Debug builds: how many bytes of the last line the name scan visited one by one (the
+        /// tests check that the scan of a refused name stops early).
+        var nameBytesVisited = 0
+    #endif
 
     public init(limits: LineLimits = LineLimits()) {
         self.limits = limits

@@ -23,12 +23,19 @@ public enum StatsdParser {
         if isEvent(bytes, line) { return .event }
 
         // One pass over the name: find the `:`, the first name-tag marker (`[` `#` `,`),
-        // any byte a name may not hold (`|` NUL), and whether UTF-8 needs checking.
+        // and whether UTF-8 needs checking. The pass stops early once the line is refused
+        // whatever follows: at a byte a name may not hold (`|` NUL), or past `max_name_bytes`
+        // with no marker yet (the name is too long); the rest of the line is then only
+        // searched for the reason, at memory speed (`refusedName`), so that a line of junk
+        // costs little more than finding its end (SPEC section 12).
         var colonIndex = start
         var marker = -1
         var badName = false
         var nonASCII = false
-        while colonIndex < end {
+        // Up to `max_name_bytes` and one more until a marker is seen (then name tags follow,
+        // up to the `:`).
+        var limit = min(end, start &+ out.limits.maxNameBytes &+ 1)
+        while colonIndex < limit {
             let b = bytes[colonIndex]
             if Self.isSpecialNameByte(b) {
                 if b == colon { break }
@@ -36,14 +43,19 @@ public enum StatsdParser {
                     nonASCII = true
                 } else if b == pipe || b == 0 {
                     badName = true
+                    break
                 } else if marker < 0 {
                     marker = colonIndex
+                    limit = end
                 }
             }
             colonIndex &+= 1
         }
-        guard colonIndex < end else { return .failure(.missingColon) }
-        guard !badName else { return .failure(.invalidName) }
+        noteVisited(&out, colonIndex &- start)
+        // Stopped early (a bad byte, a name past the limit) or at the end: refused.
+        guard colonIndex < end, !badName, bytes[colonIndex] == colon else {
+            return .failure(refusedName(bytes, colonIndex, end, badByte: badName))
+        }
 
         // Name and InfluxDB / Librato / SignalFx name tags.
         let hasNameTags = marker >= 0
@@ -191,6 +203,28 @@ public enum StatsdParser {
             }
         }
         return .metric
+    }
+
+    /// Debug builds: notes how far the name scan went (`ParsedLine.nameBytesVisited`).
+    @inline(__always)
+    private static func noteVisited(_ out: inout ParsedLine, _ visited: Int) {
+        #if DEBUG
+            out.nameBytesVisited = visited
+        #endif
+    }
+
+    /// Why a line is refused whose name scan stopped at `at` (see `parse`): at a `|` or NUL
+    /// (`badByte`), past `max_name_bytes` without a name-tag marker, or at the line's end. The reasons are those
+    /// of a full scan, in its order: no `:` in the line is `missing_colon`; else a `|` or NUL
+    /// before the `:` is `invalid_name`; else the name is too long. Each search is a `memchr`
+    /// over the rest of the line.
+    @inline(never)
+    static func refusedName(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ end: Int, badByte: Bool) -> ParseFailure {
+        guard let colonIndex = ByteScan.find(colon, in: bytes, at..<end) else { return .missingColon }
+        if badByte { return .invalidName }
+        let name = at..<colonIndex
+        let bad = ByteScan.find(pipe, in: bytes, name) != nil || ByteScan.find(0, in: bytes, name) != nil
+        return bad ? .invalidName : .nameTooLong
     }
 
     /// Whether a counter's `value / rate` is finite (`rate` from `parseRate`).

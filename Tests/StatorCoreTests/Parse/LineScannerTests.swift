@@ -33,7 +33,9 @@ private func reference(_ bytes: [UInt8], seed: UInt64) -> [[Int]] {
     var lines: [[Int]] = []
     bytes.withUnsafeBytes { raw in
         LineSplitter.forEachLine(in: raw) { r in
-            if let shape = StatsdParser.simpleShape(raw, r) {
+            if let shape = StatsdParser.simpleShape(raw, r),
+                (shape.colon - r.lowerBound) + (r.upperBound - shape.pipe) <= Int(CStatorSys_IDENTITY_MAX_BYTES)
+            {
                 let h = referenceIdentityHash(
                     raw, name: r.lowerBound..<shape.colon, suffix: shape.pipe..<r.upperBound, seed: seed)
                 lines.append([r.lowerBound, r.upperBound, shape.colon, shape.pipe, Int(truncatingIfNeeded: h)])
@@ -119,4 +121,20 @@ func scansLikeTheSplitterAndTheShape(_ text: String) {
     let a = Array("ab|c".utf8).withUnsafeBytes { LineScanner.identityHash($0, name: 0..<2, suffix: 2..<4, seed: 5) }
     let b = Array("ab|c".utf8).withUnsafeBytes { LineScanner.identityHash($0, name: 0..<1, suffix: 1..<4, seed: 5) }
     #expect(a != b)
+}
+
+/// A line whose name and suffix are longer than the key cache keeps is not simple: its name
+/// is not hashed (a 60 KB name cost 7,500 multiplies), and the parser sees it in full.
+@Test(arguments: [
+    (4_094, true), (4_095, false), (60_000, false),
+])
+func aLineTooLongToBeCachedIsNotHashed(_ nameBytes: Int, _ simple: Bool) {
+    let bytes = [UInt8](repeating: UInt8(ascii: "n"), count: nameBytes) + Array(":1|c".utf8)
+    #expect(scanned(bytes, seed: 3) == reference(bytes, seed: 3))
+    bytes.withUnsafeBytes { raw in
+        LineScanner.forEachLine(in: raw, seed: 3) { l in
+            #expect((l.identity != 0) == simple)
+            #expect(l.colon == (simple ? Int64(nameBytes) : -1))
+        }
+    }
 }
