@@ -1,6 +1,6 @@
-// libFuzzer entry for the receive path: scripts/fuzz compiles it together with
-// StatorCore's sources (one module, so internal checks are reachable) with
-// `-sanitize=fuzzer,address`. Each input is one datagram. It is split, parsed
+// libFuzzer target for the receive path (`STATOR_FUZZ_TARGET=parser`, the
+// default; see FuzzMain.swift), built by scripts/fuzz with StatorCore's sources (one module,
+// so internal checks are reachable) and `-sanitize=fuzzer,address`. Each input is one datagram. It is split, parsed
 // line by line (with the parse result checked against the line's bounds) and
 // ingested into a small table; every 64 inputs the table is flushed and the
 // batch encoded as JSON lines and as a Prometheus page, whose output must be
@@ -61,7 +61,6 @@ private func fuzzCheckLine(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) 
     }
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
 public func statorFuzzOneInput(_ data: UnsafeRawPointer?, _ count: Int) -> Int32 {
     if fuzzTable == nil { fuzzSetUp() }
     let bytes = UnsafeRawBufferPointer(start: count > 0 ? data : nil, count: count)

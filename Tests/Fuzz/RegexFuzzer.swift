@@ -1,5 +1,5 @@
-// libFuzzer entry for the regex engine of mapping rules: scripts/fuzz compiles it with
-// StatorCore's sources (one module) with `-sanitize=fuzzer,address`. An input is a pattern,
+// libFuzzer target for the regex engine of mapping rules (`STATOR_FUZZ_TARGET`, see
+// FuzzMain.swift), built by scripts/fuzz with StatorCore's sources and `-sanitize=fuzzer,address`. An input is a pattern,
 // a NUL byte, then a name. The pattern is compiled (refusing it is fine; crashing is not);
 // a compiled pattern is matched against the name, and the match checked: offsets inside the
 // name, in order, on UTF-8 boundaries, and the machine's visits within its linear bound.
@@ -9,7 +9,6 @@ private func regexFuzzCheck(_ condition: Bool, _ what: String) {
     if !condition { fatalError("regex fuzz check failed: \(what)") }
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
 public func regexFuzzOneInput(_ data: UnsafeRawPointer?, _ count: Int) -> Int32 {
     let bytes = UnsafeRawBufferPointer(start: count > 0 ? data : nil, count: count)
     let split = bytes.firstIndex(of: 0) ?? bytes.count

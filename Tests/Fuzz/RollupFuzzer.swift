@@ -1,5 +1,5 @@
-// libFuzzer entry for the roll-up API's query parsing: scripts/fuzz compiles it with
-// StatorCore's sources (one module) with `-sanitize=fuzzer,address`. An input is the query
+// libFuzzer target for the roll-up API's query parsing (`STATOR_FUZZ_TARGET`, see
+// FuzzMain.swift), built by scripts/fuzz with StatorCore's sources and `-sanitize=fuzzer,address`. An input is the query
 // string of `GET /api/v1/rollups?<input>`: the request head is parsed, then its parameters
 // decoded and checked as the API does (refusing them is fine; crashing is not). Parameters
 // taken are checked: days real and in order, the limit in range, a cursor that encodes back
@@ -10,7 +10,6 @@ private func rollupFuzzCheck(_ condition: Bool, _ what: String) {
     if !condition { fatalError("roll-up fuzz check failed: \(what)") }
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
 public func rollupFuzzOneInput(_ data: UnsafeRawPointer?, _ count: Int) -> Int32 {
     let query = UnsafeRawBufferPointer(start: count > 0 ? data : nil, count: count)
     let head = Array("GET /api/v1/rollups?".utf8) + Array(query) + Array(" HTTP/1.1\r\nHost: fuzz\r\n\r\n".utf8)

@@ -1,5 +1,5 @@
-// libFuzzer entry for the mapping file reader: scripts/fuzz compiles it with StatorCore's
-// sources (one module) with `-sanitize=fuzzer,address`. An input is a mapping file's text.
+// libFuzzer target for the mapping file reader (`STATOR_FUZZ_TARGET`, see
+// FuzzMain.swift), built by scripts/fuzz with StatorCore's sources and `-sanitize=fuzzer,address`. An input is a mapping file's text.
 // The YAML reader must read it or refuse it naming a line of the text, the same way twice;
 // a text it reads goes on to the mapping file checks (which may refuse it too). A crash, a
 // hang (libFuzzer's -timeout) or a failed check is a finding. Seeds are in
@@ -9,7 +9,6 @@ private func yamlFuzzCheck(_ condition: Bool, _ what: String) {
     if !condition { fatalError("yaml fuzz check failed: \(what)") }
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
 public func yamlFuzzOneInput(_ data: UnsafeRawPointer?, _ count: Int) -> Int32 {
     let bytes = UnsafeRawBufferPointer(start: count > 0 ? data : nil, count: count)
     let text = String(decoding: bytes, as: UTF8.self)

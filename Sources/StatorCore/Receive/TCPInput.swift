@@ -83,14 +83,13 @@ public final class TCPInput: Sendable {
     /// One client connection.
     private final class Connection {
         let fd: Int32
-        /// The line begun in the last chunk (at most `tcp.max_line_bytes`).
-        var partial: [UInt8] = []
-        /// Skipping the rest of a line longer than `tcp.max_line_bytes`, up to its newline.
-        var skipping = false
+        /// The stream cut into lines: the partial line, or the long line being skipped.
+        var framer: TCPLineFramer
         var lastActivity: Double
 
-        init(fd: Int32, now: Double) {
+        init(fd: Int32, now: Double, maxLineBytes: Int) {
             self.fd = fd
+            framer = TCPLineFramer(maxLineBytes: maxLineBytes)
             lastActivity = now
         }
     }
@@ -192,12 +191,13 @@ public final class TCPInput: Sendable {
     /// Out of descriptors, `acceptor` pauses (see `AcceptLoop`); `force` tries anyway (at shutdown).
     private func accept(into connections: inout [Connection], _ acceptor: AcceptLoop, now: Double, force: Bool = false) {
         let cap = configuration.maxConnections
+        let maxLineBytes = configuration.maxLineBytes
         acceptor.acceptAll(now: now, force: force) { fd in
             guard connections.count < cap else {
                 Glibc.close(fd)
                 return
             }
-            connections.append(Connection(fd: fd, now: now))
+            connections.append(Connection(fd: fd, now: now, maxLineBytes: maxLineBytes))
         }
     }
 
@@ -216,14 +216,15 @@ public final class TCPInput: Sendable {
         _ c: Connection, _ turn: inout Turn, _ aggregator: inout ReaderAggregator, rejected: ReaderAggregator.Rejection
     ) -> ReadResult {
         // Room for the partial line and a chunk; else this turn's batch goes first.
-        if turn.used + c.partial.count + Self.chunk > Self.turnBuffer { finish(&turn, &aggregator, rejected: rejected) }
+        let kept = c.framer.partial.count
+        if turn.used + kept + Self.chunk > Self.turnBuffer { finish(&turn, &aggregator, rejected: rejected) }
         let start = turn.used
-        // SAFETY: `partial` is at most `tcp.max_line_bytes` (checked below), and the turn buffer
-        // has room for it and a chunk (checked above; `tcp.max_line_bytes` is at most 256 KiB).
-        c.partial.withUnsafeBytes { p in
+        // SAFETY: the partial line is at most `tcp.max_line_bytes` (`TCPLineFramer`), and the
+        // turn buffer has room for it and a chunk (checked above; `tcp.max_line_bytes` is at
+        // most 256 KiB).
+        c.framer.partial.withUnsafeBytes { p in
             if let base = p.baseAddress { (turn.buffer + start).copyMemory(from: base, byteCount: p.count) }
         }
-        let kept = c.partial.count
         // The partial line and the chunk together stay within 64 KiB, the size the line scanner
         // masks on the stack (a larger region costs it an allocation): the chunk shrinks
         // behind a long partial line, to 4 KiB at the least.
@@ -235,66 +236,25 @@ public final class TCPInput: Sendable {
         }
         if n == 0 { return .closed }
         turn.reads += 1
-        var data = start..<(start + kept + n)
-        c.partial.removeAll(keepingCapacity: true)
+        let data = start..<(start + kept + n)
         let bytes = UnsafeRawBufferPointer(start: turn.buffer, count: data.upperBound)
-        if c.skipping {
-            // The rest of a line that was too long: dropped up to its newline.
-            guard let newline = Self.firstNewline(bytes, in: (start + kept)..<data.upperBound) else {
-                turn.used = start
-                return n == want ? .more : .drained
-            }
-            c.skipping = false
-            data = (newline + 1)..<data.upperBound
-        }
-        // Lines up to the last newline are complete; the rest waits for the next chunk.
-        let end = Self.lastNewline(bytes, in: data).map { $0 + 1 } ?? data.lowerBound
-        let rest = end..<data.upperBound
-        if rest.count > configuration.maxLineBytes {
-            aggregator.countRefused(.lineTooLong)
-            c.skipping = true
-        } else if !rest.isEmpty {
-            c.partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[rest]))
-        }
-        stage(data.lowerBound..<end, bytes, &turn, &aggregator)
-        turn.used = end
+        let (used, refused) = c.framer.frame(bytes, data, into: &turn.regions)
+        for _ in 0..<refused { aggregator.countRefused(.lineTooLong) }
+        turn.used = used
         return n == want ? .more : .drained
-    }
-
-    /// Stages complete lines, leaving out (and counting) any longer than `tcp.max_line_bytes`.
-    private func stage(
-        _ lines: Range<Int>, _ bytes: UnsafeRawBufferPointer, _ turn: inout Turn, _ aggregator: inout ReaderAggregator
-    ) {
-        guard !lines.isEmpty else { return }
-        guard lines.count > configuration.maxLineBytes else {
-            turn.regions.append(lines)  // no line in it can be too long
-            return
-        }
-        var from = lines.lowerBound
-        var at = lines.lowerBound
-        while at < lines.upperBound {
-            let newline = Self.firstNewline(bytes, in: at..<lines.upperBound) ?? (lines.upperBound - 1)
-            if newline - at > configuration.maxLineBytes {
-                if at > from { turn.regions.append(from..<at) }
-                aggregator.countRefused(.lineTooLong)
-                from = newline + 1
-            }
-            at = newline + 1
-        }
-        if from < lines.upperBound { turn.regions.append(from..<lines.upperBound) }
     }
 
     /// Closes `c`; a last line without its newline counts as a line.
     private func close(
         _ c: Connection, _ turn: inout Turn, _ aggregator: inout ReaderAggregator, rejected: ReaderAggregator.Rejection
     ) {
-        if !c.partial.isEmpty, !c.skipping {
-            if turn.used + c.partial.count > Self.turnBuffer { finish(&turn, &aggregator, rejected: rejected) }
-            c.partial.withUnsafeBytes { p in
+        if let last = c.framer.finish() {
+            if turn.used + last.count > Self.turnBuffer { finish(&turn, &aggregator, rejected: rejected) }
+            last.withUnsafeBytes { p in
                 if let base = p.baseAddress { (turn.buffer + turn.used).copyMemory(from: base, byteCount: p.count) }
             }
-            turn.regions.append(turn.used..<(turn.used + c.partial.count))
-            turn.used += c.partial.count
+            turn.regions.append(turn.used..<(turn.used + last.count))
+            turn.used += last.count
         }
         Glibc.close(c.fd)
     }
@@ -315,21 +275,5 @@ public final class TCPInput: Sendable {
         turn.regions.removeAll(keepingCapacity: true)
         turn.used = 0
         turn.reads = 0
-    }
-
-    private static func firstNewline(_ bytes: UnsafeRawBufferPointer, in range: Range<Int>) -> Int? {
-        guard !range.isEmpty, let base = bytes.baseAddress, let hit = memchr(base + range.lowerBound, 0x0A, range.count) else {
-            return nil
-        }
-        return base.distance(to: UnsafeRawPointer(hit))
-    }
-
-    private static func lastNewline(_ bytes: UnsafeRawBufferPointer, in range: Range<Int>) -> Int? {
-        guard !range.isEmpty, let base = bytes.baseAddress,
-            let hit = CStatorSys_memrchr(base + range.lowerBound, 0x0A, range.count)
-        else {
-            return nil
-        }
-        return base.distance(to: UnsafeRawPointer(hit))
     }
 }
