@@ -1,3 +1,5 @@
+import Glibc
+
 /// Everything the agent can be told (SPEC section 7). Every field has a default;
 /// `ConfigKeys.all` maps each to its JSON key, environment variable and flag.
 public struct StatorConfiguration: Sendable {
@@ -57,12 +59,47 @@ public struct StatorConfiguration: Sendable {
             if seen.contains(where: { $0.name == push.name }) {
                 throw ConfigError("\(section).name: two pushes are named \(push.name)")
             }
-            if !push.spoolDirectory.isEmpty, seen.contains(where: { $0.spoolDirectory == push.spoolDirectory }) {
+            let directory = Self.canonicalDirectory(push.spoolDirectory)
+            if !push.spoolDirectory.isEmpty,
+                seen.contains(where: { !$0.spoolDirectory.isEmpty && Self.canonicalDirectory($0.spoolDirectory) == directory })
+            {
                 throw ConfigError("\(section).spool_dir: two pushes share \(push.spoolDirectory); each needs its own")
             }
             seen.append(push)
             pushes[position] = push
         }
+    }
+}
+
+extension StatorConfiguration {
+    /// The directory `path` names, however it is spelled (`/a/b/`, `/a/./b`, a relative path,
+    /// a symlink to it): symlinks resolved as far as the path exists, then `.`, `..` and
+    /// repeated slashes.
+    static func canonicalDirectory(_ path: String) -> String {
+        var absolute = path.hasPrefix("/") ? path : (Self.currentDirectory() + "/" + path)
+        // The longest existing prefix goes through realpath (symlinks); the rest is lexical.
+        var rest: [Substring] = []
+        while absolute.count > 1 {
+            if let resolved = realpath(absolute, nil) {
+                defer { free(resolved) }
+                absolute = String(cString: resolved)
+                break
+            }
+            guard let slash = absolute.lastIndex(of: "/") else { break }
+            rest.insert(absolute[absolute.index(after: slash)...], at: 0)
+            absolute = slash == absolute.startIndex ? "/" : String(absolute[..<slash])
+        }
+        var parts: [Substring] = []
+        for part in absolute.split(separator: "/") + rest where !part.isEmpty && part != "." {
+            if part == ".." { _ = parts.popLast() } else { parts.append(part) }
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    private static func currentDirectory() -> String {
+        guard let cwd = getcwd(nil, 0) else { return "" }
+        defer { free(cwd) }
+        return String(cString: cwd)
     }
 }
 

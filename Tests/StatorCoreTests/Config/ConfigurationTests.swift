@@ -64,6 +64,21 @@ private func error(_ args: [String] = [], env: [String: String] = [:], file: Str
 @Test(
     arguments: [
         (["--nope", "1"], nil as String?, "unknown flag --nope (try stator --help)"),
+        // One spool directory, however it is spelled, is one directory.
+        (
+            [],
+            #"{"sinks": {"http_push": [{"url": "http://h/a", "spool_dir": "/nonexistent/sp"}, {"url": "http://h/b", "spool_dir": "/nonexistent/./x/../sp/"}]}}"#,
+            "sinks.http_push[1].spool_dir: two pushes share /nonexistent/./x/../sp/; each needs its own"
+        ),
+        // A refused URL never shows its password, even one holding what ends an authority.
+        (
+            ["--sinks.http_push.url", "http://u:s3c#ret@127.0.0.1:19401/p"], nil,
+            "--sinks.http_push.url: sinks.http_push.url must be an http:// or https:// URL, got \"http://u:xxxxx@127.0.0.1:19401/p\""
+        ),
+        (
+            ["--sinks.http_push.url", "http://u:s3c/ret@h/p"], nil,
+            "--sinks.http_push.url: sinks.http_push.url must be an http:// or https:// URL, got \"http://u:xxxxx@h/p\""
+        ),
         // Written as it is before every Graphite path: only the bytes a sanitized name keeps.
         (
             ["--sinks.graphite.prefix", "my\tapp*"], nil,
@@ -327,4 +342,15 @@ func aBadPushListInTheEnvironmentIsOneClearLine(_ text: String, _ expected: Stri
     let message = error(env: ["STATOR_SINKS_HTTP_PUSH": text])
     #expect(message.hasPrefix(expected), "\(message)")
     #expect(!message.contains("\n"))
+}
+
+@Test func aSpoolDirectoryIsTheSameThroughASymlinkOrAnotherSpelling() throws {
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("stator-canonical-\(getpid())").path
+    defer { try? FileManager.default.removeItem(atPath: base) }
+    try FileManager.default.createDirectory(atPath: base + "/real/sp", withIntermediateDirectories: true)
+    try FileManager.default.createSymbolicLink(atPath: base + "/link", withDestinationPath: base + "/real")
+    let real = StatorConfiguration.canonicalDirectory(base + "/real/sp")
+    #expect(StatorConfiguration.canonicalDirectory(base + "/link/sp/") == real)
+    #expect(StatorConfiguration.canonicalDirectory(base + "/link/./sp/new/..") == real)
+    #expect(StatorConfiguration.canonicalDirectory(base + "/link/missing") == real.dropLast(2) + "missing")
 }

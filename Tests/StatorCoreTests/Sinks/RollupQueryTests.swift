@@ -65,3 +65,26 @@ private func filledSink(_ path: String, tenants: Int, metrics: SelfMetrics? = ni
     #expect(served.status == 200)
     #expect(String(decoding: served.body.joined(), as: UTF8.self).contains(#""key":"t7","name":"api.calls""#))
 }
+
+/// Seventy clients looping slow queries held a connection each while waiting for the one
+/// worker, until the server's connections were full and `/metrics` answered 503. Past
+/// `maxQueriesWaiting` waiting queries, a new one answers 503 at once, counted.
+@Test func queriesPastTheWaitingBoundAnswer503AtOnce() throws {
+    let path = rollupDatabasePath()
+    defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+    let metrics = SelfMetrics(readers: 1)
+    let sink = try filledSink(path, tenants: 10, metrics: metrics)
+    var head = HTTPRequestHead(method: "GET", path: "/api/v1/rollups", minorVersion: 1, headers: [])
+    head.query = "key=t3"
+    let waiting = try (0..<RollupSink.maxQueriesWaiting).map { _ in try #require(sink.answer(head).deferred) }
+    let refused = sink.answer(head)
+    #expect(refused.deferred == nil)
+    #expect(refused.status == 503)
+    #expect(refused.headers.contains { $0.0 == "Retry-After" && $0.1 == "1" })
+    #expect(metrics.labeledValue(#"stator_rollup_queries_failed_total{reason="busy"}"#) == 1)
+    // Once one is answered, the next query waits its turn again.
+    #expect(waiting[0]().status == 200)
+    let next = try #require(sink.answer(head).deferred)
+    #expect(next().status == 200)
+    for work in waiting.dropFirst() { #expect(work().status == 200) }
+}

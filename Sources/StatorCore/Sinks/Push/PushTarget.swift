@@ -94,8 +94,19 @@ struct PushTarget: Sendable, Equatable {
         return String(url[..<colon]) + ":xxxxx" + url[at...]
     }
 
+    /// A URL that did not parse, with everything between the user's name and the last `@`
+    /// hidden: a password holding `#`, `/` or `?` (which end the authority of a valid URL) is
+    /// still a password.
+    static func redactRefused(_ url: String) -> String {
+        guard let schemeEnd = url.range(of: "://"), let at = url[schemeEnd.upperBound...].lastIndex(of: "@") else {
+            return url
+        }
+        let user = url[schemeEnd.upperBound..<at].prefix { $0 != ":" }
+        return String(url[..<schemeEnd.upperBound]) + user + ":xxxxx" + url[at...]
+    }
+
     private static func error(_ text: String) -> ConfigError {
-        ConfigError("sinks.http_push.url must be an http:// or https:// URL, got \"\(redact(text))\"")
+        ConfigError("sinks.http_push.url must be an http:// or https:// URL, got \"\(redactRefused(text))\"")
     }
 
     /// Percent-decodes user information to the bytes sent; an escape that is not two hex

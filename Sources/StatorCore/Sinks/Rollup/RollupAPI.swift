@@ -1,3 +1,5 @@
+import Synchronization
+
 /// `GET /api/v1/rollups`: the roll-up rows as JSON, a page at a time (docs/rollups.md).
 ///
 /// Parameters: `by` (the configured tag; optional), `key` (one tag value), `name` (a glob on
@@ -18,6 +20,8 @@ extension RollupSink {
         case timeout
         /// The database could not be read (500).
         case unreadable
+        /// `maxQueriesWaiting` queries were already waiting for the worker (503 at once).
+        case busy
 
         var series: String { "stator_rollup_queries_failed_total{reason=\"\(rawValue)\"}" }
     }
@@ -30,6 +34,12 @@ extension RollupSink {
         return out
     }
 
+    /// Queries that may wait for the server's worker at once. Each holds its connection until
+    /// answered (up to `queryBudget`): past this many, a new one answers 503 at once, so that
+    /// slow queries can neither starve each other for long nor fill the server's connections
+    /// and shut `/metrics` and `/healthz` out.
+    static let maxQueriesWaiting = 4
+
     /// Checks the request on the server's thread, and hands the query to the server's worker.
     public func answer(_ head: HTTPRequestHead) -> HTTPResponse {
         let deadline = WallClock.monotonicSeconds() + queryBudget
@@ -37,7 +47,24 @@ extension RollupSink {
             return .text(405, "method not allowed\n", headers: [("Allow", "GET, HEAD")])
         }
         switch Request.parse(head, by: configuration.by) {
-        case .success(let request): return .later { [self] in answer(request, deadline: deadline) }
+        case .success(let request):
+            // Only the server's thread adds, so the check and the add cannot race another add.
+            guard queriesWaiting.load(ordering: .acquiring) < Self.maxQueriesWaiting else {
+                metrics?.addLabeled(QueryFailure.busy.series)
+                if let suppressed = queryLog.admit() {
+                    logger.warning(
+                        "roll-up query refused: others are waiting",
+                        metadata: [("waiting", "\(Self.maxQueriesWaiting)"), ("suppressed", "\(suppressed)")])
+                }
+                return .text(
+                    503, "\(Self.maxQueriesWaiting) roll-up queries are already waiting; try again\n",
+                    headers: [("Retry-After", "1")])
+            }
+            queriesWaiting.add(1, ordering: .acquiringAndReleasing)
+            return .later { [self] in
+                defer { queriesWaiting.subtract(1, ordering: .acquiringAndReleasing) }
+                return answer(request, deadline: deadline)
+            }
         case .failure(let reason):
             metrics?.addLabeled(QueryFailure.badRequest.series)
             return .text(400, "\(reason.description)\n")

@@ -38,6 +38,8 @@ public final class RollupSink: Sink, @unchecked Sendable {
     private let unfolded: PthreadLock<UnfoldedRows>
     /// Writes committed, counted under `unfolded`'s lock as each commit is (see `rows`).
     private let commits = Atomic<Int>(0)
+    /// API queries handed to the server's worker and not answered yet (`answer(_:)`).
+    let queriesWaiting = Atomic<Int>(0)
     /// The agent's shutdown deadline (monotonic seconds, as bits) once shutdown has begun:
     /// a write waiting for another process's lock gives up by then.
     private let shutdownDeadline = Atomic<UInt64>(Double.infinity.bitPattern)
