@@ -117,16 +117,28 @@ public final class Agent: Sendable {
     private static func reloader(
         mapping: MappingRules?, metrics: SelfMetrics, logger: Logger
     ) -> @Sendable () -> Result<Int, ConfigError> {
-        {
+        // Anyone who can reach the HTTP port can ask for reloads: a line a second at most
+        // (with what it held back), each one counted all the same.
+        let reloadLog = RateLimiter(period: 1)
+        let failureLog = RateLimiter(period: 1)
+        return {
             guard let mapping else { return .failure(ConfigError("no mapping_config is configured: nothing to reload")) }
             do throws(ConfigError) {
                 let rules = try mapping.reload()
                 metrics.mappingReloadsSucceeded.add(1)
-                logger.info("mapping rules reloaded", metadata: [("rules", "\(rules)"), ("path", mapping.path)])
+                if let suppressed = reloadLog.admit() {
+                    logger.info(
+                        "mapping rules reloaded",
+                        metadata: [("rules", "\(rules)"), ("path", mapping.path), ("suppressed", "\(suppressed)")])
+                }
                 return .success(rules)
             } catch {
                 metrics.mappingReloadsFailed.add(1)
-                logger.error("mapping rules not reloaded: the old rules stay", metadata: [("error", error.message)])
+                if let suppressed = failureLog.admit() {
+                    logger.error(
+                        "mapping rules not reloaded: the old rules stay",
+                        metadata: [("error", error.message), ("suppressed", "\(suppressed)")])
+                }
                 return .failure(error)
             }
         }

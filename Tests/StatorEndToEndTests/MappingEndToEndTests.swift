@@ -139,7 +139,7 @@ private let mappingFile = #"""
     // SIGHUP reloads too.
     try "mappings:\n- match: \"jobs.*\"\n  name: \"jobs_third_total\"\n".write(toFile: mapping, atomically: true, encoding: .utf8)
     agent.signal(SIGHUP)
-    _ = try agent.waitFor(timeout: 10) { $0.components(separatedBy: "mapping rules reloaded").count == 3 ? true : nil }
+    try eventually("the SIGHUP reload") { try selfMetric(agent, #"stator_mapping_reloads_total{result="success"}"#) == 2 }
     try agent.send("jobs.a:1|c")
     try scrape(agent, until: "the third rules") { sample($0, "jobs_third_total") == 1 }
     #expect(try selfMetric(agent, #"stator_mapping_reloads_total{result="success"}"#) == 2)
@@ -288,6 +288,22 @@ extension HeavyEndToEndTests {
         #expect(a > 0 && b > 0)  // both rule sets were in force while lines arrived
         #expect(try counterSum(out, "load.0") == 0)
     }
+}
+
+/// Anyone who can reach the HTTP port can ask for reloads: 90 a second wrote 90 log lines a
+/// second. Each reload is counted; the log says so once a second at most.
+@Test func aFloodOfReloadsIsCountedAndLoggedOnceASecond() throws {
+    let dir = try TemporaryDirectory()
+    let mapping = dir.file("mapping.yml")
+    try "mappings:\n- match: \"jobs.*\"\n  name: \"jobs_total\"\n".write(toFile: mapping, atomically: true, encoding: .utf8)
+    let agent = try StatorProcess(agent: ["--mapping_config", mapping, "--flush_interval", untilShutdown, "--sinks.json.path", ""])
+    let started = Date()
+    for _ in 0..<30 { #expect(try reload(agent).status == 200) }
+    let seconds = Date().timeIntervalSince(started)
+    #expect(try selfMetric(agent, #"stator_mapping_reloads_total{result="success"}"#) == 30)
+    #expect(try agent.stop() == 0)
+    let logged = agent.stderr.text.components(separatedBy: "mapping rules reloaded").count - 1
+    #expect(logged >= 1 && logged <= Int(seconds) + 1, "\(logged) lines in \(seconds) s")
 }
 
 /// `POST /-/reload`; on failure, says what the agent last logged (a sanitizer's report ends it).
