@@ -1,0 +1,187 @@
+import Glibc
+
+/// A sparse exponential ("native") histogram as Prometheus defines it: bucket `i` of schema
+/// `s` holds the values in `(base^(i-1), base^i]`, `base = 2^(2^-s)`, mirrored for negative
+/// values; values of magnitude at most `zeroThreshold` are counted in the zero bucket.
+/// Counts are weights (a sample with rate r counts 1/r), so they are `Double`s.
+///
+/// A sample costs one bucket index: `frexp` and, for a schema above 0, a binary search of
+/// the 2^s bounds of `[0.5, 1)` (no `log`). Buckets are a dense window of counts per sign,
+/// grown when a sample falls outside it. Past `maxBuckets` populated buckets, or a window
+/// wider than `maxWindowFactor` times that, the resolution is halved (schema - 1) and
+/// neighbouring buckets added together, as Prometheus' client_golang does: never dropping
+/// a sample, and bounding a series' memory whatever its values.
+struct ExponentialHistogram: Equatable {
+    static let minSchema: Int8 = -4
+    static let maxSchema: Int8 = 8
+    /// A window of buckets may be this many times `maxBuckets` wide (mostly empty) before the
+    /// resolution is halved: 4 × 160 buckets of 8 bytes is 5 KiB per sign.
+    static let maxWindowFactor = 4
+
+    private(set) var schema: Int8
+    let zeroThreshold: Double
+    let maxBuckets: Int
+    private(set) var zeroCount: Double = 0
+    private(set) var count: Double = 0
+    private(set) var sum: Double = 0
+    private(set) var positive = BucketWindow()
+    private(set) var negative = BucketWindow()
+
+    /// - Parameters:
+    ///   - schema: from -4 (a factor of 65,536 between bucket bounds) to 8 (about 0.27%).
+    ///   - zeroThreshold: the zero bucket's bound (Prometheus: 2^-128).
+    ///   - maxBuckets: populated buckets (both signs) before the resolution is halved.
+    init(schema: Int8, zeroThreshold: Double = 0x1p-128, maxBuckets: Int = 160) {
+        precondition((Self.minSchema...Self.maxSchema).contains(schema), "schema \(schema) outside -4...8")
+        self.schema = schema
+        self.zeroThreshold = zeroThreshold
+        self.maxBuckets = max(1, maxBuckets)
+    }
+
+    /// Counts `value` `weight` times (1 / sample rate). Not-finite values are not counted.
+    mutating func observe(_ value: Double, weight: Double = 1) {
+        guard value.isFinite, weight.isFinite, weight > 0 else { return }
+        count += weight
+        sum += value * weight
+        let magnitude = abs(value)
+        guard magnitude > zeroThreshold else {
+            zeroCount += weight
+            return
+        }
+        let key = Self.bucketIndex(magnitude, schema: schema)
+        if value > 0 { positive.add(weight, at: key) } else { negative.add(weight, at: key) }
+        shrinkIfNeeded()
+    }
+
+    /// Adds every bucket of `other`, at the coarser of the two schemas (exactly: a bucket of a
+    /// finer schema lies whole inside one bucket of a coarser one). The zero thresholds must
+    /// agree (one configuration makes both).
+    mutating func merge(_ other: ExponentialHistogram) {
+        precondition(other.zeroThreshold == zeroThreshold, "merging histograms of different zero buckets")
+        var other = other
+        if other.schema > schema { other.reduce(to: schema) }
+        if schema > other.schema { reduce(to: other.schema) }
+        count += other.count
+        sum += other.sum
+        zeroCount += other.zeroCount
+        other.positive.forEach { key, weight in positive.add(weight, at: key) }
+        other.negative.forEach { key, weight in negative.add(weight, at: key) }
+        shrinkIfNeeded()
+    }
+
+    /// The bucket index of a positive finite `magnitude` at `schema` (Prometheus' rule: the
+    /// upper bound is inclusive, so powers of the base land in the bucket they close).
+    @inline(__always)
+    static func bucketIndex(_ magnitude: Double, schema: Int8) -> Int {
+        let (fraction, exponent) = frexp(magnitude)  // magnitude = fraction × 2^exponent, fraction in [0.5, 1)
+        if schema > 0 {
+            let bounds = NativeBucketBounds.table[Int(schema)]
+            // The first bound at or above the fraction: fraction == 0.5 (a power of two) is
+            // index 0 of its octave, the upper end of the octave before.
+            var low = 0
+            var high = bounds.count
+            while low < high {
+                let mid = (low + high) >> 1
+                if bounds[mid] < fraction { low = mid + 1 } else { high = mid }
+            }
+            return low + (exponent - 1) * bounds.count
+        }
+        var key = exponent
+        if fraction == 0.5 { key -= 1 }  // an exact power of two closes the bucket below
+        let shift = Int(-schema)
+        let offset = (1 << shift) - 1
+        return (key + offset) >> shift
+    }
+
+    /// The bucket at `schema - steps` holding bucket `index` of `schema`.
+    @inline(__always)
+    static func coarserIndex(_ index: Int, by steps: Int) -> Int { ((index - 1) >> steps) + 1 }
+
+    /// Halves the resolution until the buckets fit.
+    private mutating func shrinkIfNeeded() {
+        while schema > Self.minSchema
+            && (positive.populated + negative.populated > maxBuckets
+                || max(positive.width, negative.width) > Self.maxWindowFactor * maxBuckets)
+        {
+            reduce(to: schema - 1)
+        }
+    }
+
+    private mutating func reduce(to target: Int8) {
+        guard target < schema else { return }
+        let steps = Int(schema - target)
+        positive.reduce(by: steps)
+        negative.reduce(by: steps)
+        schema = target
+    }
+}
+
+/// The counts of one sign's buckets: a dense window from `first`, grown as needed.
+struct BucketWindow: Equatable {
+    private(set) var first = 0
+    private(set) var counts: [Double] = []
+    /// Buckets whose count is not zero.
+    private(set) var populated = 0
+
+    var width: Int { counts.count }
+
+    @inline(__always)
+    mutating func add(_ weight: Double, at key: Int) {
+        if counts.isEmpty {
+            first = key
+            counts.append(0)
+        } else if key < first {
+            counts.insert(contentsOf: repeatElement(0, count: first - key), at: 0)
+            first = key
+        } else if key >= first + counts.count {
+            counts.append(contentsOf: repeatElement(0, count: key - first - counts.count + 1))
+        }
+        let slot = key - first
+        if counts[slot] == 0 { populated += 1 }
+        counts[slot] += weight
+    }
+
+    /// Each populated bucket, lowest first.
+    func forEach(_ body: (_ key: Int, _ weight: Double) -> Void) {
+        for (offset, weight) in counts.enumerated() where weight != 0 { body(first + offset, weight) }
+    }
+
+    /// The populated buckets as Prometheus' spans (the first offset absolute, each later one
+    /// the empty buckets since the span before) and their counts, lowest first. Gaps of at
+    /// most two empty buckets stay inside a span with zero counts, as client_golang writes
+    /// them: a span costs more bytes than two zeros.
+    func spans() -> (spans: [(offset: Int32, length: UInt32)], counts: [Double]) {
+        var spans: [(offset: Int32, length: UInt32)] = []
+        var out: [Double] = []
+        var previousEnd: Int? = nil  // one past the last bucket of the span before
+        for (offset, weight) in counts.enumerated() where weight != 0 {
+            let key = first + offset
+            if let end = previousEnd, key - end <= 2, !spans.isEmpty {
+                for _ in end..<key { out.append(0) }
+                spans[spans.count - 1].length += UInt32(key - end + 1)
+            } else {
+                spans.append((Int32(previousEnd.map { key - $0 } ?? key), 1))
+            }
+            out.append(weight)
+            previousEnd = key + 1
+        }
+        return (spans, out)
+    }
+
+    /// Adds the buckets together as the schema drops by `steps`.
+    mutating func reduce(by steps: Int) {
+        guard !counts.isEmpty else { return }
+        let old = self
+        self = BucketWindow()
+        old.forEach { key, weight in add(weight, at: ExponentialHistogram.coarserIndex(key, by: steps)) }
+    }
+}
+
+/// For schemas 1 to 8: the 2^s bucket bounds within `[0.5, 1)`, `0.5 × 2^(i / 2^s)`.
+enum NativeBucketBounds {
+    static let table: [[Double]] = (0...Int(ExponentialHistogram.maxSchema)).map { schema in
+        guard schema > 0 else { return [] }
+        let n = 1 << schema
+        return (0..<n).map { 0.5 * exp2(Double($0) / Double(n)) }
+    }
+}
