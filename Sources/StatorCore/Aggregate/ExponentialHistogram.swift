@@ -38,6 +38,17 @@ struct ExponentialHistogram: Equatable {
         self.maxBuckets = max(1, maxBuckets)
     }
 
+    /// The largest schema whose bucket growth factor, 2^(2^-schema), is no more than `factor`
+    /// (statsd_exporter's and client_golang's `native_histogram_bucket_factor`), within -4...8;
+    /// `nil` for a factor of 1 or less, which asks for no native histogram.
+    static func schema(forBucketFactor factor: Double) -> Int8? {
+        guard factor > 1, !factor.isNaN else { return nil }
+        let floor = log2(log2(factor)).rounded(.down)
+        if floor <= -Double(maxSchema) { return maxSchema }
+        if floor >= -Double(minSchema) { return minSchema }
+        return Int8(-floor)
+    }
+
     /// Counts `value` `weight` times (1 / sample rate). Not-finite values are not counted.
     mutating func observe(_ value: Double, weight: Double = 1) {
         guard value.isFinite, weight.isFinite, weight > 0 else { return }

@@ -127,3 +127,13 @@ private func buckets(_ h: ExponentialHistogram) -> [String: Double] {
     #expect(gap.positive.spans().counts == [2, 0, 0, 1, 1])
     #expect(ExponentialHistogram(schema: 3).positive.spans().spans.isEmpty)
 }
+
+/// A bucket factor picks the finest schema whose growth factor does not pass it, as
+/// client_golang's and statsd_exporter's `native_histogram_bucket_factor` do.
+@Test(arguments: [
+    (1.1, Int8?(3)), (2.0, 0), (4.0, -1), (1.0905077326652577, 3), (1.0905, 4), (1.0001, 8), (65_536.0, -4),
+    (1e10, -4), (1.0, nil), (0.5, nil), (Double.nan, nil),
+] as [(Double, Int8?)])
+func aBucketFactorPicksASchema(_ factor: Double, _ expected: Int8?) {
+    #expect(ExponentialHistogram.schema(forBucketFactor: factor) == expected)
+}
