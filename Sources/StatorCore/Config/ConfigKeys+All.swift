@@ -348,12 +348,9 @@ extension ConfigKeys {
         string(
             "sinks.graphite.prefix", "Put before every Graphite path, e.g. \"myapp\" (no trailing dot).", { $0.graphite.prefix }
         ) { (c, s) throws(ConfigError) in
-            // The bytes a sanitized name keeps: the prefix is written as it is.
-            let allowed = s.utf8.allSatisfy { b in
-                (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x5F || b == 0x2E
-                    || b == 0x2D
-            }
-            guard allowed, !s.hasSuffix("."), !s.hasPrefix("."), !s.contains("..") else {
+            // The prefix is written as it is: only the bytes a sanitized name keeps.
+            guard s.utf8.allSatisfy(GraphiteConfiguration.isPathByte), !s.hasSuffix("."), !s.hasPrefix("."), !s.contains("..")
+            else {
                 throw ConfigError(
                     "sinks.graphite.prefix takes letters, digits, _, - and dots between them, got \"\(s)\"")
             }

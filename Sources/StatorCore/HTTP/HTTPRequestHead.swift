@@ -145,7 +145,7 @@ extension HTTPRequestHead {
             if b == UInt8(ascii: "%") {
                 let h = utf8.index(after: i)
                 guard h < utf8.endIndex, utf8.index(after: h) < utf8.endIndex,
-                    let hi = hexValue(utf8[h]), let lo = hexValue(utf8[utf8.index(after: h)])
+                    let hi = Hex.value(utf8[h]), let lo = Hex.value(utf8[utf8.index(after: h)])
                 else { return nil }
                 bytes.append(hi << 4 | lo)
                 i = utf8.index(h, offsetBy: 2)
@@ -155,15 +155,6 @@ extension HTTPRequestHead {
             i = utf8.index(after: i)
         }
         return String(validating: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
 

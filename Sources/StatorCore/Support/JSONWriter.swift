@@ -98,8 +98,8 @@ public struct JSONWriter: ~Copyable {
             case 0x09: raw(UInt8(ascii: "t"))
             default:
                 raw("u00")
-                raw(Self.hexDigit(b >> 4))
-                raw(Self.hexDigit(b & 0xF))
+                raw(Hex.digit(b >> 4))
+                raw(Hex.digit(b & 0xF))
             }
         }
         if run < utf8.count { raw(UnsafeRawBufferPointer(rebasing: utf8[run...])) }
@@ -122,11 +122,6 @@ public struct JSONWriter: ~Copyable {
     @inline(__always)
     private static func needsEscape(_ b: UInt8) -> Bool {
         b < 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b == 0x7F
-    }
-
-    @inline(__always)
-    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
-        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 
     /// Appends a quoted, escaped JSON string.

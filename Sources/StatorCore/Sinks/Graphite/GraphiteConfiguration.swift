@@ -10,6 +10,17 @@ public struct GraphiteConfiguration: Sendable {
 
     /// The receiver, `host:port`, resolved at every connect; empty disables the sink (`address`).
     public var address: String = ""
+    /// The bytes a Graphite path keeps as they are, `[a-zA-Z0-9_.-]` (etsy statsd's rule):
+    /// the encoder escapes the others in names, and `prefix` may hold only these.
+    static func isPathByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"):
+            true
+        default: false
+        }
+    }
+
     /// Put before `stats.` with a dot (`prefix`).
     public var prefix: String = ""
     /// `tags`.

@@ -170,19 +170,14 @@ enum GraphiteEncoder {
                 out.append(UInt8(ascii: "_"))
             case UInt8(ascii: "/"):
                 out.append(UInt8(ascii: "-"))
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"):
+            case _ where GraphiteConfiguration.isPathByte(b):
                 out.append(b)
             default:
                 out.append(UInt8(ascii: "%"))
-                out.append(hexDigit(b >> 4))
-                out.append(hexDigit(b & 0xF))
+                out.append(Hex.digit(b >> 4, uppercase: true))
+                out.append(Hex.digit(b & 0xF, uppercase: true))
             }
         }
-    }
-
-    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
-        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "A") + nibble - 10
     }
 
     /// A tag key or value with Graphite's reserved bytes and whitespace replaced by `_`.

@@ -116,7 +116,9 @@ struct PushTarget: Sendable, Equatable {
         let utf8 = Array(text.utf8)
         var i = 0
         while i < utf8.count {
-            if utf8[i] == UInt8(ascii: "%"), i + 2 < utf8.count, let high = hex(utf8[i + 1]), let low = hex(utf8[i + 2]) {
+            if utf8[i] == UInt8(ascii: "%"), i + 2 < utf8.count, let high = Hex.value(utf8[i + 1]),
+                let low = Hex.value(utf8[i + 2])
+            {
                 bytes.append(high << 4 | low)
                 i += 3
             } else {
@@ -125,14 +127,5 @@ struct PushTarget: Sendable, Equatable {
             }
         }
         return bytes
-    }
-
-    private static func hex(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }

@@ -207,11 +207,10 @@ extension RollupSink {
         /// The cursor as hex of its four fields joined by NUL bytes.
         static func encode(_ cursor: RollupStore.Cursor) -> String {
             let bytes = Array([cursor.key, cursor.day, cursor.name, cursor.type].joined(separator: "\u{0}").utf8)
-            let digits = Array("0123456789abcdef".utf8)
             var out: [UInt8] = []
             for b in bytes {
-                out.append(digits[Int(b >> 4)])
-                out.append(digits[Int(b & 15)])
+                out.append(Hex.digit(b >> 4))
+                out.append(Hex.digit(b & 15))
             }
             return String(decoding: out, as: UTF8.self)
         }
