@@ -182,14 +182,9 @@ extension HeavyEndToEndTests {
     for _ in 0..<60 { if let fd = try? connectHTTP(agent.httpPort) { open.append(fd) } }
     _ = try agent.waitFor(timeout: 5) { $0.contains("accept failed") ? true : nil }
     // While the backlog holds connections it cannot take, the server thread must not spin.
-    let pid = agent.process.processIdentifier
-    func cpuTicks() throws -> Int {
-        let fields = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8).split(separator: " ")
-        return (Int(fields[13]) ?? 0) + (Int(fields[14]) ?? 0)
-    }
-    let before = try cpuTicks()
+    let before = try agent.cpuTicks()
     usleep(1_000_000)
-    let used = try cpuTicks() - before
+    let used = try agent.cpuTicks() - before
     #expect(used < 30, "\(used) ticks of CPU in one second")  // a spinning loop takes ~100
     // The connections it holds are served, and new ones once descriptors are free again.
     for fd in open.prefix(5) { sendText(fd, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n") }

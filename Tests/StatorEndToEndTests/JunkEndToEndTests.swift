@@ -22,12 +22,7 @@ extension HeavyEndToEndTests {
         let agent = try StatorProcess(agent: [
             "--flush_interval", untilShutdown, "--sinks.json.path", out, "--udp.receive_buffer_bytes", "16777216",
         ])
-        let pid = agent.process.processIdentifier
-        func cpuTicks() throws -> Int {
-            let fields = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8).split(separator: " ")
-            return (Int(fields[13]) ?? 0) + (Int(fields[14]) ?? 0)
-        }
-        let ticksBefore = try cpuTicks()
+        let ticksBefore = try agent.cpuTicks()
         let name = [UInt8](repeating: UInt8(ascii: "j"), count: 60_000)
         let junk = name + Array(":1|c".utf8)
         let total = TestBuild.scaled(2_000)
@@ -50,7 +45,7 @@ extension HeavyEndToEndTests {
         // (2026-12-07, a loaded EPYC); 11-14 before junk was skipped, for the 1,500-1,700
         // datagrams it read before dropping the rest. Plain pass only: a sanitized agent is
         // that much slower by design.
-        let used = try cpuTicks() - ticksBefore
+        let used = try agent.cpuTicks() - ticksBefore
         if !TestBuild.isSanitized { #expect(used < 8, "\(used) ticks of CPU for \(total) junk datagrams") }
         #expect(try selfMetric(agent, "stator_udp_kernel_drops_total") == 0)
         #expect(received == Double(total + 1))

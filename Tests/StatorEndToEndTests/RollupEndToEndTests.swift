@@ -44,6 +44,29 @@ private func flushed(_ paths: [String], tenant: String, name: String) throws -> 
     return sum
 }
 
+/// Another process holding the database's write lock (`BEGIN EXCLUSIVE`) for `seconds`,
+/// then committing; returns once the lock is held. Stop it with `stopChild`.
+private func holdWriteLock(_ path: String, seconds: Double) throws -> Process {
+    let holder = Process()
+    holder.executableURL = URL(fileURLWithPath: try python())
+    holder.arguments = [
+        "-c",
+        "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\n"
+            + "print('locked', flush=True)\ntime.sleep(float(sys.argv[2]))\nc.execute('COMMIT')",
+        path, "\(seconds)",
+    ]
+    let output = PipeCollector()
+    holder.standardOutput = output.pipe
+    try holder.run()
+    do {
+        try eventually(timeout: 10, "the lock") { output.text.contains("locked") }
+    } catch {
+        stopChild(holder)
+        throw error
+    }
+    return holder
+}
+
 private func rollupAgent(_ dir: TemporaryDirectory, _ out: String, _ flags: [String] = []) throws -> StatorProcess {
     try StatorProcess(
         agent: [
@@ -97,19 +120,8 @@ private func rollupAgent(_ dir: TemporaryDirectory, _ out: String, _ flags: [Str
     try agent.send("locked.calls:1|c|#tenant:acme")
     try eventually(timeout: 10, "the first row") { try total(agent, key: "acme", name: "locked.calls") == 1 }
     // Another process holds the database's write lock past the writer's 5 s busy timeout.
-    let holder = Process()
-    holder.executableURL = URL(fileURLWithPath: try python())
-    holder.arguments = [
-        "-c",
-        "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\n"
-            + "print('locked', flush=True)\ntime.sleep(6.5)\nc.execute('COMMIT')",
-        dir.file("rollups.db"),
-    ]
-    let holderOutput = PipeCollector()
-    holder.standardOutput = holderOutput.pipe
-    try holder.run()
+    let holder = try holdWriteLock(dir.file("rollups.db"), seconds: 6.5)
     defer { stopChild(holder) }
-    try eventually(timeout: 10, "the lock") { holderOutput.text.contains("locked") }
     for _ in 0..<5 {
         try agent.send("locked.calls:1|c|#tenant:acme")
         usleep(100_000)
@@ -135,19 +147,8 @@ private func rollupAgent(_ dir: TemporaryDirectory, _ out: String, _ flags: [Str
     let agent = try rollupAgent(dir, dir.file("out.json"), ["--flush_interval", "200ms"])
     try agent.send("held.calls:1|c|#tenant:acme")
     try eventually(timeout: 10, "the first row") { try total(agent, key: "acme", name: "held.calls") == 1 }
-    let holder = Process()
-    holder.executableURL = URL(fileURLWithPath: try python())
-    holder.arguments = [
-        "-c",
-        "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\n"
-            + "print('locked', flush=True)\ntime.sleep(4)\nc.execute('COMMIT')",
-        dir.file("rollups.db"),
-    ]
-    let holderOutput = PipeCollector()
-    holder.standardOutput = holderOutput.pipe
-    try holder.run()
+    let holder = try holdWriteLock(dir.file("rollups.db"), seconds: 4)
     defer { stopChild(holder) }
-    try eventually(timeout: 10, "the lock") { holderOutput.text.contains("locked") }
     try agent.send("held.calls:2|c|#tenant:acme")
     usleep(600_000)  // three flush intervals: a flush has merged the line and waits for the lock
     for path in ["/api/v1/rollups?key=acme&name=held.*", "/metrics", "/healthz"] {
@@ -227,19 +228,8 @@ private func rollupAgent(_ dir: TemporaryDirectory, _ out: String, _ flags: [Str
     let agent = try rollupAgent(dir, dir.file("out.json"), ["--flush_interval", "200ms"])
     try agent.send("shut.calls:1|c|#tenant:acme")
     try eventually(timeout: 10, "the first row") { try total(agent, key: "acme", name: "shut.calls") == 1 }
-    let holder = Process()
-    holder.executableURL = URL(fileURLWithPath: try python())
-    holder.arguments = [
-        "-c",
-        "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\n"
-            + "print('locked', flush=True)\ntime.sleep(30)",
-        dir.file("rollups.db"),
-    ]
-    let holderOutput = PipeCollector()
-    holder.standardOutput = holderOutput.pipe
-    try holder.run()
+    let holder = try holdWriteLock(dir.file("rollups.db"), seconds: 30)
     defer { stopChild(holder) }
-    try eventually(timeout: 10, "the lock") { holderOutput.text.contains("locked") }
     try agent.send("shut.calls:7|c|#tenant:acme\nshut.other:9|c|#tenant:beta")
     try eventually(timeout: 10, "the lines received") {
         try selfMetric(agent, #"stator_lines_received_total{input="udp"}"#) == 3

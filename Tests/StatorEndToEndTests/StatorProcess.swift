@@ -130,6 +130,14 @@ final class StatorProcess: @unchecked Sendable {
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
+    /// The CPU time the agent has used so far, in clock ticks (user and system, from
+    /// `/proc/<pid>/stat`): how a test sees a busy loop without timing anything.
+    func cpuTicks() throws -> Int {
+        let fields = try String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8)
+            .split(separator: " ")
+        return (Int(fields[13]) ?? 0) + (Int(fields[14]) ?? 0)
+    }
+
     /// Whether the agent is still running, and the end of what it logged (a sanitizer
     /// report ends it), for failure messages.
     var state: String {

@@ -114,14 +114,9 @@ private func tcpAgent(_ dir: TemporaryDirectory, _ flags: [String] = []) throws 
     var open = try (0..<60).map { _ in try TCPClient(port: agent.tcpPort) }  // the kernel's backlog takes them all
     _ = try agent.waitFor(timeout: 5) { $0.contains("accept failed") ? true : nil }
     // While the backlog holds connections it cannot take, the TCP thread must not spin.
-    let pid = agent.process.processIdentifier
-    func cpuTicks() throws -> Int {
-        let fields = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8).split(separator: " ")
-        return (Int(fields[13]) ?? 0) + (Int(fields[14]) ?? 0)
-    }
-    let before = try cpuTicks()
+    let before = try agent.cpuTicks()
     usleep(1_000_000)
-    let used = try cpuTicks() - before
+    let used = try agent.cpuTicks() - before
     #expect(used < 30, "\(used) ticks of CPU in one second")  // a spinning loop takes ~100
     // The accepted connections are served meanwhile (the first one was accepted before it ran
     // out; /metrics cannot be read meanwhile: the HTTP server has no descriptor either).
