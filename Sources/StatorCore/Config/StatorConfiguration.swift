@@ -45,7 +45,8 @@ public struct StatorConfiguration: Sendable {
     /// - Throws: `ConfigError` for a variable that is not set, two pushes of one name or one
     ///   spool directory, or a name another sink uses.
     public mutating func resolvePushes(environment: [String: String]) throws(ConfigError) {
-        var seen: [HTTPPushConfiguration] = []
+        var names: Set<String> = []
+        var spoolDirectories: Set<String> = []  // resolved (canonicalDirectory)
         for position in pushes.indices {
             var push = pushes[position]
             let section = pushes.count == 1 ? "sinks.http_push" : "sinks.http_push[\(position)]"
@@ -56,16 +57,12 @@ public struct StatorConfiguration: Sendable {
             if ["json", "prometheus", "graphite", "rollup"].contains(push.name) {
                 throw ConfigError("\(section).name: \(push.name) is the name of another sink")
             }
-            if seen.contains(where: { $0.name == push.name }) {
+            if !names.insert(push.name).inserted {
                 throw ConfigError("\(section).name: two pushes are named \(push.name)")
             }
-            let directory = Self.canonicalDirectory(push.spoolDirectory)
-            if !push.spoolDirectory.isEmpty,
-                seen.contains(where: { !$0.spoolDirectory.isEmpty && Self.canonicalDirectory($0.spoolDirectory) == directory })
-            {
+            if !push.spoolDirectory.isEmpty, !spoolDirectories.insert(Self.canonicalDirectory(push.spoolDirectory)).inserted {
                 throw ConfigError("\(section).spool_dir: two pushes share \(push.spoolDirectory); each needs its own")
             }
-            seen.append(push)
             pushes[position] = push
         }
     }

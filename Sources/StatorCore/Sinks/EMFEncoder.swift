@@ -34,6 +34,8 @@ enum EMFEncoder {
     /// Room kept in every object for the fixed keys, the timestamp and a metric's value and unit.
     private static let objectOverhead = 160
     private static let metricOverhead = 64
+    /// The escaped size of the longest name made of bytes JSON escapes (`\u0001` for each).
+    private static let longestEscapedName = JSONWriter.escapedCount(Array(repeating: 1, count: maxNameBytes))
 
     /// What an encoding left out.
     struct Skipped: Equatable {
@@ -70,7 +72,7 @@ enum EMFEncoder {
             for d in dimensions {
                 base += 2 * JSONWriter.escapedCount(d.key) + JSONWriter.escapedCount(d.value) + 2
             }
-            guard base + metricOverhead + 3 * JSONWriter.escapedCount(Array(repeating: 0, count: maxNameBytes)) <= maxObjectBytes
+            guard base + metricOverhead + 3 * longestEscapedName <= maxObjectBytes
             else { return nil }
             groups.append(Group(dimensions: dimensions, baseBytes: base))
             return groups.count - 1

@@ -145,16 +145,17 @@ enum GraphiteEncoder {
     /// What a tag named `name` is written as, when the key has one: `tag_name`, with more
     /// `tag_` prefixes while another tag of the key has that name.
     private static func renamedNameTag(_ key: MetricKey) -> [UInt8]? {
-        var keys: Set<[UInt8]> = []
+        // Almost every series has no such tag: find that out without copying a key.
         var found = false
+        key.forEachTag { k, v in if !v.isEmpty, k.elementsEqual(reservedTag) { found = true } }
+        guard found else { return nil }
+        var keys: Set<[UInt8]> = []
         key.forEachTag { k, v in
             guard !v.isEmpty else { return }
-            if k.elementsEqual(reservedTag) { found = true }
             var written: [UInt8] = []
             tag(k, into: &written)
             keys.insert(written)
         }
-        guard found else { return nil }
         var renamed = reservedTag
         repeat { renamed = Array("tag_".utf8) + renamed } while keys.contains(renamed)  // at most 33 rounds: 32 tags
         return renamed
