@@ -96,51 +96,39 @@ extension HeavyEndToEndTests {
     // its waits are 30 s to listen and 20 s to write.
     @Test func graphiteCarbonStoresWhatTheSinkSends() throws {
         let dir = try TemporaryDirectory()
-        let linePort = try freePort()
         let config = dir.file("carbon.conf")
-        try """
-        [cache]
-        STORAGE_DIR = \(dir.path)/storage
-        LOCAL_DATA_DIR = \(dir.path)/storage/whisper
-        WHITELISTS_DIR = \(dir.path)/storage/lists
-        CONF_DIR = \(dir.path)
-        LOG_DIR = \(dir.path)/log
-        PID_DIR = \(dir.path)
-        ENABLE_LOGROTATION = False
-        USER =
-        MAX_CACHE_SIZE = inf
-        MAX_UPDATES_PER_SECOND = inf
-        MAX_CREATES_PER_MINUTE = inf
-        LINE_RECEIVER_INTERFACE = 127.0.0.1
-        LINE_RECEIVER_PORT = \(linePort)
-        ENABLE_UDP_LISTENER = False
-        PICKLE_RECEIVER_INTERFACE = 127.0.0.1
-        PICKLE_RECEIVER_PORT = \(try freePort())
-        CACHE_QUERY_INTERFACE = 127.0.0.1
-        CACHE_QUERY_PORT = \(try freePort())
-        ENABLE_TAGS = False
-        WHISPER_AUTOFLUSH = True
-        """.write(toFile: config, atomically: true, encoding: .utf8)
         try "[default]\npattern = .*\nretentions = 1s:1d\n".write(
             toFile: dir.file("storage-schemas.conf"), atomically: true, encoding: .utf8)
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/carbon-cache") else {
-            throw TestFailure("carbon-cache not found: scripts/test installs Debian's graphite-carbon package")
+        let carbon = try PeerProcess("/usr/bin/carbon-cache", ports: 3, directory: dir.path) { ports in
+            try """
+            [cache]
+            STORAGE_DIR = \(dir.path)/storage
+            LOCAL_DATA_DIR = \(dir.path)/storage/whisper
+            WHITELISTS_DIR = \(dir.path)/storage/lists
+            CONF_DIR = \(dir.path)
+            LOG_DIR = \(dir.path)/log
+            PID_DIR = \(dir.path)
+            ENABLE_LOGROTATION = False
+            USER =
+            MAX_CACHE_SIZE = inf
+            MAX_UPDATES_PER_SECOND = inf
+            MAX_CREATES_PER_MINUTE = inf
+            LINE_RECEIVER_INTERFACE = 127.0.0.1
+            LINE_RECEIVER_PORT = \(ports[0])
+            ENABLE_UDP_LISTENER = False
+            PICKLE_RECEIVER_INTERFACE = 127.0.0.1
+            PICKLE_RECEIVER_PORT = \(ports[1])
+            CACHE_QUERY_INTERFACE = 127.0.0.1
+            CACHE_QUERY_PORT = \(ports[2])
+            ENABLE_TAGS = False
+            WHISPER_AUTOFLUSH = True
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+            return ["--config=\(config)", "--nodaemon", "start"]
+        } ready: { ports in
+            acceptsConnections(ports[0])
         }
-        let carbon = Process()
-        let log = PipeCollector()
-        carbon.executableURL = URL(fileURLWithPath: "/usr/bin/carbon-cache")
-        carbon.arguments = ["--config=\(config)", "--nodaemon", "start"]
-        carbon.currentDirectoryURL = URL(fileURLWithPath: dir.path)
-        carbon.standardOutput = log.pipe
-        carbon.standardError = log.pipe
-        try carbon.run()
-        defer { stopChild(carbon) }
-        try eventually(timeout: 30, "carbon-cache to listen") {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(fd) }
-            return withSocketAddress("127.0.0.1", linePort) { connect(fd, $0, $1) } == 0 || !carbon.isRunning
-        }
-        #expect(carbon.isRunning, "carbon-cache exited: \(log.text)")
+        defer { withExtendedLifetime(carbon) {} }
+        let linePort = carbon.ports[0]
 
         let agent = try StatorProcess(agent: [
             "--flush_interval", untilShutdown, "--sinks.json.path", "", "--sinks.graphite.address", "127.0.0.1:\(linePort)",

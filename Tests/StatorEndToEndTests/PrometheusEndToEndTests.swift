@@ -57,15 +57,17 @@ private let everyKind = [
     #expect(try agent.stop() == 0)
 }
 
-/// A real `prometheus` on a free loopback port with a temporary data directory; stopped on deinit.
+/// A real `prometheus` on a free loopback port with a temporary data directory, ready when
+/// made; stopped on deinit.
 final class PrometheusServer {
     let port: UInt16
-    let process = Process()
-    let log = PipeCollector()
+    private let peer: PeerProcess
     private let dir: TemporaryDirectory
+    var process: Process { peer.process }
+    var log: PipeCollector { peer.log }
 
     init(scrapeTargets: [UInt16] = [], extraFlags: [String] = []) throws {
-        dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         let config = dir.file("prometheus.yml")
         var yaml = "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         if !scrapeTargets.isEmpty {
@@ -73,16 +75,16 @@ final class PrometheusServer {
             yaml += scrapeTargets.map { "\"127.0.0.1:\($0)\"" }.joined(separator: ", ") + "]\n"
         }
         try yaml.write(toFile: config, atomically: true, encoding: .utf8)
-        port = try freePort()
-        process.executableURL = URL(fileURLWithPath: try tool("prometheus"))
-        process.arguments =
+        peer = try PeerProcess(try tool("prometheus"), ports: 1) { ports in
             [
                 "--config.file=\(config)", "--storage.tsdb.path=\(dir.file("data"))",
-                "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
+                "--web.listen-address=127.0.0.1:\(ports[0])", "--log.level=warn",
             ] + extraFlags
-        process.standardOutput = log.pipe
-        process.standardError = log.pipe
-        try process.run()
+        } ready: { ports in
+            (try? httpRequest(port: ports[0], "/-/ready").status) == 200
+        }
+        self.dir = dir
+        port = peer.ports[0]
     }
 
     /// Runs an instant query and returns the first result's value.
@@ -97,17 +99,12 @@ final class PrometheusServer {
         return Double(text)
     }
 
-    deinit { stopChild(process) }
 }
 
 extension HeavyEndToEndTests {
     // Budget: 0.5 s plain and under TSan (2026-12-07); its waits are 30 s.
     @Test func aRealPrometheusReceivesRemoteWriteWithExpectedValues() throws {
         let prometheus = try PrometheusServer(extraFlags: ["--web.enable-remote-write-receiver"])
-        try eventually(timeout: 30, "prometheus to be ready") {
-            (try? httpRequest(port: prometheus.port, "/-/ready").status) == 200 || !prometheus.process.isRunning
-        }
-        #expect(prometheus.process.isRunning, "prometheus exited: \(prometheus.log.text)")
         let agent = try StatorProcess(agent: [
             "--flush_interval", "300ms", "--sinks.json.path", "", "--sinks.http_push.format", "remote_write",
             "--sinks.http_push.url", "http://127.0.0.1:\(prometheus.port)/api/v1/write", "--sinks.http_push.batch_size", "5",

@@ -233,11 +233,17 @@ func bindLoopback(_ type: Int32, port: UInt16 = 0, reuseAddress: Bool = false) t
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read, released); nothing listens there afterwards.
+/// No port is handed out twice in one test run: the kernel may pick a released port again
+/// at once, and two peers told the same port would fight over it.
 func freePort() throws -> UInt16 {
-    let (fd, port) = try bindLoopback(Int32(SOCK_STREAM.rawValue))
-    close(fd)
-    return port
+    while true {
+        let (fd, port) = try bindLoopback(Int32(SOCK_STREAM.rawValue))
+        close(fd)
+        if portsHandedOut.withLock({ $0.insert(port).inserted }) { return port }
+    }
 }
+
+private let portsHandedOut = Mutex<Set<UInt16>>([])
 
 /// Scrapes the agent's `/metrics` until `condition` holds, failing after `timeout` seconds.
 /// - Returns: the page that satisfied it.

@@ -8,31 +8,23 @@ import Glibc
 final class VictoriaMetricsServer {
     let port: UInt16
     let graphitePort: UInt16
-    let process = Process()
-    let log = PipeCollector()
+    private let peer: PeerProcess
     private let dir: TemporaryDirectory
 
     init() throws {
-        dir = try TemporaryDirectory()
-        port = try freePort()
-        graphitePort = try freePort()
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/victoria-metrics") else {
-            throw TestFailure("victoria-metrics not found: scripts/test installs Debian's victoria-metrics package")
+        let dir = try TemporaryDirectory()
+        peer = try PeerProcess("/usr/bin/victoria-metrics", ports: 2) { ports in
+            [
+                "-storageDataPath=\(dir.file("data"))", "-httpListenAddr=127.0.0.1:\(ports[0])",
+                "-graphiteListenAddr=127.0.0.1:\(ports[1])", "-loggerLevel=WARN",
+                // Fresh samples are queryable at once, and no query result is cached while a test polls.
+                "-search.latencyOffset=0s", "-search.disableCache", "-retentionPeriod=100y",
+            ]
+        } ready: { ports in
+            (try? httpRequest(port: ports[0], "/health").status) == 200
         }
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/victoria-metrics")
-        process.arguments = [
-            "-storageDataPath=\(dir.file("data"))", "-httpListenAddr=127.0.0.1:\(port)",
-            "-graphiteListenAddr=127.0.0.1:\(graphitePort)", "-loggerLevel=WARN",
-            // Fresh samples are queryable at once, and no query result is cached while a test polls.
-            "-search.latencyOffset=0s", "-search.disableCache", "-retentionPeriod=100y",
-        ]
-        process.standardOutput = log.pipe
-        process.standardError = log.pipe
-        try process.run()
-        try eventually(timeout: 30, "victoria-metrics to be ready") {
-            (try? httpRequest(port: port, "/health").status) == 200 || !process.isRunning
-        }
-        guard process.isRunning else { throw TestFailure("victoria-metrics exited: \(log.text)") }
+        self.dir = dir
+        (port, graphitePort) = (peer.ports[0], peer.ports[1])
     }
 
     /// Every series an instant query returns: its labels and value.
@@ -71,6 +63,4 @@ final class VictoriaMetricsServer {
         }
         return found ?? .nan
     }
-
-    deinit { stopChild(process) }
 }
