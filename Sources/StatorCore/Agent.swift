@@ -33,12 +33,17 @@ public final class Agent: Sendable {
         let metrics = SelfMetrics(readers: configuration.udp.readers)
         self.metrics = metrics
         var aggregation = configuration.aggregation
-        aggregation.buckets = configuration.prometheus.buckets
+        var nativeBase = configuration.histograms.options
+        nativeBase.keepsStatsdUnit = configuration.pushes.contains { !$0.url.isEmpty && $0.format == .otlp }
+        let native = configuration.histograms.native ? nativeBase : nil
+        aggregation.buckets = configuration.prometheus.buckets.with(native: native)
         var mapping: MappingRules?
         if !configuration.mappingConfig.isEmpty {
             let rules = try MappingRules(
                 path: configuration.mappingConfig,
-                options: MappingOptionsRegistry(defaultBuckets: configuration.prometheus.buckets.defaults.upperBounds),
+                options: MappingOptionsRegistry(
+                    defaultBuckets: configuration.prometheus.buckets.defaults.upperBounds, native: native,
+                    nativeBase: nativeBase),
                 maxNameBytes: configuration.aggregation.lineLimits.maxNameBytes)
             for key in rules.ignoredKeys {
                 logger.warning("mapping_config: key accepted but not used by Stator", metadata: [("key", key)])

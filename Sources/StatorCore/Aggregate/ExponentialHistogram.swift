@@ -11,21 +11,21 @@ import Glibc
 /// wider than `maxWindowFactor` times that, the resolution is halved (schema - 1) and
 /// neighbouring buckets added together, as Prometheus' client_golang does: never dropping
 /// a sample, and bounding a series' memory whatever its values.
-struct ExponentialHistogram: Equatable {
+public struct ExponentialHistogram: Equatable, Sendable {
     static let minSchema: Int8 = -4
     static let maxSchema: Int8 = 8
     /// A window of buckets may be this many times `maxBuckets` wide (mostly empty) before the
     /// resolution is halved: 4 × 160 buckets of 8 bytes is 5 KiB per sign.
     static let maxWindowFactor = 4
 
-    private(set) var schema: Int8
-    let zeroThreshold: Double
-    let maxBuckets: Int
-    private(set) var zeroCount: Double = 0
-    private(set) var count: Double = 0
-    private(set) var sum: Double = 0
-    private(set) var positive = BucketWindow()
-    private(set) var negative = BucketWindow()
+    public private(set) var schema: Int8
+    public let zeroThreshold: Double
+    public let maxBuckets: Int
+    public private(set) var zeroCount: Double = 0
+    public private(set) var count: Double = 0
+    public private(set) var sum: Double = 0
+    public private(set) var positive = BucketWindow()
+    public private(set) var negative = BucketWindow()
 
     /// - Parameters:
     ///   - schema: from -4 (a factor of 65,536 between bucket bounds) to 8 (about 0.27%).
@@ -128,13 +128,13 @@ struct ExponentialHistogram: Equatable {
 }
 
 /// The counts of one sign's buckets: a dense window from `first`, grown as needed.
-struct BucketWindow: Equatable {
-    private(set) var first = 0
-    private(set) var counts: [Double] = []
+public struct BucketWindow: Equatable, Sendable {
+    public private(set) var first = 0
+    public private(set) var counts: [Double] = []
     /// Buckets whose count is not zero.
-    private(set) var populated = 0
+    public private(set) var populated = 0
 
-    var width: Int { counts.count }
+    public var width: Int { counts.count }
 
     @inline(__always)
     mutating func add(_ weight: Double, at key: Int) {

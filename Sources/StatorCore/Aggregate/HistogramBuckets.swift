@@ -10,14 +10,24 @@ public final class BucketBounds: Sendable, Equatable {
     /// seconds): a mapping rule's `scale`, else 1.
     public let valueScale: Double
 
-    public init(_ upperBounds: [Double], valueScale: Double = 1) {
+    /// The native histogram each series of these bounds keeps beside its buckets, or `nil`
+    /// for none (SPEC section 13).
+    public let native: NativeHistogramOptions?
+
+    public init(_ upperBounds: [Double], valueScale: Double = 1, native: NativeHistogramOptions? = nil) {
         self.upperBounds = upperBounds
         self.valueScale = valueScale
+        self.native = native
         leLabels = upperBounds.map { Array("le=\"\(PrometheusNumber.format($0))\"".utf8) } + [Array("le=\"+Inf\"".utf8)]
     }
 
     public static func == (a: BucketBounds, b: BucketBounds) -> Bool {
-        a === b || (a.upperBounds == b.upperBounds && a.valueScale == b.valueScale)
+        a === b || (a.upperBounds == b.upperBounds && a.valueScale == b.valueScale && a.native == b.native)
+    }
+
+    /// The same bounds with `native` histograms (itself when they are already those).
+    public func with(native: NativeHistogramOptions?) -> BucketBounds {
+        native == self.native ? self : BucketBounds(upperBounds, valueScale: valueScale, native: native)
     }
 
     /// The index of the first bucket whose bound is >= `x` (`upperBounds.count` for the `+Inf` bucket).
@@ -78,6 +88,14 @@ public struct HistogramBuckets: Sendable {
     public init(defaults: [Double] = HistogramBuckets.defaultBuckets, overrides: [Override] = []) {
         self.defaults = BucketBounds(defaults)
         self.overrides = overrides
+    }
+
+    /// The same buckets, each list with `native` histograms.
+    public func with(native: NativeHistogramOptions?) -> HistogramBuckets {
+        var copy = self
+        copy.defaults = defaults.with(native: native)
+        for k in copy.overrides.indices { copy.overrides[k].bounds = overrides[k].bounds.with(native: native) }
+        return copy
     }
 
     /// The bounds for a statsd name (called once per new series).

@@ -33,6 +33,9 @@ struct SampleAggregate {
     /// The blocks holding the kept values, in order (in the interval's arena).
     private var blocks: [UnsafeMutablePointer<Double>] = []
     var key: MetricKey
+    /// The interval's native histograms, when the bounds ask for them (`nil` costs `add` one
+    /// test of a word).
+    private(set) var native: NativeHistogramCell?
     #if DEBUG
         /// The arena holding `buckets` and `blocks`. Their memory is the arena's: debug builds
         /// check on every use of it that the arena is still alive.
@@ -45,6 +48,7 @@ struct SampleAggregate {
         buckets = arena.allocate(bounds.upperBounds.count + 1)
         bucketScale = key.type == .timer ? 1.0 / 1000 : 1
         valueScale = bounds.valueScale
+        native = bounds.native.map { NativeHistogramCell($0, scaled: bucketScale != 1 || bounds.valueScale != 1) }
         #if DEBUG
             owner = arena
         #endif
@@ -74,7 +78,9 @@ struct SampleAggregate {
         samples &+= 1
         sum += x
         weightedSum += x * weight
-        buckets[bounds.bucket(for: bucketValue(x))] += weight
+        let bucketed = bucketValue(x)
+        buckets[bounds.bucket(for: bucketed)] += weight
+        if let native { native.observe(x, bucketed: bucketed, weight: weight) }
         if x < min { min = x }
         if x > max { max = x }
         if samples <= maxSamples {
@@ -180,6 +186,11 @@ struct SampleAggregate {
             for b in 0...upper.count {
                 buckets[bounds.bucket(for: b < upper.count ? upper[b] : .infinity)] += other.buckets[b]
             }
+        }
+        if let theirs = other.native {
+            // Another share of one interval has the same options, but a reload may have
+            // changed a rule's between the two: the histograms still merge exactly.
+            if let native { native.merge(theirs) } else { native = theirs }
         }
         if n1 + n2 <= maxSamples {
             samples = n1 + n2

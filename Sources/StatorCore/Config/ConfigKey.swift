@@ -6,7 +6,7 @@ import Foundation
 public struct ConfigKey: Sendable {
     /// How a value is written.
     public enum Kind: Sendable {
-        case string, integer, duration, numberList, stringList, objectList, object, logLevel
+        case string, integer, number, boolean, duration, numberList, stringList, objectList, object, logLevel
     }
 
     /// Dotted path, e.g. `udp.address`.
@@ -38,6 +38,14 @@ public struct ConfigKey: Sendable {
         case .integer:
             guard let n = Int64(text) else { throw ConfigError("\(source): \(path) must be an integer, got \"\(text)\"") }
             return .number(Double(n))
+        case .number:
+            guard let d = Double(text), d.isFinite else { throw ConfigError("\(source): \(path) must be a number, got \"\(text)\"") }
+            return .number(d)
+        case .boolean:
+            guard text == "true" || text == "false" else {
+                throw ConfigError("\(source): \(path) must be true or false, got \"\(text)\"")
+            }
+            return .bool(text == "true")
         case .numberList, .stringList, .objectList, .object:
             return try JSONValue.parse(Data(text.utf8), source: source)
         }

@@ -40,6 +40,30 @@ public enum ConfigKeys {
         }
     }
 
+    static func boolean(
+        _ path: String, _ help: String, _ get: @escaping @Sendable (StatorConfiguration) -> Bool,
+        _ set: @escaping @Sendable (inout StatorConfiguration, Bool) -> Void
+    ) -> ConfigKey {
+        ConfigKey(path: path, kind: .boolean, help: help, read: { .bool(get($0)) }) { (c, v) throws(ConfigError) in
+            guard case .bool(let b) = v else { throw ConfigError("\(path) must be true or false, got \(v.kind)") }
+            set(&c, b)
+        }
+    }
+
+    /// A finite number in `range`.
+    static func number(
+        _ path: String, _ range: ClosedRange<Double>, _ help: String,
+        _ get: @escaping @Sendable (StatorConfiguration) -> Double,
+        _ set: @escaping @Sendable (inout StatorConfiguration, Double) -> Void
+    ) -> ConfigKey {
+        ConfigKey(path: path, kind: .number, help: help, read: { .number(get($0)) }) { (c, v) throws(ConfigError) in
+            guard case .number(let d) = v, range.contains(d) else {
+                throw ConfigError("\(path) must be a number from \(range.lowerBound) to \(range.upperBound), got \(describe(v))")
+            }
+            set(&c, d)
+        }
+    }
+
     static func duration(
         _ path: String, minimum: Int64, allowZero: Bool, _ help: String,
         _ get: @escaping @Sendable (StatorConfiguration) -> Int64,

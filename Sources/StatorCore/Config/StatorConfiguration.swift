@@ -15,6 +15,8 @@ public struct StatorConfiguration: Sendable {
     public var flush = FlushConfiguration()
     /// Shards and limits (`shards`, `max_series`, `max_samples_per_series`, `max_name_bytes`, `max_tags`, `max_tag_bytes`).
     public var aggregation = AggregationConfiguration()
+    /// Native histograms (`histograms.*`, SPEC section 13); off by default.
+    public var histograms = NativeHistogramConfiguration()
     /// A statsd_exporter mapping file (`mapping_config`); empty maps nothing.
     public var mappingConfig = ""
     /// JSON-lines sink (`sinks.json.*`).

@@ -59,6 +59,19 @@ public struct SampleSummary: Sendable {
     public let bounds: BucketBounds
     /// Rate-weighted count per bucket (not cumulative), exact over every sample; the last is `+Inf`.
     public let bucketCounts: [Double]
+    /// The interval's native histogram in the unit of `bounds` (seconds for timers, after a
+    /// mapping's `scale`), when `bounds.native` asks for one.
+    public internal(set) var native: ExponentialHistogram? = nil
+    /// The same of the values as sent (milliseconds for timers), kept only when the options
+    /// ask for it (`keepsStatsdUnit`) and the two units differ.
+    public internal(set) var nativeAsSent: ExponentialHistogram? = nil
+
+    /// The native histogram of the values as sent: `nativeAsSent`, or `native` when values
+    /// are bucketed as sent (no timer, no `scale`); `nil` when neither is kept.
+    public var nativeInStatsdUnit: ExponentialHistogram? {
+        if let nativeAsSent { return nativeAsSent }
+        return key.type != .timer && bounds.valueScale == 1 ? native : nil
+    }
 }
 
 /// One interval's aggregates: immutable, built once per flush and handed to every sink.

@@ -34,12 +34,17 @@ enum SampleStatistics {
             guard n > 0 else { return 0 }
             return values[rank(p.value, n) - 1]
         }
-        return SampleSummary(
+        var summary = SampleSummary(
             key: aggregate.key, count: aggregate.count, samples: samples,
             rate: interval > 0 ? aggregate.count / interval : 0, sum: sum,
             min: aggregate.min, max: aggregate.max, mean: mean.withoutNaN, median: median, stddev: stddev.withoutNaN,
             percentiles: ranks, sortedValues: values, weightedSum: aggregate.weightedSum.withoutNaN, bounds: aggregate.bounds,
             bucketCounts: aggregate.bucketCounts)
+        if let native = aggregate.native {
+            summary.native = native.bucketed
+            summary.nativeAsSent = native.asSent
+        }
+        return summary
     }
 
     /// etsy's 1-based rank: `floor(p/100 * n + 0.5)`, clamped to 1...n.

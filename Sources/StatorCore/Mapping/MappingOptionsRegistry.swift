@@ -18,8 +18,19 @@ public final class MappingOptionsRegistry: Sendable {
     private let state = PthreadLock(State())
     /// `sinks.prometheus.buckets`: the bounds of a rule that sets a `scale` and no buckets.
     private let defaultBuckets: [Double]
+    /// `histograms.*` in force: the native histograms of a rule that sets no option of its own.
+    private let native: NativeHistogramOptions?
+    /// `histograms.*` as configured, on or off: what a rule's factor or bucket cap starts from.
+    private let nativeBase: NativeHistogramOptions
 
-    public init(defaultBuckets: [Double] = HistogramBuckets.defaultBuckets) { self.defaultBuckets = defaultBuckets }
+    public init(
+        defaultBuckets: [Double] = HistogramBuckets.defaultBuckets, native: NativeHistogramOptions? = nil,
+        nativeBase: NativeHistogramOptions? = nil
+    ) {
+        self.defaultBuckets = defaultBuckets
+        self.native = native
+        self.nativeBase = nativeBase ?? native ?? NativeHistogramOptions()
+    }
 
     /// The slots of `rules` (a file's, in order), taken now for identities not seen before.
     /// A new slot holds its rule's options at once (no series refers to it yet); a known one
@@ -60,15 +71,33 @@ public final class MappingOptionsRegistry: Sendable {
         }
     }
 
-    /// Own bounds when the options set buckets or a scale (a scaled value is bucketed after
-    /// scaling, as statsd_exporter observes it); the same object as `current` when they are
-    /// equal, so that nothing downstream sees a change.
+    /// Own bounds when the options set buckets, a scale (a scaled value is bucketed after
+    /// scaling, as statsd_exporter observes it) or native histogram options; the same object
+    /// as `current` when they are equal, so that nothing downstream sees a change.
     private func bounds(of options: MappingOptions, replacing current: BucketBounds?) -> BucketBounds? {
         let scale = options.scale ?? 1
-        guard options.buckets != nil || scale != 1 else { return nil }
-        let bounds = BucketBounds(options.buckets ?? defaultBuckets, valueScale: scale)
+        let ownNative = options.nativeBucketFactor != nil || options.nativeMaxBuckets != nil
+        guard options.buckets != nil || scale != 1 || ownNative else { return nil }
+        let bounds = BucketBounds(options.buckets ?? defaultBuckets, valueScale: scale, native: native(of: options))
         if let current, current == bounds { return current }
         return bounds
+    }
+
+    /// The native histograms of a rule's series (statsd_exporter's `histogram_options`): its
+    /// factor picks the schema and turns them on (or off, at 1 or less), its cap replaces
+    /// `histograms.native_max_buckets`; unset, `histograms.*` decides.
+    private func native(of options: MappingOptions) -> NativeHistogramOptions? {
+        var result: NativeHistogramOptions
+        if let factor = options.nativeBucketFactor {
+            guard let schema = ExponentialHistogram.schema(forBucketFactor: factor) else { return nil }
+            result = native ?? nativeBase
+            result.schema = schema
+        } else {
+            guard let native else { return nil }
+            result = native
+        }
+        if let cap = options.nativeMaxBuckets, cap > 0 { result.maxBuckets = cap }
+        return result
     }
 
     /// The histogram bounds of slot `id`, when its options set buckets or a scale.

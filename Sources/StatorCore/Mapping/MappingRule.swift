@@ -18,6 +18,11 @@ public struct MappingOptions: Hashable, Sendable {
     public var scale: Double?
     /// The family's `# HELP` text.
     public var help: String?
+    /// `histogram_options.native_histogram_bucket_factor`: above 1, the series keep native
+    /// histograms of the largest schema whose growth factor is at most this; 1 or less, none.
+    public var nativeBucketFactor: Double?
+    /// `histogram_options.native_histogram_max_buckets` (0: `histograms.native_max_buckets`).
+    public var nativeMaxBuckets: Int?
 
     public static let defaultQuantiles: [Double] = [0.5, 0.9, 0.99]
 

@@ -213,6 +213,7 @@ final class RollupStore: @unchecked Sendable {
     /// alone then holds everything, for a copy taken while Stator is stopped).
     /// Runs `body`'s writes with a time limit (at shutdown): past `deadline` they stop, and a
     /// lock held by another process is waited for only as long as is left.
+    @discardableResult
     func writing<R>(deadline: Double, _ body: () throws(SQLiteError) -> R) throws(SQLiteError) -> R {
         try live().writer.withDeadline(deadline, body)
     }
