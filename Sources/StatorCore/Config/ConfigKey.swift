@@ -39,7 +39,9 @@ public struct ConfigKey: Sendable {
             guard let n = Int64(text) else { throw ConfigError("\(source): \(path) must be an integer, got \"\(text)\"") }
             return .number(Double(n))
         case .number:
-            guard let d = Double(text), d.isFinite else { throw ConfigError("\(source): \(path) must be a number, got \"\(text)\"") }
+            guard let d = Double(text), d.isFinite else {
+                throw ConfigError("\(source): \(path) must be a number, got \"\(text)\"")
+            }
             return .number(d)
         case .boolean:
             guard text == "true" || text == "false" else {

@@ -95,3 +95,21 @@ private func send(_ lines: [String], _ reader: inout ReaderAggregator) {
     #expect(throws: ConfigError.self) { try native.value(fromText: "yes", source: "test") }
     #expect(native.defaultText == "false")
 }
+
+@Test func theCumulativeStateAddsEachIntervalsNativeHistogram() throws {
+    let table = nativeTable(NativeHistogramOptions(), shards: 1)
+    let flush = flusher(table)
+    let state = CumulativeState()
+    var reader = ReaderAggregator(table: table)
+    send(["t:1|ms", "t:2|ms"], &reader)
+    state.apply(flush.flush(at: 10_000))
+    let held = state.withState { s in s.histograms.first?.native }  // a reader's copy
+    send(["t:2|ms", "t:4000|ms|@0.5"], &reader)
+    state.apply(flush.flush(at: 20_000))
+    var expected = ExponentialHistogram(schema: 3)
+    for (ms, weight) in [(1.0, 1.0), (2, 1), (2, 1), (4000, 2)] { expected.observe(ms / 1000, weight: weight) }
+    let native = try #require(state.withState { s in s.histograms.first?.native })
+    #expect(native.bucketed == expected)
+    #expect(native.bucketed.count == 5)
+    #expect(held?.bucketed.count == 2)  // copied on write: what a reader held did not change
+}

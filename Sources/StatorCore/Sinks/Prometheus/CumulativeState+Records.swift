@@ -116,6 +116,25 @@ extension CumulativeState {
         /// The mapping rule slot of the statsd series that made it (`MetricKey.mappingOptions`):
         /// a reload's new buckets are followed only by a family one rule made.
         var slot: UInt16? = nil
+        /// The native histograms since the series appeared (SPEC section 13), when its
+        /// bounds ask for them: a reference, so that a series without pays one word.
+        var native: CumulativeNative? = nil
+
+        /// Adds an interval's native histograms (copied first when another holds the same).
+        mutating func addNative(_ t: SampleSummary) {
+            guard let bucketed = t.native else { return }
+            guard var mine = native else {
+                native = CumulativeNative(bucketed: bucketed, asSent: t.nativeInStatsdUnit)
+                return
+            }
+            native = nil  // `mine` is then the only reference, unless a reader holds one
+            if !isKnownUniquelyReferenced(&mine) { mine = CumulativeNative(mine) }
+            mine.bucketed.merge(bucketed)
+            if let asSent = t.nativeInStatsdUnit {
+                if mine.asSent == nil { mine.asSent = asSent } else { mine.asSent?.merge(asSent) }
+            }
+            self.native = mine
+        }
     }
 
     /// Reusable buffers for the names that folding a batch derives, compares and hashes (kept
@@ -206,4 +225,20 @@ extension CumulativeState {
         /// No family exposes the name; its bucket in `nameHeads`.
         case free(bucket: Int)
     }
+}
+
+/// A series' native histograms since it appeared: in the unit of its classic buckets
+/// (seconds for timers), and as sent when the batch carried that too (for OTLP).
+/// Copied on write (`Histogram.addNative`): a reader holding a copy of the record never sees it
+/// change, so sharing it across threads is safe (hence `@unchecked Sendable`).
+final class CumulativeNative: @unchecked Sendable {
+    fileprivate(set) var bucketed: ExponentialHistogram
+    fileprivate(set) var asSent: ExponentialHistogram?
+
+    init(bucketed: ExponentialHistogram, asSent: ExponentialHistogram?) {
+        self.bucketed = bucketed
+        self.asSent = asSent
+    }
+
+    convenience init(_ other: CumulativeNative) { self.init(bucketed: other.bucketed, asSent: other.asSent) }
 }

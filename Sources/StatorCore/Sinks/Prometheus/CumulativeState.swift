@@ -160,6 +160,7 @@ public final class CumulativeState: Sendable {
                 for (b, n) in t.bucketCounts.enumerated() where b < s.histograms[h].buckets.count {
                     s.histograms[h].buckets[b] += n
                 }
+                s.histograms[h].addNative(t)
             }
             return dropped
         }
