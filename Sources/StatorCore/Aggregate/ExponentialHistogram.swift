@@ -38,8 +38,9 @@ public struct ExponentialHistogram: Equatable, Sendable {
         self.maxBuckets = max(1, maxBuckets)
     }
 
-    /// The largest schema whose bucket growth factor, 2^(2^-schema), is no more than `factor`
-    /// (statsd_exporter's and client_golang's `native_histogram_bucket_factor`), within -4...8;
+    /// The schema of the largest bucket growth factor, 2^(2^-schema), that is no more than
+    /// `factor` (statsd_exporter's `native_histogram_bucket_factor`, chosen as client_golang's
+    /// `pickSchema` does: the coarsest resolution that meets the factor), within -4...8;
     /// `nil` for a factor of 1 or less, which asks for no native histogram.
     static func schema(forBucketFactor factor: Double) -> Int8? {
         guard factor > 1, !factor.isNaN else { return nil }

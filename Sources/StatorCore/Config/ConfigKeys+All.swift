@@ -110,7 +110,7 @@ extension ConfigKeys {
         ) { $0.histograms.native = $1 },
         integer(
             "histograms.native_schema", -4...8,
-            "Native histograms' resolution: bucket bounds grow by 2^(2^-schema) (3: 9.05%, relative error under 4.4%).",
+            "Native histograms' resolution, -4 to 8: each bucket's bound is 2^(2^-schema) times the one below (3: 1.0905).",
             { Int64($0.histograms.options.schema) }
         ) { $0.histograms.options.schema = Int8($1) },
         number(

@@ -9,8 +9,8 @@ struct MappingFile: Sendable {
     var globDisableOrdering = false
     /// `defaults.ttl`: replaces `series_ttl` for unmatched series too (0: they never expire).
     var defaultTTLMillis: Int64?
-    /// Accepted keys that change nothing here (`max_age`, `age_buckets`, `buf_cap`, native
-    /// histogram options), with their lines.
+    /// Accepted keys that change nothing here (`max_age`, `age_buckets`, `buf_cap`), with
+    /// their lines.
     var ignoredKeys: [(key: String, line: Int)] = []
 
     /// Reads the file at `path`.
@@ -50,6 +50,13 @@ struct MappingFile: Sendable {
         var buckets: [Double]?
         var quantiles: [Double]?
         var ttlMillis: Int64?
+        var native = NativeOptions()
+    }
+
+    /// `histogram_options.native_histogram_bucket_factor` and `native_histogram_max_buckets`.
+    private struct NativeOptions {
+        var bucketFactor: Double?
+        var maxBuckets: Int?
     }
 
     private mutating func read(_ root: YAMLNode) throws(MappingError) {
@@ -69,6 +76,7 @@ struct MappingFile: Sendable {
             defaultTTLMillis = defaults.ttlMillis
             defaults.buckets = try buckets(d)
             defaults.quantiles = try quantiles(d)
+            defaults.native = try nativeOptions(d)
         }
         guard let node = top["mappings"] else { return }
         if node.isNull { return }
@@ -151,6 +159,12 @@ struct MappingFile: Sendable {
         } else {
             options.buckets = defaults.buckets
         }
+        let native = try nativeOptions(f)
+        if native.bucketFactor != nil || native.maxBuckets != nil, options.observerType == .summary {
+            throw MappingError(line: node.line, message: "native histogram options are set on a summary mapping")
+        }
+        options.nativeBucketFactor = native.bucketFactor ?? defaults.native.bucketFactor
+        options.nativeMaxBuckets = native.maxBuckets ?? defaults.native.maxBuckets
         if let q = try quantiles(f) {
             guard options.observerType != .histogram else {
                 throw MappingError(line: node.line, message: "summary quantiles are set on a histogram mapping")
@@ -195,12 +209,12 @@ struct MappingFile: Sendable {
     /// statsd_exporter, and the older one goes to `ignoredKeys` (one warning). Keys of the
     /// block that Stator has no use for go there too.
     private mutating func optionOrLegacy(
-        _ f: Fields, block: String, key: String, ignored: [String]
+        _ f: Fields, block: String, key: String, alsoRead: [String] = [], ignored: [String]
     ) throws(MappingError) -> YAMLNode? {
         var found: YAMLNode?
         if let b = f[block], !b.isNull {
             let o = try Fields(b, block)
-            try o.allow(Set([key] + ignored))
+            try o.allow(Set([key] + alsoRead + ignored))
             for k in ignored {
                 if let v = o[k] { ignoredKeys.append((k, v.line)) }
             }
@@ -222,7 +236,7 @@ struct MappingFile: Sendable {
         guard
             let node = try optionOrLegacy(
                 f, block: "histogram_options", key: "buckets",
-                ignored: ["native_histogram_bucket_factor", "native_histogram_max_buckets"])
+                alsoRead: ["native_histogram_bucket_factor", "native_histogram_max_buckets"], ignored: [])
         else { return nil }
         guard case .sequence(let items, _) = node else {
             throw MappingError(line: node.line, message: "buckets must be a list of numbers")
@@ -234,6 +248,30 @@ struct MappingFile: Sendable {
             throw MappingError(line: node.line, message: "buckets \(problem)")
         }
         return bounds
+    }
+
+    /// `histogram_options.native_histogram_bucket_factor` (a number; above 1 it turns native
+    /// histograms on for the rule's series, at most 1 off) and `native_histogram_max_buckets`
+    /// (a whole number; 0 keeps `histograms.native_max_buckets`), as statsd_exporter reads them.
+    private func nativeOptions(_ f: Fields) throws(MappingError) -> NativeOptions {
+        var result = NativeOptions()
+        guard let b = f["histogram_options"], !b.isNull else { return result }
+        let o = try Fields(b, "histogram_options")
+        if let v = o["native_histogram_bucket_factor"], !v.isNull {
+            let factor = try Self.number(v, "native_histogram_bucket_factor")
+            guard factor.isFinite, factor >= 0 else {
+                throw MappingError(line: v.line, message: "native_histogram_bucket_factor must be a finite number >= 0")
+            }
+            result.bucketFactor = factor
+        }
+        if let v = o["native_histogram_max_buckets"], !v.isNull {
+            let n = try Self.number(v, "native_histogram_max_buckets")
+            guard n == n.rounded(), n >= 0, n <= 65_536 else {
+                throw MappingError(line: v.line, message: "native_histogram_max_buckets must be a whole number from 0 to 65536")
+            }
+            result.maxBuckets = Int(n)
+        }
+        return result
     }
 
     /// `summary_options.quantiles`, or the older `quantiles`: a list of `{quantile, error}`.

@@ -113,3 +113,49 @@ private func send(_ lines: [String], _ reader: inout ReaderAggregator) {
     #expect(native.bucketed.count == 5)
     #expect(held?.bucketed.count == 2)  // copied on write: what a reader held did not change
 }
+
+@Test func aMappingRulesNativeOptionsPickItsSchemaAndCap() throws {
+    let file = try MappingFile.parse(
+        """
+        defaults:
+          histogram_options:
+            native_histogram_bucket_factor: 1.5
+        mappings:
+        - match: a.*
+          name: a
+          histogram_options:
+            native_histogram_bucket_factor: 1.1
+            native_histogram_max_buckets: 20
+        - match: b.*
+          name: b
+          histogram_options: {native_histogram_bucket_factor: 2}
+        - match: c.*
+          name: c
+          histogram_options: {native_histogram_bucket_factor: 1}
+        - match: d.*
+          name: d
+        """, source: "test.yml")
+    #expect(file.ignoredKeys.isEmpty)
+    // Native histograms off in the configuration: a rule's factor turns them on for its series.
+    let registry = MappingOptionsRegistry(native: nil)
+    let slots = try #require(registry.slots(for: file.rules))
+    let natives = slots.map { registry.bounds($0)?.native }
+    #expect(natives.map { $0?.schema } == [3, 0, nil, 1])  // 2^(1/8) <= 1.1, 2 <= 2, none, 2^(1/2) <= 1.5
+    #expect(natives.map { $0?.maxBuckets } == [20, 160, nil, 160])
+    // With them on, a rule without options of its own takes the configuration's.
+    var on = NativeHistogramOptions()
+    on.schema = 5
+    let plain = try MappingFile.parse("mappings:\n- match: e.*\n  name: e\n", source: "test.yml")
+    let enabled = MappingOptionsRegistry(native: on)
+    let slot = try #require(enabled.slots(for: plain.rules)?.first)
+    #expect(enabled.bounds(slot) == nil)  // the default bounds, which carry `on`
+    #expect(throws: ConfigError.self) {
+        try MappingFile.parse(
+            "mappings:\n- match: s.*\n  name: s\n  observer_type: summary\n  histogram_options: {native_histogram_max_buckets: 3}\n",
+            source: "test.yml")
+    }
+    #expect(throws: ConfigError.self) {
+        try MappingFile.parse(
+            "mappings:\n- match: s.*\n  name: s\n  histogram_options: {native_histogram_max_buckets: 2.5}\n", source: "test.yml")
+    }
+}
