@@ -1,5 +1,6 @@
-/// Protocol buffers, the little of the wire format the push encoders need, written by hand:
-/// varints, fixed 64-bit fields, length-delimited fields and nested messages.
+/// Protocol buffers, the little of the wire format the push encoders and the Prometheus
+/// protobuf page need, written by hand: varints (zigzag for `sint32`/`sint64`), fixed 64-bit
+/// fields, packed repeated fields, length-delimited fields and nested messages.
 struct ProtobufWriter {
     private(set) var bytes: [UInt8] = []
 
@@ -36,6 +37,35 @@ struct ProtobufWriter {
     mutating func varintField(_ field: UInt32, _ value: UInt64) {
         key(field, 0)
         varint(value)
+    }
+
+    /// A `sint32` or `sint64` field: zigzag, so that small negative numbers stay short.
+    mutating func sintField(_ field: UInt32, _ value: Int64) {
+        key(field, 0)
+        varint(Self.zigzag(value))
+    }
+
+    /// `sint64`'s zigzag encoding: 0, -1, 1, -2 ... become 0, 1, 2, 3 ... (for `sint32` too,
+    /// whose values it maps the same).
+    @inline(__always)
+    static func zigzag(_ n: Int64) -> UInt64 { UInt64(bitPattern: (n << 1) ^ (n >> 63)) }
+
+    /// A packed `repeated double`: one key and length, then the values (nothing when empty).
+    mutating func packedDoubles(_ field: UInt32, _ values: some Collection<Double>) {
+        guard !values.isEmpty else { return }
+        key(field, 2)
+        varint(UInt64(values.count * 8))
+        for v in values { fixed64(v.bitPattern) }
+    }
+
+    /// A packed `repeated sint64` (nothing when empty).
+    mutating func packedSints(_ field: UInt32, _ values: some Collection<Int64>) {
+        guard !values.isEmpty else { return }
+        var size = 0
+        for v in values { size += Self.varintSize(Self.zigzag(v)) }
+        key(field, 2)
+        varint(UInt64(size))
+        for v in values { varint(Self.zigzag(v)) }
     }
 
     mutating func fixed64Field(_ field: UInt32, _ value: UInt64) {
