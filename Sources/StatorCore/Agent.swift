@@ -150,7 +150,8 @@ public final class Agent: Sendable {
     }
 
     /// The HTTP routes: `/healthz`, `/metrics` (the statsd series as of the last
-    /// flush, then the agent's own metrics read live; gzip when accepted).
+    /// flush, then the agent's own metrics read live; the text page, or the protobuf page
+    /// when the `Accept` header prefers it (SPEC section 13); gzip when accepted).
     static func route(_ head: HTTPRequestHead, page: SelfMetricsPage, prometheus: PrometheusSink) -> HTTPResponse {
         let known = ["/healthz", "/metrics"]
         guard known.contains(head.path) else { return .text(404, "not found\n") }
@@ -158,19 +159,32 @@ public final class Agent: Sendable {
             return .text(405, "method not allowed\n", headers: [("Allow", "GET, HEAD")])
         }
         if head.path == "/healthz" { return .text(200, "ok\n") }
-        let statsd = prometheus.page
-        let own = Array(page.render().utf8)
-        var headers = [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Vary", "Accept-Encoding")]
+        let format = ExpositionFormat.negotiate(head)
+        let statsd = prometheus.page(format)
+        let ownText = Array(page.render().utf8)
+        let body: PageBody
+        let own: [UInt8]
+        var headers: [(String, String)]
+        if format == .protobuf, let protobuf = statsd.protobuf {
+            body = protobuf
+            own = PrometheusProtobufEncoder.encode(text: ownText)
+            headers = [("Content-Type", ExpositionFormat.protobufContentType)]
+        } else {
+            body = statsd.text
+            own = ownText
+            headers = [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]
+        }
+        headers.append(("Vary", "Accept-Encoding, Accept"))
         guard head.acceptsGzip else {
             // A large page is kept gzipped only: inflate it as the client reads it.
-            if let stream = statsd.plainStream() {
-                return HTTPResponse(status: 200, headers: headers, stream: stream, streamLength: statsd.textLength, parts: [own])
+            if let stream = body.plainStream() {
+                return HTTPResponse(status: 200, headers: headers, stream: stream, streamLength: body.length, parts: [own])
             }
-            return HTTPResponse(status: 200, headers: headers, parts: [statsd.body, own])
+            return HTTPResponse(status: 200, headers: headers, parts: [body.body, own])
         }
         // gzip members concatenate: the page's (compressed once per flush) then the live part's.
         headers.append(("Content-Encoding", "gzip"))
-        let parts = statsd.isEmpty ? [Gzip.compress(own)] : [statsd.gzipped, Gzip.compress(own)]
+        let parts = body.isEmpty ? [Gzip.compress(own)] : [body.gzipped, Gzip.compress(own)]
         return HTTPResponse(status: 200, headers: headers, parts: parts)
     }
 

@@ -13,28 +13,25 @@ public struct PrometheusConfiguration: Sendable {
     }
 }
 
-/// The statsd series rendered once per flush: immutable, shared by every scrape.
-/// A small page keeps its text and is gzipped on the first request that asks for
-/// gzip (once per page); a large one is rendered straight into gzip and inflated for
-/// the rare plain-text client.
-public final class PrometheusPage: Sendable {
+/// One rendering of the statsd series in one format: immutable, shared by every scrape.
+/// A small body keeps its bytes and is gzipped on the first request that asks for gzip
+/// (once per page); a large one is rendered straight into gzip and inflated for the rare
+/// client that does not take gzip.
+public final class PageBody: Sendable {
     private let plain: [UInt8]?
     private let compressed: PthreadLock<[UInt8]?>
-    /// Length of the exposition text.
-    let textLength: Int
-    /// Plain text above this size is not kept (a million series is over 100 MB of text).
+    /// Length of the uncompressed bytes.
+    let length: Int
+    /// Bytes above this size are not kept plain (a million series is over 100 MB of text).
     static let keepPlainUpTo = 8 << 20
 
-    init(gzipped: [UInt8]?, plain: [UInt8]?, textLength: Int) {
+    init(gzipped: [UInt8]?, plain: [UInt8]?, length: Int) {
         self.plain = plain
-        self.textLength = textLength
+        self.length = length
         compressed = PthreadLock(gzipped)
     }
 
-    /// An empty page.
-    static let empty = PrometheusPage(gzipped: nil, plain: [], textLength: 0)
-
-    /// The exposition text gzipped (one member).
+    /// The bytes gzipped (one member).
     public var gzipped: [UInt8] {
         compressed.withLock { cached in
             if let cached { return cached }
@@ -44,18 +41,72 @@ public final class PrometheusPage: Sendable {
         }
     }
 
-    /// The exposition text.
+    /// The bytes.
     public var body: [UInt8] { plain ?? Gzip.decompress(gzipped) ?? [] }
 
-    /// The exposition text of a large page (kept gzipped only), inflated as it is written;
-    /// `nil` when the text is kept (use `body`).
+    /// The bytes of a large body (kept gzipped only), inflated as they are written; `nil`
+    /// when they are kept (use `body`).
     func plainStream() -> (any HTTPBodyStream)? {
         guard plain == nil else { return nil }
         return GzipInflatingStream(gzipped)
     }
 
-    /// Whether the page holds no series.
+    /// Whether there are no bytes.
     public var isEmpty: Bool { plain?.isEmpty ?? false }
+
+    /// Renders with `render`, which hands its output in chunks; once the bytes outgrow what
+    /// is kept plain, the rest goes straight into gzip, so a large page is never held whole.
+    static func rendering(_ render: ((_ chunk: [UInt8]) -> Void) -> Void) -> PageBody {
+        var length = 0
+        var writer: GzipWriter?
+        var plain: [UInt8]? = []
+        render { chunk in
+            length += chunk.count
+            if let writer {
+                writer.write(chunk)
+                return
+            }
+            plain?.append(contentsOf: chunk)
+            if (plain?.count ?? 0) > keepPlainUpTo, let bytes = plain {
+                let w = GzipWriter(level: 1)
+                w.write(bytes)
+                writer = w
+                plain = nil
+            }
+        }
+        return PageBody(gzipped: writer?.finish(), plain: plain, length: length)
+    }
+}
+
+/// The statsd series rendered once per flush: the text page, and the protobuf page when
+/// scrapers ask for it (SPEC section 13).
+public final class PrometheusPage: Sendable {
+    /// The text exposition format.
+    public let text: PageBody
+    /// Delimited `MetricFamily` messages; nil when nobody asked for them lately (see
+    /// `PrometheusSink.page(_:)`).
+    public let protobuf: PageBody?
+
+    init(text: PageBody, protobuf: PageBody? = nil) {
+        self.text = text
+        self.protobuf = protobuf
+    }
+
+    /// An empty page.
+    static let empty = PrometheusPage(text: PageBody(gzipped: nil, plain: [], length: 0), protobuf: nil)
+
+    /// Plain text above this size is not kept.
+    static var keepPlainUpTo: Int { PageBody.keepPlainUpTo }
+    /// Length of the exposition text.
+    var textLength: Int { text.length }
+    /// The exposition text gzipped (one member).
+    public var gzipped: [UInt8] { text.gzipped }
+    /// The exposition text.
+    public var body: [UInt8] { text.body }
+    /// See `PageBody.plainStream()`.
+    func plainStream() -> (any HTTPBodyStream)? { text.plainStream() }
+    /// Whether the page holds no series.
+    public var isEmpty: Bool { text.isEmpty }
 }
 
 /// Folds each batch into the cumulative state and publishes a new page.
@@ -75,6 +126,8 @@ public final class PrometheusSink: Sink {
     private let rendering = PthreadLock(())
     /// When the page was last asked for (`WallClock.monotonicSeconds()` bits; 0: never).
     private let lastAsked = Atomic<UInt64>(0)
+    /// When the protobuf page was last asked for (the same clock).
+    private let lastAskedProtobuf = Atomic<UInt64>(0)
     private let renderCount = Atomic<Int>(0)
     /// How long after a request flushes keep rendering the page ahead of the next one.
     static let eagerWindowSeconds = 300.0
@@ -106,46 +159,44 @@ public final class PrometheusSink: Sink {
         }
     }
 
-    /// Renders the state and publishes the page (`rendering` held).
-    private func publish() {
+    /// Renders the state and publishes the page (`rendering` held): the text page, and the
+    /// protobuf page too while scrapers ask for it (within `eagerWindowSeconds`) or when
+    /// `protobuf` says so.
+    private func publish(protobuf: Bool = false) {
         let started = WallClock.monotonicSeconds()
-        // Render in chunks; once the text outgrows what is kept plain, the rest goes straight
-        // into gzip, so the full text of a large page is never held.
-        var textBytes = 0
-        var writer: GzipWriter?
-        var plain: [UInt8]? = []
-        PrometheusTextEncoder.render(state) { chunk in
-            textBytes += chunk.count
-            if let writer {
-                writer.write(chunk)
-                return
-            }
-            plain?.append(contentsOf: chunk)
-            if (plain?.count ?? 0) > PrometheusPage.keepPlainUpTo, let text = plain {
-                let w = GzipWriter(level: 1)
-                w.write(text)
-                writer = w
-                plain = nil
-            }
-        }
-        let page = PrometheusPage(gzipped: writer?.finish(), plain: plain, textLength: textBytes)
+        let text = PageBody.rendering { PrometheusTextEncoder.render(state, $0) }
+        let asked = Double(bitPattern: lastAskedProtobuf.load(ordering: .relaxed))
+        let wanted = protobuf || (asked > 0 && WallClock.monotonicSeconds() - asked < Self.eagerWindowSeconds)
+        let encoded = wanted ? PageBody.rendering { PrometheusProtobufEncoder.render(state, $0) } : nil
+        let page = PrometheusPage(text: text, protobuf: encoded)
         current.withLock { $0 = (page, false) }
         renderCount.wrappingAdd(1, ordering: .relaxed)
         logger?.debug(
             "page rendered",
             metadata: [
-                ("text_bytes", "\(textBytes)"), ("gzip_bytes", "\(page.gzipped.count)"),
-                ("duration_s", "\(WallClock.monotonicSeconds() - started)"),
+                ("text_bytes", "\(text.length)"), ("gzip_bytes", "\(page.gzipped.count)"),
+                ("protobuf_bytes", "\(encoded?.length ?? 0)"), ("duration_s", "\(WallClock.monotonicSeconds() - started)"),
             ])
     }
 
     /// The page as of the last flush, rendered now if no flush rendered it (this counts as
     /// a request: the flushes of the next `eagerWindowSeconds` render ahead again).
-    public var page: PrometheusPage {
-        lastAsked.store(WallClock.monotonicSeconds().bitPattern, ordering: .relaxed)
-        if let fresh = current.withLock({ $0.stale ? nil : $0.page }) { return fresh }
+    public var page: PrometheusPage { page(.text) }
+
+    /// The page as of the last flush, with `format` rendered: a request for the protobuf page
+    /// makes the flushes of the next `eagerWindowSeconds` render it too, and renders it now
+    /// if the last flush did not.
+    public func page(_ format: ExpositionFormat) -> PrometheusPage {
+        let now = WallClock.monotonicSeconds().bitPattern
+        lastAsked.store(now, ordering: .relaxed)
+        let protobuf = format == .protobuf
+        if protobuf { lastAskedProtobuf.store(now, ordering: .relaxed) }
+        let ready = { (current: (page: PrometheusPage, stale: Bool)) in
+            !current.stale && (!protobuf || current.page.protobuf != nil)
+        }
+        if let fresh = current.withLock({ ready($0) ? $0.page : nil }) { return fresh }
         rendering.withLock { _ in
-            if current.withLock({ $0.stale }) { publish() }
+            if !current.withLock({ ready($0) }) { publish(protobuf: protobuf) }
         }
         return current.withLock { $0.page }
     }

@@ -86,7 +86,7 @@ enum PrometheusTextEncoder {
     }
 
     /// The `help` of a mapped family's rule, if it sets one (trailing line breaks dropped).
-    private static func mappingHelp(_ key: MetricKey, _ s: borrowing CumulativeState.State) -> String? {
+    static func mappingHelp(_ key: MetricKey, _ s: borrowing CumulativeState.State) -> String? {
         guard let id = key.mappingOptions, Int(id) < s.mappingOptions.count, var help = s.mappingOptions[Int(id)].help
         else { return nil }
         while help.last == "\n" { help.removeLast() }
