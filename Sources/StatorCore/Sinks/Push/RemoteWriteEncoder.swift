@@ -3,17 +3,21 @@
 ///
 /// ```
 /// message WriteRequest { repeated TimeSeries timeseries = 1; }
-/// message TimeSeries   { repeated Label labels = 1; repeated Sample samples = 2; }
+/// message TimeSeries   { repeated Label labels = 1; repeated Sample samples = 2; repeated Histogram histograms = 4; }
 /// message Label        { string name = 1; string value = 2; }
 /// message Sample       { double value = 1; int64 timestamp = 2; }
 /// ```
+///
+/// A histogram series that keeps a native histogram (SPEC section 13) goes out twice: as the
+/// classic `_bucket`/`_sum`/`_count` series, and as one more series under the family's name
+/// (no suffix, the same labels) carrying a `Histogram` (`RemoteWriteEncoder+Native.swift`).
 ///
 /// Each time series is written straight into its request's buffer: its labels are gathered
 /// into one reused scratch buffer, sorted in byte order as the remote-write spec requires,
 /// and measured first, so the message needs no buffer of its own.
 public enum RemoteWriteEncoder {
     /// Every series on the Prometheus page (histograms as `_bucket`/`_sum`/`_count`
-    /// series), as of the last applied batch.
+    /// series, and their native histograms), as of the last applied batch.
     /// - Parameter labels: a push's `external_labels`, added to every series without a label of that name.
     /// - Returns: the requests, and the batch sequence they reflect.
     static func requests(
@@ -51,6 +55,7 @@ public enum RemoteWriteEncoder {
                         }
                         writer.add(&labels, name: name, suffix: Self.sum, value: h.sum)
                         writer.add(&labels, name: name, suffix: Self.count, value: h.count)
+                        if let native = h.native { writer.add(&labels, name: name, native: native.bucketed) }
                     case .summary:
                         let h = s.histograms[Int(series.histogram)]
                         if series.setAt == UInt32(truncatingIfNeeded: s.flushNumber) {
@@ -157,6 +162,7 @@ public enum RemoteWriteEncoder {
         let batchSize: Int
         private(set) var requests: [PushRequest] = []
         private var body = ProtobufWriter()
+        private var histogram = ProtobufWriter()
         private var count = 0
         private var order: [Int] = []
 
@@ -175,6 +181,24 @@ public enum RemoteWriteEncoder {
             labels.sortedOrder(into: &order)
             RemoteWriteEncoder.appendTimeSeries(labels, order: order, value: value, timestamp: timestamp, to: &body)
             labels.truncate(to: mark)
+            seriesAdded()
+        }
+
+        /// One time series of a native histogram (seconds for timers): `labels`, plus
+        /// `__name__` (`name`, no suffix), sorted.
+        mutating func add(_ labels: inout LabelSet, name: [UInt8], native: ExponentialHistogram) {
+            let mark = labels.mark
+            labels.append(name: nameLabel, value: name)
+            labels.sortedOrder(into: &order)
+            histogram.removeAll()
+            RemoteWriteEncoder.appendNativeHistogram(native, timestamp: timestamp, to: &histogram)
+            RemoteWriteEncoder.appendTimeSeries(labels, order: order, histogram: histogram, to: &body)
+            labels.truncate(to: mark)
+            seriesAdded()
+        }
+
+        /// Counts a series into the request, closing it at `batchSize`.
+        private mutating func seriesAdded() {
             count += 1
             if count == batchSize { finishRequest() }
         }
@@ -191,30 +215,53 @@ public enum RemoteWriteEncoder {
     static func appendTimeSeries(
         _ labels: LabelSet, order: [Int], value: Double, timestamp: EpochMillis, to out: inout ProtobufWriter
     ) {
-        func labelSize(_ k: Int) -> Int {
-            let (n, v) = (labels.pairs[k].name.count, labels.pairs[k].value.count)
-            return 1 + ProtobufWriter.varintSize(n) + n + 1 + ProtobufWriter.varintSize(v) + v
-        }
         let sampleSize = 9 + 1 + ProtobufWriter.varintSize(UInt64(bitPattern: timestamp))
-        var size = 1 + ProtobufWriter.varintSize(sampleSize) + sampleSize
-        for k in order {
-            let l = labelSize(k)
-            size += 1 + ProtobufWriter.varintSize(l) + l
-        }
+        let size = labelsSize(labels, order: order) + 1 + ProtobufWriter.varintSize(sampleSize) + sampleSize
         out.key(1, 2)
         out.varint(UInt64(size))
-        labels.bytes.withUnsafeBytes { raw in
-            for k in order {
-                out.key(1, 2)
-                out.varint(UInt64(labelSize(k)))
-                out.bytesField(1, UnsafeRawBufferPointer(rebasing: raw[labels.pairs[k].name]))
-                out.bytesField(2, UnsafeRawBufferPointer(rebasing: raw[labels.pairs[k].value]))
-            }
-        }
+        appendLabels(labels, order: order, to: &out)
         out.key(2, 2)
         out.varint(UInt64(sampleSize))
         out.doubleField(1, value)
         out.varintField(2, UInt64(bitPattern: timestamp))
+    }
+
+    /// Appends one `TimeSeries` with the labels in `order` and one encoded `Histogram`.
+    static func appendTimeSeries(
+        _ labels: LabelSet, order: [Int], histogram: ProtobufWriter, to out: inout ProtobufWriter
+    ) {
+        let h = histogram.bytes.count
+        out.key(1, 2)
+        out.varint(UInt64(labelsSize(labels, order: order) + 1 + ProtobufWriter.varintSize(h) + h))
+        appendLabels(labels, order: order, to: &out)
+        out.message(4, histogram)
+    }
+
+    /// The bytes of one `Label` message, without its key and length.
+    private static func labelSize(_ labels: LabelSet, _ k: Int) -> Int {
+        let (n, v) = (labels.pairs[k].name.count, labels.pairs[k].value.count)
+        return 1 + ProtobufWriter.varintSize(n) + n + 1 + ProtobufWriter.varintSize(v) + v
+    }
+
+    /// The bytes the labels in `order` take as fields 1 of a `TimeSeries`.
+    private static func labelsSize(_ labels: LabelSet, order: [Int]) -> Int {
+        var size = 0
+        for k in order {
+            let l = labelSize(labels, k)
+            size += 1 + ProtobufWriter.varintSize(l) + l
+        }
+        return size
+    }
+
+    private static func appendLabels(_ labels: LabelSet, order: [Int], to out: inout ProtobufWriter) {
+        labels.bytes.withUnsafeBytes { raw in
+            for k in order {
+                out.key(1, 2)
+                out.varint(UInt64(labelSize(labels, k)))
+                out.bytesField(1, UnsafeRawBufferPointer(rebasing: raw[labels.pairs[k].name]))
+                out.bytesField(2, UnsafeRawBufferPointer(rebasing: raw[labels.pairs[k].value]))
+            }
+        }
     }
 
     /// Turns rendered, escaped labels (`a="x",b="y\"z"`) back into raw name/value pairs.
