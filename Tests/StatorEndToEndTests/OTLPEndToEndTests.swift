@@ -177,3 +177,94 @@ func otlpAttributeKeysAreTheTagKeysAsSentUnderBothTemporalities(_ temporality: S
     #expect(points(all["keys.lat"], "histogram").map(attributes) == [["le": "a"]])
     #expect(points(all["keys.plain"], "sum").map(attributes) == [["env": "prod"]])
 }
+
+/// An exponential histogram's buckets as decoded: the offset (0, left out of the JSON, when
+/// absent) and the counts.
+private func exponentialBuckets(_ point: [String: Any], _ sign: String) -> (offset: Int, counts: [String])? {
+    guard let buckets = point[sign] as? [String: Any] else { return nil }
+    return ((buckets["offset"] as? Int) ?? 0, buckets["bucketCounts"] as? [String] ?? [])
+}
+
+// Schema 3: Prometheus' bucket i is (2^((i-1)/8), 2^(i/8)], OTLP's index i-1. 50 ms is in
+// Prometheus' bucket 46, 500 ms in 72, 1 closes bucket 0, 3 is in bucket 13, 8 closes bucket 24.
+
+@Test func otlpDeltaSendsNativeHistogramsAsExponentialHistograms() throws {
+    let receiver = try TestHTTPReceiver()
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", untilShutdown, "--sinks.json.path", "", "--histograms.native", "true",
+        "--sinks.http_push.url", "http://127.0.0.1:\(receiver.port)/v1/metrics", "--sinks.http_push.format", "otlp",
+        "--sinks.http_push.temporality", "delta",
+    ])
+    try agent.send("nh.lat:50|ms\nnh.lat:500|ms|@0.5\nnh.lat:0|ms\nnh.h:3|h\nnh.h:-3|h\nnh.h:1|h|@0.4")
+    #expect(try agent.stop() == 0)
+    var all: [String: [String: Any]] = [:]
+    for request in try decodeOTLP(receiver.requests.map(\.body)) { all.merge(metrics(request)) { $1 } }
+
+    let latency = try #require(all["nh.lat"])
+    #expect(latency["histogram"] == nil)  // instead of the explicit histogram, not beside it
+    #expect(latency["unit"] as? String == "ms")
+    let data = try #require(latency["exponentialHistogram"] as? [String: Any])
+    #expect(data["aggregationTemporality"] as? String == "AGGREGATION_TEMPORALITY_DELTA")
+    let lat = try #require(points(latency, "exponentialHistogram").first)
+    #expect(lat["scale"] as? Int == 3)
+    #expect(lat["count"] as? String == "4")
+    #expect(lat["sum"] as? Double == 1050)
+    #expect(lat["zeroCount"] as? String == "1")
+    #expect(lat["zeroThreshold"] as? Double == 0x1p-128)
+    #expect(lat["min"] as? Double == 0)
+    #expect(lat["max"] as? Double == 500)
+    let positive = try #require(exponentialBuckets(lat, "positive"))
+    #expect(positive.offset == 45)
+    #expect(positive.counts == ["1"] + Array(repeating: "0", count: 25) + ["2"])
+    #expect(exponentialBuckets(lat, "negative") == nil)
+
+    // 1 at rate 0.4 counts 2.5, sent as 3: count is the total of what is sent.
+    let h = try #require(points(all["nh.h"], "exponentialHistogram").first)
+    #expect(all["nh.h"]?["unit"] == nil)
+    #expect(h["count"] as? String == "5")
+    #expect(h["sum"] as? Double == 2.5)
+    #expect(h["zeroCount"] == nil)  // zero, left out
+    #expect(h["min"] as? Double == -3)
+    #expect(h["max"] as? Double == 3)
+    let hPositive = try #require(exponentialBuckets(h, "positive"))
+    #expect(hPositive.offset == -1)
+    #expect(hPositive.counts == ["3"] + Array(repeating: "0", count: 12) + ["1"])
+    let hNegative = try #require(exponentialBuckets(h, "negative"))
+    #expect(hNegative.offset == 12)
+    #expect(hNegative.counts == ["1"])
+}
+
+@Test func otlpCumulativeSendsNativeHistogramsAsExponentialHistograms() throws {
+    let receiver = try TestHTTPReceiver()
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", "300ms", "--sinks.json.path", "", "--histograms.native", "true",
+        "--sinks.http_push.url", "http://127.0.0.1:\(receiver.port)/v1/metrics", "--sinks.http_push.format", "otlp",
+    ])
+    try agent.send("nhc.lat:50|ms\nnhc.h:1|h")
+    try eventually(timeout: 10, "the first OTLP request") { !receiver.requests.isEmpty }
+    try agent.send("nhc.lat:500|ms|@0.5\nnhc.h:8|h\nnhc.h:8|h")
+    try eventually(timeout: 10, "the second interval's values") {
+        let decoded = try decodeOTLP([receiver.requests.last?.body ?? []])
+        return points(metrics(decoded.first ?? [:])["nhc.lat"], "exponentialHistogram").first?["count"] as? String == "3"
+    }
+    #expect(try agent.stop() == 0)
+    let newest = metrics(try #require(try decodeOTLP([receiver.requests.last?.body ?? []]).first))
+    let latency = try #require(newest["nhc.lat"])
+    #expect(latency["unit"] as? String == "ms")
+    let data = try #require(latency["exponentialHistogram"] as? [String: Any])
+    #expect(data["aggregationTemporality"] as? String == "AGGREGATION_TEMPORALITY_CUMULATIVE")
+    let lat = try #require(points(latency, "exponentialHistogram").first)
+    #expect(lat["scale"] as? Int == 3)
+    #expect(lat["count"] as? String == "3")
+    #expect(lat["sum"] as? Double == 1050)
+    #expect(lat["min"] == nil && lat["max"] == nil)  // the cumulative state keeps neither
+    let positive = try #require(exponentialBuckets(lat, "positive"))
+    #expect(positive.offset == 45)
+    #expect(positive.counts == ["1"] + Array(repeating: "0", count: 25) + ["2"])
+    let h = try #require(points(newest["nhc.h"], "exponentialHistogram").first)
+    #expect(h["count"] as? String == "3")
+    #expect(h["sum"] as? Double == 17)
+    let hPositive = try #require(exponentialBuckets(h, "positive"))
+    #expect(hPositive.offset == -1)
+    #expect(hPositive.counts == ["1"] + Array(repeating: "0", count: 23) + ["2"])
+}

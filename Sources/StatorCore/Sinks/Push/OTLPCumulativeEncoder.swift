@@ -9,6 +9,12 @@
 ///   distributions: cumulative `Histogram`s; a timer's values are in milliseconds again
 ///   (unit `ms`), unless a mapping names it, whose values are in seconds as on `/metrics`
 ///   (unit `s`). Mapped summaries: `Summary`s.
+/// - With native histograms (SPEC section 13), a histogram series' native histogram replaces
+///   its explicit `Histogram` (OTLP allows one type per metric name in a scope) as a
+///   cumulative `ExponentialHistogram`, in the unit above: an unmapped timer's kept as sent
+///   (milliseconds; 1,000 is no power of a bucket's growth factor, so seconds cannot be
+///   converted), any other series' as on `/metrics`. A series without one in that unit keeps
+///   the explicit `Histogram`. Without min and max: the state keeps neither.
 /// - Each series keeps one start time: the start of the interval it appeared in.
 enum OTLPCumulativeEncoder {
     /// - Returns: the requests, and the batch sequence they reflect.
@@ -56,6 +62,15 @@ enum OTLPCumulativeEncoder {
                             }
                         case .histogram:
                             let h = s.histograms[Int(series.histogram)]
+                            if let native = h.native.flatMap({ unit == .milliseconds ? $0.asSent : $0.bucketed }) {
+                                builder.add(name: name, unit: unit, kind: .exponentialHistogram(.cumulative)) { w in
+                                    writeAttributes(&w, field: 1)
+                                    w.fixed64Field(2, start)
+                                    w.fixed64Field(3, time)
+                                    OTLPRequestBuilder.exponentialHistogram(&w, native)
+                                }
+                                break
+                            }
                             let (counts, total) = OTLPRequestBuilder.wholeCounts(h.buckets)
                             builder.add(name: name, unit: unit, kind: .histogram(.cumulative)) { w in
                                 writeAttributes(&w, field: 9)

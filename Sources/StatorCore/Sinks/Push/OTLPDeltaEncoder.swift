@@ -5,6 +5,11 @@
 /// - Timers, histograms and distributions: `Histogram`s with the configured buckets; timers in
 ///   milliseconds (unit `ms`, bounds in ms), with `min` and `max`. Bucket counts are whole
 ///   numbers (a sample rate makes them fractional: they are rounded), and `count` is their total.
+/// - With native histograms (SPEC section 13), each sample series that carries the interval's
+///   native histogram of its values as sent (`nativeInStatsdUnit`: the agent keeps one for
+///   timers, in milliseconds, whenever an OTLP push is configured) is an `ExponentialHistogram`
+///   instead, with `min` and `max`: OTLP allows one type per metric name in a scope, so the
+///   two cannot go side by side. A series without one keeps the explicit `Histogram`.
 /// - Tags, then the push's `external_labels`, are the attributes.
 enum OTLPDeltaEncoder {
     static func requests(
@@ -39,6 +44,19 @@ enum OTLPDeltaEncoder {
         var milliseconds: [ObjectIdentifier: [Double]] = [:]
         for t in batch.samples {
             let timer = t.key.type == .timer
+            if let native = t.nativeInStatsdUnit {
+                t.key.withName { name in
+                    builder.add(name: name, unit: timer ? .milliseconds : .none, kind: .exponentialHistogram(.delta)) { w in
+                        attributes(&w, t.key, field: 1)
+                        w.fixed64Field(2, start)
+                        w.fixed64Field(3, end)
+                        OTLPRequestBuilder.exponentialHistogram(&w, native)
+                        w.doubleField(12, t.min)
+                        w.doubleField(13, t.max)
+                    }
+                }
+                continue
+            }
             let bounds: [Double]
             if timer {
                 let id = ObjectIdentifier(t.bounds)

@@ -20,17 +20,25 @@ struct OTLPResource: Sendable {
 /// Resource        { repeated KeyValue attributes = 1; }
 /// ScopeMetrics    { InstrumentationScope scope = 1; repeated Metric metrics = 2; }
 /// Metric          { string name = 1; string unit = 3;
-///                   oneof data { Gauge gauge = 5; Sum sum = 7; Histogram histogram = 9; Summary summary = 11; } }
+///                   oneof data { Gauge gauge = 5; Sum sum = 7; Histogram histogram = 9;
+///                                ExponentialHistogram exponential_histogram = 10; Summary summary = 11; } }
 /// Gauge           { repeated NumberDataPoint data_points = 1; }
 /// Sum             { repeated NumberDataPoint data_points = 1; AggregationTemporality aggregation_temporality = 2;
 ///                   bool is_monotonic = 3; }
 /// Histogram       { repeated HistogramDataPoint data_points = 1; AggregationTemporality aggregation_temporality = 2; }
+/// ExponentialHistogram { repeated ExponentialHistogramDataPoint data_points = 1;
+///                   AggregationTemporality aggregation_temporality = 2; }
 /// Summary         { repeated SummaryDataPoint data_points = 1; }
 /// NumberDataPoint { repeated KeyValue attributes = 7; fixed64 start_time_unix_nano = 2; fixed64 time_unix_nano = 3;
 ///                   double as_double = 4; }
 /// HistogramDataPoint { repeated KeyValue attributes = 9; fixed64 start_time_unix_nano = 2; fixed64 time_unix_nano = 3;
 ///                   fixed64 count = 4; double sum = 5; repeated fixed64 bucket_counts = 6;
 ///                   repeated double explicit_bounds = 7; double min = 11; double max = 12; }
+/// ExponentialHistogramDataPoint { repeated KeyValue attributes = 1; fixed64 start_time_unix_nano = 2;
+///                   fixed64 time_unix_nano = 3; fixed64 count = 4; double sum = 5; sint32 scale = 6;
+///                   fixed64 zero_count = 7; Buckets positive = 8; Buckets negative = 9; double min = 12;
+///                   double max = 13; double zero_threshold = 14; }
+/// Buckets         { sint32 offset = 1; repeated uint64 bucket_counts = 2; }
 /// SummaryDataPoint { repeated KeyValue attributes = 7; fixed64 start_time_unix_nano = 2; fixed64 time_unix_nano = 3;
 ///                   fixed64 count = 4; double sum = 5; repeated ValueAtQuantile quantile_values = 6; }
 /// ValueAtQuantile { double quantile = 1; double value = 2; }
@@ -50,6 +58,7 @@ struct OTLPRequestBuilder {
         case gauge
         case sum(OTLPTemporality)
         case histogram(OTLPTemporality)
+        case exponentialHistogram(OTLPTemporality)
         case summary
 
         var field: UInt32 {
@@ -57,6 +66,7 @@ struct OTLPRequestBuilder {
             case .gauge: 5
             case .sum: 7
             case .histogram: 9
+            case .exponentialHistogram: 10
             case .summary: 11
             }
         }
@@ -119,7 +129,7 @@ struct OTLPRequestBuilder {
         case .sum(let t):
             data.varintField(2, t == .delta ? 1 : 2)
             data.varintField(3, 1)  // is_monotonic
-        case .histogram(let t):
+        case .histogram(let t), .exponentialHistogram(let t):
             data.varintField(2, t == .delta ? 1 : 2)
         case .gauge, .summary:
             break
@@ -181,6 +191,41 @@ struct OTLPRequestBuilder {
             return n
         }
         return (whole, total)
+    }
+
+    /// The fields of an `ExponentialHistogramDataPoint` that `h` gives (count to negative, and
+    /// zero_threshold); the caller writes the attributes, times, min and max.
+    ///
+    /// OTLP's bucket `i` holds `(base^i, base^(i+1)]` where Prometheus' (and `h`'s) bucket `i`
+    /// holds `(base^(i-1), base^i]`: the offset is the first key less one. `scale` is the
+    /// schema. Counts are whole numbers, as OTLP requires (`uint64`): each weighted count is
+    /// rounded as the classic histogram's are, and `count` is their total with the zero
+    /// bucket's, as OTLP requires too.
+    static func exponentialHistogram(_ w: inout ProtobufWriter, _ h: ExponentialHistogram) {
+        let zero = wholeCounts(CollectionOfOne(h.zeroCount)).total
+        let positive = wholeCounts(h.positive.counts)
+        let negative = wholeCounts(h.negative.counts)
+        w.fixed64Field(4, zero &+ positive.total &+ negative.total)
+        w.doubleField(5, h.sum)
+        w.sint32Field(6, Int32(h.schema))
+        w.fixed64Field(7, zero)
+        exponentialBuckets(&w, field: 8, offset: h.positive.first - 1, positive.counts)
+        exponentialBuckets(&w, field: 9, offset: h.negative.first - 1, negative.counts)
+        w.doubleField(14, h.zeroThreshold)
+    }
+
+    /// `Buckets`: the offset, and the counts from it as packed varints. None when empty.
+    private static func exponentialBuckets(_ w: inout ProtobufWriter, field: UInt32, offset: Int, _ counts: [UInt64]) {
+        guard !counts.isEmpty else { return }
+        let offsetZigzag = ProtobufWriter.zigzag(Int64(offset))
+        var packed = 0
+        for c in counts { packed += ProtobufWriter.varintSize(c) }
+        w.key(field, 2)
+        w.varint(UInt64(1 + ProtobufWriter.varintSize(offsetZigzag) + 1 + ProtobufWriter.varintSize(packed) + packed))
+        w.varintField(1, offsetZigzag)
+        w.key(2, 2)
+        w.varint(UInt64(packed))
+        for c in counts { w.varint(c) }
     }
 
     /// A timer's bucket bounds, held in seconds, in milliseconds again: multiplied, then rounded
