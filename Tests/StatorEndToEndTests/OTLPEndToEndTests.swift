@@ -268,3 +268,44 @@ private func exponentialBuckets(_ point: [String: Any], _ sign: String) -> (offs
     #expect(hPositive.offset == -1)
     #expect(hPositive.counts == ["1"] + Array(repeating: "0", count: 23) + ["2"])
 }
+
+@Test func otlpCumulativeSendsMappedNativeHistogramsAsOnMetrics() throws {
+    // Mapped series are in the unit of /metrics: a timer in seconds (unit `s`), a scaled
+    // histogram scaled. A mapped summary stays a Summary.
+    let dir = try TemporaryDirectory()
+    let mapping = dir.file("mapping.yml")
+    try """
+    mappings:
+    - match: "mt.*"
+      name: "mt_seconds"
+      labels: {op: "$1"}
+    - match: "bytes.*"
+      name: "transferred_kibibytes"
+      scale: 0.0009765625
+    - match: "sm.*"
+      name: "sm_seconds"
+      observer_type: summary
+    """.write(toFile: mapping, atomically: true, encoding: .utf8)
+    let receiver = try TestHTTPReceiver()
+    let agent = try StatorProcess(agent: [
+        "--mapping_config", mapping, "--flush_interval", untilShutdown, "--sinks.json.path", "", "--histograms.native",
+        "true", "--sinks.http_push.url", "http://127.0.0.1:\(receiver.port)/v1/metrics", "--sinks.http_push.format", "otlp",
+    ])
+    try agent.send("mt.get:500|ms\nbytes.in:2048|h\nsm.x:100|ms")
+    #expect(try agent.stop() == 0)
+    var all: [String: [String: Any]] = [:]
+    for request in try decodeOTLP(receiver.requests.map(\.body)) { all.merge(metrics(request)) { $1 } }
+    // 0.5 s closes Prometheus' bucket -8, OTLP's -9; 2 KiB closes bucket 8, OTLP's 7.
+    #expect(all["mt_seconds"]?["unit"] as? String == "s")
+    let timer = try #require(points(all["mt_seconds"], "exponentialHistogram").first)
+    #expect(attributes(timer) == ["op": "get"])
+    #expect(timer["count"] as? String == "1")
+    #expect(timer["sum"] as? Double == 0.5)
+    #expect(exponentialBuckets(timer, "positive")?.offset == -9)
+    #expect(exponentialBuckets(timer, "positive")?.counts == ["1"])
+    let scaled = try #require(points(all["transferred_kibibytes"], "exponentialHistogram").first)
+    #expect(scaled["sum"] as? Double == 2)
+    #expect(exponentialBuckets(scaled, "positive")?.offset == 7)
+    #expect(all["sm_seconds"]?["summary"] != nil)
+    #expect(all["sm_seconds"]?["exponentialHistogram"] == nil)
+}
