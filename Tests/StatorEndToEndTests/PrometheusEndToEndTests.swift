@@ -66,10 +66,10 @@ final class PrometheusServer {
     var process: Process { peer.process }
     var log: PipeCollector { peer.log }
 
-    init(scrapeTargets: [UInt16] = [], extraFlags: [String] = []) throws {
+    init(scrapeTargets: [UInt16] = [], scrapeInterval: String = "1s", extraFlags: [String] = []) throws {
         let dir = try TemporaryDirectory()
         let config = dir.file("prometheus.yml")
-        var yaml = "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        var yaml = "global:\n  scrape_interval: \(scrapeInterval)\n  evaluation_interval: 1s\n"
         if !scrapeTargets.isEmpty {
             yaml += "scrape_configs:\n  - job_name: stator\n    static_configs:\n      - targets: ["
             yaml += scrapeTargets.map { "\"127.0.0.1:\($0)\"" }.joined(separator: ", ") + "]\n"

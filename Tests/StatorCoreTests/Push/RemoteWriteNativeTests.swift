@@ -192,7 +192,7 @@ private func nativeState(_ lines: [String], schema: Int8 = 3) -> CumulativeState
     ]
     for (n, z) in pairs { #expect(ProtobufWriter.zigzag(n) == z) }
     var w = ProtobufWriter()
-    w.sint32Field(4, -3)
-    w.sint64Field(9, Int64.min)
+    w.sintField(4, -3)
+    w.sintField(9, Int64.min)
     #expect(w.bytes == [0x20, 0x05, 0x48] + [UInt8](repeating: 0xFF, count: 9) + [0x01])
 }

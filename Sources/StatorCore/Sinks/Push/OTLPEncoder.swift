@@ -207,7 +207,7 @@ struct OTLPRequestBuilder {
         let negative = wholeCounts(h.negative.counts)
         w.fixed64Field(4, zero &+ positive.total &+ negative.total)
         w.doubleField(5, h.sum)
-        w.sint32Field(6, Int32(h.schema))
+        w.sintField(6, Int64(h.schema))
         w.fixed64Field(7, zero)
         exponentialBuckets(&w, field: 8, offset: h.positive.first - 1, positive.counts)
         exponentialBuckets(&w, field: 9, offset: h.negative.first - 1, negative.counts)

@@ -155,9 +155,3 @@ struct ProtobufReader {
         }
     }
 }
-
-extension ProtobufWriter {
-    mutating func sint32Field(_ field: UInt32, _ value: Int32) { sintField(field, Int64(value)) }
-
-    mutating func sint64Field(_ field: UInt32, _ value: Int64) { sintField(field, value) }
-}

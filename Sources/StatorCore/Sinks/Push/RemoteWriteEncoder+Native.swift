@@ -34,7 +34,7 @@ extension RemoteWriteEncoder {
             && positive.counts.allSatisfy(isWholeCount) && negative.counts.allSatisfy(isWholeCount)
         if whole { out.varintField(1, UInt64(h.count)) } else { out.doubleField(2, h.count) }
         out.doubleField(3, h.sum)
-        out.sint32Field(4, Int32(h.schema))
+        out.sintField(4, Int64(h.schema))
         out.doubleField(5, h.zeroThreshold)
         if whole { out.varintField(6, UInt64(h.zeroCount)) } else { out.doubleField(7, h.zeroCount) }
         appendBuckets(negative, spansField: 8, deltasField: whole ? 9 : nil, countsField: 10, to: &out)
@@ -58,7 +58,7 @@ extension RemoteWriteEncoder {
                 + ProtobufWriter.varintSize(UInt64(span.length))
             out.key(spansField, 2)
             out.varint(UInt64(size))
-            out.sint32Field(1, span.offset)
+            out.sintField(1, Int64(span.offset))
             out.varintField(2, UInt64(span.length))
         }
         if let deltasField {
