@@ -52,6 +52,7 @@ public final class Agent: Sendable {
         }
         self.mapping = mapping
         aggregation.mapping = mapping
+        aggregation.tagPolicy = try TagPolicy(configuration.tags)
         let table = ShardedTable(configuration: aggregation)
         self.table = table
         receiver = try Receiver(

@@ -39,6 +39,11 @@ public struct ReaderAggregator: ~Copyable {
     private var mappingCache: MappingCache
     /// New names an `action: drop` rule matched, since the last `flushCounts(to:)`.
     private var droppedNames: UInt64 = 0
+    /// The tag policy in force (`tags.*`), the scratch its rewritten lines go to, and what it
+    /// did since the last `flushCounts(to:)` (by `TagPolicy.Effect`).
+    private let tagPolicy: TagPolicy?
+    private var policyScratch = TagPolicyScratch()
+    private var policyCounts = [UInt64](repeating: 0, count: TagPolicy.Effect.allCases.count)
     /// Staged samples past which `stage` commits by itself (datagrams stay valid until then).
     private let commitThreshold = 8192
 
@@ -52,6 +57,7 @@ public struct ReaderAggregator: ~Copyable {
         mappingRules = table.configuration.mapping
         mapping = mappingRules?.current
         mappingCache = MappingCache(seed: table.seed ^ 0xBB67_AE85_84CA_A73B)
+        tagPolicy = table.configuration.tagPolicy
     }
 
     deinit { table.retire(share) }
@@ -251,6 +257,9 @@ public struct ReaderAggregator: ~Copyable {
     }
 
     /// Stages a parsed line, and remembers its identity when it has one value (see `LineIdentityCache`).
+    /// With a tag policy, the line's name and tags are first rewritten by it (into
+    /// `policyScratch`), so that the key, the mapping and the cached record all see the
+    /// policy's tags; its members and values stay in the datagram.
     /// Remembering it writes a record into the cache's ring, which may write over the oldest
     /// records: when one of them holds the key of a staged sample, everything staged is
     /// committed first. Committing mid-datagram is fine: the datagram stays valid until the
@@ -259,7 +268,12 @@ public struct ReaderAggregator: ~Copyable {
     private mutating func stageLine(_ datagram: UnsafeRawBufferPointer, _ p: LineScanner.Line, _ index: Int, rejected: Rejection)
     {
         let range = p.range
-        keys.prepare(line, datagram)
+        var source = datagram
+        if let tagPolicy {
+            tagPolicy.apply(&line, datagram, into: &policyScratch, counts: &policyCounts)
+            source = policyScratch.bytes
+        }
+        keys.prepare(line, source)
         let single = p.identity != 0 && line.groups.count == 1 && line.values.count <= 1
         if single, staged.oldestRingRecord != LineIdentityCache.none, !cache.survivesInsert(staged.oldestRingRecord) {
             commitLocked(rejected: rejected)
@@ -270,12 +284,12 @@ public struct ReaderAggregator: ~Copyable {
         for g in line.groups.indices {
             let group = line.groups[g]
             if let mapping {
-                let name = UnsafeRawBufferPointer(rebasing: datagram[line.name])
+                let name = UnsafeRawBufferPointer(rebasing: source[line.name])
                 let (decision, new) = mappingCache.decision(name, type: group.type, rules: mapping)
                 switch decision {
                 case .unmatched:
                     if mappedParts != nil {
-                        keys.prepare(line, datagram)
+                        keys.prepare(line, source)
                         mappedParts = nil
                     }
                 case .dropped:
@@ -287,7 +301,7 @@ public struct ReaderAggregator: ~Copyable {
                     continue
                 case .mapped(let parts):
                     if mappedParts !== parts {
-                        keys.prepareMapped(line, datagram, parts)
+                        keys.prepareMapped(line, source, parts)
                         mappedParts = parts
                     }
                 }
@@ -383,6 +397,12 @@ public struct ReaderAggregator: ~Copyable {
         if droppedNames > 0 {
             metrics.mappingSeries[MappingResult.dropped.rawValue].add(droppedNames)
             droppedNames = 0
+        }
+        if let tagPolicy {
+            for (effect, n) in policyCounts.enumerated() where n > 0 {
+                tagPolicy.applied[effect].add(n)
+                policyCounts[effect] = 0
+            }
         }
         counters.lines.add(lines)
         lines = 0

@@ -11,11 +11,14 @@ final class ShardContext: Sendable {
     /// New series by whether a mapping rule named them (counted only with a mapping).
     let newMappedSeries = AtomicCounter()
     let newUnmappedSeries = AtomicCounter()
+    /// `tags.limits`, when configured: told of each new series (the values it holds).
+    let tagLimits: TagValueLimits?
 
     init(
         budget: SeriesBudget, maxSamples: Int, maxSetMembers: Int, buckets: HistogramBuckets, keySeed: UInt64,
-        mappingOptions: MappingOptionsRegistry? = nil
+        mappingOptions: MappingOptionsRegistry? = nil, tagLimits: TagValueLimits? = nil
     ) {
+        self.tagLimits = tagLimits
         self.keySeed = keySeed
         self.budget = budget
         self.maxSamples = maxSamples
@@ -165,6 +168,7 @@ final class Shard: Sendable {
         if context.mappingOptions != nil {
             (owned.isMapped ? context.newMappedSeries : context.newUnmappedSeries).add(1)
         }
+        context.tagLimits?.retain(owned)
         return s.index.insert(owned, hash: hash, generation: s.generation, boundsIndex: bounds)
     }
 

@@ -15,6 +15,8 @@ public struct AggregationConfiguration: Sendable {
     public var lineLimits = LineLimits()
     /// The mapping rules in force (`mapping_config`), if any: readers name series by them.
     public var mapping: MappingRules?
+    /// The tag policy in force (`tags.*`), if any: readers apply it to the tags of new line identities.
+    var tagPolicy: TagPolicy?
 
     /// Eight per core (at least 16): few enough that a reader's commit, which visits every shard
     /// its batch touches, finds several samples per shard (each visit costs a lock and a few
@@ -73,7 +75,8 @@ public final class ShardedTable: Sendable {
         self.memberSeed = memberSeed
         let context = ShardContext(
             budget: budget, maxSamples: configuration.maxSamplesPerSeries, maxSetMembers: configuration.maxSetMembers,
-            buckets: configuration.buckets, keySeed: seed, mappingOptions: configuration.mapping?.options)
+            buckets: configuration.buckets, keySeed: seed, mappingOptions: configuration.mapping?.options,
+            tagLimits: configuration.tagPolicy?.limits)
         self.context = context
         shards = (0..<configuration.shards).map { _ in Shard(seed: rng.next(), context: context) }
         shardMask = configuration.shards - 1

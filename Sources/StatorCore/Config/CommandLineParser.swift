@@ -144,7 +144,7 @@ public enum CommandLineParser {
             try set(key, text, source: name, &configuration)
         }
         for (key, text) in flags { try set(key, text, source: key.flag, &configuration) }
-        try configuration.resolvePushes(environment: environment)
+        try configuration.resolve(environment: environment)
         switch mode {
         case "check-config": return Parsed(command: .checkConfig(configuration), warnings: warnings)
         case "map":

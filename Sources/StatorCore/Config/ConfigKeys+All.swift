@@ -2,8 +2,16 @@ import Foundation
 
 // Every configuration key: its path, help text, and how it is read and written.
 extension ConfigKeys {
-    /// Every key, in documentation order.
-    public static let all: [ConfigKey] = [
+    /// Every key, in documentation order: the tag policy's after `mapping_config`.
+    public static let all: [ConfigKey] = {
+        var keys = core
+        let after = (keys.firstIndex { $0.path == "mapping_config" } ?? keys.count - 1) + 1
+        keys.insert(contentsOf: tagPolicyKeys, at: after)
+        return keys
+    }()
+
+    /// Every key but the tag policy's (`ConfigKeys+Tags.swift`).
+    private static let core: [ConfigKey] = [
         address(
             "udp.address", "UDP address to receive statsd lines on: host:port or [v6]:port.",
             { $0.udp.address }

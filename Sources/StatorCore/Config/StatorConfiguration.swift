@@ -19,6 +19,8 @@ public struct StatorConfiguration: Sendable {
     public var histograms = NativeHistogramConfiguration()
     /// A statsd_exporter mapping file (`mapping_config`); empty maps nothing.
     public var mappingConfig = ""
+    /// The tag policy (`tags.*`, SPEC section 14); none by default.
+    public var tags = TagPolicyConfiguration()
     /// JSON-lines sink (`sinks.json.*`).
     public var json = JSONLinesConfiguration()
     /// Prometheus sink (`sinks.prometheus.*`); its buckets also drive the aggregation stage.
@@ -67,6 +69,13 @@ public struct StatorConfiguration: Sendable {
             }
             pushes[position] = push
         }
+    }
+
+    /// Resolves what needs the environment once every source is read: the pushes'
+    /// `${VAR}`s (`resolvePushes`) and the tag policy's key (`TagPolicyConfiguration.resolve`).
+    public mutating func resolve(environment: [String: String]) throws(ConfigError) {
+        try resolvePushes(environment: environment)
+        try tags.resolve(environment: environment)
     }
 }
 

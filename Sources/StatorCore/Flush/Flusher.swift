@@ -242,6 +242,10 @@ public final class Flusher: Sendable {
             } else {
                 s.generationEnds.removeAll()
             }
+            if let limits = table.configuration.tagPolicy?.limits {
+                limits.release(expired)
+                limits.sweep(now: now, ttl: ttl.default)
+            }
             let gauges = s.gauges.map { GaugeSummary(key: $0.key, value: $0.value) }
             return FlushBatch(
                 sequence: UInt64(closing), timestamp: timestamp, interval: interval, percentiles: configuration.percentiles,

@@ -36,6 +36,7 @@ public struct SelfMetricsPage: Sendable {
         "stator_packets_received_total", "stator_lines_received_total", "stator_lines_invalid_total",
         "stator_events_received_total", "stator_lines_dropped_total", "stator_mapping_series_total",
         "stator_mapping_reloads_total", "stator_mapping_series_reset_total", "stator_mapping_rules", "stator_tcp_connections",
+        "stator_tag_policy_total", "stator_tag_values_limited_total", "stator_tag_values_tracked",
         "stator_udp_kernel_drops_total",
         "stator_series_active",
         "stator_flushes_total",
@@ -103,6 +104,24 @@ public struct SelfMetricsPage: Sendable {
             sample("stator_mapping_series_reset_total", metrics.mappingSeriesResets.value)
             family("stator_mapping_rules", "gauge", "Mapping rules in force.")
             sample("stator_mapping_rules", Double(mapping.ruleCount))
+        }
+        if let policy = table.configuration.tagPolicy {
+            family(
+                "stator_tag_policy_total", "counter",
+                "Tags the tag policy removed (drop, allow) or hashed (hash), once per new line identity a reader meets.")
+            for effect in TagPolicy.Effect.allCases {
+                sample("stator_tag_policy_total{policy=\"\(effect)\"}", policy.applied[effect.rawValue].value)
+            }
+            if let limits = policy.limits {
+                family(
+                    "stator_tag_values_limited_total", "counter",
+                    "Tag values tags.limits replaced by __other__, by the rule's key glob.")
+                for (key, count) in limits.limitedCounts {
+                    sample("stator_tag_values_limited_total{key=\"\(key)\"}", count)
+                }
+                family("stator_tag_values_tracked", "gauge", "Tag values tags.limits remembers, over all keys.")
+                sample("stator_tag_values_tracked", Double(limits.trackedValues))
+            }
         }
         family("stator_udp_kernel_drops_total", "counter", "Datagrams the kernel dropped on our sockets (receive buffer full).")
         sample("stator_udp_kernel_drops_total", metrics.kernelDropsTotal)

@@ -38,6 +38,13 @@ public struct ScratchList<Element>: ~Copyable {
         count &+= 1
     }
 
+    /// Keeps the first `n` elements (`n` at most `count`).
+    @inline(__always)
+    public mutating func truncate(to n: Int) {
+        precondition(n >= 0 && n <= count, "ScratchList.truncate past its count")
+        count = n
+    }
+
     /// Forgets the elements, keeping the buffer.
     @inline(__always)
     public mutating func removeAll() { count = 0 }

@@ -201,6 +201,8 @@ public final class Receiver: Sendable {
         let shown = range.lowerBound..<min(range.upperBound, range.lowerBound + 200)
         var example = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[shown]), as: UTF8.self)
         if shown.count < range.count { example += "..." }
+        // A tag policy that removes or hashes tags promises their values never reach a log.
+        if table.configuration.tagPolicy?.hidesValues == true { example = TagPolicy.withheld }
         logger.warning(
             "invalid line dropped",
             metadata: [

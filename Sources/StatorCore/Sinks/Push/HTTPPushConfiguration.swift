@@ -65,7 +65,7 @@ public struct HTTPPushConfiguration: Sendable {
         resolvedExternalLabels = labels.sorted { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
     }
 
-    private static func expand(_ template: String, environment: [String: String], what: String) throws(ConfigError)
+    static func expand(_ template: String, environment: [String: String], what: String) throws(ConfigError)
         -> String
     {
         var value = ""
