@@ -100,19 +100,9 @@ public final class Agent: Sendable {
             graphite: !configuration.graphite.address.isEmpty, rollup: rollup)
         let reload = Agent.reloader(mapping: mapping, metrics: metrics, logger: logger.child("stator.mapping"))
         http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http"), metrics: metrics) {
-            head in
-            if head.path == "/-/reload" {
-                guard head.method == "POST" else {
-                    return .text(405, "method not allowed\n", headers: [("Allow", "POST")])
-                }
-                switch reload() {
-                case .success(let rules): return .text(200, "reloaded: \(rules) mapping rules\n")
-                case .failure(let error): return .text(400, "\(error.message)\n")
-                }
-            }
-            if head.path == "/api/v1/rollups", let rollup { return rollup.answer(head) }
-            return Agent.route(head, page: page, prometheus: prometheus)
+            Agent.route($0, page: page, prometheus: prometheus, rollup: rollup, reload: reload)
         }
+        servedRoutes = HTTPRoute.allCases.filter { $0 != .rollups || rollup != nil }
         reloadMapping = reload
     }
 
@@ -150,16 +140,36 @@ public final class Agent: Sendable {
         }
     }
 
-    /// The HTTP routes: `/healthz`, `/metrics` (the statsd series as of the last
-    /// flush, then the agent's own metrics read live; the text page, or the protobuf page
-    /// when the `Accept` header prefers it (SPEC section 13); gzip when accepted).
-    static func route(_ head: HTTPRequestHead, page: SelfMetricsPage, prometheus: PrometheusSink) -> HTTPResponse {
-        let known = ["/healthz", "/metrics"]
-        guard known.contains(head.path) else { return .text(404, "not found\n") }
-        guard head.method == "GET" || head.method == "HEAD" else {
-            return .text(405, "method not allowed\n", headers: [("Allow", "GET, HEAD")])
+    /// The routes this agent serves: every `HTTPRoute`, the roll-up API only with `sinks.rollup.path`.
+    private let servedRoutes: [HTTPRoute]
+
+    /// The router: each path of `HTTPRoute` (the roll-up API only when `rollup` is on), every
+    /// other path 404, a method its route does not take 405. `/metrics` is the statsd series as
+    /// of the last flush, then the agent's own metrics read live: the text page, or the
+    /// protobuf page when the `Accept` header prefers it (SPEC section 13); gzip when accepted.
+    static func route(
+        _ head: HTTPRequestHead, page: SelfMetricsPage, prometheus: PrometheusSink, rollup: RollupSink? = nil,
+        reload: () -> Result<Int, ConfigError> = { .failure(ConfigError("no mapping_config is configured: nothing to reload")) }
+    ) -> HTTPResponse {
+        guard let route = HTTPRoute(rawValue: head.path), route != .rollups || rollup != nil else {
+            return .text(404, "not found\n")
         }
-        if head.path == "/healthz" { return .text(200, "ok\n") }
+        guard route.methods.contains(head.method) else {
+            return .text(405, "method not allowed\n", headers: [("Allow", route.methods.joined(separator: ", "))])
+        }
+        switch route {
+        case .healthz:
+            return .text(200, "ok\n")
+        case .reload:
+            switch reload() {
+            case .success(let rules): return .text(200, "reloaded: \(rules) mapping rules\n")
+            case .failure(let error): return .text(400, "\(error.message)\n")
+            }
+        case .rollups:
+            return rollup?.answer(head) ?? .text(404, "not found\n")
+        case .metrics:
+            break
+        }
         let format = ExpositionFormat.negotiate(head)
         let statsd = prometheus.page(format)
         let ownText = Array(page.render().utf8)
@@ -210,7 +220,9 @@ public final class Agent: Sendable {
     /// Stator authenticates no one (SPEC section 12): says once, at start, which listeners
     /// other machines can reach. The Unix socket is local: its file mode says who may write.
     private func warnAboutExposure() {
-        var listeners = [("udp.address", udpAddress, "write series"), ("http.address", httpAddress, "read /metrics")]
+        var listeners = [
+            ("udp.address", udpAddress, "write series"), ("http.address", httpAddress, HTTPRoute.list(servedRoutes)),
+        ]
         if let tcpAddress { listeners.append(("tcp.address", tcpAddress, "write series")) }
         for (key, address, what) in listeners {
             guard let parsed = try? SocketAddress(parsing: address), !parsed.isLoopback else { continue }

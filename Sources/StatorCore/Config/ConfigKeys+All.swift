@@ -65,7 +65,7 @@ extension ConfigKeys {
             { Int64($0.tcp.maxLineBytes) }
         ) { $0.tcp.maxLineBytes = Int($1) },
         address(
-            "http.address", "HTTP address for /metrics and /healthz: host:port or [v6]:port.",
+            "http.address", "HTTP address for \(HTTPRoute.list()): host:port or [v6]:port.",
             { $0.http.address }
         ) { $0.http.address = $1 },
         integer(

@@ -81,4 +81,8 @@ func rejectsOrWaits(_ text: String, _ expected: HTTPRequestHead.ParseResult) {
     #expect(status("DELETE", "/healthz") == 405)
     #expect(status("GET", "/nope") == 404)
     #expect(status("POST", "/nope") == 404)
+    // Without a mapping file a reload is refused; without sinks.rollup.path there is no roll-up API.
+    #expect(status("POST", "/-/reload") == 400)
+    #expect(status("GET", "/-/reload") == 405)
+    #expect(status("GET", "/api/v1/rollups") == 404)
 }

@@ -71,6 +71,20 @@ private func cells(_ line: Substring) -> [String] {
     #expect(documented == Set(SelfMetricsPage.familyNames))
 }
 
+/// docs/security.md has a row for every path the HTTP server answers (`HTTPRoute`, the table
+/// the router dispatches on) and for every input, and the README names every path: a new
+/// page or input cannot be served without saying who may reach it.
+@Test func theSecurityPageHasARowForEveryRouteAndInput() throws {
+    let page = try repositoryFile("docs/security.md")
+    let readme = try repositoryFile("README.md")
+    let rows = Set(page.split(separator: "\n").filter { $0.hasPrefix("| ") }.map { cells($0)[0] })
+    for route in HTTPRoute.allCases {
+        #expect(rows.contains("HTTP `\(route.request)`"), "docs/security.md has no row for \(route.request)")
+        #expect(readme.contains("`\(route.request)`"), "README.md does not name \(route.request)")
+    }
+    for input in ["UDP", "TCP", "Unix socket"] { #expect(rows.contains(input), "docs/security.md has no row for \(input)") }
+}
+
 /// The README links every page of docs/.
 @Test func theReadmeLinksEveryDocumentationPage() throws {
     let readme = try repositoryFile("README.md")

@@ -1,0 +1,125 @@
+import Foundation
+import Glibc
+import StatorCore
+import Testing
+
+// The operator's documents tell the truth (issue 34): what the HTTP port serves, the proxy
+// example, the shell examples, the metrics and labels the alerts and the dashboard use.
+
+/// The router answers every path of its table (`HTTPRoute`, which docs/security.md must
+/// name) with each of the route's methods, and no other path; the start-up warning of an
+/// HTTP address beyond loopback names every route.
+@Test func theServerAnswersEveryRouteOfItsTableAndNoOtherPath() throws {
+    let dir = try TemporaryDirectory()
+    let agent = try StatorProcess([
+        "--udp.address", "127.0.0.1:0", "--http.address", "0.0.0.0:0", "--sinks.json.path", "",
+        "--sinks.rollup.path", dir.file("rollups.db"), "--mapping_config", repositoryPath("etc/mapping.yml"),
+    ])
+    for route in HTTPRoute.allCases {
+        for method in route.methods {
+            let reply = try httpRequest(port: agent.httpPort, route.rawValue, method: method)
+            #expect(reply.status == 200, "\(method) \(route.rawValue): \(reply.status) \(reply.body)")
+        }
+    }
+    for path in ["/", "/metrics/", "/api/v1/rollup", "/api/v1/rollups/x", "/debug/pprof"] {
+        #expect(try httpRequest(port: agent.httpPort, path).status == 404, "\(path)")
+    }
+    let warning = try agent.waitFor(timeout: 10) { text in
+        text.split(separator: "\n").first { $0.contains("listening beyond loopback") && $0.contains("http.address") }
+    }
+    #expect(warning.contains("can GET /metrics, GET /healthz, POST /-/reload and GET /api/v1/rollups (see docs/security.md)"))
+    #expect(try agent.stop() == 0)
+}
+
+/// A request through a TLS proxy with curl: the status and the body.
+private func curl(_ url: String, user: String?) throws -> (status: Int, body: String) {
+    var arguments = ["-sk", "--max-time", "10", "-w", "\n%{http_code}", url]
+    if let user { arguments += ["-u", user] }
+    let (status, output) = try runProgram(try tool("curl"), arguments)
+    guard status == 0, let newline = output.lastIndex(of: "\n") else { throw TestFailure("curl \(url): \(output)") }
+    return (Int(output[output.index(after: newline)...]) ?? 0, String(output[..<newline]))
+}
+
+extension HeavyEndToEndTests {
+    /// docs/security.md's nginx example, as written there but for its ports and file paths, in
+    /// front of a real agent: with the password, `/metrics` and the roll-up API (query string
+    /// included) answer as the agent does; without it 401; every other path, `/-/reload`
+    /// included, 404. The password file holds a bcrypt hash, as `htpasswd -B` writes.
+    // Budget: 0.6 s plain with one core busy (2026-12-07), most of it the RSA key; its waits
+    // (nginx ready 30 s, the roll-up row 10 s) are over 10x that.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/nginx")))
+    func theSecurityPagesNginxExamplePassesTheScrapeAndTheRollupAPIWithAuth() throws {
+        let dir = try TemporaryDirectory()
+        let agent = try StatorProcess(agent: [
+            "--sinks.json.path", "", "--flush_interval", "100ms", "--sinks.rollup.path", dir.file("rollups.db"),
+        ])
+        try agent.send("api.calls:3|c|#tenant:acme")
+        let query = "/api/v1/rollups?key=acme&name=api.*"
+        try eventually("the roll-up row") { try httpRequest(port: agent.httpPort, query).body.contains(#""sum":3"#) }
+        let direct = try httpRequest(port: agent.httpPort, query).body
+
+        let page = readFile(repositoryPath("docs/security.md"))
+        let block = try #require(page.components(separatedBy: "```nginx\n").dropFirst().first?.components(separatedBy: "```")[0])
+        let (openssl, python) = (try tool("openssl"), try tool("python3"))
+        let (keyStatus, keyOutput) = try runProgram(openssl, [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=metrics.example.internal",
+            "-keyout", dir.file("metrics.key"), "-out", dir.file("metrics.crt"),
+        ])
+        #expect(keyStatus == 0, "\(keyOutput)")
+        let (hashStatus, hash) = try runProgram(python, [
+            "-W", "ignore", "-c", "import crypt; print(crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+        ])
+        #expect(hashStatus == 0 && hash.hasPrefix("$2b$"), "\(hash)")
+        try "prometheus:\(hash)".write(toFile: dir.file("stator.htpasswd"), atomically: true, encoding: .utf8)
+        // nginx's workers run as nobody: they read the password file at every request.
+        chmod(dir.path, 0o755)
+        chmod(dir.file("stator.htpasswd"), 0o644)
+        let replacements = [
+            "listen 9443 ssl;": nil, "/etc/nginx/tls/metrics.crt": dir.file("metrics.crt"),
+            "/etc/nginx/tls/metrics.key": dir.file("metrics.key"), "/etc/nginx/stator.htpasswd": dir.file("stator.htpasswd"),
+            "http://127.0.0.1:9102": "http://127.0.0.1:\(agent.httpPort)",
+        ]
+        for (text, _) in replacements { #expect(block.contains(text), "the example no longer has \(text)") }
+        let nginx = try PeerProcess("/usr/sbin/nginx", ports: 1) { ports in
+            var server = block
+            for (text, replacement) in replacements {
+                server = server.replacingOccurrences(of: text, with: replacement ?? "listen 127.0.0.1:\(ports[0]) ssl;")
+            }
+            let configuration = """
+                daemon off;
+                pid \(dir.file("nginx.pid"));
+                error_log stderr;
+                worker_processes 1;
+                events { worker_connections 64; }
+                http {
+                    access_log off;
+                    client_body_temp_path \(dir.file("body"));
+                    proxy_temp_path \(dir.file("proxy"));
+                    fastcgi_temp_path \(dir.file("fastcgi"));
+                    uwsgi_temp_path \(dir.file("uwsgi"));
+                    scgi_temp_path \(dir.file("scgi"));
+                \(server)
+                }
+
+                """
+            try configuration.write(toFile: dir.file("nginx.conf"), atomically: true, encoding: .utf8)
+            return ["-p", dir.path, "-e", "stderr", "-c", dir.file("nginx.conf")]
+        } ready: { ports in
+            acceptsConnections(ports[0])
+        }
+        let base = "https://127.0.0.1:\(nginx.ports[0])"
+        let user = "prometheus:s3cret"
+        let metrics = try curl(base + "/metrics", user: user)
+        #expect(metrics.status == 200)
+        #expect(metrics.body.contains("stator_lines_received_total{input=\"udp\"} 1"))
+        let rollups = try curl(base + query, user: user)
+        #expect(rollups.status == 200)
+        #expect(rollups.body == direct)
+        #expect(try curl(base + "/metrics", user: nil).status == 401)
+        #expect(try curl(base + query, user: "prometheus:wrong").status == 401)
+        for path in ["/healthz", "/-/reload", "/", "/api/v1/rollups/x"] {
+            #expect(try curl(base + path, user: user).status == 404, "\(path)")
+        }
+        #expect(try agent.stop() == 0)
+    }
+}
