@@ -16,6 +16,36 @@ private func cells(_ line: Substring) -> [String] {
     }
 }
 
+/// The keys whose default follows the machine's core count: the reference gives it in words,
+/// and etc/stator.json leaves them out, so that every host it is installed on gets its own.
+private let machineDependentKeys: Set<String> = ["udp.readers", "shards"]
+
+/// etc/stator.json holds every key of the registry with its default, as the README and
+/// docs/configuration.md say, but the machine-dependent ones: a host installed from it runs
+/// on the defaults until its operator edits the file.
+@Test func theExampleConfigurationHoldsEveryKeyWithItsDefault() throws {
+    let document = try JSONValue.parse(Data(try repositoryFile("etc/stator.json").utf8), source: "etc/stator.json")
+    var found: [String: JSONValue] = [:]
+    func walk(_ value: JSONValue, _ path: String) {
+        if ConfigKeys.key(path) != nil {
+            found[path] = value
+        } else if case .object(let fields) = value {
+            for (name, inner) in fields { walk(inner, path.isEmpty ? name : "\(path).\(name)") }
+        } else {
+            Issue.record("etc/stator.json: \(path) is neither a key nor a section")
+        }
+    }
+    walk(document, "")
+    #expect(Set(found.keys) == Set(ConfigKeys.all.map(\.path)).subtracting(machineDependentKeys))
+    let defaults = StatorConfiguration()
+    for (path, value) in found {
+        guard let key = ConfigKeys.key(path) else { continue }
+        var configuration = StatorConfiguration()
+        try key.write(&configuration, value)
+        #expect(ConfigKeys.text(key.read(configuration)) == ConfigKeys.text(key.read(defaults)), "etc/stator.json: \(path)")
+    }
+}
+
 /// docs/configuration.md lists every key of the registry, and nothing else, each with its
 /// flag, environment variable and default as the code has them.
 @Test func theConfigurationReferenceMatchesTheKeyRegistry() throws {
@@ -32,8 +62,9 @@ private func cells(_ line: Substring) -> [String] {
         #expect(row[1] == key.flag, "\(key.path)")
         #expect(row[2] == key.environmentName, "\(key.path)")
         // udp.readers and shards default from the machine's core count; the reference says so in words.
-        let expected =
-            key.path == "udp.readers" ? "number of cores" : key.path == "shards" ? "8 per core, at least 16" : key.defaultText
+        let inWords = ["udp.readers": "number of cores", "shards": "8 per core, at least 16"]
+        #expect(Set(inWords.keys) == machineDependentKeys)
+        let expected = inWords[key.path] ?? key.defaultText
         #expect(row[3] == expected, "\(key.path)")
         #expect(row[4] == key.help, "\(key.path)")
     }
