@@ -123,3 +123,55 @@ extension HeavyEndToEndTests {
         #expect(try agent.stop() == 0)
     }
 }
+
+/// The procfs mount options that the unit's `ProtectProc=` and `ProcSubset=` give the service
+/// (systemd mounts its /proc with `hidepid=` and `subset=`).
+func procMountOptions(unit: String) -> String {
+    var options: [String] = []
+    for line in unit.split(separator: "\n") {
+        if line.hasPrefix("ProtectProc=") { options.append("hidepid=" + line.dropFirst("ProtectProc=".count)) }
+        if line.hasPrefix("ProcSubset=") { options.append("subset=" + line.dropFirst("ProcSubset=".count)) }
+    }
+    return options.joined(separator: ",")
+}
+
+/// The agent, under the unit's /proc as systemd would mount it (its `ProtectProc=` and
+/// `ProcSubset=` as procfs options, /proc/sys read-only as `ProtectKernelTunables=` makes it),
+/// still reads the sysctls it needs: the start-up warning about a short
+/// `net.unix.max_dgram_qlen` fires when this host's is short, and a datagram as large as
+/// `net.core.wmem_max` allows (past the 212,992-byte fallback) is read whole. systemd is not
+/// PID 1 in every test machine, so the mounts are made with `unshare` in a mount namespace
+/// of the agent's own; root only.
+@Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")))
+func theUnitsProcSettingsLetTheAgentReadItsSysctls() throws {
+    let unit = readFile(repositoryPath("etc/systemd/stator.service"))
+    #expect(unit.contains("ProtectKernelTunables=yes"))
+    let options = procMountOptions(unit: unit)
+    let queue = Int(readFile("/proc/sys/net/unix/max_dgram_qlen").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    let wmem = Int(readFile("/proc/sys/net/core/wmem_max").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    let dir = try TemporaryDirectory()
+    let socket = dir.file("statsd.sock")
+    let script = """
+        mount -t proc -o \(options.isEmpty ? "defaults" : options) proc /proc && \
+        mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec "$0" "$@"
+        """
+    let agent = try StatorProcess(
+        executable: "/usr/bin/unshare",
+        [
+            "--mount", "/bin/sh", "-c", script, try statorBinary(), "--udp.address", "127.0.0.1:0", "--http.address",
+            "127.0.0.1:0", "--sinks.json.path", "", "--unixgram.path", socket,
+        ])
+    #expect(agent.stderr.text.contains("max_dgram_qlen\":\"\(queue)\"") == (queue < 128), "\(agent.stderr.text)")
+    // A datagram past the fallback, within what this host lets a sender send.
+    let size = min(wmem, 4 << 20) - 4096
+    if size > 212_992 {
+        let line = "sandbox.big:1|c\n"
+        let count = size / line.utf8.count
+        let sender = try UnixDatagramSender(path: socket)
+        var buffer = Int32(size * 2)
+        setsockopt(sender.fd, SOL_SOCKET, SO_SNDBUFFORCE, &buffer, 4)
+        try sender.send(String(repeating: line, count: count))
+        try scrape(agent, until: "the large datagram's lines") { sample($0, "stator_lines_received_total{input=\"unixgram\"}") == Double(count) }
+    }
+    #expect(try agent.stop() == 0)
+}
