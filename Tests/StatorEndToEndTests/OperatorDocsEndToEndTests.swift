@@ -124,6 +124,114 @@ extension HeavyEndToEndTests {
     }
 }
 
+/// The label names of every family on the page of an agent with every input, sink and page on
+/// (push, Graphite, roll-ups with a limit, mapping), fed one line on each input (UDP, the Unix
+/// socket, TCP), read once each has counted its line and the roll-up usage shows.
+func emittedLabels() throws -> [String: Set<String>] {
+    let dir = try TemporaryDirectory()
+    let socket = dir.file("statsd.sock")
+    let agent = try StatorProcess(agent: [
+        "--sinks.json.path", "", "--flush_interval", "100ms", "--sinks.http_push.url", "http://127.0.0.1:\(try freePort())/",
+        "--mapping_config", repositoryPath("etc/mapping.yml"), "--tcp.address", "127.0.0.1:0", "--unixgram.path", socket,
+        "--sinks.graphite.address", "127.0.0.1:\(try freePort())", "--sinks.rollup.path", dir.file("rollups.db"),
+        "--sinks.rollup.limits", #"[{"match": "api.*", "daily": 1000}]"#,
+    ])
+    try agent.send("api.calls:1|c|#tenant:acme")
+    try UnixDatagramSender(path: socket).send("api.calls:1|c|#tenant:acme")
+    let tcp = try TCPClient(port: agent.tcpPort)
+    try tcp.send("api.calls:1|c|#tenant:acme\n")
+    tcp.close()
+    let page = try scrape(agent, until: "a line on every input, and the roll-up usage") { page in
+        ["udp", "unixgram", "tcp"].allSatisfy { sample(page, "stator_lines_received_total{input=\"\($0)\"}") == 1 }
+            && sample(page, "stator_rollup_usage_ratio") != nil
+    }
+    #expect(try agent.stop() == 0)
+    var labels: [String: Set<String>] = [:]
+    for line in page.split(separator: "\n") {
+        if line.hasPrefix("# TYPE ") { labels[String(line.split(separator: " ")[2]), default: []] = [] }
+        guard !line.hasPrefix("#"), let brace = line.firstIndex(of: "{") else { continue }
+        let inside = line[line.index(after: brace)...].prefix { $0 != "}" }
+        let names = inside.matches(of: #/([a-zA-Z_][a-zA-Z0-9_]*)="/#).map { String($0.output.1) }
+        labels[String(line[..<brace]), default: []].formUnion(names)
+    }
+    return labels
+}
+
+/// The metric mentions in a text: a name and, when braces follow, what is inside them.
+private func mentions(in text: String) -> [(name: String, inside: String?)] {
+    text.matches(of: #/\b((?:stator|process)_[a-z_]+)(\{[^}]*\})?/#).map { match in
+        (String(match.output.1), match.output.2.map { String($0.dropFirst().dropLast()) })
+    }
+}
+
+/// The label names in a selector's inside (`a="x", b=~"y"`), or in a list of names (`a,b`).
+private func labelNames(_ inside: String) -> (names: Set<String>, isList: Bool) {
+    let selector = inside.matches(of: #/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/#).map { String($0.output.1) }
+    if !selector.isEmpty || inside.contains("=") { return (Set(selector), false) }
+    return (Set(inside.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }), true)
+}
+
+/// Labels every scrape adds to a series (the target's), and the bucket bound.
+private let scrapeLabels: Set<String> = ["instance", "job", "le"]
+
+/// Every metric and label that etc/prometheus, the Grafana dashboard and the docs use is one
+/// a running agent emits: a selector names only labels of its family; a list of a family's
+/// labels (`stator_lines_invalid_total{input,reason}`, as the docs write them) and a test
+/// series of alerts.test.yml have all of them; grouping, legends and annotations name labels
+/// of the families in their expression.
+@Test func theAlertsDashboardAndDocsUseOnlyWhatTheAgentEmits() throws {
+    let emitted = try emittedLabels()
+    func check(_ text: String, in file: String, seriesAreWhole: Bool = false) {
+        for (name, inside) in mentions(in: text) {
+            guard let family = emitted[name] else {
+                Issue.record("\(file): \(name) is not emitted")
+                continue
+            }
+            guard let inside else { continue }
+            let (names, isList) = labelNames(inside)
+            if isList || seriesAreWhole {
+                #expect(names.subtracting(scrapeLabels) == family, "\(file): \(name){\(inside)} against \(family.sorted())")
+            } else {
+                #expect(names.subtracting(scrapeLabels).isSubset(of: family), "\(file): \(name){\(inside)} against \(family.sorted())")
+            }
+        }
+    }
+    /// Labels an expression groups by or prints: `by (...)`, `without (...)`, `$labels.x`, `{{x}}`.
+    func checkGrouping(_ text: String, in file: String) {
+        let families = Set(mentions(in: text).map(\.name))
+        let known = families.reduce(scrapeLabels) { $0.union(emitted[$1] ?? []) }
+        var used: Set<String> = []
+        for match in text.matches(of: #/\b(?:by|without)\s*\(([^)]*)\)/#) {
+            used.formUnion(match.output.1.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        }
+        used.formUnion(text.matches(of: #/\$labels\.([a-zA-Z_]+)/#).map { String($0.output.1) })
+        used.formUnion(text.matches(of: #/\{\{\s*([a-zA-Z_]+)\s*\}\}/#).map { String($0.output.1) })
+        used.remove("__name__")
+        #expect(used.isSubset(of: known), "\(file): \(used.subtracting(known).sorted()) in: \(text)")
+    }
+
+    let alerts = readFile(repositoryPath("etc/prometheus/alerts.yml"))
+    check(alerts, in: "alerts.yml")
+    for rule in alerts.components(separatedBy: "- alert: ").dropFirst() { checkGrouping(rule, in: "alerts.yml") }
+    let tests = readFile(repositoryPath("etc/prometheus/alerts.test.yml"))
+    for line in tests.split(separator: "\n") where line.contains("- series: ") {
+        check(String(line), in: "alerts.test.yml", seriesAreWhole: !line.contains("up{"))
+    }
+    check(readFile(repositoryPath("etc/prometheus/scrape.yml")), in: "scrape.yml")
+
+    let dashboard = readFile(repositoryPath("etc/grafana/stator.json"))
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(dashboard.utf8)) as? [String: Any])
+    for panel in object["panels"] as? [[String: Any]] ?? [] {
+        for target in panel["targets"] as? [[String: Any]] ?? [] {
+            let text = "\(target["expr"] as? String ?? "")\n\(target["legendFormat"] as? String ?? "")"
+            check(text, in: "grafana/stator.json")
+            checkGrouping(text, in: "grafana/stator.json")
+        }
+    }
+    let pages = try FileManager.default.contentsOfDirectory(atPath: repositoryPath("docs")).filter { $0.hasSuffix(".md") }
+    for page in ["README.md"] + pages.map({ "docs/\($0)" }) { check(readFile(repositoryPath(page)), in: page) }
+}
+
 /// The procfs mount options that the unit's `ProtectProc=` and `ProcSubset=` give the service
 /// (systemd mounts its /proc with `hidepid=` and `subset=`).
 func procMountOptions(unit: String) -> String {
@@ -173,5 +281,27 @@ func theUnitsProcSettingsLetTheAgentReadItsSysctls() throws {
         try sender.send(String(repeating: line, count: count))
         try scrape(agent, until: "the large datagram's lines") { sample($0, "stator_lines_received_total{input=\"unixgram\"}") == Double(count) }
     }
+    #expect(try agent.stop() == 0)
+}
+
+/// The invalid-line log names the line, its sender and its input, over TCP as over UDP, as
+/// docs/protocol.md and docs/troubleshooting.md say.
+@Test func theInvalidLineLogNamesTheLineAndItsSenderOnEveryInput() throws {
+    let agent = try StatorProcess(agent: ["--sinks.json.path", "", "--tcp.address", "127.0.0.1:0"])
+    let tcp = try TCPClient(port: agent.tcpPort)
+    var address = sockaddr_in()
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(tcp.fd, $0, &length) }
+    }
+    try tcp.send("good.line:1|c\ntcp bad line\n")
+    try agent.send("udp bad line")
+    for (input, sender) in [("tcp", "127.0.0.1:\(UInt16(bigEndian: address.sin_port))"), ("udp", "127.0.0.1:")] {
+        let line = try agent.waitFor(timeout: 10) { text in
+            text.split(separator: "\n").first { $0.contains(#""msg":"invalid line dropped""#) && $0.contains(#""input":"\#(input)""#) }
+        }
+        #expect(line.contains(#""reason":"missing_colon","line":"\#(input) bad line","sender":"\#(sender)"#), "\(line)")
+    }
+    tcp.close()
     #expect(try agent.stop() == 0)
 }

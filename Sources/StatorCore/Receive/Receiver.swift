@@ -35,7 +35,7 @@ public final class Receiver: Sendable {
     /// Monotonic seconds (as bits) after which a stopping reader leaves what its socket still holds.
     private let drainDeadline = Atomic<UInt64>(Double.infinity.bitPattern)
     private let threads = PthreadLock<[WorkerThread]>([])
-    private let badLineLog = RateLimiter(period: 5)
+    private let badLineLog = InvalidLineLog.limiter()
     /// The longest a reader naps between batches (see `readLoop`).
     private let maxNapNanos: Int
     /// The address the sockets are bound to.
@@ -155,7 +155,11 @@ public final class Receiver: Sendable {
             }
             // Stage the whole batch, then record it shard by shard.
             let report: ReaderAggregator.Rejection = { reason, datagram, range in
-                self.rejected(reason, reader.payload(datagram), range, reader, datagram)
+                InvalidLineLog.log(
+                    reason, line: UnsafeRawBufferPointer(rebasing: reader.payload(datagram)[range]),
+                    sender: reader.sender(datagram), input: source.input.description,
+                    withhold: self.table.configuration.tagPolicy?.hidesValues == true, limiter: self.badLineLog,
+                    logger: self.logger)
             }
             if source.input == .unixgram {
                 // A datagram longer than the buffer was cut: its lines are not read at all.
@@ -190,25 +194,6 @@ public final class Receiver: Sendable {
                 nanosleep(&time, nil)
             }
         }
-    }
-
-    /// Logs an example of a rejected line, at most one every few seconds (the count is kept by the aggregator).
-    private func rejected(
-        _ reason: ParseFailure, _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>,
-        _ reader: DatagramBatchReader, _ datagram: Int
-    ) {
-        guard let suppressed = badLineLog.admit() else { return }
-        let shown = range.lowerBound..<min(range.upperBound, range.lowerBound + 200)
-        var example = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[shown]), as: UTF8.self)
-        if shown.count < range.count { example += "..." }
-        // A tag policy that removes or hashes tags promises their values never reach a log.
-        if table.configuration.tagPolicy?.hidesValues == true { example = TagPolicy.withheld }
-        logger.warning(
-            "invalid line dropped",
-            metadata: [
-                ("reason", reason.description), ("line", example), ("sender", reader.sender(datagram)),
-                ("suppressed", "\(suppressed)"),
-            ])
     }
 }
 

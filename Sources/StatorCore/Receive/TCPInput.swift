@@ -38,6 +38,7 @@ public final class TCPInput: Sendable {
     /// Monotonic seconds (as bits) after which the shutdown drain stops reading.
     private let drainDeadline = Atomic<UInt64>(Double.infinity.bitPattern)
     private let thread = PthreadLock<WorkerThread?>(nil)
+    private let badLineLog = InvalidLineLog.limiter()
     /// The address the listener is bound to.
     public let boundAddress: String
 
@@ -83,12 +84,23 @@ public final class TCPInput: Sendable {
     /// One client connection.
     private final class Connection {
         let fd: Int32
+        /// The client's address, for the log of its invalid lines.
+        let peer: String
         /// The stream cut into lines: the partial line, or the long line being skipped.
         var framer: TCPLineFramer
         var lastActivity: Double
 
         init(fd: Int32, now: Double, maxLineBytes: Int) {
             self.fd = fd
+            var address = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let known = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
+            }
+            peer =
+                known
+                ? withUnsafeBytes(of: &address) { SocketAddress.format(UnsafeRawBufferPointer(rebasing: $0.prefix(Int(length)))) }
+                : "?"
             framer = TCPLineFramer(maxLineBytes: maxLineBytes)
             lastActivity = now
         }
@@ -102,19 +114,11 @@ public final class TCPInput: Sendable {
         defer { buffer.deallocate() }
         var turn = Turn(buffer: buffer)
         let idleTimeout = Double(configuration.idleTimeoutMillis) / 1000
-        let badLineLog = RateLimiter(period: 5)
         let acceptor = AcceptLoop(fd: listener, name: "tcp", logger: logger, metrics: metrics)
-        let rejected: ReaderAggregator.Rejection = { [logger] reason, _, _ in
-            if let suppressed = badLineLog.admit() {
-                logger.warning(
-                    "invalid line dropped",
-                    metadata: [("reason", reason.description), ("input", "tcp"), ("suppressed", "\(suppressed)")])
-            }
-        }
         while true {
             let stop = stopping.load(ordering: .acquiring)
             if stop {
-                drain(&connections, &fds, &turn, &aggregator, acceptor, rejected: rejected)
+                drain(&connections, &fds, &turn, &aggregator, acceptor)
                 metrics.tcpConnections.store(0)
                 return
             }
@@ -130,20 +134,20 @@ public final class TCPInput: Sendable {
                 var keep = true
                 if events & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
                     c.lastActivity = now
-                    keep = read(c, &turn, &aggregator, rejected: rejected) != .closed
+                    keep = read(c, &turn, &aggregator) != .closed
                 } else if idleTimeout > 0, now - c.lastActivity >= idleTimeout {
                     keep = false
                 }
                 if keep {
                     open.append(c)
                 } else {
-                    close(c, &turn, &aggregator, rejected: rejected)
+                    close(c, &turn, &aggregator)
                     acceptor.descriptorFreed()
                 }
             }
             connections = open
             if fds[0].revents & Int16(POLLIN) != 0 { accept(into: &connections, acceptor, now: now) }
-            finish(&turn, &aggregator, rejected: rejected)
+            finish(&turn, &aggregator)
             metrics.tcpConnections.store(UInt64(connections.count))
         }
     }
@@ -157,7 +161,7 @@ public final class TCPInput: Sendable {
     /// deadline `stop` was given.
     private func drain(
         _ connections: inout [Connection], _ fds: inout [pollfd], _ turn: inout Turn, _ aggregator: inout ReaderAggregator,
-        _ acceptor: AcceptLoop, rejected: ReaderAggregator.Rejection
+        _ acceptor: AcceptLoop
     ) {
         accept(into: &connections, acceptor, now: WallClock.monotonicSeconds(), force: true)
         let deadline = min(
@@ -170,16 +174,16 @@ public final class TCPInput: Sendable {
             for (n, c) in connections.enumerated() {
                 var result = ReadResult.drained
                 if fds[n].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
-                    repeat { result = read(c, &turn, &aggregator, rejected: rejected) } while result == .more
+                    repeat { result = read(c, &turn, &aggregator) } while result == .more
                 }
-                if result == .closed { close(c, &turn, &aggregator, rejected: rejected) } else { open.append(c) }
+                if result == .closed { close(c, &turn, &aggregator) } else { open.append(c) }
             }
             connections = open
-            finish(&turn, &aggregator, rejected: rejected)
+            finish(&turn, &aggregator)
         }
-        for c in connections { close(c, &turn, &aggregator, rejected: rejected) }
+        for c in connections { close(c, &turn, &aggregator) }
         connections = []
-        finish(&turn, &aggregator, rejected: rejected)
+        finish(&turn, &aggregator)
     }
 
     /// At shutdown, how long the connections must stay quiet to count as read to the end,
@@ -206,18 +210,26 @@ public final class TCPInput: Sendable {
         let buffer: UnsafeMutableRawPointer
         var used = 0
         var regions: [Range<Int>] = []
+        /// Whose lines the regions are: the connection's peer from each index on (one entry a
+        /// read, not a line, so that the cost stays off the path of every line).
+        var senders: [(from: Int, peer: String)] = []
         var reads = 0
+
+        /// The peer that sent region `index`.
+        func sender(of index: Int) -> String {
+            senders.last { $0.from <= index }?.peer ?? "?"
+        }
     }
 
     private enum ReadResult { case more, drained, closed }
 
     /// Reads one chunk from `c` into the turn and stages its complete lines.
     private func read(
-        _ c: Connection, _ turn: inout Turn, _ aggregator: inout ReaderAggregator, rejected: ReaderAggregator.Rejection
+        _ c: Connection, _ turn: inout Turn, _ aggregator: inout ReaderAggregator
     ) -> ReadResult {
         // Room for the partial line and a chunk; else this turn's batch goes first.
         let kept = c.framer.partial.count
-        if turn.used + kept + Self.chunk > Self.turnBuffer { finish(&turn, &aggregator, rejected: rejected) }
+        if turn.used + kept + Self.chunk > Self.turnBuffer { finish(&turn, &aggregator) }
         let start = turn.used
         // SAFETY: the partial line is at most `tcp.max_line_bytes` (`TCPLineFramer`), and the
         // turn buffer has room for it and a chunk (checked above; `tcp.max_line_bytes` is at
@@ -238,6 +250,7 @@ public final class TCPInput: Sendable {
         turn.reads += 1
         let data = start..<(start + kept + n)
         let bytes = UnsafeRawBufferPointer(start: turn.buffer, count: data.upperBound)
+        turn.senders.append((turn.regions.count, c.peer))
         let (used, refused) = c.framer.frame(bytes, data, into: &turn.regions)
         for _ in 0..<refused { aggregator.countRefused(.lineTooLong) }
         turn.used = used
@@ -246,13 +259,14 @@ public final class TCPInput: Sendable {
 
     /// Closes `c`; a last line without its newline counts as a line.
     private func close(
-        _ c: Connection, _ turn: inout Turn, _ aggregator: inout ReaderAggregator, rejected: ReaderAggregator.Rejection
+        _ c: Connection, _ turn: inout Turn, _ aggregator: inout ReaderAggregator
     ) {
         if let last = c.framer.finish() {
-            if turn.used + last.count > Self.turnBuffer { finish(&turn, &aggregator, rejected: rejected) }
+            if turn.used + last.count > Self.turnBuffer { finish(&turn, &aggregator) }
             last.withUnsafeBytes { p in
                 if let base = p.baseAddress { (turn.buffer + turn.used).copyMemory(from: base, byteCount: p.count) }
             }
+            turn.senders.append((turn.regions.count, c.peer))
             turn.regions.append(turn.used..<(turn.used + last.count))
             turn.used += last.count
         }
@@ -260,10 +274,19 @@ public final class TCPInput: Sendable {
     }
 
     /// Stages and commits what the turn read, and counts it.
-    private func finish(_ turn: inout Turn, _ aggregator: inout ReaderAggregator, rejected: ReaderAggregator.Rejection) {
+    private func finish(_ turn: inout Turn, _ aggregator: inout ReaderAggregator) {
         if !turn.regions.isEmpty {
             let regions = turn.regions
             let base = turn.buffer
+            let sent = turn
+            let withhold = table.configuration.tagPolicy?.hidesValues == true
+            let rejected: ReaderAggregator.Rejection = { [logger, badLineLog] reason, region, line in
+                InvalidLineLog.log(
+                    reason,
+                    line: UnsafeRawBufferPointer(start: base + regions[region].lowerBound + line.lowerBound, count: line.count),
+                    sender: sent.sender(of: region), input: "tcp",
+                    withhold: withhold, limiter: badLineLog, logger: logger)
+            }
             aggregator.stage(
                 batch: regions.count,
                 payload: { UnsafeRawBufferPointer(start: base + regions[$0].lowerBound, count: regions[$0].count) },
@@ -273,6 +296,7 @@ public final class TCPInput: Sendable {
         if turn.reads > 0 { metrics.input(.tcp).packets.add(UInt64(turn.reads)) }
         aggregator.flushCounts(to: metrics, input: .tcp)
         turn.regions.removeAll(keepingCapacity: true)
+        turn.senders.removeAll(keepingCapacity: true)
         turn.used = 0
         turn.reads = 0
     }

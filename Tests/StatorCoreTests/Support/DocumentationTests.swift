@@ -116,6 +116,28 @@ private let machineDependentKeys: Set<String> = ["udp.readers", "shards"]
     for input in ["UDP", "TCP", "Unix socket"] { #expect(rows.contains(input), "docs/security.md has no row for \(input)") }
 }
 
+/// docs/operating.md's list of alerts names every alert of etc/prometheus/alerts.yml.
+@Test func theOperatingPageListsEveryAlert() throws {
+    let alerts = try repositoryFile("etc/prometheus/alerts.yml").matches(of: #/- alert: (\w+)/#).map { String($0.output.1) }
+    #expect(alerts.count >= 9)
+    let page = try repositoryFile("docs/operating.md")
+    for alert in alerts { #expect(page.contains("`\(alert)`"), "docs/operating.md does not list \(alert)") }
+}
+
+/// Every page that gives the period of the invalid-line log gives the code's, and the
+/// troubleshooting page's example has the fields the log line has, on every input.
+@Test func theInvalidLineLogIsDescribedAsItIs() throws {
+    let period = "\(Int(InvalidLineLog.period))"
+    #expect(try repositoryFile("docs/troubleshooting.md").contains("at most every \(period) seconds"))
+    #expect(try repositoryFile("docs/reliability.md").contains("an example logged at most every \(period) s"))
+    #expect(try repositoryFile("etc/prometheus/alerts.yml").contains("every \(period) s."))
+    #expect(try repositoryFile("etc/prometheus/alerts.test.yml").contains("every \(period) s."))
+    let example = try repositoryFile("docs/troubleshooting.md").split(separator: "\n").first { $0.contains(#""msg":"invalid line dropped""#) }
+    for field in ["reason", "line", "sender", "input", "suppressed"] {
+        #expect(example?.contains("\"\(field)\":") == true, "the example has no \(field)")
+    }
+}
+
 /// The README links every page of docs/.
 @Test func theReadmeLinksEveryDocumentationPage() throws {
     let readme = try repositoryFile("README.md")
