@@ -284,6 +284,74 @@ func theUnitsProcSettingsLetTheAgentReadItsSysctls() throws {
     #expect(try agent.stop() == 0)
 }
 
+/// The shell examples of a page that show what they print: each ```sh block followed by
+/// "which prints:" and a ```text block.
+func shellExamples(_ page: String) -> [(script: String, output: String)] {
+    let text = readFile(repositoryPath(page))
+    return text.matches(of: #/```sh\n((?:[^`]|`[^`])*)```\n\nwhich prints:\n\n```text\n((?:[^`]|`[^`])*)```/#).map {
+        (String($0.output.1), String($0.output.2))
+    }
+}
+
+/// Runs a page's shell examples against `agent` as a user types them, all at once: `stator`
+/// (and `swift run -c release stator`) is the binary under test, the agent's addresses
+/// replace the defaults the examples use; each prints what the page shows.
+func runShellExamples(_ page: String, against agent: StatorProcess) throws {
+    let examples = shellExamples(page)
+    #expect(!examples.isEmpty, "\(page) has no example with its output")
+    let bin = try TemporaryDirectory()
+    try FileManager.default.createSymbolicLink(atPath: bin.file("stator"), withDestinationPath: try statorBinary())
+    for (script, output) in examples {
+        let command = script.replacingOccurrences(of: "swift run -c release stator", with: "stator")
+            .replacingOccurrences(of: "127.0.0.1:9102", with: "127.0.0.1:\(agent.httpPort)")
+        let (status, printed) = try runProgram(
+            "/usr/bin/env",
+            [
+                "PATH=\(bin.path):/usr/bin:/bin", "STATOR_UDP_ADDRESS=127.0.0.1:\(agent.udpPort)", "/bin/sh", "-e", "-c",
+                command,
+            ])
+        #expect(status == 0, "\(page): \(script) exited \(status): \(printed)")
+        #expect(printed == output, "\(page): \(script)")
+    }
+}
+
+/// The README's first example, typed at once in a second terminal while the first runs the
+/// agent as shown (after its first flush), prints what the README shows; the agent prints the JSON lines shown
+/// (their `ts` aside).
+@Test func theReadmesFirstExampleRunsAsWritten() throws {
+    let readme = readFile(repositoryPath("README.md"))
+    let flags = try #require(readme.firstMatch(of: #/\nswift run -c release stator (--[a-z_.]+ \S+)\n/#)).output.1
+    let agent = try StatorProcess(agent: flags.split(separator: " ").map(String.init))
+    // A user switches terminals in more than a second: the lines land in a whole interval,
+    // not the partial one the agent starts with.
+    try scrape(agent, until: "the first flush") { (sample($0, "stator_flushes_total") ?? 0) >= 1 }
+    try runShellExamples("README.md", against: agent)
+    let shown = try #require(readme.components(separatedBy: "the first terminal prints one JSON object per series:\n\n```json\n").dropFirst().first?.components(separatedBy: "```")[0])
+    var expected = try jsonLines(shown)
+    for index in expected.indices { expected[index]["ts"] = nil }
+    try eventually("the JSON lines", seen: agent.stdout.text) {
+        let printed = (try? jsonLines(agent.stdout.text)) ?? []
+        return expected.allSatisfy { want in
+            printed.contains { got in
+                var got = got
+                got["ts"] = nil
+                return NSDictionary(dictionary: got).isEqual(to: want)
+            }
+        }
+    }
+    #expect(try agent.stop() == 0)
+}
+
+/// docs/operating.md's smoke test, typed at once against an agent running the installed
+/// configuration (etc/stator.json), prints what the page shows. It waits for a flush of 10 s.
+@Test func theOperatingPagesSmokeTestRunsAsWritten() throws {
+    let agent = try StatorProcess([
+        "--config", repositoryPath("etc/stator.json"), "--udp.address", "127.0.0.1:0", "--http.address", "127.0.0.1:0",
+    ])
+    try runShellExamples("docs/operating.md", against: agent)
+    #expect(try agent.stop() == 0)
+}
+
 /// The invalid-line log names the line, its sender and its input, over TCP as over UDP, as
 /// docs/protocol.md and docs/troubleshooting.md say.
 @Test func theInvalidLineLogNamesTheLineAndItsSenderOnEveryInput() throws {
