@@ -138,6 +138,31 @@ private let machineDependentKeys: Set<String> = ["udp.readers", "shards"]
     }
 }
 
+/// A figure measured by a benchmark is given once, in BENCHMARKS.md: the pages that cite one
+/// name its section (a link to a heading there) and its row (`row` and the row's first cell
+/// in backticks), and both exist.
+@Test(arguments: ["docs/reliability.md", "docs/rollups.md"])
+func theBenchmarkFiguresTheDocsCiteExist(_ page: String) throws {
+    let text = try repositoryFile(page)
+    let benchmarks = try repositoryFile("BENCHMARKS.md")
+    let anchors = Set(
+        benchmarks.split(separator: "\n").filter { $0.hasPrefix("#") }.map { heading in
+            String(
+                heading.drop { $0 == "#" }.trimmingCharacters(in: .whitespaces).lowercased()
+                    .compactMap { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : $0 == " " ? "-" : nil })
+        })
+    let links = text.matches(of: #/\]\(\.\./BENCHMARKS\.md#([a-z0-9-]+)\)/#).map { String($0.output.1) }
+    #expect(!links.isEmpty)
+    for link in links { #expect(anchors.contains(link), "\(page): BENCHMARKS.md has no heading #\(link)") }
+    let rows = benchmarks.split(separator: "\n").filter { $0.hasPrefix("| ") }
+    let cited = text.matches(of: #/row `([^`]+)`/#).map { String($0.output.1) }
+    #expect(!cited.isEmpty)
+    for row in cited {
+        #expect(
+            rows.contains { $0.hasPrefix("| \(row)") || $0.hasPrefix("| `\(row)`") }, "\(page): BENCHMARKS.md has no row \(row)")
+    }
+}
+
 /// The README links every page of docs/.
 @Test func theReadmeLinksEveryDocumentationPage() throws {
     let readme = try repositoryFile("README.md")
