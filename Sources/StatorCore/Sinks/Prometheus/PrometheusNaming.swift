@@ -233,3 +233,25 @@ public enum PrometheusNaming {
         return name.allSatisfy { sanitized($0) == $0 }
     }
 }
+
+extension PrometheusNaming {
+    /// Appends the bytes of `text` from `start` to `out` with the text format's escapes
+    /// (`\\`, `\"`, `\n`) undone, up to the first unescaped `stop` byte (a label value's
+    /// closing quote) or the end.
+    /// - Returns: the index of that `stop` byte, or `text.endIndex`.
+    static func unescape(
+        _ text: ArraySlice<UInt8>, from start: Int, upTo stop: UInt8? = nil, into out: inout [UInt8]
+    ) -> Int {
+        var i = start
+        while i < text.endIndex, text[i] != stop {
+            if text[i] == 0x5C, i + 1 < text.endIndex {
+                i += 1
+                out.append(text[i] == UInt8(ascii: "n") ? 0x0A : text[i])
+            } else {
+                out.append(text[i])
+            }
+            i += 1
+        }
+        return i
+    }
+}

@@ -88,16 +88,7 @@ extension PrometheusProtobufEncoder {
     /// HELP text with the text format's escapes (`\\`, `\n`) undone.
     private static func unescapedHelp(_ text: ArraySlice<UInt8>) -> [UInt8] {
         var out: [UInt8] = []
-        var i = text.startIndex
-        while i < text.endIndex {
-            if text[i] == 0x5C, i + 1 < text.endIndex {
-                i += 1
-                out.append(text[i] == UInt8(ascii: "n") ? 0x0A : text[i])
-            } else {
-                out.append(text[i])
-            }
-            i += 1
-        }
+        _ = PrometheusNaming.unescape(text, from: text.startIndex, into: &out)
         return out
     }
 

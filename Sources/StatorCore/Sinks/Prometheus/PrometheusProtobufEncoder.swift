@@ -246,15 +246,7 @@ enum PrometheusProtobufEncoder {
             let name = text[nameStart..<i]
             i += 2  // `="`
             value.removeAll(keepingCapacity: true)
-            while i < text.endIndex, text[i] != UInt8(ascii: "\"") {
-                if text[i] == 0x5C, i + 1 < text.endIndex {
-                    i += 1
-                    value.append(text[i] == UInt8(ascii: "n") ? 0x0A : text[i])
-                } else {
-                    value.append(text[i])
-                }
-                i += 1
-            }
+            i = PrometheusNaming.unescape(text, from: i, upTo: UInt8(ascii: "\""), into: &value)
             i += 1  // the closing quote
             m.message(1, scratch: &pair) { out in
                 name.withUnsafeBytes { out.bytesField(1, $0) }

@@ -130,15 +130,7 @@ public enum RemoteWriteEncoder {
                 }
                 let valueStart = bytes.count
                 i += 2  // `="`
-                while i < text.endIndex, text[i] != 0x22 {
-                    if text[i] == 0x5C, i + 1 < text.endIndex {
-                        i += 1
-                        bytes.append(text[i] == UInt8(ascii: "n") ? 0x0A : text[i])
-                    } else {
-                        bytes.append(text[i])
-                    }
-                    i += 1
-                }
+                i = PrometheusNaming.unescape(text, from: i, upTo: UInt8(ascii: "\""), into: &bytes)
                 i += 2  // `",`
                 pairs.append((nameStart..<valueStart, valueStart..<bytes.count))
             }
