@@ -67,7 +67,8 @@ private let native = HistogramBuckets(defaults: [0.01, 0.1, 1]).with(native: Nat
 }
 
 @Test func fractionalWeightsUseEveryFloatFieldAndNegativesTheirOwnBuckets() throws {
-    // @0.3 weighs 1/0.3: no count is whole, so every count goes in the float fields.
+    // @0.3 weighs 1/0.3: no count is whole, so every count goes in the float fields (the
+    // classic ones also rounded in the integer fields).
     let page = try #require(
         sink([["size:1|h|@0.3", "size:-0.5|h", "size:0|h"]], buckets: native).page(.protobuf).protobuf?.body)
     let w = PrometheusNumber.format(1 / 0.3)
@@ -81,11 +82,12 @@ private let native = HistogramBuckets(defaults: [0.01, 0.1, 1]).with(native: Nat
             type: 4
             metric {
               histogram {
+                sample_count: 5
                 sample_count_float: \(total)
                 sample_sum: \(sum)
-                bucket { cumulative_count_float: 2 upper_bound: 0.01 }
-                bucket { cumulative_count_float: 2 upper_bound: 0.1 }
-                bucket { cumulative_count_float: \(total) upper_bound: 1 }
+                bucket { cumulative_count: 2 cumulative_count_float: 2 upper_bound: 0.01 }
+                bucket { cumulative_count: 2 cumulative_count_float: 2 upper_bound: 0.1 }
+                bucket { cumulative_count: 5 cumulative_count_float: \(total) upper_bound: 1 }
                 schema: 3
                 zero_threshold: 2.938735877055719e-39
                 zero_count_float: 1
@@ -280,4 +282,29 @@ private let native = HistogramBuckets(defaults: [0.01, 0.1, 1]).with(native: Nat
     // Asked for, it stays rendered with each page, and the text page with it.
     #expect(s.page(.protobuf) === first)
     #expect(s.page === first)
+}
+
+@Test func fractionalClassicCountsAlsoGoRoundedInTheIntegerFields() throws {
+    // Prometheus 2.42 (Debian 12's) reads a classic histogram's integer fields only: with the
+    // float fields alone, every `_count` and `_bucket` made fractional by a rate reads 0.
+    let classic = HistogramBuckets(defaults: [0.01, 1])
+    let page = try #require(sink([["t:500|ms|@0.3", "t:5|ms|@0.6"]], buckets: classic).page(.protobuf).protobuf?.body)
+    let total = PrometheusNumber.format(1 / 0.3 + 1 / 0.6)
+    let low = PrometheusNumber.format(1 / 0.6)
+    #expect(
+        try MetricFamilyDump.family(page, "t_seconds") == """
+            name: "t_seconds"
+            help: "statsd timer t"
+            type: 4
+            metric {
+              histogram {
+                sample_count: 5
+                sample_count_float: \(total)
+                sample_sum: 1.675
+                bucket { cumulative_count: 2 cumulative_count_float: \(low) upper_bound: 0.01 }
+                bucket { cumulative_count: 5 cumulative_count_float: \(total) upper_bound: 1 }
+              }
+            }
+
+            """)
 }

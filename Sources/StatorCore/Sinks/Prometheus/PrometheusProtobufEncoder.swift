@@ -126,7 +126,10 @@ enum PrometheusProtobufEncoder {
     /// histogram, as it would from a client library. Otherwise every count goes in the float
     /// fields (`sample_count_float`, `cumulative_count_float`, `zero_count_float`, absolute
     /// bucket counts), which is what makes Prometheus read the message as a float histogram;
-    /// a mix would make it read zero for the counts left in the integer fields.
+    /// a mix would make it read zero for the counts left in the integer fields. The classic
+    /// counts then also go, rounded, in their integer fields, which the float ones override
+    /// (metrics.proto): Prometheus 2.42 (Debian 12's) reads a classic histogram's integer fields
+    /// only, and would read zero for every `_count` and `_bucket` made fractional by a rate.
     static func appendHistogram(
         _ h: CumulativeState.Histogram, bounds: [Double], _ w: inout ProtobufWriter, _ leaf: inout ProtobufWriter
     ) {
@@ -138,7 +141,12 @@ enum PrometheusProtobufEncoder {
                 && native.negative.counts.allSatisfy(isWhole)
         }
         // Histogram {sample_count 1, sample_count_float 4, sample_sum 2, bucket 3}
-        if whole { w.varintField(1, UInt64(h.count)) } else { w.doubleField(4, h.count) }
+        if whole {
+            w.varintField(1, UInt64(h.count))
+        } else {
+            w.varintField(1, roundedCount(h.count))
+            w.doubleField(4, h.count)
+        }
         w.doubleField(2, h.sum)
         // The classic buckets, cumulative; +Inf is left out (it is `sample_count`), as
         // client_golang leaves it out. Bucket {cumulative_count 1, cumulative_count_float 4, upper_bound 2}
@@ -146,7 +154,12 @@ enum PrometheusProtobufEncoder {
         for (b, bound) in bounds.enumerated() {
             cumulative += b < h.buckets.count ? h.buckets[b] : 0
             w.message(3, scratch: &leaf) { bucket in
-                if whole { bucket.varintField(1, UInt64(cumulative)) } else { bucket.doubleField(4, cumulative) }
+                if whole {
+                    bucket.varintField(1, UInt64(cumulative))
+                } else {
+                    bucket.varintField(1, roundedCount(cumulative))
+                    bucket.doubleField(4, cumulative)
+                }
                 bucket.doubleField(2, bound)
             }
         }
@@ -203,8 +216,7 @@ enum PrometheusProtobufEncoder {
     private static func appendSummary(
         _ h: CumulativeState.Histogram, quantiles: Bool, _ w: inout ProtobufWriter, _ leaf: inout ProtobufWriter
     ) {
-        let count = h.count.rounded()
-        w.varintField(1, count >= 0x1p63 ? UInt64(Int64.max) : count > 0 ? UInt64(count) : 0)
+        w.varintField(1, roundedCount(h.count))
         w.doubleField(2, h.sum)
         guard quantiles else { return }
         for (k, q) in h.quantiles.enumerated() where k < h.buckets.count {
@@ -213,6 +225,12 @@ enum PrometheusProtobufEncoder {
                 out.doubleField(2, h.buckets[k])
             }
         }
+    }
+
+    /// A count for an integer field: rounded, at most `Int64.max`, 0 for a negative or NaN one.
+    static func roundedCount(_ x: Double) -> UInt64 {
+        let count = x.rounded()
+        return count >= 0x1p63 ? UInt64(Int64.max) : count > 0 ? UInt64(count) : 0
     }
 
     /// Whether `x` is a whole number the integer fields can carry.
