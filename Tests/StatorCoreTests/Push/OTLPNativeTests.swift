@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import StatorCore
 
@@ -225,4 +226,44 @@ private func nativeFlush(asSent: Bool = true, _ intervals: [[String]]) -> (batch
     let cumulative = decode(OTLPCumulativeEncoder.requests(state, resource: resource, batchSize: 100, labels: .none).requests)
     #expect(delta.mapValues(\.kind) == ["lat": 9, "h": 9])
     #expect(cumulative.mapValues(\.kind) == ["lat": 9, "h": 9])
+}
+
+@Test func aReloadThatTurnsNativeOnKeepsOneKindPerMetricName() throws {
+    // A mapping reload turns the rule's native histograms on: its family starts again, and
+    // only the series that receive samples afterwards get a native histogram. OTLP allows
+    // one type per metric name in a scope, so the family must not be sent as both.
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("native-\(UUID().uuidString).yml").path
+    func write(factor: String) throws {
+        try """
+        mappings:
+        - match: "lat.*"
+          name: "lat"
+          labels: {route: "$1"}
+          histogram_options:
+            native_histogram_bucket_factor: \(factor)
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+    try write(factor: "1")
+    var base = NativeHistogramOptions()
+    base.keepsStatsdUnit = true
+    let rules = try MappingRules(path: path, options: MappingOptionsRegistry(nativeBase: base), maxNameBytes: 256)
+    var configuration = AggregationConfiguration(shards: 1)
+    configuration.mapping = rules
+    let table = ShardedTable(configuration: configuration, seed: 3)
+    let state = CumulativeState(mappingOptions: rules.options)
+    let flusher = Flusher(
+        table: table, configuration: FlushConfiguration(intervalMillis: 10_000), startMillis: 0,
+        metrics: SelfMetrics(readers: 1)
+    ) { state.apply($0) }
+    ingest(table, ["lat.a:50|ms", "lat.b:50|ms"])
+    flusher.flush(at: 10_000)
+    try write(factor: "1.1")
+    _ = try rules.reload()
+    ingest(table, ["lat.a:70|ms"])
+    flusher.flush(at: 20_000)
+    let metrics = decode(OTLPCumulativeEncoder.requests(state, resource: resource, batchSize: 100, labels: .none).requests)
+    let lat = try #require(metrics["lat"])
+    #expect(lat.kind == 10)
+    #expect(lat.points.map(\.attributes) == [["route=a"], ["route=b"]])
+    #expect(lat.points.map(\.count) == [1, 0])
 }

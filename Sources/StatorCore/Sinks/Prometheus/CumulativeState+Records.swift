@@ -241,4 +241,13 @@ final class CumulativeNative: @unchecked Sendable {
     }
 
     convenience init(_ other: CumulativeNative) { self.init(bucketed: other.bucketed, asSent: other.asSent) }
+
+    /// An empty one, of a series of `type` whose values `valueScale` scales: with a histogram
+    /// as sent where an interval's would have one (`SampleSummary.nativeInStatsdUnit`).
+    convenience init(empty options: NativeHistogramOptions, _ type: MetricType, valueScale: Double) {
+        let scaled = type == .timer || valueScale != 1
+        self.init(
+            bucketed: ExponentialHistogram(options),
+            asSent: !scaled || options.keepsStatsdUnit ? ExponentialHistogram(options) : nil)
+    }
 }

@@ -30,9 +30,13 @@ extension CumulativeState {
             while next >= 0 {
                 let h = s.series[Int(next)].histogram
                 if h >= 0 {
+                    // Every series of a family with native histograms carries one, empty until its
+                    // next samples: OTLP allows one type per metric name, and Prometheus would
+                    // otherwise see the idle series' histogram change kind when samples come.
                     s.histograms[Int(h)] = Histogram(
                         bounds: bounds, buckets: Array(repeating: 0, count: bounds.upperBounds.count + 1),
-                        slot: key.mappingOptions)
+                        slot: key.mappingOptions,
+                        native: bounds.native.map { CumulativeNative(empty: $0, key.type, valueScale: bounds.valueScale) })
                     reset += 1
                 }
                 next = s.series[Int(next)].next
