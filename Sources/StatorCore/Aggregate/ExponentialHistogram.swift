@@ -6,17 +6,14 @@ import Glibc
 /// Counts are weights (a sample with rate r counts 1/r), so they are `Double`s.
 ///
 /// A sample costs one bucket index: `frexp` and, for a schema above 0, a binary search of
-/// the 2^s bounds of `[0.5, 1)` (no `log`). Buckets are a dense window of counts per sign,
-/// grown when a sample falls outside it. Past `maxBuckets` populated buckets, or a window
-/// wider than `maxWindowFactor` times that, the resolution is halved (schema - 1) and
-/// neighbouring buckets added together, as Prometheus' client_golang does: never dropping
-/// a sample, and bounding a series' memory whatever its values.
+/// the 2^s bounds of `[0.5, 1)` (no `log`), then a binary search of the populated buckets.
+/// Buckets are kept sparse, per sign. Past `maxBuckets` populated buckets the resolution is
+/// halved (schema - 1) and neighbouring buckets added together, as Prometheus' client_golang
+/// does: never dropping a sample, and bounding a series' memory (16 bytes a bucket) whatever
+/// its values.
 public struct ExponentialHistogram: Equatable, Sendable {
     static let minSchema: Int8 = -4
     static let maxSchema: Int8 = 8
-    /// A window of buckets may be this many times `maxBuckets` wide (mostly empty) before the
-    /// resolution is halved: 4 × 160 buckets of 8 bytes is 5 KiB per sign.
-    static let maxWindowFactor = 4
 
     public private(set) var schema: Int8
     public let zeroThreshold: Double
@@ -54,7 +51,8 @@ public struct ExponentialHistogram: Equatable, Sendable {
     mutating func observe(_ value: Double, weight: Double = 1) {
         guard value.isFinite, weight.isFinite, weight > 0 else { return }
         count += weight
-        sum += value * weight
+        // Two overflows of opposite signs make NaN, which no sink may write: +Inf stays.
+        sum = (sum + value * weight).withoutNaN
         let magnitude = abs(value)
         guard magnitude > zeroThreshold else {
             zeroCount += weight
@@ -74,7 +72,7 @@ public struct ExponentialHistogram: Equatable, Sendable {
         if other.schema > schema { other.reduce(to: schema) }
         if schema > other.schema { reduce(to: other.schema) }
         count += other.count
-        sum += other.sum
+        sum = (sum + other.sum).withoutNaN
         zeroCount += other.zeroCount
         other.positive.forEach { key, weight in positive.add(weight, at: key) }
         other.negative.forEach { key, weight in negative.add(weight, at: key) }
@@ -111,12 +109,20 @@ public struct ExponentialHistogram: Equatable, Sendable {
 
     /// Halves the resolution until the buckets fit.
     private mutating func shrinkIfNeeded() {
-        while schema > Self.minSchema
-            && (positive.populated + negative.populated > maxBuckets
-                || max(positive.width, negative.width) > Self.maxWindowFactor * maxBuckets)
-        {
+        while schema > Self.minSchema && positive.populated + negative.populated > maxBuckets {
             reduce(to: schema - 1)
         }
+    }
+
+    /// A copy whose buckets of each sign span at most `width` indices (`width` ≥ 1), coarser
+    /// as needed: for formats whose buckets are dense (OTLP), where one outlier would
+    /// otherwise mean thousands of empty buckets.
+    public func reduced(toWidthAtMost width: Int) -> ExponentialHistogram {
+        var copy = self
+        while copy.schema > Self.minSchema && max(copy.positive.width, copy.negative.width) > max(1, width) {
+            copy.reduce(to: copy.schema - 1)
+        }
+        return copy
     }
 
     private mutating func reduce(to target: Int8) {
@@ -128,34 +134,50 @@ public struct ExponentialHistogram: Equatable, Sendable {
     }
 }
 
-/// The counts of one sign's buckets: a dense window from `first`, grown as needed.
+/// The populated buckets of one sign: their indices, ascending, and their weights. Sparse,
+/// so that one outlier costs one bucket, not the empty ones between it and the others (a
+/// dense window reaching 1e300 from milliseconds would hold thousands).
 public struct BucketWindow: Equatable, Sendable {
-    public private(set) var first = 0
-    public private(set) var counts: [Double] = []
+    /// Indices of the populated buckets, ascending.
+    public private(set) var keys: [Int] = []
+    /// Weight of each bucket of `keys`.
+    public private(set) var weights: [Double] = []
+
     /// Buckets whose count is not zero.
-    public private(set) var populated = 0
+    public var populated: Int { keys.count }
+    /// The lowest populated index (0 when none).
+    public var first: Int { keys.first ?? 0 }
+    /// Indices from the lowest populated to the highest (0 when none).
+    public var width: Int { keys.last.map { $0 - first + 1 } ?? 0 }
 
-    public var width: Int { counts.count }
+    /// Every bucket from `first` to the last populated one, empty ones as 0.
+    public var counts: [Double] {
+        var out = [Double](repeating: 0, count: width)
+        for (key, weight) in zip(keys, weights) { out[key - first] += weight }
+        return out
+    }
 
+    /// Adds `weight` (> 0) to bucket `key`: a binary search of the populated buckets, and an
+    /// insertion when the bucket is new.
     @inline(__always)
     mutating func add(_ weight: Double, at key: Int) {
-        if counts.isEmpty {
-            first = key
-            counts.append(0)
-        } else if key < first {
-            counts.insert(contentsOf: repeatElement(0, count: first - key), at: 0)
-            first = key
-        } else if key >= first + counts.count {
-            counts.append(contentsOf: repeatElement(0, count: key - first - counts.count + 1))
+        var low = 0
+        var high = keys.count
+        while low < high {
+            let mid = (low + high) >> 1
+            if keys[mid] < key { low = mid + 1 } else { high = mid }
         }
-        let slot = key - first
-        if counts[slot] == 0 { populated += 1 }
-        counts[slot] += weight
+        if low < keys.count, keys[low] == key {
+            weights[low] += weight
+        } else {
+            keys.insert(key, at: low)
+            weights.insert(weight, at: low)
+        }
     }
 
     /// Each populated bucket, lowest first.
     func forEach(_ body: (_ key: Int, _ weight: Double) -> Void) {
-        for (offset, weight) in counts.enumerated() where weight != 0 { body(first + offset, weight) }
+        for (key, weight) in zip(keys, weights) { body(key, weight) }
     }
 
     /// The populated buckets as Prometheus' spans (the first offset absolute, each later one
@@ -166,13 +188,12 @@ public struct BucketWindow: Equatable, Sendable {
         var spans: [(offset: Int32, length: UInt32)] = []
         var out: [Double] = []
         var previousEnd: Int? = nil  // one past the last bucket of the span before
-        for (offset, weight) in counts.enumerated() where weight != 0 {
-            let key = first + offset
+        for (key, weight) in zip(keys, weights) {
             if let end = previousEnd, key - end <= 2, !spans.isEmpty {
                 for _ in end..<key { out.append(0) }
                 spans[spans.count - 1].length += UInt32(key - end + 1)
             } else {
-                spans.append((Int32(previousEnd.map { key - $0 } ?? key), 1))
+                spans.append((Int32(truncatingIfNeeded: previousEnd.map { key - $0 } ?? key), 1))
             }
             out.append(weight)
             previousEnd = key + 1
@@ -182,10 +203,19 @@ public struct BucketWindow: Equatable, Sendable {
 
     /// Adds the buckets together as the schema drops by `steps`.
     mutating func reduce(by steps: Int) {
-        guard !counts.isEmpty else { return }
+        guard !keys.isEmpty else { return }
         let old = self
         self = BucketWindow()
-        old.forEach { key, weight in add(weight, at: ExponentialHistogram.coarserIndex(key, by: steps)) }
+        // Coarser indices of ascending keys ascend too: each lands at the end or on the last.
+        for (key, weight) in zip(old.keys, old.weights) {
+            let coarse = ExponentialHistogram.coarserIndex(key, by: steps)
+            if keys.last == coarse {
+                weights[weights.count - 1] += weight
+            } else {
+                keys.append(coarse)
+                weights.append(weight)
+            }
+        }
     }
 }
 

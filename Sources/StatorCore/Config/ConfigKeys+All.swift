@@ -122,8 +122,8 @@ extension ConfigKeys {
             { Int64($0.histograms.options.schema) }
         ) { $0.histograms.options.schema = Int8($1) },
         number(
-            "histograms.native_zero_threshold", 0...1e300,
-            "Native histograms: values of magnitude up to this count in the zero bucket.",
+            "histograms.native_zero_threshold", Double.leastNonzeroMagnitude...1e300,
+            "Native histograms: values of magnitude up to this count in the zero bucket (above 0).",
             { $0.histograms.options.zeroThreshold }
         ) { $0.histograms.options.zeroThreshold = $1 },
         integer(

@@ -74,15 +74,29 @@ private func buckets(_ h: ExponentialHistogram) -> [String: Double] {
     #expect(abs(h.sum - values.reduce(0, +)) < 1e-6)
 }
 
-/// Two values far apart make a wide window of empty buckets: bounded too.
-@Test func aWideWindowIsBoundedByHalvingTheResolution() {
+/// Two values far apart cost two buckets and keep the resolution (the buckets are sparse); a
+/// dense copy for OTLP is made coarser until it spans at most the bucket cap.
+@Test func anOutlierCostsOneBucketAndKeepsTheResolution() {
     var h = ExponentialHistogram(schema: 8, maxBuckets: 160)
     h.observe(1e-30)  // 1e-300 would be in the zero bucket (below 2^-128)
     h.observe(1e30)
-    #expect(h.positive.width <= ExponentialHistogram.maxWindowFactor * 160)
-    #expect(h.schema == 1)  // 199 octaves of 2 buckets: 399 wide, where schema 2 would be 797
+    #expect(h.schema == 8)
+    #expect(h.positive.populated == 2)
     #expect(h.count == 2)
-    #expect(buckets(h).count == 2, "\(h.schema) \(buckets(h))")
+    let dense = h.reduced(toWidthAtMost: 160)
+    #expect(dense.positive.width <= 160)
+    #expect(dense.schema == -1)  // 199 octaves in 100 buckets of 2 octaves; schema 0 would span 200
+    #expect(dense.count == 2)
+    #expect(buckets(dense).count == 2)
+}
+
+/// Two overflows of opposite signs leave the sum at +Inf, never NaN (no sink may write NaN).
+@Test func overflowsOfBothSignsLeaveTheSumInfinite() {
+    var h = ExponentialHistogram(schema: 3)
+    h.observe(1e300, weight: 1e300)
+    h.observe(-1e300, weight: 1e300)
+    #expect(h.sum == .infinity)
+    #expect(h.count == 2e300)
 }
 
 /// The bound of bucket 1 at schema 3, 2^(1/8), closes bucket 1; the next double is in bucket 2.

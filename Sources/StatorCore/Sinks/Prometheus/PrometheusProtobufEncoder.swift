@@ -137,8 +137,8 @@ enum PrometheusProtobufEncoder {
         var whole = isWhole(h.count) && h.buckets.allSatisfy(isWhole)
         if let native, whole {
             whole =
-                isWhole(native.zeroCount) && native.positive.counts.allSatisfy(isWhole)
-                && native.negative.counts.allSatisfy(isWhole)
+                isWhole(native.zeroCount) && native.positive.weights.allSatisfy(isWhole)
+                && native.negative.weights.allSatisfy(isWhole)
         }
         // Histogram {sample_count 1, sample_count_float 4, sample_sum 2, bucket 3}
         if whole {

@@ -201,7 +201,12 @@ struct OTLPRequestBuilder {
     /// schema. Counts are whole numbers, as OTLP requires (`uint64`): each weighted count is
     /// rounded as the classic histogram's are, and `count` is their total with the zero
     /// bucket's, as OTLP requires too.
+    ///
+    /// OTLP's buckets are dense: a histogram whose buckets span more than `maxBuckets` indices
+    /// (an outlier far from the rest) goes out at a coarser scale, as OpenTelemetry's SDKs
+    /// keep theirs within `max_size` (160 by default, as here).
     static func exponentialHistogram(_ w: inout ProtobufWriter, _ h: ExponentialHistogram) {
+        let h = h.reduced(toWidthAtMost: h.maxBuckets)
         let zero = wholeCounts(CollectionOfOne(h.zeroCount)).total
         let positive = wholeCounts(h.positive.counts)
         let negative = wholeCounts(h.negative.counts)
