@@ -83,24 +83,38 @@ public struct ExponentialHistogram: Equatable, Sendable {
     /// upper bound is inclusive, so powers of the base land in the bucket they close).
     @inline(__always)
     static func bucketIndex(_ magnitude: Double, schema: Int8) -> Int {
-        let (fraction, exponent) = frexp(magnitude)  // magnitude = fraction × 2^exponent, fraction in [0.5, 1)
+        let (fraction, exponent) = fractionAndExponent(magnitude)
         if schema > 0 {
-            let bounds = NativeBucketBounds.table[Int(schema)]
-            // The first bound at or above the fraction: fraction == 0.5 (a power of two) is
-            // index 0 of its octave, the upper end of the octave before.
-            var low = 0
-            var high = bounds.count
-            while low < high {
-                let mid = (low + high) >> 1
-                if bounds[mid] < fraction { low = mid + 1 } else { high = mid }
+            // The first bound at or above the fraction, by a search without a branch on the
+            // value (as `BucketBounds.bucket`): fraction == 0.5 (a power of two) is index 0 of
+            // its octave, the upper end of the octave before.
+            let n = 1 << Int(schema)
+            let bounds = NativeBucketBounds.bounds(schema: schema)
+            var base = 0
+            var count = n
+            while count > 1 {
+                let half = count >> 1
+                base &+= bounds[base &+ half &- 1] < fraction ? half : 0
+                count &-= half
             }
-            return low + (exponent - 1) * bounds.count
+            return base &+ (bounds[base] < fraction ? 1 : 0) &+ (exponent &- 1) &* n
         }
         var key = exponent
         if fraction == 0.5 { key -= 1 }  // an exact power of two closes the bucket below
         let shift = Int(-schema)
         let offset = (1 << shift) - 1
         return (key + offset) >> shift
+    }
+
+    /// `frexp` of a positive finite value: `value = fraction × 2^exponent`, fraction in
+    /// [0.5, 1). A normal value's is read off its bits (the C call is not inlined); a
+    /// subnormal one's comes from `frexp`.
+    @inline(__always)
+    static func fractionAndExponent(_ value: Double) -> (fraction: Double, exponent: Int) {
+        let bits = value.bitPattern
+        let biased = Int((bits >> 52) & 0x7FF)
+        guard biased != 0 else { return frexp(value) }
+        return (Double(bitPattern: (bits & 0x000F_FFFF_FFFF_FFFF) | 0x3FE0_0000_0000_0000), biased - 1022)
     }
 
     /// The bucket at `schema - steps` holding bucket `index` of `schema`.
@@ -112,6 +126,11 @@ public struct ExponentialHistogram: Equatable, Sendable {
         while schema > Self.minSchema && positive.populated + negative.populated > maxBuckets {
             reduce(to: schema - 1)
         }
+    }
+
+    /// An empty histogram of the same schema, zero threshold and bucket cap.
+    func emptied() -> ExponentialHistogram {
+        ExponentialHistogram(schema: schema, zeroThreshold: zeroThreshold, maxBuckets: maxBuckets)
     }
 
     /// A copy whose buckets of each sign span at most `width` indices (`width` ≥ 1), coarser
@@ -226,4 +245,18 @@ enum NativeBucketBounds {
         let n = 1 << schema
         return (0..<n).map { 0.5 * exp2(Double($0) / Double(n)) }
     }
+
+    /// Every schema's bounds in one allocation made once and never freed, schema `s` from
+    /// `2^s - 2` (510 values): read on every sample, without a reference count. Written once
+    /// before its first read (a `static let` is initialised once), then only read.
+    nonisolated(unsafe) private static let flat: UnsafePointer<Double> = {
+        let all = table.joined()
+        let p = UnsafeMutablePointer<Double>.allocate(capacity: all.count)
+        p.initialize(from: Array(all), count: all.count)
+        return UnsafePointer(p)
+    }()
+
+    /// The 2^`schema` bounds of schema 1...8.
+    @inline(__always)
+    static func bounds(schema: Int8) -> UnsafePointer<Double> { flat + ((1 << Int(schema)) - 2) }
 }

@@ -34,12 +34,20 @@ public struct NativeHistogramConfiguration: Sendable {
 /// both and the two differ. A reference, so that a series without native histograms pays
 /// one word for it.
 final class NativeHistogramCell {
-    var bucketed: ExponentialHistogram
-    var asSent: ExponentialHistogram?
+    // Only the interval's writer touches a cell (under the lock of its shard or share), as it
+    // does the rest of the aggregate: the runtime's exclusivity checks would cost every sample.
+    @exclusivity(unchecked) var bucketed: ExponentialHistogram
+    @exclusivity(unchecked) var asSent: ExponentialHistogram?
 
     init(_ options: NativeHistogramOptions, scaled: Bool) {
         bucketed = ExponentialHistogram(options)
         asSent = options.keepsStatsdUnit && scaled ? ExponentialHistogram(options) : nil
+    }
+
+    /// An empty cell of the options `other` was made with.
+    init(empty other: NativeHistogramCell) {
+        bucketed = other.bucketed.emptied()
+        asSent = other.asSent?.emptied()
     }
 
     /// Counts one sample: `x` as sent and `bucketValue` as bucketed.

@@ -34,8 +34,11 @@ struct SampleAggregate {
     private var blocks: [UnsafeMutablePointer<Double>] = []
     var key: MetricKey
     /// The interval's native histograms, when the bounds ask for them (`nil` costs `add` one
-    /// test of a word).
-    private(set) var native: NativeHistogramCell?
+    /// test of a word). Owned by the interval's arena, as the buckets and values are (it lives
+    /// exactly as long): held here unretained, so that a sample costs no reference count.
+    private var nativeCell: Unmanaged<NativeHistogramCell>?
+    /// `nativeCell`'s object (for the flush; `add` uses the reference without retaining it).
+    var native: NativeHistogramCell? { nativeCell?.takeUnretainedValue() }
     #if DEBUG
         /// The arena holding `buckets` and `blocks`. Their memory is the arena's: debug builds
         /// check on every use of it that the arena is still alive.
@@ -48,7 +51,9 @@ struct SampleAggregate {
         buckets = arena.allocate(bounds.upperBounds.count + 1)
         bucketScale = key.type == .timer ? 1.0 / 1000 : 1
         valueScale = bounds.valueScale
-        native = bounds.native.map { NativeHistogramCell($0, scaled: bucketScale != 1 || bounds.valueScale != 1) }
+        nativeCell = bounds.native.map {
+            Unmanaged.passUnretained(arena.keep(NativeHistogramCell($0, scaled: bucketScale != 1 || bounds.valueScale != 1)))
+        }
         #if DEBUG
             owner = arena
         #endif
@@ -80,7 +85,10 @@ struct SampleAggregate {
         weightedSum += x * weight
         let bucketed = bucketValue(x)
         buckets[bounds.bucket(for: bucketed)] += weight
-        if let native { native.observe(x, bucketed: bucketed, weight: weight) }
+        if let nativeCell {
+            checkArena()  // the cell's owner, as for the buckets
+            nativeCell._withUnsafeGuaranteedRef { $0.observe(x, bucketed: bucketed, weight: weight) }
+        }
         if x < min { min = x }
         if x > max { max = x }
         if samples <= maxSamples {
@@ -190,7 +198,10 @@ struct SampleAggregate {
         if let theirs = other.native {
             // Another share of one interval has the same options, but a reload may have
             // changed a rule's between the two: the histograms still merge exactly.
-            if let native { native.merge(theirs) } else { native = theirs }
+            // (Merged into a cell of this interval's arena: the other's goes with its arena.)
+            let mine = native ?? arena.keep(NativeHistogramCell(empty: theirs))
+            nativeCell = Unmanaged.passUnretained(mine)
+            mine.merge(theirs)
         }
         if n1 + n2 <= maxSamples {
             samples = n1 + n2

@@ -16,6 +16,17 @@ final class SampleArena: @unchecked Sendable {
     private var left = 0
     /// Doubles allocated in slabs, used or not.
     private(set) var capacity = 0
+    /// Objects that live as long as the arena (the series' native histograms), which the
+    /// aggregates refer to unretained.
+    private var objects: [AnyObject] = []
+
+    /// Keeps `object` alive until the arena is freed.
+    /// - Returns: `object`.
+    @discardableResult
+    func keep<T: AnyObject>(_ object: T) -> T {
+        objects.append(object)
+        return object
+    }
 
     /// `n` zeroed doubles that stay where they are until the arena is freed.
     func allocate(_ n: Int) -> UnsafeMutablePointer<Double> {

@@ -9,11 +9,25 @@ private let knownIndexes: [(Double, Int8, Int)] = [
     (1.0, 3, 0), (2.0, 3, 8), (0.5, 3, -8),     (1.0, -1, 0), (2.0, -1, 1), (4.0, -1, 1), (5.0, -1, 2), (0.25, -1, -1), (0.26, -1, 0),
     (16.0, -2, 1), (17.0, -2, 2), (1.0, -4, 0), (65_536.0, -4, 1), (65_537.0, -4, 2),
     (1.0, 8, 0), (2.0, 8, 256), (1e-300, 0, -996), (1e300, 0, 997),
+    (5e-324, 0, -1074), (5e-324, 3, -8592), (Double.greatestFiniteMagnitude, 0, 1024),
 ]
 
 @Test(arguments: knownIndexes)
 func bucketIndexesFollowPrometheus(_ value: Double, _ schema: Int8, _ expected: Int) {
     #expect(ExponentialHistogram.bucketIndex(value, schema: schema) == expected)
+}
+
+/// The bit-level frexp agrees with the C library's on normal and subnormal values.
+@Test func fractionAndExponentIsFrexp() {
+    var rng = SplitMix64(state: 11)
+    for k in 0..<20_000 {
+        // Positive finite doubles of every exponent, a quarter of them subnormal.
+        let bits = k % 4 == 0 ? rng.next() & 0x000F_FFFF_FFFF_FFFF | 1 : rng.next() % 0x7FEF_FFFF_FFFF_FFFF + 1
+        let value = Double(bitPattern: bits)
+        let (fraction, exponent) = ExponentialHistogram.fractionAndExponent(value)
+        let expected = frexp(value)
+        #expect(fraction == expected.0 && exponent == expected.1, "\(value)")
+    }
 }
 
 /// Every value lands in the bucket whose bounds hold it, at every schema (checked with `log2`,
