@@ -80,7 +80,10 @@ public enum StatsdParser {
             while true {
                 var j = valueStart
                 while j < end, bytes[j] != colon, bytes[j] != pipe { j &+= 1 }
-                out.pendingValues.append(valueStart..<j)
+                // An empty item of packed values (`1::2`, a trailing `:`) is skipped, as the
+                // Datadog agent and gostatsd skip it; a group of none is `invalid_value`
+                // (`convertValues`).
+                if j > valueStart { out.pendingValues.append(valueStart..<j) }
                 guard j < end else { return .failure(.missingType) }
                 if bytes[j] == pipe {
                     i = j &+ 1
@@ -330,6 +333,7 @@ public enum StatsdParser {
     private static func convertValues(
         _ bytes: UnsafeRawBufferPointer, _ group: inout SampleGroup, _ out: inout ParsedLine
     ) -> ParseFailure? {
+        guard !out.pendingValues.isEmpty else { return .invalidValue }
         if group.type == .set {
             guard out.pendingValues.count == 1 else { return .multipleSetValues }
             let member = out.pendingValues[0]

@@ -55,7 +55,17 @@ let parseCases: [ParseCase] = [
     // several values (DogStatsD 1.1)
     ParseCase("t:1:2:3|ms", "t ms=1,2,3"),
     ParseCase("t:1:2:3|ms|@0.5|#k:v", "t{k=v} ms=1,2,3@0.5"),
-    ParseCase("t:1::3|ms", "error:invalid_value"),
+    // Empty packed items are skipped (SPEC section 15); a line of only empty items is refused.
+    ParseCase("t:1::3|ms", "t ms=1,3"),
+    ParseCase("x:1.1234:41:|d", "x d=1.1234,41"),
+    ParseCase("f:3:|g", "f g=3"),
+    ParseCase("f::+3|g", "f g=d+3"),
+    ParseCase("x::|d", "error:invalid_value"),
+    ParseCase("x:::|c|#k:v", "error:invalid_value"),
+    ParseCase("m:1|c::250:|ms", "m c=1 ms=250"),
+    ParseCase("m:1|c:|ms", "error:invalid_value"),
+    ParseCase("s:a:|s", "s s=a"),
+    ParseCase("s::|s", "error:invalid_value"),
     ParseCase("s:a:b|s", "error:multiple_set_values"),
     ParseCase("s:|s", "error:invalid_value"),
     // etsy multi form
