@@ -52,8 +52,21 @@ public struct MetricKey: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Calls `body` with each tag's key and value bytes, in key order.
+    /// The value length that marks a bare tag (`|#canary`): no bytes follow it.
+    static let bareValueLength = Int(UInt16.max)
+    /// What a bare tag's value reads as in sinks with key=value tags (Telegraf's convention).
+    static let bareValue: StaticString = "true"
+
+    /// Calls `body` with each tag's key and value bytes, in key order; a bare tag's value is
+    /// `true` (SPEC section 15).
     public func forEachTag(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
+        forEachTagMarkingBare { k, v, _ in body(k, v) }
+    }
+
+    /// `forEachTag`, also saying whether the tag was sent bare (its value then reads `true`): for
+    /// the Datadog push, which sends it bare as it came.
+    public func forEachTagMarkingBare(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, Bool) -> Void) {
+        let trueValue = UnsafeRawBufferPointer(start: Self.bareValue.utf8Start, count: Self.bareValue.utf8CodeUnitCount)
         bytes.withUnsafeBytes { raw in
             var i = 3 + (Int(raw[1]) | Int(raw[2]) << 8)
             let end = raw[0] & Self.mappedFlag != 0 ? raw.count - 2 : raw.count
@@ -62,9 +75,14 @@ public struct MetricKey: Hashable, Sendable, CustomStringConvertible {
                 let k = UnsafeRawBufferPointer(rebasing: raw[(i + 2)..<(i + 2 + kl)])
                 i += 2 + kl
                 let vl = Int(raw[i]) | Int(raw[i + 1]) << 8
+                if vl == Self.bareValueLength {
+                    i += 2
+                    body(k, trueValue, true)
+                    continue
+                }
                 let v = UnsafeRawBufferPointer(rebasing: raw[(i + 2)..<(i + 2 + vl)])
                 i += 2 + vl
-                body(k, v)
+                body(k, v, false)
             }
         }
     }

@@ -95,17 +95,23 @@ struct SeriesKeyBuilder: ~Copyable {
         isMapped = true
         count = 1
         parts.name.withUnsafeBytes { append($0, 0..<$0.count) }
-        var tags: [[UInt8]: [UInt8]] = [:]
+        // A tag's value, nil for a bare tag.
+        var tags: [[UInt8]: [UInt8]?] = [:]
         for t in line.tags.indices {
             let tag = line.tags[t]
-            tags[Array(UnsafeRawBufferPointer(rebasing: src[tag.key]))] = Array(UnsafeRawBufferPointer(rebasing: src[tag.value]))
+            let value = tag.value == TagRange.bare ? nil : Array(Self.resolve(src, tag.value))
+            tags[Array(Self.resolve(src, tag.key))] = .some(value)
         }
         for label in parts.labels where !(parts.honorLabels && tags[label.name] != nil) {
-            tags[label.name] = label.value
+            tags[label.name] = .some(label.value)
         }
         for key in tags.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
             key.withUnsafeBytes { append($0, 0..<$0.count) }
-            tags[key].unsafelyUnwrapped.withUnsafeBytes { append($0, 0..<$0.count) }
+            if let value = tags[key].unsafelyUnwrapped {
+                value.withUnsafeBytes { append($0, 0..<$0.count) }
+            } else {
+                append(src, TagRange.bare)
+            }
         }
         if count + 2 > capacity { grow(to: count + 2) }
         buffer[count] = UInt8(truncatingIfNeeded: parts.options)
@@ -138,14 +144,37 @@ struct SeriesKeyBuilder: ~Copyable {
         return MetricKey(bytes: Array(bytes), series: .none)
     }
 
-    /// Appends a length-prefixed byte range (lengths are little-endian u16; a datagram is < 64 KiB).
+    /// The bytes a range of a parsed line names: `src[r]`, or for the ranges below zero that
+    /// `TagRange` defines, the bytes they stand for (`TagRange.bare` has none).
     @inline(__always)
-    private mutating func append(_ src: UnsafeRawBufferPointer, _ r: Range<Int>) {
+    static func resolve(_ src: UnsafeRawBufferPointer, _ r: Range<Int>) -> UnsafeRawBufferPointer {
+        if r.lowerBound >= 0 { return UnsafeRawBufferPointer(rebasing: src[r]) }
+        if r == TagRange.containerIDKey {
+            return UnsafeRawBufferPointer(
+                start: TagRange.containerID.utf8Start, count: TagRange.containerID.utf8CodeUnitCount)
+        }
+        return UnsafeRawBufferPointer(start: nil, count: 0)
+    }
+
+    /// Appends a length-prefixed byte range (lengths are little-endian u16; a datagram is < 64 KiB).
+    /// A bare tag's value is the length `MetricKey.bareValueLength` and no bytes: no value
+    /// sent can have that length (`max_tag_bytes` is at most 65,535, key and `:` included).
+    @inline(__always)
+    private mutating func append(_ src: UnsafeRawBufferPointer, _ range: Range<Int>) {
+        if range.lowerBound < 0, range == TagRange.bare {
+            if count + 2 > capacity { grow(to: count + 2) }
+            buffer[count] = UInt8(truncatingIfNeeded: MetricKey.bareValueLength)
+            buffer[count + 1] = UInt8(truncatingIfNeeded: MetricKey.bareValueLength >> 8)
+            count += 2
+            return
+        }
+        let source = range.lowerBound < 0 ? Self.resolve(src, range) : src
+        let r = range.lowerBound < 0 ? 0..<source.count : range
         let n = min(r.count, Int(UInt16.max))
         if count + 2 + n > capacity { grow(to: count + 2 + n) }
         buffer[count] = UInt8(truncatingIfNeeded: n)
         buffer[count + 1] = UInt8(truncatingIfNeeded: n >> 8)
-        if n > 0, let base = src.baseAddress {
+        if n > 0, let base = source.baseAddress {
             (buffer + count + 2).update(from: base.assumingMemoryBound(to: UInt8.self) + r.lowerBound, count: n)
         }
         count += 2 + n
@@ -162,6 +191,15 @@ struct SeriesKeyBuilder: ~Copyable {
     }
 
     private static func compare(_ src: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Int32 {
+        if a.lowerBound < 0 || b.lowerBound < 0 {
+            let (x, y) = (resolve(src, a), resolve(src, b))
+            let n = min(x.count, y.count)
+            if n > 0, let xa = x.baseAddress, let ya = y.baseAddress {
+                let c = memcmp(xa, ya, n)
+                if c != 0 { return c }
+            }
+            return x.count == y.count ? 0 : (x.count < y.count ? -1 : 1)
+        }
         guard let base = src.baseAddress else { return 0 }
         let c = memcmp(base + a.lowerBound, base + b.lowerBound, min(a.count, b.count))
         if c != 0 { return c }

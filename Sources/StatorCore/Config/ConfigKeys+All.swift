@@ -164,6 +164,11 @@ extension ConfigKeys {
             "Longest tag in bytes, key:value as sent; longer and the line is dropped (tags_too_long).",
             { Int64($0.aggregation.lineLimits.maxTagBytes) }
         ) { $0.aggregation.lineLimits.maxTagBytes = Int($1) },
+        boolean(
+            "dogstatsd.origin_tags",
+            "Keep a DogStatsD line's entity id (dd.internal.entity_id), else its container id (c: field), as one container_id tag; off: origin fields are dropped.",
+            { $0.aggregation.lineLimits.originTags }
+        ) { $0.aggregation.lineLimits.originTags = $1 },
         ConfigKey(
             path: "shards", kind: .integer,
             help: "Lock shards of the series table, a power of two (default: eight per core, at least 16).",

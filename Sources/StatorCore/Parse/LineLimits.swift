@@ -9,10 +9,17 @@ public struct LineLimits: Sendable, Equatable {
     /// Longest tag, `key:value` (or `key=value`) as sent, in bytes (`max_tag_bytes`); longer is `tags_too_long`.
     public var maxTagBytes: Int = 256
 
-    public init(maxNameBytes: Int = 256, maxTags: Int = 32, maxTagBytes: Int = 256) {
+    /// Not a bound but how the parser reads origin fields (`dogstatsd.origin_tags`, SPEC section
+    /// 15): when set, the entity id (`dd.internal.entity_id:`), else the `|c:` container id,
+    /// becomes one `container_id` tag, counted and bounded like the others. Off by default,
+    /// since it multiplies series by pods.
+    public var originTags = false
+
+    public init(maxNameBytes: Int = 256, maxTags: Int = 32, maxTagBytes: Int = 256, originTags: Bool = false) {
         self.maxNameBytes = maxNameBytes
         self.maxTags = maxTags
         self.maxTagBytes = maxTagBytes
+        self.originTags = originTags
     }
 
     /// The longest series key (`MetricKey.bytes`) these limits let through: a type byte, then

@@ -2,6 +2,14 @@
 public struct TagRange: Sendable, Equatable {
     public var key: Range<Int>
     public var value: Range<Int>
+
+    /// The value of a bare tag (`|#canary`): no bytes of the datagram. Ranges below zero are
+    /// never indices; `SeriesKeyBuilder` resolves them (`MetricKey.bareValueLength`).
+    public static let bare: Range<Int> = -1 ..< -1
+    /// The key of the origin tag `container_id` (`LineLimits.originTags`), not in the datagram either.
+    public static let containerIDKey: Range<Int> = -2 ..< -2
+    /// The bytes of `containerIDKey`.
+    static let containerID: StaticString = "container_id"
 }
 
 /// One `value[:value...]|type[|@rate]` group of a line. Most lines have one;
@@ -30,8 +38,13 @@ public struct ParsedValue: Sendable, Equatable {
 public struct ParsedLine: ~Copyable {
     /// The metric name, without name tags.
     public var name: Range<Int> = 0..<0
-    /// Tags in the order written, duplicates included (the aggregator sorts and de-duplicates).
+    /// Tags in the order written, duplicates included (the aggregator sorts and de-duplicates);
+    /// origin fields are not among them.
     public var tags = ScratchList<TagRange>(capacity: 16)
+    /// The origin fields, empty when absent: the `dd.internal.entity_id:` tag's value and the
+    /// `|c:` container id (SPEC section 15).
+    public var entityID: Range<Int> = 0..<0
+    public var containerID: Range<Int> = 0..<0
     public var groups = ScratchList<SampleGroup>(capacity: 4)
     public var values = ScratchList<ParsedValue>(capacity: 16)
     /// Scratch: value ranges of the group being parsed.
@@ -51,6 +64,8 @@ public struct ParsedLine: ~Copyable {
     @inline(__always)
     mutating func reset() {
         name = 0..<0
+        entityID = 0..<0
+        containerID = 0..<0
         tags.removeAll()
         groups.removeAll()
         values.removeAll()

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Parses statsd / DogStatsD lines (SPEC section 1) from raw datagram bytes.
 ///
 /// The parser never allocates once its `ParsedLine` is warm and never throws:
@@ -136,10 +138,7 @@ public enum StatsdParser {
                     if b == pipe { break }
                     high |= b
                     if b == comma {
-                        if sep > pairStart {
-                            out.tags.append(TagRange(key: pairStart..<sep, value: (sep &+ 1)..<i))
-                            longestTag = max(longestTag, i &- pairStart)
-                        }
+                        appendDogTag(bytes, pairStart, sep, i, &out, &longestTag)
                         pairStart = i &+ 1
                         sep = -1
                     } else if b == colon, sep < 0 {
@@ -147,10 +146,7 @@ public enum StatsdParser {
                     }
                     i &+= 1
                 }
-                if sep > pairStart {
-                    out.tags.append(TagRange(key: pairStart..<sep, value: (sep &+ 1)..<i))
-                    longestTag = max(longestTag, i &- pairStart)
-                }
+                appendDogTag(bytes, pairStart, sep, i, &out, &longestTag)
                 tagsHadNonASCII = high >= 0x80
             } else {
                 while i < end, bytes[i] != pipe { i &+= 1 }
@@ -184,11 +180,21 @@ public enum StatsdParser {
                 if k == fieldStart &+ 1, bytes[fieldStart] == UInt8(ascii: "c") {
                     guard !seenContainer else { return .failure(.invalidField) }
                     seenContainer = true
+                    out.containerID = (k &+ 1)..<i
                 }
             }
         }
-        // `max_tags` and `max_tag_bytes`: each tag `key:value` or `key=value` as sent, its length
-        // noted as the tags were scanned; bare tags are not kept, so they do not count.
+        // The origin tag, when asked for: the entity id, else the container id, as `container_id`
+        // (bounded as if sent as `container_id:<id>`).
+        if out.limits.originTags {
+            let id = out.entityID.isEmpty ? out.containerID : out.entityID
+            if !id.isEmpty {
+                out.tags.append(TagRange(key: TagRange.containerIDKey, value: id))
+                longestTag = max(longestTag, TagRange.containerID.utf8CodeUnitCount &+ 1 &+ id.count)
+            }
+        }
+        // `max_tags` and `max_tag_bytes`: each tag `key:value`, `key=value` or bare as sent, its
+        // length noted as the tags were scanned.
         guard out.tags.count <= out.limits.maxTags, longestTag <= out.limits.maxTagBytes else {
             return .failure(.tagsTooLong)
         }
@@ -206,6 +212,49 @@ public enum StatsdParser {
             }
         }
         return .metric
+    }
+
+    /// Keeps one DogStatsD tag `bytes[start..<end]`, whose first `:` is at `sep` (-1: none), as
+    /// SPEC section 15 says: a bare tag (`canary`) is part of the identity, with the value
+    /// `TagRange.bare`; an origin field (`dd.internal.entity_id:`, `dd.internal.card:`) is not a
+    /// tag (the entity id is noted for `LineLimits.originTags`); an empty tag or key is skipped.
+    @inline(__always)
+    private static func appendDogTag(
+        _ bytes: UnsafeRawBufferPointer, _ start: Int, _ sep: Int, _ end: Int, _ out: inout ParsedLine,
+        _ longest: inout Int
+    ) {
+        if sep < 0 {
+            guard end > start else { return }
+            out.tags.append(TagRange(key: start..<end, value: TagRange.bare))
+        } else {
+            guard sep > start else { return }
+            switch originField(bytes, start..<sep) {
+            case 1:
+                out.entityID = (sep &+ 1)..<end
+                return
+            case 2:
+                return
+            default:
+                out.tags.append(TagRange(key: start..<sep, value: (sep &+ 1)..<end))
+            }
+        }
+        longest = max(longest, end &- start)
+    }
+
+    private static let entityIDKey: StaticString = "dd.internal.entity_id"
+    private static let cardKey: StaticString = "dd.internal.card"
+
+    /// Whether a tag key is an origin field: 1 the entity id, 2 the cardinality, else 0.
+    /// (Lengths first: most keys are neither 21 nor 16 bytes long.)
+    @inline(__always)
+    private static func originField(_ bytes: UnsafeRawBufferPointer, _ key: Range<Int>) -> Int {
+        let n = key.count
+        guard n == entityIDKey.utf8CodeUnitCount || n == cardKey.utf8CodeUnitCount,
+            let base = bytes.baseAddress
+        else { return 0 }
+        let field = n == entityIDKey.utf8CodeUnitCount ? entityIDKey : cardKey
+        guard memcmp(base + key.lowerBound, field.utf8Start, n) == 0 else { return 0 }
+        return n == entityIDKey.utf8CodeUnitCount ? 1 : 2
     }
 
     /// Debug builds: notes how far the name scan went (`ParsedLine.nameBytesVisited`).

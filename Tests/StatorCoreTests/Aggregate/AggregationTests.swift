@@ -9,11 +9,11 @@ struct Harness {
 
     init(
         shards: Int = 4, maxSeries: Int = 1000, maxSamples: Int = 10_000, ttlMillis: Int64 = 300_000,
-        percentiles: [Double] = [90, 95, 99]
+        percentiles: [Double] = [90, 95, 99], lineLimits: LineLimits = LineLimits()
     ) {
         table = ShardedTable(
             configuration: AggregationConfiguration(
-                shards: shards, maxSeries: maxSeries, maxSamplesPerSeries: maxSamples), seed: 42)
+                shards: shards, maxSeries: maxSeries, maxSamplesPerSeries: maxSamples, lineLimits: lineLimits), seed: 42)
         flusher = Flusher(
             table: table,
             configuration: FlushConfiguration(
@@ -200,8 +200,9 @@ extension FlushBatch {
     h.send("a:1|c|#k:1,k:2", "a:1|c|#k:2", "b:1|c|#k:1,bare,j:0,k:3")
     let batch = h.flush(at: 10_000)
     #expect(try #require(batch.counter("a", [("k", "2")])).value == 2)
-    let b = try #require(batch.counter("b", [("j", "0"), ("k", "3")]))
-    #expect(b.key.tags.map(\.key) == ["j", "k"])
+    let b = try #require(batch.counters.first { $0.key.name == "b" })
+    #expect(b.key.tags.map(\.key) == ["bare", "j", "k"])
+    #expect(b.key.tags.map(\.value) == ["true", "0", "3"])
 }
 
 @Test func seriesLimitDropsNewSeriesOnly() throws {

@@ -107,7 +107,7 @@ let parseCases: [ParseCase] = [
     ParseCase("c:-1|c", "error:negative_counter"),
     // DogStatsD tags
     ParseCase("t:1|c|#env:prod,region:eu", "t{env=prod,region=eu} c=1"),
-    ParseCase("t:1|c|#env:prod,bare", "t{env=prod} c=1"),
+    ParseCase("t:1|c|#env:prod,bare", "t{env=prod,bare} c=1"),
     ParseCase("t:1|c|#k:1,k:2", "t{k=1,k=2} c=1"),
     ParseCase("t:1|c|#url:http://x", "t{url=http://x} c=1"),
     ParseCase("t:1|c|#k:", "t{k=} c=1"),
@@ -175,11 +175,11 @@ func parsesLine(_ c: ParseCase) {
     // The name is measured before its name tags; a multi-byte character counts its bytes.
     #expect(parseLine(name256 + ",k=v:1|c") == "\(name256){k=v} c=1")
     #expect(parseLine(String(repeating: "é", count: 129) + ":1|c") == "error:name_too_long")
-    // 32 tags pass, 33 do not, in each tag form; bare tags are not kept, so they do not count.
+    // 32 tags pass, 33 do not, in each tag form; bare tags count (SPEC section 15).
     let tags32 = (0..<32).map { "k\($0):v" }.joined(separator: ",")
     #expect(parseLine("t:1|c|#" + tags32).hasPrefix("t{k0=v"))
     #expect(parseLine("t:1|c|#" + tags32 + ",k32:v") == "error:tags_too_long")
-    #expect(parseLine("t:1|c|#" + tags32 + ",bare").hasPrefix("t{k0=v"))
+    #expect(parseLine("t:1|c|#" + tags32 + ",bare") == "error:tags_too_long")
     let named33 = (0..<33).map { "k\($0)=v" }.joined(separator: ",")
     #expect(parseLine("t," + named33 + ":1|c") == "error:tags_too_long")
     #expect(parseLine("t[" + named33 + "]:1|c") == "error:tags_too_long")

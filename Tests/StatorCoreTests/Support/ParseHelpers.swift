@@ -3,11 +3,15 @@
 /// Renders a parsed line compactly for table-driven expectations:
 /// `name{k=v,...} type=v1,v2[@rate] ...`; gauge deltas are written `d+2`/`d-2`.
 func render(_ line: borrowing ParsedLine, _ bytes: UnsafeRawBufferPointer) -> String {
-    func text(_ r: Range<Int>) -> String { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[r]), as: UTF8.self) }
+    func text(_ r: Range<Int>) -> String { String(decoding: SeriesKeyBuilder.resolve(bytes, r), as: UTF8.self) }
     var out = text(line.name)
     let values = line.values.toArray()
     if !line.tags.isEmpty {
-        out += "{" + line.tags.toArray().map { "\(text($0.key))=\(text($0.value))" }.joined(separator: ",") + "}"
+        // A bare tag shows as its key alone.
+        out +=
+            "{"
+            + line.tags.toArray().map { $0.value == TagRange.bare ? text($0.key) : "\(text($0.key))=\(text($0.value))" }
+            .joined(separator: ",") + "}"
     }
     for g in line.groups.toArray() {
         let code: String

@@ -123,10 +123,11 @@ enum PushEncoders {
             tags.removeAll(keepingCapacityUpTo: 1 << 16)
             tags.raw("[")
             var first = true
-            key.forEachTag { k, v in
+            // A bare tag goes as it came (`canary`), as the Datadog agent sends it (SPEC section 15).
+            key.forEachTagMarkingBare { k, v, bare in
                 if !first { tags.raw(",") }
                 first = false
-                tags.string(Array(k) + [UInt8(ascii: ":")] + Array(v))
+                tags.string(bare ? Array(k) : Array(k) + [UInt8(ascii: ":")] + Array(v))
             }
             labels.forEachMissing(from: key) { k, v in
                 if !first { tags.raw(",") }
