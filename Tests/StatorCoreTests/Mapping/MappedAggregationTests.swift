@@ -134,3 +134,16 @@ private struct MappedPipeline {
     #expect(again.new)  // another kind: decided again
     #expect(!Array("a.x".utf8).withUnsafeBytes { cache.decision($0, type: .counter, rules: rules) }.new)
 }
+
+/// A mapped series keeps a bare tag as bare (SPEC section 15) and never an origin field; a
+/// rule's label of the same name wins over it as over any tag.
+@Test func aMappedSeriesKeepsBareTagsAndDropsOriginFields() throws {
+    let p = try MappedPipeline("mappings:\n- match: \"job.*\"\n  name: \"job_total\"\n  labels: {part: \"$1\", won: \"rule\"}\n")
+    ingest(p.table, ["job.a:1|c|#canary,won,dd.internal.entity_id:pod-1|c:abc", "job.a:1|c|#dd.internal.entity_id:pod-2"])
+    let batch = p.flusher.flush(at: 10_000)
+    #expect(MappedPipeline.names(batch) == ["job_total{canary=true,part=a,won=rule}", "job_total{part=a,won=rule}"])
+    let canary = try #require(batch.counters.first { $0.key.hasTag(named: Array("canary".utf8)) })
+    var bare: [String] = []
+    canary.key.forEachTagMarkingBare { k, _, isBare in if isBare { bare.append(String(decoding: k, as: UTF8.self)) } }
+    #expect(bare == ["canary"])
+}
