@@ -13,7 +13,8 @@ nonisolated(unsafe) private var fuzzIngestor: ReaderAggregator?
 nonisolated(unsafe) private var fuzzFlusher: Flusher?
 nonisolated(unsafe) private var fuzzPrometheus: PrometheusSink?
 nonisolated(unsafe) private var fuzzInputs = 0
-nonisolated(unsafe) private var fuzzParsed = ParsedLine()
+/// With `dogstatsd.origin_tags` on (the ingestor has it off): both paths are fuzzed.
+nonisolated(unsafe) private var fuzzParsed = ParsedLine(limits: LineLimits(originTags: true))
 
 private func fuzzCheck(_ condition: Bool, _ what: String) {
     if !condition { fatalError("fuzz check failed: \(what)") }
@@ -37,17 +38,26 @@ private func fuzzCheckLine(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) 
     fuzzCheck(
         !fuzzParsed.name.isEmpty && line.contains(fuzzParsed.name.lowerBound) && fuzzParsed.name.upperBound <= line.upperBound,
         "name")
+    // A tag's key and value lie in the line, but for a bare tag's value and the origin tag's key
+    // (`TagRange.bare`, `TagRange.containerIDKey`), which stand for bytes of their own.
+    func inLine(_ r: Range<Int>) -> Bool { r.lowerBound >= line.lowerBound && r.upperBound <= line.upperBound }
+    let limits = fuzzParsed.limits
     for t in 0..<fuzzParsed.tags.count {
         let tag = fuzzParsed.tags[t]
-        fuzzCheck(tag.key.lowerBound >= line.lowerBound && tag.value.upperBound <= line.upperBound, "tag range")
+        if tag.key == TagRange.containerIDKey {
+            fuzzCheck(inLine(tag.value) && !tag.value.isEmpty, "origin tag range")
+            fuzzCheck("container_id:".utf8.count + tag.value.count <= limits.maxTagBytes, "max_tag_bytes (origin)")
+            continue
+        }
+        fuzzCheck(inLine(tag.key) && !tag.key.isEmpty, "tag key range")
+        if tag.value == TagRange.bare {
+            fuzzCheck(tag.key.count <= limits.maxTagBytes, "max_tag_bytes (bare)")
+        } else {
+            fuzzCheck(inLine(tag.value) && tag.value.upperBound - tag.key.lowerBound <= limits.maxTagBytes, "tag range")
+        }
     }
-    let limits = fuzzParsed.limits
     fuzzCheck(fuzzParsed.name.count <= limits.maxNameBytes, "max_name_bytes")
     fuzzCheck(fuzzParsed.tags.count <= limits.maxTags, "max_tags")
-    for t in 0..<fuzzParsed.tags.count {
-        let tag = fuzzParsed.tags[t]
-        fuzzCheck(tag.value.upperBound - tag.key.lowerBound <= limits.maxTagBytes, "max_tag_bytes")
-    }
     fuzzCheck(fuzzParsed.groups.count > 0, "a metric has a sample group")
     for g in 0..<fuzzParsed.groups.count {
         let group = fuzzParsed.groups[g]
