@@ -24,7 +24,8 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     #expect(try agent.stop() == 0)
     let elapsed = Date().timeIntervalSince(started)
     let lines = try jsonLines(readFile(out))
-    #expect(lines.count == 8)
+    #expect(lines.count == 9)  // eight series and the event (SPEC section 15)
+    #expect(lines.filter { $0["type"] as? String == "event" }.map { "\($0["title"] ?? ""):\($0["text"] ?? "")" } == ["a:b"])
 
     let requests = try #require(series(lines, "api.requests", "counter"))
     #expect(requests["value"] as? Double == 5)
@@ -74,6 +75,7 @@ private func series(_ lines: [[String: Any]], _ name: String, _ type: String) ->
     ])
     let counts = [
         "stator_lines_received_total": 8.0, "stator_packets_received_total": 2, "stator_events_received_total": 1,
+        "stator_events_total{kind=\"service_check\"}": 1, "stator_events_total{kind=\"event\"}": 0,
         "stator_lines_invalid_total{reason=\"missing_colon\"}": 1,
         "stator_lines_invalid_total{reason=\"invalid_value\"}": 1,
         "stator_lines_invalid_total{reason=\"invalid_field\"}": 1,

@@ -29,7 +29,9 @@ public struct ReaderAggregator: ~Copyable {
     private var rejectedSamples: [Int32] = []
     /// Counts since the last `flushCounts(to:)`.
     public private(set) var lines: UInt64 = 0
-    public private(set) var events: UInt64 = 0
+    /// Event and service-check lines, and the valid ones by `DogEvent.Kind.rawValue`.
+    public private(set) var eventLines: UInt64 = 0
+    public private(set) var events: [UInt64] = [0, 0]
     private var invalid = [UInt64](repeating: 0, count: ParseFailure.allCases.count)
     private var dropped = [UInt64](repeating: 0, count: DropReason.allCases.count)
     /// The mapping in force (`mapping_config`), the rules this reader follows, and the
@@ -172,7 +174,14 @@ public struct ReaderAggregator: ~Copyable {
             case .metric:
                 stageLine(datagram, p, index, rejected: rejected)
             case .event:
-                events &+= 1
+                // Events are rare: parsed whole (and allocating) here, queued for the flush.
+                eventLines &+= 1
+                switch table.events.offer(datagram, range, limits: line.limits) {
+                case .queued(let kind): events[Int(kind.rawValue)] &+= 1
+                case .refused(let reason):
+                    invalid[Int(reason.rawValue)] &+= 1
+                    rejected(reason, index, range)
+                }
             case .failure(let reason):
                 invalid[Int(reason.rawValue)] &+= 1
                 rejected(reason, index, range)
@@ -385,7 +394,8 @@ public struct ReaderAggregator: ~Copyable {
     /// go last, so whoever sees them has the batch's other counts too (if it reads those afterwards).
     public mutating func flushCounts(to metrics: SelfMetrics, input: Input = .udp) {
         let counters = metrics.input(input)
-        if events > 0 { metrics.eventsReceived.add(events) }
+        if eventLines > 0 { metrics.eventsReceived.add(eventLines) }
+        for (kind, n) in events.enumerated() where n > 0 { metrics.events[kind].add(n) }
         for (reason, n) in invalid.enumerated() where n > 0 {
             counters.invalid[reason].add(n)
             invalid[reason] = 0
@@ -406,6 +416,7 @@ public struct ReaderAggregator: ~Copyable {
         }
         counters.lines.add(lines)
         lines = 0
-        events = 0
+        eventLines = 0
+        events = [0, 0]
     }
 }

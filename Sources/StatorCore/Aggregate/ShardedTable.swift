@@ -52,6 +52,9 @@ public final class ShardedTable: Sendable {
     let seed: UInt64
     /// Seeds set-member hashes.
     let memberSeed: UInt64
+    /// The open interval's DogStatsD events and service checks (at most 10,000, fewer with a
+    /// lower `max_series`), drained with the shards.
+    let events: EventQueue
     /// The readers' shares of the open interval, drained with the shards.
     private let shares = PthreadLock(ReaderAggregatesRegistry())
     /// Seeds the shares' reservoirs, and the merge's.
@@ -68,6 +71,7 @@ public final class ShardedTable: Sendable {
             "shards must be a power of two up to 65536")
         self.configuration = configuration
         self.seed = seed
+        events = EventQueue(capacity: min(configuration.maxSeries, 10_000))
         var rng = SplitMix64(state: seed)
         let budget = SeriesBudget(limit: configuration.maxSeries)
         self.budget = budget

@@ -20,13 +20,18 @@ public struct StatsdClient: ~Copyable {
 
     deinit { close(fd) }
 
-    /// Why the agent would refuse `line`, or `nil` when it would accept it (events and
-    /// service checks are accepted).
+    /// Why the agent would refuse `line` (an event or service check too), or `nil` when it
+    /// would accept it.
     public static func check(_ line: [UInt8]) -> ParseFailure? {
         line.withUnsafeBytes { raw in
             var parsed = ParsedLine()
-            if case .failure(let reason) = StatsdParser.parse(raw, 0..<raw.count, into: &parsed) { return reason }
-            return nil
+            switch StatsdParser.parse(raw, 0..<raw.count, into: &parsed) {
+            case .failure(let reason): return reason
+            case .metric: return nil
+            case .event:
+                if case .failure(let reason) = EventParser.parse(raw, 0..<raw.count, limits: parsed.limits) { return reason }
+                return nil
+            }
         }
     }
 

@@ -274,7 +274,7 @@ extension ConfigKeys {
         string(
             "sinks.http_push.format", "Body format: json, remote_write, datadog, otlp or influx.", { $0.push.format.rawValue }
         ) { (c, s) throws(ConfigError) in
-            guard let format = PushFormat(rawValue: s) else {
+            guard let format = PushFormat(rawValue: s), format.isConfigurable else {
                 throw ConfigError(
                     "sinks.http_push.format must be one of json, remote_write, datadog, otlp, influx, got \"\(s)\"")
             }

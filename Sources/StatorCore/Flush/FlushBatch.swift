@@ -90,11 +90,15 @@ public struct FlushBatch: Sendable {
     public let samples: [SampleSummary]
     /// Series forgotten at this flush through `series_ttl`; sinks holding state drop them.
     public let expired: [MetricKey]
+    /// The interval's DogStatsD events and service checks, in arrival order (SPEC section 15):
+    /// forwarded by the JSON-lines sink and the `datadog` push, never aggregated.
+    public let events: [DogEvent]
 
     public init(
         sequence: UInt64 = 0, timestamp: EpochMillis, interval: Double, percentiles: [Percentile],
         counters: [CounterSummary] = [],
-        gauges: [GaugeSummary] = [], sets: [SetSummary] = [], samples: [SampleSummary] = [], expired: [MetricKey] = []
+        gauges: [GaugeSummary] = [], sets: [SetSummary] = [], samples: [SampleSummary] = [], expired: [MetricKey] = [],
+        events: [DogEvent] = []
     ) {
         self.sequence = sequence
         self.timestamp = timestamp
@@ -105,6 +109,7 @@ public struct FlushBatch: Sendable {
         self.sets = sets
         self.samples = samples
         self.expired = expired
+        self.events = events
     }
 
     /// Number of series in the batch.

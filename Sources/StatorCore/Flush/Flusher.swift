@@ -188,6 +188,7 @@ public final class Flusher: Sendable {
             let closing = s.generation
             s.generation &+= 1
             let parts = table.drainAll(nextGeneration: s.generation)
+            let events = table.events.drain()
             if s.trimsPending > 0 {
                 // glibc keeps freed small blocks in its arenas; after a mass expiry (a
                 // cardinality bomb passing) that would keep the peak resident for good.
@@ -249,7 +250,7 @@ public final class Flusher: Sendable {
             let gauges = s.gauges.map { GaugeSummary(key: $0.key, value: $0.value) }
             return FlushBatch(
                 sequence: UInt64(closing), timestamp: timestamp, interval: interval, percentiles: configuration.percentiles,
-                counters: counters, gauges: gauges, sets: sets, samples: samples, expired: expired)
+                counters: counters, gauges: gauges, sets: sets, samples: samples, expired: expired, events: events)
         }
         publish(batch)
         let duration = WallClock.monotonicSeconds() - started

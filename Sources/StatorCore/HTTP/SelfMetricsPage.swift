@@ -34,7 +34,7 @@ public struct SelfMetricsPage: Sendable {
     /// The family names this page uses (statsd families may not take them).
     public static let familyNames = [
         "stator_packets_received_total", "stator_lines_received_total", "stator_lines_invalid_total",
-        "stator_events_received_total", "stator_lines_dropped_total", "stator_mapping_series_total",
+        "stator_events_received_total", "stator_events_total", "stator_lines_dropped_total", "stator_mapping_series_total",
         "stator_mapping_reloads_total", "stator_mapping_series_reset_total", "stator_mapping_rules", "stator_tcp_connections",
         "stator_tag_policy_total", "stator_tag_values_limited_total", "stator_tag_values_tracked",
         "stator_udp_kernel_drops_total",
@@ -76,8 +76,13 @@ public struct SelfMetricsPage: Sendable {
             family("stator_tcp_connections", "gauge", "Open connections on the TCP input.")
             sample("stator_tcp_connections", metrics.tcpConnections.value)
         }
-        family("stator_events_received_total", "counter", "DogStatsD events and service checks received (not aggregated).")
+        family("stator_events_received_total", "counter", "DogStatsD event and service check lines received, valid or not.")
         sample("stator_events_received_total", metrics.eventsReceived.value)
+        family(
+            "stator_events_total", "counter", "Valid DogStatsD events and service checks, by kind (forwarded, not aggregated).")
+        for kind in DogEvent.Kind.allCases {
+            sample("stator_events_total{kind=\"\(kind)\"}", metrics.events[Int(kind.rawValue)].value)
+        }
         family("stator_lines_dropped_total", "counter", "Valid lines not aggregated, by reason (mapping rules).")
         for reason in DropReason.allCases {
             sample("stator_lines_dropped_total{reason=\"\(reason)\"}", metrics.linesDropped[reason.rawValue].value)

@@ -37,6 +37,12 @@ public enum ParseFailure: UInt8, Sendable, CaseIterable, CustomStringConvertible
     /// A TCP line longer than `tcp.max_line_bytes`, or a Unix datagram longer than the
     /// reader's buffer (counted by the input that read it).
     case lineTooLong
+    /// A DogStatsD event (`_e{`) that does not parse as the Datadog agent parses it: lengths
+    /// that do not match the bytes, an empty title, a bad optional field, text over 4 KB.
+    case invalidEvent
+    /// A DogStatsD service check (`_sc|`) that does not parse: no name, a status other than
+    /// 0-3, a bad optional field, a message over 4 KB.
+    case invalidServiceCheck
 
     /// The reason label, e.g. `invalid_value`.
     public var description: String {
@@ -58,6 +64,8 @@ public enum ParseFailure: UInt8, Sendable, CaseIterable, CustomStringConvertible
         case .nameTooLong: "name_too_long"
         case .tagsTooLong: "tags_too_long"
         case .lineTooLong: "line_too_long"
+        case .invalidEvent: "invalid_event"
+        case .invalidServiceCheck: "invalid_service_check"
         }
     }
 }

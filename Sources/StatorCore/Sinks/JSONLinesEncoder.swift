@@ -86,5 +86,44 @@ public enum JSONLinesEncoder {
             }
             w.raw("}"); separator(&w)
         }
+        for e in batch.events {
+            w.raw(head)
+            event(e, into: &w)
+            separator(&w)
+        }
+    }
+
+    /// The rest of an event's or service check's object after `ts` and `interval` (SPEC
+    /// section 15): every field, `null` when not sent; tags as sent, in a list.
+    static func event(_ e: DogEvent, into w: inout JSONWriter) {
+        func optional(_ key: StaticString, _ value: String?) {
+            w.raw(key)
+            if let value { w.string(value) } else { w.raw("null") }
+        }
+        w.raw(",\"type\":\"")
+        w.text(e.kind.description)
+        if e.kind == .event {
+            w.raw("\",\"title\":"); w.string(e.title)
+            w.raw(",\"text\":"); w.string(e.text)
+        } else {
+            w.raw("\",\"name\":"); w.string(e.title)
+            w.raw(",\"status\":"); w.integer(Int64(e.status))
+            w.raw(",\"message\":"); w.string(e.text)
+        }
+        w.raw(",\"timestamp\":")
+        if let t = e.timestamp { w.integer(t) } else { w.raw("null") }
+        optional(",\"hostname\":", e.hostname)
+        if e.kind == .event {
+            optional(",\"aggregation_key\":", e.aggregationKey)
+            optional(",\"priority\":", e.priority)
+            optional(",\"source_type\":", e.sourceType)
+            optional(",\"alert_type\":", e.alertType)
+        }
+        w.raw(",\"tags\":[")
+        for (i, tag) in e.tags.enumerated() {
+            if i > 0 { w.raw(UInt8(ascii: ",")) }
+            w.string(tag)
+        }
+        w.raw("]}")
     }
 }

@@ -75,7 +75,11 @@ public enum MappingResult: Int, CaseIterable, Sendable, CustomStringConvertible 
 public final class SelfMetrics: Sendable {
     /// Packets, lines and invalid lines by input (`stator_*_total{input}`), indexed by `Input.rawValue`.
     public let inputs: [InputCounters] = Input.allCases.map { _ in InputCounters() }
+    /// Event and service-check lines received, valid or not (`stator_events_received_total`).
     public let eventsReceived = AtomicCounter()
+    /// Valid DogStatsD events and service checks, indexed by `DogEvent.Kind.rawValue`
+    /// (`stator_events_total{kind}`).
+    public let events: [AtomicCounter] = DogEvent.Kind.allCases.map { _ in AtomicCounter() }
     /// Open TCP connections (`stator_tcp_connections`).
     public let tcpConnections = AtomicCounter()
     /// Per reader socket: the kernel's drop counter as last read (`SO_MEMINFO`).

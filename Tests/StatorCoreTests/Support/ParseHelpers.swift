@@ -59,11 +59,11 @@ func ingest(_ table: ShardedTable, _ lines: [String]) -> [String] {
     var ingestor = ReaderAggregator(table: table)
     return lines.map { text in
         var outcome = "ok"
-        let events = ingestor.events
+        let events = ingestor.eventLines
         Array(text.utf8).withUnsafeBytes { raw in
             ingestor.ingest(raw) { reason, _, _ in outcome = "error:\(reason)" }
         }
-        if ingestor.events > events { outcome = "event" }
+        if ingestor.eventLines > events { outcome = "event" }
         return outcome
     }
 }

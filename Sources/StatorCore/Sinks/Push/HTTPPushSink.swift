@@ -9,6 +9,9 @@ public final class HTTPPushSink: Sink {
     public let name: String
     private let configuration: HTTPPushConfiguration
     private let target: PushTarget
+    /// Where requests of another format than the push's go: a `datadog` push's events and
+    /// service checks, to the APIs next to its series URL.
+    private let targets: [PushFormat: PushTarget]
     /// The headers of a request, by the format it was encoded in: a spooled request keeps
     /// its format's headers after the push's `format` changed.
     private let headers: [PushFormat: [(String, String)]]
@@ -37,6 +40,10 @@ public final class HTTPPushSink: Sink {
     public init(configuration: HTTPPushConfiguration, state: CumulativeState?, metrics: PushMetrics, logger: Logger) throws {
         let target = try PushTarget(parsing: configuration.url)
         self.target = target
+        targets = [
+            .datadogEvents: try PushTarget(parsing: Self.sibling(configuration.url, "events")),
+            .datadogCheckRun: try PushTarget(parsing: Self.sibling(configuration.url, "check_run")),
+        ]
         client = target.scheme == "http" ? PlainHTTPClient() : PushHTTPClient()
         self.configuration = configuration
         name = configuration.name.isEmpty ? HTTPPushConfiguration.defaultName(position: 0) : configuration.name
@@ -66,15 +73,30 @@ public final class HTTPPushSink: Sink {
         sender.withLock { $0 = thread }
     }
 
+    /// `url` with the last segment of its path replaced by `segment`, its query kept:
+    /// `https://api.datadoghq.com/api/v1/series?api_key=k` gives `.../api/v1/events?api_key=k`.
+    static func sibling(_ url: String, _ segment: String) -> String {
+        let scheme = url.range(of: "://")?.upperBound ?? url.startIndex
+        let end = url[scheme...].firstIndex { $0 == "?" || $0 == "#" } ?? url.endIndex
+        guard let slash = url[scheme..<end].lastIndex(of: "/") else { return url[..<end] + "/" + segment + url[end...] }
+        return url[...slash] + segment + url[end...]
+    }
+
     public func emit(_ batch: FlushBatch) throws {
         let extra = PushEncoders.ExternalLabels(externalLabels)
         let size = configuration.batchSize
         let requests: [PushRequest]
         switch configuration.format {
         case .json:
-            requests = batch.seriesCount == 0 ? [] : PushEncoders.json(batch, batchSize: size, labels: extra)
+            requests =
+                batch.seriesCount == 0 && batch.events.isEmpty
+                ? [] : PushEncoders.json(batch, batchSize: size, labels: extra)
         case .datadog:
-            requests = batch.seriesCount == 0 ? [] : PushEncoders.datadog(batch, batchSize: size, labels: extra)
+            requests =
+                batch.seriesCount == 0 && batch.events.isEmpty
+                ? [] : PushEncoders.datadog(batch, batchSize: size, labels: extra)
+        case .datadogEvents, .datadogCheckRun:
+            requests = []  // not configurable
         case .influx:
             requests = batch.seriesCount == 0 ? [] : InfluxEncoder.requests(batch, batchSize: size, labels: extra)
         case .remoteWrite:
@@ -178,7 +200,9 @@ public final class HTTPPushSink: Sink {
             if stopping { timeout = max(0.05, min(timeout, deadline - WallClock.monotonicSeconds())) }
             // Its own format's headers: a spooled request keeps the format it was encoded in.
             let requestHeaders = headers[request.format] ?? []
-            let outcome = client.post(target, body: request.body, headers: requestHeaders, timeout: timeout) { [self] in
+            let outcome = client.post(
+                targets[request.format] ?? target, body: request.body, headers: requestHeaders, timeout: timeout
+            ) { [self] in
                 self.stopping.load(ordering: .acquiring) ? deadline : .infinity
             }
             if outcome.isSuccess {

@@ -5,11 +5,19 @@ public enum PushFormat: String, Sendable, CaseIterable {
     case datadog
     case otlp
     case influx
+    /// Not configurable: what a `datadog` push sends next to its series, each to its own API
+    /// (the URL's last path segment, `series`, replaced): events to `events`, service checks
+    /// to `check_run` (SPEC section 15). Spooled requests keep their format, so their API.
+    case datadogEvents = "datadog_events"
+    case datadogCheckRun = "datadog_check_run"
+
+    /// Whether `sinks.http_push.format` may name it.
+    var isConfigurable: Bool { self != .datadogEvents && self != .datadogCheckRun }
 
     /// The request headers the format needs.
     var headers: [(String, String)] {
         switch self {
-        case .json, .datadog:
+        case .json, .datadog, .datadogEvents, .datadogCheckRun:
             [("Content-Type", "application/json")]
         case .otlp:
             [("Content-Type", "application/x-protobuf")]
@@ -182,6 +190,72 @@ enum PushEncoders {
             for (suffix, value) in zip(statNames, values) { item(suffix, "gauge", value) }
         }
         finish()
+        return requests + datadogEvents(batch.events, batchSize: batchSize)
+    }
+
+    /// The `datadog` push's events, one request each to the events API (`POST /api/v1/events`
+    /// takes one), and its service checks, `batchSize` to a request to the check-run API.
+    static func datadogEvents(_ events: [DogEvent], batchSize: Int) -> [PushRequest] {
+        var requests: [PushRequest] = []
+        var checks = JSONWriter(capacity: 256)
+        var inChecks = 0
+        func tags(_ e: DogEvent, _ w: inout JSONWriter) {
+            w.raw(",\"tags\":[")
+            for (i, tag) in e.tags.enumerated() {
+                if i > 0 { w.raw(UInt8(ascii: ",")) }
+                w.string(tag)
+            }
+            w.raw("]")
+        }
+        func optional(_ key: StaticString, _ value: String?, _ w: inout JSONWriter) {
+            guard let value else { return }
+            w.raw(key)
+            w.string(value)
+        }
+        func finishChecks() {
+            guard inChecks > 0 else { return }
+            checks.raw("]")
+            requests.append(PushRequest(format: .datadogCheckRun, body: checks.bytes, series: inChecks))
+            checks.removeAll(keepingCapacityUpTo: 1 << 20)
+            inChecks = 0
+        }
+        for e in events {
+            if e.kind == .event {
+                var w = JSONWriter(capacity: 128 + e.title.utf8.count + e.text.utf8.count)
+                w.raw("{\"title\":")
+                w.string(e.title)
+                w.raw(",\"text\":")
+                w.string(e.text)
+                if let t = e.timestamp {
+                    w.raw(",\"date_happened\":")
+                    w.integer(t)
+                }
+                optional(",\"host\":", e.hostname, &w)
+                optional(",\"aggregation_key\":", e.aggregationKey, &w)
+                optional(",\"priority\":", e.priority, &w)
+                optional(",\"source_type_name\":", e.sourceType, &w)
+                optional(",\"alert_type\":", e.alertType, &w)
+                tags(e, &w)
+                w.raw("}")
+                requests.append(PushRequest(format: .datadogEvents, body: w.bytes, series: 1))
+            } else {
+                checks.raw(inChecks == 0 ? "[{\"check\":" : ",{\"check\":")
+                checks.string(e.title)
+                checks.raw(",\"status\":")
+                checks.integer(Int64(e.status))
+                if let t = e.timestamp {
+                    checks.raw(",\"timestamp\":")
+                    checks.integer(t)
+                }
+                optional(",\"host_name\":", e.hostname, &checks)
+                if !e.text.isEmpty { optional(",\"message\":", e.text, &checks) }
+                tags(e, &checks)
+                checks.raw("}")
+                inChecks += 1
+                if inChecks == batchSize { finishChecks() }
+            }
+        }
+        finishChecks()
         return requests
     }
 }
