@@ -395,7 +395,10 @@ public struct ReaderAggregator: ~Copyable {
     public mutating func flushCounts(to metrics: SelfMetrics, input: Input = .udp) {
         let counters = metrics.input(input)
         if eventLines > 0 { metrics.eventsReceived.add(eventLines) }
-        for (kind, n) in events.enumerated() where n > 0 { metrics.events[kind].add(n) }
+        for (kind, n) in events.enumerated() where n > 0 {
+            metrics.events[kind].add(n)
+            events[kind] = 0
+        }
         for (reason, n) in invalid.enumerated() where n > 0 {
             counters.invalid[reason].add(n)
             invalid[reason] = 0
@@ -417,6 +420,5 @@ public struct ReaderAggregator: ~Copyable {
         counters.lines.add(lines)
         lines = 0
         eventLines = 0
-        events = [0, 0]
     }
 }
