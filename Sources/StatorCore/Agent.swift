@@ -12,6 +12,8 @@ public final class Agent: Sendable {
     private let fanout: SinkFanout
     private let flusher: Flusher
     private let http: HTTPServer
+    /// `/api/v1/top`'s tables, fed with every batch.
+    private let top: TopStatistics
     /// The mapping rules (`mapping_config`), when configured.
     private let mapping: MappingRules?
 
@@ -88,10 +90,16 @@ public final class Agent: Sendable {
         sinks.append(contentsOf: extraSinks)
         let fanout = SinkFanout(sinks: sinks, metrics: metrics, logger: logger.child("stator.sinks"))
         self.fanout = fanout
+        let top = TopStatistics(
+            metrics: metrics, sinks: { fanout.health() }, mapping: mapping != nil, logger: logger.child("stator.top"))
+        self.top = top
         flusher = Flusher(
             table: table, configuration: configuration.flush, startMillis: SystemFlushClock().monotonicMillis(),
             metrics: metrics, logger: logger.child("stator.flush")
-        ) { fanout.publish($0) }
+        ) {
+            fanout.publish($0)
+            top.offer($0)
+        }
         let page = SelfMetricsPage(
             metrics: metrics, table: table, pushes: pushMetrics, mapping: mapping,
             inputs: [.udp] + (configuration.unixgram.path.isEmpty ? [] : [.unixgram])
@@ -100,7 +108,7 @@ public final class Agent: Sendable {
             graphite: !configuration.graphite.address.isEmpty, rollup: rollup)
         let reload = Agent.reloader(mapping: mapping, metrics: metrics, logger: logger.child("stator.mapping"))
         http = try HTTPServer(configuration: configuration.http, logger: logger.child("stator.http"), metrics: metrics) {
-            Agent.route($0, page: page, prometheus: prometheus, rollup: rollup, reload: reload)
+            Agent.route($0, page: page, prometheus: prometheus, rollup: rollup, top: top, reload: reload)
         }
         servedRoutes = HTTPRoute.allCases.filter { $0 != .rollups || rollup != nil }
         reloadMapping = reload
@@ -149,6 +157,7 @@ public final class Agent: Sendable {
     /// protobuf page when the `Accept` header prefers it (SPEC section 13); gzip when accepted.
     static func route(
         _ head: HTTPRequestHead, page: SelfMetricsPage, prometheus: PrometheusSink, rollup: RollupSink? = nil,
+        top: TopStatistics? = nil,
         reload: () -> Result<Int, ConfigError> = { .failure(ConfigError("no mapping_config is configured: nothing to reload")) }
     ) -> HTTPResponse {
         guard let route = HTTPRoute(rawValue: head.path), route != .rollups || rollup != nil else {
@@ -167,6 +176,8 @@ public final class Agent: Sendable {
             }
         case .rollups:
             return rollup?.answer(head) ?? .text(404, "not found\n")
+        case .top:
+            return top?.answer(head) ?? .text(404, "not found\n")
         case .metrics:
             break
         }
@@ -254,6 +265,7 @@ public final class Agent: Sendable {
         let deadline = min(WallClock.monotonicSeconds() + SinkShutdown.graceSeconds, started + SinkShutdown.graceSeconds + 0.5)
         fanout.shutdown(deadline: deadline, abandonAfter: 0.5)
         http.stop()
+        top.stop()
         logger.info("stator stopped")
     }
 }

@@ -27,7 +27,9 @@ import Testing
     let warning = try agent.waitFor(timeout: 10) { text in
         text.split(separator: "\n").first { $0.contains("listening beyond loopback") && $0.contains("http.address") }
     }
-    #expect(warning.contains("can GET /metrics, GET /healthz, POST /-/reload and GET /api/v1/rollups (see docs/security.md)"))
+    #expect(
+        warning.contains(
+            "can GET /metrics, GET /healthz, POST /-/reload, GET /api/v1/rollups and GET /api/v1/top (see docs/security.md)"))
     #expect(try agent.stop() == 0)
 }
 

@@ -3,6 +3,8 @@
 struct GaugeAggregate {
     var key: MetricKey
     var hasSet: Bool
+    /// Lines received in the interval (for `/api/v1/top`), beside `hasSet` in what was padding.
+    var lines: UInt32 = 0
     var value: Double
     var delta: Double
 

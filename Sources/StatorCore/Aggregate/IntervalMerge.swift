@@ -25,12 +25,19 @@ enum IntervalMerge {
             for t in part.samples { see(t.key) }
         }
         var place = [UInt64](repeating: .max, count: highest)
-        fold(&parts, firstExtra: firstExtra, \.counters, place: &place, key: \.key) { into, c, _ in into.sum += c.sum }
+        fold(&parts, firstExtra: firstExtra, \.counters, place: &place, key: \.key) { into, c, _ in
+            into.sum += c.sum
+            into.lines &+= c.lines
+        }
         // Gauges compose in order: the shards' part of the interval first, then the shares'
         // (between two readers there is no order to keep).
-        fold(&parts, firstExtra: firstExtra, \.gauges, place: &place, key: \.key) { into, g, _ in into.then(g) }
+        fold(&parts, firstExtra: firstExtra, \.gauges, place: &place, key: \.key) { into, g, _ in
+            into.then(g)
+            into.lines &+= g.lines
+        }
         fold(&parts, firstExtra: firstExtra, \.sets, place: &place, key: \.key) { into, s, _ in
             into.members.formUnion(s.members)
+            into.lines &+= s.lines
         }
         fold(&parts, firstExtra: firstExtra, \.samples, place: &place, key: \.key) { into, t, arena in
             into.merge(t, maxSamples: maxSamples, arena: arena.unsafelyUnwrapped, rng: &rng)

@@ -69,9 +69,12 @@ struct ReaderAggregates: ~Copyable {
         let unsampled = record.rate == 1
         switch record.metricType {
         case .counter:
-            counters.pointer(local).pointee.sum += unsampled ? number.value : number.value / record.rate
+            let counter = counters.pointer(local)
+            counter.pointee.sum += unsampled ? number.value : number.value / record.rate
+            counter.pointee.lines &+= 1
         case .set:
             let set = sets.pointer(local)
+            set.pointee.lines &+= 1
             set.pointee.members.insert(member)
             let wanted = UInt32(clamping: set.pointee.members.count &* 2)
             if wanted > cache[position].setHint { cache.setSetHint(position, wanted) }
@@ -86,7 +89,9 @@ struct ReaderAggregates: ~Copyable {
             }
             cache.setTargets(position, SampleAggregate.targets(of: aggregate))
         case .gauge:
-            gauges.pointer(local).pointee.apply(number)
+            let gauge = gauges.pointer(local)
+            gauge.pointee.apply(number)
+            gauge.pointee.lines &+= 1
         }
         return true
     }
@@ -200,7 +205,8 @@ struct ReaderAggregates: ~Copyable {
         }
     }
 
-    /// Stages the operations of the gauge at `k` and empties it.
+    /// Stages the operations of the gauge at `k` and empties it. Its line count stays here:
+    /// the staged operation is no line of its own (`datagram` -1, which the shard does not count).
     private mutating func sealGauge(at k: Int, into staged: inout StagedBatch) {
         let g = gauges.pointer(k)
         guard g.pointee.hasSet || g.pointee.delta != 0 else { return }  // nothing to apply

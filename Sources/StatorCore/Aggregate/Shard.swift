@@ -232,9 +232,13 @@ final class Shard: Sendable {
                                 var sum = counters[position].sum
                                 e.forEachValue(in: values) { v in sum += v.value / e.rate }
                                 counters[position].sum = sum
+                                counters[position].lines &+= 1
                             case .gauge:
                                 e.forEachValue(in: values) { v in gauges[position].apply(v) }
+                                // (A gauge's operations sealed from a reader's share are no line.)
+                                gauges[position].lines &+= e.datagram >= 0 ? 1 : 0
                             case .set:
+                                sets[position].lines &+= 1
                                 sets[position].members.insert(e.payload)
                                 let wanted = UInt32(clamping: sets[position].members.count &* 2)
                                 if wanted > s.index[e.route.slot].setSizeHint { s.index[e.route.slot].setSizeHint = wanted }

@@ -19,18 +19,24 @@ public struct CounterSummary: Sendable {
     public let value: Double
     /// `value` per second of the interval.
     public let rate: Double
+    /// Lines received in the interval.
+    public internal(set) var lines: Int = 0
 }
 
 /// A gauge's value after the interval (gauges repeat every flush until they expire).
 public struct GaugeSummary: Sendable {
     public let key: MetricKey
     public let value: Double
+    /// Lines received in the interval (0 when the gauge only repeats its value).
+    public internal(set) var lines: Int = 0
 }
 
 /// A set's interval: the number of distinct members.
 public struct SetSummary: Sendable {
     public let key: MetricKey
     public let value: Double
+    /// Lines received in the interval.
+    public internal(set) var lines: Int = 0
 }
 
 /// A timer's, histogram's or distribution's interval (SPEC section 2).
@@ -38,7 +44,7 @@ public struct SampleSummary: Sendable {
     public let key: MetricKey
     /// Rate-weighted count.
     public let count: Double
-    /// Raw number of values.
+    /// Raw number of values (the series' lines, a line of several values counting each).
     public let samples: Int
     public let rate: Double
     public let sum: Double

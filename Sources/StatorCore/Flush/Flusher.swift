@@ -33,8 +33,9 @@ public final class Flusher: Sendable {
         var generation: UInt32 = 1
         /// Monotonic time of the previous flush (of the start, before the first).
         var previousFlush: Int64
-        /// Current value of every live gauge (gauges repeat until they expire).
-        var gauges: [MetricKey: Double] = [:]
+        /// Current value of every live gauge (gauges repeat until they expire), with the lines
+        /// of the interval `generation` (the lines of an earlier one are not this batch's).
+        var gauges: [MetricKey: GaugeState] = [:]
         /// (generation, monotonic end time) of recent intervals, oldest first, for `series_ttl`.
         var generationEnds: [(UInt32, Int64)] = []
         /// Many series expired recently: hand the freed memory back to the kernel at this many
@@ -202,10 +203,14 @@ public final class Flusher: Sendable {
             var samples: [SampleSummary] = []
             for part in parts {
                 for c in part.counters {
-                    counters.append(CounterSummary(key: c.key, value: c.sum, rate: interval > 0 ? c.sum / interval : 0))
+                    counters.append(
+                        CounterSummary(
+                            key: c.key, value: c.sum, rate: interval > 0 ? c.sum / interval : 0, lines: Int(c.lines)))
                 }
-                for g in part.gauges { s.gauges[g.key] = g.resolve(previous: s.gauges[g.key] ?? 0).withoutNaN }
-                for set in part.sets { sets.append(SetSummary(key: set.key, value: set.members.distinct)) }
+                for g in part.gauges {
+                    s.gauges[g.key, default: GaugeState()].update(g, generation: closing)
+                }
+                for set in part.sets { sets.append(SetSummary(key: set.key, value: set.members.distinct, lines: Int(set.lines))) }
                 for t in part.samples {
                     samples.append(SampleStatistics.summarize(t, percentiles: configuration.percentiles, interval: interval))
                 }
@@ -247,7 +252,9 @@ public final class Flusher: Sendable {
                 limits.release(expired)
                 limits.sweep(now: now, ttl: ttl.default)
             }
-            let gauges = s.gauges.map { GaugeSummary(key: $0.key, value: $0.value) }
+            let gauges = s.gauges.map {
+                GaugeSummary(key: $0.key, value: $0.value.value, lines: $0.value.lines(in: closing))
+            }
             return FlushBatch(
                 sequence: UInt64(closing), timestamp: timestamp, interval: interval, percentiles: configuration.percentiles,
                 counters: counters, gauges: gauges, sets: sets, samples: samples, expired: expired, events: events)
@@ -259,4 +266,21 @@ public final class Flusher: Sendable {
         logger?.debug("flushed", metadata: [("series", "\(batch.seriesCount)"), ("duration_s", "\(duration)")])
         return batch
     }
+}
+
+/// A live gauge between flushes: its value, and the lines of the last interval that had some.
+struct GaugeState {
+    var value: Double = 0
+    var lines: UInt32 = 0
+    var generation: UInt32 = 0
+
+    /// Applies the interval `generation`'s aggregate.
+    mutating func update(_ g: GaugeAggregate, generation: UInt32) {
+        value = g.resolve(previous: value).withoutNaN
+        lines = generation == self.generation ? lines &+ g.lines : g.lines
+        self.generation = generation
+    }
+
+    /// The lines of the interval `generation` (0 when the gauge only repeats in it).
+    func lines(in generation: UInt32) -> Int { self.generation == generation ? Int(lines) : 0 }
 }

@@ -25,6 +25,8 @@ public final class SinkFanout: Sendable {
     }
 
     private let tally: ShutdownTally
+    /// Per sink: when it last emitted a batch without error (wall-clock ms; 0: never).
+    private let lastSuccess: [AtomicCounter]
 
     private let workers: [Worker]
     private let metrics: SelfMetrics
@@ -40,6 +42,8 @@ public final class SinkFanout: Sendable {
         self.logger = logger
         let tally = ShutdownTally(count: sinks.count)
         self.tally = tally
+        let lastSuccess = sinks.map { _ in AtomicCounter() }
+        self.lastSuccess = lastSuccess
         workers = sinks.enumerated().map { index, sink in
             let queue = BlockingQueue<FlushBatch>(capacity: queueCapacity)
             let errorLog = RateLimiter(period: 10)
@@ -50,6 +54,7 @@ public final class SinkFanout: Sendable {
                     defer { tally.lock.withLock { tally.emitting[index] = 0 } }
                     do {
                         try sink.emit(batch)
+                        lastSuccess[index].store(UInt64(max(0, WallClock.nowMillis())))
                     } catch {
                         metrics.addLabeled(SelfMetrics.sinkErrors(sink.name))
                         if let suppressed = errorLog.admit() {
@@ -85,6 +90,24 @@ public final class SinkFanout: Sendable {
                     "sink is too slow: its queue is full, batch dropped",
                     metadata: [("sink.name", worker.sink.name), ("suppressed", "\(suppressed)")])
             }
+        }
+    }
+
+    /// One sink's health, for the page: when it last emitted a batch without error (0: never),
+    /// the batches waiting for it, and its errors since start.
+    public struct Health: Sendable {
+        public let name: String
+        public let lastSuccess: EpochMillis
+        public let queued: Int
+        public let errors: UInt64
+    }
+
+    /// Every sink's health, in delivery order.
+    public func health() -> [Health] {
+        workers.enumerated().map { index, worker in
+            Health(
+                name: worker.sink.name, lastSuccess: EpochMillis(lastSuccess[index].value), queued: worker.queue.count,
+                errors: metrics.labeledValue(SelfMetrics.sinkErrors(worker.sink.name)))
         }
     }
 

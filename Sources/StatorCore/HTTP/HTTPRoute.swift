@@ -11,6 +11,8 @@ public enum HTTPRoute: String, CaseIterable, Sendable {
     case reload = "/-/reload"
     /// Every tenant's daily usage (docs/rollups.md); 404 unless `sinks.rollup.path` is set.
     case rollups = "/api/v1/rollups"
+    /// The names, tag keys and refused lines that make the traffic (docs/operating.md).
+    case top = "/api/v1/top"
 
     /// The methods the route takes; any other is answered 405 with these in `Allow`.
     public var methods: [String] { self == .reload ? ["POST"] : ["GET", "HEAD"] }

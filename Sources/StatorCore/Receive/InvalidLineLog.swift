@@ -12,14 +12,17 @@ enum InvalidLineLog {
     /// A new limiter for one input's examples.
     static func limiter() -> RateLimiter { RateLimiter(period: period) }
 
-    /// Logs `line` as refused for `reason` if `limiter` lets it through now. With a tag policy
-    /// that drops or hashes tags (`withhold`), the line is not shown: the policy promises that
-    /// their values never reach a log.
+    /// Logs `line` as refused for `reason` if `limiter` lets it through now, and offers it to
+    /// `samples` (the page's refused lines, with a limit of their own per reason). With a tag
+    /// policy that drops or hashes tags (`withhold`), the line is not shown: the policy
+    /// promises that their values never reach a log or the page.
     static func log(
         _ reason: ParseFailure, line: UnsafeRawBufferPointer, sender: @autoclosure () -> String, input: String,
-        withhold: Bool, limiter: RateLimiter, logger: Logger
+        withhold: Bool, limiter: RateLimiter, logger: Logger, samples: RefusedSamples
     ) {
-        guard let suppressed = limiter.admit() else { return }
+        let now = WallClock.monotonicSeconds()
+        samples.offer(reason, line: line, input: input, withhold: withhold, now: now)
+        guard let suppressed = limiter.admit(now: now) else { return }
         var example = String(decoding: UnsafeRawBufferPointer(rebasing: line.prefix(shownBytes)), as: UTF8.self)
         if line.count > shownBytes { example += "..." }
         if withhold { example = TagPolicy.withheld }

@@ -159,7 +159,7 @@ public final class Receiver: Sendable {
                     reason, line: UnsafeRawBufferPointer(rebasing: reader.payload(datagram)[range]),
                     sender: reader.sender(datagram), input: source.input.description,
                     withhold: self.table.configuration.tagPolicy?.hidesValues == true, limiter: self.badLineLog,
-                    logger: self.logger)
+                    logger: self.logger, samples: self.metrics.refused)
             }
             if source.input == .unixgram {
                 // A datagram longer than the buffer was cut: its lines are not read at all.

@@ -280,12 +280,12 @@ public final class TCPInput: Sendable {
             let base = turn.buffer
             let sent = turn
             let withhold = table.configuration.tagPolicy?.hidesValues == true
-            let rejected: ReaderAggregator.Rejection = { [logger, badLineLog] reason, region, line in
+            let rejected: ReaderAggregator.Rejection = { [logger, badLineLog, metrics] reason, region, line in
                 InvalidLineLog.log(
                     reason,
                     line: UnsafeRawBufferPointer(start: base + regions[region].lowerBound + line.lowerBound, count: line.count),
                     sender: sent.sender(of: region), input: "tcp",
-                    withhold: withhold, limiter: badLineLog, logger: logger)
+                    withhold: withhold, limiter: badLineLog, logger: logger, samples: metrics.refused)
             }
             aggregator.stage(
                 batch: regions.count,

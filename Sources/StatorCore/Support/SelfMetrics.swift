@@ -85,6 +85,8 @@ public final class SelfMetrics: Sendable {
     /// Per reader socket: the kernel's drop counter as last read (`SO_MEMINFO`).
     public let kernelDrops: [AtomicCounter]
     public let flushes = AtomicCounter()
+    /// The last refused lines of each reason (`/api/v1/top`).
+    public let refused = RefusedSamples()
     /// Bytes of Graphite text waiting for the connection (`sinks.graphite`).
     public let graphiteQueueBytes = AtomicCounter()
     /// Indexed by `DropReason.rawValue` (`stator_lines_dropped_total{reason}`).

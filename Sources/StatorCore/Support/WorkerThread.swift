@@ -134,6 +134,9 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
     /// The elements not taken yet, oldest first.
     public var waiting: [Element] { lock.withLock { items } }
 
+    /// How many elements wait.
+    public var count: Int { lock.withLock { items.count } }
+
     /// Stops accepting elements; `take()` drains what is left, then returns `nil`.
     public func close() {
         lock.withLock {

@@ -12,6 +12,10 @@ import Testing
     #expect(MemoryLayout<CumulativeState.Route>.stride == 8)
     // Written once per line and read by the shard's passes.
     #expect(MemoryLayout<StagedSample>.stride == 80)
+    // An interval's aggregates, with their line counts (8 bytes more for a counter and a set, none for a gauge).
+    #expect(MemoryLayout<CounterAggregate>.stride == 32)
+    #expect(MemoryLayout<SetAggregate>.stride == 64)
+    #expect(MemoryLayout<GaugeAggregate>.stride == 40)
 }
 
 @Test func aSeriesLabelsTakeNoSpareStorage() {

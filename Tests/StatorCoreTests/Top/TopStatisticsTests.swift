@@ -1,0 +1,123 @@
+import Testing
+@testable import StatorCore
+
+/// A table and flusher with the clock starting at 0, and a tally fed with every batch.
+private final class TopHarness: @unchecked Sendable {
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 4, maxSeries: 10_000), seed: 7)
+    let metrics = SelfMetrics(readers: 1)
+    lazy var flusher = Flusher(
+        table: table, configuration: FlushConfiguration(intervalMillis: 10_000, seriesTTLMillis: 60_000),
+        startMillis: 0, metrics: metrics
+    ) { _ in }
+    var tally = TopTally()
+    var flushes: UInt64 = 0
+
+    func flush(at ms: EpochMillis) -> FlushBatch {
+        let batch = flusher.flush(at: ms)
+        tally.add(batch)
+        flushes += 1
+        return batch
+    }
+
+    func json(limit: Int = 20) -> String {
+        let top = TopStatistics(metrics: metrics)
+        defer { top.stop() }
+        top.publishForTesting(TopStatistics.snapshot(of: tally, flushes: flushes))
+        return String(decoding: top.render(limit: limit), as: UTF8.self)
+    }
+}
+
+@Test func batchesCountTheLinesOfEverySeries() {
+    let h = TopHarness()
+    // Repeated lines go through the reader's share, first lines through the shards: both count.
+    ingest(h.table, ["c:1|c|@0.5", "c:1|c|@0.5", "c:1|c|@0.5", "g:1|g", "g:+2|g", "s:a|s", "s:a|s", "t:1|ms", "t:2:3|ms"])
+    let batch = h.flush(at: 10_000)
+    #expect(batch.counters.map { "\($0.key.name) \($0.value) \($0.lines)" } == ["c 6.0 3"])
+    #expect(batch.gauges.map { "\($0.key.name) \($0.value) \($0.lines)" } == ["g 3.0 2"])
+    #expect(batch.sets.map { "\($0.key.name) \($0.value) \($0.lines)" } == ["s 1.0 2"])
+    #expect(batch.samples.map { "\($0.key.name) \($0.samples)" } == ["t 3"])
+    // A gauge that only repeats its value received no line.
+    #expect(h.flush(at: 20_000).gauges.map(\.lines) == [0])
+}
+
+@Test func topNamesTagKeysAndTheWindow() {
+    let h = TopHarness()
+    ingest(h.table, ["api.hits:1|c|#host:a", "api.hits:1|c|#host:b", "api.hits:1|c|#host:a,path:/x", "db.ms:4|ms|#host:a"])
+    ingest(h.table, ["<img src=x onerror=alert(1)>:1|g"])
+    _ = h.flush(at: 10_000)
+    ingest(h.table, ["api.hits:1|c|#host:a", "db.ms:4|ms|#host:a", "db.ms:5|ms|#host:a"])
+    _ = h.flush(at: 20_000)
+    #expect(
+        h.json(limit: 2) == """
+            {"window_seconds":20,"flushes":2,"limit":2,\
+            "names_by_lines":[\
+            {"name":"api.hits","lines":4,"series":3,"types":["counter"],"tag_keys":["host","path"]},\
+            {"name":"db.ms","lines":3,"series":1,"types":["timer"],"tag_keys":["host"]}],\
+            "names_by_series":[\
+            {"name":"api.hits","lines":4,"series":3,"types":["counter"],"tag_keys":["host","path"]},\
+            {"name":"<img src=x onerror=alert(1)>","lines":1,"series":1,"types":["gauge"],"tag_keys":[]}],\
+            "other_names":{"lines":0,"series":0},\
+            "tag_keys":[\
+            {"key":"host","series":4,"distinct_values":2,"complete":true,\
+            "top_values":[{"value":"a","series":3},{"value":"b","series":1}]},\
+            {"key":"path","series":1,"distinct_values":1,"complete":true,"top_values":[{"value":"/x","series":1}]}],\
+            "refused":[],"history":[],"sinks":[]}
+
+            """)
+    // Five minutes on, the first flushes' lines have left the window; the series expired
+    // after 60 s without data.
+    for t in stride(from: 30_000, through: 320_000, by: 10_000) { _ = h.flush(at: EpochMillis(t)) }
+    #expect(
+        h.json() == """
+            {"window_seconds":300,"flushes":32,"limit":20,"names_by_lines":[],"names_by_series":[],\
+            "other_names":{"lines":0,"series":0},"tag_keys":[],"refused":[],"history":[],"sinks":[]}
+
+            """)
+}
+
+@Test func refusedSamplesKeepTheLastFiveOfEachReasonOnePerPeriod() {
+    let samples = RefusedSamples()
+    let long = [UInt8](repeating: UInt8(ascii: "x"), count: 300)
+    for i in 0..<8 {
+        Array("bad \(i)".utf8).withUnsafeBytes {
+            samples.offer(.missingColon, line: $0, input: "udp", withhold: false, now: Double(i))
+        }
+        // Within the period: not kept.
+        Array("late \(i)".utf8).withUnsafeBytes {
+            samples.offer(.missingColon, line: $0, input: "udp", withhold: false, now: Double(i) + 0.5)
+        }
+    }
+    long.withUnsafeBytes { samples.offer(.lineTooLong, line: $0, input: "tcp", withhold: false, now: 0) }
+    Array("secret:1|c|#email:a@b".utf8).withUnsafeBytes {
+        samples.offer(.invalidTags, line: $0, input: "udp", withhold: true, now: 0)
+    }
+    let kept = Dictionary(uniqueKeysWithValues: samples.snapshot().map { ($0.reason, $0.samples) })
+    #expect(kept[.missingColon]?.map { String(decoding: $0.line, as: UTF8.self) } == ["bad 3", "bad 4", "bad 5", "bad 6", "bad 7"])
+    #expect(kept[.lineTooLong]?.map { "\($0.line.count) \($0.truncated) \($0.input)" } == ["200 true tcp"])
+    #expect(kept[.invalidTags]?.map { String(decoding: $0.line, as: UTF8.self) } == [TagPolicy.withheld])
+    #expect(kept[.emptyName] == [])
+}
+
+@Test func topAnswersBadLimitsWith400() {
+    let top = TopStatistics(metrics: SelfMetrics(readers: 1))
+    defer { top.stop() }
+    func status(_ query: String) -> Int {
+        var head = HTTPRequestHead(method: "GET", path: "/api/v1/top", minorVersion: 1, headers: [])
+        head.query = query
+        return top.answer(head).status
+    }
+    #expect(status("") == 200)
+    #expect(status("limit=1000") == 200)
+    #expect(status("limit=0") == 400)
+    #expect(status("limit=1001") == 400)
+    #expect(status("limit=x") == 400)
+    #expect(status("other=1") == 400)
+}
+
+@Test func theHistoryKeepsFifteenMinutesOfRates() {
+    var history = TopHistory()
+    history.add(time: 0, interval: 10, lines: 0, drops: 0)
+    for i in 1...100 { history.add(time: EpochMillis(i) * 10_000, interval: 10, lines: UInt64(i) * 500, drops: UInt64(i)) }
+    #expect(history.points.count == 91)  // 900 s back from 1,000 s: from 100 s on
+    #expect(history.points.first.map { "\($0.time) \($0.linesPerSecond) \($0.dropsPerSecond)" } == "100000 50.0 0.1")
+}
