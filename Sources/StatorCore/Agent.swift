@@ -178,6 +178,8 @@ public final class Agent: Sendable {
             return rollup?.answer(head) ?? .text(404, "not found\n")
         case .top:
             return top?.answer(head) ?? .text(404, "not found\n")
+        case .page, .pageScript, .pageStyle:
+            return TopPage.response(route)
         case .metrics:
             break
         }

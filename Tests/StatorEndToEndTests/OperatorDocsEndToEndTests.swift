@@ -21,7 +21,7 @@ import Testing
             #expect(reply.status == 200, "\(method) \(route.rawValue): \(reply.status) \(reply.body)")
         }
     }
-    for path in ["/", "/metrics/", "/api/v1/rollup", "/api/v1/rollups/x", "/debug/pprof"] {
+    for path in ["/index.html", "/metrics/", "/api/v1/rollup", "/api/v1/rollups/x", "/debug/pprof"] {
         #expect(try httpRequest(port: agent.httpPort, path).status == 404, "\(path)")
     }
     let warning = try agent.waitFor(timeout: 10) { text in
@@ -29,7 +29,8 @@ import Testing
     }
     #expect(
         warning.contains(
-            "can GET /metrics, GET /healthz, POST /-/reload, GET /api/v1/rollups and GET /api/v1/top (see docs/security.md)"))
+            "can GET /metrics, GET /healthz, POST /-/reload, GET /api/v1/rollups, GET /api/v1/top, GET /, "
+                + "GET /ui/app.js and GET /ui/app.css (see docs/security.md)"))
     #expect(try agent.stop() == 0)
 }
 

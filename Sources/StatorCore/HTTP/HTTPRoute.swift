@@ -13,6 +13,10 @@ public enum HTTPRoute: String, CaseIterable, Sendable {
     case rollups = "/api/v1/rollups"
     /// The names, tag keys and refused lines that make the traffic (docs/operating.md).
     case top = "/api/v1/top"
+    /// The page that shows `/api/v1/top` (docs/operating.md), and its script and style sheet.
+    case page = "/"
+    case pageScript = "/ui/app.js"
+    case pageStyle = "/ui/app.css"
 
     /// The methods the route takes; any other is answered 405 with these in `Allow`.
     public var methods: [String] { self == .reload ? ["POST"] : ["GET", "HEAD"] }
