@@ -74,6 +74,9 @@ case .map(let configuration, let name, let type):
     } catch {
         fail(error.message)
     }
+case .top(let configuration):
+    for warning in parsed.warnings { FileHandleStderr.write("stator: warning: \(warning)\n") }
+    exit(runTop(configuration))
 case .run(let configuration):
     HeapPolicy.apply()
     // Block the signals we handle before any thread starts, so every thread inherits the mask

@@ -15,6 +15,8 @@ public enum Command: Sendable {
     case send(StatorConfiguration, lines: [String], readStandardInput: Bool, via: SendTransport)
     /// Print what `mapping_config` makes of a statsd name of a type (`stator map`).
     case map(StatorConfiguration, name: String, type: MetricType)
+    /// Show the agent's `/api/v1/top` at `http.address`, redrawn each second (`stator top`).
+    case top(StatorConfiguration)
 }
 
 /// Where `stator send` sends: `udp.address` (the default), a Unix datagram socket
@@ -51,7 +53,7 @@ public enum CommandLineParser {
         var mode = "run"
         if let first = args.first, !first.hasPrefix("-") {
             switch first {
-            case "run", "check-config", "version", "help", "send", "map": mode = first
+            case "run", "check-config", "version", "help", "send", "map", "top": mode = first
             default: throw ConfigError("unknown command \"\(first)\" (try stator --help)")
             }
             args = args.dropFirst()
@@ -147,6 +149,7 @@ public enum CommandLineParser {
         try configuration.resolve(environment: environment)
         switch mode {
         case "check-config": return Parsed(command: .checkConfig(configuration), warnings: warnings)
+        case "top": return Parsed(command: .top(configuration), warnings: warnings)
         case "map":
             guard lines.count == 1, let name = lines.first else {
                 throw ConfigError("stator map needs one statsd name (try stator --help)")
@@ -189,6 +192,8 @@ public enum CommandLineParser {
                                                                      (checked first; exit 1 if any is invalid)
               stator map NAME [--type c|g|s|ms|h|d] [--mapping_config FILE]
                                                                      print what the mapping rules make of a statsd name
+              stator top [--http.address HOST:PORT]                  show the agent's busiest names, tag keys, refused
+                                                                     lines and sinks, each second, until q or Ctrl-C
               stator version                                         print the version
               stator --help                                          this text
 
