@@ -47,6 +47,11 @@ class Agent:
         if self.udp is None:
             raise SystemExit("stator did not start")
 
+    def cpu_ticks(self):
+        """User + system CPU ticks the agent used so far."""
+        fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
     def log_lines(self, msg):
         lines = []
         for line in open(self.log_path):
@@ -313,6 +318,50 @@ def scale(args):
         print(f"| lines received | {int(received):,} |")
         print(f"| kernel drops | {int(values.get('stator_udp_kernel_drops_total', 0))} |")
         print(f"| page renders during that load | {', '.join(f'{r:.2f} s' for r in renders)} |")
+
+
+def top(args):
+    """/api/v1/top and / with a million live series: the flush with the top tables beside it,
+    and the agent's CPU per request (a scraper polling every second must cost less than a flush)."""
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
+        out = os.path.join(tmp, "out.json")
+        agent = Agent(["--flush_interval", "5s", "--sinks.json.path", "", "--log.level", "debug"], out)
+        n = args.series
+        # Names of 10 series each (1 tag of 10 values): 100,000 names, past the 10,000 the tables name.
+        cmd = [os.path.join(BIN, "stator-load"), "--target", f"127.0.0.1:{agent.udp}", "--rate", "400000",
+               "--duration", str(n / 400000 * 1.5 + 1), "--keys", str(n), "--mix", "c=1", "--tags", "1",
+               "--datagram-size", "1400", "--seed", "3", "--sequential", "1"]
+        subprocess.check_output(cmd)
+        base = f"http://127.0.0.1:{agent.http}"
+        deadline = time.time() + 180
+        answer = {}
+        while time.time() < deadline:
+            time.sleep(1)
+            answer = json.loads(urllib.request.urlopen(f"{base}/api/v1/top?limit=1000", timeout=60).read())
+            live = sum(r["series"] for r in answer["names_by_series"]) + answer["other_names"]["series"]
+            if live >= n * 0.99 and len(agent.log_lines("top tables made")) >= 2:
+                break
+        flushes = agent.log_lines("flushed")
+        biggest = max(flushes, key=lambda f: int(f["series"]))
+        made = agent.log_lines("top tables made")
+        tables = made[-1]
+        slowest = max(made, key=lambda m: float(m["duration_s"]))
+        print("\n| measure | value |\n|---|---|")
+        print(f"| live series | {n:,} ({len(answer['names_by_series'])} names listed, "
+              f"{answer['other_names']['series']:,} series past the 10,000 names) |")
+        print(f"| flush of {int(biggest['series']):,} series | {float(biggest['duration_s']):.3f} s |")
+        print(f"| top tables folded and sorted, per flush (own thread) | {float(tables['duration_s']):.3f} s "
+              f"(the slowest, as {int(slowest['series']):,} series arrived: {float(slowest['duration_s']):.3f} s) |")
+        for path, count in [("/api/v1/top", 200), ("/api/v1/top?limit=1000", 50), ("/", 200), ("/ui/app.js", 200)]:
+            ticks0 = agent.cpu_ticks()
+            t0 = time.time()
+            size = 0
+            for _ in range(count):
+                size = len(urllib.request.urlopen(base + path, timeout=60).read())
+            wall = (time.time() - t0) / count
+            cpu = (agent.cpu_ticks() - ticks0) / os.sysconf("SC_CLK_TCK") / count
+            print(f"| GET {path} ({size:,} bytes) | {wall * 1000:.2f} ms wall, {cpu * 1000:.2f} ms agent CPU per request |")
+        agent.stop()
 
 
 def flushed_sum(path, name):
@@ -716,7 +765,7 @@ def mapping(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", nargs="?", default="throughput", choices=["throughput", "small", "memory", "scale", "micro", "bomb", "sets", "mapping", "inputs",
+    p.add_argument("mode", nargs="?", default="throughput", choices=["throughput", "small", "memory", "scale", "top", "micro", "bomb", "sets", "mapping", "inputs",
                                                            "encoders", "sinks", "rollup"])
     p.add_argument("--rates", default="50000,100000,200000,400000,800000,1600000,0")
     p.add_argument("--seconds", type=float, default=5)
@@ -744,7 +793,7 @@ def main():
     if args.mode == "small":
         args.size = 0
         args.mode = "throughput"
-    modes = {"throughput": throughput, "memory": memory, "scale": scale, "micro": micro, "bomb": bomb, "sets": sets,
+    modes = {"throughput": throughput, "memory": memory, "scale": scale, "top": top, "micro": micro, "bomb": bomb, "sets": sets,
              "mapping": mapping, "inputs": inputs, "encoders": encoders, "sinks": sinks, "rollup": rollup}
     modes[args.mode](args)
 
