@@ -9,13 +9,17 @@ final class EventQueue: Sendable {
 
     init(capacity: Int) { self.capacity = capacity }
 
-    /// Parses the event or service check `bytes[line]` and queues it.
+    /// Parses the event or service check `bytes[line]`, applies the tag policy to its tags
+    /// (a dropped or hashed value reaches no sink through an event either) and queues it.
     /// - Returns: its kind, or why it was refused.
-    func offer(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>, limits: LineLimits) -> Offer {
+    func offer(
+        _ bytes: UnsafeRawBufferPointer, _ line: Range<Int>, limits: LineLimits, policy: TagPolicy? = nil
+    ) -> Offer {
         switch EventParser.parse(bytes, line, limits: limits) {
         case .failure(let reason):
             return .refused(reason)
-        case .parsed(let event):
+        case .parsed(var event):
+            if let policy { event.tags = policy.apply(eventTags: event.tags) }
             let kept = pending.withLock { events in
                 guard events.count < capacity else { return false }
                 events.append(event)

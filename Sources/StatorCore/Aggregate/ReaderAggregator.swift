@@ -176,7 +176,7 @@ public struct ReaderAggregator: ~Copyable {
             case .event:
                 // Events are rare: parsed whole (and allocating) here, queued for the flush.
                 eventLines &+= 1
-                switch table.events.offer(datagram, range, limits: line.limits) {
+                switch table.events.offer(datagram, range, limits: line.limits, policy: tagPolicy) {
                 case .queued(let kind): events[Int(kind.rawValue)] &+= 1
                 case .refused(let reason):
                     invalid[Int(reason.rawValue)] &+= 1

@@ -91,6 +91,38 @@ final class TagPolicy: Sendable {
         }
         line.tags.truncate(to: kept)
     }
+
+    /// Applies `drop`, `allow` and `hash` to an event's or service check's tags (`k:v`, or a
+    /// bare `k`, which has no value to hash), counting what it did in `applied`. Events make
+    /// no series, so `limits` does not apply to them.
+    func apply(eventTags tags: [String]) -> [String] {
+        var kept: [String] = []
+        kept.reserveCapacity(tags.count)
+        for tag in tags {
+            let colon = tag.utf8.firstIndex(of: UInt8(ascii: ":"))
+            let key = colon.map { String(tag[..<$0]) } ?? tag
+            if !drop.isEmpty, Self.anyMatches(drop, key) {
+                applied[Effect.drop.rawValue].add(1)
+                continue
+            }
+            if !allow.isEmpty, !Self.anyMatches(allow, key) {
+                applied[Effect.allow.rawValue].add(1)
+                continue
+            }
+            if let hasher, let colon, Self.anyMatches(hash, key) {
+                let value = String(tag[tag.utf8.index(after: colon)...])
+                kept.append(key + ":" + hasher.pseudonym(value))
+                applied[Effect.hash.rawValue].add(1)
+                continue
+            }
+            kept.append(tag)
+        }
+        return kept
+    }
+
+    private static func anyMatches(_ globs: [[UInt8]], _ key: String) -> Bool {
+        globs.contains { Glob.matches($0, key) }
+    }
 }
 
 /// A reader's scratch for the lines `TagPolicy.apply` rewrites: the name and kept tags, one

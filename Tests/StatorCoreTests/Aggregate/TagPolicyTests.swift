@@ -136,3 +136,19 @@ private struct PolicyHarness {
         try CommandLineParser.parse(["check-config", "--tags.hash", "[\"email\"]"], environment: [:])
     }
 }
+
+@Test func eventAndServiceCheckTagsGoThroughDropAllowAndHash() throws {
+    let h = try PolicyHarness { t in
+        t.drop = ["email"]
+        t.hash = ["session"]
+        t.hashKey = "${KEY}"
+    }
+    h.send([
+        "_e{5,4}:title|text|#email:bob@x.com,session:s-1,env:prod",
+        "_sc|db.up|0|#email:bob@x.com,session:s-1,canary|m:ok",
+    ])
+    let pseudonym = SipHash24(key: (0..<16).map { UInt8($0) }).pseudonym("s-1")
+    let events = h.flusher.flush(at: 10_000).events
+    #expect(events.map(\.tags) == [["session:\(pseudonym)", "env:prod"], ["session:\(pseudonym)", "canary"]])
+    #expect(h.policy.applied.map(\.value) == [2, 0, 2])
+}
