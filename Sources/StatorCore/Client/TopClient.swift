@@ -4,9 +4,16 @@ import Glibc
 /// `stator top`'s side of `/api/v1/top`: one GET over HTTP/1.1, and the answer laid out as
 /// lines of text for a terminal.
 public enum TopClient {
+    /// The longest answer read, head included: `/api/v1/top` at its largest `limit` is far
+    /// smaller, and an endless answer must not take the terminal's memory.
+    public static let maxAnswerBytes = 16 << 20
+
     /// Fetches `path` from the agent at `address` (`host:port`) and returns the body of a
-    /// 200 answer; waits `timeout` seconds at most for each step.
+    /// 200 answer; waits `timeout` seconds at most for each step and for the whole answer (a
+    /// trickling agent cannot hold it longer), and gives up at once when a signal arrives, so
+    /// that `stator top` reads it and ends.
     public static func get(_ path: String, from address: SocketAddress, timeout: Int = 2) throws(SystemError) -> [UInt8] {
+        let deadline = WallClock.monotonicSeconds() + Double(timeout)
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError(errno: errno, call: "socket") }
         defer { close(fd) }
@@ -26,10 +33,15 @@ public enum TopClient {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = recv(fd, &buffer, buffer.count, 0)
-            if n < 0, errno == EINTR { continue }
             guard n >= 0 else { throw SystemError(errno: errno, call: "recv \(address)") }
             if n == 0 { break }
             received += buffer[0..<n]
+            guard received.count <= maxAnswerBytes else {
+                throw SystemError(errno: EMSGSIZE, call: "recv \(address): answer past \(maxAnswerBytes) bytes")
+            }
+            guard WallClock.monotonicSeconds() < deadline else {
+                throw SystemError(errno: ETIMEDOUT, call: "recv \(address): answer not complete in \(timeout) s")
+            }
         }
         // The agent closes after the body (`Connection: close`): the body is what follows the head.
         let separator: [UInt8] = [13, 10, 13, 10]

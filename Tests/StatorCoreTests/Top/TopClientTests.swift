@@ -33,3 +33,48 @@ import Testing
     // Cut to the terminal.
     #expect(TopClient.screen(answer, address: "a", width: 10, height: 2) == ["stator top", "lines/s 12"])
 }
+
+/// A server on a loopback port that answers each connection with a 200 head and then
+/// `chunk` every `pause` seconds for `seconds`: a slow or endless agent.
+private func endlessServer(chunk: Int, pause: Double, seconds: Double) throws -> SocketAddress {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    listen(fd, 4)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    let port = Int(UInt16(bigEndian: address.sin_port))
+    Thread.detachNewThread {
+        let client = accept(fd, nil, nil)
+        close(fd)
+        var request = [UInt8](repeating: 0, count: 4096)
+        _ = recv(client, &request, request.count, 0)
+        let head = Array("HTTP/1.1 200 OK\r\n\r\n".utf8)
+        _ = send(client, head, head.count, Int32(MSG_NOSIGNAL))
+        let body = [UInt8](repeating: UInt8(ascii: " "), count: chunk)
+        let end = WallClock.monotonicSeconds() + seconds
+        while WallClock.monotonicSeconds() < end, send(client, body, body.count, Int32(MSG_NOSIGNAL)) == body.count {
+            if pause > 0 { Thread.sleep(forTimeInterval: pause) }
+        }
+        close(client)
+    }
+    return try SocketAddress(parsing: "127.0.0.1:\(port)")
+}
+
+@Test func aTricklingAgentDoesNotHoldTheClientPastItsTimeout() throws {
+    let address = try endlessServer(chunk: 1, pause: 0.2, seconds: 8)
+    let start = WallClock.monotonicSeconds()
+    #expect((try? TopClient.get("/api/v1/top", from: address, timeout: 1))?.count == nil)
+    #expect(WallClock.monotonicSeconds() - start < 3)
+}
+
+@Test func anEndlessAnswerIsRefusedPastItsBound() throws {
+    // 32 MB at most within the timeout: past the client's bound, short of hurting the host.
+    let address = try endlessServer(chunk: 1 << 20, pause: 0.03, seconds: 1)
+    // The length only: a failure must not print 32 MB.
+    #expect((try? TopClient.get("/api/v1/top", from: address, timeout: 10))?.count == nil)
+}
