@@ -39,7 +39,7 @@ final class TagPolicy: Sendable {
             hasher = nil
         } else {
             guard let key = configuration.resolvedHashKey else {
-                throw ConfigError("tags.hash needs tags.hash_key: 32 hex digits (16 bytes), e.g. \"${STATOR_TAG_HASH_KEY}\"")
+                throw ConfigError("tags.hash needs tags.hash_key: 32 hex digits (16 bytes), e.g. \"${TAG_HASH_KEY}\"")
             }
             hasher = SipHash24(key: key)
         }

@@ -39,7 +39,7 @@ public struct TagPolicyConfiguration: Sendable {
         if hashKey.isEmpty {
             guard hash.isEmpty else {
                 throw ConfigError(
-                    "tags.hash needs tags.hash_key: 32 hex digits (16 bytes), e.g. \"${STATOR_TAG_HASH_KEY}\"")
+                    "tags.hash needs tags.hash_key: 32 hex digits (16 bytes), e.g. \"${TAG_HASH_KEY}\"")
             }
             return
         }
