@@ -91,7 +91,7 @@ public final class Agent: Sendable {
         let fanout = SinkFanout(sinks: sinks, metrics: metrics, logger: logger.child("stator.sinks"))
         self.fanout = fanout
         let top = TopStatistics(
-            metrics: metrics, sinks: { fanout.health() }, mapping: mapping != nil, logger: logger.child("stator.top"))
+            metrics: metrics, sinks: { fanout.health() }, mapping: mapping, logger: logger.child("stator.top"))
         self.top = top
         flusher = Flusher(
             table: table, configuration: configuration.flush, startMillis: SystemFlushClock().monotonicMillis(),

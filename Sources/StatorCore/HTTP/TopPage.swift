@@ -80,6 +80,9 @@ enum TopPage {
         <th scope="col">Last success</th><th scope="col" class="n">Queued flushes</th>
         <th scope="col" class="n">Errors</th></tr></thead><tbody></tbody></table></div></section>
         <section aria-labelledby="h-mapping" id="s-mapping" hidden><h2 id="h-mapping">Mapping rules</h2>
+        <div class="scroll"><table id="t-rules"><caption>Lines each rule mapped in the last 5 minutes</caption>
+        <thead><tr><th scope="col" class="n">Line</th><th scope="col">Match</th><th scope="col" class="n">Lines</th></tr>
+        </thead><tbody></tbody></table></div>
         <div class="scroll"><table id="t-mapping"><caption>New series identities by what the rules said</caption>
         <thead><tr><th scope="col">Result</th><th scope="col" class="n">Series</th></tr></thead><tbody></tbody>
         </table></div></section>
@@ -224,6 +227,7 @@ enum TopPage {
             const mapping = top.mapping;
             document.getElementById("s-mapping").hidden = !mapping;
             if (mapping) {
+              fill("t-rules", mapping.rules, function (r) { return [count(r.line), el("td", r.match), count(r.lines)]; });
               fill("t-mapping", mapping.series, function (m) { return [el("td", m.result), count(m.series)]; });
             }
           }

@@ -38,6 +38,8 @@ public final class TopStatistics: Sendable {
         var otherNames = (lines: 0, series: 0)
         var tagKeys: [KeyRow] = []
         var history: [TopHistory.Point] = []
+        /// Lines of the window per mapping rule slot.
+        var ruleLines: [UInt16: Int] = [:]
     }
 
     private let queue = BlockingQueue<FlushBatch>(capacity: 4)
@@ -46,15 +48,16 @@ public final class TopStatistics: Sendable {
     private let thread: WorkerThread
     /// The sinks' health, when there are sinks.
     private let sinks: (@Sendable () -> [SinkFanout.Health])?
-    /// Whether a mapping is loaded (the answer then counts new series by what it said).
-    private let mapping: Bool
+    /// The mapping rules, when loaded (the answer then counts new series by what they said,
+    /// and the window's lines by the rule that mapped them).
+    private let mapping: MappingRules?
 
     /// - Parameters:
     ///   - sinks: the sinks' health (`SinkFanout.health`).
-    ///   - mapping: whether `mapping_config` is set.
+    ///   - mapping: the rules of `mapping_config`, when it is set.
     ///   - logger: gets a debug line per flush with the time the tables took.
     public init(
-        metrics: SelfMetrics, sinks: (@Sendable () -> [SinkFanout.Health])? = nil, mapping: Bool = false,
+        metrics: SelfMetrics, sinks: (@Sendable () -> [SinkFanout.Health])? = nil, mapping: MappingRules? = nil,
         logger: Logger? = nil
     ) {
         self.metrics = metrics
@@ -109,6 +112,7 @@ public final class TopStatistics: Sendable {
         }
         func top<T>(_ rows: [T], by order: (T, T) -> Bool) -> [T] { Array(rows.sorted(by: order).prefix(maxLimit)) }
         var snapshot = Snapshot(windowSeconds: tally.windowLength, flushes: flushes, otherNames: tally.otherNames)
+        snapshot.ruleLines = tally.ruleLines
         snapshot.byLines = top(rows.filter { $0.lines > 0 }) {
             $0.lines != $1.lines ? $0.lines > $1.lines : $0.name.lexicographicallyPrecedes($1.name)
         }
@@ -210,8 +214,19 @@ public final class TopStatistics: Sendable {
             w.raw("}")
         }
         w.raw("]")
-        if mapping {
-            w.raw(",\"mapping\":{\"series\":[")
+        if let mapping {
+            w.raw(",\"mapping\":{\"rules\":[")
+            for (i, rule) in Self.ruleRows(mapping, s.ruleLines).prefix(limit).enumerated() {
+                if i > 0 { w.raw(",") }
+                w.raw("{\"line\":")
+                w.integer(Int64(rule.line))
+                w.raw(",\"match\":")
+                w.string(rule.match)
+                w.raw(",\"lines\":")
+                w.integer(Int64(rule.lines))
+                w.raw("}")
+            }
+            w.raw("],\"series\":[")
             for (i, result) in MappingResult.allCases.enumerated() {
                 if i > 0 { w.raw(",") }
                 w.raw("{\"result\":")
@@ -224,6 +239,20 @@ public final class TopStatistics: Sendable {
         }
         w.raw("}\n")
         return w.withBytes { Array($0) }
+    }
+
+    /// The rules in force with the window's lines of each (its hits), most first, then in
+    /// file order. Two rules of one identity share a slot: only the first can match.
+    static func ruleRows(_ mapping: MappingRules, _ lines: [UInt16: Int]) -> [(line: Int, match: String, lines: Int)] {
+        let loaded = mapping.current
+        var seen = Set<UInt16>()
+        var rows: [(line: Int, match: String, lines: Int)] = []
+        for (rule, slot) in zip(loaded.mapper.rules, loaded.optionNumbers) where seen.insert(slot).inserted {
+            rows.append((rule.line, rule.match, lines[slot] ?? 0))
+        }
+        return rows.enumerated().sorted { a, b in
+            a.element.lines != b.element.lines ? a.element.lines > b.element.lines : a.offset < b.offset
+        }.map(\.element)
     }
 
     private static func names(_ rows: ArraySlice<NameRow>, _ w: inout JSONWriter) {

@@ -43,6 +43,8 @@ struct TopTally {
         var interval: Double
         var lines: [(name: Int32, lines: Int)]
         var otherLines: Int
+        /// Lines of mapped series, per mapping rule slot (`MetricKey.mappingOptions`).
+        var ruleLines: [UInt16: Int] = [:]
     }
 
     private(set) var names: [Name?] = []
@@ -57,6 +59,9 @@ struct TopTally {
     private(set) var window: [Flush] = []
     /// Lines and live series of the names past `maxNames`.
     private(set) var otherNames = (lines: 0, series: 0)
+    /// Lines of the window per mapping rule slot: the rules' hits (at most one entry per
+    /// rule loaded since start, 65,536).
+    private(set) var ruleLines: [UInt16: Int] = [:]
     private var lastSequence: UInt64 = 0
 
     /// The id for a name past the cap (its series and lines go to `otherNames`).
@@ -75,9 +80,11 @@ struct TopTally {
         if batch.sequence > 0 { lastSequence = batch.sequence }
         var lines = [Int](repeating: 0, count: names.count)
         var otherLines = 0
+        var ruleLinesNow: [UInt16: Int] = [:]
         func see(_ key: MetricKey, _ n: Int) {
             let id = live(key)
             guard n > 0 else { return }
+            if let slot = key.mappingOptions { ruleLinesNow[slot, default: 0] += n }
             if id == Self.other {
                 otherLines += n
             } else {
@@ -91,7 +98,9 @@ struct TopTally {
         for t in batch.samples { see(t.key, t.samples) }
         for key in batch.expired { expire(key) }
 
-        var flush = Flush(timestamp: batch.timestamp, interval: batch.interval, lines: [], otherLines: otherLines)
+        var flush = Flush(
+            timestamp: batch.timestamp, interval: batch.interval, lines: [], otherLines: otherLines, ruleLines: ruleLinesNow)
+        for (slot, n) in ruleLinesNow { ruleLines[slot, default: 0] += n }
         for (id, n) in lines.enumerated() where n > 0 {
             flush.lines.append((Int32(id), n))
             names[id]?.windowLines += n
@@ -104,6 +113,10 @@ struct TopTally {
         for old in window.prefix(leaving) {
             for (id, n) in old.lines { names[Int(id)]?.windowLines -= n }
             otherNames.lines -= old.otherLines
+            for (slot, n) in old.ruleLines {
+                let left = (ruleLines[slot] ?? 0) - n
+                ruleLines[slot] = left > 0 ? left : nil
+            }
         }
         window.removeFirst(leaving)
         retireNames()

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import StatorCore
 
@@ -120,4 +121,43 @@ private final class TopHarness: @unchecked Sendable {
     for i in 1...100 { history.add(time: EpochMillis(i) * 10_000, interval: 10, lines: UInt64(i) * 500, drops: UInt64(i)) }
     #expect(history.points.count == 91)  // 900 s back from 1,000 s: from 100 s on
     #expect(history.points.first.map { "\($0.time) \($0.linesPerSecond) \($0.dropsPerSecond)" } == "100000 50.0 0.1")
+}
+
+/// With a mapping, the answer lists each rule with the lines it mapped in the window (its
+/// hits), most first, then in file order; a line no rule maps counts for none.
+@Test func mappingRuleHitsAreTheWindowsLinesOfEachRule() throws {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("top-rules-\(UUID().uuidString).yml").path
+    try """
+    mappings:
+    - match: "api.*"
+      name: "api_calls"
+      labels: {route: "$1"}
+    - match: "db.*"
+      name: "db_queries"
+    - match: "never.*"
+      name: "never"
+    """.write(toFile: path, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let rules = try MappingRules(path: path, maxNameBytes: 256)
+    var configuration = AggregationConfiguration(shards: 2)
+    configuration.mapping = rules
+    let table = ShardedTable(configuration: configuration, seed: 3)
+    let metrics = SelfMetrics(readers: 1)
+    let flusher = Flusher(
+        table: table, configuration: FlushConfiguration(intervalMillis: 10_000, seriesTTLMillis: 0), startMillis: 0,
+        metrics: metrics
+    ) { _ in }
+    var tally = TopTally()
+    ingest(table, ["api.a:1|c", "api.b:1|c", "api.a:1|c", "db.x:3|ms", "other:1|c"])
+    tally.add(flusher.flush(at: 10_000))
+    ingest(table, ["db.x:3|ms", "db.x:4|ms", "db.y:1|g"])
+    tally.add(flusher.flush(at: 20_000))
+    let top = TopStatistics(metrics: metrics, mapping: rules)
+    defer { top.stop() }
+    top.publishForTesting(TopStatistics.snapshot(of: tally, flushes: 2))
+    let json = String(decoding: top.render(limit: 20), as: UTF8.self)
+    #expect(
+        json.contains(
+            #""mapping":{"rules":[{"line":5,"match":"db.*","lines":4},{"line":2,"match":"api.*","lines":3},{"line":7,"match":"never.*","lines":0}],"#
+        ), "\(json)")
 }
