@@ -63,6 +63,11 @@ extension HeavyEndToEndTests {
         let path = try #require(dom.firstMatch(of: #/<svg id="chart-lines"[^>]*><path d="(M[^"]*)"/#), "no chart path")
         #expect(path.output.1.split(separator: "L").count >= 3, "\(path.output.1)")
         #expect(dom.contains(">prometheus</td>") && dom.contains(">matched</td>"))
+        // Each mapping rule's hits, as the API lists them.
+        let rules = (answer["mapping"] as? [String: Any])?["rules"] as? [[String: Any]] ?? []
+        let firstRule = try #require(rules.first, "no mapping rules in \(answer)")
+        #expect(dom.contains(#"<table id="t-rules">"#))
+        #expect(dom.contains(">\(firstRule["match"] ?? "")</td><td class=\"n\">\(firstRule["lines"] ?? "")</td>"), "\(firstRule)")
 
         let shot = dir.file("page.png")
         _ = try chromium(dir, ["--window-size=900,1400", "--hide-scrollbars", "--screenshot=\(shot)", url])
