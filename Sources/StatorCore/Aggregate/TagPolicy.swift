@@ -73,6 +73,13 @@ final class TagPolicy: Sendable {
                 continue
             }
             let newKey = out.append(src, tag.key)
+            guard tag.value != TagRange.bare else {
+                // A bare tag (`#canary`) has no value to hash or count: it stays bare (as an
+                // event's does), which `TagRange.bare` marks outside any buffer.
+                line.tags[kept] = TagRange(key: newKey, value: TagRange.bare)
+                kept += 1
+                continue
+            }
             var value = UnsafeRawBufferPointer(rebasing: src[tag.value])
             var newValue: Range<Int>
             if let hasher, Self.anyMatches(hash, key) {

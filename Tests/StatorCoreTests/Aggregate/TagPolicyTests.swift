@@ -152,3 +152,16 @@ private struct PolicyHarness {
     #expect(events.map(\.tags) == [["session:\(pseudonym)", "env:prod"], ["session:\(pseudonym)", "canary"]])
     #expect(h.policy.applied.map(\.value) == [2, 0, 2])
 }
+
+/// A bare tag (`#canary`) stays bare under every policy: kept as `canary` = `true`, never
+/// hashed (it has no value) nor counted by `limits`; dropped when its key is dropped.
+@Test func bareTagsStayBareUnderThePolicy() throws {
+    let h = try PolicyHarness { t in
+        t.drop = ["email"]
+        t.hash = ["session", "canary"]
+        t.hashKey = "${KEY}"
+        t.limits = [.init(key: "canary", maxValues: 1)]
+    }
+    h.send(["x:1|c|#canary,env:prod", "y:1|c|#session", "z:1|c|#email", "x:2|c|#canary,env:prod"])
+    #expect(h.counters(at: 10_000) == ["x,canary=true,env=prod": 3, "y,session=true": 1, "z": 1])
+}
