@@ -117,11 +117,16 @@ public enum TopClient {
 
     static func count(_ value: JSONValue?) -> String { value?.numberValue.map { String(Int64($0)) } ?? "" }
 
-    /// `text` with every control character (C0, DEL, C1) as `?`.
+    /// `text` with every control character (C0, DEL, C1) and every bidirectional formatting
+    /// character (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069) as `?`: a name that
+    /// reverses the rest of its row would misalign or disguise the table.
     static func printable(_ text: String) -> String {
-        String(
-            String.UnicodeScalarView(
-                text.unicodeScalars.map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) ? "?" : $0 }))
+        String(String.UnicodeScalarView(text.unicodeScalars.map { isShown($0.value) ? $0 : "?" }))
+    }
+
+    private static func isShown(_ v: UInt32) -> Bool {
+        !(v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x061C || (0x200E...0x200F).contains(v)
+            || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v))
     }
 
     public static func clip(_ line: String, _ width: Int) -> String { line.count > width ? String(line.prefix(width)) : line }

@@ -34,6 +34,12 @@ import Testing
     #expect(TopClient.screen(answer, address: "a", width: 10, height: 2) == ["stator top", "lines/s 12"])
 }
 
+/// Bidirectional formatting characters would reorder or disguise a row: shown as `?`.
+@Test func bidirectionalFormattingCharactersAreShownAsQuestionMarks() {
+    #expect(TopClient.printable("a\u{202E}gnp.exe\u{2066}b\u{200F}c\u{061C}d") == "a?gnp.exe?b?c?d")
+    #expect(TopClient.printable("café ✓ 名前") == "café ✓ 名前")
+}
+
 /// A server on a loopback port that answers each connection with a 200 head and then
 /// `chunk` every `pause` seconds for `seconds`: a slow or endless agent.
 private func endlessServer(chunk: Int, pause: Double, seconds: Double) throws -> SocketAddress {
