@@ -134,11 +134,12 @@ enum PrometheusProtobufEncoder {
         _ h: CumulativeState.Histogram, bounds: [Double], _ w: inout ProtobufWriter, _ leaf: inout ProtobufWriter
     ) {
         let native = h.native?.bucketed
-        var whole = isWhole(h.count) && h.buckets.allSatisfy(isWhole)
+        var whole = ProtobufWriter.isWholeCount(h.count) && h.buckets.allSatisfy(ProtobufWriter.isWholeCount)
         if let native, whole {
             whole =
-                isWhole(native.zeroCount) && native.positive.weights.allSatisfy(isWhole)
-                && native.negative.weights.allSatisfy(isWhole)
+                ProtobufWriter.isWholeCount(native.zeroCount)
+                && native.positive.weights.allSatisfy(ProtobufWriter.isWholeCount)
+                && native.negative.weights.allSatisfy(ProtobufWriter.isWholeCount)
         }
         // Histogram {sample_count 1, sample_count_float 4, sample_sum 2, bucket 3}
         if whole {
@@ -169,8 +170,8 @@ enum PrometheusProtobufEncoder {
         w.doubleField(6, native.zeroThreshold)
         if whole { w.varintField(7, UInt64(native.zeroCount)) } else { w.doubleField(8, native.zeroCount) }
         // negative_span 9, negative_delta 10, negative_count 11; positive_span 12, positive_delta 13, positive_count 14
-        appendBuckets(native.negative, spanField: 9, whole: whole, &w, &leaf)
-        let positive = appendBuckets(native.positive, spanField: 12, whole: whole, &w, &leaf)
+        w.nativeBuckets(native.negative, spansField: 9, whole: whole)
+        let positive = w.nativeBuckets(native.positive, spansField: 12, whole: whole)
         if positive == 0, native.negative.populated == 0, native.zeroThreshold == 0 {
             // Without a bucket or a zero threshold the message would read as a classic
             // histogram: a no-op span marks it native (metrics.proto says so).
@@ -179,35 +180,6 @@ enum PrometheusProtobufEncoder {
                 span.varintField(2, 0)
             }
         }
-    }
-
-    /// One sign's spans and counts (`spanField`; deltas and counts are the next two fields).
-    /// - Returns: how many spans were written.
-    @discardableResult
-    private static func appendBuckets(
-        _ window: BucketWindow, spanField: UInt32, whole: Bool, _ w: inout ProtobufWriter, _ leaf: inout ProtobufWriter
-    ) -> Int {
-        guard window.populated > 0 else { return 0 }
-        let (spans, counts) = window.spans()
-        for span in spans {
-            // BucketSpan {offset 1 (sint32), length 2}
-            w.message(spanField, scratch: &leaf) { out in
-                out.sintField(1, Int64(span.offset))
-                out.varintField(2, UInt64(span.length))
-            }
-        }
-        if whole {
-            var previous: Int64 = 0
-            w.packedSints(
-                spanField + 1,
-                counts.map { count in
-                    defer { previous = Int64(count) }
-                    return Int64(count) - previous
-                })
-        } else {
-            w.packedDoubles(spanField + 2, counts)
-        }
-        return spans.count
     }
 
     /// A `Summary` {sample_count 1, sample_sum 2, quantile 3 {quantile 1, value 2}}: the last
@@ -232,10 +204,6 @@ enum PrometheusProtobufEncoder {
         let count = x.rounded()
         return count >= 0x1p63 ? UInt64(Int64.max) : count > 0 ? UInt64(count) : 0
     }
-
-    /// Whether `x` is a whole number the integer fields can carry.
-    @inline(__always)
-    static func isWhole(_ x: Double) -> Bool { x >= 0 && x < 0x1p63 && x == x.rounded(.towardZero) }
 
     /// Every label of a series as a `LabelPair` {name 1, value 2}: the rendered labels read
     /// back, values unescaped.

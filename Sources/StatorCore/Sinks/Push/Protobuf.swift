@@ -58,6 +58,43 @@ struct ProtobufWriter {
         for v in values { fixed64(v.bitPattern) }
     }
 
+    /// Whether a weighted count can go in an integer field: whole, not negative, below 2^63
+    /// (a difference of two of them is then an `Int64`).
+    @inline(__always)
+    static func isWholeCount(_ x: Double) -> Bool { x >= 0 && x < 0x1p63 && x == x.rounded(.towardZero) }
+
+    /// One sign of a native histogram, as both Prometheus messages lay it out (the page's
+    /// `io.prometheus.client.Histogram` and remote write's `prompb.Histogram`): its
+    /// `BucketSpan`s {offset 1 (sint32), length 2} as field `spansField`, then its counts,
+    /// as packed `sint64` differences from the bucket before (across spans) in field
+    /// `spansField + 1` when `whole`, else as packed absolute `double`s in `spansField + 2`.
+    /// Nothing for a sign without buckets.
+    /// - Returns: how many spans were written.
+    @discardableResult
+    mutating func nativeBuckets(_ window: BucketWindow, spansField: UInt32, whole: Bool) -> Int {
+        guard window.populated > 0 else { return 0 }
+        let (spans, counts) = window.spans()
+        for span in spans {
+            let offset = Self.zigzag(Int64(span.offset))
+            key(spansField, 2)
+            varint(UInt64(1 + Self.varintSize(offset) + 1 + Self.varintSize(UInt64(span.length))))
+            varintField(1, offset)
+            varintField(2, UInt64(span.length))
+        }
+        if whole {
+            var previous: Int64 = 0
+            packedSints(
+                spansField + 1,
+                counts.map { count in
+                    defer { previous = Int64(count) }
+                    return Int64(count) &- previous
+                })
+        } else {
+            packedDoubles(spansField + 2, counts)
+        }
+        return spans.count
+    }
+
     /// A packed `repeated sint64` (nothing when empty).
     mutating func packedSints(_ field: UInt32, _ values: some Collection<Int64>) {
         guard !values.isEmpty else { return }
