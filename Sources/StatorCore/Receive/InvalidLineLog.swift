@@ -23,9 +23,11 @@ enum InvalidLineLog {
         let now = WallClock.monotonicSeconds()
         samples.offer(reason, line: line, input: input, withhold: withhold, now: now)
         guard let suppressed = limiter.admit(now: now) else { return }
-        var example = String(decoding: UnsafeRawBufferPointer(rebasing: line.prefix(shownBytes)), as: UTF8.self)
-        if line.count > shownBytes { example += "..." }
-        if withhold { example = TagPolicy.withheld }
+        var example = TagPolicy.withheld
+        if !withhold {
+            example = String(decoding: UnsafeRawBufferPointer(rebasing: line.prefix(shownBytes)), as: UTF8.self)
+            if line.count > shownBytes { example += "..." }
+        }
         logger.warning(
             "invalid line dropped",
             metadata: [
