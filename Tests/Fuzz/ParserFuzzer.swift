@@ -21,8 +21,10 @@ private func fuzzCheck(_ condition: Bool, _ what: String) {
 }
 
 private func fuzzSetUp() {
-    let table = ShardedTable(
-        configuration: AggregationConfiguration(shards: 4, maxSeries: 5_000, maxSamplesPerSeries: 64), seed: 7)
+    var configuration = AggregationConfiguration(shards: 4, maxSeries: 5_000, maxSamplesPerSeries: 64)
+    // A fixed clock, so that the corpus' `|T` lines (around 1796637000) stay within the bounds.
+    configuration.clock = { 1_796_637_600_000 }
+    let table = ShardedTable(configuration: configuration, seed: 7)
     let metrics = SelfMetrics(readers: 1)
     fuzzTable = table
     fuzzIngestor = ReaderAggregator(table: table)
@@ -59,6 +61,12 @@ private func fuzzCheckLine(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) 
     fuzzCheck(fuzzParsed.name.count <= limits.maxNameBytes, "max_name_bytes")
     fuzzCheck(fuzzParsed.tags.count <= limits.maxTags, "max_tags")
     fuzzCheck(fuzzParsed.groups.count > 0, "a metric has a sample group")
+    if fuzzParsed.timestamp >= 0 {
+        for g in 0..<fuzzParsed.groups.count {
+            let type = fuzzParsed.groups[g].type
+            fuzzCheck(type == .counter || type == .gauge, "|T only on counters and gauges")
+        }
+    }
     for g in 0..<fuzzParsed.groups.count {
         let group = fuzzParsed.groups[g]
         fuzzCheck(group.rate > 0 && group.rate <= 1, "rate in (0, 1]")

@@ -309,3 +309,51 @@ private func exponentialBuckets(_ point: [String: Any], _ sign: String) -> (offs
     #expect(all["sm_seconds"]?["summary"] != nil)
     #expect(all["sm_seconds"]?["exponentialHistogram"] == nil)
 }
+
+/// `|T` through OTLP (SPEC section 15): delta sends each point at its own time (a counter's
+/// `Sum` point starting there too); cumulative adds a counter's to its total and sends a
+/// gauge's at its own time.
+@Test(arguments: ["delta", "cumulative"])
+func otlpCarriesTimestampedSamples(_ temporality: String) throws {
+    let receiver = try TestHTTPReceiver()
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", untilShutdown, "--sinks.json.path", "", "--sinks.http_push.url",
+        "http://127.0.0.1:\(receiver.port)/v1/metrics", "--sinks.http_push.format", "otlp",
+        "--sinks.http_push.temporality", temporality,
+    ])
+    let point = Int64(Date().timeIntervalSince1970) - 600
+    try agent.send("ts.hits:5|c|T\(point)\nts.hits:1|c\nts.temp:-3|g|T\(point)")
+    #expect(try agent.stop() == 0)
+    var sums: [(value: Double, start: String?, time: String?)] = []
+    var gauges: [(value: Double, time: String?)] = []
+    // Every `Metric` of each name (a point may be a `Metric` of its own beside the interval's).
+    for request in try decodeOTLP(receiver.requests.map(\.body)) {
+        for resource in request["resourceMetrics"] as? [[String: Any]] ?? [] {
+            for scope in resource["scopeMetrics"] as? [[String: Any]] ?? [] {
+                for metric in scope["metrics"] as? [[String: Any]] ?? [] {
+                    if metric["name"] as? String == "ts.hits" {
+                        for p in points(metric, "sum") {
+                            sums.append(
+                                (p["asDouble"] as? Double ?? -1, p["startTimeUnixNano"] as? String, p["timeUnixNano"] as? String))
+                        }
+                    }
+                    if metric["name"] as? String == "ts.temp" {
+                        for p in points(metric, "gauge") {
+                            gauges.append((p["asDouble"] as? Double ?? -1, p["timeUnixNano"] as? String))
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let nanos = String(point * 1_000_000_000)
+    #expect(gauges.map(\.value) == [-3])
+    #expect(gauges.first?.time == nanos)
+    if temporality == "delta" {
+        #expect(Set(sums.map(\.value)) == [1, 5])
+        let stamped = try #require(sums.first { $0.value == 5 })
+        #expect(stamped.start == nanos && stamped.time == nanos)
+    } else {
+        #expect(sums.map(\.value) == [6])
+    }
+}

@@ -277,19 +277,26 @@ public struct ReaderAggregator: ~Copyable {
     private mutating func stageLine(_ datagram: UnsafeRawBufferPointer, _ p: LineScanner.Line, _ index: Int, rejected: Rejection)
     {
         let range = p.range
+        if line.timestamp >= 0, !TimestampBounds.accepts(line.timestamp, now: table.configuration.clock()) {
+            invalid[Int(ParseFailure.invalidTimestamp.rawValue)] &+= 1
+            rejected(.invalidTimestamp, index, range)
+            return
+        }
         var source = datagram
         if let tagPolicy {
             tagPolicy.apply(&line, datagram, into: &policyScratch, counts: &policyCounts)
             source = policyScratch.bytes
         }
         keys.prepare(line, source)
-        let single = p.identity != 0 && line.groups.count == 1 && line.values.count <= 1
+        // A timestamped line is never remembered: its points are not aggregated.
+        let single = p.identity != 0 && line.groups.count == 1 && line.values.count <= 1 && line.timestamp < 0
         if single, staged.oldestRingRecord != LineIdentityCache.none, !cache.survivesInsert(staged.oldestRingRecord) {
             commitLocked(rejected: rejected)
         }
         /// What `keys` holds: the line's own name and tags (nil), or a mapping's.
         var mappedParts: MappedKeyParts?
         var drop: DropReason?
+        var refusedPoint = false
         for g in line.groups.indices {
             let group = line.groups[g]
             if let mapping {
@@ -316,6 +323,10 @@ public struct ReaderAggregator: ~Copyable {
                 }
             }
             let hash = keys.build(type: group.type)
+            if line.timestamp >= 0 {
+                if !offerPoint(group, hash: hash) { refusedPoint = true }
+                continue
+            }
             if group.type == .gauge { share.state.pointee.sealGauge(keyHash: hash, into: &staged) }
             let offset = staged.appendKey(keys.bytes)
             let valueStart = Int32(staged.values.count)
@@ -336,6 +347,25 @@ public struct ReaderAggregator: ~Copyable {
                     cacheRecord: record, type: group.type))
         }
         if let drop { dropped[drop.rawValue] &+= 1 }
+        if refusedPoint {
+            invalid[Int(ParseFailure.seriesLimit.rawValue)] &+= 1
+            rejected(.seriesLimit, index, range)
+        }
+    }
+
+    /// Queues the point of a timestamped line's `group`, whose key `keys` holds: a counter's
+    /// rate-scaled sum of its values, a gauge's last value as written (SPEC section 15).
+    /// - Returns: `false` when it is refused (`max_series` series tracked, or the interval's
+    ///   points are full).
+    private mutating func offerPoint(_ group: SampleGroup, hash: UInt64) -> Bool {
+        var value = 0.0
+        for v in group.valueStart..<group.valueEnd {
+            let parsed = line.values[v]
+            value = group.type == .counter ? value + parsed.value / group.rate : parsed.value
+        }
+        let timestamp = line.timestamp &* 1000
+        guard let key = table.admitPoint(key: keys.bytes, hash: hash, type: group.type) else { return false }
+        return table.points.offer(TimestampedPoint(key: key, value: value, timestamp: timestamp))
     }
 
     /// Records everything staged. A line that would create a series past `max_series`

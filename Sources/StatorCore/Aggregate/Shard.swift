@@ -156,6 +156,21 @@ final class Shard: Sendable {
         }
     }
 
+    /// Finds or makes the series of a timestamped point (SPEC section 15), counted against
+    /// `max_series` as any new series is, and marks it as receiving data in the current
+    /// generation (for `series_ttl`) without an interval aggregate: the point is not aggregated.
+    /// - Returns: the series' key, or `nil` when `max_series` series are tracked.
+    func admitPoint(key: UnsafeRawBufferPointer, hash: UInt64, type: MetricType) -> MetricKey? {
+        state.withLock { s in
+            guard let id = series(&s, key: key, hash: hash, type: type) else { return nil }
+            if s.index[id].lastGeneration != s.generation {
+                s.index[id].lastGeneration = s.generation
+                s.index[id].position = -1
+            }
+            return s.index[id].key
+        }
+    }
+
     /// Finds or creates the series of `key` (the lock held).
     /// - Returns: its slot, or `nil` when `max_series` series are tracked.
     @inline(__always)

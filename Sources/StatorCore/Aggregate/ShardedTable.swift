@@ -17,6 +17,9 @@ public struct AggregationConfiguration: Sendable {
     public var mapping: MappingRules?
     /// The tag policy in force (`tags.*`), if any: readers apply it to the tags of new line identities.
     var tagPolicy: TagPolicy?
+    /// The clock `|T` timestamps are bounded by (SPEC section 15): the wall clock, or a fixed
+    /// one in tests and the fuzzer.
+    var clock: @Sendable () -> EpochMillis = WallClock.nowMillis
 
     /// Eight per core (at least 16): few enough that a reader's commit, which visits every shard
     /// its batch touches, finds several samples per shard (each visit costs a lock and a few
@@ -55,6 +58,9 @@ public final class ShardedTable: Sendable {
     /// The open interval's DogStatsD events and service checks (at most 10,000, fewer with a
     /// lower `max_series`), drained with the shards.
     let events: EventQueue
+    /// The open interval's timestamped points (`|T`, at most 100,000, fewer with a lower
+    /// `max_series`), drained with the shards.
+    let points: PointQueue
     /// The readers' shares of the open interval, drained with the shards.
     private let shares = PthreadLock(ReaderAggregatesRegistry())
     /// Seeds the shares' reservoirs, and the merge's.
@@ -72,6 +78,7 @@ public final class ShardedTable: Sendable {
         self.configuration = configuration
         self.seed = seed
         events = EventQueue(capacity: min(configuration.maxSeries, 10_000))
+        points = PointQueue(capacity: min(configuration.maxSeries, 100_000))
         var rng = SplitMix64(state: seed)
         let budget = SeriesBudget(limit: configuration.maxSeries)
         self.budget = budget
@@ -101,6 +108,12 @@ public final class ShardedTable: Sendable {
             s.live.removeAll { $0 === share }
             if !last.isEmpty { s.retired.append(last) }
         }
+    }
+
+    /// See `Shard.admitPoint`.
+    @inline(never)
+    func admitPoint(key: UnsafeRawBufferPointer, hash: UInt64, type: MetricType) -> MetricKey? {
+        shards[shardIndex(hash)].admitPoint(key: key, hash: hash, type: type)
     }
 
     /// See `Shard.touch`.

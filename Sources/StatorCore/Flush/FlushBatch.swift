@@ -99,12 +99,16 @@ public struct FlushBatch: Sendable {
     /// The interval's DogStatsD events and service checks, in arrival order (SPEC section 15):
     /// forwarded by the JSON-lines sink and the `datadog` push, never aggregated.
     public let events: [DogEvent]
+    /// The interval's timestamped counter and gauge samples (`|T`), in arrival order (SPEC
+    /// section 15): not in `counters` or `gauges`; written at their own time by the sinks that
+    /// carry a timestamp, and a counter's added to its cumulative total.
+    public let points: [TimestampedPoint]
 
     public init(
         sequence: UInt64 = 0, timestamp: EpochMillis, interval: Double, percentiles: [Percentile],
         counters: [CounterSummary] = [],
         gauges: [GaugeSummary] = [], sets: [SetSummary] = [], samples: [SampleSummary] = [], expired: [MetricKey] = [],
-        events: [DogEvent] = []
+        events: [DogEvent] = [], points: [TimestampedPoint] = []
     ) {
         self.sequence = sequence
         self.timestamp = timestamp
@@ -116,8 +120,12 @@ public struct FlushBatch: Sendable {
         self.samples = samples
         self.expired = expired
         self.events = events
+        self.points = points
     }
 
     /// Number of series in the batch.
     public var seriesCount: Int { counters.count + gauges.count + sets.count + samples.count }
+
+    /// Whether the batch holds nothing for a sink to write: no series, no event, no point.
+    public var isEmpty: Bool { seriesCount == 0 && events.isEmpty && points.isEmpty }
 }

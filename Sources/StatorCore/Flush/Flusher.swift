@@ -190,6 +190,7 @@ public final class Flusher: Sendable {
             s.generation &+= 1
             let parts = table.drainAll(nextGeneration: s.generation)
             let events = table.events.drain()
+            let points = table.points.drain()
             if s.trimsPending > 0 {
                 // glibc keeps freed small blocks in its arenas; after a mass expiry (a
                 // cardinality bomb passing) that would keep the peak resident for good.
@@ -257,7 +258,8 @@ public final class Flusher: Sendable {
             }
             return FlushBatch(
                 sequence: UInt64(closing), timestamp: timestamp, interval: interval, percentiles: configuration.percentiles,
-                counters: counters, gauges: gauges, sets: sets, samples: samples, expired: expired, events: events)
+                counters: counters, gauges: gauges, sets: sets, samples: samples, expired: expired, events: events,
+                points: points)
         }
         publish(batch)
         let duration = WallClock.monotonicSeconds() - started

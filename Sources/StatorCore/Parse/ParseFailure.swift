@@ -26,7 +26,8 @@ public enum ParseFailure: UInt8, Sendable, CaseIterable, CustomStringConvertible
     case invalidTags
     /// Name tags and `|#` tags on the same line.
     case mixedTags
-    /// An unknown, empty or repeated `|` field, or a bad `|T` timestamp.
+    /// An unknown, empty or repeated `|` field, a `|T` timestamp that is not digits, or `|T`
+    /// on a type other than a counter or gauge.
     case invalidField
     /// The line would create a series past `max_series` (counted by the aggregator).
     case seriesLimit
@@ -43,6 +44,9 @@ public enum ParseFailure: UInt8, Sendable, CaseIterable, CustomStringConvertible
     /// A DogStatsD service check (`_sc|`) that does not parse: no name, a status other than
     /// 0-3, a bad optional field, a message over 4 KB.
     case invalidServiceCheck
+    /// A `|T` timestamp more than an hour old or more than ten minutes ahead of the agent's
+    /// clock (SPEC section 15).
+    case invalidTimestamp
 
     /// The reason label, e.g. `invalid_value`.
     public var description: String {
@@ -66,6 +70,7 @@ public enum ParseFailure: UInt8, Sendable, CaseIterable, CustomStringConvertible
         case .lineTooLong: "line_too_long"
         case .invalidEvent: "invalid_event"
         case .invalidServiceCheck: "invalid_service_check"
+        case .invalidTimestamp: "invalid_timestamp"
         }
     }
 }

@@ -45,6 +45,9 @@ public struct ParsedLine: ~Copyable {
     /// `|c:` container id (SPEC section 15).
     public var entityID: Range<Int> = 0..<0
     public var containerID: Range<Int> = 0..<0
+    /// The `|T` timestamp in Unix seconds, -1 when absent (saturated at `Int64.max`): the line
+    /// is then forwarded as points of their own, not aggregated (SPEC section 15).
+    public var timestamp: Int64 = -1
     public var groups = ScratchList<SampleGroup>(capacity: 4)
     public var values = ScratchList<ParsedValue>(capacity: 16)
     /// Scratch: value ranges of the group being parsed.
@@ -66,6 +69,7 @@ public struct ParsedLine: ~Copyable {
         name = 0..<0
         entityID = 0..<0
         containerID = 0..<0
+        timestamp = -1
         tags.removeAll()
         groups.removeAll()
         values.removeAll()

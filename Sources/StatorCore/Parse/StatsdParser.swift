@@ -172,6 +172,15 @@ public enum StatsdParser {
                 guard NumberParsing.isUnsignedInteger(bytes, (fieldStart &+ 1)..<i) else {
                     return .failure(.invalidField)
                 }
+                // At most 19 digits (`isUnsignedInteger`): past `Int64.max` it saturates, and
+                // the reader's age bound refuses it (`invalid_timestamp`).
+                var seconds: Int64 = 0
+                for k in (fieldStart &+ 1)..<i {
+                    let (times10, o1) = seconds.multipliedReportingOverflow(by: 10)
+                    let (next, o2) = times10.addingReportingOverflow(Int64(bytes[k] &- 48))
+                    seconds = o1 || o2 ? .max : next
+                }
+                out.timestamp = seconds
             default:
                 // `c:<container>` or a newer extension `<letters>:<text>`: accepted and ignored.
                 var k = fieldStart
@@ -182,6 +191,12 @@ public enum StatsdParser {
                     seenContainer = true
                     out.containerID = (k &+ 1)..<i
                 }
+            }
+        }
+        // `|T` is for counters and gauges only, as in the Datadog agent (SPEC section 15).
+        if seenTimestamp {
+            for g in out.groups.indices where out.groups[g].type != .counter && out.groups[g].type != .gauge {
+                return .failure(.invalidField)
             }
         }
         // The origin tag, when asked for: the entity id, else the container id, as `container_id`

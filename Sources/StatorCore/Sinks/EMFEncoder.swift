@@ -25,6 +25,8 @@
 ///   a metric `<name>.<stat>` (`count` in `Count`; `sum`, `min`, `max`, `mean`, `median`,
 ///   `stddev` and each `p<N>` in `Milliseconds`); histograms and distributions the same in `None`.
 /// - Values that are not finite are left out (JSON has no form for them).
+/// - Timestamped counter and gauge samples (`|T`) go in objects of their own, stamped with
+///   their time, after the interval's.
 enum EMFEncoder {
     static let maxMetrics = 100
     static let maxDimensions = 30
@@ -42,6 +44,12 @@ enum EMFEncoder {
         var tooManyDimensions = 0
         var nameConflicts = 0
         var tooLarge = 0
+
+        mutating func add(_ other: Skipped) {
+            tooManyDimensions += other.tooManyDimensions
+            nameConflicts += other.nameConflicts
+            tooLarge += other.tooLarge
+        }
     }
 
     private struct Metric {
@@ -149,6 +157,11 @@ enum EMFEncoder {
             for (p, value) in zip(batch.percentiles, t.percentiles) { add(g, t.key, ".p\(p.label)", unit, value) }
         }
 
+        defer {
+            // Timestamped samples (`|T`, SPEC section 15): objects of their own, stamped with
+            // their time, after the interval's.
+            if !batch.points.isEmpty { skipped.add(encodePoints(batch, namespace: namespace, into: &w)) }
+        }
         for group in groups {
             // An object holds each name once: a name met again (a counter and a gauge of one
             // name and tags) starts the next object, as do the 100th metric and 256 KB.
@@ -168,6 +181,27 @@ enum EMFEncoder {
                 object(group.dimensions, group.metrics[start..<end], batch.timestamp, namespace, &w)
                 start = end
             }
+        }
+        return skipped
+    }
+
+    /// The batch's timestamped points, as the interval's series are written (a counter's value in
+    /// `Count`, a gauge's in `None`), one set of objects per timestamp, in order of arrival.
+    private static func encodePoints(_ batch: FlushBatch, namespace: String, into w: inout JSONWriter) -> Skipped {
+        var times: [EpochMillis] = []
+        var byTime: [EpochMillis: [TimestampedPoint]] = [:]
+        for p in batch.points {
+            if byTime[p.timestamp] == nil { times.append(p.timestamp) }
+            byTime[p.timestamp, default: []].append(p)
+        }
+        var skipped = Skipped()
+        for t in times {
+            let points = byTime[t] ?? []
+            let stamped = FlushBatch(
+                timestamp: t, interval: batch.interval, percentiles: [],
+                counters: points.filter { $0.key.type == .counter }.map { CounterSummary(key: $0.key, value: $0.value, rate: 0) },
+                gauges: points.filter { $0.key.type == .gauge }.map { GaugeSummary(key: $0.key, value: $0.value) })
+            skipped.add(encode(stamped, namespace: namespace, into: &w))
         }
         return skipped
     }

@@ -1,4 +1,5 @@
-/// Writes SPEC section 3 objects: one per series, keys in a fixed order.
+/// Writes SPEC section 3 objects: one per series, keys in a fixed order; then one per
+/// timestamped point and one per event or service check (SPEC section 15).
 public enum JSONLinesEncoder {
     /// Encodes the whole batch as NDJSON (one object per line).
     public static func encode(_ batch: FlushBatch) -> [UInt8] {
@@ -27,8 +28,16 @@ public enum JSONLinesEncoder {
         let head = prefix.bytes
         let percentileKeys = batch.percentiles.map { Array(",\"p\($0.label)\":".utf8) }
 
-        func open(_ key: MetricKey) {
-            w.raw(head)
+        /// Opens a series' object, stamped with the batch's time, or a point's own (`at`).
+        func open(_ key: MetricKey, at timestamp: EpochMillis? = nil) {
+            if let timestamp {
+                w.raw("{\"ts\":\"")
+                w.text(WallClock.rfc3339(timestamp))
+                w.raw("\",\"interval\":")
+                w.number(batch.interval)
+            } else {
+                w.raw(head)
+            }
             w.raw(",\"name\":")
             key.withName { w.string($0) }
             w.raw(",\"type\":\"")
@@ -85,6 +94,13 @@ public enum JSONLinesEncoder {
                 w.number(p)
             }
             w.raw("}"); separator(&w)
+        }
+        // A timestamped counter or gauge sample (`|T`): its value at its own time, marked so
+        // that it is not read as an interval's aggregate.
+        for p in batch.points {
+            open(p.key, at: p.timestamp)
+            w.raw(",\"value\":"); w.number(p.value)
+            w.raw(",\"timestamped\":true}"); separator(&w)
         }
         for e in batch.events {
             w.raw(head)

@@ -77,7 +77,7 @@ public final class JSONLinesSink: Sink {
     private var isStdout: Bool { configuration.path == "-" }
 
     public func emit(_ batch: FlushBatch) throws {
-        guard batch.seriesCount > 0 || (!batch.events.isEmpty && configuration.format == .json) else {
+        guard batch.seriesCount > 0 || !batch.points.isEmpty || (!batch.events.isEmpty && configuration.format == .json) else {
             // SIGHUP still reopens the file: after logrotate's rename the new file appears
             // now, not at the next batch that has series.
             guard reopenRequested.load(ordering: .acquiring) else { return }

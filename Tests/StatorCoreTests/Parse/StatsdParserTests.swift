@@ -125,8 +125,8 @@ let parseCases: [ParseCase] = [
     ParseCase("influx,env=prod:1|c|#region:eu", "error:mixed_tags"),
     // container id, timestamp, extensions
     ParseCase("x:1|c|c:abc123", "x c=1"),
-    ParseCase("x:1|c|T1656581400", "x c=1"),
-    ParseCase("x:1|c|#k:v|T1656581400|c:abc", "x{k=v} c=1"),
+    ParseCase("x:1|c|T1656581400", "x c=1 T=1656581400"),
+    ParseCase("x:1|c|#k:v|T1656581400|c:abc", "x{k=v} c=1 T=1656581400"),
     ParseCase("x:1|c|e:foo", "x c=1"),
     ParseCase("x:1|c|card:high", "x c=1"),
     ParseCase("x:1|c|Tabc", "error:invalid_field"),

@@ -34,6 +34,7 @@ func render(_ line: borrowing ParsedLine, _ bytes: UnsafeRawBufferPointer) -> St
         }
         if g.rate != 1 { out += "@\(g.rate)" }
     }
+    if line.timestamp >= 0 { out += " T=\(line.timestamp)" }
     return out
 }
 

@@ -25,6 +25,8 @@
 ///   `sum_squares_N`, `mean_N` and `upper_N` over the lowest N% of the values, etsy's
 ///   rounding. Beyond `max_samples_per_series` the _N statistics and the median come from
 ///   the uniform reservoir.
+/// - A timestamped counter or gauge sample (`|T`, SPEC section 15) is one line at its own
+///   time: a counter's `.count` (no `.rate`), a gauge's value.
 /// - Values that are not finite are left out.
 enum GraphiteEncoder {
     /// - Parameter prefix: put before `stats.` (with a dot), unless empty.
@@ -61,15 +63,22 @@ enum GraphiteEncoder {
                 tag(v, into: &tagText)
             }
         }
-        /// Writes one line: `path` + `suffix` + tags, the value, the time.
-        func line(_ suffix: [UInt8], _ value: Double) {
+        /// Writes one line: `path` + `suffix` + tags, the value, the time (the flush's, or a
+        /// point's own: `at`).
+        func line(_ suffix: [UInt8], _ value: Double, at pointTime: EpochMillis? = nil) {
             guard value.isFinite else { return }
             out.append(contentsOf: path)
             out.append(contentsOf: suffix)
             out.append(contentsOf: tagText)
             out.append(UInt8(ascii: " "))
             PrometheusNumber.append(value, to: &out)
-            out.append(contentsOf: stamp)
+            if let pointTime {
+                out.append(UInt8(ascii: " "))
+                JSONWriter.appendInteger(pointTime.floorDiv(1000), to: &out)
+                out.append(UInt8(ascii: "\n"))
+            } else {
+                out.append(contentsOf: stamp)
+            }
         }
 
         func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
@@ -82,6 +91,11 @@ enum GraphiteEncoder {
         for g in batch.gauges {
             begin("gauges.", g.key)
             line([], g.value)
+        }
+        // Timestamped samples (`|T`): a counter's `count` and a gauge's value, at their time.
+        for p in batch.points {
+            begin(p.key.type == .counter ? "counters." : "gauges.", p.key)
+            line(p.key.type == .counter ? count : [], p.value, at: p.timestamp)
         }
         for s in batch.sets {
             begin("sets.", s.key)

@@ -46,12 +46,12 @@ public final class GraphiteSink: Sink, @unchecked Sendable {
     }
 
     public func emit(_ batch: FlushBatch) throws {
-        guard batch.seriesCount > 0 else { return }
+        guard batch.seriesCount > 0 || !batch.points.isEmpty else { return }
         let text = GraphiteEncoder.encode(batch, prefix: configuration.prefix, tags: configuration.tags)
         guard !text.isEmpty else { return }
         var dropped = 0
         lock.withLock {
-            pending.append((text, batch.seriesCount))
+            pending.append((text, batch.seriesCount + batch.points.count))
             pendingBytes += text.count
             // The oldest go first, but never the one being sent (it is resumed where it stopped).
             while pendingBytes > Int(configuration.maxQueueBytes), pending.count > 1 {

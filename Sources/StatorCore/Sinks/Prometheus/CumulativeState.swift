@@ -98,6 +98,9 @@ public final class CumulativeState: Sendable {
             for g in batch.gauges where Self.knownRoute(g.key, s) == nil { fresh.append((g.key, nil)) }
             for set in batch.sets where Self.knownRoute(set.key, s) == nil { fresh.append((set.key, nil)) }
             for t in batch.samples where Self.knownRoute(t.key, s) == nil { fresh.append((t.key, t.bounds)) }
+            for p in batch.points where p.key.type == .counter && Self.knownRoute(p.key, s) == nil {
+                fresh.append((p.key, nil))
+            }
             if !fresh.isEmpty {
                 fresh.sort { a, b in Self.pageOrder(a.key, b.key) }
                 sizeNameHeads(for: fresh, &s, &scratch)
@@ -118,6 +121,12 @@ public final class CumulativeState: Sendable {
             for c in batch.counters {
                 guard let i = route(c.key, nil, &s, &dropped, &scratch) else { continue }
                 s.series[Int(i)].value += c.key.isMapped ? (c.value * Self.scale(c.key, s)).withoutNaN : c.value
+            }
+            // A timestamped counter sample adds to the total; a timestamped gauge sample is not
+            // the gauge's value now (SPEC section 15).
+            for p in batch.points where p.key.type == .counter {
+                guard let i = route(p.key, nil, &s, &dropped, &scratch) else { continue }
+                s.series[Int(i)].value += p.key.isMapped ? (p.value * Self.scale(p.key, s)).withoutNaN : p.value
             }
             for g in batch.gauges {
                 guard let i = route(g.key, nil, &s, &dropped, &scratch) else { continue }

@@ -88,31 +88,29 @@ public final class HTTPPushSink: Sink {
         let requests: [PushRequest]
         switch configuration.format {
         case .json:
-            requests =
-                batch.seriesCount == 0 && batch.events.isEmpty
-                ? [] : PushEncoders.json(batch, batchSize: size, labels: extra)
+            requests = batch.isEmpty ? [] : PushEncoders.json(batch, batchSize: size, labels: extra)
         case .datadog:
-            requests =
-                batch.seriesCount == 0 && batch.events.isEmpty
-                ? [] : PushEncoders.datadog(batch, batchSize: size, labels: extra)
+            requests = batch.isEmpty ? [] : PushEncoders.datadog(batch, batchSize: size, labels: extra)
         case .datadogEvents, .datadogCheckRun:
             requests = []  // not configurable
         case .influx:
-            requests = batch.seriesCount == 0 ? [] : InfluxEncoder.requests(batch, batchSize: size, labels: extra)
+            requests = batch.isEmpty ? [] : InfluxEncoder.requests(batch, batchSize: size, labels: extra)
         case .remoteWrite:
-            requests = cumulativeRequests(batch) { state in
-                let (requests, _, sequence) = RemoteWriteEncoder.requests(from: state, labels: extra, batchSize: size)
-                return (requests, sequence)
-            }
+            requests =
+                cumulativeRequests(batch) { state in
+                    let (requests, _, sequence) = RemoteWriteEncoder.requests(from: state, labels: extra, batchSize: size)
+                    return (requests, sequence)
+                } + gaugePointRequests(batch, labels: extra, batchSize: size)
         case .otlp:
             if configuration.temporality == .delta {
                 requests =
-                    batch.seriesCount == 0
+                    batch.isEmpty
                     ? [] : OTLPDeltaEncoder.requests(batch, resource: resource, batchSize: size, labels: extra)
             } else {
-                requests = cumulativeRequests(batch) { [resource] state in
-                    OTLPCumulativeEncoder.requests(state, resource: resource, batchSize: size, labels: extra)
-                }
+                requests =
+                    cumulativeRequests(batch) { [resource] state in
+                        OTLPCumulativeEncoder.requests(state, resource: resource, batchSize: size, labels: extra)
+                    } + OTLPDeltaEncoder.gaugePointRequests(batch, resource: resource, batchSize: size, labels: extra)
             }
         }
         for request in requests {
@@ -140,6 +138,14 @@ public final class HTTPPushSink: Sink {
                 "push queue full (max_spool_bytes): oldest series dropped",
                 metadata: [("series", "\(series)"), ("suppressed", "\(suppressed)")])
         }
+    }
+
+    /// Remote write's timestamped gauge samples, each at its own time (a counter's are in its total).
+    private func gaugePointRequests(
+        _ batch: FlushBatch, labels: PushEncoders.ExternalLabels, batchSize: Int
+    ) -> [PushRequest] {
+        guard let state, batch.points.contains(where: { $0.key.type == .gauge }) else { return [] }
+        return RemoteWriteEncoder.gaugePointRequests(batch.points, naming: state, labels: labels, batchSize: batchSize)
     }
 
     /// The shared state as of the newest batch applied, once per applied batch.

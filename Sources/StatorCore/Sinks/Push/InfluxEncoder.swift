@@ -13,7 +13,8 @@
 ///   `\\` so that a value ending in one cannot escape the separator after it.
 /// - Fields are floats. Infinities and NaN have no line-protocol form and are left out; a
 ///   line left with no field is not written.
-/// - Every line is stamped with the flush time in nanoseconds.
+/// - Every line is stamped with the flush time in nanoseconds; a timestamped counter or gauge
+///   sample (`|T`, SPEC section 15) with its own time, with the one field `value`.
 enum InfluxEncoder {
     static func requests(_ batch: FlushBatch, batchSize: Int, labels: PushEncoders.ExternalLabels) -> [PushRequest] {
         var requests: [PushRequest] = []
@@ -24,7 +25,11 @@ enum InfluxEncoder {
         timestamp.append(UInt8(ascii: "\n"))
         let percentileFields = batch.percentiles.map { Array("p\($0.label)".utf8) }
 
-        func line(_ key: MetricKey, _ fields: [(StaticString, Double)], extra: [([UInt8], Double)] = []) {
+        /// Writes one line, stamped with the flush time or a point's own (`at`).
+        func line(
+            _ key: MetricKey, _ fields: [(StaticString, Double)], extra: [([UInt8], Double)] = [],
+            at pointTime: EpochMillis? = nil
+        ) {
             let start = body.count
             key.withName { escape($0, measurement: true) }
             key.forEachTag { k, v in
@@ -57,7 +62,13 @@ enum InfluxEncoder {
                 body.removeSubrange(start...)  // no field could be written
                 return
             }
-            body.append(contentsOf: timestamp)
+            if let pointTime {
+                body.append(UInt8(ascii: " "))
+                JSONWriter.appendInteger(pointTime * 1_000_000, to: &body)
+                body.append(UInt8(ascii: "\n"))
+            } else {
+                body.append(contentsOf: timestamp)
+            }
             lines += 1
             if lines == batchSize {
                 requests.append(PushRequest(format: .influx, body: body, series: lines))
@@ -94,6 +105,7 @@ enum InfluxEncoder {
                     ("max", t.max), ("mean", t.mean), ("median", t.median), ("stddev", t.stddev),
                 ], extra: Array(zip(percentileFields, t.percentiles)))
         }
+        for p in batch.points { line(p.key, [("value", p.value)], at: p.timestamp) }
         if lines > 0 { requests.append(PushRequest(format: .influx, body: body, series: lines)) }
         return requests
     }

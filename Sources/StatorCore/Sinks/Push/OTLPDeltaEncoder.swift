@@ -11,6 +11,9 @@
 ///   instead, with `min` and `max`: OTLP allows one type per metric name in a scope, so the
 ///   two cannot go side by side. A series without one keeps the explicit `Histogram`.
 /// - Tags, then the push's `external_labels`, are the attributes.
+/// - A timestamped counter or gauge sample (`|T`, SPEC section 15) is a data point of its own
+///   at its time (a counter's starts there too); a cumulative push sends only the gauges' this
+///   way, a counter's being in its total.
 enum OTLPDeltaEncoder {
     static func requests(
         _ batch: FlushBatch, resource: OTLPResource, batchSize: Int, labels: PushEncoders.ExternalLabels
@@ -80,7 +83,40 @@ enum OTLPDeltaEncoder {
                 }
             }
         }
+        addPoints(batch.points, gaugesOnly: false, to: &builder, labels: labels)
         builder.finishRequest()
         return builder.requests
+    }
+
+    /// A cumulative push's timestamped gauge samples (its counters' are in their totals).
+    static func gaugePointRequests(
+        _ batch: FlushBatch, resource: OTLPResource, batchSize: Int, labels: PushEncoders.ExternalLabels
+    ) -> [PushRequest] {
+        guard batch.points.contains(where: { $0.key.type == .gauge }) else { return [] }
+        var builder = OTLPRequestBuilder(resource: resource, batchSize: batchSize)
+        addPoints(batch.points, gaugesOnly: true, to: &builder, labels: labels)
+        builder.finishRequest()
+        return builder.requests
+    }
+
+    /// Timestamped samples (`|T`, SPEC section 15), each a data point at its own time: a
+    /// counter's a delta `Sum` point starting and ending there, a gauge's a `Gauge` point.
+    private static func addPoints(
+        _ points: [TimestampedPoint], gaugesOnly: Bool, to builder: inout OTLPRequestBuilder,
+        labels: PushEncoders.ExternalLabels
+    ) {
+        for p in points where !gaugesOnly || p.key.type == .gauge {
+            let time = UInt64(max(0, p.timestamp)) * 1_000_000
+            let counter = p.key.type == .counter
+            p.key.withName { name in
+                builder.add(name: name, unit: .none, kind: counter ? .sum(.delta) : .gauge) { w in
+                    p.key.forEachTag { k, v in OTLPRequestBuilder.attribute(&w, field: 7, k, v) }
+                    labels.forEachMissing(from: p.key) { k, v in OTLPRequestBuilder.attribute(&w, field: 7, k, v) }
+                    if counter { w.fixed64Field(2, time) }
+                    w.fixed64Field(3, time)
+                    w.doubleField(4, p.value)
+                }
+            }
+        }
     }
 }

@@ -105,7 +105,8 @@ enum PushEncoders {
     }
 
     /// `datadog`: series API v1 bodies; counters as `count`, gauges and sets as
-    /// `gauge`, each timer statistic as a gauge `<name>.<stat>`. Each item is written straight
+    /// `gauge`, each timer statistic as a gauge `<name>.<stat>`; a timestamped sample (`|T`) as a
+    /// point at its own time. Each item is written straight
     /// into its request's body; a series' tags are rendered once for all its items.
     static func datadog(_ batch: FlushBatch, batchSize: Int, labels: ExternalLabels = .none) -> [PushRequest] {
         var head = JSONWriter(capacity: 32)
@@ -144,14 +145,20 @@ enum PushEncoders {
             }
             tags.raw("]}")
         }
-        func item(_ suffix: [UInt8], _ type: StaticString, _ value: Double) {
+        func item(_ suffix: [UInt8], _ type: StaticString, _ value: Double, at pointTime: EpochMillis? = nil) {
             guard value.isFinite else { return }  // Datadog takes no infinities
             w.raw(items == 0 ? "{\"series\":[{\"metric\":" : ",{\"metric\":")
             let keep = name.count
             name.append(contentsOf: suffix)
             w.string(name)
             name.removeSubrange(keep...)
-            w.raw(points)
+            if let pointTime {
+                w.raw(",\"points\":[[")
+                w.integer(pointTime.floorDiv(1000))
+                w.raw(",")
+            } else {
+                w.raw(points)
+            }
             w.number(value)
             w.raw("]],\"type\":\"")
             w.raw(type)
@@ -188,6 +195,11 @@ enum PushEncoders {
             begin(t.key)
             let values = [t.count, Double(t.samples), t.rate, t.sum, t.min, t.max, t.mean, t.median, t.stddev] + t.percentiles
             for (suffix, value) in zip(statNames, values) { item(suffix, "gauge", value) }
+        }
+        // Timestamped samples (`|T`): a point at their own time, as the Datadog agent sends them.
+        for p in batch.points {
+            begin(p.key)
+            item([], p.key.type == .counter ? "count" : "gauge", p.value, at: p.timestamp)
         }
         finish()
         return requests + datadogEvents(batch.events, batchSize: batchSize)

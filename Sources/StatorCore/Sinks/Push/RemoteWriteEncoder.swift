@@ -12,6 +12,9 @@
 /// classic `_bucket`/`_sum`/`_count` series, and as one more series under the family's name
 /// (no suffix, the same labels) carrying a `Histogram` (`RemoteWriteEncoder+Native.swift`).
 ///
+/// A timestamped gauge sample (`|T`, SPEC section 15) is one more sample of its series at its
+/// own time; a timestamped counter sample is in the counter's total.
+///
 /// Each time series is written straight into its request's buffer: its labels are gathered
 /// into one reused scratch buffer, sorted in byte order as the remote-write spec requires,
 /// and measured first, so the message needs no buffer of its own.
@@ -76,6 +79,26 @@ public enum RemoteWriteEncoder {
             writer.finishRequest()
             return (writer.requests, s.appliedTimestamp, s.appliedSequence)
         }
+    }
+
+    /// Timestamped gauge samples (`|T`, SPEC section 15): each a sample at its own time, under
+    /// the name and labels `/metrics` gives the gauge (a counter's samples are in its total).
+    static func gaugePointRequests(
+        _ points: [TimestampedPoint], naming state: CumulativeState, labels external: PushEncoders.ExternalLabels,
+        batchSize: Int
+    ) -> [PushRequest] {
+        var writer = Writer(timestamp: 0, batchSize: batchSize)
+        var labels = LabelSet()
+        for p in points where p.key.type == .gauge {
+            labels.removeAll()
+            labels.appendRendered(PrometheusNaming.labels(of: p.key, reserving: nil))
+            for pair in external.pairs where !labels.contains(name: pair.name) {
+                labels.append(name: pair.name, value: pair.value)
+            }
+            writer.add(&labels, name: state.familyName(of: p.key), suffix: [], value: p.value, at: p.timestamp)
+        }
+        writer.finishRequest()
+        return writer.requests
     }
 
     private static let bucket = Array("_bucket".utf8)
@@ -165,13 +188,15 @@ public enum RemoteWriteEncoder {
 
         /// One time series: `labels`, plus `__name__` (`name` + `suffix`) and `extra`, sorted.
         mutating func add(
-            _ labels: inout LabelSet, name: [UInt8], suffix: [UInt8], extra: ([UInt8], [UInt8])? = nil, value: Double
+            _ labels: inout LabelSet, name: [UInt8], suffix: [UInt8], extra: ([UInt8], [UInt8])? = nil, value: Double,
+            at sampleTime: EpochMillis? = nil
         ) {
             let mark = labels.mark
             labels.append(name: nameLabel, value: name, suffix: suffix)
             if let extra { labels.append(name: extra.0, value: extra.1) }
             labels.sortedOrder(into: &order)
-            RemoteWriteEncoder.appendTimeSeries(labels, order: order, value: value, timestamp: timestamp, to: &body)
+            RemoteWriteEncoder.appendTimeSeries(
+                labels, order: order, value: value, timestamp: sampleTime ?? timestamp, to: &body)
             labels.truncate(to: mark)
             seriesAdded()
         }
