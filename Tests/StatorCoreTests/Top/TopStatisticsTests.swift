@@ -93,7 +93,8 @@ private final class TopHarness: @unchecked Sendable {
         samples.offer(.invalidTags, line: $0, input: "udp", withhold: true, now: 0)
     }
     let kept = Dictionary(uniqueKeysWithValues: samples.snapshot().map { ($0.reason, $0.samples) })
-    #expect(kept[.missingColon]?.map { String(decoding: $0.line, as: UTF8.self) } == ["bad 3", "bad 4", "bad 5", "bad 6", "bad 7"])
+    #expect(
+        kept[.missingColon]?.map { String(decoding: $0.line, as: UTF8.self) } == ["bad 3", "bad 4", "bad 5", "bad 6", "bad 7"])
     #expect(kept[.lineTooLong]?.map { "\($0.line.count) \($0.truncated) \($0.input)" } == ["200 true tcp"])
     #expect(kept[.invalidTags]?.map { String(decoding: $0.line, as: UTF8.self) } == [TagPolicy.withheld])
     #expect(kept[.emptyName] == [])
@@ -160,4 +161,45 @@ private final class TopHarness: @unchecked Sendable {
         json.contains(
             #""mapping":{"rules":[{"line":5,"match":"db.*","lines":4},{"line":2,"match":"api.*","lines":3},{"line":7,"match":"never.*","lines":0}],"#
         ), "\(json)")
+}
+
+/// At a 1 s flush interval the window keeps one entry per 10 s, not one per flush, and its
+/// lines are the same as if every flush were kept.
+@Test func theWindowMergesFlushesWithinTenSeconds() {
+    var tally = TopTally()
+    let key = MetricKey(type: .counter, name: "a")
+    let other = MetricKey(type: .counter, name: "b")
+    for second in 1...400 {
+        var counters = [CounterSummary(key: key, value: 1, rate: 1, lines: 2)]
+        if second % 3 == 0 { counters.append(CounterSummary(key: other, value: 1, rate: 1, lines: 5)) }
+        tally.add(
+            FlushBatch(sequence: 0, timestamp: EpochMillis(second) * 1000, interval: 1, percentiles: [], counters: counters))
+    }
+    #expect(tally.window.count == 31)
+    #expect(tally.windowLength == 301)
+    // The window covers seconds 100-400 (the bucket of 100-109 closed at 109): 301 flushes, of
+    // which 100 (102, 105 ... 399) have lines of `b`.
+    let lines = Dictionary(
+        uniqueKeysWithValues: tally.names.compactMap { $0 }.map { (String(decoding: $0.bytes, as: UTF8.self), $0.windowLines) })
+    #expect(lines == ["a": 602, "b": 5 * 100])
+}
+
+@Test func mergingTwoFlushesAddsTheirLinesByName() {
+    let earlier = TopTally.Flush(timestamp: 1_000, interval: 1, lines: [(0, 1), (2, 3)], otherLines: 1, ruleLines: [7: 1])
+    let later = TopTally.Flush(
+        timestamp: 2_000, interval: 1, lines: [(1, 5), (2, 4), (3, 1)], otherLines: 2, ruleLines: [7: 2, 8: 1])
+    let m = TopTally.merged(earlier, later)
+    #expect(m.timestamp == 2_000 && m.interval == 2 && m.otherLines == 3)
+    #expect(m.lines.map { "\($0.name):\($0.lines)" } == ["0:1", "1:5", "2:7", "3:1"])
+    #expect(m.ruleLines == [7: 3, 8: 1])
+}
+
+@Test func aTimestampedSampleIsALineOfItsName() {
+    let h = TopHarness()
+    let now = WallClock.nowMillis().floorDiv(1000)
+    ingest(h.table, ["p:1|c|T\(now)", "p:1|c|T\(now)", "q:1|g|T\(now)"])
+    _ = h.flush(at: 10_000)
+    let lines = Dictionary(
+        uniqueKeysWithValues: h.tally.names.compactMap { $0 }.map { (String(decoding: $0.bytes, as: UTF8.self), $0.windowLines) })
+    #expect(lines == ["p": 2, "q": 1])
 }
