@@ -98,3 +98,21 @@ extension HeavyEndToEndTests {
         }
     }
 }
+
+/// Remote write does not send a gauge point dated after the flush (Prometheus would then refuse
+/// the gauge's own samples until that time, and whole requests with them): it counts it.
+@Test func remoteWriteCountsAGaugePointFromTheFutureInsteadOfSendingIt() throws {
+    let receiver = try TestHTTPReceiver()
+    let (now, point) = times()
+    let agent = try StatorProcess(agent: [
+        "--flush_interval", "100ms", "--sinks.json.path", "", "--sinks.http_push.url",
+        "http://127.0.0.1:\(receiver.port)/api/v1/write", "--sinks.http_push.format", "remote_write",
+    ])
+    try agent.send("ahead:1|g|T\(now + 300)\nbehind:2|g|T\(point)")
+    let dropped = #"stator_push_dropped_series_total{reason="future_point",sink="http_push"}"#
+    try eventually("the future point counted", seen: "\((try? selfMetric(agent, dropped)) ?? -1)") {
+        try selfMetric(agent, dropped) == 1
+    }
+    try eventually("the past point sent") { receiver.requests.count >= 1 }
+    #expect(try agent.stop() == 0)
+}

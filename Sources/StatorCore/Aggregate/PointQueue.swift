@@ -23,25 +23,44 @@ public struct TimestampedPoint: Sendable {
 final class PointQueue: Sendable {
     /// Points kept per interval at most.
     let capacity: Int
-    private let pending = PthreadLock<[TimestampedPoint]>([])
+    /// The queued points, and the places promised by `reserve` not yet filled or given back.
+    private let pending = PthreadLock<(points: [TimestampedPoint], reserved: Int)>(([], 0))
 
     init(capacity: Int) { self.capacity = capacity }
 
-    /// Queues `point`.
-    /// - Returns: `false` when the interval already holds `capacity` points.
-    func offer(_ point: TimestampedPoint) -> Bool {
-        pending.withLock { points in
-            guard points.count < capacity else { return false }
-            points.append(point)
+    /// Promises a place for one point, before its series is admitted: a point the queue would
+    /// refuse must not make a series (it would hold a place under `max_series` for nothing).
+    /// - Returns: `false` when the interval already holds (or was promised) `capacity` points.
+    func reserve() -> Bool {
+        pending.withLock { q in
+            guard q.points.count + q.reserved < capacity else { return false }
+            q.reserved += 1
             return true
         }
     }
 
+    /// Fills a place `reserve` promised with `point`, or gives it back (`nil`: its series was
+    /// refused).
+    func fill(_ point: TimestampedPoint?) {
+        pending.withLock { q in
+            q.reserved -= 1
+            if let point { q.points.append(point) }
+        }
+    }
+
+    /// Queues `point`.
+    /// - Returns: `false` when the interval already holds `capacity` points.
+    func offer(_ point: TimestampedPoint) -> Bool {
+        guard reserve() else { return false }
+        fill(point)
+        return true
+    }
+
     /// Takes every queued point, oldest first.
     func drain() -> [TimestampedPoint] {
-        pending.withLock { points in
-            defer { points = [] }
-            return points
+        pending.withLock { q in
+            defer { q.points = [] }
+            return q.points
         }
     }
 }

@@ -364,8 +364,14 @@ public struct ReaderAggregator: ~Copyable {
             value = group.type == .counter ? value + parsed.value / group.rate : parsed.value
         }
         let timestamp = line.timestamp &* 1000
-        guard let key = table.admitPoint(key: keys.bytes, hash: hash, type: group.type) else { return false }
-        return table.points.offer(TimestampedPoint(key: key, value: value, timestamp: timestamp))
+        // The place first: a point refused for it must not make (or keep alive) its series.
+        guard table.points.reserve() else { return false }
+        guard let key = table.admitPoint(key: keys.bytes, hash: hash, type: group.type) else {
+            table.points.fill(nil)
+            return false
+        }
+        table.points.fill(TimestampedPoint(key: key, value: value, timestamp: timestamp))
+        return true
     }
 
     /// Records everything staged. A line that would create a series past `max_series`

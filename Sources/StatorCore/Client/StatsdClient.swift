@@ -27,7 +27,12 @@ public struct StatsdClient: ~Copyable {
             var parsed = ParsedLine()
             switch StatsdParser.parse(raw, 0..<raw.count, into: &parsed) {
             case .failure(let reason): return reason
-            case .metric: return nil
+            case .metric:
+                // A `|T` timestamp is bounded by the agent's clock; this machine's stands in for it.
+                if parsed.timestamp >= 0, !TimestampBounds.accepts(parsed.timestamp, now: WallClock.nowMillis()) {
+                    return .invalidTimestamp
+                }
+                return nil
             case .event:
                 if case .failure(let reason) = EventParser.parse(raw, 0..<raw.count, limits: parsed.limits) { return reason }
                 return nil

@@ -157,11 +157,6 @@ enum EMFEncoder {
             for (p, value) in zip(batch.percentiles, t.percentiles) { add(g, t.key, ".p\(p.label)", unit, value) }
         }
 
-        defer {
-            // Timestamped samples (`|T`, SPEC section 15): objects of their own, stamped with
-            // their time, after the interval's.
-            if !batch.points.isEmpty { skipped.add(encodePoints(batch, namespace: namespace, into: &w)) }
-        }
         for group in groups {
             // An object holds each name once: a name met again (a counter and a gauge of one
             // name and tags) starts the next object, as do the 100th metric and 256 KB.
@@ -182,6 +177,9 @@ enum EMFEncoder {
                 start = end
             }
         }
+        // Timestamped samples (`|T`, SPEC section 15): objects of their own, stamped with their
+        // time, after the interval's. (Not in a `defer`: what it skips must be in the result.)
+        if !batch.points.isEmpty { skipped.add(encodePoints(batch, namespace: namespace, into: &w)) }
         return skipped
     }
 

@@ -92,3 +92,20 @@ private func nowSeconds() -> Int64 { WallClock.nowMillis().floorDiv(1000) }
     #expect(ingest(table, (0..<5).map { "p:\($0)|c|T\(t)" }) == ["ok", "ok", "ok", "error:series_limit", "error:series_limit"])
     #expect(table.points.drain().map(\.value) == [0, 1, 2])
 }
+
+@Test func aPointRefusedForCapacityMakesNoSeries() {
+    // Points past the interval's capacity must not take places under `max_series`.
+    let table = ShardedTable(configuration: AggregationConfiguration(shards: 1, maxSeries: 3), seed: 1)
+    let t = nowSeconds()
+    let lines = (0..<3).map { "p:\($0)|c|T\(t)" } + ["q:1|c|T\(t)", "s:1|c|T\(t)", "r:1|c"]
+    #expect(ingest(table, lines) == ["ok", "ok", "ok", "error:series_limit", "error:series_limit", "ok"])
+}
+
+/// `stator send` refuses what the agent would: a timestamp out of the bounds of this machine's clock.
+@Test func theClientChecksTheTimestampBounds() {
+    let now = nowSeconds()
+    #expect(StatsdClient.check(Array("x:1|c|T\(now - 60)".utf8)) == nil)
+    #expect(StatsdClient.check(Array("x:1|c|T5".utf8)) == .invalidTimestamp)
+    #expect(StatsdClient.check(Array("x:1|c|T\(now + 3600)".utf8)) == .invalidTimestamp)
+    #expect(StatsdClient.check(Array("x:1|ms|T\(now)".utf8)) == .invalidField)
+}

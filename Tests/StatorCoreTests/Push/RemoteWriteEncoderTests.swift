@@ -114,3 +114,22 @@ private struct TestFailure: Error, CustomStringConvertible {
     #expect(parsed.count == 1)
     #expect(parsed.first?.value == bytes("say \"hi\"\nback\\slash"))
 }
+
+/// Timestamped gauge samples (`|T`): a sample each at its own time, named and labelled as
+/// `/metrics` names the gauge; a counter's (in its total) and one dated after the flush are not.
+@Test func gaugePointsAreSamplesAtTheirOwnTime() throws {
+    let state = CumulativeState(prefix: "app_")
+    let points = [
+        TimestampedPoint(key: MetricKey(type: .gauge, name: "t.temp", tags: [("room", "a b")]), value: -3, timestamp: 1_000),
+        TimestampedPoint(key: MetricKey(type: .counter, name: "hits"), value: 5, timestamp: 1_000),
+        TimestampedPoint(key: MetricKey(type: .gauge, name: "ahead"), value: 1, timestamp: 20_001),
+        TimestampedPoint(key: MetricKey(type: .gauge, name: "t.temp", tags: [("room", "a b")]), value: 4, timestamp: 2_000),
+    ]
+    let requests = RemoteWriteEncoder.gaugePointRequests(
+        points, naming: state, labels: .none, batchSize: 10, notAfter: 20_000)
+    let series = try decode(requests)
+    #expect(series.map { "\($0.value)@\($0.timestamp)" } == ["-3.0@1000", "4.0@2000"])
+    #expect(
+        series.first?.labels.map { "\(String(decoding: $0.name, as: UTF8.self))=\(String(decoding: $0.value, as: UTF8.self))" }
+            == ["__name__=app_t_temp", "room=a b"])
+}

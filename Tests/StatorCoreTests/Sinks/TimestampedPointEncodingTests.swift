@@ -80,3 +80,11 @@ private func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8
     #expect(only.seriesCount == 0 && !only.isEmpty)
     #expect(PushEncoders.json(only, batchSize: 10).map(\.series) == [1])
 }
+
+@Test func emfCountsAPointItSkips() {
+    var w = JSONWriter(capacity: 256)
+    let batch = FlushBatch(
+        timestamp: 0, interval: 10, percentiles: [],
+        points: [TimestampedPoint(key: MetricKey(type: .counter, name: "_aws"), value: 1, timestamp: 0)])
+    #expect(EMFEncoder.encode(batch, namespace: "Stator", into: &w).nameConflicts == 1)
+}

@@ -145,7 +145,10 @@ public final class HTTPPushSink: Sink {
         _ batch: FlushBatch, labels: PushEncoders.ExternalLabels, batchSize: Int
     ) -> [PushRequest] {
         guard let state, batch.points.contains(where: { $0.key.type == .gauge }) else { return [] }
-        return RemoteWriteEncoder.gaugePointRequests(batch.points, naming: state, labels: labels, batchSize: batchSize)
+        let ahead = batch.points.reduce(0) { $0 + ($1.key.type == .gauge && $1.timestamp > batch.timestamp ? 1 : 0) }
+        if ahead > 0 { metrics.dropped(reason: "future_point", ahead) }
+        return RemoteWriteEncoder.gaugePointRequests(
+            batch.points, naming: state, labels: labels, batchSize: batchSize, notAfter: batch.timestamp)
     }
 
     /// The shared state as of the newest batch applied, once per applied batch.
@@ -291,7 +294,8 @@ public final class PushMetrics: Sendable {
     let queueBytes = AtomicCounter()
     /// The reasons a series is dropped, each shown from the start (at 0).
     static let dropReasons = [
-        "partial_success", "queue_full", "rejected", "shutdown", "spool_unreadable", "target_changed", "too_large",
+        "future_point", "partial_success", "queue_full", "rejected", "shutdown", "spool_unreadable", "target_changed",
+        "too_large",
     ]
     private let requests: PthreadLock<[String: UInt64]>
     private let drops: PthreadLock<[String: UInt64]>

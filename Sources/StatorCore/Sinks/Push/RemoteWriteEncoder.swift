@@ -85,11 +85,13 @@ public enum RemoteWriteEncoder {
     /// the name and labels `/metrics` gives the gauge (a counter's samples are in its total).
     static func gaugePointRequests(
         _ points: [TimestampedPoint], naming state: CumulativeState, labels external: PushEncoders.ExternalLabels,
-        batchSize: Int
+        batchSize: Int, notAfter newest: EpochMillis = .max
     ) -> [PushRequest] {
         var writer = Writer(timestamp: 0, batchSize: batchSize)
         var labels = LabelSet()
-        for p in points where p.key.type == .gauge {
+        // A point after the flush's time would make the gauge's own next samples out of order
+        // until then: a receiver that refuses those (Prometheus) refuses whole requests.
+        for p in points where p.key.type == .gauge && p.timestamp <= newest {
             labels.removeAll()
             labels.appendRendered(PrometheusNaming.labels(of: p.key, reserving: nil))
             for pair in external.pairs where !labels.contains(name: pair.name) {
