@@ -16,21 +16,12 @@ extension HeavyEndToEndTests {
     // s, each value 20 s) are over 10x that.
     @Test func victoriaMetricsReceivesRemoteWriteInfluxDatadogAndGraphite() throws {
         let vm = try VictoriaMetricsServer()
-        let dir = try TemporaryDirectory()
-        let config = dir.file("stator.json")
-        let base = "http://127.0.0.1:\(vm.port)"
-        try """
-        {"sinks": {
-          "json": {"path": ""},
-          "graphite": {"address": "127.0.0.1:\(vm.graphitePort)"},
-          "http_push": [
-            {"name": "rw", "url": "\(base)/api/v1/write", "format": "remote_write", "external_labels": {"agent": "a1"}},
-            {"name": "influx", "url": "\(base)/write", "format": "influx"},
-            {"name": "dd", "url": "\(base)/datadog/api/v1/series", "format": "datadog", "headers": {"DD-API-KEY": "k"}}
-          ]
-        }}
-        """.write(toFile: config, atomically: true, encoding: .utf8)
-        let agent = try StatorProcess(agent: ["--config", config, "--flush_interval", untilShutdown])
+        let agent = try vm.pushingAgent(
+            [
+                #"{"name": "rw", "url": "\#(vm.base)/api/v1/write", "format": "remote_write", "external_labels": {"agent": "a1"}}"#,
+                #"{"name": "influx", "url": "\#(vm.base)/write", "format": "influx"}"#,
+                #"{"name": "dd", "url": "\#(vm.base)/datadog/api/v1/series", "format": "datadog", "headers": {"DD-API-KEY": "k"}}"#,
+            ], graphite: true)
         try agent.send(workload)
         #expect(try agent.stop() == 0)  // the final flush goes to every sink during shutdown
         #expect(!agent.stderr.text.contains("\"level\":\"error\""), "\(agent.stderr.text)")
@@ -79,7 +70,8 @@ extension HeavyEndToEndTests {
     let dir = try TemporaryDirectory()
     let out = dir.file("emf.json")
     let agent = try StatorProcess(agent: [
-        "--flush_interval", untilShutdown, "--sinks.json.path", out, "--sinks.json.format", "emf", "--sinks.json.namespace", "Checkout",
+        "--flush_interval", untilShutdown, "--sinks.json.path", out, "--sinks.json.format", "emf", "--sinks.json.namespace",
+        "Checkout",
     ])
     try agent.send("emf.orders:2|c|#region:eu\nemf.latency:100:300|ms|#region:eu\nemf.queue:7|g")
     #expect(try agent.stop() == 0)

@@ -84,21 +84,12 @@ extension HeavyEndToEndTests {
     // datagrams, so it is bound by VictoriaMetrics' start (30 s allowed), and each wait allows 20 s.
     @Test func bareTagsAndOriginFieldsThroughEveryPushFormat() throws {
         let vm = try VictoriaMetricsServer()
-        let dir = try TemporaryDirectory()
-        let config = dir.file("stator.json")
-        let base = "http://127.0.0.1:\(vm.port)"
-        try """
-        {"sinks": {
-          "json": {"path": ""},
-          "graphite": {"address": "127.0.0.1:\(vm.graphitePort)"},
-          "http_push": [
-            {"name": "rw", "url": "\(base)/api/v1/write", "format": "remote_write"},
-            {"name": "influx", "url": "\(base)/write", "format": "influx"},
-            {"name": "dd", "url": "\(base)/datadog/api/v1/series", "format": "datadog", "headers": {"DD-API-KEY": "k"}}
-          ]
-        }}
-        """.write(toFile: config, atomically: true, encoding: .utf8)
-        let agent = try StatorProcess(agent: ["--config", config, "--flush_interval", untilShutdown])
+        let agent = try vm.pushingAgent(
+            [
+                #"{"name": "rw", "url": "\#(vm.base)/api/v1/write", "format": "remote_write"}"#,
+                #"{"name": "influx", "url": "\#(vm.base)/write", "format": "influx"}"#,
+                #"{"name": "dd", "url": "\#(vm.base)/datadog/api/v1/series", "format": "datadog", "headers": {"DD-API-KEY": "k"}}"#,
+            ], graphite: true)
         try agent.send(dogStatsDTraffic)
         #expect(try agent.stop() == 0)
 

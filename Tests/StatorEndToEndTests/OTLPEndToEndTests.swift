@@ -55,6 +55,15 @@ private func attributes(_ point: [String: Any]) -> [String: String] {
     return result
 }
 
+/// An agent with one OTLP push of `temporality` to `receiver`, flushing only at shutdown.
+private func otlpAgent(pushingTo receiver: TestHTTPReceiver, _ temporality: String) throws -> StatorProcess {
+    try StatorProcess(agent: [
+        "--flush_interval", untilShutdown, "--sinks.json.path", "", "--sinks.http_push.url",
+        "http://127.0.0.1:\(receiver.port)/v1/metrics", "--sinks.http_push.format", "otlp",
+        "--sinks.http_push.temporality", temporality,
+    ])
+}
+
 private func points(_ metric: [String: Any]?, _ kind: String) -> [[String: Any]] {
     (metric?[kind] as? [String: Any])?["dataPoints"] as? [[String: Any]] ?? []
 }
@@ -163,11 +172,7 @@ func otlpAttributeKeysAreTheTagKeysAsSentUnderBothTemporalities(_ temporality: S
     // Cumulative sent the Prometheus label names (`sp_ace`, `__in` dropped, `exported_le`),
     // delta the tags as sent: one stream changed its attributes with the temporality.
     let receiver = try TestHTTPReceiver()
-    let agent = try StatorProcess(agent: [
-        "--flush_interval", untilShutdown, "--sinks.json.path", "", "--sinks.http_push.url",
-        "http://127.0.0.1:\(receiver.port)/v1/metrics", "--sinks.http_push.format", "otlp",
-        "--sinks.http_push.temporality", temporality,
-    ])
+    let agent = try otlpAgent(pushingTo: receiver, temporality)
     try agent.send("keys.hits:1|c|#sp ace:x,__in:y,ok:z\nkeys.lat:5|ms|#le:a\nkeys.plain:1|c|#env:prod")
     #expect(try agent.stop() == 0)
     let decoded = try decodeOTLP(receiver.requests.map(\.body))
@@ -316,11 +321,7 @@ private func exponentialBuckets(_ point: [String: Any], _ sign: String) -> (offs
 @Test(arguments: ["delta", "cumulative"])
 func otlpCarriesTimestampedSamples(_ temporality: String) throws {
     let receiver = try TestHTTPReceiver()
-    let agent = try StatorProcess(agent: [
-        "--flush_interval", untilShutdown, "--sinks.json.path", "", "--sinks.http_push.url",
-        "http://127.0.0.1:\(receiver.port)/v1/metrics", "--sinks.http_push.format", "otlp",
-        "--sinks.http_push.temporality", temporality,
-    ])
+    let agent = try otlpAgent(pushingTo: receiver, temporality)
     let point = Int64(Date().timeIntervalSince1970) - 600
     try agent.send("ts.hits:5|c|T\(point)\nts.hits:1|c\nts.temp:-3|g|T\(point)")
     #expect(try agent.stop() == 0)

@@ -58,20 +58,11 @@ extension HeavyEndToEndTests {
     // each wait allows 20 s.
     @Test func timestampedSamplesReachVictoriaMetricsAtTheirOwnTime() throws {
         let vm = try VictoriaMetricsServer()
-        let dir = try TemporaryDirectory()
-        let config = dir.file("stator.json")
-        let base = "http://127.0.0.1:\(vm.port)"
-        try """
-        {"sinks": {
-          "json": {"path": ""},
-          "http_push": [
-            {"name": "rw", "url": "\(base)/api/v1/write", "format": "remote_write"},
-            {"name": "influx", "url": "\(base)/write", "format": "influx"}
-          ]
-        }}
-        """.write(toFile: config, atomically: true, encoding: .utf8)
         let (now, point) = times()
-        let agent = try StatorProcess(agent: ["--config", config, "--flush_interval", untilShutdown])
+        let agent = try vm.pushingAgent([
+            #"{"name": "rw", "url": "\#(vm.base)/api/v1/write", "format": "remote_write"}"#,
+            #"{"name": "influx", "url": "\#(vm.base)/write", "format": "influx"}"#,
+        ])
         try agent.send(traffic(now: now, point: point))
         #expect(try agent.stop() == 0)
 

@@ -9,7 +9,7 @@ final class VictoriaMetricsServer {
     let port: UInt16
     let graphitePort: UInt16
     private let peer: PeerProcess
-    private let dir: TemporaryDirectory
+    let dir: TemporaryDirectory
 
     init() throws {
         let dir = try TemporaryDirectory()
@@ -63,4 +63,24 @@ final class VictoriaMetricsServer {
         }
         return found ?? .nan
     }
+}
+
+extension VictoriaMetricsServer {
+    /// Starts an agent that pushes into this server and flushes only at shutdown: JSON lines
+    /// off, each of `pushes` an `http_push` entry (JSON; `base` is this server's URL), and
+    /// Graphite to this server when `graphite` is set. Its configuration file lives in the
+    /// server's directory, as long as the server.
+    func pushingAgent(_ pushes: [String], graphite: Bool = false) throws -> StatorProcess {
+        let config = dir.file("stator-\(UUID().uuidString).json")
+        let graphiteSink = graphite ? #""graphite": {"address": "127.0.0.1:\#(graphitePort)"},"# : ""
+        try """
+        {"sinks": {"json": {"path": ""}, \(graphiteSink)
+          "http_push": [\(pushes.joined(separator: ",\n"))]
+        }}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        return try StatorProcess(agent: ["--config", config, "--flush_interval", untilShutdown])
+    }
+
+    /// This server's URL, for the pushes of `pushingAgent`.
+    var base: String { "http://127.0.0.1:\(port)" }
 }
