@@ -203,3 +203,25 @@ private final class TopHarness: @unchecked Sendable {
         uniqueKeysWithValues: h.tally.names.compactMap { $0 }.map { (String(decoding: $0.bytes, as: UTF8.self), $0.windowLines) })
     #expect(lines == ["p": 2, "q": 1])
 }
+
+/// The tables are sorted when a request asks, at most once per batch, not for every batch.
+@Test func theTablesAreMadeOnlyWhenAsked() throws {
+    let top = TopStatistics(metrics: SelfMetrics(readers: 1))
+    defer { top.stop() }
+    let key = MetricKey(type: .counter, name: "a")
+    // One at a time (the queue holds four, and drops past them).
+    let deadline = WallClock.monotonicSeconds() + 10
+    for n in 1...5 {
+        top.offer(
+            FlushBatch(
+                sequence: UInt64(n), timestamp: EpochMillis(n) * 10_000, interval: 10, percentiles: [],
+                counters: [CounterSummary(key: key, value: 1, rate: 0.1, lines: 1)]))
+        while top.counts.flushes < UInt64(n), WallClock.monotonicSeconds() < deadline { usleep(1_000) }
+    }
+    #expect(top.counts.flushes == 5)
+    #expect(top.counts.tablesMade == 0)
+    let first = String(decoding: top.render(limit: 1), as: UTF8.self)
+    _ = top.render(limit: 1)
+    #expect(top.counts.tablesMade == 1)
+    #expect(first.hasPrefix(#"{"window_seconds":50,"flushes":5,"limit":1,"names_by_lines":[{"name":"a","lines":5,"#))
+}
