@@ -64,11 +64,13 @@ public final class TopStatistics: Sendable {
     /// The mapping rules, when loaded (the answer then counts new series by what they said,
     /// and the window's lines by the rule that mapped them).
     private let mapping: MappingRules?
+    /// Gets a debug line per fold, and per tables made, with the time each took.
+    private let logger: Logger?
 
     /// - Parameters:
     ///   - sinks: the sinks' health (`SinkFanout.health`).
     ///   - mapping: the rules of `mapping_config`, when it is set.
-    ///   - logger: gets a debug line per flush with the time the tables took.
+    ///   - logger: gets a debug line per flush with the time its fold took, and per tables made.
     public init(
         metrics: SelfMetrics, sinks: (@Sendable () -> [SinkFanout.Health])? = nil, mapping: MappingRules? = nil,
         logger: Logger? = nil
@@ -76,6 +78,7 @@ public final class TopStatistics: Sendable {
         self.metrics = metrics
         self.sinks = sinks
         self.mapping = mapping
+        self.logger = logger
         let queue = self.queue
         let folded = self.folded
         thread = WorkerThread(name: "top") {
@@ -115,14 +118,21 @@ public final class TopStatistics: Sendable {
 
     /// The tables as of the last batch folded in, made now if no request has asked since.
     func tables() -> Snapshot {
-        folded.withLock { f in
-            if let tables = f.tables { return tables }
+        let started = WallClock.monotonicSeconds()
+        let (tables, new) = folded.withLock { f -> (Snapshot, Bool) in
+            if let tables = f.tables { return (tables, false) }
             var made = Self.snapshot(of: f.tally, flushes: f.flushes)
             made.history = f.history.points
             f.tables = made
             f.made += 1
-            return made
+            return (made, true)
         }
+        if new {
+            logger?.debug(
+                "top tables made",
+                metadata: [("names", "\(tables.byLines.count)"), ("duration_s", "\(WallClock.monotonicSeconds() - started)")])
+        }
+        return tables
     }
 
     /// Sorts the tally into the tables, `maxLimit` rows each.
