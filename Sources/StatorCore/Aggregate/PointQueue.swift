@@ -48,14 +48,6 @@ final class PointQueue: Sendable {
         }
     }
 
-    /// Queues `point`.
-    /// - Returns: `false` when the interval already holds `capacity` points.
-    func offer(_ point: TimestampedPoint) -> Bool {
-        guard reserve() else { return false }
-        fill(point)
-        return true
-    }
-
     /// Takes every queued point, oldest first.
     func drain() -> [TimestampedPoint] {
         pending.withLock { q in
