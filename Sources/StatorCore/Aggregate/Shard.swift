@@ -146,10 +146,7 @@ final class Shard: Sendable {
         state.withLock { s in
             guard s.index.holds(route) else { return nil }
             let id = route.slot
-            if s.index[id].lastGeneration != s.generation {
-                s.index[id].lastGeneration = s.generation
-                s.index[id].position = -1
-            }
+            Self.markReceiving(&s, id)
             let key = s.index[id].key
             let bounds = key.type.isSampled ? context.bounds(at: s.index[id].boundsIndex) : nil
             return (key, bounds)
@@ -163,12 +160,18 @@ final class Shard: Sendable {
     func admitPoint(key: UnsafeRawBufferPointer, hash: UInt64, type: MetricType) -> MetricKey? {
         state.withLock { s in
             guard let id = series(&s, key: key, hash: hash, type: type) else { return nil }
-            if s.index[id].lastGeneration != s.generation {
-                s.index[id].lastGeneration = s.generation
-                s.index[id].position = -1
-            }
+            Self.markReceiving(&s, id)
             return s.index[id].key
         }
+    }
+
+    /// Marks the series in slot `id` as receiving data in the current generation, keeping its
+    /// interval aggregate if this generation made one (the lock held).
+    @inline(__always)
+    private static func markReceiving(_ s: inout State, _ id: Int32) {
+        guard s.index[id].lastGeneration != s.generation else { return }
+        s.index[id].lastGeneration = s.generation
+        s.index[id].position = -1
     }
 
     /// Finds or creates the series of `key` (the lock held).

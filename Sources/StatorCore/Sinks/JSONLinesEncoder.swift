@@ -20,24 +20,21 @@ public enum JSONLinesEncoder {
         _ batch: FlushBatch, into w: inout JSONWriter, labels: PushEncoders.ExternalLabels = .none,
         separator: (inout JSONWriter) -> Void
     ) {
-        var prefix = JSONWriter(capacity: 48)
-        prefix.raw("{\"ts\":\"")
-        prefix.text(WallClock.rfc3339(batch.timestamp))
-        prefix.raw("\",\"interval\":")
-        prefix.number(batch.interval)
-        let head = prefix.bytes
+        /// `{"ts":"<time>","interval":<the batch's>`, the start of every object.
+        func head(_ time: EpochMillis) -> [UInt8] {
+            var prefix = JSONWriter(capacity: 48)
+            prefix.raw("{\"ts\":\"")
+            prefix.text(WallClock.rfc3339(time))
+            prefix.raw("\",\"interval\":")
+            prefix.number(batch.interval)
+            return prefix.bytes
+        }
+        let batchHead = head(batch.timestamp)
         let percentileKeys = batch.percentiles.map { Array(",\"p\($0.label)\":".utf8) }
 
         /// Opens a series' object, stamped with the batch's time, or a point's own (`at`).
         func open(_ key: MetricKey, at timestamp: EpochMillis? = nil) {
-            if let timestamp {
-                w.raw("{\"ts\":\"")
-                w.text(WallClock.rfc3339(timestamp))
-                w.raw("\",\"interval\":")
-                w.number(batch.interval)
-            } else {
-                w.raw(head)
-            }
+            if let timestamp { w.raw(head(timestamp)) } else { w.raw(batchHead) }
             w.raw(",\"name\":")
             key.withName { w.string($0) }
             w.raw(",\"type\":\"")
@@ -103,7 +100,7 @@ public enum JSONLinesEncoder {
             w.raw(",\"timestamped\":true}"); separator(&w)
         }
         for e in batch.events {
-            w.raw(head)
+            w.raw(batchHead)
             event(e, into: &w)
             separator(&w)
         }

@@ -125,8 +125,9 @@ private struct TestFailure: Error, CustomStringConvertible {
         TimestampedPoint(key: MetricKey(type: .gauge, name: "ahead"), value: 1, timestamp: 20_001),
         TimestampedPoint(key: MetricKey(type: .gauge, name: "t.temp", tags: [("room", "a b")]), value: 4, timestamp: 2_000),
     ]
-    let requests = RemoteWriteEncoder.gaugePointRequests(
+    let (requests, future) = RemoteWriteEncoder.gaugePointRequests(
         points, naming: state, labels: .none, batchSize: 10, notAfter: 20_000)
+    #expect(future == 1)
     let series = try decode(requests)
     #expect(series.map { "\($0.value)@\($0.timestamp)" } == ["-3.0@1000", "4.0@2000"])
     #expect(

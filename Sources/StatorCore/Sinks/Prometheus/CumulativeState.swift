@@ -118,16 +118,14 @@ public final class CumulativeState: Sendable {
                     previous = routed.map { (f.key, s.series[Int($0)].family) }
                 }
             }
-            for c in batch.counters {
-                guard let i = route(c.key, nil, &s, &dropped, &scratch) else { continue }
-                s.series[Int(i)].value += c.key.isMapped ? (c.value * Self.scale(c.key, s)).withoutNaN : c.value
+            func addToCounter(_ key: MetricKey, _ value: Double) {
+                guard let i = route(key, nil, &s, &dropped, &scratch) else { return }
+                s.series[Int(i)].value += key.isMapped ? (value * Self.scale(key, s)).withoutNaN : value
             }
+            for c in batch.counters { addToCounter(c.key, c.value) }
             // A timestamped counter sample adds to the total; a timestamped gauge sample is not
             // the gauge's value now (SPEC section 15).
-            for p in batch.points where p.key.type == .counter {
-                guard let i = route(p.key, nil, &s, &dropped, &scratch) else { continue }
-                s.series[Int(i)].value += p.key.isMapped ? (p.value * Self.scale(p.key, s)).withoutNaN : p.value
-            }
+            for p in batch.points where p.key.type == .counter { addToCounter(p.key, p.value) }
             for g in batch.gauges {
                 guard let i = route(g.key, nil, &s, &dropped, &scratch) else { continue }
                 s.series[Int(i)].value = g.key.isMapped ? (g.value * Self.scale(g.key, s)).withoutNaN : g.value

@@ -145,10 +145,10 @@ public final class HTTPPushSink: Sink {
         _ batch: FlushBatch, labels: PushEncoders.ExternalLabels, batchSize: Int
     ) -> [PushRequest] {
         guard let state, batch.points.contains(where: { $0.key.type == .gauge }) else { return [] }
-        let ahead = batch.points.reduce(0) { $0 + ($1.key.type == .gauge && $1.timestamp > batch.timestamp ? 1 : 0) }
-        if ahead > 0 { metrics.dropped(reason: "future_point", ahead) }
-        return RemoteWriteEncoder.gaugePointRequests(
+        let (requests, future) = RemoteWriteEncoder.gaugePointRequests(
             batch.points, naming: state, labels: labels, batchSize: batchSize, notAfter: batch.timestamp)
+        if future > 0 { metrics.dropped(reason: "future_point", future) }
+        return requests
     }
 
     /// The shared state as of the newest batch applied, once per applied batch.

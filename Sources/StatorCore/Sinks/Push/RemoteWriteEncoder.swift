@@ -83,15 +83,21 @@ public enum RemoteWriteEncoder {
 
     /// Timestamped gauge samples (`|T`, SPEC section 15): each a sample at its own time, under
     /// the name and labels `/metrics` gives the gauge (a counter's samples are in its total).
+    /// - Returns: the requests, and how many points were left out for being after `newest`.
     static func gaugePointRequests(
         _ points: [TimestampedPoint], naming state: CumulativeState, labels external: PushEncoders.ExternalLabels,
         batchSize: Int, notAfter newest: EpochMillis = .max
-    ) -> [PushRequest] {
+    ) -> (requests: [PushRequest], future: Int) {
         var writer = Writer(timestamp: 0, batchSize: batchSize)
         var labels = LabelSet()
-        // A point after the flush's time would make the gauge's own next samples out of order
-        // until then: a receiver that refuses those (Prometheus) refuses whole requests.
-        for p in points where p.key.type == .gauge && p.timestamp <= newest {
+        var future = 0
+        for p in points where p.key.type == .gauge {
+            // A point after the flush's time would make the gauge's own next samples out of
+            // order until then: a receiver that refuses those (Prometheus) refuses whole requests.
+            guard p.timestamp <= newest else {
+                future += 1
+                continue
+            }
             labels.removeAll()
             labels.appendRendered(PrometheusNaming.labels(of: p.key, reserving: nil))
             for pair in external.pairs where !labels.contains(name: pair.name) {
@@ -100,7 +106,7 @@ public enum RemoteWriteEncoder {
             writer.add(&labels, name: state.familyName(of: p.key), suffix: [], value: p.value, at: p.timestamp)
         }
         writer.finishRequest()
-        return writer.requests
+        return (writer.requests, future)
     }
 
     private static let bucket = Array("_bucket".utf8)
